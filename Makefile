@@ -1,0 +1,113 @@
+# fedpipe build. Files are discovered, not listed: common/*.c -> build/libfp.a,
+# cmd/<prog>/*.c -> bin/<prog>, tests/unit/test_*.c -> build/tests/,
+# tests/tools/*.c -> build/tools/, bench/*.c -> build/bench/,
+# tests/fuzz/fuzz_*.c -> build/fuzz/ (clang libFuzzer).
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+CC        ?= cc
+BUILD     ?= build
+BIN       ?= bin
+OPT       ?= -O2
+SAN       ?=
+PKGS      := libevent libevent_pthreads libcurl lmdb libsodium inih libnats libsystemd
+CFLAGS    += -std=c11 -D_GNU_SOURCE -DFP_VERSION='"$(VERSION)"' $(OPT) -g -Wall -Wextra -Werror \
+             -Wno-unused-parameter -Icommon $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS    += -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDFLAGS   += $(SAN)
+
+DEB_PKGS  := build-essential pkg-config libevent-dev libcurl4-openssl-dev liblmdb-dev lmdb-utils \
+             libjsmn-dev libsodium-dev libinih-dev libnats-dev nats-server libsystemd-dev \
+             python3 python3-signedjson python3-canonicaljson python3-nacl clang libclang-rt-14-dev \
+             curl jq wrk hyperfine systemd procps
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+PROGS      := $(notdir $(patsubst %/,%,$(wildcard cmd/*/)))
+PROG_BINS  := $(PROGS:%=$(BIN)/%)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps test run bench asan fuzz fuzz-smoke soak install clean check-deps
+all: $(PROG_BINS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
+
+deps:
+	@sh scripts/deps.sh $(DEB_PKGS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+
+$(BUILD)/libfp.a: $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(BIN)/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard cmd/%/*.c)) $(BUILD)/libfp.a
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libfp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libfp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libfp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The test run: every unit program, then every integration script.
+# TESTS=pattern runs the subset whose file name contains the pattern.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory fuzz-smoke >/dev/null 2>&1 || true
+	@sh tests/run.sh $(TESTS)
+
+run: deps
+	@$(MAKE) --no-print-directory $(PROG_BINS)
+	@sh scripts/run-demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh $(BENCH)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin CC=clang OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+	@FP_BUILD=build-asan FP_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TESTS)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -DFP_VERSION='"$(VERSION)"' -g -O1 -Icommon \
+	  -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS)) \
+	  -o $@ $< $(COMMON_SRC) $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  echo "fuzzing $$n for $${FUZZ_SECONDS:-60}s"; \
+	  $$f -max_total_time=$${FUZZ_SECONDS:-60} -max_len=70000 build/fuzz/corpus-$$n tests/fuzz/seeds || exit 1; done
+
+fuzz-smoke: $(FUZZ_BINS)
+
+soak: all
+	@FP_SOAK=1 sh tests/run.sh chaos
+
+install: $(PROG_BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0755 $(PROG_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 scripts/fedsup $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 systemd/*.service systemd/*.target $(DESTDIR)$(PREFIX)/lib/systemd/system/
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

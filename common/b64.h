@@ -1,0 +1,16 @@
+/* b64.h: unpadded base64 as Matrix uses it, via libsodium's variants.
+ * Promises: encoders never emit padding; the decoder accepts the standard or
+ * URL-safe alphabet, with or without '=' padding, and nothing else. */
+#ifndef FP_B64_H
+#define FP_B64_H
+#include <stddef.h>
+
+/* Returns the encoded length (NUL-terminated in out, which needs
+ * b64_enc_len(n) bytes). */
+size_t b64_enc_len(size_t n);
+size_t b64_encode(char *out, const unsigned char *in, size_t n);      /* standard */
+size_t b64_encode_url(char *out, const unsigned char *in, size_t n);  /* URL-safe */
+/* Decode src[0..n) into out (cap bytes). Returns decoded length or -1. */
+long   b64_decode(unsigned char *out, size_t cap, const char *src, size_t n);
+
+#endif
