@@ -64,6 +64,7 @@ struct daemon {
 	long long       started_ms;
 	void           *priv;        /* the stage's own state */
 	int             exit_code;
+	void           *_ds;         /* daemon.c's private state */
 };
 
 int  daemon_main(int argc, char **argv, const struct daemon_ops *ops);

@@ -1,0 +1,297 @@
+/* main.c: fedctl, the operator CLI. Global options, the subcommand
+ * registry (areas register from their own files), and the commands that
+ * belong to no stage: config, status, stats. */
+#include "fedctl.h"
+#include "frame.h"
+#include "log.h"
+#include "buf.h"
+#include "json.h"
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CMDS 64
+static const struct fedctl_cmd *cmds[MAX_CMDS];
+static int ncmds;
+
+static const char *const stages[] = { "syncd", "validated", "purgatoryd", "fetchd", "feedpump", "served", NULL };
+
+void fedctl_register(const struct fedctl_cmd *c)
+{
+	if (ncmds < MAX_CMDS) cmds[ncmds++] = c;
+}
+
+struct store *fedctl_store(struct fedctl *fc, int readonly)
+{
+	if (fc->st_open) return &fc->st;
+	char err[1024];
+	const char *dir = cfg_str(&fc->cfg, "node", "state_dir");
+	if (store_open(&fc->st, dir, (size_t)cfg_size(&fc->cfg, "node", "map_size"), readonly, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fedctl: %s\n", err);
+		exit(EXIT_TEMP);
+	}
+	fc->st_open = 1;
+	return &fc->st;
+}
+
+int fedctl_request(struct fedctl *fc, const char *stage, int type, const void *p, size_t n,
+                   struct frame *reply, int timeout_ms)
+{
+	const char *run_dir = cfg_str(&fc->cfg, "node", "run_dir");
+	int fd = frame_connect_stage(run_dir, stage);
+	if (fd < 0) {
+		char path[512];
+		frame_stage_path(path, sizeof(path), run_dir, stage);
+		if (!fc->json) fprintf(stderr, "fedctl: %s is not running (%s: %s)\n", stage, path, strerror(errno));
+		return -1;
+	}
+	uint64_t id = (uint64_t)getpid() << 16 | (uint64_t)(time(NULL) & 0xffff);
+	if (frame_write_fd(fd, type, 0, id, p, n) < 0) {
+		fprintf(stderr, "fedctl: sending to %s: %s\n", stage, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int r = poll(&pf, 1, timeout_ms);
+		if (r <= 0) {
+			fprintf(stderr, "fedctl: %s did not answer within %d ms\n", stage, timeout_ms);
+			close(fd);
+			return -1;
+		}
+		const char *why = NULL;
+		r = frame_read_fd(fd, FRAME_MAX_DEFAULT * 16u, reply, &why);
+		if (r <= 0) {
+			fprintf(stderr, "fedctl: reading %s's answer: %s\n", stage, r == 0 ? "connection closed" : why);
+			close(fd);
+			return -1;
+		}
+		if (reply->id == id || !(reply->flags & FF_REPLY)) break;
+		frame_free(reply);
+	}
+	close(fd);
+	return 0;
+}
+
+void fedctl_progress(const char *what, long long done, long long total)
+{
+	static long long last;
+	long long now = mono_ms();
+	int tty = isatty(2);
+	if (done < total && now - last < (tty ? 100 : 1000)) return;
+	last = now;
+	if (total > 0)
+		fprintf(stderr, "%s%s: %lld/%lld (%d%%)%s", tty ? "\r" : "", what, done, total,
+		        (int)(done * 100 / total), tty && done < total ? "" : "\n");
+	else
+		fprintf(stderr, "%s%s: %lld%s", tty ? "\r" : "", what, done, tty && done >= 0 ? "" : "\n");
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: fedctl [-c CONFIG] [--json] [-v] [-n] COMMAND [ARGS]\n"
+	           "The fedpipe operator CLI.\n\n"
+	           "  -c, --config FILE  configuration file (default /etc/fedpipe/fedpipe.conf if present)\n"
+	           "      --json         machine-readable output\n"
+	           "  -n, --check        check the configuration and exit\n"
+	           "  -h, --help         this help;  -V, --version\n\ncommands:\n");
+	for (int i = 0; i < ncmds; i++)
+		fprintf(f, "  %-44s %s\n", cmds[i]->usage, cmds[i]->help);
+}
+
+/* ---- config ---- */
+static int cmd_config(struct fedctl *fc, int argc, char **argv)
+{
+	struct config *c = &fc->cfg;
+	if (fc->json) {
+		struct buf b; buf_init(&b);
+		buf_adds(&b, "[");
+		for (size_t i = 0; i < c->n; i++) {
+			buf_adds(&b, i ? ",{\"section\":" : "{\"section\":");
+			json_put_string(&b, c->p[i]->section, strlen(c->p[i]->section));
+			buf_adds(&b, ",\"key\":"); json_put_string(&b, c->p[i]->key, strlen(c->p[i]->key));
+			buf_adds(&b, ",\"value\":"); json_put_string(&b, c->val[i], strlen(c->val[i]));
+			buf_adds(&b, ",\"default\":"); json_put_string(&b, c->p[i]->def, strlen(c->p[i]->def));
+			buf_adds(&b, ",\"help\":"); json_put_string(&b, c->p[i]->help, strlen(c->p[i]->help));
+			buf_printf(&b, ",\"set\":%s}", c->set[i] ? "true" : "false");
+		}
+		buf_adds(&b, "]\n");
+		fwrite(b.data, 1, b.len, stdout);
+		buf_free(&b);
+		return 0;
+	}
+	int markdown = argc > 1 && !strcmp(argv[1], "--markdown");
+	const char *sec = "";
+	if (markdown) printf("| section | key | default | meaning |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < c->n; i++) {
+		const struct param *p = c->p[i];
+		if (markdown) {
+			printf("| `[%s]` | `%s` | `%s` | %s |\n", p->section, p->key, *p->def ? p->def : "", p->help);
+			continue;
+		}
+		if (strcmp(sec, p->section)) { printf("%s[%s]\n", *sec ? "\n" : "", p->section); sec = p->section; }
+		printf("%-16s = %-28s # %s%s%s%s\n", p->key, c->val[i], p->help,
+		       c->set[i] ? " (default: " : "", c->set[i] ? p->def : "", c->set[i] ? ")" : "");
+	}
+	if (!markdown) {
+		for (size_t i = 0; i < c->npeers; i++)
+			printf("\n[peer %s]\nendpoint = %s\nkey      = %s\nca       = %s\nmode     = %s\n", c->peers[i].name,
+			       c->peers[i].endpoint, c->peers[i].key[0] ? "(set)" : "", c->peers[i].ca, c->peers[i].mode);
+		for (size_t i = 0; i < c->nservers; i++)
+			printf("\n[server %s]\nendpoint = %s\n", c->servers[i].name, c->servers[i].endpoint);
+	}
+	return 0;
+}
+FEDCTL_COMMAND(config_cmd, "config", "config [--markdown]", "every parameter with its value and default", cmd_config)
+
+/* ---- stats / status ---- */
+static int get_stats(struct fedctl *fc, const char *stage, struct frame *f)
+{
+	return fedctl_request(fc, stage, FT_STATS_REQ, "", 0, f, 2000);
+}
+
+static int cmd_stats(struct fedctl *fc, int argc, char **argv)
+{
+	int any = 0, rc = 0;
+	printf(fc->json ? "{" : "");
+	for (int i = 0; stages[i]; i++) {
+		if (argc > 1 && strcmp(argv[1], stages[i])) continue;
+		struct frame f;
+		int saved = fc->json;
+		fc->json = 1;  /* silence "not running" */
+		int r = get_stats(fc, stages[i], &f);
+		fc->json = saved;
+		if (fc->json) {
+			printf("%s\"%s\":%s", any++ ? "," : "", stages[i], r == 0 ? f.payload : "null");
+		} else if (r == 0) {
+			printf("%s %s\n", stages[i], f.payload);
+		} else {
+			printf("%s down\n", stages[i]);
+			if (argc > 1) rc = 1;
+		}
+		if (r == 0) frame_free(&f);
+	}
+	printf(fc->json ? "}\n" : "");
+	return rc;
+}
+FEDCTL_COMMAND(stats_cmd, "stats", "stats [STAGE]", "raw stats frames of every stage (JSON)", cmd_stats)
+
+/* Sum of the numeric members in a stats object's "counters" or "gauges" whose
+ * name is one of names (comma separated). */
+static long long stat_pick(const struct json_doc *d, const char *group, const char *names)
+{
+	int g = json_obj_get(d, 0, group);
+	if (g < 0) return -1;
+	long long sum = -1;
+	for (int k = json_first(d, g); k >= 0; k = json_next_kv(d, g, k)) {
+		char key[64];
+		if (json_str_copy(d, k, key, sizeof(key)) < 0) continue;
+		const char *p = names;
+		size_t kl = strlen(key);
+		while (*p) {
+			const char *e = strchr(p, ',');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+			if (l == kl && !memcmp(p, key, l) && d->tok[k + 1].type == JSON_INT)
+				sum = (sum < 0 ? 0 : sum) + d->tok[k + 1].ival;
+			p += l + (e ? 1 : 0);
+			if (!e) break;
+		}
+	}
+	return sum;
+}
+
+static int cmd_status(struct fedctl *fc, int argc, char **argv)
+{
+	int down = 0;
+	if (fc->json) printf("[");
+	else printf("%-11s %-5s %-8s %-9s %-10s %-10s %s\n", "STAGE", "STATE", "PID", "UPTIME", "IN", "QUEUE", "KEY COUNTERS");
+	for (int i = 0; stages[i]; i++) {
+		struct frame f;
+		int saved = fc->json;
+		fc->json = 1;
+		int r = get_stats(fc, stages[i], &f);
+		fc->json = saved;
+		if (r < 0) {
+			down++;
+			if (fc->json) printf("%s{\"stage\":\"%s\",\"up\":false}", i ? "," : "", stages[i]);
+			else printf("%-11s %-5s\n", stages[i], "down");
+			continue;
+		}
+		if (fc->json) { printf("%s{\"stage\":\"%s\",\"up\":true,\"stats\":%s}", i ? "," : "", stages[i], f.payload); frame_free(&f); continue; }
+		struct json_doc d = {0};
+		if (json_parse(&d, f.payload, f.len, 16) < 0) {
+			printf("%-11s %-5s (unreadable stats)\n", stages[i], "up");
+		} else {
+			int pt = json_obj_get(&d, 0, "pid"), ut = json_obj_get(&d, 0, "uptime_s");
+			long long up = ut >= 0 ? (long long)d.tok[ut].ival : 0;
+			char upt[32];
+			snprintf(upt, sizeof(upt), "%lldh%02lldm%02llds", up / 3600, up / 60 % 60, up % 60);
+			/* Counters beyond frames: the stage's own, compactly. */
+			char keyc[256] = "";
+			size_t kl = 0;
+			int g = json_obj_get(&d, 0, "counters");
+			for (int k = g >= 0 ? json_first(&d, g) : -1; k >= 0 && kl < 200; k = json_next_kv(&d, g, k)) {
+				char key[48];
+				if (json_str_copy(&d, k, key, sizeof(key)) < 0 || !strncmp(key, "frames_", 7)) continue;
+				kl += (size_t)snprintf(keyc + kl, sizeof(keyc) - kl, "%s=%lld ", key, (long long)d.tok[k + 1].ival);
+			}
+			long long q = stat_pick(&d, "gauges", "queue,inbox,held,pending,outbox_pending,in_flight,queued");
+			char qs[24] = "-";
+			if (q >= 0) snprintf(qs, sizeof(qs), "%lld", q);
+			printf("%-11s %-5s %-8lld %-9s %-10lld %-10s %s\n", stages[i], "up",
+			       pt >= 0 ? (long long)d.tok[pt].ival : 0LL, upt,
+			       stat_pick(&d, "counters", "frames_in"), qs, keyc);
+		}
+		json_doc_free(&d);
+		frame_free(&f);
+	}
+	if (fc->json) printf("]\n");
+	return down ? 1 : 0;
+}
+FEDCTL_COMMAND(status_cmd, "status", "status", "every stage: up or down, pid, uptime, queues, counters", cmd_status)
+
+int main(int argc, char **argv)
+{
+	struct fedctl fc;
+	memset(&fc, 0, sizeof(fc));
+	log_init("fedctl", 0);
+	int i = 1, check = 0;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+		if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) fc.cfg_path = argv[++i];
+		else if (!strcmp(a, "--json")) fc.json = 1;
+		else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) fc.verbose++;
+		else if (!strcmp(a, "-n") || !strcmp(a, "--check")) check = 1;
+		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
+		else if (!strcmp(a, "-V") || !strcmp(a, "--version")) { printf("fedctl (fedpipe) %s\n", FP_VERSION); return 0; }
+		else { fprintf(stderr, "fedctl: unknown option %s\n", a); usage(stderr); return EXIT_CONFIG; }
+	}
+	/* --json may also follow the subcommand. */
+	int n = 0;
+	for (int j = i; j < argc; j++) {
+		if (!strcmp(argv[j], "--json")) { fc.json = 1; continue; }
+		argv[i + n++] = argv[j];
+	}
+	argc = i + n;
+	log_verbose(fc.verbose);
+	if (!fc.cfg_path && access("/etc/fedpipe/fedpipe.conf", R_OK) == 0) fc.cfg_path = "/etc/fedpipe/fedpipe.conf";
+	char err[1024];
+	if (config_load(&fc.cfg, fc.cfg_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "fedctl: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (check) { printf("configuration OK\n"); return 0; }
+	if (i >= argc) { usage(stderr); return EXIT_CONFIG; }
+	for (int k = 0; k < ncmds; k++)
+		if (!strcmp(cmds[k]->name, argv[i])) {
+			int rc = cmds[k]->run(&fc, argc - i, argv + i);
+			if (fc.st_open) store_close(&fc.st);
+			return rc;
+		}
+	fprintf(stderr, "fedctl: unknown command '%s' (fedctl --help lists them)\n", argv[i]);
+	return EXIT_CONFIG;
+}

@@ -1,0 +1,302 @@
+/* store.c: the LMDB environment: every named database opened once, schema
+ * version checked, and the small record helpers several stages share
+ * (see store.h for layouts and which stage writes which table). */
+#include "store.h"
+#include "log.h"
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *const store_db_names[DB__COUNT] = {
+	"events", "stream", "rooms", "room_extremities", "room_servers",
+	"inbox", "purgatory", "missing_index", "rejects", "expired",
+	"outbox", "feed_dead", "applied_events", "federation_state",
+	"server_keys", "server_health", "claims", "leases", "meta"
+};
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[1024];
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/') continue;
+		*p = 0;
+		if (mkdir(tmp, 0750) < 0 && errno != EEXIST) return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+int store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
+               char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	s->readonly = readonly;
+	if (!readonly && mkdir_p(dir) < 0) {
+		snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	int rc = mdb_env_create(&s->env);
+	if (rc) { snprintf(err, errlen, "mdb_env_create: %s", mdb_strerror(rc)); return -1; }
+	mdb_env_set_maxdbs(s->env, DB__COUNT + 4);
+	mdb_env_set_maxreaders(s->env, 512);
+	mdb_env_set_mapsize(s->env, mapsize ? mapsize : (size_t)8 << 30);
+	/* NOTLS: read txns are not tied to threads (validated's workers). The
+	 * environment is always opened read-write so a first reader can create
+	 * the databases; "readonly" users only ever begin read txns. */
+	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0640);
+	if (rc) {
+		snprintf(err, errlen, "cannot open LMDB environment %s: %s", dir, mdb_strerror(rc));
+		mdb_env_close(s->env);
+		s->env = NULL;
+		return -1;
+	}
+	int dead = 0;
+	mdb_reader_check(s->env, &dead);
+	if (dead) log_info("cleared %d stale LMDB reader slot(s) in %s", dead, dir);
+	MDB_txn *t;
+	rc = mdb_txn_begin(s->env, NULL, 0, &t);
+	if (rc) { snprintf(err, errlen, "%s: begin: %s", dir, mdb_strerror(rc)); goto fail; }
+	for (int i = 0; i < DB__COUNT; i++) {
+		rc = mdb_dbi_open(t, store_db_names[i], MDB_CREATE, &s->dbi[i]);
+		if (rc) {
+			snprintf(err, errlen, "%s: open database %s: %s", dir, store_db_names[i], mdb_strerror(rc));
+			mdb_txn_abort(t);
+			goto fail;
+		}
+	}
+	MDB_val k = { 14, (void *)"schema_version" }, v;
+	rc = mdb_get(t, s->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		unsigned char ver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
+		v.mv_size = 4; v.mv_data = ver;
+		rc = mdb_put(t, s->dbi[DB_META], &k, &v, 0);
+	} else if (rc == 0) {
+		const unsigned char *p = v.mv_data;
+		uint32_t have = v.mv_size == 4 ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) : 0;
+		if (have != STORE_SCHEMA_VERSION) {
+			snprintf(err, errlen, "%s: schema version %u, this build supports %d", dir, have, STORE_SCHEMA_VERSION);
+			mdb_txn_abort(t);
+			goto fail;
+		}
+	}
+	if (rc == 0) rc = mdb_txn_commit(t);
+	else mdb_txn_abort(t);
+	if (rc) { snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc)); goto fail; }
+	return 0;
+fail:
+	mdb_env_close(s->env);
+	s->env = NULL;
+	return -1;
+}
+
+void store_close(struct store *s)
+{
+	if (s->env) mdb_env_close(s->env);
+	s->env = NULL;
+}
+
+MDB_txn *store_begin(struct store *s, int readonly)
+{
+	MDB_txn *t;
+	int rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &t);
+	if (rc == MDB_READERS_FULL) {
+		int dead = 0;
+		mdb_reader_check(s->env, &dead);
+		rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &t);
+	}
+	if (rc) fatalx("LMDB transaction begin failed: %s", mdb_strerror(rc));
+	return t;
+}
+
+int store_commit(MDB_txn *t)
+{
+	int rc = mdb_txn_commit(t);
+	if (rc) log_err("LMDB commit failed: %s", mdb_strerror(rc));
+	return rc;
+}
+
+int store_get(MDB_txn *t, struct store *s, int db, const void *k, size_t kn, MDB_val *v)
+{
+	MDB_val key = { kn, (void *)k };
+	return mdb_get(t, s->dbi[db], &key, v);
+}
+
+int store_put(MDB_txn *t, struct store *s, int db, const void *k, size_t kn,
+              const void *v, size_t vn, unsigned flags)
+{
+	MDB_val key = { kn, (void *)k }, val = { vn, (void *)v };
+	return mdb_put(t, s->dbi[db], &key, &val, flags);
+}
+
+int store_del(MDB_txn *t, struct store *s, int db, const void *k, size_t kn)
+{
+	MDB_val key = { kn, (void *)k };
+	return mdb_del(t, s->dbi[db], &key, NULL);
+}
+
+uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name)
+{
+	MDB_val v;
+	uint64_t next = 1;
+	if (store_get(t, s, DB_META, name, strlen(name), &v) == 0 && v.mv_size == 8)
+		next = be64_get(v.mv_data);
+	unsigned char b[8];
+	be64_put(b, next + 1);
+	int rc = store_put(t, s, DB_META, name, strlen(name), b, 8, 0);
+	if (rc) fatalx("LMDB put meta %s: %s", name, mdb_strerror(rc));
+	return next;
+}
+
+int store_event_get(MDB_txn *t, struct store *s, const char *event_id, struct event_rec *r)
+{
+	MDB_val v;
+	int rc = store_get(t, s, DB_EVENTS, event_id, strlen(event_id), &v);
+	if (rc) return rc;
+	const unsigned char *p = v.mv_data;
+	if (v.mv_size < 12) return MDB_CORRUPTED;
+	r->pos = be64_get(p);
+	r->room_version = p[8];
+	r->redacted = p[9] & 1;
+	r->room_len = be16_get(p + 10);
+	if (12 + r->room_len > v.mv_size) return MDB_CORRUPTED;
+	r->room_id = (const char *)p + 12;
+	r->pdu = (const char *)p + 12 + r->room_len;
+	r->pdu_len = v.mv_size - 12 - r->room_len;
+	return 0;
+}
+
+int store_event_exists(MDB_txn *t, struct store *s, const char *event_id)
+{
+	MDB_val v;
+	return store_get(t, s, DB_EVENTS, event_id, strlen(event_id), &v) == 0;
+}
+
+int store_room_version(MDB_txn *t, struct store *s, const char *room_id)
+{
+	MDB_val v;
+	if (store_get(t, s, DB_ROOMS, room_id, strlen(room_id), &v) || v.mv_size < 1) return 0;
+	return ((const unsigned char *)v.mv_data)[0];
+}
+
+int store_inbox_put(MDB_txn *t, struct store *s, const char *from, const void *bytes,
+                    size_t n, uint64_t *seq_out)
+{
+	size_t fl = from ? strlen(from) : 0;
+	if (fl > 65535) fl = 65535;
+	uint64_t seq = store_next_seq(t, s, "inbox_next");
+	unsigned char k[8];
+	be64_put(k, seq);
+	MDB_val key = { 8, k }, val = { 8 + 2 + fl + n, NULL };
+	int rc = mdb_put(t, s->dbi[DB_INBOX], &key, &val, MDB_RESERVE);
+	if (rc) return rc;
+	unsigned char *p = val.mv_data;
+	be64_put(p, (uint64_t)now_ms());
+	be16_put(p + 8, (uint16_t)fl);
+	if (fl) memcpy(p + 10, from, fl);
+	if (n) memcpy(p + 10 + fl, bytes, n);
+	if (seq_out) *seq_out = seq;
+	return 0;
+}
+
+int store_inbox_parse(const MDB_val *v, struct inbox_rec *r)
+{
+	const unsigned char *p = v->mv_data;
+	if (v->mv_size < 10) return MDB_CORRUPTED;
+	r->received_ms = be64_get(p);
+	r->from_len = be16_get(p + 8);
+	if (10 + r->from_len > v->mv_size) return MDB_CORRUPTED;
+	r->from = (const char *)p + 10;
+	r->bytes = (const char *)p + 10 + r->from_len;
+	r->len = v->mv_size - 10 - r->from_len;
+	return 0;
+}
+
+int store_inbox_get(MDB_txn *t, struct store *s, uint64_t seq, struct inbox_rec *r)
+{
+	unsigned char k[8];
+	be64_put(k, seq);
+	MDB_val v;
+	int rc = store_get(t, s, DB_INBOX, k, 8, &v);
+	return rc ? rc : store_inbox_parse(&v, r);
+}
+
+static size_t key_of(char *out, size_t cap, const char *server, const char *key_id)
+{
+	size_t a = strlen(server), b = strlen(key_id);
+	if (a + 1 + b > cap) return 0;
+	memcpy(out, server, a);
+	out[a] = 0;
+	memcpy(out + a + 1, key_id, b);
+	return a + 1 + b;
+}
+
+int store_key_put(MDB_txn *t, struct store *s, const char *server, const char *key_id,
+                  const unsigned char pk[32], int64_t valid_until_ts)
+{
+	char k[512];
+	size_t kn = key_of(k, sizeof(k), server, key_id);
+	if (!kn) return MDB_BAD_VALSIZE;
+	unsigned char v[40];
+	memcpy(v, pk, 32);
+	be64_put(v + 32, (uint64_t)valid_until_ts);
+	return store_put(t, s, DB_SERVER_KEYS, k, kn, v, sizeof(v), 0);
+}
+
+int store_key_get(MDB_txn *t, struct store *s, const char *server, const char *key_id,
+                  unsigned char pk[32], int64_t *valid_until_ts)
+{
+	char k[512];
+	size_t kn = key_of(k, sizeof(k), server, key_id);
+	if (!kn) return MDB_NOTFOUND;
+	MDB_val v;
+	int rc = store_get(t, s, DB_SERVER_KEYS, k, kn, &v);
+	if (rc) return rc;
+	if (v.mv_size != 40) return MDB_CORRUPTED;
+	memcpy(pk, v.mv_data, 32);
+	if (valid_until_ts) *valid_until_ts = (int64_t)be64_get((const unsigned char *)v.mv_data + 32);
+	return 0;
+}
+
+/* ULID: 48-bit millisecond time + 80 random bits, Crockford base32. */
+static void make_ulid(char out[27])
+{
+	static const char alpha[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	unsigned char b[16];
+	uint64_t ms = (uint64_t)now_ms();
+	for (int i = 5; i >= 0; i--) { b[i] = ms & 0xff; ms >>= 8; }
+	randombytes_buf(b + 6, 10);
+	/* 128 bits -> 26 chars of 5 bits, the first char carrying 3 bits. */
+	int bit = -2;   /* 26*5 = 130: two leading zero bits */
+	for (int i = 0; i < 26; i++, bit += 5) {
+		int v = 0;
+		for (int j = 0; j < 5; j++) {
+			int pos = bit + j;
+			v <<= 1;
+			if (pos >= 0) v |= (b[pos / 8] >> (7 - pos % 8)) & 1;
+		}
+		out[i] = alpha[v];
+	}
+	out[26] = 0;
+}
+
+int store_node_id(struct store *s, char out[27])
+{
+	MDB_txn *t = store_begin(s, 0);
+	MDB_val v;
+	int rc = store_get(t, s, DB_META, "node_id", 7, &v);
+	if (rc == 0 && v.mv_size == 26) {
+		memcpy(out, v.mv_data, 26);
+		out[26] = 0;
+		mdb_txn_abort(t);
+		return 0;
+	}
+	if (sodium_init() < 0) log_panic("sodium_init failed");
+	make_ulid(out);
+	rc = store_put(t, s, DB_META, "node_id", 7, out, 26, 0);
+	if (rc) { mdb_txn_abort(t); return rc; }
+	return store_commit(t);
+}
