@@ -48,10 +48,12 @@ $(BUILD)/libfp.a: $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-.SECONDEXPANSION:
-$(BIN)/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard cmd/%/*.c)) $(BUILD)/libfp.a
+define PROG_template
+$(BIN)/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/$(1)/*.c)) $(BUILD)/libfp.a
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libfp.a
 	@mkdir -p $(dir $@)
