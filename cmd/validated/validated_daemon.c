@@ -1,0 +1,450 @@
+/* validated_daemon.c: validated as a daemon (frames on <run_dir>/validated.sock,
+ * verdicts to purgatoryd) and as a --stdio filter (frames in on stdin,
+ * verdicts out on stdout). The inbox is the durable queue: frames are the
+ * fast path, a periodic rescan re-validates entries old enough to have been
+ * missed. An event signed with a key we lack waits in the inbox while fetchd
+ * fetches the server's key document; only a definite fetch failure rejects it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "validated.h"
+#include "daemon.h"
+#include "log.h"
+
+enum kf_state { KF_NONE, KF_INFLIGHT, KF_FAILED };
+struct keyfetch {
+	char      server[256];
+	int       state;
+	uint64_t  req_id;
+	long long until_ms;     /* KF_INFLIGHT: give up waiting; KF_FAILED: retry after */
+};
+struct waiting { uint64_t seq; char server[256]; };
+
+struct vd {
+	struct vopts     vo;
+	struct val_opts  o;
+	struct vkeys     keys;
+	struct validator v;
+	struct val_result r;
+	struct buf       out;
+	uint64_t         cursor;          /* rescan: last inbox seq handled this pass */
+	long long        pass_started_ms;
+	long long        rescan_age_ms, retry_ms;
+	size_t           rescan_batch;
+	struct keyfetch *kf;  size_t nkf, kfcap;
+	struct waiting  *w;   size_t nw, wcap;
+	uint64_t         next_req;
+};
+
+static struct vd vd_state;
+#define VD(d) ((struct vd *)(d)->priv)
+
+static int known_in_store(void *arg, const char *event_id)
+{
+	struct daemon *d = arg;
+	MDB_txn *t = store_begin(&d->st, 1);
+	int rc = store_event_exists(t, &d->st, event_id);
+	mdb_txn_abort(t);
+	return rc == 1;
+}
+
+static struct keyfetch *kf_find(struct vd *v, const char *server, int create)
+{
+	for (size_t i = 0; i < v->nkf; i++)
+		if (strcmp(v->kf[i].server, server) == 0)
+			return &v->kf[i];
+	if (!create)
+		return NULL;
+	if (v->nkf == v->kfcap) {
+		v->kfcap = v->kfcap ? v->kfcap * 2 : 16;
+		if (!(v->kf = realloc(v->kf, v->kfcap * sizeof *v->kf)))
+			fatal("out of memory");
+	}
+	struct keyfetch *k = &v->kf[v->nkf++];
+	memset(k, 0, sizeof *k);
+	snprintf(k->server, sizeof k->server, "%s", server);
+	return k;
+}
+
+static int waiting_has(struct vd *v, uint64_t seq)
+{
+	for (size_t i = 0; i < v->nw; i++)
+		if (v->w[i].seq == seq)
+			return 1;
+	return 0;
+}
+
+static void waiting_add(struct vd *v, uint64_t seq, const char *server)
+{
+	if (waiting_has(v, seq))
+		return;
+	if (v->nw == v->wcap) {
+		v->wcap = v->wcap ? v->wcap * 2 : 64;
+		if (!(v->w = realloc(v->w, v->wcap * sizeof *v->w)))
+			fatal("out of memory");
+	}
+	v->w[v->nw].seq = seq;
+	snprintf(v->w[v->nw].server, sizeof v->w[v->nw].server, "%s", server);
+	v->nw++;
+}
+
+/* Ask fetchd for server's key document. 1 if a fetch is (now) in flight,
+ * 0 if the server's keys definitely cannot be had (reject), -1 if not now
+ * (fetchd down, recent transient failure: the inbox keeps the event). */
+static int keyfetch_want(struct daemon *d, const char *server)
+{
+	struct vd *v = VD(d);
+	struct keyfetch *k = kf_find(v, server, 1);
+	long long now = mono_ms();
+
+	if (k->state == KF_INFLIGHT && now < k->until_ms)
+		return 1;
+	if (k->state == KF_FAILED && now < k->until_ms)
+		return 0;
+	struct buf q;
+	buf_init(&q);
+	buf_adds(&q, "{\"op\":\"server_keys\",\"event_id\":");
+	json_put_string(&q, server, strlen(server));
+	buf_adds(&q, ",\"servers\":[");
+	json_put_string(&q, server, strlen(server));
+	buf_adds(&q, "]}");
+	k->req_id = ++v->next_req;
+	int rc = daemon_emit(d, "fetchd", FT_FETCH_REQ, 0, k->req_id, q.data, q.len);
+	buf_free(&q);
+	if (rc < 0) {
+		k->state = KF_NONE;
+		log_debug("fetchd not reachable for the keys of %s; the inbox keeps the event", server);
+		return -1;
+	}
+	(*daemon_counter(d, "key_fetches"))++;
+	log_info("asked fetchd for the keys of %s", server);
+	k->state = KF_INFLIGHT;
+	k->until_ms = now + v->retry_ms;
+	return 1;
+}
+
+static void emit_verdict(struct daemon *d, uint64_t seq, const char *bytes, size_t n)
+{
+	struct vd *v = VD(d);
+	struct val_result *r = &v->r;
+
+	buf_reset(&v->out);
+	val_result_meta(r, &v->out);
+	buf_addc(&v->out, '\n');
+	if (r->accept)
+		buf_add(&v->out, r->pdu.data, r->pdu.len);
+	else
+		buf_add(&v->out, bytes, n);
+	if (r->accept) {
+		(*daemon_counter(d, "accepted"))++;
+		if (r->redacted) (*daemon_counter(d, "redacted"))++;
+	} else {
+		char name[64];
+		snprintf(name, sizeof name, "reject.%s", val_reason_str(r->reason));
+		(*daemon_counter(d, "rejected"))++;
+		(*daemon_counter(d, name))++;
+		log_info("reject %s (inbox %llu): %s: %s", r->event_id[0] ? r->event_id : "-",
+		         (unsigned long long)seq, val_reason_str(r->reason), r->message);
+	}
+	daemon_emit(d, "purgatoryd", FT_VERDICT, 0, seq, v->out.data, v->out.len);
+}
+
+static void validate_one(struct daemon *d, uint64_t seq, uint16_t flags, const char *bytes,
+                         size_t n)
+{
+	struct vd *v = VD(d);
+	struct val_opts o = v->o;
+
+	if (flags & FF_DEEP)
+		o.checks = VAL_CHECK_ALL;
+	validate_pdu(&v->v, &o, bytes, n, &v->r);
+	(*daemon_counter(d, "validated"))++;
+	if (v->r.skipped == 1) (*daemon_counter(d, "known_stored"))++;
+	if (v->r.skipped == 2) (*daemon_counter(d, "known_recent"))++;
+	if (!v->r.accept && v->r.reason == VR_UNKNOWN_KEY && seq != 0 && !d->stdio) {
+		int k = keyfetch_want(d, v->r.sender_server);
+		if (k != 0) {
+			if (k > 0)
+				waiting_add(v, seq, v->r.sender_server);
+			(*daemon_counter(d, "waiting_for_keys"))++;
+			return;          /* stays in the inbox: no verdict yet */
+		}
+	}
+	emit_verdict(d, seq, bytes, n);
+}
+
+/* Re-validate one inbox entry (its bytes copied out of the read txn first:
+ * validation opens read txns of its own). */
+static void revalidate_seq(struct daemon *d, uint64_t seq)
+{
+	struct inbox_rec ir;
+	MDB_txn *t = store_begin(&d->st, 1);
+	if (store_inbox_get(t, &d->st, seq, &ir) != 0) {
+		mdb_txn_abort(t);
+		return;
+	}
+	char *copy = malloc(ir.len + 1);
+	if (!copy)
+		fatal("out of memory");
+	memcpy(copy, ir.bytes, ir.len);
+	size_t n = ir.len;
+	mdb_txn_abort(t);
+	validate_one(d, seq, 0, copy, n);
+	free(copy);
+}
+
+static int has_server(const struct keyring *kr, const char *server)
+{
+	for (size_t i = 0; i < kr->n; i++)
+		if (strcmp(kr->k[i].server, server) == 0)
+			return 1;
+	return 0;
+}
+
+static void on_key_result(struct daemon *d, struct frame *f)
+{
+	struct vd *v = VD(d);
+	struct keyfetch *k = NULL;
+	for (size_t i = 0; i < v->nkf; i++)
+		if (v->kf[i].state == KF_INFLIGHT && v->kf[i].req_id == f->id)
+			k = &v->kf[i];
+	if (!k) {
+		log_debug("fetch result %llu matches no key fetch", (unsigned long long)f->id);
+		return;
+	}
+	const char *meta, *body;
+	size_t ml, bl;
+	struct json_doc jd = {0};
+	char err[256] = "", ecode[32] = "";
+	int ok = 0;
+	if (frame_split_meta(f, &meta, &ml, &body, &bl) < 0 || json_parse(&jd, meta, ml, 8) < 0
+	    || jd.tok[0].type != JSON_OBJECT) {
+		log_warnx("fetchd: malformed fetch result for the keys of %s", k->server);
+		snprintf(ecode, sizeof ecode, "timeout");
+	} else {
+		int t = json_obj_get(&jd, 0, "ok");
+		ok = t >= 0 && jd.tok[t].type == JSON_TRUE;
+		t = json_obj_get(&jd, 0, "error");
+		if (t >= 0 && jd.tok[t].type == JSON_STRING)
+			json_str_copy(&jd, t, ecode, sizeof ecode);
+	}
+	json_doc_free(&jd);
+	long long now = mono_ms();
+	if (ok) {
+		int added = vkeys_add_doc(&v->keys, body, bl, err, sizeof err);
+		if (added <= 0 || !has_server(&v->keys.kr, k->server)) {
+			log_warnx("keys of %s: %s", k->server, added < 0 ? err : "document names another server");
+			ok = 0;
+			snprintf(ecode, sizeof ecode, "not_found");
+		} else {
+			MDB_txn *t = store_begin(&d->st, 0);
+			for (size_t i = 0; i < v->keys.kr.n; i++) {
+				const struct verify_key *vk = &v->keys.kr.k[i];
+				if (strcmp(vk->server, k->server) == 0)
+					store_key_put(t, &d->st, vk->server, vk->key_id, vk->pk, vk->valid_until_ts);
+			}
+			if (store_commit(t) != 0)
+				log_warnx("could not store the keys of %s", k->server);
+			log_info("stored %d key(s) of %s", added, k->server);
+		}
+	}
+	if (ok) {
+		k->state = KF_NONE;
+	} else if (!strcmp(ecode, "not_found") || !strcmp(ecode, "no_candidates")
+	           || !strcmp(ecode, "bad_request")) {
+		k->state = KF_FAILED;
+		k->until_ms = now + v->retry_ms;
+		log_info("keys of %s cannot be fetched (%s): its events are rejected unknown_key",
+		         k->server, ecode);
+	} else {
+		k->state = KF_FAILED;           /* transient: do not ask again at once */
+		k->until_ms = now + v->retry_ms;
+		log_info("key fetch for %s failed (%s); retrying later", k->server,
+		         ecode[0] ? ecode : "?");
+		/* The events stay in the inbox; the rescan retries after retry_ms. */
+		size_t j = 0;
+		for (size_t i = 0; i < v->nw; i++)
+			if (strcmp(v->w[i].server, k->server) != 0)
+				v->w[j++] = v->w[i];
+		v->nw = j;
+		k->state = KF_NONE;
+		k->until_ms = 0;
+		return;
+	}
+	/* Re-validate the events that waited for this server. */
+	char server[256];
+	snprintf(server, sizeof server, "%s", k->server);
+	uint64_t *seqs = NULL;
+	size_t ns = 0, j = 0;
+	for (size_t i = 0; i < v->nw; i++) {
+		if (strcmp(v->w[i].server, server) == 0) {
+			if (!(seqs = realloc(seqs, (ns + 1) * sizeof *seqs)))
+				fatal("out of memory");
+			seqs[ns++] = v->w[i].seq;
+		} else {
+			v->w[j++] = v->w[i];
+		}
+	}
+	v->nw = j;
+	for (size_t i = 0; i < ns; i++)
+		revalidate_seq(d, seqs[i]);
+	free(seqs);
+}
+
+static void rescan(struct daemon *d, void *arg)
+{
+	struct vd *v = VD(d);
+	long long now = now_ms();
+	(void)arg;
+
+	if (v->cursor == 0) {
+		if (mono_ms() - v->pass_started_ms < v->rescan_age_ms && v->pass_started_ms)
+			return;
+		v->pass_started_ms = mono_ms();
+	}
+	uint64_t *seqs = calloc(v->rescan_batch, sizeof *seqs);
+	size_t ns = 0;
+	int end = 1;
+	MDB_txn *t = store_begin(&d->st, 1);
+	MDB_cursor *cur;
+	if (mdb_cursor_open(t, d->st.dbi[DB_INBOX], &cur) == 0) {
+		unsigned char kb[8];
+		be64_put(kb, v->cursor + 1);
+		MDB_val key = { 8, kb }, val;
+		int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		while (rc == 0) {
+			if (ns == v->rescan_batch) { end = 0; break; }
+			struct inbox_rec ir;
+			uint64_t seq = key.mv_size == 8 ? be64_get(key.mv_data) : 0;
+			v->cursor = seq;
+			if (seq && store_inbox_parse(&val, &ir) == 0
+			    && (long long)ir.received_ms < now - v->rescan_age_ms && !waiting_has(v, seq))
+				seqs[ns++] = seq;
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(t);
+	if (end)
+		v->cursor = 0;
+	for (size_t i = 0; i < ns; i++)
+		revalidate_seq(d, seqs[i]);
+	if (ns) {
+		(*daemon_counter(d, "rescanned"))+= ns;
+		log_debug("rescan: re-validated %zu inbox entries", ns);
+	}
+	free(seqs);
+}
+
+static void vd_on_frame(struct daemon *d, struct conn *c, struct frame *f)
+{
+	switch (f->type) {
+	case FT_EVENT:
+		validate_one(d, f->id, f->flags, f->payload, f->len);
+		break;
+	case FT_FETCH_RESULT:
+		on_key_result(d, f);
+		break;
+	case FT_HELLO:
+	case FT_WAKEUP:
+		break;
+	default:
+		log_warnx("%s: unexpected %s frame; dropping the connection", conn_peer(c),
+		          frame_type_name(f->type));
+		(*daemon_counter(d, "bad_frames"))++;
+		if (!d->stdio)
+			conn_close(c);
+	}
+}
+
+static int vd_option(struct daemon *d, int opt, const char *arg)
+{
+	(void)d;
+	return vopts_option(&vd_state.vo, opt, arg);
+}
+
+static int vd_init(struct daemon *d)
+{
+	struct vd *v = &vd_state;
+	d->priv = v;
+	if (sodium_init() < 0)
+		fatalx("libsodium init failed");
+	if (vopts_apply(&d->cfg, &v->vo, &v->o) < 0)
+		return EXIT_CONFIG;
+	vkeys_init(&v->keys, &d->st);
+	if (vkeys_load(&v->keys, &d->cfg, &v->vo) < 0)
+		return EXIT_CONFIG;
+	v->o.key = vkeys_lookup;
+	v->o.key_arg = &v->keys;
+	v->o.rv = vstore_room_version;
+	v->o.rv_arg = &d->st;
+	v->o.known = known_in_store;
+	v->o.known_arg = d;
+	v->o.want_pdu = 1;
+	validator_init(&v->v, (size_t)cfg_int(&d->cfg, "validated", "seen_cache"));
+	val_result_init(&v->r);
+	buf_init(&v->out);
+	v->rescan_age_ms = cfg_ms(&d->cfg, "validated", "rescan_age");
+	v->retry_ms = cfg_ms(&d->cfg, "validated", "key_fetch_retry");
+	v->rescan_batch = (size_t)cfg_int(&d->cfg, "validated", "rescan_batch");
+	if (v->rescan_batch == 0) v->rescan_batch = 1000;
+	if (!d->stdio) {
+		long long every = cfg_ms(&d->cfg, "validated", "rescan_every");
+		rescan(d, NULL);      /* at startup: whatever the inbox holds */
+		daemon_timer(d, every > 0 ? every : 2000, rescan, NULL);
+	}
+	log_info("checks:%s%s%s room version %d, %zu verify key(s) loaded",
+	         (v->o.checks & VAL_CHECK_EVENT_ID) ? " event_id" : "",
+	         (v->o.checks & VAL_CHECK_HASHES) ? " hashes" : "",
+	         (v->o.checks & VAL_CHECK_SIGNATURES) ? " signatures" : "",
+	         v->o.room_version, v->keys.kr.n);
+	return 0;
+}
+
+static void vd_fini(struct daemon *d)
+{
+	struct vd *v = VD(d);
+	if (!v)
+		return;
+	validator_free(&v->v);
+	val_result_free(&v->r);
+	buf_free(&v->out);
+	vkeys_free(&v->keys);
+	free(v->kf);
+	free(v->w);
+}
+
+static void vd_stats(struct daemon *d, struct buf *json)
+{
+	struct vd *v = VD(d);
+	buf_printf(json, ",\"waiting_for_keys\":%zu,\"seen_hits\":%llu", v->nw,
+	           (unsigned long long)v->v.n_seen_hits);
+}
+
+int validated_daemon(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "keys", required_argument, NULL, OPT_KEYS },
+		{ "room-version", required_argument, NULL, OPT_RV },
+		{ "no-event-id", no_argument, NULL, OPT_NO_EID },
+		{ "no-hashes", no_argument, NULL, OPT_NO_HASH },
+		{ "no-signatures", no_argument, NULL, OPT_NO_SIG },
+		{ "raw-max", required_argument, NULL, OPT_RAW_MAX },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const struct daemon_ops ops = {
+		.name = "validated",
+		.summary = "two-tier Matrix PDU validator: FT_EVENT in, FT_VERDICT out",
+		.usage = VALIDATED_USAGE_OPTS,
+		.longopts = longopts,
+		.option = vd_option,
+		.needs_store = 1,
+		.init = vd_init,
+		.on_frame = vd_on_frame,
+		.stats = vd_stats,
+		.fini = vd_fini,
+	};
+	return daemon_main(argc, argv, &ops);
+}

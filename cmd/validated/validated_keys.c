@@ -1,0 +1,169 @@
+/* validated_keys.c: where validated's verify keys come from (--keys
+ * documents, this node's own key, LMDB server_keys) and the options both
+ * modes share. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "validated.h"
+#include "log.h"
+
+void vkeys_init(struct vkeys *k, struct store *st)
+{
+	keyring_init(&k->kr);
+	k->st = st;
+	pthread_rwlock_init(&k->lock, NULL);
+}
+
+void vkeys_free(struct vkeys *k)
+{
+	keyring_free(&k->kr);
+	pthread_rwlock_destroy(&k->lock);
+}
+
+static void add_own_key(struct vkeys *k, const struct config *c)
+{
+	struct signing_key sk;
+	char err[256];
+	const char *path = cfg_str(c, "node", "signing_key");
+
+	if (!path[0] || signing_key_load(&sk, path, err, sizeof err) < 0) {
+		log_debug("own signing key not loaded: %s", path[0] ? err : "none configured");
+		return;
+	}
+	if (k->kr.n == k->kr.cap) {
+		size_t cap = k->kr.cap ? k->kr.cap * 2 : 8;
+		struct verify_key *nk = realloc(k->kr.k, cap * sizeof *nk);
+		if (!nk)
+			fatal("out of memory");
+		k->kr.k = nk;
+		k->kr.cap = cap;
+	}
+	struct verify_key *v = &k->kr.k[k->kr.n++];
+	memset(v, 0, sizeof *v);
+	snprintf(v->server, sizeof v->server, "%s", cfg_str(c, "node", "server_name"));
+	snprintf(v->key_id, sizeof v->key_id, "%s", sk.key_id);
+	memcpy(v->pk, sk.pk, 32);
+	v->valid_until_ts = INT64_MAX;
+	memset(&sk, 0, sizeof sk);
+}
+
+int vkeys_load(struct vkeys *k, const struct config *c, const struct vopts *vo)
+{
+	char err[256];
+	const char *cf = cfg_str(c, "validated", "keys");
+
+	if (cf[0] && keyring_load_file(&k->kr, cf, err, sizeof err) < 0) {
+		log_err("keys %s: %s", cf, err);
+		return -1;
+	}
+	for (int i = 0; vo && i < vo->nkeys_files; i++)
+		if (keyring_load_file(&k->kr, vo->keys_files[i], err, sizeof err) < 0) {
+			log_err("--keys %s: %s", vo->keys_files[i], err);
+			return -1;
+		}
+	add_own_key(k, c);
+	return 0;
+}
+
+int vkeys_add_doc(struct vkeys *k, const char *json, size_t n, char *err, size_t errlen)
+{
+	pthread_rwlock_wrlock(&k->lock);
+	int rc = keyring_add_server_doc(&k->kr, json, n, err, errlen);
+	pthread_rwlock_unlock(&k->lock);
+	return rc;
+}
+
+int vkeys_lookup(void *arg, const char *server, const char *key_id,
+                 unsigned char pk[32], int64_t *valid_until_ts)
+{
+	struct vkeys *k = arg;
+	int rc = -1;
+
+	pthread_rwlock_rdlock(&k->lock);
+	const struct verify_key *v = keyring_find(&k->kr, server, key_id);
+	if (v) {
+		memcpy(pk, v->pk, 32);
+		*valid_until_ts = v->valid_until_ts;
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&k->lock);
+	if (rc == 0 || !k->st)
+		return rc;
+	MDB_txn *t = store_begin(k->st, 1);
+	rc = store_key_get(t, k->st, server, key_id, pk, valid_until_ts) == 0 ? 0 : -1;
+	mdb_txn_abort(t);
+	return rc;
+}
+
+int vstore_room_version(void *arg, const char *room_id)
+{
+	struct store *st = arg;
+	MDB_txn *t = store_begin(st, 1);
+	int rv = store_room_version(t, st, room_id);
+	mdb_txn_abort(t);
+	return rv;
+}
+
+int vopts_option(struct vopts *vo, int opt, const char *arg)
+{
+	char *end;
+	long v;
+
+	switch (opt) {
+	case OPT_KEYS:
+		if (vo->nkeys_files >= (int)(sizeof vo->keys_files / sizeof vo->keys_files[0])) {
+			log_err("too many --keys");
+			return -1;
+		}
+		vo->keys_files[vo->nkeys_files++] = arg;
+		return 0;
+	case OPT_RV:
+		v = strtol(arg, &end, 10);
+		if (*end || (v != 10 && v != 11)) {
+			log_err("--room-version: 10 or 11, not '%s'", arg);
+			return -1;
+		}
+		vo->room_version = (int)v;
+		return 0;
+	case OPT_NO_EID:  vo->no_event_id = 1; return 0;
+	case OPT_NO_HASH: vo->no_hashes = 1; return 0;
+	case OPT_NO_SIG:  vo->no_signatures = 1; return 0;
+	case OPT_RAW_MAX:
+		vo->raw_max = parse_size(arg);
+		if (vo->raw_max <= 0) {
+			log_err("--raw-max: bad size '%s'", arg);
+			return -1;
+		}
+		return 0;
+	case OPT_WORKERS:
+		v = strtol(arg, &end, 10);
+		if (*end || v < 1 || v > 256) {
+			log_err("--workers: 1..256, not '%s'", arg);
+			return -1;
+		}
+		vo->workers = (int)v;
+		return 0;
+	}
+	return -1;
+}
+
+int vopts_apply(const struct config *c, const struct vopts *vo, struct val_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->room_version = vo->room_version ? vo->room_version
+	                                   : (int)cfg_int(c, "node", "room_version");
+	if (o->room_version != 10 && o->room_version != 11) {
+		log_err("[node] room_version must be 10 or 11");
+		return -1;
+	}
+	o->raw_max = (size_t)(vo->raw_max ? vo->raw_max : cfg_size(c, "validated", "raw_max"));
+	o->max_depth = (int)cfg_int(c, "validated", "max_depth");
+	if (cfg_bool(c, "validated", "check_event_id") && !vo->no_event_id)
+		o->checks |= VAL_CHECK_EVENT_ID;
+	if (cfg_bool(c, "validated", "check_hashes") && !vo->no_hashes)
+		o->checks |= VAL_CHECK_HASHES;
+	if (cfg_bool(c, "validated", "check_signatures") && !vo->no_signatures)
+		o->checks |= VAL_CHECK_SIGNATURES;
+	return 0;
+}
