@@ -1,0 +1,45 @@
+/* feedpump.h: private header of feedpump, the outbox drainer. */
+#ifndef FEEDPUMP_H
+#define FEEDPUMP_H
+#include <stdint.h>
+#include "daemon.h"
+#include "feed_outbox.h"
+#include "feed_sink.h"
+
+struct fp {
+	struct daemon    *d;
+	struct feed_sink *sink;
+	struct feed_opts  opts;
+	const char       *sink_name;
+	int               batch;
+	int               max_attempts;
+	long long         backoff_min, backoff_max, lease_ttl, interval;
+	int               once;             /* --once: drain until empty, exit */
+	/* lease */
+	int               have_lease;
+	char              holder[160];
+	char              waiting_for[200]; /* last "why" logged while waiting */
+	/* scheduling */
+	struct event     *drain_ev;
+	long long         retry_at;         /* mono ms; 0 = no backoff */
+	int               stopping;
+	/* batch scratch */
+	struct feed_event *ev;
+	struct outbox_row *rows;
+	struct buf         arena;
+	/* stats */
+	uint64_t *c_published, *c_failed, *c_dead, *c_batches, *c_wakeups;
+	int64_t  *g_cursor, *g_lease;
+};
+
+/* feedpump_lease.c */
+int  fp_lease_acquire(struct fp *fp);                 /* 1 held, 0 waiting */
+int  fp_lease_check_renew(struct fp *fp, MDB_txn *t); /* in a write txn: 0 still ours */
+void fp_lease_release(struct fp *fp);
+void fp_lease_renew(struct fp *fp);
+
+/* feedpump_drain.c */
+void fp_drain_schedule(struct fp *fp, long long delay_ms);
+void fp_drain_init(struct fp *fp);
+
+#endif

@@ -1,0 +1,251 @@
+/* feedpump_drain.c: one batch per loop turn. Read up to `batch` unpublished
+ * outbox rows from the cursor (short read txn, bytes copied out), hand them
+ * to the sink, then write every result back in ONE txn that also re-checks
+ * the lease and moves the cursor. The sink is idempotent by event ID, so a
+ * crash anywhere in here costs a re-publish that resolves to the same
+ * control version, never a duplicate or a gap. Order: a row that fails
+ * blocks the rows behind it (head of line) until it succeeds or, if the
+ * sink refused the row itself, until it is dead-lettered after
+ * max_attempts; a sink outage never dead-letters anything. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "feedpump.h"
+#include "log.h"
+
+#define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg);
+
+void fp_drain_schedule(struct fp *fp, long long delay_ms)
+{
+	if (fp->stopping) return;
+	long long now = mono_ms();
+	if (fp->retry_at && now + delay_ms < fp->retry_at)
+		delay_ms = fp->retry_at - now;        /* backoff wins over wakeups */
+	if (delay_ms < 0) delay_ms = 0;
+	struct timeval tv = { (time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000 };
+	/* Keep an earlier pending run; otherwise (re)arm. */
+	struct timeval pend;
+	if (evtimer_pending(fp->drain_ev, &pend)) {
+		struct timeval nowtv, want;
+		event_base_gettimeofday_cached(fp->d->base, &nowtv);
+		evutil_timeradd(&nowtv, &tv, &want);
+		if (evutil_timercmp(&pend, &want, <=)) return;
+	}
+	evtimer_add(fp->drain_ev, &tv);
+}
+
+static long long backoff_for(struct fp *fp, int64_t attempts)
+{
+	long long d = fp->backoff_min;
+	for (int64_t i = 1; i < attempts && d < fp->backoff_max; i++) d *= 2;
+	return d > fp->backoff_max ? fp->backoff_max : d;
+}
+
+/* Collect the batch. Returns the number of rows; *cursor_in is the stored
+ * cursor, *first_unpub where the cursor may move if nothing is pending. */
+static size_t collect(struct fp *fp, uint64_t *cursor_in, uint64_t *skip_to)
+{
+	struct store *st = &fp->d->st;
+	MDB_txn *t = store_begin(st, 1);
+	MDB_cursor *c;
+	uint64_t cur = feed_cursor_get(t, st);
+	*cursor_in = cur;
+	*skip_to = cur;
+	size_t n = 0;
+	int skipping = 1, scanned = 0;
+	buf_reset(&fp->arena);
+	/* Offsets into the arena first (it may grow), pointers fixed up after. */
+	size_t *off = calloc((size_t)fp->batch * 3, sizeof *off);
+	if (!off) log_panic("out of memory");
+	if (mdb_cursor_open(t, st->dbi[DB_OUTBOX], &c) != 0) log_panic("outbox cursor");
+	unsigned char kb[8];
+	be64_put(kb, cur);
+	MDB_val k = { 8, kb }, v;
+	int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	for (; rc == 0 && n < (size_t)fp->batch; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8) continue;
+		uint64_t pos = be64_get(k.mv_data);
+		struct outbox_row *r = &fp->rows[n];
+		if (outbox_row_parse(v.mv_data, v.mv_size, r) < 0) {
+			log_err("outbox row %llu is not valid JSON; treating it as an event refused",
+			        (unsigned long long)pos);
+			snprintf(r->event_id, sizeof r->event_id, "?pos%llu", (unsigned long long)pos);
+			r->attempts = fp->max_attempts;   /* straight to feed_dead */
+		} else if (r->control_version) {
+			if (skipping) *skip_to = pos + 1;
+			if (++scanned >= SCAN_MAX) break;
+			continue;
+		}
+		skipping = 0;
+		struct feed_event *e = &fp->ev[n];
+		memset(e, 0, sizeof *e);
+		e->pos = pos;
+		off[n * 3] = fp->arena.len;
+		buf_add(&fp->arena, r->event_id, strlen(r->event_id) + 1);
+		struct event_rec er;
+		if (r->event_id[0] != '?' && store_event_get(t, st, r->event_id, &er) == 0) {
+			off[n * 3 + 1] = fp->arena.len;
+			buf_add(&fp->arena, er.room_id, er.room_len);
+			e->room_len = er.room_len;
+			off[n * 3 + 2] = fp->arena.len;
+			buf_add(&fp->arena, er.pdu, er.pdu_len);
+			e->pdu_len = er.pdu_len;
+		} else {
+			e->pdu_len = 0;
+			e->rc = FEED_ERR_EVENT;      /* marker: no bytes to publish */
+		}
+		n++;
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(t);
+	for (size_t i = 0; i < n; i++) {
+		fp->ev[i].event_id = fp->arena.data + off[i * 3];
+		fp->ev[i].room_id = fp->arena.data + off[i * 3 + 1];
+		fp->ev[i].pdu = fp->arena.data + off[i * 3 + 2];
+	}
+	free(off);
+	return n;
+}
+
+static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct outbox_row *r)
+{
+	unsigned char kb[8];
+	struct buf b;
+	be64_put(kb, pos);
+	buf_init(&b);
+	outbox_row_encode(&b, r);
+	int rc = store_put(t, &fp->d->st, db, kb, 8, b.data, b.len, 0);
+	buf_free(&b);
+	return rc;
+}
+
+/* One batch. Returns 1 if more work is probably waiting. */
+static int drain_batch(struct fp *fp)
+{
+	struct daemon *d = fp->d;
+	uint64_t cur_in, skip_to;
+	size_t n = collect(fp, &cur_in, &skip_to);
+
+	/* Rows without bytes never reach the sink: they fail as events. */
+	size_t send = 0;
+	while (send < n && fp->ev[send].rc != FEED_ERR_EVENT) send++;
+	if (send) feed_sink_append(fp->sink, fp->ev, send);
+	if (send < n) {
+		struct feed_event *e = &fp->ev[send];
+		e->rc = FEED_ERR_EVENT;
+		snprintf(e->err, sizeof e->err, "event %s is not in the events table", e->event_id);
+		for (size_t i = send + 1; i < n; i++) { fp->ev[i].rc = FEED_ERR_SINK; snprintf(fp->ev[i].err, sizeof fp->ev[i].err, "not attempted"); }
+	}
+
+	MDB_txn *t = store_begin(&d->st, 0);
+	if (fp_lease_check_renew(fp, t) < 0) {
+		mdb_txn_abort(t);
+		fp_drain_schedule(fp, 500);
+		return 0;
+	}
+	long long now = now_ms();
+	uint64_t new_cursor = skip_to;
+	int blocked = 0, closed = 0, more = n == (size_t)fp->batch;
+	size_t ok = 0, dead = 0;
+	long long retry_delay = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct feed_event *e = &fp->ev[i];
+		struct outbox_row *r = &fp->rows[i];
+		if (e->rc == FEED_OK) {
+			r->attempts++;
+			r->control_version = e->control_version;
+			r->published_ms = now;
+			if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
+			ok++;
+			if (!blocked) new_cursor = e->pos + 1;
+			continue;
+		}
+		if (blocked || strcmp(e->err, "not attempted") == 0) { blocked = 1; continue; }
+		blocked = 1;
+		if (e->rc == FEED_ERR_CLOSED) { closed = 1; continue; }
+		r->attempts++;
+		feed_clip_utf8(r->last_error, e->err, strlen(e->err), FEED_ERR_MAX);
+		(*fp->c_failed)++;
+		if (e->rc == FEED_ERR_EVENT && r->attempts >= fp->max_attempts) {
+			unsigned char kb[8];
+			be64_put(kb, e->pos);
+			if (put_row(fp, t, DB_FEED_DEAD, e->pos, r)) goto fail;
+			if (store_del(t, &d->st, DB_OUTBOX, kb, 8)) goto fail;
+			log_err("outbox %llu (%s) moved to feed_dead after %lld attempts: %s",
+			        (unsigned long long)e->pos, r->event_id, (long long)r->attempts, r->last_error);
+			dead++;
+			new_cursor = e->pos + 1;
+			more = 1;
+			continue;
+		}
+		if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
+		retry_delay = backoff_for(fp, r->attempts);
+		log_warnx("publishing outbox %llu (%s) failed (attempt %lld, retry in %lld ms): %s",
+		          (unsigned long long)e->pos, r->event_id, (long long)r->attempts, retry_delay, r->last_error);
+	}
+	/* Move the cursor only if nobody moved it meanwhile (fedctl feed retry
+	 * rewinds it; its rewind must win). */
+	if (new_cursor != cur_in) {
+		if (feed_cursor_get(t, &d->st) == cur_in) {
+			if (feed_cursor_put(t, &d->st, new_cursor)) goto fail;
+		} else more = 1;
+	}
+	if (store_commit(t)) { fp_drain_schedule(fp, 1000); return 0; }
+	*fp->c_published += ok;
+	*fp->c_dead += dead;
+	(*fp->c_batches)++;
+	*fp->g_cursor = (int64_t)new_cursor;
+	if (closed) {
+		log_info("the sink's reader went away; stopping (published rows are exactly those written)");
+		fp->stopping = 1;
+		daemon_stop(d, 0);
+		return 0;
+	}
+	if (retry_delay) {
+		fp->retry_at = mono_ms() + retry_delay;
+		return 0;
+	}
+	fp->retry_at = 0;
+	return more || dead || (n == 0 && skip_to != cur_in);
+fail:
+	mdb_txn_abort(t);
+	log_err("LMDB write-back failed; will retry the batch (the sink is idempotent)");
+	fp_drain_schedule(fp, 1000);
+	return 0;
+}
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct fp *fp = arg;
+	if (fp->stopping) return;
+	if (!fp->have_lease && !fp_lease_acquire(fp)) {
+		fp_drain_schedule(fp, 500);
+		return;
+	}
+	if (fp->retry_at && mono_ms() < fp->retry_at) {
+		fp_drain_schedule(fp, 0);
+		return;
+	}
+	fp->retry_at = 0;
+	int more = drain_batch(fp);
+	if (fp->stopping) return;
+	if (more) fp_drain_schedule(fp, 0);
+	else if (fp->retry_at) fp_drain_schedule(fp, fp->retry_at - mono_ms());
+	else if (fp->once && fp->have_lease) {
+		log_info("--once: outbox drained");
+		fp->stopping = 1;
+		daemon_stop(fp->d, 0);
+	}
+}
+
+void fp_drain_init(struct fp *fp)
+{
+	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
+	if (!fp->drain_ev) fatalx("cannot create the drain timer");
+	fp->ev = calloc((size_t)fp->batch, sizeof *fp->ev);
+	fp->rows = calloc((size_t)fp->batch, sizeof *fp->rows);
+	if (!fp->ev || !fp->rows) fatalx("out of memory");
+	buf_init(&fp->arena);
+}

@@ -1,0 +1,156 @@
+/* feedpump_main.c: the outbox drainer's options and loop hooks. Drains the
+ * transactional outbox into the sink named by --sink / [feed] sink, woken by
+ * FT_WAKEUP from purgatoryd and by a safety-net timer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "feedpump.h"
+#include "log.h"
+
+static struct fp the_fp;
+static const char *opt_sink, *opt_dir, *opt_nats_url, *opt_subject;
+static int opt_batch, opt_once;
+
+enum { O_SINK = 2000, O_DIR, O_NATS_URL, O_BATCH, O_ONCE, O_SUBJECT };
+static const struct option fp_longopts[] = {
+	{ "sink", required_argument, 0, O_SINK },
+	{ "dir", required_argument, 0, O_DIR },
+	{ "nats-url", required_argument, 0, O_NATS_URL },
+	{ "subject", required_argument, 0, O_SUBJECT },
+	{ "batch", required_argument, 0, O_BATCH },
+	{ "once", no_argument, 0, O_ONCE },
+	{ 0, 0, 0, 0 }
+};
+
+static int fp_option(struct daemon *d, int opt, const char *arg)
+{
+	switch (opt) {
+	case O_SINK: opt_sink = arg; return 0;
+	case O_DIR: opt_dir = arg; return 0;
+	case O_NATS_URL: opt_nats_url = arg; return 0;
+	case O_SUBJECT: opt_subject = arg; return 0;
+	case O_BATCH: opt_batch = atoi(arg); return opt_batch > 0 ? 0 : -1;
+	case O_ONCE: opt_once = 1; return 0;
+	}
+	return -1;
+}
+
+static void interval_cb(struct daemon *d, void *arg) { fp_drain_schedule(arg, 0); }
+static void renew_cb(struct daemon *d, void *arg) { fp_lease_renew(arg); }
+static void closed_cb(struct daemon *d, void *arg)
+{
+	struct fp *fp = arg;
+	if (!fp->stopping && feed_sink_closed(fp->sink)) {
+		log_info("the sink's reader went away; stopping");
+		fp->stopping = 1;
+		daemon_stop(d, 0);
+	}
+}
+
+static int fp_init(struct daemon *d)
+{
+	struct fp *fp = &the_fp;
+	const struct config *cfg = &d->cfg;
+	d->priv = fp;
+	fp->d = d;
+	fp->sink_name = opt_sink ? opt_sink : cfg_str(cfg, "feed", "sink");
+	feed_opts_from_config(&fp->opts, cfg);
+	if (opt_dir) fp->opts.dir = opt_dir;
+	if (opt_nats_url) fp->opts.nats_url = opt_nats_url;
+	if (opt_subject) fp->opts.nats_subject = opt_subject;
+	if (d->stdio && strcmp(fp->sink_name, "stdout") == 0) {
+		log_err("--stdio and --sink stdout both want standard output");
+		return EXIT_CONFIG;
+	}
+	fp->batch = opt_batch ? opt_batch : (int)cfg_int(cfg, "feedpump", "batch");
+	if (fp->batch <= 0 || fp->batch > 100000) { log_err("[feedpump] batch must be 1..100000"); return EXIT_CONFIG; }
+	fp->max_attempts = (int)cfg_int(cfg, "feedpump", "max_attempts");
+	if (fp->max_attempts < 1) fp->max_attempts = 1;
+	fp->backoff_min = cfg_ms(cfg, "feedpump", "backoff_min");
+	fp->backoff_max = cfg_ms(cfg, "feedpump", "backoff_max");
+	if (fp->backoff_min < 1) fp->backoff_min = 1;
+	if (fp->backoff_max < fp->backoff_min) fp->backoff_max = fp->backoff_min;
+	fp->lease_ttl = cfg_ms(cfg, "feedpump", "lease_ttl");
+	if (fp->lease_ttl < 300) fp->lease_ttl = 300;
+	fp->interval = cfg_ms(cfg, "feedpump", "interval");
+	if (fp->interval < 10) fp->interval = 10;
+	fp->once = opt_once;
+	char host[128];
+	if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "localhost");
+	host[sizeof host - 1] = 0;
+	snprintf(fp->holder, sizeof fp->holder, "%s:%d", host, (int)getpid());
+
+	char err[512];
+	int unknown = 0;
+	fp->sink = feed_sink_open(fp->sink_name, &fp->opts, &unknown, err, sizeof err);
+	if (!fp->sink) {
+		log_err("%s", err);
+		/* A missing broker is temporary; a bad name or directory is config. */
+		return strcmp(fp->sink_name, "nats") == 0 && strstr(err, "cannot connect") ? EXIT_TEMP : EXIT_CONFIG;
+	}
+	fp->c_published = daemon_counter(d, "published");
+	fp->c_failed = daemon_counter(d, "publish_failures");
+	fp->c_dead = daemon_counter(d, "dead_lettered");
+	fp->c_batches = daemon_counter(d, "batches");
+	fp->c_wakeups = daemon_counter(d, "wakeups");
+	fp->g_cursor = daemon_gauge(d, "cursor");
+	fp->g_lease = daemon_gauge(d, "lease_held");
+	fp_drain_init(fp);
+	daemon_timer(d, fp->interval, interval_cb, fp);
+	daemon_timer(d, fp->lease_ttl / 3, renew_cb, fp);
+	if (fp->sink->ops->closed) daemon_timer(d, 200, closed_cb, fp);
+	log_info("sink %s, batch %d", fp->sink_name, fp->batch);
+	fp_drain_schedule(fp, 0);
+	return 0;
+}
+
+static void fp_on_frame(struct daemon *d, struct conn *c, struct frame *f)
+{
+	struct fp *fp = d->priv;
+	switch (f->type) {
+	case FT_WAKEUP:
+		(*fp->c_wakeups)++;
+		fp_drain_schedule(fp, 0);
+		break;
+	default:
+		log_debug("%s: ignoring a %s frame", conn_peer(c), frame_type_name(f->type));
+	}
+}
+
+static void fp_on_stdin_eof(struct daemon *d)
+{
+	/* --stdio: wakeups came on stdin; keep draining on the timer. */
+}
+
+static void fp_fini(struct daemon *d)
+{
+	struct fp *fp = d->priv;
+	if (!fp) return;
+	fp_lease_release(fp);
+	feed_sink_close(fp->sink);
+	fp->sink = NULL;
+}
+
+static const struct daemon_ops fp_ops = {
+	.name = "feedpump",
+	.summary = "drain the outbox, in order and exactly once, into a feed sink",
+	.usage = "  --sink NAME      nop | file | stdout | nats (default [feed] sink)\n"
+	         "  --dir DIR        file sink directory (default [feed] dir)\n"
+	         "  --nats-url URL   NATS server (default [feed] nats_url)\n"
+	         "  --subject SUBJ   JetStream subject (default [feed] nats_subject)\n"
+	         "  --batch N        rows per sink call and write-back txn (default 64)\n"
+	         "  --once           drain until the outbox is empty, then exit",
+	.longopts = fp_longopts,
+	.option = fp_option,
+	.needs_store = 1,
+	.init = fp_init,
+	.on_frame = fp_on_frame,
+	.on_stdin_eof = fp_on_stdin_eof,
+	.fini = fp_fini,
+};
+
+int main(int argc, char **argv)
+{
+	return daemon_main(argc, argv, &fp_ops);
+}

@@ -1,0 +1,75 @@
+/* feed_sink_stdout.c: JSON lines on stdout, for shell pipelines. The control
+ * version is the stream position (a pipe has no sequence of its own). Each
+ * line goes out with write(2) before the row can be marked published, so a
+ * reader that leaves (EPIPE) never costs an event: the drainer stops
+ * cleanly and the unwritten rows stay pending. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "feed_sink.h"
+#include "buf.h"
+
+struct stdout_sink { int fd; struct buf line; };
+static struct stdout_sink the_stdout;
+
+static int stdout_open(struct feed_sink *s, const struct feed_opts *o, char *err, size_t errlen)
+{
+	signal(SIGPIPE, SIG_IGN);     /* EPIPE from write() instead of a silent death */
+	the_stdout.fd = o->fd > 0 ? o->fd : 1;
+	buf_init(&the_stdout.line);
+	s->priv = &the_stdout;
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) { if (errno == EINTR) continue; return -1; }
+		p += w; n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void stdout_append(struct feed_sink *s, struct feed_event *ev, size_t n)
+{
+	struct stdout_sink *o = s->priv;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		ev[i].control_version = ev[i].pos;
+		buf_reset(&o->line);
+		feed_event_json(&o->line, &ev[i]);
+		buf_addc(&o->line, '\n');
+		if (write_all(o->fd, o->line.data, o->line.len) < 0) {
+			int e = errno;
+			ev[i].rc = (e == EPIPE) ? FEED_ERR_CLOSED : FEED_ERR_SINK;
+			snprintf(ev[i].err, sizeof ev[i].err, "stdout: %s", strerror(e));
+			break;
+		}
+	}
+	for (i++; i < n; i++) { ev[i].rc = FEED_ERR_SINK; snprintf(ev[i].err, sizeof ev[i].err, "not attempted"); }
+}
+
+static void stdout_close(struct feed_sink *s)
+{
+	struct stdout_sink *o = s->priv;
+	buf_free(&o->line);
+}
+
+/* A pipe whose reader left reports POLLERR on the write end: notice it even
+ * when there is nothing to write (`feedpump --sink stdout | head -n 5`). */
+static int stdout_closed(struct feed_sink *s)
+{
+	struct stdout_sink *o = s->priv;
+	struct pollfd p = { .fd = o->fd, .events = 0 };
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
+}
+
+const struct feed_sink_ops feed_sink_stdout_ops = {
+	.name = "stdout", .help = "JSON lines on stdout (control version = stream position)",
+	.open = stdout_open, .append = stdout_append, .close = stdout_close, .closed = stdout_closed,
+};
+FEED_SINK_REGISTER(feed_sink_stdout_ops)
