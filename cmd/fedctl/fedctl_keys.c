@@ -1,0 +1,264 @@
+/* fedctl_keys.c: the node's signing key and other servers' verify keys:
+ * `fedctl keygen`, `fedctl sign`, `fedctl keys import|ls|doc`. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "fedctl.h"
+#include "b64.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "pdu.h"
+
+static int read_all(const char *path, struct buf *b)
+{
+	FILE *f = (!path || !strcmp(path, "-")) ? stdin : fopen(path, "rb");
+	char tmp[65536];
+	size_t n;
+	if (!f) {
+		fprintf(stderr, "fedctl: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+		buf_add(b, tmp, n);
+	int err = ferror(f);
+	if (f != stdin)
+		fclose(f);
+	if (err) {
+		fprintf(stderr, "fedctl: %s: read error\n", path ? path : "stdin");
+		return -1;
+	}
+	return 0;
+}
+
+static int load_node_key(struct fedctl *fc, struct signing_key *k, const char *path)
+{
+	char err[256];
+	if (!path)
+		path = cfg_str(&fc->cfg, "node", "signing_key");
+	if (signing_key_load(k, path, err, sizeof err) < 0) {
+		fprintf(stderr, "fedctl: signing key %s: %s (run `fedctl keygen`)\n", path, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* fedctl keygen [--force] [--out FILE] [--key-version V] */
+static int cmd_keygen(struct fedctl *fc, int argc, char **argv)
+{
+	const char *out = NULL, *version = NULL;
+	int force = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--force")) force = 1;
+		else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+		else if (!strcmp(argv[i], "--key-version") && i + 1 < argc) version = argv[++i];
+		else { fprintf(stderr, "usage: fedctl keygen [--force] [--out FILE] [--key-version V]\n"); return 100; }
+	}
+	if (!out)
+		out = cfg_str(&fc->cfg, "node", "signing_key");
+	if (!force && access(out, F_OK) == 0) {
+		fprintf(stderr, "fedctl: %s exists; not overwritten (use --force)\n", out);
+		return 1;
+	}
+	struct signing_key k;
+	if (signing_key_generate(&k, version) < 0) {
+		fprintf(stderr, "fedctl: bad key version\n");
+		return 100;
+	}
+	if (force)
+		unlink(out);
+	if (signing_key_save(&k, out) < 0) {
+		fprintf(stderr, "fedctl: cannot write %s: %s\n", out, strerror(errno));
+		return 1;
+	}
+	char pk[64];
+	b64_encode(pk, k.pk, 32);
+	if (fc->json)
+		printf("{\"key_id\":\"%s\",\"public_key\":\"%s\",\"file\":", k.key_id, pk);
+	else
+		printf("%s %s\n", k.key_id, pk);
+	if (fc->json) {
+		struct buf b; buf_init(&b);
+		json_put_string(&b, out, strlen(out));
+		printf("%s}\n", b.data);
+		buf_free(&b);
+	}
+	sodium_memzero(&k, sizeof k);
+	return 0;
+}
+
+/* Sign one unsigned event; prints the PDU (or {"event_id","pdu"} with --json). */
+static int sign_one(struct fedctl *fc, const char *json, size_t n, int rv, const char *server,
+                    const struct signing_key *k, struct buf *out)
+{
+	char eid[PDU_EVENT_ID_MAX];
+	buf_reset(out);
+	if (pdu_sign(json, n, rv, server, k->key_id, k->sk, out, eid) < 0) {
+		fprintf(stderr, "fedctl sign: not a valid event object (strict JSON, content an object)\n");
+		return -1;
+	}
+	if (fc->json) {
+		printf("{\"event_id\":\"%s\",\"pdu\":%s}\n", eid, out->data);
+	} else {
+		printf("%s\n", out->data);
+		fprintf(stderr, "%s\n", eid);
+	}
+	return 0;
+}
+
+/* fedctl sign [--room-version N] [--server NAME] [--key FILE] [FILE|-] */
+static int cmd_sign(struct fedctl *fc, int argc, char **argv)
+{
+	const char *path = NULL, *server = NULL, *keyfile = NULL;
+	int rv = (int)cfg_int(&fc->cfg, "node", "room_version");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--room-version") && i + 1 < argc) rv = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--server") && i + 1 < argc) server = argv[++i];
+		else if (!strcmp(argv[i], "--key") && i + 1 < argc) keyfile = argv[++i];
+		else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "usage: fedctl sign [--room-version 10|11] [--server NAME] [--key FILE] [FILE|-]\n");
+			return 100;
+		} else path = argv[i];
+	}
+	if (rv != 10 && rv != 11) {
+		fprintf(stderr, "fedctl sign: room version must be 10 or 11\n");
+		return 100;
+	}
+	if (!server)
+		server = cfg_str(&fc->cfg, "node", "server_name");
+	struct signing_key k;
+	if (load_node_key(fc, &k, keyfile) < 0)
+		return 1;
+	if (sodium_init() < 0)
+		return 1;
+	struct buf in, out;
+	buf_init(&in);
+	buf_init(&out);
+	int rc = 0;
+	if (read_all(path, &in) < 0) {
+		rc = 1;
+		goto done;
+	}
+	/* One JSON document, or JSON lines (one event per line). */
+	struct json_doc d = {0};
+	int whole = json_parse(&d, in.data, in.len, 64) == 0;
+	json_doc_free(&d);
+	if (whole) {
+		rc = sign_one(fc, in.data, in.len, rv, server, &k, &out) < 0;
+	} else {
+		char *p = in.data, *end = in.data + in.len;
+		while (p < end) {
+			char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			size_t j = 0;
+			while (j < len && (p[j] == ' ' || p[j] == '\t' || p[j] == '\r')) j++;
+			if (j < len && sign_one(fc, p, len, rv, server, &k, &out) < 0)
+				rc = 1;
+			p += len + 1;
+		}
+	}
+done:
+	sodium_memzero(&k, sizeof k);
+	buf_free(&in);
+	buf_free(&out);
+	return rc;
+}
+
+/* fedctl keys import FILE... | keys ls | keys doc [--valid-for DURATION] */
+static int cmd_keys(struct fedctl *fc, int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: fedctl keys import FILE... | keys ls | keys doc [--valid-for 7d]\n");
+		return 100;
+	}
+	if (!strcmp(argv[1], "doc")) {
+		struct signing_key k;
+		long long valid = 7LL * 24 * 3600 * 1000;
+		if (argc > 3 && !strcmp(argv[2], "--valid-for")) valid = parse_ms(argv[3]);
+		if (valid < 0) { fprintf(stderr, "fedctl keys doc: bad duration\n"); return 100; }
+		if (load_node_key(fc, &k, NULL) < 0)
+			return 1;
+		struct buf b;
+		buf_init(&b);
+		int rc = server_key_doc(&k, cfg_str(&fc->cfg, "node", "server_name"), now_ms(), valid, &b);
+		if (rc == 0)
+			printf("%s\n", b.data);
+		buf_free(&b);
+		sodium_memzero(&k, sizeof k);
+		return rc ? 1 : 0;
+	}
+	if (!strcmp(argv[1], "import")) {
+		if (argc < 3) { fprintf(stderr, "usage: fedctl keys import FILE...\n"); return 100; }
+		struct keyring kr;
+		char err[256];
+		keyring_init(&kr);
+		for (int i = 2; i < argc; i++)
+			if (keyring_load_file(&kr, argv[i], err, sizeof err) < 0) {
+				fprintf(stderr, "fedctl keys import: %s: %s\n", argv[i], err);
+				keyring_free(&kr);
+				return 1;
+			}
+		struct store *st = fedctl_store(fc, 0);
+		MDB_txn *t = store_begin(st, 0);
+		for (size_t i = 0; i < kr.n; i++)
+			if (store_key_put(t, st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk,
+			                  kr.k[i].valid_until_ts) != 0) {
+				mdb_txn_abort(t);
+				fprintf(stderr, "fedctl keys import: cannot store %s %s\n", kr.k[i].server, kr.k[i].key_id);
+				keyring_free(&kr);
+				return 1;
+			}
+		int rc = store_commit(t);
+		if (rc == 0)
+			printf("imported %zu key(s)\n", kr.n);
+		keyring_free(&kr);
+		return rc ? 1 : 0;
+	}
+	if (!strcmp(argv[1], "ls")) {
+		struct store *st = fedctl_store(fc, 1);
+		MDB_txn *t = store_begin(st, 1);
+		MDB_cursor *cur;
+		MDB_val k, v;
+		int first = 1;
+		if (mdb_cursor_open(t, st->dbi[DB_SERVER_KEYS], &cur) != 0) {
+			mdb_txn_abort(t);
+			return 1;
+		}
+		if (fc->json) printf("[");
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			const char *key = k.mv_data;
+			const char *z = memchr(key, 0, k.mv_size);
+			if (!z || v.mv_size < 40) continue;
+			char pk[64];
+			b64_encode(pk, v.mv_data, 32);
+			long long until = (long long)be64_get((const unsigned char *)v.mv_data + 32);
+			int sl = (int)(z - key), kl = (int)(k.mv_size - (size_t)sl - 1);
+			if (fc->json)
+				printf("%s{\"server\":\"%.*s\",\"key_id\":\"%.*s\",\"key\":\"%s\",\"valid_until_ts\":%lld}",
+				       first ? "" : ",", sl, key, kl, z + 1, pk, until);
+			else
+				printf("%.*s\t%.*s\t%s\t%lld\n", sl, key, kl, z + 1, pk, until);
+			first = 0;
+		}
+		if (fc->json) printf("]\n");
+		mdb_cursor_close(cur);
+		mdb_txn_abort(t);
+		return 0;
+	}
+	fprintf(stderr, "fedctl keys: unknown subcommand %s\n", argv[1]);
+	return 100;
+}
+
+FEDCTL_COMMAND(keygen_cmd, "keygen", "keygen [--force] [--out FILE] [--key-version V]",
+               "write the node's ed25519 signing key (Synapse format); prints key ID and public key",
+               cmd_keygen)
+FEDCTL_COMMAND(sign_cmd, "sign", "sign [--room-version 10|11] [--server NAME] [--key FILE] [FILE|-]",
+               "add hashes + signature to unsigned event(s): PDU lines on stdout, event IDs on stderr (--json: {\"event_id\",\"pdu\"} lines)",
+               cmd_sign)
+FEDCTL_COMMAND(keys_cmd, "keys", "keys import FILE... | keys ls | keys doc [--valid-for 7d]",
+               "verify and store key documents in server_keys; list them; print this node's key document",
+               cmd_keys)
