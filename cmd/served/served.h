@@ -1,0 +1,88 @@
+/* served.h: private header of served, the node's federation HTTP endpoint
+ * (libevent evhttp). Files: served_main.c (ops, routing, auth, errors),
+ * served_fed.c (identity, events + long-poll), served_matrix.c (Matrix reads,
+ * key document), served_recover.c (cache-warm recovery), served_metrics.c. */
+#ifndef SERVED_H
+#define SERVED_H
+#include <stdint.h>
+#include <sys/queue.h>
+#include <event2/http.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include "daemon.h"
+#include "keys.h"
+#include "vclock.h"
+#include "pdu.h"
+
+#define SERVED_ID_MAX 256      /* longest event/room ID accepted in a path */
+
+struct waiter;                 /* a parked long-poll request */
+struct recover_job { char event_id[SERVED_ID_MAX]; long long queued_ms; uint64_t req_id;
+                     long long sent_ms; };
+
+struct served {
+	struct daemon     *d;
+	struct evhttp     *http;
+	struct signing_key key;
+	const char        *server_name;
+	char               node_id[27];
+	unsigned char      shared_hash[32];   /* generichash of the bearer key */
+	int                auth;
+	int                events_limit;
+	size_t             events_max_bytes;
+	long long          longpoll_max, longpoll_tick, stats_timeout;
+	/* long-poll */
+	struct waiter     *waiters;
+	int                nwaiters, max_waiters;
+	struct event      *poll_ev;
+	/* recovery */
+	int                upstreams;          /* any configured */
+	struct recover_job *rq;                /* ring buffer of queued jobs */
+	int                rq_cap, rq_head, rq_len;
+	struct recover_job *inflight;
+	int                inflight_cap, ninflight;
+	uint64_t           next_req_id;
+	long long          claim_ttl, recover_timeout;
+	/* counters */
+	uint64_t *c_requests, *c_errors, *c_unauthorized, *c_proxied, *c_event_hits,
+	         *c_event_misses, *c_rec_queued, *c_rec_dropped, *c_rec_dedup_local,
+	         *c_rec_dedup_claim, *c_rec_claim_errors, *c_rec_sent, *c_rec_ok,
+	         *c_rec_failed, *c_rec_pdus, *c_rec_expired, *c_longpolls, *c_events_served;
+	int64_t  *g_waiters, *g_rq, *g_inflight;
+};
+
+/* served_main.c */
+void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body);
+void served_error(struct served *s, struct evhttp_request *req, int code, const char *errcode,
+                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Percent-decode one path segment into out; -1 if too long or it decodes to
+ * something with a NUL. */
+int  served_segment(const char *seg, size_t n, char *out, size_t cap);
+const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const char *key);
+
+/* served_fed.c */
+void fed_identity(struct served *s, struct evhttp_request *req);
+void fed_events(struct served *s, struct evhttp_request *req);
+void fed_node_clock(struct served *s, MDB_txn *t, struct vclock *vc);
+void fed_init(struct served *s);
+void fed_fini(struct served *s);
+
+/* served_matrix.c */
+void mx_event(struct served *s, struct evhttp_request *req, const char *id, int proxied);
+void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id);
+void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room);
+void mx_get_missing(struct served *s, struct evhttp_request *req, const char *room);
+void mx_backfill(struct served *s, struct evhttp_request *req, const char *room);
+void mx_server_key(struct served *s, struct evhttp_request *req);
+
+/* served_recover.c */
+void recover_init(struct served *s);
+void recover_miss(struct served *s, const char *event_id);
+void recover_on_frame(struct served *s, struct frame *f);
+void recover_fini(struct served *s);
+
+/* served_metrics.c */
+void metrics_handle(struct served *s, struct evhttp_request *req);
+void healthz_handle(struct served *s, struct evhttp_request *req);
+
+#endif

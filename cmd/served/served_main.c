@@ -1,0 +1,305 @@
+/* served_main.c: served's daemon ops, the evhttp server, routing, bearer
+ * auth (constant time) and JSON errors. Everything the network sends is
+ * checked here before a handler sees it; nothing a client sends ends the
+ * process. */
+#include "served.h"
+#include "log.h"
+#include "json.h"
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+static struct served S;
+
+void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	struct evbuffer *out = evbuffer_new();
+	if (!out) { evhttp_send_error(req, 500, "out of memory"); return; }
+	evbuffer_add(out, body->data, body->len);
+	evhttp_send_reply(req, code, reason, out);
+	evbuffer_free(out);
+}
+
+void served_error(struct served *s, struct evhttp_request *req, int code, const char *errcode,
+                  const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"errcode\":");
+	json_put_string(&b, errcode, strlen(errcode));
+	buf_adds(&b, ",\"error\":");
+	json_put_string(&b, msg, strlen(msg));
+	buf_addc(&b, '}');
+	if (code != 404) (*s->c_errors)++;
+	served_json(req, code, NULL, &b);
+	buf_free(&b);
+}
+
+int served_segment(const char *seg, size_t n, char *out, size_t cap)
+{
+	if (n == 0 || n >= cap) return -1;
+	char raw[SERVED_ID_MAX * 3 + 1];
+	if (n >= sizeof raw) return -1;
+	memcpy(raw, seg, n);
+	raw[n] = 0;
+	size_t dl = 0;
+	char *dec = evhttp_uridecode(raw, 0, &dl);
+	if (!dec) return -1;
+	int bad = dl == 0 || dl >= cap || memchr(dec, 0, dl) != NULL;
+	if (!bad) { memcpy(out, dec, dl); out[dl] = 0; }
+	free(dec);
+	return bad ? -1 : (int)dl;
+}
+
+const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const char *key)
+{
+	(void)req;
+	return evhttp_find_header(q, key);
+}
+
+/* Constant-time bearer check: hash both sides to fixed length first, so
+ * neither the key's length nor its bytes leak through timing. */
+static int auth_ok(struct served *s, struct evhttp_request *req)
+{
+	if (!s->auth) return 1;
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+	h += 7;
+	unsigned char got[32];
+	crypto_generichash(got, sizeof got, (const unsigned char *)h, strlen(h), NULL, 0);
+	return sodium_memcmp(got, s->shared_hash, sizeof got) == 0;
+}
+
+static int is_proxied(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Fed-Proxied");
+	return h && strcmp(h, "0") && *h;
+}
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+	switch (c) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	default: return "OTHER";
+	}
+}
+
+/* Split path (after prefix) into up to max segments separated by '/'. */
+static int split(const char *p, const char **seg, size_t *len, int max)
+{
+	int n = 0;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (n == max) return -1;
+		seg[n] = p; len[n] = l; n++;
+		if (!e) break;
+		p = e + 1;
+		if (!*p) return -1;   /* trailing slash: no such resource */
+	}
+	return n;
+}
+
+static void route(struct evhttp_request *req, void *arg)
+{
+	struct served *s = arg;
+	(*s->c_requests)++;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u ? evhttp_uri_get_path(u) : NULL;
+	if (!path || !*path) { served_error(s, req, 400, "M_UNRECOGNIZED", "bad request URI"); return; }
+	int proxied = is_proxied(req);
+	if (proxied) {
+		(*s->c_proxied)++;
+		log_info("proxied request %s %s", method_name(m), path);
+	} else {
+		log_debug("%s %s", method_name(m), path);
+	}
+	if (!strcmp(path, "/healthz")) {
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) goto bad_method;
+		healthz_handle(s, req);
+		return;
+	}
+	if (!auth_ok(s, req)) {
+		(*s->c_unauthorized)++;
+		log_info("401 for %s %s: missing or wrong bearer key", method_name(m), path);
+		served_error(s, req, 401, "M_UNAUTHORIZED", "missing or wrong bearer key");
+		return;
+	}
+	const char *seg[6];
+	size_t sl[6];
+	char a[SERVED_ID_MAX], b[SERVED_ID_MAX];
+	static const char fed[] = "/_matrix/federation/v1/";
+	if (!strcmp(path, "/metrics")) {
+		if (m != EVHTTP_REQ_GET) goto bad_method;
+		metrics_handle(s, req);
+	} else if (!strcmp(path, "/_fed/v1/identity")) {
+		if (m != EVHTTP_REQ_GET) goto bad_method;
+		fed_identity(s, req);
+	} else if (!strcmp(path, "/_fed/v1/events")) {
+		if (m != EVHTTP_REQ_GET) goto bad_method;
+		fed_events(s, req);
+	} else if (!strcmp(path, "/_matrix/key/v2/server")) {
+		if (m != EVHTTP_REQ_GET) goto bad_method;
+		mx_server_key(s, req);
+	} else if (!strncmp(path, fed, sizeof fed - 1)) {
+		int n = split(path + sizeof fed - 1, seg, sl, 6);
+		if (n < 2) goto not_found;
+#define IS(i, w) (sl[i] == strlen(w) && !memcmp(seg[i], w, sl[i]))
+		int want_post = IS(0, "get_missing_events");
+		if (want_post ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_GET) goto bad_method;
+		if (served_segment(seg[1], sl[1], a, sizeof a) < 0) goto bad_id;
+		if (IS(0, "event") && n == 2) mx_event(s, req, a, proxied);
+		else if (IS(0, "event_auth") && n == 3) {
+			if (served_segment(seg[2], sl[2], b, sizeof b) < 0) goto bad_id;
+			mx_event_auth(s, req, a, b);
+		} else if (IS(0, "state_ids") && n == 2) mx_state_ids(s, req, a);
+		else if (want_post && n == 2) mx_get_missing(s, req, a);
+		else if (IS(0, "backfill") && n == 2) mx_backfill(s, req, a);
+		else goto not_found;
+#undef IS
+	} else {
+		goto not_found;
+	}
+	return;
+not_found:
+	served_error(s, req, 404, "M_UNRECOGNIZED", "unrecognized request path");
+	return;
+bad_method:
+	served_error(s, req, 405, "M_UNRECOGNIZED", "method %s not allowed here", method_name(m));
+	return;
+bad_id:
+	served_error(s, req, 400, "M_INVALID_PARAM", "bad identifier in path");
+}
+
+static int served_init(struct daemon *d)
+{
+	struct served *s = &S;
+	d->priv = s;
+	s->d = d;
+	if (sodium_init() < 0) fatalx("sodium_init failed");
+	s->server_name = cfg_str(&d->cfg, "node", "server_name");
+	char err[256];
+	if (signing_key_load(&s->key, cfg_str(&d->cfg, "node", "signing_key"), err, sizeof err) < 0) {
+		log_err("cannot load signing key: %s", err);
+		return EXIT_CONFIG;
+	}
+	if (store_node_id(&d->st, s->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
+	const char *sk = cfg_str(&d->cfg, "node", "shared_key");
+	if (*sk) {
+		s->auth = 1;
+		crypto_generichash(s->shared_hash, sizeof s->shared_hash, (const unsigned char *)sk,
+		                   strlen(sk), NULL, 0);
+	}
+	s->events_limit = (int)cfg_int(&d->cfg, "served", "events_limit");
+	if (s->events_limit < 1 || s->events_limit > 100) s->events_limit = 100;
+	s->events_max_bytes = (size_t)cfg_size(&d->cfg, "served", "events_max_bytes");
+	s->longpoll_max = cfg_ms(&d->cfg, "served", "longpoll_max");
+	s->longpoll_tick = cfg_ms(&d->cfg, "served", "longpoll_tick");
+	if (s->longpoll_tick < 5) s->longpoll_tick = 5;
+	s->stats_timeout = cfg_ms(&d->cfg, "served", "stats_timeout");
+	s->max_waiters = (int)cfg_int(&d->cfg, "served", "longpoll_waiters");
+
+#define C(f, n) s->f = daemon_counter(d, n)
+	C(c_requests, "http_requests"); C(c_errors, "http_errors"); C(c_unauthorized, "http_unauthorized");
+	C(c_proxied, "proxied_requests"); C(c_event_hits, "event_hits"); C(c_event_misses, "event_misses");
+	C(c_rec_queued, "recover_queued"); C(c_rec_dropped, "recover_dropped");
+	C(c_rec_dedup_local, "recover_dedup_local"); C(c_rec_dedup_claim, "recover_dedup_claim");
+	C(c_rec_claim_errors, "recover_claim_errors"); C(c_rec_sent, "recover_sent");
+	C(c_rec_ok, "recover_ok"); C(c_rec_failed, "recover_failed"); C(c_rec_pdus, "recover_pdus");
+	C(c_rec_expired, "recover_expired"); C(c_longpolls, "longpolls");
+	C(c_events_served, "events_served");
+#undef C
+	s->g_waiters = daemon_gauge(d, "longpoll_waiters");
+	s->g_rq = daemon_gauge(d, "recover_queue");
+	s->g_inflight = daemon_gauge(d, "recover_inflight");
+
+	if (d->stdio) {
+		/* --stdio: no HTTP; served is an endpoint, not a filter. Recovery
+		 * results arriving as frames are still handled. */
+		recover_init(s);
+		return 0;
+	}
+	char host[128];
+	const char *listen = cfg_str(&d->cfg, "node", "listen");
+	const char *colon = strrchr(listen, ':');
+	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host) {
+		log_err("[node] listen = '%s' is not HOST:PORT", listen);
+		return EXIT_CONFIG;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = 0;
+	int port = atoi(colon + 1);
+	if (port <= 0 || port > 65535) { log_err("[node] listen = '%s': bad port", listen); return EXIT_CONFIG; }
+	s->http = evhttp_new(d->base);
+	if (!s->http) fatalx("evhttp_new failed");
+	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg_size(&d->cfg, "served", "max_header_size"));
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg_size(&d->cfg, "served", "max_body_size"));
+	long long to = cfg_ms(&d->cfg, "served", "timeout");
+	struct timeval tv = { to / 1000, (to % 1000) * 1000 };
+	evhttp_set_timeout_tv(s->http, &tv);
+	/* Every method reaches route() so a wrong one gets our JSON 405. */
+	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+	                           EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(s->http, route, s);
+	if (!evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port)) {
+		log_err("cannot listen on %s: %s", listen, strerror(errno));
+		return EXIT_TEMP;
+	}
+	fed_init(s);
+	recover_init(s);
+	log_info("serving %s as %s (node %s)%s", listen, s->server_name, s->node_id,
+	         s->auth ? ", bearer key required" : "");
+	return 0;
+}
+
+static void served_on_frame(struct daemon *d, struct conn *c, struct frame *f)
+{
+	struct served *s = d->priv;
+	switch (f->type) {
+	case FT_FETCH_RESULT:
+		recover_on_frame(s, f);
+		break;
+	case FT_WAKEUP:
+		break;   /* long-pollers are woken by the stream poll */
+	default:
+		log_debug("served: ignoring %s frame from %s", frame_type_name(f->type), conn_peer(c));
+	}
+}
+
+static void served_fini(struct daemon *d)
+{
+	struct served *s = d->priv;
+	if (!s) return;
+	fed_fini(s);
+	recover_fini(s);
+	if (s->http) evhttp_free(s->http);
+	s->http = NULL;
+	sodium_memzero(&s->key, sizeof s->key);
+}
+
+static const struct daemon_ops ops = {
+	.name = "served",
+	.summary = "the node's federation HTTP endpoint (Matrix reads, /_fed/v1 sync, metrics)",
+	.needs_store = 1,
+	.init = served_init,
+	.on_frame = served_on_frame,
+	.fini = served_fini,
+};
+
+int main(int argc, char **argv) { return daemon_main(argc, argv, &ops); }

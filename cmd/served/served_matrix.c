@@ -1,0 +1,428 @@
+/* served_matrix.c: the Matrix server-server reads other nodes' fetchd use,
+ * answered from LMDB: event, event_auth, state_ids, get_missing_events,
+ * backfill, and the node's self-signed key document. Graph walks are
+ * breadth-first over stored events only and bounded (WALK_MAX), so a
+ * request can never make served walk an unbounded history. State at an
+ * event is approximated (full state resolution is out of scope): the latest
+ * (by depth) state event per (type, state_key) among the event's ancestors. */
+#include "served.h"
+#include "log.h"
+#include "json.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define WALK_MAX 20000
+
+struct item {
+	char    *id;
+	int64_t  depth;
+	char    *type, *state_key;      /* state_key NULL: not a state event */
+	const char *pdu; size_t len;    /* into the read txn's map */
+};
+
+struct idset { char **k; size_t cap, n; };
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
+	return h;
+}
+
+/* Add; 1 if new, 0 if present. */
+static int idset_add(struct idset *set, const char *id)
+{
+	if (set->n * 2 >= set->cap) {
+		size_t nc = set->cap ? set->cap * 2 : 64;
+		char **nk = calloc(nc, sizeof *nk);
+		if (!nk) log_panic("out of memory");
+		for (size_t i = 0; i < set->cap; i++) {
+			if (!set->k[i]) continue;
+			size_t j = hash(set->k[i]) & (nc - 1);
+			while (nk[j]) j = (j + 1) & (nc - 1);
+			nk[j] = set->k[i];
+		}
+		free(set->k);
+		set->k = nk;
+		set->cap = nc;
+	}
+	size_t j = hash(id) & (set->cap - 1);
+	while (set->k[j]) {
+		if (!strcmp(set->k[j], id)) return 0;
+		j = (j + 1) & (set->cap - 1);
+	}
+	set->k[j] = strdup(id);
+	if (!set->k[j]) log_panic("out of memory");
+	set->n++;
+	return 1;
+}
+
+static int idset_has(const struct idset *set, const char *id)
+{
+	if (!set->cap) return 0;
+	size_t j = hash(id) & (set->cap - 1);
+	while (set->k[j]) {
+		if (!strcmp(set->k[j], id)) return 1;
+		j = (j + 1) & (set->cap - 1);
+	}
+	return 0;
+}
+
+static void idset_free(struct idset *set)
+{
+	for (size_t i = 0; i < set->cap; i++) free(set->k[i]);
+	free(set->k);
+	memset(set, 0, sizeof *set);
+}
+
+struct walk {
+	struct served *s;
+	MDB_txn *t;
+	const char *room;
+	struct item *found; size_t n, cap;
+	struct idset seen;
+	char **queue; size_t qh, qn, qcap;
+};
+
+static void push(struct walk *w, const char *id)
+{
+	if (w->qn == w->qcap) {
+		w->qcap = w->qcap ? w->qcap * 2 : 64;
+		w->queue = realloc(w->queue, w->qcap * sizeof *w->queue);
+		if (!w->queue) log_panic("out of memory");
+	}
+	w->queue[w->qn++] = strdup(id);
+}
+
+static char *tok_dup(const struct json_doc *d, int t)
+{
+	if (t < 0 || d->tok[t].type != JSON_STRING) return NULL;
+	size_t n = json_str_len(d, t);
+	char *s = malloc(n + 1);
+	if (!s) log_panic("out of memory");
+	json_str_copy(d, t, s, n + 1);
+	return s;
+}
+
+/* Breadth-first from the queued ids; follow "prev_events" and/or
+ * "auth_events". include_starts: whether the first nstart ids are results.
+ * stop: ids neither returned nor expanded (get_missing_events' earliest). */
+static void walk_run(struct walk *w, size_t nstart, int include_starts, int prev, int auth,
+                     const struct idset *stop, size_t limit)
+{
+	struct json_doc d = {0};
+	size_t visited = 0;
+	for (; w->qh < w->qn && w->n < limit && visited < WALK_MAX; w->qh++) {
+		char *id = w->queue[w->qh];
+		int is_start = w->qh < nstart;
+		if (!idset_add(&w->seen, id) || (stop && idset_has(stop, id))) continue;
+		visited++;
+		struct event_rec r;
+		if (strlen(id) >= SERVED_ID_MAX || store_event_get(w->t, &w->s->d->st, id, &r)) continue;
+		if (w->room && (r.room_len != strlen(w->room) || memcmp(r.room_id, w->room, r.room_len))) continue;
+		if (json_parse(&d, r.pdu, r.pdu_len, JSON_MAX_DEPTH_DEFAULT) < 0) continue;
+		if (!is_start || include_starts) {
+			if (w->n == w->cap) {
+				w->cap = w->cap ? w->cap * 2 : 32;
+				w->found = realloc(w->found, w->cap * sizeof *w->found);
+				if (!w->found) log_panic("out of memory");
+			}
+			struct item *it = &w->found[w->n++];
+			it->id = strdup(id);
+			int dt = json_obj_get(&d, 0, "depth");
+			it->depth = dt >= 0 && d.tok[dt].type == JSON_INT ? d.tok[dt].ival : 0;
+			it->type = tok_dup(&d, json_obj_get(&d, 0, "type"));
+			it->state_key = tok_dup(&d, json_obj_get(&d, 0, "state_key"));
+			it->pdu = r.pdu;
+			it->len = r.pdu_len;
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			if (pass == 0 ? !prev : !auth) continue;
+			int a = json_obj_get(&d, 0, pass == 0 ? "prev_events" : "auth_events");
+			if (a < 0 || d.tok[a].type != JSON_ARRAY) continue;
+			for (int e = json_first(&d, a); e >= 0; e = json_next_elem(&d, a, e)) {
+				char cid[SERVED_ID_MAX];
+				if (d.tok[e].type == JSON_STRING && json_str_copy(&d, e, cid, sizeof cid) > 0 &&
+				    !idset_has(&w->seen, cid))
+					push(w, cid);
+			}
+		}
+	}
+	json_doc_free(&d);
+}
+
+static void walk_free(struct walk *w)
+{
+	for (size_t i = 0; i < w->n; i++) { free(w->found[i].id); free(w->found[i].type); free(w->found[i].state_key); }
+	free(w->found);
+	for (size_t i = 0; i < w->qn; i++) free(w->queue[i]);
+	free(w->queue);
+	idset_free(&w->seen);
+}
+
+static int by_depth(const void *a, const void *b)
+{
+	const struct item *x = a, *y = b;
+	if (x->depth != y->depth) return x->depth < y->depth ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+static void add_pdus(struct buf *b, struct walk *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		if (i) buf_addc(b, ',');
+		buf_add(b, w->found[i].pdu, w->found[i].len);
+	}
+}
+
+static void add_origin(struct served *s, struct buf *b)
+{
+	buf_adds(b, "\"origin\":");
+	json_put_string(b, s->server_name, strlen(s->server_name));
+	buf_printf(b, ",\"origin_server_ts\":%lld", now_ms());
+}
+
+void mx_event(struct served *s, struct evhttp_request *req, const char *id, int proxied)
+{
+	MDB_txn *t = store_begin(&s->d->st, 1);
+	struct event_rec r;
+	if (store_event_get(t, &s->d->st, id, &r) == 0) {
+		(*s->c_event_hits)++;
+		struct buf b;
+		buf_init(&b);
+		buf_addc(&b, '{');
+		add_origin(s, &b);
+		buf_adds(&b, ",\"pdus\":[");
+		buf_add(&b, r.pdu, r.pdu_len);
+		buf_adds(&b, "]}");
+		mdb_txn_abort(t);
+		served_json(req, 200, "OK", &b);
+		buf_free(&b);
+		return;
+	}
+	mdb_txn_abort(t);
+	(*s->c_event_misses)++;
+	/* Answer first (cache-warm: never hold the requester), then recover. */
+	served_error(s, req, 404, "M_NOT_FOUND", "event not found");
+	if (proxied) log_info("proxied miss for %s: not recovering (one hop)", id);
+	else recover_miss(s, id);
+}
+
+void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id)
+{
+	struct walk w = { .s = s, .room = room };
+	w.t = store_begin(&s->d->st, 1);
+	if (!store_event_exists(w.t, &s->d->st, id)) {
+		mdb_txn_abort(w.t);
+		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
+		return;
+	}
+	push(&w, id);
+	walk_run(&w, 1, 0, 0, 1, NULL, WALK_MAX);
+	qsort(w.found, w.n, sizeof *w.found, by_depth);
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"auth_chain\":[");
+	add_pdus(&b, &w);
+	buf_adds(&b, "]}");
+	mdb_txn_abort(w.t);
+	walk_free(&w);
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
+
+static int by_state(const void *a, const void *b)
+{
+	const struct item *x = a, *y = b;
+	int c = strcmp(x->type ? x->type : "", y->type ? y->type : "");
+	if (c) return c;
+	c = strcmp(x->state_key, y->state_key);
+	if (c) return c;
+	return x->depth > y->depth ? -1 : x->depth < y->depth ? 1 : strcmp(x->id, y->id);
+}
+
+void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room)
+{
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	char id[SERVED_ID_MAX];
+	const char *v = NULL;
+	if (qs && evhttp_parse_query_str(qs, &q) == 0) v = evhttp_find_header(&q, "event_id");
+	if (!v || strlen(v) >= sizeof id) {
+		evhttp_clear_headers(&q);
+		served_error(s, req, 400, "M_MISSING_PARAM", "event_id is required");
+		return;
+	}
+	strcpy(id, v);
+	evhttp_clear_headers(&q);
+	struct walk w = { .s = s, .room = room };
+	w.t = store_begin(&s->d->st, 1);
+	if (!store_event_exists(w.t, &s->d->st, id)) {
+		mdb_txn_abort(w.t);
+		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
+		return;
+	}
+	push(&w, id);
+	walk_run(&w, 1, 0, 1, 1, NULL, WALK_MAX);
+	/* Keep state events only, the deepest per (type, state_key). */
+	size_t k = 0;
+	for (size_t i = 0; i < w.n; i++) {
+		if (w.found[i].state_key) w.found[k++] = w.found[i];
+		else { free(w.found[i].id); free(w.found[i].type); }
+	}
+	w.n = k;
+	qsort(w.found, w.n, sizeof *w.found, by_state);
+	struct walk a = { .s = s, .room = room, .t = w.t };
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"auth_chain_ids\":[");
+	size_t npdu = 0;
+	struct buf p;
+	buf_init(&p);
+	for (size_t i = 0; i < w.n; i++) {
+		if (i && !strcmp(w.found[i].type ? w.found[i].type : "", w.found[i - 1].type ? w.found[i - 1].type : "") &&
+		    !strcmp(w.found[i].state_key, w.found[i - 1].state_key))
+			continue;
+		if (npdu++) buf_addc(&p, ',');
+		json_put_string(&p, w.found[i].id, strlen(w.found[i].id));
+		push(&a, w.found[i].id);
+	}
+	walk_run(&a, a.qn, 0, 0, 1, NULL, WALK_MAX);
+	for (size_t i = 0; i < a.n; i++) {
+		if (i) buf_addc(&b, ',');
+		json_put_string(&b, a.found[i].id, strlen(a.found[i].id));
+	}
+	buf_adds(&b, "],\"pdu_ids\":[");
+	buf_add(&b, p.data, p.len);
+	buf_adds(&b, "]}");
+	mdb_txn_abort(w.t);
+	walk_free(&a);
+	walk_free(&w);
+	buf_free(&p);
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
+
+static int read_body(struct evhttp_request *req, struct buf *out)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t n = evbuffer_get_length(in);
+	buf_reserve(out, n + 1);
+	if (n && evbuffer_remove(in, out->data, n) != (int)n) return -1;
+	out->len = n;
+	out->data[n] = 0;
+	return 0;
+}
+
+static int add_id_list(struct walk *w, struct idset *set, const struct json_doc *d, int arr)
+{
+	if (arr < 0 || d->tok[arr].type != JSON_ARRAY) return -1;
+	for (int e = json_first(d, arr); e >= 0; e = json_next_elem(d, arr, e)) {
+		char id[SERVED_ID_MAX];
+		if (d->tok[e].type != JSON_STRING || json_str_copy(d, e, id, sizeof id) <= 0) return -1;
+		if (set) idset_add(set, id);
+		else push(w, id);
+	}
+	return 0;
+}
+
+void mx_get_missing(struct served *s, struct evhttp_request *req, const char *room)
+{
+	struct buf body;
+	buf_init(&body);
+	struct json_doc d = {0};
+	if (read_body(req, &body) < 0 || json_parse(&d, body.data, body.len, 8) < 0 ||
+	    d.tok[0].type != JSON_OBJECT) {
+		served_error(s, req, 400, "M_NOT_JSON", "body is not a JSON object");
+		goto out;
+	}
+	struct walk w = { .s = s, .room = room };
+	struct idset earliest = {0};
+	int lim = json_obj_get(&d, 0, "limit");
+	int64_t limit = lim >= 0 && d.tok[lim].type == JSON_INT ? d.tok[lim].ival : 10;
+	if (limit < 1) limit = 1;
+	if (limit > 100) limit = 100;
+	int ee = json_obj_get(&d, 0, "earliest_events"), le = json_obj_get(&d, 0, "latest_events");
+	struct walk starts = { .s = s };
+	if ((ee >= 0 && add_id_list(NULL, &earliest, &d, ee) < 0) || add_id_list(&starts, NULL, &d, le) < 0) {
+		served_error(s, req, 400, "M_BAD_JSON", "latest_events (and earliest_events) must be arrays of event IDs");
+		idset_free(&earliest);
+		walk_free(&starts);
+		goto out;
+	}
+	w.t = store_begin(&s->d->st, 1);
+	/* Start from the latest events' prev_events: the latest themselves are
+	 * what the asker already has. */
+	for (size_t i = 0; i < starts.qn; i++) push(&w, starts.queue[i]);
+	walk_run(&w, starts.qn, 0, 1, 0, &earliest, (size_t)limit);
+	qsort(w.found, w.n, sizeof *w.found, by_depth);
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"events\":[");
+	add_pdus(&b, &w);
+	buf_adds(&b, "]}");
+	mdb_txn_abort(w.t);
+	walk_free(&w);
+	walk_free(&starts);
+	idset_free(&earliest);
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+out:
+	json_doc_free(&d);
+	buf_free(&body);
+}
+
+void mx_backfill(struct served *s, struct evhttp_request *req, const char *room)
+{
+	struct evkeyvalq q;
+	TAILQ_INIT(&q);
+	const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	if (!qs || evhttp_parse_query_str(qs, &q) < 0) {
+		served_error(s, req, 400, "M_MISSING_PARAM", "v and limit are required");
+		return;
+	}
+	struct walk w = { .s = s, .room = room };
+	long limit = 10;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, &q, next) {
+		if (!strcmp(kv->key, "v") && strlen(kv->value) < SERVED_ID_MAX) push(&w, kv->value);
+		else if (!strcmp(kv->key, "limit")) limit = strtol(kv->value, NULL, 10);
+	}
+	evhttp_clear_headers(&q);
+	if (!w.qn) {
+		walk_free(&w);
+		served_error(s, req, 400, "M_MISSING_PARAM", "at least one v= event ID is required");
+		return;
+	}
+	if (limit < 1) limit = 1;
+	if (limit > 100) limit = 100;
+	w.t = store_begin(&s->d->st, 1);
+	walk_run(&w, w.qn, 1, 1, 0, NULL, (size_t)limit);
+	qsort(w.found, w.n, sizeof *w.found, by_depth);
+	struct buf b;
+	buf_init(&b);
+	buf_addc(&b, '{');
+	add_origin(s, &b);
+	buf_adds(&b, ",\"pdus\":[");
+	add_pdus(&b, &w);
+	buf_adds(&b, "]}");
+	mdb_txn_abort(w.t);
+	walk_free(&w);
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
+
+void mx_server_key(struct served *s, struct evhttp_request *req)
+{
+	struct buf b;
+	buf_init(&b);
+	if (server_key_doc(&s->key, s->server_name, now_ms(),
+	                   cfg_ms(&s->d->cfg, "served", "key_valid_for"), &b) < 0) {
+		buf_free(&b);
+		served_error(s, req, 500, "M_UNKNOWN", "cannot build the key document");
+		return;
+	}
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
