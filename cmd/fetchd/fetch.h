@@ -1,0 +1,174 @@
+/* fetch.h: fetchd's private header. One event loop owns every in-flight
+ * fetch, the coalescing map, the admission queue and the per-server state;
+ * nothing here is shared with another thread, so nothing is locked. */
+#ifndef FETCHD_FETCH_H
+#define FETCHD_FETCH_H
+#include <sys/queue.h>
+#include <stdint.h>
+#include <curl/curl.h>
+#include "daemon.h"
+#include "fetchreq.h"
+
+struct fetch;
+struct fetchd;
+
+/* A caller: one (connection, request id) interested in one fetch. */
+struct waiter {
+	struct fetch   *f;
+	struct client  *cl;
+	uint64_t        id;
+	long long       t0;           /* mono ms when it asked */
+	struct event   *timer;        /* its own timeout_ms, if any */
+	TAILQ_ENTRY(waiter) f_link;   /* in f->waiters */
+	TAILQ_ENTRY(waiter) c_link;   /* in cl->waiters */
+};
+TAILQ_HEAD(waiter_list, waiter);
+
+/* One socket connection (or stdio) with its outstanding requests. */
+struct client {
+	struct conn        *c;
+	struct waiter_list  waiters;
+};
+
+/* The answer every coalesced caller shares (ref-counted payload). */
+struct outcome {
+	int     refs;
+	char   *payload;      /* meta line '\n' body */
+	size_t  len;
+};
+
+/* Per upstream server: throttle, latency, cached health. */
+struct server {
+	char           *name;
+	char            base[256];       /* URL prefix (cfg_server_url) */
+	char            key[256];        /* bearer key sent to it */
+	char            ca[256];         /* CA file for https */
+	struct server  *hnext;
+	int             active;          /* requests running now */
+	double          tokens;          /* rate bucket */
+	long long       tok_ms;
+	TAILQ_HEAD(, attempt) waitq;     /* attempts waiting for the throttle */
+	struct event   *wake;            /* rate-limit wakeup */
+	long long       latency_ms;      /* EWMA of successful requests, 0 unknown */
+	/* health as last read from LMDB */
+	int             streak;
+	long long       until_ms;
+};
+
+enum attempt_state { AT_WAITING, AT_RUNNING };
+
+struct attempt {
+	struct fetch   *f;
+	struct server  *s;
+	int             state;
+	CURL           *easy;
+	struct curl_slist *hdrs;
+	struct buf      body;
+	char           *post;
+	long long       t0;
+	int             too_big;
+	TAILQ_ENTRY(attempt) f_link;
+	TAILQ_ENTRY(attempt) s_link;
+};
+
+enum fetch_state { FS_QUEUED, FS_ACTIVE };
+
+struct fetch {
+	uint64_t        hash;
+	char           *key;  size_t keylen;
+	struct fetch   *hnext;
+	int             state;
+	uint16_t        flags;            /* FF_PROXIED */
+	struct fetch_req req;
+	struct waiter_list waiters;
+	int             nwaiters;
+	/* candidates, ranked */
+	char          **cand; int ncand, next;
+	/* what was tried and why it failed */
+	char          **tried; char **why; int ntried;
+	int             n_timeouts;
+	/* fan-out */
+	struct fetch_fanout growth;
+	int             width_max, attempts_max;
+	int             round, attempts, running;
+	TAILQ_HEAD(, attempt) attempts_list;
+	struct event   *deadline;
+	long long       t0;
+	TAILQ_ENTRY(fetch) q_link;        /* admission queue */
+};
+
+struct fetchd {
+	struct daemon  *d;
+	CURLM          *multi;
+	struct event   *curl_timer;
+	/* coalescing map */
+	struct fetch  **map; size_t map_cap, map_n;
+	TAILQ_HEAD(, fetch) queue; int queued;
+	int             active;           /* FS_ACTIVE fetches (REQUESTS_MAX) */
+	int             nwaiters;
+	/* servers */
+	struct server **srv; size_t srv_cap;
+	/* config */
+	int             requests_max, queue_max;
+	long long       request_timeout, connect_timeout, fetch_timeout;
+	size_t          response_max;
+	int             width_max, attempts_max;
+	int             srv_conc, srv_rate;
+	long long       backoff_window, backoff_max;
+	int             backoff_grace;
+	int             checks_default;
+	int             room_version;
+	char            own[256];
+	int             stdin_eof;
+	CURL          **easy_pool; int npool;
+	/* pending health updates, written in one txn per loop turn */
+	struct health_upd *hq; int nhq, capq;
+	/* counters */
+	uint64_t *c_requests, *c_coalesced, *c_upstream, *c_ok, *c_not_found, *c_no_cand,
+	         *c_busy, *c_cancelled, *c_timeout, *c_bad_answer, *c_revived, *c_queued,
+	         *c_reply_dropped, *c_bad_request;
+	int64_t  *g_active, *g_queued, *g_waiters;
+};
+
+/* fetch_worker.c */
+void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t flags,
+                  struct fetch_req *req);       /* takes the req's contents */
+void fetch_cancel(struct fetchd *fd, struct client *cl, uint64_t id, int reply);
+void client_gone(struct fetchd *fd, struct client *cl);
+void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long status);
+void fetch_shutdown(struct fetchd *fd);
+int  fetch_idle(const struct fetchd *fd);
+void reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
+                 const char *why);
+
+/* fetch_select.c: ranked candidates for a request (fills f->cand). */
+void fetch_select(struct fetchd *fd, struct fetch *f);
+void fetch_add_hints(struct fetchd *fd, struct fetch *f, char *const *hints, size_t n);
+int  server_excluded(struct fetchd *fd, const char *name);
+
+/* fetch_transport.c */
+int  transport_init(struct fetchd *fd);
+void transport_fini(struct fetchd *fd);
+struct server *server_get(struct fetchd *fd, const char *name);
+void attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then run */
+void attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
+void attempt_free(struct fetchd *fd, struct attempt *a);
+void server_release(struct fetchd *fd, struct server *s);    /* a running request ended */
+
+/* fetch_validate.c: classify an answer. Returns 0 if it is acceptable,
+ * else -1 with a short reason; *counts says whether it counts against the
+ * server's health. */
+int  fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
+                        long status, char *why, size_t cap, int *counts);
+
+/* fetch_health.c */
+enum health_kind { H_OK, H_FAIL, H_GONE };      /* GONE: HTTP 410 */
+void health_note(struct fetchd *fd, struct server *s, int kind, const char *err,
+                 long long latency_ms);
+void health_flush(struct fetchd *fd);           /* one write txn for the turn */
+void health_room_seen(struct fetchd *fd, const char *room, const char *server);
+void health_load(struct fetchd *fd, struct server **s, int n);   /* refresh cache */
+/* Rank class: 0 reachable, 1 deprioritized, 2 backed off. */
+int  health_class(struct fetchd *fd, const struct server *s, long long now);
+
+#endif

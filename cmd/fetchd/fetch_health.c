@@ -1,0 +1,181 @@
+/* fetch_health.c: per-server backoff kept in LMDB server_health, so it
+ * survives restarts. Outcomes of a loop turn are queued and written in one
+ * transaction (on_turn). delay = window x streak^2 capped at backoff_max;
+ * HTTP 410 backs off for backoff_max at once; the first `grace` failures
+ * only deprioritize; success clears. `fedctl servers wake` deletes the
+ * record, so the streak is re-read from LMDB before every update. */
+#include <stdlib.h>
+#include <string.h>
+#include "fetch.h"
+#include "json.h"
+#include "log.h"
+
+struct health_upd {
+	int   kind;               /* H_OK, H_FAIL, H_GONE, or -1: room seen */
+	char *server;
+	char *room;
+	char  err[96];
+	long long latency_ms;
+};
+
+struct hrec { long long streak, until_ms, last_ok_ms, latency_ms; char last_error[128]; };
+
+static void hrec_parse(const MDB_val *v, struct hrec *h)
+{
+	static struct json_doc d;
+	memset(h, 0, sizeof *h);
+	if (json_parse(&d, v->mv_data, v->mv_size, 4) < 0 || d.tok[0].type != JSON_OBJECT) return;
+	int t;
+	if ((t = json_obj_get(&d, 0, "streak")) >= 0 && d.tok[t].type == JSON_INT) h->streak = d.tok[t].ival;
+	if ((t = json_obj_get(&d, 0, "until_ms")) >= 0 && d.tok[t].type == JSON_INT) h->until_ms = d.tok[t].ival;
+	if ((t = json_obj_get(&d, 0, "last_ok_ms")) >= 0 && d.tok[t].type == JSON_INT) h->last_ok_ms = d.tok[t].ival;
+	if ((t = json_obj_get(&d, 0, "latency_ms")) >= 0 && d.tok[t].type == JSON_INT) h->latency_ms = d.tok[t].ival;
+	if ((t = json_obj_get(&d, 0, "last_error")) >= 0 && d.tok[t].type == JSON_STRING)
+		json_str_copy(&d, t, h->last_error, sizeof h->last_error);
+}
+
+static void hrec_encode(const struct hrec *h, struct buf *b)
+{
+	buf_printf(b, "{\"last_error\":");
+	json_put_string(b, h->last_error, strlen(h->last_error));
+	buf_printf(b, ",\"last_ok_ms\":%lld,\"latency_ms\":%lld,\"streak\":%lld,\"until_ms\":%lld}",
+	           h->last_ok_ms, h->latency_ms, h->streak, h->until_ms);
+}
+
+static long long backoff_until(struct fetchd *fd, long long streak, int gone, long long now)
+{
+	if (gone) return now + fd->backoff_max;
+	if (streak <= fd->backoff_grace) return 0;          /* grace: deprioritized only */
+	long long d = fd->backoff_window;
+	if (streak > 100000) streak = 100000;
+	d = d * streak * streak;
+	if (d > fd->backoff_max || d < 0) d = fd->backoff_max;
+	return now + d;
+}
+
+static void queue(struct fetchd *fd, int kind, const char *server, const char *room,
+                  const char *err, long long lat)
+{
+	if (fd->nhq == fd->capq) {
+		int ncap = fd->capq ? fd->capq * 2 : 64;
+		struct health_upd *n = realloc(fd->hq, (size_t)ncap * sizeof *n);
+		if (!n) log_panic("out of memory");
+		fd->hq = n;
+		fd->capq = ncap;
+	}
+	struct health_upd *u = &fd->hq[fd->nhq++];
+	memset(u, 0, sizeof *u);
+	u->kind = kind;
+	if (!(u->server = strdup(server))) log_panic("out of memory");
+	if (room && !(u->room = strdup(room))) log_panic("out of memory");
+	if (err) snprintf(u->err, sizeof u->err, "%s", err);
+	u->latency_ms = lat;
+}
+
+void health_note(struct fetchd *fd, struct server *s, int kind, const char *err,
+                 long long latency_ms)
+{
+	long long now = now_ms();
+	if (kind == H_OK) {
+		if (latency_ms < 1) latency_ms = 1;
+		s->latency_ms = s->latency_ms ? (3 * s->latency_ms + latency_ms) / 4 : latency_ms;
+		if (s->streak || s->until_ms) queue(fd, kind, s->name, NULL, NULL, s->latency_ms);
+		s->streak = 0;
+		s->until_ms = 0;
+		return;
+	}
+	s->streak++;
+	s->until_ms = backoff_until(fd, s->streak, kind == H_GONE, now);
+	queue(fd, kind, s->name, NULL, err, s->latency_ms);
+}
+
+void health_room_seen(struct fetchd *fd, const char *room, const char *server)
+{
+	queue(fd, -1, server, room, NULL, 0);
+}
+
+void health_flush(struct fetchd *fd)
+{
+	if (!fd->nhq) return;
+	struct store *st = &fd->d->st;
+	MDB_txn *t = store_begin(st, 0);
+	struct buf b;
+	long long now = now_ms();
+	int rc = 0;
+	buf_init(&b);
+	for (int i = 0; i < fd->nhq && rc == 0; i++) {
+		struct health_upd *u = &fd->hq[i];
+		size_t sl = strlen(u->server);
+		if (u->kind < 0) {
+			unsigned char v[8];
+			size_t rl = strlen(u->room);
+			char *k = malloc(rl + 1 + sl);
+			if (!k) log_panic("out of memory");
+			memcpy(k, u->room, rl + 1);
+			memcpy(k + rl + 1, u->server, sl);
+			be64_put(v, (uint64_t)now);
+			rc = store_put(t, st, DB_ROOM_SERVERS, k, rl + 1 + sl, v, 8, 0);
+			free(k);
+			continue;
+		}
+		struct hrec h;
+		MDB_val v;
+		if (store_get(t, st, DB_SERVER_HEALTH, u->server, sl, &v) == 0) hrec_parse(&v, &h);
+		else memset(&h, 0, sizeof h);
+		if (u->latency_ms) h.latency_ms = u->latency_ms;
+		if (u->kind == H_OK) {
+			h.streak = 0;
+			h.until_ms = 0;
+			h.last_ok_ms = now;
+		} else {
+			h.streak++;
+			h.until_ms = backoff_until(fd, h.streak, u->kind == H_GONE, now);
+			snprintf(h.last_error, sizeof h.last_error, "%s", u->err);
+		}
+		struct server *s = server_get(fd, u->server);
+		s->streak = (int)h.streak;
+		s->until_ms = h.until_ms;
+		if (h.streak && h.until_ms)
+			log_notice("server %s backed off for %lld s (streak %lld: %s)", u->server,
+			           (h.until_ms - now) / 1000, h.streak, h.last_error);
+		buf_reset(&b);
+		hrec_encode(&h, &b);
+		rc = store_put(t, st, DB_SERVER_HEALTH, u->server, sl, b.data, b.len, 0);
+	}
+	if (rc) {
+		log_warnx("server_health: write failed: %s", mdb_strerror(rc));
+		mdb_txn_abort(t);
+	} else {
+		store_commit(t);
+	}
+	for (int i = 0; i < fd->nhq; i++) { free(fd->hq[i].server); free(fd->hq[i].room); }
+	fd->nhq = 0;
+	buf_free(&b);
+}
+
+void health_load(struct fetchd *fd, struct server **sv, int n)
+{
+	struct store *st = &fd->d->st;
+	MDB_txn *t = store_begin(st, 1);
+	for (int i = 0; i < n; i++) {
+		MDB_val v;
+		struct hrec h;
+		if (store_get(t, st, DB_SERVER_HEALTH, sv[i]->name, strlen(sv[i]->name), &v) == 0)
+			hrec_parse(&v, &h);
+		else
+			memset(&h, 0, sizeof h);
+		sv[i]->streak = (int)h.streak;
+		sv[i]->until_ms = h.until_ms;
+		if (!sv[i]->latency_ms) sv[i]->latency_ms = h.latency_ms;
+	}
+	mdb_txn_abort(t);
+	(void)fd;
+}
+
+int health_class(struct fetchd *fd, const struct server *s, long long now)
+{
+	(void)fd;
+	if (s->until_ms > now) return 2;
+	if (s->streak > 0) return 1;
+	return 0;
+}

@@ -1,0 +1,160 @@
+/* fetch_select.c: candidate servers for a fetch. Sources in order: the
+ * caller's hints, the room's known servers (LMDB room_servers, most recently
+ * seen first), servers named in the IDs. Our own and ACL-denied servers are
+ * removed, duplicates keep their first place; then ranked reachable >
+ * deprioritized > backed off (backed off only when nothing else is left),
+ * recent latency breaking ties. */
+#include <stdlib.h>
+#include <string.h>
+#include "fetch.h"
+#include "log.h"
+
+#define CAND_MAX 64
+
+int server_excluded(struct fetchd *fd, const char *name)
+{
+	return !*name || strcmp(name, fd->own) == 0 || !cfg_acl_allows(&fd->d->cfg, name);
+}
+
+static int cand_has(struct fetch *f, const char *name)
+{
+	for (int i = 0; i < f->ncand; i++)
+		if (strcmp(f->cand[i], name) == 0) return 1;
+	return 0;
+}
+
+static void cand_add(struct fetchd *fd, struct fetch *f, const char *name, size_t n)
+{
+	char tmp[256];
+	if (n >= sizeof tmp || f->ncand >= CAND_MAX) return;
+	memcpy(tmp, name, n);
+	tmp[n] = 0;
+	if (server_excluded(fd, tmp) || cand_has(f, tmp)) return;
+	char **c = realloc(f->cand, (size_t)(f->ncand + 1) * sizeof *c);
+	if (!c || !(c[f->ncand] = strdup(tmp))) log_panic("out of memory");
+	f->cand = c;
+	f->ncand++;
+}
+
+/* "!opaque:server" / "$opaque:server" (pre-v4 event IDs): the server part. */
+static void cand_from_id(struct fetchd *fd, struct fetch *f, const char *id)
+{
+	const char *colon = strchr(id, ':');
+	if (colon && colon[1]) cand_add(fd, f, colon + 1, strlen(colon + 1));
+}
+
+struct seen { char name[256]; uint64_t ms; };
+
+static int cmp_seen(const void *a, const void *b)
+{
+	const struct seen *x = a, *y = b;
+	return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : 0;
+}
+
+static void cand_from_room(struct fetchd *fd, struct fetch *f, const char *room)
+{
+	struct store *st = &fd->d->st;
+	size_t rl = strlen(room);
+	struct seen s[CAND_MAX];
+	int n = 0;
+	MDB_txn *t = store_begin(st, 1);
+	MDB_cursor *cur;
+	if (mdb_cursor_open(t, st->dbi[DB_ROOM_SERVERS], &cur) == 0) {
+		MDB_val k = { rl + 1, NULL }, v;
+		char *key = malloc(rl + 1);
+		if (!key) log_panic("out of memory");
+		memcpy(key, room, rl + 1);
+		k.mv_data = key;
+		int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		while (rc == 0 && n < CAND_MAX && k.mv_size > rl + 1 &&
+		       memcmp(k.mv_data, room, rl + 1) == 0) {
+			size_t sl = k.mv_size - rl - 1;
+			if (sl < sizeof s[n].name) {
+				memcpy(s[n].name, (char *)k.mv_data + rl + 1, sl);
+				s[n].name[sl] = 0;
+				s[n].ms = v.mv_size >= 8 ? be64_get(v.mv_data) : 0;
+				n++;
+			}
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+		free(key);
+	}
+	mdb_txn_abort(t);
+	qsort(s, (size_t)n, sizeof *s, cmp_seen);
+	for (int i = 0; i < n; i++) cand_add(fd, f, s[i].name, strlen(s[i].name));
+}
+
+struct ranked { char *name; int cls; long long lat; int idx; };
+
+static int cmp_ranked(const void *a, const void *b)
+{
+	const struct ranked *x = a, *y = b;
+	if (x->cls != y->cls) return x->cls - y->cls;
+	if (x->lat != y->lat) return x->lat < y->lat ? -1 : 1;   /* untried (0) first */
+	return x->idx - y->idx;
+}
+
+static void rank(struct fetchd *fd, struct fetch *f, int from)
+{
+	int n = f->ncand - from;
+	if (n <= 0) return;
+	struct server **sv = calloc((size_t)n, sizeof *sv);
+	struct ranked *r = calloc((size_t)n, sizeof *r);
+	long long now = now_ms();
+	int usable = 0;
+	if (!sv || !r) log_panic("out of memory");
+	for (int i = 0; i < n; i++) sv[i] = server_get(fd, f->cand[from + i]);
+	health_load(fd, sv, n);
+	for (int i = 0; i < n; i++) {
+		r[i].name = f->cand[from + i];
+		r[i].cls = health_class(fd, sv[i], now);
+		r[i].lat = sv[i]->latency_ms;
+		r[i].idx = i;
+		if (r[i].cls < 2) usable++;
+	}
+	qsort(r, (size_t)n, sizeof *r, cmp_ranked);
+	int keep = usable ? usable : n;    /* backed-off servers only if nothing else */
+	for (int i = 0; i < n; i++) {
+		if (i < keep) f->cand[from + i] = r[i].name;
+		else {
+			log_debug("fetch %s: skipping backed-off %s", f->req.event_id, r[i].name);
+			free(r[i].name);
+		}
+	}
+	f->ncand = from + keep;
+	free(sv);
+	free(r);
+}
+
+void fetch_select(struct fetchd *fd, struct fetch *f)
+{
+	struct fetch_req *q = &f->req;
+	if (q->op == FOP_SERVER_KEYS) {
+		cand_add(fd, f, q->event_id, strlen(q->event_id));
+		for (size_t i = 0; i < q->nservers; i++)   /* a hint may stand in (notary) */
+			cand_add(fd, f, q->servers[i], strlen(q->servers[i]));
+	} else {
+		for (size_t i = 0; i < q->nservers; i++)
+			cand_add(fd, f, q->servers[i], strlen(q->servers[i]));
+		if (q->room_id[0]) cand_from_room(fd, f, q->room_id);
+		if (q->room_id[0]) cand_from_id(fd, f, q->room_id);
+		if (q->event_id[0]) cand_from_id(fd, f, q->event_id);
+		for (size_t i = 0; i < q->nevents; i++) cand_from_id(fd, f, q->events[i]);
+	}
+	rank(fd, f, 0);
+}
+
+/* A caller that joined an in-flight fetch may know more servers: they go
+ * after the ones already planned. */
+void fetch_add_hints(struct fetchd *fd, struct fetch *f, char *const *hints, size_t n)
+{
+	int from = f->ncand;
+	for (size_t i = 0; i < n; i++) {
+		int known = 0;
+		for (int j = 0; j < f->ntried; j++)
+			if (strcmp(f->tried[j], hints[i]) == 0) known = 1;
+		if (!known) cand_add(fd, f, hints[i], strlen(hints[i]));
+	}
+	rank(fd, f, from);
+}

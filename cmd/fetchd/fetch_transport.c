@@ -1,0 +1,406 @@
+/* fetch_transport.c: the federation transport. libcurl's multi interface in
+ * its socket-action form, driven by the daemon's libevent loop (curl tells
+ * us which sockets and timeouts to watch; the loop tells curl what fired).
+ * Also the per-server throttle (at most N concurrent and M per minute per
+ * server; waiting attempts are served in arrival order, one per fetch, so
+ * fetches take turns) and the outgoing auth/TLS settings per server. */
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event_struct.h>
+#include "fetch.h"
+#include "json.h"
+#include "log.h"
+
+struct sockinfo { struct event ev; int set; };
+
+static struct fetchd *T;
+
+/* ---- servers ----------------------------------------------------------- */
+
+static uint64_t hash_name(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ULL; }
+	return h;
+}
+
+static void strip_slash(char *s)
+{
+	size_t n = strlen(s);
+	while (n && s[n - 1] == '/') s[--n] = 0;
+}
+
+static void server_wake_cb(evutil_socket_t fd, short ev, void *arg);
+
+struct server *server_get(struct fetchd *fd, const char *name)
+{
+	if (!fd->srv_cap) {
+		fd->srv_cap = 1024;
+		if (!(fd->srv = calloc(fd->srv_cap, sizeof *fd->srv))) log_panic("out of memory");
+	}
+	size_t slot = hash_name(name) & (fd->srv_cap - 1);
+	for (struct server *s = fd->srv[slot]; s; s = s->hnext)
+		if (strcmp(s->name, name) == 0) return s;
+	struct server *s = calloc(1, sizeof *s);
+	if (!s || !(s->name = strdup(name))) log_panic("out of memory");
+	TAILQ_INIT(&s->waitq);
+	s->tokens = fd->srv_rate;
+	s->tok_ms = mono_ms();
+	if (!(s->wake = evtimer_new(fd->d->base, server_wake_cb, s))) log_panic("out of memory");
+	cfg_server_url(&fd->d->cfg, name, s->base, sizeof s->base);
+	strip_slash(s->base);
+	const struct server_cfg *sc = cfg_server(&fd->d->cfg, name);
+	if (sc) {
+		snprintf(s->key, sizeof s->key, "%s", sc->key);
+		snprintf(s->ca, sizeof s->ca, "%s", sc->ca);
+	}
+	/* A [peer] section whose endpoint is this server's URL supplies the key
+	 * and CA when the [server] section does not. */
+	for (size_t i = 0; i < fd->d->cfg.npeers; i++) {
+		char ep[256];
+		const struct peer_cfg *p = &fd->d->cfg.peers[i];
+		snprintf(ep, sizeof ep, "%s", p->endpoint);
+		strip_slash(ep);
+		if (strcmp(ep, s->base) != 0 && strcmp(p->name, name) != 0) continue;
+		if (!s->key[0]) snprintf(s->key, sizeof s->key, "%s", p->key);
+		if (!s->ca[0]) snprintf(s->ca, sizeof s->ca, "%s", p->ca);
+	}
+	s->hnext = fd->srv[slot];
+	fd->srv[slot] = s;
+	return s;
+}
+
+/* ---- curl <-> libevent -------------------------------------------------- */
+
+static void check_multi_info(struct fetchd *fd)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(fd->multi, &left))) {
+		if (m->msg != CURLMSG_DONE) continue;
+		CURL *e = m->easy_handle;
+		CURLcode cc = m->data.result;
+		struct attempt *a = NULL;
+		long status = 0;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&a);
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+		curl_multi_remove_handle(fd->multi, e);
+		if (!a) continue;
+		a->state = AT_WAITING;     /* no longer in the multi */
+		server_release(fd, a->s);
+		fetch_attempt_done(fd, a, cc, status);
+	}
+}
+
+static void sock_event_cb(evutil_socket_t s, short kind, void *arg)
+{
+	struct fetchd *fd = arg;
+	int running, action = (kind & EV_READ ? CURL_CSELECT_IN : 0) |
+	                      (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	curl_multi_socket_action(fd->multi, s, action, &running);
+	check_multi_info(fd);
+}
+
+static void curl_timer_cb(evutil_socket_t s, short kind, void *arg)
+{
+	struct fetchd *fd = arg;
+	int running;
+	(void)s; (void)kind;
+	curl_multi_socket_action(fd->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi_info(fd);
+}
+
+static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	struct fetchd *fd = userp;
+	struct sockinfo *si = sockp;
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (si) {
+			if (si->set) event_del(&si->ev);
+			free(si);
+			curl_multi_assign(fd->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (!si) {
+		if (!(si = calloc(1, sizeof *si))) log_panic("out of memory");
+		curl_multi_assign(fd->multi, s, si);
+	} else if (si->set) {
+		event_del(&si->ev);
+	}
+	short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
+	                     (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
+	event_assign(&si->ev, fd->d->base, s, kind, sock_event_cb, fd);
+	event_add(&si->ev, NULL);
+	si->set = 1;
+	return 0;
+}
+
+static int curl_timer_set(CURLM *m, long timeout_ms, void *userp)
+{
+	struct fetchd *fd = userp;
+	(void)m;
+	if (timeout_ms < 0) {
+		evtimer_del(fd->curl_timer);
+	} else {
+		struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+		evtimer_add(fd->curl_timer, &tv);
+	}
+	return 0;
+}
+
+int transport_init(struct fetchd *fd)
+{
+	T = fd;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_err("curl_global_init failed");
+		return -1;
+	}
+	if (!(fd->multi = curl_multi_init())) { log_err("curl_multi_init failed"); return -1; }
+	if (!(fd->curl_timer = evtimer_new(fd->d->base, curl_timer_cb, fd))) return -1;
+	curl_multi_setopt(fd->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+	curl_multi_setopt(fd->multi, CURLMOPT_SOCKETDATA, fd);
+	curl_multi_setopt(fd->multi, CURLMOPT_TIMERFUNCTION, curl_timer_set);
+	curl_multi_setopt(fd->multi, CURLMOPT_TIMERDATA, fd);
+	curl_multi_setopt(fd->multi, CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
+	return 0;
+}
+
+void transport_fini(struct fetchd *fd)
+{
+	for (size_t i = 0; i < fd->srv_cap; i++) {
+		struct server *s, *nx;
+		for (s = fd->srv[i]; s; s = nx) {
+			nx = s->hnext;
+			event_free(s->wake);
+			free(s->name);
+			free(s);
+		}
+	}
+	free(fd->srv);
+	fd->srv = NULL;
+	fd->srv_cap = 0;
+	for (int i = 0; i < fd->npool; i++) curl_easy_cleanup(fd->easy_pool[i]);
+	free(fd->easy_pool);
+	fd->easy_pool = NULL;
+	fd->npool = 0;
+	if (fd->multi) curl_multi_cleanup(fd->multi);
+	if (fd->curl_timer) event_free(fd->curl_timer);
+	fd->multi = NULL;
+	fd->curl_timer = NULL;
+	curl_global_cleanup();
+}
+
+/* ---- one request ------------------------------------------------------- */
+
+static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct attempt *a = arg;
+	size_t len = sz * n;
+	if (a->body.len + len > T->response_max) {
+		a->too_big = 1;
+		return 0;             /* curl aborts the transfer: CURLE_WRITE_ERROR */
+	}
+	buf_add(&a->body, p, len);
+	return len;
+}
+
+static void add_escaped(struct buf *b, const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	if (!e) log_panic("out of memory");
+	buf_adds(b, e);
+	curl_free(e);
+}
+
+static void add_id_array(struct buf *b, char *const *l, size_t n, const char *fallback)
+{
+	buf_addc(b, '[');
+	if (!n && fallback && *fallback) json_put_string(b, fallback, strlen(fallback));
+	for (size_t i = 0; i < n; i++) {
+		if (i) buf_addc(b, ',');
+		json_put_string(b, l[i], strlen(l[i]));
+	}
+	buf_addc(b, ']');
+}
+
+/* URL (and POST body) for the op against a server. */
+static void build_request(struct fetchd *fd, struct attempt *a, struct buf *url)
+{
+	const struct fetch_req *q = &a->f->req;
+	buf_adds(url, a->s->base);
+	switch (q->op) {
+	case FOP_EVENT:
+	case FOP_AUTH_EVENT:
+		buf_adds(url, "/_matrix/federation/v1/event/");
+		add_escaped(url, q->event_id);
+		break;
+	case FOP_AUTH_CHAIN:
+		buf_adds(url, "/_matrix/federation/v1/event_auth/");
+		add_escaped(url, q->room_id);
+		buf_addc(url, '/');
+		add_escaped(url, q->event_id);
+		break;
+	case FOP_STATE_IDS:
+		buf_adds(url, "/_matrix/federation/v1/state_ids/");
+		add_escaped(url, q->room_id);
+		buf_adds(url, "?event_id=");
+		add_escaped(url, q->event_id);
+		break;
+	case FOP_MISSING_EVENTS: {
+		struct buf b;
+		buf_init(&b);
+		buf_adds(url, "/_matrix/federation/v1/get_missing_events/");
+		add_escaped(url, q->room_id);
+		buf_adds(&b, "{\"earliest_events\":");
+		add_id_array(&b, q->earliest, q->nearliest, NULL);
+		buf_adds(&b, ",\"latest_events\":");
+		add_id_array(&b, q->events, q->nevents, q->event_id);
+		buf_printf(&b, ",\"limit\":%d}", q->limit);
+		a->post = buf_steal(&b);
+		break;
+	}
+	case FOP_BACKFILL:
+		buf_adds(url, "/_matrix/federation/v1/backfill/");
+		add_escaped(url, q->room_id);
+		buf_addc(url, '?');
+		if (!q->nevents) { buf_adds(url, "v="); add_escaped(url, q->event_id); buf_addc(url, '&'); }
+		for (size_t i = 0; i < q->nevents; i++) {
+			buf_adds(url, "v=");
+			add_escaped(url, q->events[i]);
+			buf_addc(url, '&');
+		}
+		buf_printf(url, "limit=%d", q->limit);
+		break;
+	case FOP_SERVER_KEYS:
+		buf_adds(url, "/_matrix/key/v2/server");
+		break;
+	}
+	(void)fd;
+}
+
+static void attempt_run(struct fetchd *fd, struct attempt *a)
+{
+	struct server *s = a->s;
+	struct buf url;
+	CURL *e = fd->npool ? fd->easy_pool[--fd->npool] : curl_easy_init();
+	if (!e) log_panic("curl_easy_init failed");
+	buf_init(&url);
+	build_request(fd, a, &url);
+	a->easy = e;
+	a->t0 = mono_ms();
+	curl_easy_setopt(e, CURLOPT_URL, url.data);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)fd->request_timeout);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)fd->connect_timeout);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "fedpipe-fetchd/" FP_VERSION);
+	if (s->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
+	a->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	if (s->key[0]) {
+		char h[300];
+		snprintf(h, sizeof h, "Authorization: Bearer %s", s->key);
+		a->hdrs = curl_slist_append(a->hdrs, h);
+	}
+	if (a->f->flags & FF_PROXIED) a->hdrs = curl_slist_append(a->hdrs, "X-Fed-Proxied: 1");
+	if (a->post) {
+		a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json");
+		a->hdrs = curl_slist_append(a->hdrs, "Expect:");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->post);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(a->post));
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
+	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
+	buf_free(&url);
+	/* Fails only when out of memory or on a misused handle: both bugs. */
+	if (curl_multi_add_handle(fd->multi, e) != CURLM_OK)
+		log_panic("curl_multi_add_handle failed");
+	a->state = AT_RUNNING;
+	s->active++;
+	(*fd->c_upstream)++;
+}
+
+/* Token bucket: srv_rate per minute, bursting up to a minute's worth. */
+static int rate_take(struct fetchd *fd, struct server *s, long long *wait_ms)
+{
+	if (fd->srv_rate <= 0) return 1;
+	long long now = mono_ms();
+	s->tokens += (double)(now - s->tok_ms) * fd->srv_rate / 60000.0;
+	if (s->tokens > fd->srv_rate) s->tokens = fd->srv_rate;
+	s->tok_ms = now;
+	if (s->tokens >= 1.0) { s->tokens -= 1.0; return 1; }
+	*wait_ms = (long long)((1.0 - s->tokens) * 60000.0 / fd->srv_rate) + 1;
+	return 0;
+}
+
+static void dispatch(struct fetchd *fd, struct server *s)
+{
+	struct attempt *a;
+	while ((a = TAILQ_FIRST(&s->waitq)) && s->active < fd->srv_conc) {
+		long long wait_ms = 0;
+		if (!rate_take(fd, s, &wait_ms)) {
+			struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
+			evtimer_add(s->wake, &tv);
+			return;
+		}
+		TAILQ_REMOVE(&s->waitq, a, s_link);
+		attempt_run(fd, a);
+	}
+}
+
+static void server_wake_cb(evutil_socket_t x, short ev, void *arg)
+{
+	(void)x; (void)ev;
+	dispatch(T, arg);
+}
+
+void attempt_launch(struct fetchd *fd, struct attempt *a)
+{
+	a->state = AT_WAITING;
+	TAILQ_INSERT_TAIL(&a->s->waitq, a, s_link);
+	a->t0 = mono_ms();
+	if (TAILQ_FIRST(&a->s->waitq) == a) dispatch(fd, a->s);
+	else log_debug("fetch %s: waiting for %s's throttle", a->f->req.event_id, a->s->name);
+}
+
+void server_release(struct fetchd *fd, struct server *s)
+{
+	s->active--;
+	dispatch(fd, s);
+}
+
+void attempt_free(struct fetchd *fd, struct attempt *a)
+{
+	if (a->easy) {
+		curl_easy_reset(a->easy);
+		if (fd->npool < 64) {
+			if (!fd->easy_pool && !(fd->easy_pool = calloc(64, sizeof *fd->easy_pool)))
+				log_panic("out of memory");
+			fd->easy_pool[fd->npool++] = a->easy;
+		} else {
+			curl_easy_cleanup(a->easy);
+		}
+	}
+	curl_slist_free_all(a->hdrs);
+	free(a->post);
+	buf_free(&a->body);
+	free(a);
+}
+
+void attempt_abort(struct fetchd *fd, struct attempt *a)
+{
+	struct server *s = a->s;
+	if (a->state == AT_RUNNING) {
+		curl_multi_remove_handle(fd->multi, a->easy);
+		attempt_free(fd, a);
+		server_release(fd, s);
+	} else {
+		if (!a->easy) TAILQ_REMOVE(&s->waitq, a, s_link);
+		attempt_free(fd, a);
+	}
+}

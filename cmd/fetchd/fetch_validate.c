@@ -1,0 +1,155 @@
+/* fetch_validate.c: is an upstream answer acceptable? Cheap tier always:
+ * HTTP status, size cap (in the transport), strict JSON, the op's response
+ * shape, and for event ops the requested event present with the right
+ * reference hash. Deep tier per request toggles (content hashes,
+ * signatures) with the validator validated uses (common/validate.h).
+ * A bad or wrong answer counts against the server; 4xx other than 429 does
+ * not (the server is fine, it just lacks the event). */
+#include <stdlib.h>
+#include <string.h>
+#include "fetch.h"
+#include "json.h"
+#include "keys.h"
+#include "pdu.h"
+#include "validate.h"
+#include "log.h"
+
+static struct json_doc doc;
+static struct validator val;
+static int val_ready;
+
+static int key_lookup(void *arg, const char *server, const char *key_id,
+                      unsigned char pk[32], int64_t *valid_until_ts)
+{
+	struct fetchd *fd = arg;
+	MDB_txn *t = store_begin(&fd->d->st, 1);
+	int rc = store_key_get(t, &fd->d->st, server, key_id, pk, valid_until_ts);
+	mdb_txn_abort(t);
+	return rc == 0 ? 0 : -1;
+}
+
+static int rv_lookup(void *arg, const char *room_id)
+{
+	struct fetchd *fd = arg;
+	MDB_txn *t = store_begin(&fd->d->st, 1);
+	int rv = store_room_version(t, &fd->d->st, room_id);
+	mdb_txn_abort(t);
+	return rv;
+}
+
+/* Deep checks of one PDU (token t of doc). 0 ok, -1 with why. */
+static int deep_check(struct fetchd *fd, struct fetch *f, const char *body, int t,
+                      char *why, size_t cap)
+{
+	struct val_opts o = { 0 };
+	struct val_result r;
+	int checks = f->req.checks & (FETCH_CHECK_HASHES | FETCH_CHECK_SIGNATURES);
+	if (!checks) return 0;
+	if (!val_ready) { validator_init(&val, 0); val_ready = 1; }
+	o.raw_max = fd->response_max;
+	o.room_version = fd->room_version;
+	o.checks = (unsigned)(checks | VAL_CHECK_EVENT_ID);
+	o.key = key_lookup; o.key_arg = fd;
+	o.rv = rv_lookup;   o.rv_arg = fd;
+	val_result_init(&r);
+	int accept = validate_pdu(&val, &o, body + doc.tok[t].start,
+	                          doc.tok[t].end - doc.tok[t].start, &r);
+	/* A failed content hash still validates as the redacted event; a fetch
+	 * that asked for hashes wants the full event. */
+	if (accept && r.redacted && (checks & FETCH_CHECK_HASHES)) {
+		accept = 0;
+		snprintf(why, cap, "content hash mismatch");
+	} else if (!accept) {
+		snprintf(why, cap, "%s: %s", val_reason_str(r.reason), r.message);
+	}
+	val_result_free(&r);
+	return accept ? 0 : -1;
+}
+
+static int array_of(const char *key, int root, int type, char *why, size_t cap)
+{
+	int a = json_obj_get(&doc, root, key);
+	if (a < 0 || doc.tok[a].type != JSON_ARRAY) {
+		snprintf(why, cap, "bad shape: no %s array", key);
+		return -1;
+	}
+	for (int e = json_first(&doc, a); e >= 0; e = json_next_elem(&doc, a, e))
+		if (doc.tok[e].type != type) {
+			snprintf(why, cap, "bad shape: %s entry of the wrong type", key);
+			return -1;
+		}
+	return a;
+}
+
+/* Does PDU token t have the wanted event ID (room version 10 or 11)? */
+static int has_id(int t, const char *want)
+{
+	char id[PDU_EVENT_ID_MAX];
+	if (pdu_event_id(&doc, t, 10, id) == 0 && strcmp(id, want) == 0) return 1;
+	if (pdu_event_id(&doc, t, 11, id) == 0 && strcmp(id, want) == 0) return 1;
+	return 0;
+}
+
+int fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
+                       long status, char *why, size_t cap, int *counts)
+{
+	const char *body = a->body.data ? a->body.data : "";
+	const struct fetch_req *q = &f->req;
+	int a_t;
+	*counts = 1;
+	if (status != 200) {
+		snprintf(why, cap, "http %ld", status);
+		*counts = status >= 500 || status == 429 || status == 410 || status < 100;
+		return -1;
+	}
+	if (json_parse(&doc, body, a->body.len, JSON_MAX_DEPTH_DEFAULT) < 0) {
+		snprintf(why, cap, "bad json: %s at %u", json_err_str(doc.err), doc.err_off);
+		return -1;
+	}
+	if (doc.tok[0].type != JSON_OBJECT) { snprintf(why, cap, "bad shape: not an object"); return -1; }
+	switch (q->op) {
+	case FOP_EVENT:
+	case FOP_AUTH_EVENT: {
+		if ((a_t = array_of("pdus", 0, JSON_OBJECT, why, cap)) < 0) return -1;
+		int found = -1;
+		for (int e = json_first(&doc, a_t); e >= 0; e = json_next_elem(&doc, a_t, e)) {
+			if (!(q->checks & FETCH_CHECK_EVENT_ID) || has_id(e, q->event_id)) { found = e; break; }
+		}
+		if (found < 0) {
+			snprintf(why, cap, json_first(&doc, a_t) < 0 ? "empty pdus" : "wrong event");
+			return -1;
+		}
+		return deep_check(fd, f, body, found, why, cap);
+	}
+	case FOP_AUTH_CHAIN:
+	case FOP_MISSING_EVENTS:
+	case FOP_BACKFILL: {
+		const char *k = q->op == FOP_AUTH_CHAIN ? "auth_chain" :
+		                q->op == FOP_MISSING_EVENTS ? "events" : "pdus";
+		if ((a_t = array_of(k, 0, JSON_OBJECT, why, cap)) < 0) return -1;
+		for (int e = json_first(&doc, a_t); e >= 0; e = json_next_elem(&doc, a_t, e))
+			if (deep_check(fd, f, body, e, why, cap) < 0) return -1;
+		return 0;
+	}
+	case FOP_STATE_IDS:
+		if (array_of("pdu_ids", 0, JSON_STRING, why, cap) < 0 ||
+		    array_of("auth_chain_ids", 0, JSON_STRING, why, cap) < 0) return -1;
+		return 0;
+	case FOP_SERVER_KEYS: {
+		int t = json_obj_get(&doc, 0, "server_name");
+		if (t < 0 || doc.tok[t].type != JSON_STRING || !json_str_eq(&doc, t, q->event_id)) {
+			snprintf(why, cap, "key document for another server");
+			return -1;
+		}
+		struct keyring kr;
+		char err[128];
+		keyring_init(&kr);
+		int n = keyring_add_server_doc(&kr, body, a->body.len, err, sizeof err);
+		keyring_free(&kr);
+		if (n <= 0) { snprintf(why, cap, "key document: %s", n < 0 ? err : "no keys"); return -1; }
+		return 0;
+	}
+	}
+	snprintf(why, cap, "unknown op");
+	return -1;
+}
