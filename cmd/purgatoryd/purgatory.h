@@ -1,0 +1,135 @@
+/* purgatory.h: purgatoryd's private state. LMDB holds every fact (purgatory,
+ * missing_index, events...); memory holds only indexes rebuilt at startup:
+ * held events by ID and grouped by room, and each room's fetch pacing. */
+#ifndef PURGATORY_H
+#define PURGATORY_H
+#include <stddef.h>
+#include <stdint.h>
+#include "daemon.h"
+#include "pstore.h"
+
+struct proom;
+
+struct held {
+	struct held  *hnext;           /* hash chain */
+	struct held  *rprev, *rnext;   /* the room's list, oldest first */
+	struct proom *room;
+	long long     first_seen_ms;
+	char          id[PDU_EVENT_ID_MAX];
+};
+
+#define RECENT_MAX 256
+struct proom {
+	struct proom *hnext;
+	struct held  *head, *tail;
+	size_t        nheld;
+	long long     oldest_ms;       /* <= first_seen of every held event */
+	long long     due_ms;          /* no fetch attempt before this */
+	long long     backoff_ms;      /* 0, or the last wait after a fruitless attempt */
+	int           inflight;        /* outstanding requests: the in-progress flag */
+	int           gained;          /* new PDUs obtained by the current attempt */
+	int           failures;        /* fruitless attempts in a row */
+	long long     attempts;
+	int           fetchd_wait;     /* fetchd was down: try again when it is up */
+	/* IDs fetched lately: not asked for again while their verdicts are due */
+	int           nrecent;
+	long long     recent_ms;
+	char        (*recent)[PDU_EVENT_ID_MAX];
+	char          id[];
+};
+
+struct preq {                      /* an outstanding request to fetchd */
+	struct preq  *next;
+	uint64_t      id;
+	struct proom *room;
+	long long     deadline_ms;
+	char          op[16];
+};
+
+struct verdict {                   /* one verdict waiting for the turn's commit */
+	struct verdict *next;
+	uint64_t  inbox;
+	int       accept, redacted, rv;
+	char      event_id[PDU_EVENT_ID_MAX];
+	char      reason[64];
+	char     *message, *from;
+	char     *body;
+	size_t    body_len;
+};
+
+struct tx {                        /* one write transaction in progress */
+	MDB_txn  *t;
+	long long now;
+	uint64_t  last_pos;
+	int       stored;
+};
+
+struct purg {
+	struct daemon *d;
+	long long debounce, backoff_min, backoff_max, max_hold, tick, fetch_timeout, fetch_retry;
+	int       batch_max, fetch_limit, fetch_latest_max, fetch_events_max, fetch_servers_max;
+	int       default_rv;
+	char      server_name[PSTORE_NAME_MAX];
+
+	struct held  **htab;  size_t hcap, nheld;
+	struct proom **rtab;  size_t rcap, nrooms;
+
+	struct verdict *vq, **vq_tail;
+	size_t    nvq;
+
+	struct preq *reqs;
+	uint64_t  next_req;
+	int       fetchd_waiting;      /* a send failed: retry when it connects */
+
+	struct json_doc doc, doc2;     /* scratch parsers */
+	struct pdu_info *pi;
+	struct hold_rec *hr;
+	struct buf scratch;
+
+	uint64_t *c_verdicts, *c_stored, *c_held, *c_released, *c_rejected, *c_dups,
+	         *c_expired, *c_batches, *c_fetch_req, *c_fetch_ok, *c_fetch_fail,
+	         *c_fetched, *c_bad_frames, *c_acl_blocked;
+	int64_t  *g_held, *g_rooms, *g_inflight;
+};
+
+/* purgatory_main.c */
+void purgatory_params(struct purg *p);
+int  purgatory_acl_ok(struct purg *p, const struct pdu_info *pi);
+
+/* purgatory_hold.c: the in-memory indexes and the held rows */
+struct held  *held_find(struct purg *p, const char *id);
+struct proom *room_find(struct purg *p, const char *room_id);
+struct proom *room_get(struct purg *p, const char *room_id);
+struct held  *held_add(struct purg *p, const char *id, const char *room_id, long long first_seen);
+void held_remove(struct purg *p, struct held *h);
+void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int rv,
+                    int redacted, const char *from, const char *pdu, size_t n,
+                    char missing[][PDU_EVENT_ID_MAX], int nmissing);
+/* Delete a held event's rows (purgatory + its missing_index entries). */
+void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct hold_rec *h);
+int  purgatory_load(struct purg *p);
+void purgatory_expire_due(struct purg *p, long long now);
+int  purgatory_drop(struct purg *p, const char *id);
+
+/* purgatory_release.c */
+void tx_begin(struct purg *p, struct tx *x);
+void tx_commit(struct purg *p, struct tx *x);
+/* An accepted verdict: store, or hold; then release what it satisfies. */
+void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const char *from);
+void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_id);
+int  purgatory_try_release(struct purg *p, struct tx *x, const char *id);
+void purgatory_recheck_all(struct purg *p);
+
+/* purgatory_store.c: the verdict batch */
+int  purgatory_verdict_frame(struct purg *p, const struct frame *f, const char **why);
+void purgatory_flush(struct purg *p);
+void verdict_free(struct verdict *v);
+
+/* purgatory_fetch.c */
+void purgatory_fetch_tick(struct purg *p, long long now);
+void purgatory_fetch_result(struct purg *p, const struct frame *f);
+void purgatory_control(struct purg *p, struct conn *c, const struct frame *f);
+void purgatory_fetchd_up(struct purg *p);
+void purgatory_fetchd_down(struct purg *p);
+
+#endif

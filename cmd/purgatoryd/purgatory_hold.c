@@ -1,0 +1,321 @@
+/* purgatory_hold.c: holding events. The rows (purgatory, missing_index) are
+ * the truth; memory keeps two hash indexes rebuilt from them at startup:
+ * held events by ID and rooms (each with its held list, oldest first, and its
+ * fetch pacing). Also expiry into the dead-letter table `expired`. */
+#include <stdlib.h>
+#include <string.h>
+#include "purgatory.h"
+#include "log.h"
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
+	return h;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n, sz);
+	if (!p) log_panic("out of memory");
+	return p;
+}
+
+struct held *held_find(struct purg *p, const char *id)
+{
+	if (!p->hcap) return NULL;
+	for (struct held *h = p->htab[hash_str(id) & (p->hcap - 1)]; h; h = h->hnext)
+		if (!strcmp(h->id, id)) return h;
+	return NULL;
+}
+
+struct proom *room_find(struct purg *p, const char *room_id)
+{
+	if (!p->rcap) return NULL;
+	for (struct proom *r = p->rtab[hash_str(room_id) & (p->rcap - 1)]; r; r = r->hnext)
+		if (!strcmp(r->id, room_id)) return r;
+	return NULL;
+}
+
+static void held_rehash(struct purg *p)
+{
+	size_t nc = p->hcap ? p->hcap * 2 : 1024;
+	struct held **nt = xcalloc(nc, sizeof *nt);
+	for (size_t i = 0; i < p->hcap; i++)
+		for (struct held *h = p->htab[i], *n; h; h = n) {
+			n = h->hnext;
+			size_t b = hash_str(h->id) & (nc - 1);
+			h->hnext = nt[b]; nt[b] = h;
+		}
+	free(p->htab);
+	p->htab = nt; p->hcap = nc;
+}
+
+static void room_rehash(struct purg *p)
+{
+	size_t nc = p->rcap ? p->rcap * 2 : 64;
+	struct proom **nt = xcalloc(nc, sizeof *nt);
+	for (size_t i = 0; i < p->rcap; i++)
+		for (struct proom *r = p->rtab[i], *n; r; r = n) {
+			n = r->hnext;
+			size_t b = hash_str(r->id) & (nc - 1);
+			r->hnext = nt[b]; nt[b] = r;
+		}
+	free(p->rtab);
+	p->rtab = nt; p->rcap = nc;
+}
+
+struct proom *room_get(struct purg *p, const char *room_id)
+{
+	struct proom *r = room_find(p, room_id);
+	if (r) return r;
+	if (p->nrooms + 1 > p->rcap) room_rehash(p);
+	size_t l = strlen(room_id);
+	r = xcalloc(1, sizeof *r + l + 1);
+	memcpy(r->id, room_id, l + 1);
+	size_t b = hash_str(room_id) & (p->rcap - 1);
+	r->hnext = p->rtab[b]; p->rtab[b] = r;
+	p->nrooms++;
+	*p->g_rooms = (int64_t)p->nrooms;
+	return r;
+}
+
+static void room_free_if_idle(struct purg *p, struct proom *r)
+{
+	if (r->nheld || r->inflight) return;
+	struct proom **pp = &p->rtab[hash_str(r->id) & (p->rcap - 1)];
+	while (*pp && *pp != r) pp = &(*pp)->hnext;
+	if (*pp) *pp = r->hnext;
+	free(r->recent);
+	free(r);
+	p->nrooms--;
+	*p->g_rooms = (int64_t)p->nrooms;
+}
+
+struct held *held_add(struct purg *p, const char *id, const char *room_id, long long first_seen)
+{
+	struct held *h = held_find(p, id);
+	if (h) return h;
+	if (p->nheld + 1 > p->hcap) held_rehash(p);
+	struct proom *r = room_get(p, room_id);
+	h = xcalloc(1, sizeof *h);
+	snprintf(h->id, sizeof h->id, "%s", id);
+	h->room = r;
+	h->first_seen_ms = first_seen;
+	size_t b = hash_str(id) & (p->hcap - 1);
+	h->hnext = p->htab[b]; p->htab[b] = h;
+	h->rprev = r->tail;
+	if (r->tail) r->tail->rnext = h; else r->head = h;
+	r->tail = h;
+	if (!r->nheld || first_seen < r->oldest_ms) r->oldest_ms = first_seen;
+	r->nheld++;
+	p->nheld++;
+	*p->g_held = (int64_t)p->nheld;
+	return h;
+}
+
+void held_remove(struct purg *p, struct held *h)
+{
+	struct held **pp = &p->htab[hash_str(h->id) & (p->hcap - 1)];
+	while (*pp && *pp != h) pp = &(*pp)->hnext;
+	if (*pp) *pp = h->hnext;
+	struct proom *r = h->room;
+	if (h->rprev) h->rprev->rnext = h->rnext; else r->head = h->rnext;
+	if (h->rnext) h->rnext->rprev = h->rprev; else r->tail = h->rprev;
+	r->nheld--;
+	p->nheld--;
+	*p->g_held = (int64_t)p->nheld;
+	free(h);
+	room_free_if_idle(p, r);
+}
+
+static size_t mi_key(unsigned char *k, const char *missing, const char *waiting)
+{
+	size_t a = strlen(missing), b = strlen(waiting);
+	memcpy(k, missing, a);
+	k[a] = 0;
+	memcpy(k + a + 1, waiting, b);
+	return a + 1 + b;
+}
+
+void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int rv,
+                    int redacted, const char *from, const char *pdu, size_t n,
+                    char missing[][PDU_EVENT_ID_MAX], int nmissing)
+{
+	struct hold_rec *h = p->hr;
+	snprintf(h->room_id, sizeof h->room_id, "%s", pi->room_id);
+	snprintf(h->from, sizeof h->from, "%s", from ? from : "");
+	h->nmissing = nmissing;
+	for (int i = 0; i < nmissing; i++) memcpy(h->missing[i], missing[i], PDU_EVENT_ID_MAX);
+	h->attempts = 0;
+	h->first_seen_ms = x->now;
+	h->next_try_ms = x->now + p->debounce;
+	h->expired_ms = 0;
+	h->room_version = rv;
+	h->redacted = redacted;
+	h->reason[0] = 0;
+	h->pdu = pdu; h->pdu_len = n;
+	buf_reset(&p->scratch);
+	pstore_hold_encode(&p->scratch, h);
+	int rc = store_put(x->t, &p->d->st, DB_PURGATORY, pi->event_id, strlen(pi->event_id),
+	                   p->scratch.data, p->scratch.len, 0);
+	if (rc) fatalx("purgatory put %s: %s", pi->event_id, mdb_strerror(rc));
+	unsigned char k[2 * PDU_EVENT_ID_MAX];
+	for (int i = 0; i < nmissing; i++) {
+		size_t kn = mi_key(k, missing[i], pi->event_id);
+		if ((rc = store_put(x->t, &p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0)))
+			fatalx("missing_index put: %s", mdb_strerror(rc));
+	}
+	struct proom *r = room_find(p, pi->room_id);
+	int fresh = !r || !r->nheld;
+	struct held *hd = held_add(p, pi->event_id, pi->room_id, x->now);
+	if (fresh && hd->room->due_ms < x->now + p->debounce && !hd->room->inflight)
+		hd->room->due_ms = x->now + p->debounce;
+	(*p->c_held)++;
+	if (!nmissing) (*p->c_acl_blocked)++;
+}
+
+void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct hold_rec *h)
+{
+	unsigned char k[2 * PDU_EVENT_ID_MAX];
+	int rc;
+	for (int i = 0; i < h->nmissing; i++) {
+		size_t kn = mi_key(k, h->missing[i], id);
+		if ((rc = store_del(x->t, &p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND)
+			fatalx("missing_index del: %s", mdb_strerror(rc));
+	}
+	if ((rc = store_del(x->t, &p->d->st, DB_PURGATORY, id, strlen(id))) && rc != MDB_NOTFOUND)
+		fatalx("purgatory del: %s", mdb_strerror(rc));
+	struct held *hd = held_find(p, id);
+	if (hd) held_remove(p, hd);
+}
+
+/* ---- startup: rebuild the indexes from the purgatory table ---- */
+
+static int load_cb(void *arg, const MDB_val *k, const MDB_val *v)
+{
+	struct purg *p = arg;
+	char id[PDU_EVENT_ID_MAX];
+	if (k->mv_size >= sizeof id) return 0;
+	memcpy(id, k->mv_data, k->mv_size);
+	id[k->mv_size] = 0;
+	if (pstore_hold_decode(&p->doc, v->mv_data, v->mv_size, p->hr) < 0) {
+		log_warnx("purgatory row %s is unreadable; it stays until dropped", id);
+		return 0;
+	}
+	held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
+	return 0;
+}
+
+int purgatory_load(struct purg *p)
+{
+	MDB_txn *t = store_begin(&p->d->st, 1);
+	int rc = pstore_prefix_each(t, &p->d->st, DB_PURGATORY, "", 0, load_cb, p);
+	mdb_txn_abort(t);
+	if (rc) { log_err("reading purgatory: %s", mdb_strerror(rc)); return -1; }
+	/* outstanding fetches are asked again: every room is due after a debounce */
+	long long now = now_ms();
+	for (size_t i = 0; i < p->rcap; i++)
+		for (struct proom *r = p->rtab[i]; r; r = r->hnext) r->due_ms = now + p->debounce;
+	if (p->nheld) log_info("%zu held events in %zu rooms", p->nheld, p->nrooms);
+	/* deps may have been stored, or the ACL changed, while we were down */
+	purgatory_recheck_all(p);
+	return 0;
+}
+
+/* ---- expiry ---- */
+
+static void expire_one(struct purg *p, struct tx *x, const char *id)
+{
+	MDB_val v;
+	struct store *s = &p->d->st;
+	struct hold_rec *h = p->hr;
+	if (store_get(x->t, s, DB_PURGATORY, id, strlen(id), &v) ||
+	    pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, h) < 0) {
+		struct held *hd = held_find(p, id);
+		if (hd) held_remove(p, hd);
+		return;
+	}
+	/* what is still missing now, not what was missing when held */
+	struct hold_rec *e = malloc(sizeof *e);
+	if (!e) log_panic("out of memory");
+	memcpy(e, h, sizeof *e);
+	e->nmissing = 0;
+	for (int i = 0; i < h->nmissing; i++)
+		if (!store_event_exists(x->t, s, h->missing[i]))
+			memcpy(e->missing[e->nmissing++], h->missing[i], PDU_EVENT_ID_MAX);
+	if (e->nmissing)
+		snprintf(e->reason, sizeof e->reason, "missing_events: %d prev/auth event%s never arrived "
+		         "within max_hold", e->nmissing, e->nmissing == 1 ? "" : "s");
+	else {
+		struct pdu_info *pi = p->pi;
+		char err[128];
+		if (pstore_pdu_parse(&p->doc2, h->pdu, h->pdu_len, pi, err, sizeof err) == 0)
+			snprintf(e->reason, sizeof e->reason, "acl: server %s is not allowed by the node's "
+			         "server ACL", !cfg_acl_allows(&p->d->cfg, pi->sender_server) ?
+			         pi->sender_server : pi->origin);
+		else
+			snprintf(e->reason, sizeof e->reason, "unreleasable: %s", err);
+	}
+	e->expired_ms = x->now;
+	struct held *hd = held_find(p, id);
+	if (hd) e->attempts = hd->room->attempts;
+	buf_reset(&p->scratch);
+	pstore_hold_encode(&p->scratch, e);
+	int rc = store_put(x->t, s, DB_EXPIRED, id, strlen(id), p->scratch.data, p->scratch.len, 0);
+	if (rc) fatalx("expired put: %s", mdb_strerror(rc));
+	log_notice("expired %s (room %s): %s", id, e->room_id, e->reason);
+	purgatory_unhold(p, x, id, h);
+	(*p->c_expired)++;
+	free(e);
+}
+
+void purgatory_expire_due(struct purg *p, long long now)
+{
+	char (*due)[PDU_EVENT_ID_MAX] = NULL;
+	size_t n = 0, cap = 0;
+	if (p->max_hold <= 0) return;
+	for (size_t i = 0; i < p->rcap; i++)
+		for (struct proom *r = p->rtab[i]; r; r = r->hnext) {
+			if (!r->nheld || r->oldest_ms + p->max_hold > now) continue;
+			long long oldest = now;
+			for (struct held *h = r->head; h; h = h->rnext) {
+				if (h->first_seen_ms + p->max_hold <= now) {
+					if (n == cap) {
+						cap = cap ? cap * 2 : 64;
+						due = realloc(due, cap * sizeof *due);
+						if (!due) log_panic("out of memory");
+					}
+					memcpy(due[n++], h->id, PDU_EVENT_ID_MAX);
+				} else if (h->first_seen_ms < oldest)
+					oldest = h->first_seen_ms;
+			}
+			r->oldest_ms = oldest;
+		}
+	if (!n) return;
+	struct tx x;
+	tx_begin(p, &x);
+	for (size_t i = 0; i < n; i++) expire_one(p, &x, due[i]);
+	tx_commit(p, &x);
+	free(due);
+}
+
+/* fedctl purgatory drop: 0 dropped, -1 not held */
+int purgatory_drop(struct purg *p, const char *id)
+{
+	MDB_val v;
+	struct tx x;
+	int found = 0;
+	tx_begin(p, &x);
+	if (store_get(x.t, &p->d->st, DB_PURGATORY, id, strlen(id), &v) == 0) {
+		found = 1;
+		if (pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, p->hr) < 0) p->hr->nmissing = 0;
+		purgatory_unhold(p, &x, id, p->hr);
+		log_notice("dropped held event %s on operator request", id);
+	} else {
+		struct held *hd = held_find(p, id);
+		if (hd) { held_remove(p, hd); found = 1; }
+	}
+	tx_commit(p, &x);
+	return found ? 0 : -1;
+}

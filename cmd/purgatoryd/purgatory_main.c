@@ -1,0 +1,185 @@
+/* purgatory_main.c: purgatoryd, the only writer of the event store. It takes
+ * verdicts from validated, stores what is complete, holds what is not, asks
+ * fetchd for the missing pieces and releases held events the moment they are
+ * satisfiable. This file wires the daemon skeleton to the stage. */
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "purgatory.h"
+#include "log.h"
+
+static struct purg P;
+
+void purgatory_params(struct purg *p)
+{
+	const struct config *c = &p->d->cfg;
+	p->debounce = cfg_ms(c, "purgatoryd", "debounce");
+	p->backoff_min = cfg_ms(c, "purgatoryd", "backoff_min");
+	p->backoff_max = cfg_ms(c, "purgatoryd", "backoff_max");
+	p->max_hold = cfg_ms(c, "purgatoryd", "max_hold");
+	p->tick = cfg_ms(c, "purgatoryd", "tick");
+	p->fetch_timeout = cfg_ms(c, "purgatoryd", "fetch_timeout");
+	p->fetch_retry = cfg_ms(c, "purgatoryd", "fetch_retry");
+	p->batch_max = (int)cfg_int(c, "purgatoryd", "batch_max");
+	p->fetch_limit = (int)cfg_int(c, "purgatoryd", "fetch_limit");
+	p->fetch_latest_max = (int)cfg_int(c, "purgatoryd", "fetch_latest_max");
+	p->fetch_events_max = (int)cfg_int(c, "purgatoryd", "fetch_events_max");
+	p->fetch_servers_max = (int)cfg_int(c, "purgatoryd", "fetch_servers_max");
+	p->default_rv = (int)cfg_int(c, "node", "room_version");
+	if (p->tick <= 0) p->tick = 1000;
+	if (p->batch_max <= 0) p->batch_max = 5000;
+	if (p->backoff_min <= 0) p->backoff_min = 1000;
+	if (p->backoff_max < p->backoff_min) p->backoff_max = p->backoff_min;
+	if (p->fetch_latest_max < 1) p->fetch_latest_max = 1;
+	if (p->fetch_latest_max > PSTORE_DEPS_MAX) p->fetch_latest_max = PSTORE_DEPS_MAX;
+	if (p->fetch_events_max < 1) p->fetch_events_max = 1;
+	if (p->fetch_servers_max < 1) p->fetch_servers_max = 1;
+	if (p->fetch_servers_max > 32) p->fetch_servers_max = 32;
+	snprintf(p->server_name, sizeof p->server_name, "%s", cfg_str(c, "node", "server_name"));
+}
+
+/* Authorization at release time: the sender's server and the origin must
+ * both pass the node's server ACL. */
+int purgatory_acl_ok(struct purg *p, const struct pdu_info *pi)
+{
+	const struct config *c = &p->d->cfg;
+	if (pi->sender_server[0] && !cfg_acl_allows(c, pi->sender_server)) return 0;
+	if (pi->origin[0] && !cfg_acl_allows(c, pi->origin)) return 0;
+	return 1;
+}
+
+static void tick_cb(struct daemon *d, void *arg)
+{
+	struct purg *p = arg;
+	long long now = now_ms();
+	purgatory_expire_due(p, now);
+	purgatory_fetch_tick(p, now);
+}
+
+static int init(struct daemon *d)
+{
+	struct purg *p = &P;
+	d->priv = p;
+	p->d = d;
+	if (sodium_init() < 0) { log_err("libsodium failed to initialise"); return EXIT_TEMP; }
+	purgatory_params(p);
+	p->vq_tail = &p->vq;
+	p->next_req = 1;
+	buf_init(&p->scratch);
+	p->pi = calloc(1, sizeof *p->pi);
+	p->hr = calloc(1, sizeof *p->hr);
+	if (!p->pi || !p->hr) log_panic("out of memory");
+	p->c_verdicts = daemon_counter(d, "verdicts");
+	p->c_stored = daemon_counter(d, "stored");
+	p->c_held = daemon_counter(d, "held");
+	p->c_released = daemon_counter(d, "released");
+	p->c_rejected = daemon_counter(d, "rejected");
+	p->c_dups = daemon_counter(d, "duplicates");
+	p->c_expired = daemon_counter(d, "expired");
+	p->c_batches = daemon_counter(d, "batches");
+	p->c_fetch_req = daemon_counter(d, "fetch_requests");
+	p->c_fetch_ok = daemon_counter(d, "fetch_ok");
+	p->c_fetch_fail = daemon_counter(d, "fetch_failed");
+	p->c_fetched = daemon_counter(d, "fetched_pdus");
+	p->c_bad_frames = daemon_counter(d, "bad_verdicts");
+	p->c_acl_blocked = daemon_counter(d, "acl_blocked");
+	p->g_held = daemon_gauge(d, "held");
+	p->g_rooms = daemon_gauge(d, "held_rooms");
+	p->g_inflight = daemon_gauge(d, "fetch_inflight");
+	if (purgatory_load(p) < 0) return EXIT_TEMP;
+	daemon_timer(d, p->tick, tick_cb, p);
+	return 0;
+}
+
+static void on_frame(struct daemon *d, struct conn *c, struct frame *f)
+{
+	struct purg *p = d->priv;
+	const char *why = NULL;
+	switch (f->type) {
+	case FT_VERDICT:
+		if (purgatory_verdict_frame(p, f, &why) < 0) {
+			(*p->c_bad_frames)++;
+			log_warnx("%s: bad verdict frame (id %llu, %u bytes): %s; dropping the connection",
+			          conn_peer(c), (unsigned long long)f->id, f->len, why);
+			if (c != d->stdin_conn) conn_close(c);
+		}
+		break;
+	case FT_FETCH_RESULT:
+		purgatory_fetch_result(p, f);
+		break;
+	case FT_FETCH_REQ:
+		purgatory_control(p, c, f);
+		break;
+	case FT_HELLO:
+	case FT_WAKEUP:
+		break;
+	default:
+		(*p->c_bad_frames)++;
+		log_warnx("%s: unexpected %s frame (type %d, %u bytes); dropping the connection",
+		          conn_peer(c), frame_type_name(f->type), f->type, f->len);
+		if (c != d->stdin_conn) conn_close(c);
+	}
+}
+
+static void on_turn(struct daemon *d)
+{
+	struct purg *p = d->priv;
+	if (p && p->vq) purgatory_flush(p);
+}
+
+static void on_connect(struct daemon *d, struct conn *c)
+{
+	if (!strcmp(conn_peer(c), "stage:fetchd")) purgatory_fetchd_up(d->priv);
+}
+
+static void on_close(struct daemon *d, struct conn *c)
+{
+	if (!strcmp(conn_peer(c), "stage:fetchd")) purgatory_fetchd_down(d->priv);
+}
+
+static void on_reload(struct daemon *d)
+{
+	struct purg *p = d->priv;
+	purgatory_params(p);
+	/* the ACL may have changed: held events may be releasable now */
+	purgatory_recheck_all(p);
+}
+
+static void on_stdin_eof(struct daemon *d)
+{
+	/* flush what came in, then stop once the output is written */
+	on_turn(d);
+	daemon_stop(d, 0);
+}
+
+static void stats(struct daemon *d, struct buf *json)
+{
+	struct purg *p = d->priv;
+	buf_printf(json, ",\"held_events\":%zu,\"held_rooms\":%zu", p->nheld, p->nrooms);
+}
+
+static void fini(struct daemon *d)
+{
+	struct purg *p = d->priv;
+	if (p && p->vq) purgatory_flush(p);
+}
+
+static const struct daemon_ops ops = {
+	.name = "purgatoryd",
+	.summary = "hold events until their prev/auth events are stored; the event store's only writer",
+	.needs_store = 1,
+	.init = init,
+	.on_frame = on_frame,
+	.on_connect = on_connect,
+	.on_close = on_close,
+	.on_reload = on_reload,
+	.on_turn = on_turn,
+	.on_stdin_eof = on_stdin_eof,
+	.stats = stats,
+	.fini = fini,
+};
+
+int main(int argc, char **argv)
+{
+	return daemon_main(argc, argv, &ops);
+}
