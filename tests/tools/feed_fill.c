@@ -5,6 +5,7 @@
  * without the whole pipeline.
  * usage: feed_fill STATE_DIR COUNT [--batch N] [--delay-ms MS] [--prefix P]
  *        [--run-dir DIR] [--missing POS]   (outbox row at POS with no event) */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ int main(int argc, char **argv)
 	}
 	if (batch < 1) batch = 1;
 	log_init("feed_fill", 0);
+	signal(SIGPIPE, SIG_IGN);   /* feedpump may be killed mid-wakeup */
 	struct store st;
 	char err[512];
 	if (store_open(&st, dir, 0, 0, err, sizeof err) < 0) { fprintf(stderr, "feed_fill: %s\n", err); return 111; }
