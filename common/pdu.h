@@ -24,7 +24,8 @@ enum pdu_rv { PDU_RV_10 = 10, PDU_RV_11 = 11 };
  * redacted event is stored/forwarded as). */
 int  pdu_redact(const struct json_doc *d, int t, int rv, int for_signing, struct buf *out);
 
-/* 32-byte hashes. Return 0 or -1 (not an object). */
+/* 32-byte hashes. Return 0 or -1 (not an object, or a content member that is
+ * not an object: such an event has no redacted form; pdu_redact says so too). */
 int  pdu_reference_hash(const struct json_doc *d, int t, int rv, unsigned char out[32]);
 int  pdu_content_hash(const struct json_doc *d, int t, unsigned char out[32]);
 /* "$" + unpadded URL-safe base64 of the reference hash, into out[PDU_EVENT_ID_MAX]. */
@@ -50,5 +51,42 @@ int  json_sign_object(const char *json, size_t n, const char *server,
  * bytes msg. Returns 0 if valid, -1 otherwise. */
 int  sig_verify_b64(const char *sig_b64, size_t siglen, const unsigned char *msg,
                     size_t msglen, const unsigned char pk[32]);
+
+/* --- additions: deep checks sharing one scratch buffer ------------------
+ * Callers must have called sodium_init() once at start. */
+
+/* Why a deep check failed; validated maps these to its reason codes. */
+enum pdu_verdict {
+	PDU_OK = 0,
+	PDU_E_SHAPE,          /* not an object, content not an object, bad rv */
+	PDU_E_HASH_MISSING,   /* no string hashes.sha256 */
+	PDU_E_HASH_MISMATCH,  /* hashes.sha256 is not the content hash */
+	PDU_E_SIG_MISSING,    /* no string signatures.<server>.<key_id> */
+	PDU_E_SIG_INVALID,    /* present but does not verify (or is not 64 bytes) */
+};
+const char *pdu_verdict_str(enum pdu_verdict v);
+
+/* hashes.sha256 (any base64 variant) equals the content hash. scratch may be
+ * NULL; passing one reused across events avoids allocations. */
+enum pdu_verdict pdu_check_content_hash(const struct json_doc *d, int t, struct buf *scratch);
+
+/* signatures.<server>.<key_id> verifies with pk over the redacted-for-signing
+ * bytes. Those bytes are also what the reference hash is taken of, so when
+ * event_id is non-NULL (PDU_EVENT_ID_MAX bytes) the event ID is computed from
+ * the same encoding and set whenever the event has a redacted form, even if
+ * the signature is missing or invalid. */
+enum pdu_verdict pdu_check_signature(const struct json_doc *d, int t, int rv,
+                                     const char *server, const char *key_id,
+                                     const unsigned char pk[32], struct buf *scratch,
+                                     char *event_id);
+
+/* Matrix "Checking for a signature" on any JSON object: signatures.<server>.
+ * <key_id> over canonical(object minus signatures and unsigned). */
+enum pdu_verdict json_verify_object(const struct json_doc *d, int t, const char *server,
+                                    const char *key_id, const unsigned char pk[32]);
+
+/* SHA-256 as every hash here computes it: x86 SHA extensions when the CPU
+ * has them (FP_SHA256_PORTABLE in the environment forces libsodium's). */
+void pdu_sha256(unsigned char out[32], const void *p, size_t n);
 
 #endif
