@@ -1,0 +1,263 @@
+/* purgatory_tool.c: test helper for purgatoryd.
+ *   gen -k KEYFILE -s SERVER [-n N] [--rooms R] [--rv V] [--shuffle SEED] [--ids FILE]
+ *       signed room chains as JSON lines (create, then N-1 messages each
+ *       pointing at the previous one; auth_events = the create event)
+ *   submit -c CONF [--from NAME] [--no-send] FILE|-   JSON lines -> inbox
+ *       (one txn per 500 lines) + FT_EVENT to validated, like syncd would
+ *   verdicts -c CONF [--loop MS] [--until-empty]   a stand-in validated: sends
+ *       FT_VERDICT accept for every inbox row (re-sends until the row is gone)
+ *   check -c CONF    events/stream/outbox consistency and topological order:
+ *       prints "events=N stream=N outbox=N inbox=N purgatory=N expired=N
+ *       rejects=N missing_index=N consistent=0|1 topo=0|1"
+ *   stream -c CONF   "pos event_id" per stream row */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <time.h>
+#include <sodium.h>
+#include "config.h"
+#include "store.h"
+#include "frame.h"
+#include "keys.h"
+#include "pdu.h"
+#include "pstore.h"
+#include "log.h"
+
+static const char *optval(int argc, char **argv, const char *name, const char *dflt)
+{
+	for (int i = 0; i < argc - 1; i++) if (!strcmp(argv[i], name)) return argv[i + 1];
+	return dflt;
+}
+static int hasopt(int argc, char **argv, const char *name)
+{
+	for (int i = 0; i < argc; i++) if (!strcmp(argv[i], name)) return 1;
+	return 0;
+}
+
+static void open_store(int argc, char **argv, struct config *cfg, struct store *st, int ro)
+{
+	char err[512];
+	const char *c = optval(argc, argv, "-c", NULL);
+	if (config_load(cfg, c, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); exit(100); }
+	if (store_open(st, cfg_str(cfg, "node", "state_dir"), 0, ro, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\n", err); exit(111);
+	}
+}
+
+static int gen(int argc, char **argv)
+{
+	struct signing_key k;
+	char err[256];
+	const char *kf = optval(argc, argv, "-k", NULL), *srv = optval(argc, argv, "-s", NULL);
+	if (!kf || !srv) { fprintf(stderr, "gen: -k KEYFILE -s SERVER required\n"); return 100; }
+	if (signing_key_load(&k, kf, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); return 1; }
+	int n = atoi(optval(argc, argv, "-n", "10")), rooms = atoi(optval(argc, argv, "--rooms", "1"));
+	int rv = atoi(optval(argc, argv, "--rv", "10"));
+	const char *tag = optval(argc, argv, "--tag", "t");
+	long seed = atol(optval(argc, argv, "--shuffle", "0"));
+	const char *idf = optval(argc, argv, "--ids", NULL);
+	FILE *ids = idf ? fopen(idf, "w") : NULL;
+	char **lines = calloc((size_t)n * (size_t)rooms, sizeof *lines);
+	size_t nl = 0;
+	struct buf ev, out;
+	buf_init(&ev); buf_init(&out);
+	long long ts = 1700000000000LL;
+	for (int r = 0; r < rooms; r++) {
+		char room[128], create[PDU_EVENT_ID_MAX], prev[PDU_EVENT_ID_MAX];
+		snprintf(room, sizeof room, "!%s%d:%s", tag, r, srv);
+		for (int i = 0; i < n; i++) {
+			buf_reset(&ev);
+			if (i == 0)
+				buf_printf(&ev, "{\"auth_events\":[],\"content\":{\"creator\":\"@u:%s\",\"room_version\":\"%d\"},"
+				           "\"depth\":1,\"origin\":\"%s\",\"origin_server_ts\":%lld,\"prev_events\":[],"
+				           "\"room_id\":\"%s\",\"sender\":\"@u:%s\",\"state_key\":\"\",\"type\":\"m.room.create\"}",
+				           srv, rv, srv, ts++, room, srv);
+			else
+				buf_printf(&ev, "{\"auth_events\":[\"%s\"],\"content\":{\"body\":\"message %d\",\"msgtype\":\"m.text\"},"
+				           "\"depth\":%d,\"origin\":\"%s\",\"origin_server_ts\":%lld,\"prev_events\":[\"%s\"],"
+				           "\"room_id\":\"%s\",\"sender\":\"@u:%s\",\"type\":\"m.room.message\"}",
+				           create, i, i + 1, srv, ts++, prev, room, srv);
+			buf_reset(&out);
+			if (pdu_sign(ev.data, ev.len, rv, srv, k.key_id, k.sk, &out, prev) < 0) {
+				fprintf(stderr, "gen: pdu_sign failed\n"); return 1;
+			}
+			if (i == 0) memcpy(create, prev, sizeof create);
+			if (ids) fprintf(ids, "%s\n", prev);
+			lines[nl++] = strdup(out.data);
+		}
+	}
+	if (seed) {
+		srand((unsigned)seed);
+		for (size_t i = nl - 1; i > 0; i--) {
+			size_t j = (size_t)rand() % (i + 1);
+			char *t = lines[i]; lines[i] = lines[j]; lines[j] = t;
+		}
+	}
+	for (size_t i = 0; i < nl; i++) { printf("%s\n", lines[i]); free(lines[i]); }
+	free(lines);
+	if (ids) fclose(ids);
+	buf_free(&ev); buf_free(&out);
+	return 0;
+}
+
+static int submit(int argc, char **argv)
+{
+	struct config cfg;
+	struct store st;
+	open_store(argc, argv, &cfg, &st, 0);
+	const char *from = optval(argc, argv, "--from", "peer.test");
+	const char *file = argv[argc - 1];
+	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!f) { perror(file); return 1; }
+	int fd = hasopt(argc, argv, "--no-send") ? -1 :
+	         frame_connect_stage(cfg_str(&cfg, "node", "run_dir"), "validated");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	struct { uint64_t seq; char *l; size_t n; } batch[500];
+	int nb = 0, total = 0;
+	for (;;) {
+		len = getline(&line, &cap, f);
+		if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
+		if (len > 0) {
+			batch[nb].l = strndup(line, (size_t)len);
+			batch[nb].n = (size_t)len;
+			nb++;
+		}
+		if (nb == 500 || (len < 0 && nb)) {
+			MDB_txn *t = store_begin(&st, 0);
+			for (int i = 0; i < nb; i++)
+				if (store_inbox_put(t, &st, from, batch[i].l, batch[i].n, &batch[i].seq)) {
+					fprintf(stderr, "inbox put failed\n"); return 1;
+				}
+			if (store_commit(t)) return 1;
+			for (int i = 0; i < nb; i++) {
+				if (fd >= 0 && frame_write_fd(fd, FT_EVENT, 0, batch[i].seq, batch[i].l, batch[i].n) < 0) {
+					close(fd); fd = -1;
+				}
+				free(batch[i].l);
+			}
+			total += nb;
+			nb = 0;
+		}
+		if (len < 0) break;
+	}
+	if (fd >= 0) close(fd);
+	fprintf(stderr, "submitted %d events\n", total);
+	return 0;
+}
+
+static int verdicts(int argc, char **argv)
+{
+	struct config cfg;
+	struct store st;
+	open_store(argc, argv, &cfg, &st, 1);
+	int loop = atoi(optval(argc, argv, "--loop", "0"));
+	int rv = (int)cfg_int(&cfg, "node", "room_version");
+	const char *run = cfg_str(&cfg, "node", "run_dir");
+	struct json_doc d = { 0 };
+	struct buf b;
+	buf_init(&b);
+	int fd = -1;
+	for (;;) {
+		int left = 0;
+		if (fd < 0) fd = frame_connect_stage(run, "purgatoryd");
+		MDB_txn *t = store_begin(&st, 1);
+		MDB_cursor *c;
+		MDB_val k, v;
+		mdb_cursor_open(t, st.dbi[DB_INBOX], &c);
+		int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct inbox_rec ir;
+			char id[PDU_EVENT_ID_MAX];
+			left++;
+			if (store_inbox_parse(&v, &ir) < 0 || fd < 0) continue;
+			if (json_parse(&d, ir.bytes, ir.len, 64) < 0 || pdu_event_id(&d, 0, rv, id) < 0) continue;
+			buf_reset(&b);
+			buf_printf(&b, "{\"event_id\":\"%s\",\"verdict\":\"accept\",\"room_version\":%d}\n", id, rv);
+			buf_add(&b, ir.bytes, ir.len);
+			if (frame_write_fd(fd, FT_VERDICT, 0, be64_get(k.mv_data), b.data, b.len) < 0) {
+				close(fd); fd = -1;
+			}
+		}
+		mdb_cursor_close(c);
+		mdb_txn_abort(t);
+		if (!loop || (hasopt(argc, argv, "--until-empty") && left == 0)) break;
+		usleep((useconds_t)loop * 1000);
+	}
+	return 0;
+}
+
+static int check(int argc, char **argv, int print_stream)
+{
+	struct config cfg;
+	struct store st;
+	open_store(argc, argv, &cfg, &st, 1);
+	MDB_txn *t = store_begin(&st, 1);
+	MDB_stat ms;
+	long long cnt[DB__COUNT];
+	for (int i = 0; i < DB__COUNT; i++) { mdb_stat(t, st.dbi[i], &ms); cnt[i] = (long long)ms.ms_entries; }
+	int consistent = 1, topo = 1;
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct json_doc d = { 0 };
+	struct pdu_info *pi = malloc(sizeof *pi);
+	char err[200];
+	mdb_cursor_open(t, st.dbi[DB_STREAM], &c);
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint64_t pos = be64_get(k.mv_data);
+		char id[PDU_EVENT_ID_MAX];
+		snprintf(id, sizeof id, "%.*s", (int)v.mv_size, (char *)v.mv_data);
+		if (print_stream) printf("%llu %s\n", (unsigned long long)pos, id);
+		struct event_rec er;
+		if (store_event_get(t, &st, id, &er) || er.pos != pos) {
+			if (consistent) fprintf(stderr, "stream %llu -> %s: events row missing or other pos\n",
+			                        (unsigned long long)pos, id);
+			consistent = 0; continue;
+		}
+		MDB_val ov;
+		unsigned char pk[8];
+		be64_put(pk, pos);
+		char want[PDU_EVENT_ID_MAX + 16];
+		snprintf(want, sizeof want, "\"event_id\":\"%s\"", id);
+		if (store_get(t, &st, DB_OUTBOX, pk, 8, &ov) || !memmem(ov.mv_data, ov.mv_size, want, strlen(want))) {
+			if (consistent) fprintf(stderr, "outbox %llu does not name %s\n", (unsigned long long)pos, id);
+			consistent = 0;
+		}
+		if (pstore_pdu_parse(&d, er.pdu, er.pdu_len, pi, err, sizeof err) < 0) { topo = 0; continue; }
+		for (int i = 0; i < pi->ndeps; i++) {
+			struct event_rec pr;
+			if (store_event_get(t, &st, pi->deps[i], &pr) || pr.pos >= pos) {
+				if (topo) fprintf(stderr, "%s (pos %llu) stored before its dependency %s\n", id,
+				                  (unsigned long long)pos, pi->deps[i]);
+				topo = 0;
+			}
+		}
+	}
+	mdb_cursor_close(c);
+	if (cnt[DB_EVENTS] != cnt[DB_STREAM] || cnt[DB_STREAM] != cnt[DB_OUTBOX]) consistent = 0;
+	if (!print_stream)
+		printf("events=%lld stream=%lld outbox=%lld inbox=%lld purgatory=%lld expired=%lld rejects=%lld "
+		       "missing_index=%lld consistent=%d topo=%d\n", cnt[DB_EVENTS], cnt[DB_STREAM],
+		       cnt[DB_OUTBOX], cnt[DB_INBOX], cnt[DB_PURGATORY], cnt[DB_EXPIRED], cnt[DB_REJECTS],
+		       cnt[DB_MISSING_INDEX], consistent, topo);
+	mdb_txn_abort(t);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("purgatory_tool", 0);
+	if (sodium_init() < 0) return 111;
+	if (argc < 2) { fprintf(stderr, "usage: purgatory_tool gen|submit|verdicts|check|stream ...\n"); return 100; }
+	const char *cmd = argv[1];
+	argc -= 1; argv += 1;
+	if (!strcmp(cmd, "gen")) return gen(argc, argv);
+	if (!strcmp(cmd, "submit")) return submit(argc, argv);
+	if (!strcmp(cmd, "verdicts")) return verdicts(argc, argv);
+	if (!strcmp(cmd, "check")) return check(argc, argv, 0);
+	if (!strcmp(cmd, "stream")) return check(argc, argv, 1);
+	fprintf(stderr, "purgatory_tool: unknown command %s\n", cmd);
+	return 100;
+}
