@@ -1,0 +1,191 @@
+/* fedctl_fetch.c: `fedctl fetch` (ask fetchd for raw federation bytes: body
+ * on stdout, answering server on stderr) and `fedctl servers [wake NAME]`
+ * (the per-server backoff fetchd keeps in LMDB server_health). */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "fedctl.h"
+#include "fetchreq.h"
+#include "frame.h"
+#include "json.h"
+#include "log.h"
+
+#define FETCH_USAGE "fetch OP ID [--room R] [--servers a,b] [--fanout geometric:1,2] [--limit N] " \
+	"[--events a,b] [--earliest a,b] [--checks event_id,hashes,signatures] [--max-width N] " \
+	"[--max-attempts N] [--timeout MS] [--proxied]"
+
+static int cmd_fetch(struct fedctl *fc, int argc, char **argv)
+{
+	struct fetch_req r;
+	uint16_t flags = 0;
+	long long wait_ms = 120000;
+	fetchreq_init(&r);
+	if (argc < 3 || (r.op = fetch_op_parse(argv[1])) < 0) {
+		fprintf(stderr, "usage: fedctl " FETCH_USAGE "\n  OP: event auth_event auth_chain "
+		        "state_ids missing_events backfill server_keys (ID: the server name)\n");
+		return 100;
+	}
+	snprintf(r.event_id, sizeof r.event_id, "%s", argv[2]);
+	for (int i = 3; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--proxied")) { flags |= FF_PROXIED; continue; }
+		if (!v) { fprintf(stderr, "fedctl fetch: %s needs a value\n", a); fetchreq_free(&r); return 100; }
+		i++;
+		if (!strcmp(a, "--room")) snprintf(r.room_id, sizeof r.room_id, "%s", v);
+		else if (!strcmp(a, "--servers")) fetchreq_list_split(&r.servers, &r.nservers, v);
+		else if (!strcmp(a, "--events")) fetchreq_list_split(&r.events, &r.nevents, v);
+		else if (!strcmp(a, "--earliest")) fetchreq_list_split(&r.earliest, &r.nearliest, v);
+		else if (!strcmp(a, "--limit")) r.limit = atoi(v);
+		else if (!strcmp(a, "--max-width")) r.max_width = atoi(v);
+		else if (!strcmp(a, "--max-attempts")) r.max_attempts = atoi(v);
+		else if (!strcmp(a, "--timeout")) { r.timeout_ms = parse_ms(v); wait_ms = r.timeout_ms + 5000; }
+		else if (!strcmp(a, "--checks")) {
+			r.checks = (strstr(v, "event_id") ? FETCH_CHECK_EVENT_ID : 0) |
+			           (strstr(v, "hashes") ? FETCH_CHECK_HASHES : 0) |
+			           (strstr(v, "signatures") ? FETCH_CHECK_SIGNATURES : 0);
+		} else if (!strcmp(a, "--fanout")) {
+			if (fetch_fanout_parse(v, &r.fanout) < 0) {
+				fprintf(stderr, "fedctl fetch: bad --fanout '%s' (fixed:N | linear:S,STEP | "
+				        "geometric:S,F)\n", v);
+				fetchreq_free(&r);
+				return 100;
+			}
+		} else {
+			fprintf(stderr, "usage: fedctl " FETCH_USAGE "\n");
+			fetchreq_free(&r);
+			return 100;
+		}
+	}
+	struct buf b;
+	buf_init(&b);
+	fetchreq_encode(&r, &b);
+	fetchreq_free(&r);
+	const char *run_dir = cfg_str(&fc->cfg, "node", "run_dir");
+	int fd = frame_connect_stage(run_dir, "fetchd");
+	if (fd < 0) {
+		fprintf(stderr, "fedctl: fetchd is not running (%s)\n", strerror(errno));
+		buf_free(&b);
+		return 1;
+	}
+	uint64_t id = (uint64_t)getpid() << 20 | (uint64_t)(time(NULL) & 0xfffff);
+	if (frame_write_fd(fd, FT_FETCH_REQ, flags, id, b.data, b.len) < 0) {
+		fprintf(stderr, "fedctl: sending to fetchd: %s\n", strerror(errno));
+		close(fd);
+		buf_free(&b);
+		return 1;
+	}
+	buf_free(&b);
+	struct frame f;
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		const char *why = "timeout";
+		int rr = poll(&pf, 1, (int)wait_ms);
+		if (rr <= 0 || (rr = frame_read_fd(fd, 64u << 20, &f, &why)) <= 0) {
+			fprintf(stderr, "fedctl: no answer from fetchd: %s\n", rr == 0 ? "closed/timeout" : why);
+			close(fd);
+			return 1;
+		}
+		if (f.id == id && f.type == FT_FETCH_RESULT) break;
+		frame_free(&f);
+	}
+	close(fd);
+	struct fetch_result res;
+	if (fetchres_parse(&f, &res) < 0) {
+		fprintf(stderr, "fedctl: malformed answer from fetchd\n");
+		frame_free(&f);
+		return 1;
+	}
+	int rc = 0;
+	if (fc->json) {
+		const char *meta, *body; size_t ml, bl;
+		frame_split_meta(&f, &meta, &ml, &body, &bl);
+		fwrite(meta, 1, ml, stderr);
+		fputc('\n', stderr);
+	}
+	if (res.ok) {
+		fwrite(res.body, 1, res.body_len, stdout);
+		fflush(stdout);
+		fprintf(stderr, "%s\n", res.server);
+	} else {
+		fprintf(stderr, "fetch failed: %s", res.error);
+		for (size_t i = 0; i < res.ntried; i++)
+			fprintf(stderr, "%s%s (%s)", i ? ", " : "; tried ", res.tried[i],
+			        i < res.nwhy ? res.why[i] : "?");
+		fprintf(stderr, "\n");
+		rc = 1;
+	}
+	fetchres_free(&res);
+	frame_free(&f);
+	return rc;
+}
+
+static long long jint(struct json_doc *d, const char *k)
+{
+	int t = json_obj_get(d, 0, k);
+	return t >= 0 && d->tok[t].type == JSON_INT ? d->tok[t].ival : 0;
+}
+
+static int cmd_servers(struct fedctl *fc, int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "wake")) {
+		if (argc != 3) { fprintf(stderr, "usage: fedctl servers wake NAME\n"); return 100; }
+		struct store *st = fedctl_store(fc, 0);
+		MDB_txn *t = store_begin(st, 0);
+		int rc = store_del(t, st, DB_SERVER_HEALTH, argv[2], strlen(argv[2]));
+		if (rc && rc != MDB_NOTFOUND) {
+			fprintf(stderr, "fedctl: %s\n", mdb_strerror(rc));
+			mdb_txn_abort(t);
+			return 1;
+		}
+		if (store_commit(t)) return 1;
+		printf(rc == MDB_NOTFOUND ? "%s: not backed off\n" : "%s: backoff cleared\n", argv[2]);
+		return 0;
+	}
+	if (argc > 1) { fprintf(stderr, "usage: fedctl servers [wake NAME]\n"); return 100; }
+	struct store *st = fedctl_store(fc, 1);
+	MDB_txn *t = store_begin(st, 1);
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct json_doc d = { 0 };
+	long long now = now_ms();
+	int n = 0;
+	if (mdb_cursor_open(t, st->dbi[DB_SERVER_HEALTH], &cur)) { mdb_txn_abort(t); return 1; }
+	if (fc->json) printf("[");
+	else printf("%-32s %6s %10s %8s %-10s %s\n", "SERVER", "STREAK", "BACKOFF_S", "LAT_MS", "STATE", "LAST_ERROR");
+	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char err[160] = "";
+		if (json_parse(&d, v.mv_data, v.mv_size, 4) < 0 || d.tok[0].type != JSON_OBJECT) continue;
+		long long streak = jint(&d, "streak"), until = jint(&d, "until_ms");
+		int te = json_obj_get(&d, 0, "last_error");
+		if (te >= 0 && d.tok[te].type == JSON_STRING) json_str_copy(&d, te, err, sizeof err);
+		const char *state = until > now ? "backed-off" : streak > 0 ? "deprioritized" : "ok";
+		if (fc->json) {
+			printf("%s{\"server\":", n ? "," : "");
+			struct buf b; buf_init(&b);
+			json_put_string(&b, k.mv_data, k.mv_size);
+			printf("%s,\"state\":\"%s\",\"backoff_s\":%lld,\"record\":%.*s}", b.data, state,
+			       until > now ? (until - now + 999) / 1000 : 0, (int)v.mv_size, (char *)v.mv_data);
+			buf_free(&b);
+		} else {
+			printf("%-32.*s %6lld %10lld %8lld %-10s %s\n", (int)k.mv_size, (char *)k.mv_data,
+			       streak, until > now ? (until - now + 999) / 1000 : 0, jint(&d, "latency_ms"),
+			       state, err);
+		}
+		n++;
+	}
+	if (fc->json) printf("]\n");
+	mdb_cursor_close(cur);
+	mdb_txn_abort(t);
+	json_doc_free(&d);
+	return 0;
+}
+
+FEDCTL_COMMAND(fetch_cmd, "fetch", FETCH_USAGE,
+               "fetch raw federation bytes through fetchd (body: stdout, server: stderr)", cmd_fetch)
+FEDCTL_COMMAND(servers_cmd, "servers", "servers [wake NAME]",
+               "per-server backoff kept by fetchd; wake clears one", cmd_servers)
