@@ -166,7 +166,7 @@ out:
 }
 
 /* A control request to purgatoryd; 0 ok, 1 refused, -1 not running. */
-static int control(struct fedctl *fc, const char *op, const char *key, const char *val)
+static int control(struct fedctl *fc, const char *op, const char *key, const char *val, int print)
 {
 	struct buf b;
 	struct frame f;
@@ -182,7 +182,7 @@ static int control(struct fedctl *fc, const char *op, const char *key, const cha
 		const char *nl = strchr(f.payload, '\n');
 		fprintf(stderr, "fedctl: purgatoryd refused %s %s: %.*s\n", op, val,
 		        nl ? (int)(nl - f.payload) : (int)f.len, f.payload);
-	} else if (fc->json)
+	} else if (print)
 		printf("%.*s\n", (int)(strchr(f.payload, '\n') ? strchr(f.payload, '\n') - f.payload : f.len), f.payload);
 	frame_free(&f);
 	return ok ? 0 : 1;
@@ -230,7 +230,7 @@ static int cmd_purgatory(struct fedctl *fc, int argc, char **argv)
 	if (!arg) { fprintf(stderr, "usage: fedctl purgatory ls [--room R] | show ID | retry ROOM | drop ID\n"); return 100; }
 	if (!strcmp(sub, "show")) return show_hold(fc, DB_PURGATORY, arg);
 	if (!strcmp(sub, "retry")) {
-		int r = control(fc, "retry", "room_id", arg);
+		int r = control(fc, "retry", "room_id", arg, fc->json);
 		if (r < 0) fprintf(stderr, "fedctl: purgatoryd is not running; it asks for every held room when it starts\n");
 		else if (r == 0 && !fc->json) printf("room %s: fetch started\n", arg);
 		return r ? 1 : 0;
@@ -238,7 +238,7 @@ static int cmd_purgatory(struct fedctl *fc, int argc, char **argv)
 	if (!strcmp(sub, "drop")) {
 		int saved = fc->json;
 		fc->json = 1;                         /* quiet "not running": we fall back */
-		int r = control(fc, "drop", "event_id", arg);
+		int r = control(fc, "drop", "event_id", arg, saved);
 		fc->json = saved;
 		if (r < 0) r = drop_offline(fc, arg);
 		if (r == 0 && !fc->json) printf("dropped %s\n", arg);
