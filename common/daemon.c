@@ -587,6 +587,9 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	/* Flush what --stdio still owes its reader (blocking, bounded by EPIPE). */
 	if (d->stdin_conn && d->stdin_conn->out) {
 		struct evbuffer *ob = bufferevent_get_output(d->stdin_conn->out);
+		/* A bufferevent keeps the start of its output frozen (only it may
+		 * drain it); unfreeze or evbuffer_write silently writes nothing. */
+		evbuffer_unfreeze(ob, 1);
 		int fl = fcntl(1, F_GETFL);
 		if (fl >= 0) fcntl(1, F_SETFL, fl & ~O_NONBLOCK);
 		while (evbuffer_get_length(ob) > 0)
