@@ -1,0 +1,70 @@
+/* syncd.h: private header of syncd, the pull syncer (seed 001). Files:
+ * syncd_main.c (ops, options, libcurl multi on the libevent loop),
+ * syncd_peer.c (one state machine per peer: identity, keys, pulls, backoff),
+ * syncd_state.c (federation_state records shared with fedctl peers). */
+#ifndef SYNCD_H
+#define SYNCD_H
+#include <stdint.h>
+#include <curl/curl.h>
+#include "daemon.h"
+#include "vclock.h"
+
+enum peer_phase { PH_IDLE, PH_IDENTITY, PH_KEYS, PH_PULL, PH_LONGPOLL, PH_STOPPED };
+
+struct peer {
+	struct syncd      *sy;
+	const struct peer_cfg *cfg;
+	enum peer_phase    phase;
+	CURL              *easy;
+	struct curl_slist *hdrs;
+	struct buf         body;
+	int                too_large;
+	struct event      *timer;
+	long long          wait_ms;          /* current failure backoff */
+	long long          round_start;
+	int                failures;
+	char               last_kind[32];    /* error kind of the last failure */
+	int                keys_ok;          /* key document stored this run */
+	char               server_name[256];
+	char               node_id[32];
+	struct vclock      remote;           /* the peer's advertised clock */
+	uint64_t           pulled;           /* events pulled this run */
+	int                once_rc;
+};
+
+struct syncd {
+	struct daemon *d;
+	CURLM         *multi;
+	struct event  *curl_timer;
+	struct peer   *peers;
+	size_t         npeers;
+	const char    *once_peer;            /* --once --peer NAME */
+	int            once;
+	long long      interval, backoff_max, longpoll, connect_timeout, timeout, low_speed_time;
+	long long      max_body, inbox_high;
+	int            batch;
+	char           node_id[27];
+	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
+	int64_t  *g_active;
+};
+
+/* syncd_main.c */
+int  syncd_http_start(struct peer *p, const char *path, long long extra_timeout_ms);
+
+/* syncd_peer.c */
+void peer_start(struct peer *p);
+void peer_http_done(struct peer *p, CURLcode rc);
+void peer_resend_inbox(struct syncd *sy);
+
+/* syncd_state.c: federation_state "<peer>\0<field>" */
+int  fstate_get(MDB_txn *t, struct store *st, const char *peer, const char *field,
+                char *out, size_t cap);               /* length or -1 */
+int  fstate_put(MDB_txn *t, struct store *st, const char *peer, const char *field,
+                const void *v, size_t n);
+int  fstate_del(MDB_txn *t, struct store *st, const char *peer, const char *field);
+uint64_t fstate_cursor(MDB_txn *t, struct store *st, const char *peer);
+/* Record a peer's health: reason is a fixed code (see syncd_peer.c). */
+void fstate_health(struct store *st, const char *peer, const char *reason, const char *msg,
+                   int failures);
+
+#endif

@@ -1,0 +1,260 @@
+/* syncd_main.c: syncd's daemon ops and options, and libcurl's multi
+ * interface driven by the daemon's libevent loop (the hiperfifo pattern:
+ * curl tells us which sockets and which timeout to watch; we tell it what
+ * fired). One loop, any number of peers, TLS and timeouts by libcurl. */
+#include "syncd.h"
+#include "log.h"
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+static struct syncd SY;
+
+struct sockctx { struct event *ev; };
+
+static void check_done(struct syncd *sy)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(sy->multi, &left))) {
+		if (m->msg != CURLMSG_DONE) continue;
+		struct peer *p = NULL;
+		CURL *e = m->easy_handle;
+		CURLcode rc = m->data.result;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
+		curl_multi_remove_handle(sy->multi, e);
+		if (p) peer_http_done(p, rc);
+	}
+}
+
+static void sock_cb_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct syncd *sy = arg;
+	int running, flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	curl_multi_socket_action(sy->multi, fd, flags, &running);
+	check_done(sy);
+}
+
+static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+	struct syncd *sy = userp;
+	struct sockctx *c = sockp;
+	if (what == CURL_POLL_REMOVE) {
+		if (c) { event_free(c->ev); free(c); }
+		curl_multi_assign(sy->multi, s, NULL);
+		return 0;
+	}
+	short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
+	if (!c) {
+		c = calloc(1, sizeof *c);
+		if (!c) log_panic("out of memory");
+		curl_multi_assign(sy->multi, s, c);
+	} else {
+		event_free(c->ev);
+	}
+	c->ev = event_new(sy->d->base, s, kind, sock_cb_ev, sy);
+	event_add(c->ev, NULL);
+	return 0;
+}
+
+static void timer_ev(evutil_socket_t fd, short what, void *arg)
+{
+	struct syncd *sy = arg;
+	int running;
+	curl_multi_socket_action(sy->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(sy);
+}
+
+static int curl_timer_cb(CURLM *m, long ms, void *userp)
+{
+	struct syncd *sy = userp;
+	if (ms < 0) { evtimer_del(sy->curl_timer); return 0; }
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(sy->curl_timer, &tv);
+	return 0;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct peer *p = arg;
+	size_t len = size * n;
+	if (p->body.len + len > (size_t)p->sy->max_body) { p->too_large = 1; return 0; }
+	buf_add(&p->body, ptr, len);
+	return len;
+}
+
+int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_ms)
+{
+	struct syncd *sy = p->sy;
+	if (!p->easy && !(p->easy = curl_easy_init())) return -1;
+	CURL *e = p->easy;
+	curl_easy_reset(e);
+	buf_reset(&p->body);
+	p->too_large = 0;
+	char url[1024];
+	const char *ep = p->cfg->endpoint;
+	size_t el = strlen(ep);
+	while (el && ep[el - 1] == '/') el--;
+	snprintf(url, sizeof url, "%.*s%s", (int)el, ep, path);
+	curl_slist_free_all(p->hdrs);
+	p->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	if (p->cfg->key[0]) {
+		char h[300];
+		snprintf(h, sizeof h, "Authorization: Bearer %s", p->cfg->key);
+		p->hdrs = curl_slist_append(p->hdrs, h);
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, p);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "fedpipe-syncd/" FP_VERSION);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)sy->connect_timeout);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(sy->timeout + extra_timeout_ms));
+	/* Slowloris: a peer trickling bytes below 1 B/s is cut off; a
+	 * long-poll is allowed its quiet time first. */
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((sy->low_speed_time + extra_timeout_ms) / 1000 + 1));
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sy->max_body);
+	if (p->cfg->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg->ca);
+	if (curl_multi_add_handle(sy->multi, e) != CURLM_OK) return -1;
+	log_debug("peer %s: GET %s", p->cfg->name, url);
+	return 0;
+}
+
+static int syncd_option(struct daemon *d, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'O': SY.once = 1; return 0;
+	case 'P': SY.once_peer = arg; return 0;
+	default: return -1;
+	}
+}
+
+static void start_peers(evutil_socket_t fd, short what, void *arg)
+{
+	struct syncd *sy = arg;
+	for (size_t i = 0; i < sy->npeers; i++) peer_start(&sy->peers[i]);
+}
+
+static int syncd_init(struct daemon *d)
+{
+	struct syncd *sy = &SY;
+	d->priv = sy;
+	sy->d = d;
+	const struct config *c = &d->cfg;
+	sy->interval = cfg_ms(c, "syncd", "interval");
+	sy->backoff_max = cfg_ms(c, "syncd", "backoff_max");
+	sy->longpoll = cfg_ms(c, "syncd", "longpoll");
+	sy->connect_timeout = cfg_ms(c, "syncd", "connect_timeout");
+	sy->timeout = cfg_ms(c, "syncd", "timeout");
+	sy->low_speed_time = cfg_ms(c, "syncd", "low_speed_time");
+	sy->max_body = cfg_size(c, "syncd", "max_body");
+	sy->inbox_high = cfg_int(c, "syncd", "inbox_high");
+	sy->batch = (int)cfg_int(c, "syncd", "batch");
+	if (sy->batch < 1 || sy->batch > 100) sy->batch = 100;
+	if (sy->interval < 10) sy->interval = 10;
+	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
+	if (store_node_id(&d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
+	if (curl_global_init(CURL_GLOBAL_DEFAULT)) { log_err("curl_global_init failed"); return EXIT_TEMP; }
+	sy->multi = curl_multi_init();
+	if (!sy->multi) fatalx("curl_multi_init failed");
+	curl_multi_setopt(sy->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+	curl_multi_setopt(sy->multi, CURLMOPT_SOCKETDATA, sy);
+	curl_multi_setopt(sy->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(sy->multi, CURLMOPT_TIMERDATA, sy);
+	sy->curl_timer = evtimer_new(d->base, timer_ev, sy);
+	sy->peers = calloc(c->npeers ? c->npeers : 1, sizeof *sy->peers);
+	if (!sy->peers || !sy->curl_timer) fatalx("out of memory");
+	for (size_t i = 0; i < c->npeers; i++) {
+		const struct peer_cfg *pc = &c->peers[i];
+		if (sy->once_peer && strcmp(pc->name, sy->once_peer)) continue;
+		if (!pc->endpoint[0]) { log_err("[peer %s] has no endpoint", pc->name); return EXIT_CONFIG; }
+		if (strcmp(pc->mode, "sync") && strcmp(pc->mode, "paused") && pc->mode[0]) {
+			log_err("[peer %s] mode = '%s': must be sync or paused", pc->name, pc->mode);
+			return EXIT_CONFIG;
+		}
+		struct peer *p = &sy->peers[sy->npeers++];
+		p->sy = sy;
+		p->cfg = pc;
+		p->wait_ms = sy->interval;
+		buf_init(&p->body);
+	}
+	if (sy->once_peer && !sy->npeers) { log_err("no [peer %s] in the configuration", sy->once_peer); return EXIT_CONFIG; }
+#define C(f, n) sy->f = daemon_counter(d, n)
+	C(c_pulls, "pulls"); C(c_events, "events_pulled"); C(c_skipped, "pulls_skipped");
+	C(c_failures, "failures"); C(c_longpolls, "longpolls"); C(c_resent, "inbox_resent");
+	C(c_bytes, "bytes_pulled");
+#undef C
+	sy->g_active = daemon_gauge(d, "peers_syncing");
+	if (!sy->once && !d->stdio) daemon_connect(d, "validated");   /* on_connect re-sends the inbox */
+	/* Start after the loop runs, so readiness is not delayed by peers. */
+	event_base_once(d->base, -1, EV_TIMEOUT, start_peers, sy, NULL);
+	log_info("syncd: %zu peer(s)%s", sy->npeers, sy->once ? " (once)" : "");
+	return 0;
+}
+
+static void syncd_on_connect(struct daemon *d, struct conn *c)
+{
+	/* validated (re)connected: what is still in the inbox goes again (its
+	 * own rescan would find it too; this is the fast path). */
+	if (!strcmp(conn_peer(c), "stage:validated") && !SY.once) peer_resend_inbox(&SY);
+}
+
+static void syncd_stdin_eof(struct daemon *d) { (void)d; /* syncd reads nothing */ }
+
+static void syncd_fini(struct daemon *d)
+{
+	struct syncd *sy = d->priv;
+	if (!sy) return;
+	for (size_t i = 0; i < sy->npeers; i++) {
+		struct peer *p = &sy->peers[i];
+		if (p->easy) { curl_multi_remove_handle(sy->multi, p->easy); curl_easy_cleanup(p->easy); }
+		curl_slist_free_all(p->hdrs);
+		if (p->timer) event_free(p->timer);
+		buf_free(&p->body);
+	}
+	if (sy->multi) curl_multi_cleanup(sy->multi);
+	if (sy->curl_timer) event_free(sy->curl_timer);
+	free(sy->peers);
+	curl_global_cleanup();
+}
+
+static void syncd_stats(struct daemon *d, struct buf *b)
+{
+	struct syncd *sy = d->priv;
+	if (!sy) return;
+	buf_adds(b, ",\"peers\":{");
+	for (size_t i = 0; i < sy->npeers; i++) {
+		struct peer *p = &sy->peers[i];
+		static const char *const ph[] = { "idle", "identity", "keys", "pull", "longpoll", "stopped" };
+		buf_printf(b, "%s\"%s\":{\"phase\":\"%s\",\"failures\":%d,\"pulled\":%llu}", i ? "," : "",
+		           p->cfg->name, ph[p->phase], p->failures, (unsigned long long)p->pulled);
+	}
+	buf_addc(b, '}');
+}
+
+static const struct option longopts[] = {
+	{ "once", no_argument, NULL, 'O' },
+	{ "peer", required_argument, NULL, 'P' },
+	{ NULL, 0, NULL, 0 }
+};
+
+static const struct daemon_ops ops = {
+	.name = "syncd",
+	.summary = "pull events from peers into the inbox and on to validated",
+	.usage = "      --once          pull once from --peer NAME and exit (0 ok, 1 failed)\n"
+	         "      --peer NAME     only this peer\n",
+	.longopts = longopts,
+	.option = syncd_option,
+	.needs_store = 1,
+	.init = syncd_init,
+	.on_connect = syncd_on_connect,
+	.on_stdin_eof = syncd_stdin_eof,
+	.stats = syncd_stats,
+	.fini = syncd_fini,
+};
+
+int main(int argc, char **argv) { return daemon_main(argc, argv, &ops); }

@@ -1,0 +1,463 @@
+/* syncd_peer.c: one pull loop per peer (seed 001). A round: identity
+ * handshake (schema supported, node ID non-empty, pinned on first success,
+ * a changed ID stops the peer until `fedctl peer reset`), the peer's key
+ * document (verified, stored for validated), then pulls from the durable
+ * cursor unless the peer's vector clock shows nothing we lack, then a
+ * long-poll that wakes us early when the peer stores more. Each batch is one
+ * LMDB txn (inbox entries + cursor + last_seen [+ the peer's clock when caught
+ * up]); frames to validated only after the commit. The cursor is only ever
+ * set to the `next` of an answer whose events are all in the same txn, so it
+ * never skips an event. Failures back off (doubling to backoff_max) and are
+ * grouped by kind: the first of a kind logs in full, repeats one line.
+ * Health reason codes (fixed): ok, paused, refused, timeout, dns, tls,
+ * unauthorized, http_status, bad_body, too_large, schema_unsupported,
+ * identity_changed, bad_key_doc, internal. */
+#include "syncd.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void round_start(struct peer *p);
+static void pull(struct peer *p);
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct peer *p = arg;
+	if (p->phase == PH_STOPPED) {
+		/* Stopped on a changed identity: resume once the pin is reset. */
+		char pin[64];
+		MDB_txn *t = store_begin(&p->sy->d->st, 1);
+		int have = fstate_get(t, &p->sy->d->st, p->cfg->name, "node_id", pin, sizeof pin);
+		mdb_txn_abort(t);
+		if (have > 0) {
+			struct timeval tv = { p->sy->interval / 1000, (p->sy->interval % 1000) * 1000 };
+			evtimer_add(p->timer, &tv);
+			return;
+		}
+		log_notice("peer %s: pinned identity was reset; resuming sync", p->cfg->name);
+		p->last_kind[0] = 0;
+	}
+	round_start(p);
+}
+
+static void schedule(struct peer *p, long long ms)
+{
+	if (!p->timer) p->timer = evtimer_new(p->sy->d->base, timer_cb, p);
+	if (ms < 0) ms = 0;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(p->timer, &tv);
+}
+
+static void once_done(struct peer *p, int rc)
+{
+	log_info("peer %s: --once %s (%llu events)", p->cfg->name, rc ? "failed" : "done",
+	         (unsigned long long)p->pulled);
+	daemon_stop(p->sy->d, rc);
+}
+
+static void fail(struct peer *p, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct peer *p, const char *kind, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct syncd *sy = p->sy;
+	(*sy->c_failures)++;
+	p->failures++;
+	if (p->failures > 1) p->wait_ms = p->wait_ms * 2 > sy->backoff_max ? sy->backoff_max : p->wait_ms * 2;
+	if (strcmp(kind, p->last_kind)) {
+		log_warnx("peer %s (%s): %s: %s; retrying in %llds", p->cfg->name, p->cfg->endpoint, kind, msg,
+		          p->wait_ms / 1000);
+		snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
+	} else {
+		log_info("peer %s: still %s (failure %d, next try in %llds)", p->cfg->name, kind, p->failures,
+		         p->wait_ms / 1000);
+	}
+	fstate_health(&sy->d->st, p->cfg->name, kind, msg, p->failures);
+	p->phase = PH_IDLE;
+	if (sy->once) { once_done(p, 1); return; }
+	schedule(p, p->wait_ms);
+}
+
+static void succeeded(struct peer *p)
+{
+	if (p->failures || !p->last_kind[0]) {
+		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg->name, p->failures);
+		fstate_health(&p->sy->d->st, p->cfg->name, "ok", "", 0);
+		snprintf(p->last_kind, sizeof p->last_kind, "ok");
+	}
+	p->failures = 0;
+	p->wait_ms = p->sy->interval;
+}
+
+void peer_start(struct peer *p)
+{
+	if (!strcmp(p->cfg->mode, "paused")) {
+		log_info("peer %s is paused: not contacted", p->cfg->name);
+		fstate_health(&p->sy->d->st, p->cfg->name, "paused", "mode = paused", 0);
+		p->phase = PH_STOPPED;
+		if (p->sy->once) once_done(p, 1);
+		return;
+	}
+	(*p->sy->g_active)++;
+	round_start(p);
+}
+
+static void round_start(struct peer *p)
+{
+	p->round_start = mono_ms();
+	p->phase = PH_IDENTITY;
+	if (syncd_http_start(p, "/_fed/v1/identity", 0) < 0) fail(p, "internal", "cannot start an HTTP request");
+}
+
+static const char *kind_of(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT: return "refused";
+	case CURLE_OPERATION_TIMEDOUT: return "timeout";
+	case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
+	case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH: case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED: case CURLE_SSL_ENGINE_NOTFOUND: case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_USE_SSL_FAILED: return "tls";
+	case CURLE_FILESIZE_EXCEEDED: return "too_large";
+	case CURLE_GOT_NOTHING: case CURLE_RECV_ERROR: case CURLE_PARTIAL_FILE: case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_BAD_CONTENT_ENCODING: return "bad_body";
+	default: return "refused";
+	}
+}
+
+/* Parse the body as one strict JSON object; on failure report bad_body. */
+static int parse_body(struct peer *p, struct json_doc *d, const char *what)
+{
+	if (json_parse(d, p->body.data, p->body.len, JSON_MAX_DEPTH_DEFAULT) < 0 || d->tok[0].type != JSON_OBJECT) {
+		fail(p, "bad_body", "%s answer is not a JSON object (%s at byte %u of %zu)", what,
+		     d->err ? json_err_str(d->err) : "not an object", d->err_off, p->body.len);
+		return -1;
+	}
+	return 0;
+}
+
+static void local_clock(struct peer *p, MDB_txn *t, struct vclock *vc, uint64_t *cursor)
+{
+	struct store *st = &p->sy->d->st;
+	vclock_init(vc);
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(t, st->dbi[DB_FEDERATION_STATE], &c) == 0) {
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			const char *z = memchr(k.mv_data, 0, k.mv_size);
+			if (!z || k.mv_size - (size_t)(z - (const char *)k.mv_data) != 7 || memcmp(z + 1, "vclock", 6)) continue;
+			struct vclock pv;
+			vclock_init(&pv);
+			if (vclock_parse(&pv, v.mv_data, v.mv_size) > 0) vclock_merge(vc, &pv);
+		}
+		mdb_cursor_close(c);
+	}
+	MDB_cursor *sc;
+	if (mdb_cursor_open(t, st->dbi[DB_STREAM], &sc) == 0) {
+		if (mdb_cursor_get(sc, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
+			vclock_advance(vc, p->sy->node_id, be64_get(k.mv_data));
+		mdb_cursor_close(sc);
+	}
+	*cursor = fstate_cursor(t, st, p->cfg->name);
+	vclock_advance(vc, p->node_id, *cursor);
+}
+
+static void wait_more(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	if (sy->once) { once_done(p, 0); return; }
+	if (sy->longpoll > 0) {
+		MDB_txn *t = store_begin(&sy->d->st, 1);
+		uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+		mdb_txn_abort(t);
+		char path[128];
+		snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d&timeout_ms=%lld",
+		         (unsigned long long)cursor, sy->batch, sy->longpoll);
+		p->phase = PH_LONGPOLL;
+		(*sy->c_longpolls)++;
+		if (syncd_http_start(p, path, sy->longpoll) < 0) fail(p, "internal", "cannot start an HTTP request");
+		return;
+	}
+	p->phase = PH_IDLE;
+	schedule(p, sy->interval);
+}
+
+static void decide(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	struct vclock *mine = malloc(sizeof *mine);
+	if (!mine) log_panic("out of memory");
+	uint64_t cursor;
+	MDB_txn *t = store_begin(&sy->d->st, 1);
+	local_clock(p, t, mine, &cursor);
+	MDB_stat ist;
+	mdb_stat(t, sy->d->st.dbi[DB_INBOX], &ist);
+	mdb_txn_abort(t);
+	enum vclock_order o = vclock_compare(&p->remote, mine);
+	free(mine);
+	if ((long long)ist.ms_entries > sy->inbox_high) {
+		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg->name,
+		         ist.ms_entries, sy->inbox_high);
+		p->phase = PH_IDLE;
+		schedule(p, 1000);
+		return;
+	}
+	if (o == VC_BEFORE || o == VC_EQUAL) {
+		(*sy->c_skipped)++;
+		log_debug("peer %s: clock %s ours: nothing to pull", p->cfg->name, vclock_order_str(o));
+		wait_more(p);
+		return;
+	}
+	pull(p);
+}
+
+static void on_identity(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	struct json_doc d = {0};
+	if (parse_body(p, &d, "identity") < 0) goto out;
+	int sv = json_obj_get(&d, 0, "schema_version"), ni = json_obj_get(&d, 0, "node_id"),
+	    sn = json_obj_get(&d, 0, "server_name"), vc = json_obj_get(&d, 0, "vclock");
+	if (sv < 0 || d.tok[sv].type != JSON_INT || d.tok[sv].ival != STORE_SCHEMA_VERSION) {
+		fail(p, "schema_unsupported", "peer schema_version %lld, this node supports %d",
+		     sv >= 0 && d.tok[sv].type == JSON_INT ? (long long)d.tok[sv].ival : -1LL, STORE_SCHEMA_VERSION);
+		goto out;
+	}
+	char id[32], name[256];
+	if (ni < 0 || d.tok[ni].type != JSON_STRING || json_str_copy(&d, ni, id, sizeof id) <= 0) {
+		fail(p, "bad_body", "identity has no (or an empty or overlong) node_id");
+		goto out;
+	}
+	if (sn < 0 || d.tok[sn].type != JSON_STRING || json_str_copy(&d, sn, name, sizeof name) <= 0) {
+		fail(p, "bad_body", "identity has no server_name");
+		goto out;
+	}
+	char pin[64];
+	MDB_txn *t = store_begin(&sy->d->st, 0);
+	int have = fstate_get(t, &sy->d->st, p->cfg->name, "node_id", pin, sizeof pin);
+	if (have > 0 && strcmp(pin, id)) {
+		mdb_txn_abort(t);
+		log_err("peer %s: node ID changed from %s to %s: refusing to sync with it. If the peer's "
+		        "store was replaced on purpose, reset the pin with: fedctl peer reset %s",
+		        p->cfg->name, pin, id, p->cfg->name);
+		char msg[200];
+		snprintf(msg, sizeof msg, "pinned %s, peer now says %s; run: fedctl peer reset %s", pin, id, p->cfg->name);
+		fstate_health(&sy->d->st, p->cfg->name, "identity_changed", msg, ++p->failures);
+		(*sy->c_failures)++;
+		p->phase = PH_STOPPED;
+		snprintf(p->last_kind, sizeof p->last_kind, "identity_changed");
+		if (sy->once) once_done(p, 1);
+		else schedule(p, sy->interval);
+		goto out;
+	}
+	int rc = 0;
+	if (have <= 0) {
+		rc = fstate_put(t, &sy->d->st, p->cfg->name, "node_id", id, strlen(id));
+		if (!rc) rc = fstate_put(t, &sy->d->st, p->cfg->name, "server_name", name, strlen(name));
+		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg->name, id, name);
+	} else if (fstate_get(t, &sy->d->st, p->cfg->name, "server_name", pin, sizeof pin) < 0 || strcmp(pin, name)) {
+		rc = fstate_put(t, &sy->d->st, p->cfg->name, "server_name", name, strlen(name));
+	}
+	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
+	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); goto out; }
+	if (strcmp(p->server_name, name)) p->keys_ok = 0;
+	snprintf(p->node_id, sizeof p->node_id, "%s", id);
+	snprintf(p->server_name, sizeof p->server_name, "%s", name);
+	vclock_init(&p->remote);
+	if (vc >= 0) vclock_from_json(&p->remote, &d, vc);
+	if (!p->keys_ok) {
+		p->phase = PH_KEYS;
+		if (syncd_http_start(p, "/_matrix/key/v2/server", 0) < 0) fail(p, "internal", "cannot start an HTTP request");
+		goto out;
+	}
+	decide(p);
+out:
+	json_doc_free(&d);
+}
+
+static void on_keys(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	struct keyring kr;
+	keyring_init(&kr);
+	char err[256];
+	int n = keyring_add_server_doc(&kr, p->body.data, p->body.len, err, sizeof err);
+	if (n <= 0) {
+		fail(p, "bad_key_doc", "key document: %s", n < 0 ? err : "no usable keys");
+		keyring_free(&kr);
+		return;
+	}
+	MDB_txn *t = store_begin(&sy->d->st, 0);
+	int rc = 0, stored = 0;
+	for (size_t i = 0; i < kr.n && !rc; i++) {
+		if (strcmp(kr.k[i].server, p->server_name)) continue;   /* only the peer's own keys */
+		rc = store_key_put(t, &sy->d->st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+		stored++;
+	}
+	keyring_free(&kr);
+	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); return; }
+	if (!stored) { mdb_txn_abort(t); fail(p, "bad_key_doc", "key document is not for %s", p->server_name); return; }
+	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); return; }
+	log_info("peer %s: stored %d verify key(s) of %s", p->cfg->name, stored, p->server_name);
+	p->keys_ok = 1;
+	decide(p);
+}
+
+static void pull(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	MDB_txn *t = store_begin(&sy->d->st, 1);
+	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+	mdb_txn_abort(t);
+	char path[128];
+	snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d", (unsigned long long)cursor, sy->batch);
+	p->phase = PH_PULL;
+	(*sy->c_pulls)++;
+	if (syncd_http_start(p, path, 0) < 0) fail(p, "internal", "cannot start an HTTP request");
+}
+
+static void on_events(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	struct store *st = &sy->d->st;
+	struct json_doc d = {0};
+	int was_longpoll = p->phase == PH_LONGPOLL;
+	if (parse_body(p, &d, "events") < 0) goto out;
+	int ev = json_obj_get(&d, 0, "events"), nx = json_obj_get(&d, 0, "next"), vc = json_obj_get(&d, 0, "vclock");
+	if (ev < 0 || d.tok[ev].type != JSON_ARRAY || nx < 0 || d.tok[nx].type != JSON_INT || d.tok[nx].ival < 0) {
+		fail(p, "bad_body", "events answer lacks an events array or an integer next");
+		goto out;
+	}
+	for (int e = json_first(&d, ev); e >= 0; e = json_next_elem(&d, ev, e))
+		if (d.tok[e].type != JSON_OBJECT) { fail(p, "bad_body", "events[] holds a non-object"); goto out; }
+	int n = (int)d.tok[ev].size;
+	uint64_t next = (uint64_t)d.tok[nx].ival;
+	struct vclock *rv = malloc(sizeof *rv);
+	if (!rv) log_panic("out of memory");
+	vclock_init(rv);
+	if (vc >= 0) vclock_from_json(rv, &d, vc);
+	MDB_txn *t = store_begin(st, 0);
+	uint64_t cursor = fstate_cursor(t, st, p->cfg->name);
+	if (next < cursor || (n > 0 && next == cursor) || n > 100) {
+		mdb_txn_abort(t);
+		free(rv);
+		fail(p, "bad_body", "next %llu does not follow our cursor %llu with %d events (peer store replaced?)",
+		     (unsigned long long)next, (unsigned long long)cursor, n);
+		goto out;
+	}
+	uint64_t seqs[100];
+	int k = 0, rc = 0;
+	for (int e = json_first(&d, ev); e >= 0 && !rc; e = json_next_elem(&d, ev, e))
+		rc = store_inbox_put(t, st, p->server_name, p->body.data + d.tok[e].start,
+		                     d.tok[e].end - d.tok[e].start, &seqs[k++]);
+	unsigned char b8[8];
+	be64_put(b8, next);
+	if (!rc) rc = fstate_put(t, st, p->cfg->name, "cursor", b8, 8);
+	be64_put(b8, (uint64_t)now_ms());
+	if (!rc) rc = fstate_put(t, st, p->cfg->name, "last_seen", b8, 8);
+	uint64_t head = vclock_get(rv, p->node_id);
+	int caught_up = next >= head;
+	if (!rc && caught_up && rv->n) {
+		/* Caught up with the peer: what it had, we now have (in the inbox at
+		 * least); its clock joins ours so others can skip pulls. */
+		struct buf j;
+		buf_init(&j);
+		vclock_to_json(rv, &j);
+		rc = fstate_put(t, st, p->cfg->name, "vclock", j.data, j.len);
+		buf_free(&j);
+	}
+	if (rc) { mdb_txn_abort(t); free(rv); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
+	if (store_commit(t)) { free(rv); fail(p, "internal", "LMDB commit failed"); goto out; }
+	p->remote = *rv;
+	free(rv);
+	k = 0;
+	for (int e = json_first(&d, ev); e >= 0; e = json_next_elem(&d, ev, e), k++)
+		daemon_emit(sy->d, "validated", FT_EVENT, 0, seqs[k], p->body.data + d.tok[e].start,
+		            d.tok[e].end - d.tok[e].start);
+	*sy->c_events += (uint64_t)n;
+	*sy->c_bytes += p->body.len;
+	p->pulled += (uint64_t)n;
+	if (n) log_debug("peer %s: %d events, cursor %llu -> %llu", p->cfg->name, n,
+	                 (unsigned long long)cursor, (unsigned long long)next);
+	succeeded(p);
+	if (n > 0 && (!caught_up || n >= sy->batch || was_longpoll)) { pull(p); goto out; }
+	if (n > 0 || !was_longpoll) { wait_more(p); goto out; }
+	/* An empty long-poll: the rest of the interval, then a new round. */
+	p->phase = PH_IDLE;
+	if (sy->once) { once_done(p, 0); goto out; }
+	schedule(p, sy->interval - (mono_ms() - p->round_start));
+out:
+	json_doc_free(&d);
+}
+
+void peer_http_done(struct peer *p, CURLcode rc)
+{
+	const char *what = p->phase == PH_IDENTITY ? "identity" : p->phase == PH_KEYS ? "key document" : "events";
+	if (rc != CURLE_OK) {
+		if (p->too_large) fail(p, "too_large", "%s answer over %lld bytes", what, p->sy->max_body);
+		else fail(p, kind_of(rc), "%s: %s", what, curl_easy_strerror(rc));
+		return;
+	}
+	long code = 0;
+	curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (code != 200) {
+		char snip[160];
+		size_t n = p->body.len < sizeof snip - 1 ? p->body.len : sizeof snip - 1;
+		for (size_t i = 0; i < n; i++) snip[i] = p->body.data[i] >= 32 && p->body.data[i] < 127 ? p->body.data[i] : '.';
+		snip[n] = 0;
+		fail(p, code == 401 || code == 403 ? "unauthorized" : "http_status", "%s: HTTP %ld %s", what, code, snip);
+		return;
+	}
+	char *ct = NULL;
+	curl_easy_getinfo(p->easy, CURLINFO_CONTENT_TYPE, &ct);
+	if (!ct || strncasecmp(ct, "application/json", 16)) {
+		fail(p, "bad_body", "%s: content type '%s', expected application/json", what, ct ? ct : "(none)");
+		return;
+	}
+	switch (p->phase) {
+	case PH_IDENTITY: on_identity(p); break;
+	case PH_KEYS: on_keys(p); break;
+	case PH_PULL: case PH_LONGPOLL: on_events(p); break;
+	default: break;
+	}
+}
+
+/* Whatever syncd put in the inbox that is still there goes to validated
+ * again (after a restart, or when validated reconnects). Until the conn's
+ * queue is full; validated's own rescan covers the rest. */
+void peer_resend_inbox(struct syncd *sy)
+{
+	struct store *st = &sy->d->st;
+	char names[16][256];
+	int nn = 0;
+	MDB_txn *t = store_begin(st, 1);
+	for (size_t i = 0; i < sy->npeers && nn < 16; i++)
+		if (fstate_get(t, st, sy->peers[i].cfg->name, "server_name", names[nn], sizeof names[nn]) > 0) nn++;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t sent = 0;
+	if (nn && mdb_cursor_open(t, st->dbi[DB_INBOX], &c) == 0) {
+		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct inbox_rec r;
+			if (k.mv_size != 8 || store_inbox_parse(&v, &r)) continue;
+			int ours = 0;
+			for (int i = 0; i < nn && !ours; i++)
+				ours = strlen(names[i]) == r.from_len && !memcmp(names[i], r.from, r.from_len);
+			if (!ours) continue;
+			if (daemon_emit(sy->d, "validated", FT_EVENT, 0, be64_get(k.mv_data), r.bytes, r.len) < 0) break;
+			sent++;
+		}
+		mdb_cursor_close(c);
+	}
+	mdb_txn_abort(t);
+	*sy->c_resent += sent;
+	if (sent) log_info("re-sent %llu inbox entries to validated", (unsigned long long)sent);
+}

@@ -1,0 +1,65 @@
+/* syncd_state.c: syncd's records in federation_state, key "<peer>\0<field>"
+ * (fields: cursor u64 BE, last_seen u64 BE ms, node_id, server_name, vclock
+ * JSON, health JSON {"reason","message","failures","at_ms"}). fedctl peers
+ * reads the same layout (cmd/fedctl/fedctl_peers.c). */
+#include "syncd.h"
+#include "json.h"
+#include "log.h"
+#include <string.h>
+
+static size_t fkey(char *k, size_t cap, const char *peer, const char *field)
+{
+	size_t a = strlen(peer), b = strlen(field);
+	if (a + 1 + b > cap) return 0;
+	memcpy(k, peer, a);
+	k[a] = 0;
+	memcpy(k + a + 1, field, b);
+	return a + 1 + b;
+}
+
+int fstate_get(MDB_txn *t, struct store *st, const char *peer, const char *field, char *out, size_t cap)
+{
+	char k[256];
+	size_t kn = fkey(k, sizeof k, peer, field);
+	MDB_val v;
+	if (!kn || store_get(t, st, DB_FEDERATION_STATE, k, kn, &v) || v.mv_size >= cap) return -1;
+	memcpy(out, v.mv_data, v.mv_size);
+	out[v.mv_size] = 0;
+	return (int)v.mv_size;
+}
+
+int fstate_put(MDB_txn *t, struct store *st, const char *peer, const char *field, const void *v, size_t n)
+{
+	char k[256];
+	size_t kn = fkey(k, sizeof k, peer, field);
+	return kn ? store_put(t, st, DB_FEDERATION_STATE, k, kn, v, n, 0) : MDB_BAD_VALSIZE;
+}
+
+int fstate_del(MDB_txn *t, struct store *st, const char *peer, const char *field)
+{
+	char k[256];
+	size_t kn = fkey(k, sizeof k, peer, field);
+	int rc = kn ? store_del(t, st, DB_FEDERATION_STATE, k, kn) : 0;
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+uint64_t fstate_cursor(MDB_txn *t, struct store *st, const char *peer)
+{
+	char b[16];
+	return fstate_get(t, st, peer, "cursor", b, sizeof b) == 8 ? be64_get((unsigned char *)b) : 0;
+}
+
+void fstate_health(struct store *st, const char *peer, const char *reason, const char *msg, int failures)
+{
+	struct buf b;
+	buf_init(&b);
+	buf_printf(&b, "{\"at_ms\":%lld,\"failures\":%d,\"message\":", now_ms(), failures);
+	json_put_string(&b, msg, strlen(msg));
+	buf_adds(&b, ",\"reason\":");
+	json_put_string(&b, reason, strlen(reason));
+	buf_addc(&b, '}');
+	MDB_txn *t = store_begin(st, 0);
+	if (fstate_put(t, st, peer, "health", b.data, b.len)) mdb_txn_abort(t);
+	else store_commit(t);
+	buf_free(&b);
+}
