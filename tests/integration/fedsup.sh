@@ -18,6 +18,8 @@ check "validated is restarted" wait_for "grep -q 'started validated (pid [0-9]*,
 check "and ready again" wait_for "[ \$(grep -c 'validated is ready' $T_TMP/sup.log) -ge 2 ]" 100
 "$SUP" -c "$CONF" status >"$T_TMP/status" 2>&1
 check "status shows 2 starts" grep -q "^validated *running *[0-9]* *2 " "$T_TMP/status"
+V2=$(awk '/^validated/ {print $3}' "$T_TMP/status")
+FPID2=$(awk '/^feedpump/ {print $3}' "$T_TMP/status")
 "$SUP" -c "$CONF" --bin "$FP_BIN" >"$T_TMP/second.log" 2>&1
 check_eq "a second fedsup for the same node refuses (exit 111)" 111 $?
 kill -TERM "$SPID"
@@ -25,7 +27,7 @@ wait "$SPID"
 check_eq "fedsup exits 0 after SIGTERM" 0 $?
 check "stages stopped in reverse order (feedpump before validated)" \
 	sh -c "grep -n 'stopped (exited 0' $T_TMP/sup.log | head -1 | grep -q feedpump"
-check "no stage left running" sh -c "! pgrep -f '$FP_BIN/validated -c $CONF' >/dev/null"
+check "no stage left running" sh -c "! kill -0 $V2 2>/dev/null && ! kill -0 $FPID2 2>/dev/null"
 
 # A stage with a bad configuration exits 100 and is not restarted.
 BAD=$T_TMP/bad.conf
