@@ -272,7 +272,7 @@ void fetchres_meta(struct buf *out, int ok, const char *error, const char *serve
 		buf_adds(out, ",\"server\":");
 		json_put_string(out, server, strlen(server));
 	}
-	if (tried) put_list(out, "tried", tried, ntried);
+	put_list(out, "tried", tried, tried ? ntried : 0);
 	if (why) put_list(out, "why", why, ntried);
 	buf_addc(out, '}');
 }

@@ -39,7 +39,7 @@ static int rv_lookup(void *arg, const char *room_id)
 
 /* Deep checks of one PDU (token t of doc). 0 ok, -1 with why. */
 static int deep_check(struct fetchd *fd, struct fetch *f, const char *body, int t,
-                      char *why, size_t cap)
+                      char *why, size_t cap, int *counts)
 {
 	struct val_opts o = { 0 };
 	struct val_result r;
@@ -61,6 +61,8 @@ static int deep_check(struct fetchd *fd, struct fetch *f, const char *body, int 
 		snprintf(why, cap, "content hash mismatch");
 	} else if (!accept) {
 		snprintf(why, cap, "%s: %s", val_reason_str(r.reason), r.message);
+		/* Our lack of a key is not the server's fault. */
+		if (r.reason == VR_UNKNOWN_KEY || r.reason == VR_EXPIRED_KEY) *counts = 0;
 	}
 	val_result_free(&r);
 	return accept ? 0 : -1;
@@ -119,7 +121,7 @@ int fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
 			snprintf(why, cap, json_first(&doc, a_t) < 0 ? "empty pdus" : "wrong event");
 			return -1;
 		}
-		return deep_check(fd, f, body, found, why, cap);
+		return deep_check(fd, f, body, found, why, cap, counts);
 	}
 	case FOP_AUTH_CHAIN:
 	case FOP_MISSING_EVENTS:
@@ -128,7 +130,7 @@ int fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
 		                q->op == FOP_MISSING_EVENTS ? "events" : "pdus";
 		if ((a_t = array_of(k, 0, JSON_OBJECT, why, cap)) < 0) return -1;
 		for (int e = json_first(&doc, a_t); e >= 0; e = json_next_elem(&doc, a_t, e))
-			if (deep_check(fd, f, body, e, why, cap) < 0) return -1;
+			if (deep_check(fd, f, body, e, why, cap, counts) < 0) return -1;
 		return 0;
 	}
 	case FOP_STATE_IDS:

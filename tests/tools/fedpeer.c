@@ -54,13 +54,13 @@ struct pending {
 	int    hanging;
 };
 
-struct ev { char id[PDU_EVENT_ID_MAX]; char *pdu; size_t len; struct ev *next; };
+struct ev { char id[PDU_EVENT_ID_MAX]; char *pdu; size_t len; struct ev *next, *lnext; };
 
 static struct event_base *base;
 static struct rule *rules; static int nrules;
 static const char *rules_path;
 static struct ev **evmap; static size_t evcap = 1 << 16; static size_t nevents;
-static struct ev *first_ev;
+static struct ev *first_ev, *last_ev;
 static char server_name[256] = "peer.test";
 static char *keydoc; static size_t keydoc_len;
 static unsigned long n_req, n_answered, n_cancelled, n_reset, n_hung;
@@ -103,7 +103,8 @@ static int load_events(const char *path)
 		size_t s = h64(e->id) & (evcap - 1);
 		e->next = evmap[s];
 		evmap[s] = e;
-		if (!first_ev) first_ev = e;
+		if (!first_ev) first_ev = e; else last_ev->lnext = e;
+		last_ev = e;
 		nevents++;
 	}
 	free(line);
@@ -262,9 +263,10 @@ static void respond(struct pending *p)
 		buf_adds(&b, "<html>this is not {json");
 		break;
 	case M_WRONG: {
-		const char *id = strrchr(path, '/') ? strrchr(path, '/') + 1 : "";
+		char *id = evhttp_uridecode(strrchr(path, '/') ? strrchr(path, '/') + 1 : "", 0, NULL);
 		struct ev *w = first_ev;
-		while (w && strcmp(w->id, id) == 0) w = w->next;
+		while (w && id && strcmp(w->id, id) == 0) w = w->lnext;
+		free(id);
 		buf_printf(&b, "{\"origin\":\"%s\",\"origin_server_ts\":1,\"pdus\":[", server_name);
 		if (w) buf_add(&b, w->pdu, w->len);
 		else buf_adds(&b, "{\"type\":\"m.room.message\",\"content\":{\"body\":\"decoy\"},"

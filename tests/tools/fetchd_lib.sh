@@ -17,7 +17,7 @@ fd_events() {
 		--room '!room:origin.test' -o "$FD_DIR/ev.jsonl" --ids "$FD_DIR/ids"
 }
 
-# fd_peer NAME [RULES_JSON]: start a test peer serving the events as NAME.test;
+# fd_peer NAME [RULES_JSON] [EXTRA SERVER LINES]: start a test peer serving the events as NAME.test;
 # its port is in $FD_PORT_<NAME>, its log in $FD_DIR/NAME.log.
 fd_peer() {
 	_p=$(free_port)
@@ -31,6 +31,7 @@ fd_peer() {
 	FD_SERVERS="$FD_SERVERS
 [server $1.test]
 endpoint = http://127.0.0.1:$_p
+${3:-}
 "
 	wait_for "curl -sf http://127.0.0.1:$_p/_peer/stats" 50
 }
