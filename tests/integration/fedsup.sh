@@ -45,8 +45,8 @@ mkdir -p "$F"; : >"$F/notadir"
 sed "s|^state_dir = .*|state_dir = $F/notadir|; s|^run_dir = .*|run_dir = $F/run|" "$CONF" >"$F/flaky.conf"
 bg "$SUP" -c "$F/flaky.conf" --bin "$FP_BIN" --stages "validated" 2>"$T_TMP/flaky.log"
 FPID=$LAST_PID
-wait_for "grep -q 'restarting validated in 4s' $T_TMP/flaky.log" 150
+wait_for "grep -q 'backoff 4s' $T_TMP/flaky.log" 150
 stop "$FPID"
-delays=$(grep -o 'restarting validated in [0-9]*s' "$T_TMP/flaky.log" | awk '{print $4}' | tr '\n' ' ')
+delays=$(grep -o 'backoff [0-9]*s' "$T_TMP/flaky.log" | awk '{print $2}' | tr '\n' ' ')
 check_eq "backoff doubles while it dies at startup" "1s 2s 4s " "$delays"
 finish
