@@ -1,7 +1,7 @@
 /* syncd.h: private header of syncd, the pull syncer (seed 001). Files:
  * syncd_main.c (ops, options, libcurl multi on the libevent loop),
  * syncd_peer.c (one state machine per peer: identity, keys, pulls, backoff),
- * syncd_state.c (federation_state records shared with fedctl peers). */
+ * common/syncd_state.c (federation_state records shared with fedctl peers). */
 #ifndef SYNCD_H
 #define SYNCD_H
 #include <stdint.h>
@@ -56,15 +56,6 @@ void peer_start(struct peer *p);
 void peer_http_done(struct peer *p, CURLcode rc);
 void peer_resend_inbox(struct syncd *sy);
 
-/* syncd_state.c: federation_state "<peer>\0<field>" */
-int  fstate_get(MDB_txn *t, struct store *st, const char *peer, const char *field,
-                char *out, size_t cap);               /* length or -1 */
-int  fstate_put(MDB_txn *t, struct store *st, const char *peer, const char *field,
-                const void *v, size_t n);
-int  fstate_del(MDB_txn *t, struct store *st, const char *peer, const char *field);
-uint64_t fstate_cursor(MDB_txn *t, struct store *st, const char *peer);
-/* Record a peer's health: reason is a fixed code (see syncd_peer.c). */
-void fstate_health(struct store *st, const char *peer, const char *reason, const char *msg,
-                   int failures);
+#include "syncd_state.h"
 
 #endif

@@ -1,11 +1,11 @@
-/* syncd_state.c: syncd's records in federation_state, key "<peer>\0<field>"
- * (fields: cursor u64 BE, last_seen u64 BE ms, node_id, server_name, vclock
- * JSON, health JSON {"reason","message","failures","at_ms"}). fedctl peers
- * reads the same layout (cmd/fedctl/fedctl_peers.c). */
-#include "syncd.h"
+/* syncd_state.c: syncd's records in federation_state (see syncd_state.h). */
+#include "syncd_state.h"
+#include "buf.h"
 #include "json.h"
 #include "log.h"
 #include <string.h>
+
+const char *const fstate_fields[] = { "cursor", "last_seen", "node_id", "server_name", "vclock", "health", NULL };
 
 static size_t fkey(char *k, size_t cap, const char *peer, const char *field)
 {
