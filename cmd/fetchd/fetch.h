@@ -127,7 +127,7 @@ struct fetchd {
 	uint64_t *c_requests, *c_coalesced, *c_upstream, *c_ok, *c_not_found, *c_no_cand,
 	         *c_busy, *c_cancelled, *c_timeout, *c_bad_answer, *c_revived, *c_queued,
 	         *c_reply_dropped, *c_bad_request;
-	int64_t  *g_active, *g_queued, *g_waiters;
+	int64_t  *g_active, *g_queued, *g_waiters, *g_peak;
 };
 
 /* fetch_worker.c */

@@ -75,6 +75,7 @@ static int fetchd_init(struct daemon *d)
 	fd->g_active = daemon_gauge(d, "inflight");
 	fd->g_queued = daemon_gauge(d, "queue");
 	fd->g_waiters = daemon_gauge(d, "callers");
+	fd->g_peak = daemon_gauge(d, "inflight_peak");
 	TAILQ_INIT(&fd->queue);
 	if (transport_init(fd) < 0) return EXIT_TEMP;
 	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min",

@@ -345,7 +345,7 @@ static void fetch_start(struct fetchd *fd, struct fetch *f)
 {
 	const struct profile *p = &profiles[f->req.op];
 	f->state = FS_ACTIVE;
-	fd->active++;
+	if (++fd->active > *fd->g_peak) *fd->g_peak = fd->active;
 	f->growth = f->req.fanout.kind != FAN_DEFAULT ? f->req.fanout : p->growth;
 	f->width_max = f->req.max_width ? f->req.max_width :
 	               f->req.fanout.kind != FAN_DEFAULT ? fd->width_max : p->width;
