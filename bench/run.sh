@@ -5,7 +5,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 export FP_ROOT="$ROOT" FP_BIN="$ROOT/bin" FP_BUILD="$ROOT/build"
 export FP_VECTORS="${FP_VECTORS:-$(cd "$ROOT/../shared/vectors" 2>/dev/null && pwd)}"
-export PATH="$FP_BIN:$FP_BUILD/tools:$FP_BUILD/bench:$PATH"
+export PATH="$FP_BIN:$FP_BUILD/tools:$FP_BUILD/bench:/usr/bin:$PATH"
 rc=0
 for b in bench/*.sh; do
 	[ "$b" = bench/run.sh ] && continue

@@ -12,7 +12,11 @@ export FP_BIN="$ROOT/${FP_BIN:-bin}"
 case "${FP_BIN}" in "$ROOT//"*) FP_BIN=${FP_BIN#"$ROOT/"} ;; esac
 [ -d "$FP_BIN" ] || FP_BIN="$ROOT/bin"
 export FP_VECTORS="${FP_VECTORS:-$(cd "$ROOT/../shared/vectors" 2>/dev/null && pwd)}"
-export PATH="$FP_BIN:$FP_BUILD/tools:$PATH"
+# Debian's python3 has python3-signedjson/canonicaljson; a pyenv shim earlier
+# on PATH would not.
+export PATH="$FP_BIN:$FP_BUILD/tools:/usr/bin:$PATH"
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 pattern="${1:-}"
 logs="$FP_BUILD/test-logs"
 mkdir -p "$logs"
@@ -47,7 +51,7 @@ done
 for t in tests/integration/*.sh tests/integration/*.py; do
 	[ -f "$t" ] || continue
 	b=$(basename "$t")
-	case "$t" in *.py) run_one "${b%.py}" python3 "$t" ;; *) run_one "${b%.sh}" sh "$t" ;; esac
+	case "$t" in *.py) run_one "${b%.py}" "$PY" "$t" ;; *) run_one "${b%.sh}" sh "$t" ;; esac
 done
 [ -n "$files_failed" ] && echo "failed:$files_failed"
 echo "$pass passed, $fail failed, $skip skipped"
