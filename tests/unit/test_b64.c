@@ -1,0 +1,123 @@
+/* test_b64.c: unpadded base64 against the spec vectors (vectors/matrix/
+ * base64.json), both alphabets, and what the decoder must refuse. */
+#include "../lib/tap.h"
+#include "b64.h"
+#include "json.h"
+#include "buf.h"
+#include <string.h>
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	struct buf b;
+	buf_init(&b);
+	char tmp[65536];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+		buf_add(&b, tmp, n);
+	fclose(f);
+	*len = b.len;
+	return buf_steal(&b);
+}
+
+static int dec_is(const char *src, const char *want, size_t wn)
+{
+	unsigned char out[64];
+	long n = b64_decode(out, sizeof out, src, strlen(src));
+	return n == (long)wn && memcmp(out, want, wn) == 0;
+}
+
+static int refused(const char *src)
+{
+	unsigned char out[64];
+	return b64_decode(out, sizeof out, src, strlen(src)) == -1;
+}
+
+static void check_vectors(void)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/matrix/base64.json", tap_vectors());
+	size_t flen = 0;
+	char *file = slurp(path, &flen);
+	TAP_OK(file != NULL, "read %s", path);
+	if (file == NULL)
+		return;
+	struct json_doc d;
+	memset(&d, 0, sizeof d);
+	TAP_OK(json_parse(&d, file, flen, JSON_MAX_DEPTH_DEFAULT) == 0, "vector file parses strictly");
+	int vs = json_obj_get(&d, 0, "vectors"), count = 0;
+	for (int v = json_first(&d, vs); v >= 0; v = json_next_elem(&d, vs, v)) {
+		char id[128], in[256], exp[512], enc[512];
+		int k = json_obj_get(&d, v, "kind");
+		if (json_str_copy(&d, json_obj_get(&d, v, "id"), id, sizeof id) < 0 ||
+		    !json_str_eq(&d, k, "base64_encode")) {
+			TAP_OK(0, "unexpected vector kind");
+			continue;
+		}
+		int il = json_str_copy(&d, json_obj_get(&d, v, "input_ascii"), in, sizeof in);
+		int el = json_str_copy(&d, json_obj_get(&d, v, "expected"), exp, sizeof exp);
+		if (il < 0 || el < 0) {
+			TAP_OK(0, "%s: fields missing", id);
+			continue;
+		}
+		count++;
+		size_t n = b64_encode(enc, (const unsigned char *)in, (size_t)il);
+		TAP_OK(n == (size_t)el && strcmp(enc, exp) == 0 && b64_enc_len((size_t)il) == n + 1,
+		       "%s encodes to \"%s\" (got \"%s\")", id, exp, enc);
+		TAP_OK(dec_is(exp, in, (size_t)il), "%s decodes back", id);
+	}
+	TAP_OK(count == 7, "7 spec vectors seen (%d)", count);
+	json_doc_free(&d);
+	free(file);
+}
+
+int main(void)
+{
+	check_vectors();
+
+	/* Bytes that differ between the alphabets: 0xfb 0xff -> "+/8" / "-_8". */
+	const unsigned char raw[] = { 0xfb, 0xff, 0xbf, 0xfe };
+	char enc[16];
+	TAP_OK(b64_encode(enc, raw, 4) == 6 && strcmp(enc, "+/+//g") == 0, "standard alphabet (%s)", enc);
+	TAP_OK(b64_encode_url(enc, raw, 4) == 6 && strcmp(enc, "-_-__g") == 0, "URL-safe alphabet (%s)", enc);
+	TAP_OK(dec_is("+/+//g", (const char *)raw, 4), "decode standard");
+	TAP_OK(dec_is("-_-__g", (const char *)raw, 4), "decode URL-safe");
+	TAP_OK(dec_is("+/+//g==", (const char *)raw, 4), "decode standard with padding");
+	TAP_OK(dec_is("-_-__g==", (const char *)raw, 4), "decode URL-safe with padding");
+	TAP_OK(dec_is("Zm8=", "fo", 2) && dec_is("Zg==", "f", 1) && dec_is("Zm9v", "foo", 3),
+	       "correct padding accepted");
+	TAP_OK(dec_is("", "", 0), "empty decodes to empty");
+
+	TAP_OK(refused("Zg="), "short padding refused");
+	TAP_OK(refused("Zg==="), "extra padding refused");
+	TAP_OK(refused("Zm9v="), "padding where none is due refused");
+	TAP_OK(refused("Zm9v===="), "a padding block refused");
+	TAP_OK(refused("=") && refused("===="), "padding alone refused");
+	TAP_OK(refused("Z=g="), "padding in the middle refused");
+	TAP_OK(refused("Zm9 v") && refused("Zm9v\n") && refused(" Zm9v"), "whitespace refused");
+	TAP_OK(refused("Z"), "impossible length refused");
+	TAP_OK(refused("Zh"), "non-zero trailing bits refused");
+	TAP_OK(refused("+/_-"), "mixed alphabets refused");
+	TAP_OK(refused("Zm9v!"), "foreign character refused");
+
+	unsigned char small[2];
+	TAP_OK(b64_decode(small, sizeof small, "Zm9v", 4) == -1, "output capacity enforced");
+	TAP_OK(b64_decode(small, sizeof small, "Zm8", 3) == 2, "exact capacity is enough");
+
+	/* Round trip every length 0..64 with every byte value showing up. */
+	int ok = 1;
+	unsigned char in[64], out[64];
+	char e1[100], e2[100];
+	for (size_t n = 0; n <= sizeof in; n++) {
+		for (size_t i = 0; i < n; i++)
+			in[i] = (unsigned char)(n * 37 + i * 101);
+		size_t l1 = b64_encode(e1, in, n), l2 = b64_encode_url(e2, in, n);
+		ok &= l1 + 1 == b64_enc_len(n) && l2 == l1 && strchr(e1, '=') == NULL;
+		ok &= b64_decode(out, sizeof out, e1, l1) == (long)n && memcmp(out, in, n) == 0;
+		ok &= b64_decode(out, sizeof out, e2, l2) == (long)n && memcmp(out, in, n) == 0;
+	}
+	TAP_OK(ok, "round trip lengths 0..64 in both alphabets");
+	return tap_done();
+}
