@@ -71,7 +71,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libfp.a
 # TESTS=pattern runs the subset whose file name contains the pattern.
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory fuzz-smoke >/dev/null 2>&1 || true
+	@$(MAKE) --no-print-directory fuzz-smoke >$(BUILD)/fuzz-build.log 2>&1 || echo "fuzz harness build failed: see $(BUILD)/fuzz-build.log"
 	@sh tests/run.sh $(TESTS)
 
 run: deps
