@@ -165,7 +165,8 @@ int  fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
 enum health_kind { H_OK, H_FAIL, H_GONE };      /* GONE: HTTP 410 */
 void health_note(struct fetchd *fd, struct server *s, int kind, const char *err,
                  long long latency_ms);
-void health_flush(struct fetchd *fd);           /* one write txn for the turn */
+void health_flush(struct fetchd *fd);
+void health_fini(void);           /* one write txn for the turn */
 void health_room_seen(struct fetchd *fd, const char *room, const char *server);
 void health_load(struct fetchd *fd, struct server **s, int n);   /* refresh cache */
 /* Rank class: 0 reachable, 1 deprioritized, 2 backed off. */

@@ -153,10 +153,22 @@ void health_flush(struct fetchd *fd)
 	buf_free(&b);
 }
 
+/* One read transaction, reset between uses and renewed (no allocation):
+ * selection reads health once per fetch. */
+static MDB_txn *rtxn;
+
 void health_load(struct fetchd *fd, struct server **sv, int n)
 {
 	struct store *st = &fd->d->st;
-	MDB_txn *t = store_begin(st, 1);
+	MDB_txn *t;
+	if (fd->nhq) health_flush(fd);     /* this turn's outcomes first */
+	if (rtxn && mdb_txn_renew(rtxn) != 0) { mdb_txn_abort(rtxn); rtxn = NULL; }
+	if (!rtxn && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn) != 0) {
+		rtxn = NULL;
+		log_warnx("server_health: cannot begin a read transaction");
+		return;
+	}
+	t = rtxn;
 	for (int i = 0; i < n; i++) {
 		MDB_val v;
 		struct hrec h;
@@ -168,8 +180,13 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 		sv[i]->until_ms = h.until_ms;
 		if (!sv[i]->latency_ms) sv[i]->latency_ms = h.latency_ms;
 	}
-	mdb_txn_abort(t);
-	(void)fd;
+	mdb_txn_reset(t);
+}
+
+void health_fini(void)
+{
+	if (rtxn) mdb_txn_abort(rtxn);
+	rtxn = NULL;
 }
 
 int health_class(struct fetchd *fd, const struct server *s, long long now)

@@ -146,6 +146,7 @@ static void fetchd_fini(struct daemon *d)
 	if (!fd) return;
 	fetch_shutdown(fd);
 	health_flush(fd);
+	health_fini();
 	transport_fini(fd);
 }
 

@@ -32,7 +32,8 @@ static const char *tmpl = "{\"op\":\"event\",\"event_id\":\"%ID%\"}";
 static const char *sock_path;
 static uint16_t flags;
 static long long *t_sent, *lat;
-static uint64_t *hashes; static long nhash;
+#define HSET (1u << 18)
+static uint64_t *hashes; static long nhash;   /* open-addressing set of payload hashes */
 static struct { char code[32]; long n; } errs[16]; static int nerrs;
 static long cancel_after = -1, close_after = -1;
 static long long t_start;
@@ -102,10 +103,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			if (fetchres_parse(&f, &r) == 0) {
 				if (r.ok) {
 					n_ok++;
-					uint64_t hv = fnv(f.payload, f.len);
-					int seen = 0;
-					for (long k = 0; k < nhash && !seen; k++) seen = hashes[k] == hv;
-					if (!seen && nhash < 100000) hashes[nhash++] = hv;
+					uint64_t hv = fnv(f.payload, f.len) | 1;   /* 0 marks a free slot */
+					size_t k = hv & (HSET - 1);
+					while (hashes[k] && hashes[k] != hv) k = (k + 1) & (HSET - 1);
+					if (!hashes[k] && nhash < HSET / 2) { hashes[k] = hv; nhash++; }
 				} else {
 					note_err(r.error);
 				}
@@ -204,7 +205,7 @@ int main(int argc, char **argv)
 	conns = calloc((size_t)nconns, sizeof *conns);
 	t_sent = calloc((size_t)n_total, sizeof *t_sent);
 	lat = calloc((size_t)n_total, sizeof *lat);
-	hashes = calloc(100000, sizeof *hashes);
+	hashes = calloc(HSET, sizeof *hashes);
 	for (int i = 0; i < nconns; i++) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
 		snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_path);
