@@ -30,6 +30,7 @@ struct peer {
 	struct vclock      remote;           /* the peer's advertised clock */
 	uint64_t           pulled;           /* events pulled this run */
 	int                once_rc;
+	int                pull_pending;     /* timer resumes a pull held back by backpressure */
 };
 
 struct syncd {

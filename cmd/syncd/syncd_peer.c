@@ -26,6 +26,7 @@ static void pull(struct peer *p);
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct peer *p = arg;
+	if (p->pull_pending) { p->pull_pending = 0; pull(p); return; }
 	if (p->phase == PH_STOPPED) {
 		/* Stopped on a changed identity: resume once the pin is reset. */
 		char pin[64];
@@ -314,6 +315,16 @@ static void on_keys(struct peer *p)
 static void pull(struct peer *p)
 {
 	struct syncd *sy = p->sy;
+	/* Backpressure: while validated has not read what we sent, wait rather
+	 * than pile frames up (over the conn's high-water mark they would be
+	 * dropped and only found again by validated's slower inbox rescan). */
+	struct conn *vc = sy->d->stdio ? sy->d->stdin_conn : daemon_connect(sy->d, "validated");
+	if (conn_up(vc) && conn_outq(vc) > (1u << 20)) {
+		p->phase = PH_IDLE;
+		p->pull_pending = 1;
+		schedule(p, 10);
+		return;
+	}
 	MDB_txn *t = store_begin(&sy->d->st, 1);
 	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
 	mdb_txn_abort(t);
