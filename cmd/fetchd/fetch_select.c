@@ -81,7 +81,7 @@ static void cand_from_room(struct fetchd *fd, struct fetch *f, const char *room)
 		free(key);
 	}
 	mdb_txn_abort(t);
-	qsort(s, (size_t)n, sizeof *s, cmp_seen);
+	if (n > 1) qsort(s, (size_t)n, sizeof *s, cmp_seen);
 	for (int i = 0; i < n; i++) cand_add(fd, f, s[i].name, strlen(s[i].name));
 }
 

@@ -35,7 +35,7 @@ static int cmp_str(const void *a, const void *b)
 
 static void key_list(struct buf *k, char **l, size_t n)
 {
-	qsort(l, n, sizeof *l, cmp_str);      /* windows are sets: order-free */
+	if (n > 1) qsort(l, n, sizeof *l, cmp_str);   /* windows are sets: order-free */
 	for (size_t i = 0; i < n; i++) {
 		if (i && strcmp(l[i], l[i - 1]) == 0) continue;
 		buf_adds(k, l[i]);

@@ -7,7 +7,7 @@
 
 fd_events 3
 ID=$(sed -n 1p "$FD_DIR/ids")
-fd_peer slow '{"rules":[{"path":"/_matrix/federation/v1/event/","mode":"events","delay_ms":1500}]}'
+fd_peer slow '{"rules":[{"path":"/_matrix/federation/v1/event/","mode":"events","delay_ms":1500},{"path":"/_matrix/federation/v1/get_missing_events/","status":404,"body":"{}","delay_ms":1500}]}'
 fd_config "server_rate = 0"
 fd_start
 
