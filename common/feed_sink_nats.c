@@ -11,6 +11,7 @@
 #include <time.h>
 #include "feed_nats.h"
 #include "buf.h"
+#include "log.h"
 
 struct nats_sink {
 	struct feed_nats n;
@@ -19,6 +20,7 @@ struct nats_sink {
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
 	struct feed_event *batch; size_t nbatch, nacked;
+	unsigned long long dups;
 };
 
 static struct feed_event *batch_find(struct nats_sink *s, const char *id)
@@ -37,6 +39,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 	struct feed_event *e = id && s->batch ? batch_find(s, id) : NULL;
 	if (e && e->rc == -1) {
 		if (pa) {
+			if (pa->Duplicate) s->dups++;
 			e->rc = FEED_OK;
 			e->control_version = pa->Sequence;
 		} else {
@@ -138,7 +141,11 @@ static void nats_append(struct feed_sink *fs, struct feed_event *ev, size_t n)
 			         "nats publish: no ack (timeout; server down?)" : "not attempted");
 		}
 	s->batch = NULL; s->nbatch = 0;
+	unsigned long long dups = s->dups;
+	s->dups = 0;
 	pthread_mutex_unlock(&s->mu);
+	if (dups)
+		log_info("nats: %llu duplicate publish ack(s): retried event IDs resolved to their original sequence", dups);
 	buf_free(&body);
 }
 

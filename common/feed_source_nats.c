@@ -58,7 +58,19 @@ static int subscribe(struct nats_src *ns, uint64_t since, char *err, size_t errl
 		so.Config.OptStartSeq = since + 1;
 	} else so.Config.DeliverPolicy = js_DeliverAll;
 	jsErrCode jerr = 0;
-	natsStatus st = js_PullSubscribe(&ns->sub, ns->n.js, ns->subject,
+	natsStatus st;
+	if (ns->durable) {
+		/* An existing durable keeps its position and config: bind to it. */
+		jsConsumerInfo *ci = NULL;
+		if (js_GetConsumerInfo(&ci, ns->n.js, ns->stream, ns->durable_name, NULL, &jerr) == NATS_OK) {
+			jsConsumerInfo_Destroy(ci);
+			jsSubOptions_Init(&so);
+			so.Stream = ns->stream;
+			so.Consumer = ns->durable_name;
+			so.ManualAck = true;
+		}
+	}
+	st = js_PullSubscribe(&ns->sub, ns->n.js, ns->subject,
 	                                 ns->durable ? ns->durable_name : NULL, NULL, &so, &jerr);
 	if (st != NATS_OK) {
 		snprintf(err, errlen, "nats source: pull subscribe %s on %s: %s (jerr %d)",

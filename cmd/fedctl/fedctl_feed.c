@@ -308,6 +308,7 @@ static int feed_apply(struct fedctl *fc, struct feed_args *a)
 			continue;
 		}
 		idle_start = mono_ms();
+		if (fc->verbose) fprintf(stderr, "fedctl: polled %zu (first cv %llu %s)\n", n, (unsigned long long)it[0].cv, it[0].event_id);
 		/* One txn: the guard, the consumer's own writes, the cursor. */
 		if (mdb_txn_begin(db.env, NULL, 0, &t)) { rc = 1; feed_items_free(it, n); break; }
 		int bad = 0;
@@ -382,7 +383,7 @@ static int cmd_feed(struct fedctl *fc, int argc, char **argv)
 		else if (!strcmp(o, "--consumer")) a.consumer = v;
 		else if (!strcmp(o, "--nats-url")) a.nats_url = v;
 		else if (!strcmp(o, "--durable")) a.durable = v;
-		else if (!strcmp(o, "--idle")) a.idle_ms = parse_ms(v);
+		else if (!strcmp(o, "--idle")) a.idle_ms = v[strspn(v, "0123456789")] ? parse_ms(v) : atoll(v);   /* bare number: ms */
 		else { fprintf(stderr, "fedctl feed: unknown option %s\n", o); feed_usage(stderr); return EXIT_CONFIG; }
 	}
 	if (!strcmp(sub, "tail")) return feed_tail(fc, &a);

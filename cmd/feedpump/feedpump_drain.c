@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "feedpump.h"
 #include "log.h"
 
@@ -132,6 +133,10 @@ static int drain_batch(struct fp *fp)
 	size_t send = 0;
 	while (send < n && fp->ev[send].rc != FEED_ERR_EVENT) send++;
 	if (send) feed_sink_append(fp->sink, fp->ev, send);
+	if (send && getenv("FP_TEST_CRASH_AFTER_PUBLISH")) {
+		log_notice("FP_TEST_CRASH_AFTER_PUBLISH: exiting after the sink call, before write-back");
+		_exit(3);
+	}
 	if (send < n) {
 		struct feed_event *e = &fp->ev[send];
 		e->rc = FEED_ERR_EVENT;
