@@ -31,6 +31,7 @@ struct conn {
 	char   name[64];
 	char   stage[32];               /* CONN_CLIENT: the stage connected to */
 	int    up;
+	int    connecting;              /* CONN_CLIENT: connect in progress */
 	int    closing;
 	int    logged_down;
 	struct event *retry;
@@ -119,7 +120,10 @@ size_t conn_outq(const struct conn *c)
 
 int conn_send(struct conn *c, int type, uint16_t flags, uint64_t id, const void *p, size_t n)
 {
-	if (!conn_up(c) || n > UINT32_MAX) return -1;
+	/* While a client conn is connecting, frames queue in its bufferevent
+	 * (lost with it if the connect fails: LMDB, not the socket, is the
+	 * durable queue), so the first daemon_emit after daemon_connect works. */
+	if (!c || c->closing || !(c->up || c->connecting) || !c->out || n > UINT32_MAX) return -1;
 	if (c->kind != CONN_STDIO && conn_outq(c) > OUTQ_HIGH) return -1;
 	unsigned char h[FRAME_HDR_LEN];
 	frame_hdr_encode(h, (uint32_t)n, type, flags, id);
@@ -193,6 +197,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct daemon *d = c->d;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->up = 1;
+		c->connecting = 0;
 		if (c->logged_down) log_info("connected to %s again", c->stage);
 		else log_debug("connected to %s", c->stage);
 		c->logged_down = 0;
@@ -221,6 +226,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->kind == CONN_CLIENT) {
 		int was_up = c->up;
 		c->up = 0;
+		c->connecting = 0;
 		if (!c->logged_down) {
 			if (was_up) log_warnx("lost connection to %s; will reconnect", c->stage);
 			else log_info("%s is not reachable yet (%s); will keep trying", c->stage,
@@ -258,7 +264,9 @@ static void client_try_connect(evutil_socket_t fd, short what, void *arg)
 	if (!c->in) log_panic("bufferevent_socket_new failed");
 	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_enable(c->in, EV_READ | EV_WRITE);
+	c->connecting = 1;
 	if (bufferevent_socket_connect(c->in, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		c->connecting = 0;
 		/* conn_event_cb may already have run and rescheduled. */
 		if (c->in) {
 			if (!c->logged_down) {

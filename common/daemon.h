@@ -76,7 +76,10 @@ void daemon_stop(struct daemon *d, int exit_code);   /* end the loop */
 struct conn *daemon_connect(struct daemon *d, const char *stage);
 int   conn_up(const struct conn *c);
 /* Queue a frame; returns 0, or -1 if the conn is down or its output queue is
- * over the high-water mark (the caller keeps the data; LMDB is the queue). */
+ * over the high-water mark (the caller keeps the data; LMDB is the queue).
+ * A client conn accepts frames while its connect is in progress too; they
+ * are lost if that connect fails, so anything that matters must also be
+ * recoverable from LMDB (the inbox, the outbox, a retry timer). */
 int   conn_send(struct conn *c, int type, uint16_t flags, uint64_t id,
                 const void *p, size_t n);
 size_t conn_outq(const struct conn *c);     /* bytes queued, not yet written */

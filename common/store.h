@@ -40,11 +40,13 @@
  *   feed_dead   key u64 stream_pos      val the outbox JSON at the time it moved
  *   applied_events key consumer \0 event_id  val u64 applied_ms
  *   federation_state key "<peer>\0<field>"   val bytes (fields: cursor, last_seen,
- *                                           node_id, vclock, health)
+ *                                           node_id, vclock (the peer's, as last
+ *                                           caught up), health, server_name; see
+ *                                           common/syncd_state.h)
  *   server_keys key server \0 key_id    val 32-byte ed25519 pk | u64 valid_until_ts
  *   server_health key server            val JSON {"streak","until_ms","last_error",
  *                                           "last_ok_ms","latency_ms"}
- *   claims      key string              val u64 expires_ms
+ *   claims      key string              val u64 expires_ms ("recover:<event_id>")
  *   leases      key name                val JSON {"holder","pid","until_ms"}
  *   meta        key string              val bytes ("schema_version" = u32, "node_id" = ULID,
  *                                           "stream_next" = u64, "inbox_next" = u64)

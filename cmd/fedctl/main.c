@@ -284,14 +284,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fedctl: %s\n", err);
 		return EXIT_CONFIG;
 	}
-	if (check) { printf("configuration OK\n"); return 0; }
-	if (i >= argc) { usage(stderr); return EXIT_CONFIG; }
+	if (check) { printf("configuration OK\n"); config_free(&fc.cfg); return 0; }
+	if (i >= argc) { usage(stderr); config_free(&fc.cfg); return EXIT_CONFIG; }
 	for (int k = 0; k < ncmds; k++)
 		if (!strcmp(cmds[k]->name, argv[i])) {
 			int rc = cmds[k]->run(&fc, argc - i, argv + i);
 			if (fc.st_open) store_close(&fc.st);
+			config_free(&fc.cfg);
 			return rc;
 		}
 	fprintf(stderr, "fedctl: unknown command '%s' (fedctl --help lists them)\n", argv[i]);
+	config_free(&fc.cfg);
 	return EXIT_CONFIG;
 }
