@@ -62,7 +62,7 @@ i=0
 until [ -S "$VAR/a/run/purgatoryd.sock" ] && [ -S "$VAR/b/run/syncd.sock" ] || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done
 ROOM=$(cat "$VAR/a/room" 2>/dev/null)
 if [ -z "$ROOM" ]; then
-	ROOM=$("$BIN/fedctl" -c "$VAR/a/fedpipe.conf" create-room 2>"$VAR/a/log/fedctl.log") || { echo "create-room failed: $(cat "$VAR/a/log/fedctl.log")"; stop; }
+	ROOM=$("$BIN/fedctl" -c "$VAR/a/fedpipe.conf" create-room 2>"$VAR/a/log/fedctl.log" | head -n 1) || { echo "create-room failed: $(cat "$VAR/a/log/fedctl.log")"; stop; }
 	echo "$ROOM" >"$VAR/a/room"
 fi
 echo "node A created room $ROOM; press Ctrl-C to stop"
