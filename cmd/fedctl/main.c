@@ -204,11 +204,31 @@ static long long stat_pick(const struct json_doc *d, const char *group, const ch
 	return sum;
 }
 
+/* What "queue depth" means for each stage: the gauges summed. */
+static const char *queue_gauges(const char *stage)
+{
+	if (!strcmp(stage, "purgatoryd")) return "held";
+	if (!strcmp(stage, "fetchd")) return "inflight,queue";
+	if (!strcmp(stage, "syncd")) return "peers_syncing";
+	if (!strcmp(stage, "feedpump")) return "pending";
+	if (!strcmp(stage, "validated")) return "waiting_for_keys,pending";
+	return "queue";
+}
+
+static long long table_entries(struct store *s, int db)
+{
+	MDB_txn *t = store_begin(s, 1);
+	MDB_stat st;
+	long long n = mdb_stat(t, s->dbi[db], &st) == 0 ? (long long)st.ms_entries : -1;
+	mdb_txn_abort(t);
+	return n;
+}
+
 static int cmd_status(struct fedctl *fc, int argc, char **argv)
 {
 	int down = 0;
-	if (fc->json) printf("[");
-	else printf("%-11s %-5s %-8s %-9s %-10s %-10s %s\n", "STAGE", "STATE", "PID", "UPTIME", "IN", "QUEUE", "KEY COUNTERS");
+	if (fc->json) printf("{\"stages\":[");
+	else printf("%-11s %-5s %-8s %-10s %-6s %s\n", "STAGE", "STATE", "PID", "UPTIME", "QUEUE", "COUNTERS (non-zero)");
 	for (int i = 0; stages[i]; i++) {
 		struct frame f;
 		int saved = fc->json;
@@ -221,35 +241,55 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 			else printf("%-11s %-5s\n", stages[i], "down");
 			continue;
 		}
-		if (fc->json) { printf("%s{\"stage\":\"%s\",\"up\":true,\"stats\":%s}", i ? "," : "", stages[i], f.payload); frame_free(&f); continue; }
+		if (fc->json) {
+			printf("%s{\"stage\":\"%s\",\"up\":true,\"stats\":%s}", i ? "," : "", stages[i], f.payload);
+			frame_free(&f);
+			continue;
+		}
 		struct json_doc d = {0};
 		if (json_parse(&d, f.payload, f.len, 16) < 0) {
-			printf("%-11s %-5s (unreadable stats)\n", stages[i], "up");
+			printf("%-11s %-5s (unreadable stats: %s)\n", stages[i], "up", json_err_str(d.err));
 		} else {
 			int pt = json_obj_get(&d, 0, "pid"), ut = json_obj_get(&d, 0, "uptime_s");
 			long long up = ut >= 0 ? (long long)d.tok[ut].ival : 0;
 			char upt[32];
 			snprintf(upt, sizeof(upt), "%lldh%02lldm%02llds", up / 3600, up / 60 % 60, up % 60);
-			/* Counters beyond frames: the stage's own, compactly. */
-			char keyc[256] = "";
+			char keyc[160] = "";
 			size_t kl = 0;
 			int g = json_obj_get(&d, 0, "counters");
-			for (int k = g >= 0 ? json_first(&d, g) : -1; k >= 0 && kl < 200; k = json_next_kv(&d, g, k)) {
+			for (int k = g >= 0 ? json_first(&d, g) : -1; k >= 0; k = json_next_kv(&d, g, k)) {
 				char key[48];
-				if (json_str_copy(&d, k, key, sizeof(key)) < 0 || !strncmp(key, "frames_", 7)) continue;
-				kl += (size_t)snprintf(keyc + kl, sizeof(keyc) - kl, "%s=%lld ", key, (long long)d.tok[k + 1].ival);
+				if (json_str_copy(&d, k, key, sizeof(key)) < 0 || !strncmp(key, "frames_", 7) ||
+				    d.tok[k + 1].type != JSON_INT || d.tok[k + 1].ival == 0)
+					continue;
+				int w = snprintf(keyc + kl, sizeof(keyc) - kl, "%s=%lld ", key, (long long)d.tok[k + 1].ival);
+				if (w < 0 || (size_t)w >= sizeof(keyc) - kl) { snprintf(keyc + kl, sizeof(keyc) - kl, "..."); break; }
+				kl += (size_t)w;
 			}
-			long long q = stat_pick(&d, "gauges", "queue,inbox,held,pending,outbox_pending,in_flight,queued");
+			long long q = stat_pick(&d, "gauges", queue_gauges(stages[i]));
 			char qs[24] = "-";
 			if (q >= 0) snprintf(qs, sizeof(qs), "%lld", q);
-			printf("%-11s %-5s %-8lld %-9s %-10lld %-10s %s\n", stages[i], "up",
-			       pt >= 0 ? (long long)d.tok[pt].ival : 0LL, upt,
-			       stat_pick(&d, "counters", "frames_in"), qs, keyc);
+			printf("%-11s %-5s %-8lld %-10s %-6s %s\n", stages[i], "up",
+			       pt >= 0 ? (long long)d.tok[pt].ival : 0LL, upt, qs, keyc);
 		}
 		json_doc_free(&d);
 		frame_free(&f);
 	}
-	if (fc->json) printf("]\n");
+	/* Queue depths kept in LMDB, whether or not a stage runs. */
+	struct store *s = fedctl_store(fc, 1);
+	static const struct { const char *name; int db; } tabs[] = {
+		{ "events", DB_EVENTS }, { "inbox", DB_INBOX }, { "held", DB_PURGATORY },
+		{ "outbox", DB_OUTBOX }, { "feed_dead", DB_FEED_DEAD }, { "rejects", DB_REJECTS },
+		{ "expired", DB_EXPIRED },
+	};
+	if (fc->json) printf("],\"tables\":{");
+	else printf("\nstore:");
+	for (size_t k = 0; k < sizeof(tabs) / sizeof(tabs[0]); k++) {
+		long long n = table_entries(s, tabs[k].db);
+		if (fc->json) printf("%s\"%s\":%lld", k ? "," : "", tabs[k].name, n);
+		else printf(" %s=%lld", tabs[k].name, n);
+	}
+	printf(fc->json ? "}}\n" : "\n");
 	return down ? 1 : 0;
 }
 FEDCTL_COMMAND(status_cmd, "status", "status", "every stage: up or down, pid, uptime, queues, counters", cmd_status)

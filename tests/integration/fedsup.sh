@@ -12,6 +12,12 @@ check "readiness logged per stage" grep -q "validated is ready" "$T_TMP/sup.log"
 "$SUP" -c "$CONF" status >"$T_TMP/status" 2>&1
 check "status shows validated running" grep -q "^validated *running" "$T_TMP/status"
 VPID=$(awk '/^validated/ {print $3}' "$T_TMP/status")
+fedctl -c "$CONF" status >"$T_TMP/fstatus" 2>&1
+check_eq "fedctl status exits 1 while some stages are down" 1 $?
+check "fedctl status: validated up with its pid" grep -q "^validated *up *$VPID " "$T_TMP/fstatus"
+check "fedctl status: fetchd down" grep -q "^fetchd *down" "$T_TMP/fstatus"
+check "fedctl status: store table sizes" grep -q "^store: events=0 inbox=0" "$T_TMP/fstatus"
+check "fedctl status --json parses" sh -c "fedctl -c '$CONF' status --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"stages\"][1][\"up\"] and d[\"tables\"][\"events\"] == 0'"
 kill -9 "$VPID"
 check "kill -9 is noticed and logged with the signal" wait_for "grep -q 'validated killed by SIGKILL' $T_TMP/sup.log" 100
 check "validated is restarted" wait_for "grep -q 'started validated (pid [0-9]*, start #2)' $T_TMP/sup.log" 100
