@@ -96,6 +96,12 @@ static int send_req(struct purg *p, struct proom *r, struct fetch_req *fr, long 
 static void attempt(struct purg *p, struct proom *r, long long now)
 {
 	struct store *s = &p->d->st;
+	/* fetchd away: wait for it without reading the room's rows */
+	if (!p->d->stdio && !conn_up(daemon_connect(p->d, "fetchd"))) {
+		r->fetchd_wait = 1;
+		r->due_ms = now + p->fetch_retry;
+		return;
+	}
 	char (*absent)[PDU_EVENT_ID_MAX] = calloc(PSTORE_DEPS_MAX, PDU_EVENT_ID_MAX);
 	char (*latest)[PDU_EVENT_ID_MAX] = calloc(PSTORE_DEPS_MAX, PDU_EVENT_ID_MAX);
 	char (*earliest)[PDU_EVENT_ID_MAX] = calloc(20, PDU_EVENT_ID_MAX);
