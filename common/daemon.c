@@ -20,6 +20,10 @@
 
 #define OUTQ_HIGH   (64u << 20)  /* a conn holding more than this refuses frames */
 #define STDIO_PAUSE (16u << 20)  /* --stdio: stop reading input while output lags */
+/* libevent reads 16 KiB at a time by default: a dozen 1 KiB events per loop
+ * turn, so per-turn batches (one LMDB commit and fsync each) stay tiny. Read
+ * up to this much per callback instead. */
+#define READ_CHUNK  (256u << 10)
 #define MAX_STATS   128
 
 enum conn_kind { CONN_ACCEPTED, CONN_STDIO, CONN_CLIENT };
@@ -262,6 +266,7 @@ static void client_try_connect(evutil_socket_t fd, short what, void *arg)
 	frame_stage_path(sa.sun_path, sizeof(sa.sun_path), cfg_str(&d->cfg, "node", "run_dir"), c->stage);
 	c->in = c->out = bufferevent_socket_new(d->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->in) log_panic("bufferevent_socket_new failed");
+	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_enable(c->in, EV_READ | EV_WRITE);
 	c->connecting = 1;
@@ -319,6 +324,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->in = c->out = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->in) { close(fd); conn_unlink(c); free(c); return; }
 	c->up = 1;
+	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_enable(c->in, EV_READ | EV_WRITE);
 }
@@ -368,6 +374,7 @@ static void setup_stdio(struct daemon *d)
 	c->in = bufferevent_socket_new(d->base, 0, 0);
 	c->out = bufferevent_socket_new(d->base, 1, 0);
 	if (!c->in || !c->out) log_panic("bufferevent for stdio failed");
+	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_setcb(c->out, NULL, out_write_cb, conn_event_cb, c);
 	bufferevent_enable(c->in, EV_READ);

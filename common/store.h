@@ -6,7 +6,9 @@
  * transactions are short and never span a return to the event loop.
  * Writers per table (the one owner, or who else and why):
  *   events, stream, room_extremities, rooms, outbox, purgatory,
- *   missing_index, rejects, expired ......... purgatoryd only
+ *   missing_index, rejects, expired ......... purgatoryd only (fedctl expired
+ *                   requeue moves an expired row back to the inbox; fedctl
+ *                   purgatory drop edits purgatory when purgatoryd is down)
  *   inbox ......... put: syncd, purgatoryd (fetched bytes), fedctl send, served
  *                   (recovered); del: purgatoryd (in the txn that decides it)
  *   room_servers .. purgatoryd (on store), fetchd (servers seen answering)
