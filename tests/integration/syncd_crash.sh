@@ -15,16 +15,20 @@ batch = 20
 longpoll = 500ms
 [peer a]
 endpoint = http://127.0.0.1:$PA")
-N=${FP_CRASH_EVENTS:-4000}
+N=${FP_CRASH_EVENTS:-30000}
 for r in 1 2 3 4 5; do served_fill -c "$A" -N $((N / 5)) -s 300 -o "$T_TMP/a.ids" >/dev/null; done
 TOTAL=$(wc -l <"$T_TMP/a.ids" | tr -d ' ')
 node_start a served
 node_start b validated purgatoryd served
 check "up" wait_for "http_up http://127.0.0.1:$PA/healthz && http_up http://127.0.0.1:$PB/healthz"
-kills=0 mid=0
+kills=0 mid=0 c=0
+cursor() { fedctl -c "$B" peers --json | jq -r '.[0].cursor // 0'; }
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	bg syncd -c "$B" 2>>"$T_TMP/b/syncd.log"; PID_b_syncd=$LAST_PID
-	sleep "0.$(( (i * 37) % 4 ))5"
+	# Kill as soon as this run has moved the cursor: mid-pull by construction,
+	# whatever the machine's speed (batches of 20 events).
+	prev=$c
+	wait_for "[ \$(cursor) -gt $prev ]" 100
 	kill -KILL "$PID_b_syncd" 2>/dev/null && kills=$((kills + 1))
 	wait "$PID_b_syncd" 2>/dev/null
 	c=$(fedctl -c "$B" peers --json | jq -r '.[0].cursor')
