@@ -14,7 +14,8 @@
  *   room_servers .. purgatoryd (on store), fetchd (servers seen answering)
  *   federation_state syncd (cursors, pins, clocks); fedctl peer reset
  *   server_keys ... validated/fetchd (verified key documents), fedctl keys
- *   server_health . fetchd; fedctl servers wake
+ *   server_health . fetchd; fedctl servers wake; syncd clears a peer's row
+ *                   when the peer answers (inbound traffic ends a backoff)
  *   claims ........ served (SetNX with TTL)
  *   outbox (published columns), feed_dead, leases ... feedpump; fedctl feed
  *   applied_events  feed consumers (fedctl feed apply)

@@ -374,6 +374,12 @@ static void on_events(struct peer *p)
 	if (!rc) rc = fstate_put(t, st, p->cfg->name, "cursor", b8, 8);
 	be64_put(b8, (uint64_t)now_ms());
 	if (!rc) rc = fstate_put(t, st, p->cfg->name, "last_seen", b8, 8);
+	/* An answer from the peer is inbound traffic from its server: fetchd's
+	 * backoff for that server no longer holds (issue 4). */
+	if (!rc) {
+		int r2 = store_del(t, st, DB_SERVER_HEALTH, p->server_name, strlen(p->server_name));
+		if (r2 && r2 != MDB_NOTFOUND) rc = r2;
+	}
 	uint64_t head = vclock_get(rv, p->node_id);
 	int caught_up = next >= head;
 	if (!rc && caught_up && rv->n) {
