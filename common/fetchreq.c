@@ -220,7 +220,9 @@ out:
 
 static void put_list(struct buf *out, const char *key, char *const *l, size_t n)
 {
-	buf_printf(out, ",\"%s\":[", key);
+	buf_adds(out, ",\"");
+	buf_adds(out, key);
+	buf_adds(out, "\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (i) buf_addc(out, ',');
 		json_put_string(out, l[i], strlen(l[i]));
@@ -263,7 +265,7 @@ void fetchreq_encode(const struct fetch_req *r, struct buf *out)
 void fetchres_meta(struct buf *out, int ok, const char *error, const char *server,
                    char *const *tried, char *const *why, size_t ntried)
 {
-	buf_printf(out, "{\"ok\":%s", ok ? "true" : "false");
+	buf_adds(out, ok ? "{\"ok\":true" : "{\"ok\":false");
 	if (!ok && error) {
 		buf_adds(out, ",\"error\":");
 		json_put_string(out, error, strlen(error));

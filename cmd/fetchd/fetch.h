@@ -53,6 +53,8 @@ struct server {
 	/* health as last read from LMDB */
 	int             streak;
 	long long       until_ms;
+	struct curl_slist *hdrs;         /* headers of a plain GET (shared) */
+	unsigned long   h_turn;          /* loop turn health was read in */
 };
 
 enum attempt_state { AT_WAITING, AT_RUNNING };
@@ -63,6 +65,7 @@ struct attempt {
 	int             state;
 	CURL           *easy;
 	struct curl_slist *hdrs;
+	int             own_hdrs;        /* else hdrs is the server's shared list */
 	struct buf      body;
 	char           *post;
 	long long       t0;
@@ -120,6 +123,7 @@ struct fetchd {
 	int             room_version;
 	char            own[256];
 	int             stdin_eof;
+	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;
 	/* pending health updates, written in one txn per loop turn */
 	struct health_upd *hq; int nhq, capq;

@@ -161,7 +161,14 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 {
 	struct store *st = &fd->d->st;
 	MDB_txn *t;
+	int i, stale = 0;
 	if (fd->nhq) health_flush(fd);     /* this turn's outcomes first */
+	/* Read once per loop turn: a burst of fetches to the same servers
+	 * shares one read (health_flush keeps the cache current for our own
+	 * writes; another writer, fedctl servers wake, is seen next turn). */
+	for (i = 0; i < n; i++)
+		if (sv[i]->h_turn != fd->turn) stale = 1;
+	if (!stale) return;
 	if (rtxn && mdb_txn_renew(rtxn) != 0) { mdb_txn_abort(rtxn); rtxn = NULL; }
 	if (!rtxn && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn) != 0) {
 		rtxn = NULL;
@@ -169,7 +176,7 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 		return;
 	}
 	t = rtxn;
-	for (int i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		MDB_val v;
 		struct hrec h;
 		if (store_get(t, st, DB_SERVER_HEALTH, sv[i]->name, strlen(sv[i]->name), &v) == 0)
@@ -179,6 +186,7 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 		sv[i]->streak = (int)h.streak;
 		sv[i]->until_ms = h.until_ms;
 		if (!sv[i]->latency_ms) sv[i]->latency_ms = h.latency_ms;
+		sv[i]->h_turn = fd->turn;
 	}
 	mdb_txn_reset(t);
 }

@@ -77,6 +77,7 @@ static int fetchd_init(struct daemon *d)
 	fd->g_waiters = daemon_gauge(d, "callers");
 	fd->g_peak = daemon_gauge(d, "inflight_peak");
 	TAILQ_INIT(&fd->queue);
+	fd->turn = 1;
 	if (transport_init(fd) < 0) return EXIT_TEMP;
 	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min",
 	         fd->requests_max, fd->queue_max, fd->srv_conc, fd->srv_rate);
@@ -127,6 +128,7 @@ static void fetchd_turn(struct daemon *d)
 	struct fetchd *fd = d->priv;
 	if (!fd) return;
 	health_flush(fd);
+	fd->turn++;
 	*fd->g_active = fd->active;
 	*fd->g_queued = fd->queued;
 	*fd->g_waiters = fd->nwaiters;

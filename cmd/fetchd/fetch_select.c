@@ -99,11 +99,15 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 {
 	int n = f->ncand - from;
 	if (n <= 0) return;
-	struct server **sv = calloc((size_t)n, sizeof *sv);
-	struct ranked *r = calloc((size_t)n, sizeof *r);
+	struct server *sv_small[8], **sv = sv_small;
+	struct ranked r_small[8], *r = r_small;
 	long long now = now_ms();
 	int usable = 0;
-	if (!sv || !r) log_panic("out of memory");
+	if (n > 8) {                       /* the usual one or few: no allocation */
+		sv = calloc((size_t)n, sizeof *sv);
+		r = calloc((size_t)n, sizeof *r);
+		if (!sv || !r) log_panic("out of memory");
+	}
 	for (int i = 0; i < n; i++) sv[i] = server_get(fd, f->cand[from + i]);
 	health_load(fd, sv, n);
 	for (int i = 0; i < n; i++) {
@@ -113,7 +117,7 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 		r[i].idx = i;
 		if (r[i].cls < 2) usable++;
 	}
-	qsort(r, (size_t)n, sizeof *r, cmp_ranked);
+	if (n > 1) qsort(r, (size_t)n, sizeof *r, cmp_ranked);
 	int keep = usable ? usable : n;    /* backed-off servers only if nothing else */
 	for (int i = 0; i < n; i++) {
 		if (i < keep) f->cand[from + i] = r[i].name;
@@ -123,8 +127,7 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 		}
 	}
 	f->ncand = from + keep;
-	free(sv);
-	free(r);
+	if (sv != sv_small) { free(sv); free(r); }
 }
 
 void fetch_select(struct fetchd *fd, struct fetch *f)

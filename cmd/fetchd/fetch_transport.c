@@ -174,6 +174,7 @@ void transport_fini(struct fetchd *fd)
 		for (s = fd->srv[i]; s; s = nx) {
 			nx = s->hnext;
 			event_free(s->wake);
+			curl_slist_free_all(s->hdrs);
 			free(s->name);
 			free(s);
 		}
@@ -206,12 +207,27 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 	return len;
 }
 
+/* Percent-encode all but RFC 3986 unreserved characters, as
+ * curl_easy_escape does, without its allocation per call. */
 static void add_escaped(struct buf *b, const char *s)
 {
-	char *e = curl_easy_escape(NULL, s, 0);
-	if (!e) log_panic("out of memory");
-	buf_adds(b, e);
-	curl_free(e);
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	buf_reserve(b, 3 * n);
+	char *o = b->data + b->len;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		unsigned char c = *p;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			*o++ = (char)c;
+		} else {
+			*o++ = '%';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+	}
+	b->len = (size_t)(o - b->data);
+	b->data[b->len] = 0;
 }
 
 static void add_id_array(struct buf *b, char *const *l, size_t n, const char *fallback)
@@ -280,6 +296,18 @@ static void build_request(struct fetchd *fd, struct attempt *a, struct buf *url)
 	(void)fd;
 }
 
+static struct curl_slist *base_headers(const struct server *s, struct curl_slist *l)
+{
+	l = curl_slist_append(l, "Accept: application/json");
+	if (l && s->key[0]) {
+		char h[300];
+		snprintf(h, sizeof h, "Authorization: Bearer %s", s->key);
+		l = curl_slist_append(l, h);
+	}
+	if (!l) log_panic("out of memory");
+	return l;
+}
+
 static void attempt_run(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
@@ -301,18 +329,21 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "fedpipe-fetchd/" FP_VERSION);
 	if (s->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
-	a->hdrs = curl_slist_append(NULL, "Accept: application/json");
-	if (s->key[0]) {
-		char h[300];
-		snprintf(h, sizeof h, "Authorization: Bearer %s", s->key);
-		a->hdrs = curl_slist_append(a->hdrs, h);
-	}
-	if (a->f->flags & FF_PROXIED) a->hdrs = curl_slist_append(a->hdrs, "X-Fed-Proxied: 1");
-	if (a->post) {
-		a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json");
-		a->hdrs = curl_slist_append(a->hdrs, "Expect:");
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->post);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(a->post));
+	if (!(a->f->flags & FF_PROXIED) && !a->post) {
+		/* The plain GET's headers are the same for every request to a
+		 * server: built once, shared (curl only reads the list). */
+		if (!s->hdrs) s->hdrs = base_headers(s, NULL);
+		a->hdrs = s->hdrs;
+	} else {
+		a->hdrs = base_headers(s, NULL);
+		a->own_hdrs = 1;
+		if (a->f->flags & FF_PROXIED) a->hdrs = curl_slist_append(a->hdrs, "X-Fed-Proxied: 1");
+		if (a->post) {
+			a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json");
+			a->hdrs = curl_slist_append(a->hdrs, "Expect:");
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->post);
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(a->post));
+		}
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
 	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
@@ -386,7 +417,7 @@ void attempt_free(struct fetchd *fd, struct attempt *a)
 			curl_easy_cleanup(a->easy);
 		}
 	}
-	curl_slist_free_all(a->hdrs);
+	if (a->own_hdrs) curl_slist_free_all(a->hdrs);
 	free(a->post);
 	buf_free(&a->body);
 	free(a);
