@@ -11,6 +11,7 @@
 
 struct fetch;
 struct fetchd;
+struct sockinfo;
 
 /* A caller: one (connection, request id) interested in one fetch. */
 struct waiter {
@@ -125,6 +126,7 @@ struct fetchd {
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;
+	struct sockinfo **socks; size_t nsocks;   /* by socket fd (transport) */
 	/* pending health updates, written in one txn per loop turn */
 	struct health_upd *hq; int nhq, capq;
 	/* counters */

@@ -6,12 +6,25 @@
  * fetches take turns) and the outgoing auth/TLS settings per server. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <event2/event_struct.h>
 #include "fetch.h"
 #include "json.h"
 #include "log.h"
 
-struct sockinfo { struct event ev; int set; };
+/* One per socket fd curl gives us. Sockets curl opened through open_cb stay
+ * registered with the loop while their connection idles in curl's cache
+ * (curl says REMOVE after each transfer and IN again on reuse): only a real
+ * change of the wanted events costs an epoll_ctl; close_cb unregisters them
+ * before the fd is closed. Other sockets (resolver pipes...) are dropped at
+ * REMOVE as curl may close them behind our back. */
+struct sockinfo {
+	struct event ev;
+	short kind;          /* registered events, 0 if none */
+	int   watched;       /* curl wants events on it now */
+	int   ours;          /* opened by open_cb, closed by close_cb */
+};
 
 static struct fetchd *T;
 
@@ -92,11 +105,41 @@ static void check_multi_info(struct fetchd *fd)
 	}
 }
 
+static struct sockinfo *sock_info(struct fetchd *fd, curl_socket_t s)
+{
+	if (s < 0) return NULL;
+	if ((size_t)s >= fd->nsocks) {
+		size_t n = fd->nsocks ? fd->nsocks : 64;
+		while (n <= (size_t)s) n *= 2;
+		struct sockinfo **ns = realloc(fd->socks, n * sizeof *ns);
+		if (!ns) log_panic("out of memory");
+		memset(ns + fd->nsocks, 0, (n - fd->nsocks) * sizeof *ns);
+		fd->socks = ns;
+		fd->nsocks = n;
+	}
+	if (!fd->socks[s] && !(fd->socks[s] = calloc(1, sizeof **fd->socks)))
+		log_panic("out of memory");
+	return fd->socks[s];
+}
+
+static void sock_unregister(struct sockinfo *si)
+{
+	if (si->kind) event_del(&si->ev);
+	si->kind = 0;
+}
+
 static void sock_event_cb(evutil_socket_t s, short kind, void *arg)
 {
 	struct fetchd *fd = arg;
+	struct sockinfo *si = fd->socks[s];
 	int running, action = (kind & EV_READ ? CURL_CSELECT_IN : 0) |
 	                      (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	if (!si->watched) {
+		/* An idle cached connection became readable (the server closed
+		 * it): stop watching; curl notices when it next checks it. */
+		sock_unregister(si);
+		return;
+	}
 	curl_multi_socket_action(fd->multi, s, action, &running);
 	check_multi_info(fd);
 }
@@ -113,28 +156,49 @@ static void curl_timer_cb(evutil_socket_t s, short kind, void *arg)
 static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
 {
 	struct fetchd *fd = userp;
-	struct sockinfo *si = sockp;
-	(void)e;
+	struct sockinfo *si = sock_info(fd, s);
+	(void)e; (void)sockp;
 	if (what == CURL_POLL_REMOVE) {
-		if (si) {
-			if (si->set) event_del(&si->ev);
-			free(si);
-			curl_multi_assign(fd->multi, s, NULL);
-		}
+		si->watched = 0;
+		/* Keep an idle socket of ours registered for reading only (a
+		 * registered write interest would fire at once, forever). */
+		if (!si->ours || si->kind != EV_READ) sock_unregister(si);
 		return 0;
 	}
-	if (!si) {
-		if (!(si = calloc(1, sizeof *si))) log_panic("out of memory");
-		curl_multi_assign(fd->multi, s, si);
-	} else if (si->set) {
-		event_del(&si->ev);
-	}
 	short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
-	                     (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-	event_assign(&si->ev, fd->d->base, s, kind, sock_event_cb, fd);
+	                     (what & CURL_POLL_OUT ? EV_WRITE : 0));
+	si->watched = 1;
+	if (si->kind == kind) return 0;            /* already registered so */
+	sock_unregister(si);
+	event_assign(&si->ev, fd->d->base, s, kind | EV_PERSIST, sock_event_cb, fd);
 	event_add(&si->ev, NULL);
-	si->set = 1;
+	si->kind = kind;
 	return 0;
+}
+
+static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct fetchd *fd = arg;
+	(void)purpose;
+	curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+	if (s != CURL_SOCKET_BAD) {
+		struct sockinfo *si = sock_info(fd, s);
+		sock_unregister(si);          /* a stale one, should never be */
+		si->watched = 0;
+		si->ours = 1;
+	}
+	return s;
+}
+
+static int close_cb(void *arg, curl_socket_t s)
+{
+	struct fetchd *fd = arg;
+	if (s >= 0 && (size_t)s < fd->nsocks && fd->socks[s]) {
+		sock_unregister(fd->socks[s]);
+		fd->socks[s]->watched = 0;
+		fd->socks[s]->ours = 0;
+	}
+	return close(s);
 }
 
 static int curl_timer_set(CURLM *m, long timeout_ms, void *userp)
@@ -186,7 +250,14 @@ void transport_fini(struct fetchd *fd)
 	free(fd->easy_pool);
 	fd->easy_pool = NULL;
 	fd->npool = 0;
-	if (fd->multi) curl_multi_cleanup(fd->multi);
+	if (fd->multi) curl_multi_cleanup(fd->multi);   /* closes through close_cb */
+	for (size_t i = 0; i < fd->nsocks; i++) {
+		if (fd->socks[i]) sock_unregister(fd->socks[i]);
+		free(fd->socks[i]);
+	}
+	free(fd->socks);
+	fd->socks = NULL;
+	fd->nsocks = 0;
 	if (fd->curl_timer) event_free(fd->curl_timer);
 	fd->multi = NULL;
 	fd->curl_timer = NULL;
@@ -323,6 +394,10 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, fd);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, fd);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)fd->request_timeout);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)fd->connect_timeout);
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
