@@ -51,6 +51,16 @@ static void age_str(char *out, size_t cap, long long ms)
 	else snprintf(out, cap, "%lldh", s / 3600);
 }
 
+/* When the room's next fetch attempt is due, as purgatoryd last wrote it
+ * into the row (at hold time, and whenever an attempt starts or ends). */
+static void next_str(char *out, size_t cap, long long next_ms, long long now)
+{
+	char a[32];
+	if (next_ms <= now) { snprintf(out, cap, "now"); return; }
+	age_str(a, sizeof a, next_ms - now + 999);
+	snprintf(out, cap, "in %s", a);
+}
+
 /* Missing IDs of a record that are still not stored. */
 static int still_missing(MDB_txn *t, struct store *s, const struct hold_rec *h)
 {
@@ -85,7 +95,9 @@ static int hold_ls_cb(void *arg, const MDB_val *k, const MDB_val *v)
 		put_str(&b, id);
 		buf_adds(&b, ",\"room_id\":"); put_str(&b, c->h->room_id);
 		buf_adds(&b, ",\"from\":"); put_str(&b, c->h->from);
-		buf_printf(&b, ",\"first_seen_ms\":%lld,\"missing\":%d", (long long)c->h->first_seen_ms, sm);
+		buf_printf(&b, ",\"first_seen_ms\":%lld,\"missing\":%d,\"attempts\":%lld",
+		           (long long)c->h->first_seen_ms, sm, (long long)c->h->attempts);
+		if (!c->expired) buf_printf(&b, ",\"next_try_ms\":%lld", (long long)c->h->next_try_ms);
 		if (c->expired) {
 			buf_printf(&b, ",\"expired_ms\":%lld,\"reason\":", (long long)c->h->expired_ms);
 			put_str(&b, c->h->reason);
@@ -97,9 +109,13 @@ static int hold_ls_cb(void *arg, const MDB_val *k, const MDB_val *v)
 		age_str(age, sizeof age, c->now - (c->expired ? c->h->expired_ms : c->h->first_seen_ms));
 		if (c->expired)
 			printf("%-46s %-28s %6s ago  %s\n", id, c->h->room_id, age, c->h->reason);
-		else
-			printf("%-46s %-28s %6s  missing %d%s  from %s\n", id, c->h->room_id, age, sm,
-			       sm ? "" : " (waits: ACL)", c->h->from[0] ? c->h->from : "-");
+		else {
+			char next[40];
+			next_str(next, sizeof next, c->h->next_try_ms, c->now);
+			printf("%-46s %-28s %6s  missing %d%s  tries %lld, next %s  from %s\n", id,
+			       c->h->room_id, age, sm, sm ? "" : " (waits: ACL)", (long long)c->h->attempts,
+			       next, c->h->from[0] ? c->h->from : "-");
+		}
 	}
 	c->n++;
 	return 0;
@@ -150,6 +166,12 @@ static int show_hold(struct fedctl *fc, int db, const char *id)
 	printf("event       %s\nroom        %s (version %d)\nfrom        %s\nheld since  %lld (%s ago)\n",
 	       id, h->room_id, h->room_version, h->from[0] ? h->from : "-", (long long)h->first_seen_ms, age);
 	if (db == DB_EXPIRED) printf("expired     %lld\nreason      %s\n", (long long)h->expired_ms, h->reason);
+	printf("attempts    %lld (fetch attempts for its room)\n", (long long)h->attempts);
+	if (db != DB_EXPIRED) {
+		char next[40];
+		next_str(next, sizeof next, h->next_try_ms, now_ms());
+		printf("next try    %lld (%s)\n", (long long)h->next_try_ms, next);
+	}
 	printf("missing     %d\n", h->nmissing);
 	for (int i = 0; i < h->nmissing; i++) {
 		const char *st = store_event_exists(t, s, h->missing[i]) ? "stored" :

@@ -31,6 +31,8 @@ struct proom {
 	int           failures;        /* fruitless attempts in a row */
 	long long     attempts;
 	int           fetchd_wait;     /* fetchd was down: try again when it is up */
+	int           dirty;           /* attempts/due_ms changed: rewrite the held rows'
+	                                  attempts and next_try_ms at the end of the turn */
 	/* IDs fetched lately: not asked for again while their verdicts are due */
 	int           nrecent;
 	long long     recent_ms;
@@ -77,6 +79,8 @@ struct purg {
 	struct verdict *vq, **vq_tail;
 	size_t    nvq;
 
+	size_t    ndirty;              /* rooms with dirty set */
+
 	struct preq *reqs;
 	uint64_t  next_req;
 	int       fetchd_waiting;      /* a send failed: retry when it connects */
@@ -102,6 +106,11 @@ struct proom *room_find(struct purg *p, const char *room_id);
 struct proom *room_get(struct purg *p, const char *room_id);
 struct held  *held_add(struct purg *p, const char *id, const char *room_id, long long first_seen);
 void held_remove(struct purg *p, struct held *h);
+/* The room's attempt count / next try changed (an attempt started or ended). */
+void room_dirty(struct purg *p, struct proom *r);
+/* Write attempts and next_try_ms into the held rows of every dirty room, in x
+ * (the turn's transaction); only rows whose values differ are rewritten. */
+void purgatory_persist_rooms(struct purg *p, struct tx *x);
 void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int rv,
                     int redacted, const char *from, const char *pdu, size_t n,
                     char missing[][PDU_EVENT_ID_MAX], int nmissing);

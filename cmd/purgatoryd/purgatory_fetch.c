@@ -68,6 +68,7 @@ static void finish_attempt(struct purg *p, struct proom *r, long long now)
 		         r->id, r->attempts, r->backoff_ms);
 	}
 	r->gained = 0;
+	room_dirty(p, r);
 }
 
 static int send_req(struct purg *p, struct proom *r, struct fetch_req *fr, long long now)
@@ -147,6 +148,7 @@ static void attempt(struct purg *p, struct proom *r, long long now)
 		/* everything held here waits on other held events (or on the ACL):
 		 * nothing to ask for until something changes */
 		r->due_ms = now + p->backoff_max;
+		room_dirty(p, r);
 		goto out;
 	}
 	r->attempts++;
@@ -178,9 +180,13 @@ static void attempt(struct purg *p, struct proom *r, long long now)
 		r->fetchd_wait = 1;
 		r->due_ms = now + p->fetch_retry;
 		log_debug("room %s: fetchd not reachable; will ask again", r->id);
-	} else
+	} else {
+		/* the held rows say: attempt N, under way now */
+		r->due_ms = now;
+		room_dirty(p, r);
 		log_debug("room %s: attempt %lld, %d request(s) (%s) for %d missing events",
 		          r->id, r->attempts, sent, use_missing ? "missing_events" : "event", ab.n);
+	}
 out:
 	free(absent); free(latest); free(earliest); free(servers);
 }

@@ -86,6 +86,7 @@ static void room_free_if_idle(struct purg *p, struct proom *r)
 	struct proom **pp = &p->rtab[hash_str(r->id) & (p->rcap - 1)];
 	while (*pp && *pp != r) pp = &(*pp)->hnext;
 	if (*pp) *pp = r->hnext;
+	if (r->dirty) p->ndirty--;
 	free(r->recent);
 	free(r);
 	p->nrooms--;
@@ -129,6 +130,45 @@ void held_remove(struct purg *p, struct held *h)
 	room_free_if_idle(p, r);
 }
 
+void room_dirty(struct purg *p, struct proom *r)
+{
+	if (r->dirty) return;
+	r->dirty = 1;
+	p->ndirty++;
+}
+
+/* Only the dirty rooms' held rows are read, and only those whose stored
+ * values differ are written: one attempt costs one pass over its room. */
+void purgatory_persist_rooms(struct purg *p, struct tx *x)
+{
+	struct store *s = &p->d->st;
+	size_t rewritten = 0;
+	for (size_t i = 0; i < p->rcap && p->ndirty; i++)
+		for (struct proom *r = p->rtab[i]; r && p->ndirty; r = r->hnext) {
+			if (!r->dirty) continue;
+			r->dirty = 0;
+			p->ndirty--;
+			for (struct held *h = r->head; h; h = h->rnext) {
+				MDB_val v;
+				if (store_get(x->t, s, DB_PURGATORY, h->id, strlen(h->id), &v) ||
+				    pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, p->hr) < 0)
+					continue;
+				if (p->hr->attempts == r->attempts && p->hr->next_try_ms == r->due_ms) continue;
+				p->hr->attempts = r->attempts;
+				p->hr->next_try_ms = r->due_ms;
+				/* encoded (copied) before the put moves anything */
+				buf_reset(&p->scratch);
+				pstore_hold_encode(&p->scratch, p->hr);
+				int rc = store_put(x->t, s, DB_PURGATORY, h->id, strlen(h->id),
+				                   p->scratch.data, p->scratch.len, 0);
+				if (rc) fatalx("purgatory put %s: %s", h->id, mdb_strerror(rc));
+				rewritten++;
+			}
+		}
+	p->ndirty = 0;
+	if (rewritten) log_debug("persisted fetch pacing into %zu held rows", rewritten);
+}
+
 static size_t mi_key(unsigned char *k, const char *missing, const char *waiting)
 {
 	size_t a = strlen(missing), b = strlen(waiting);
@@ -143,13 +183,19 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
                     char missing[][PDU_EVENT_ID_MAX], int nmissing)
 {
 	struct hold_rec *h = p->hr;
+	struct proom *r = room_find(p, pi->room_id);
+	int fresh = !r || !r->nheld;
+	long long due = fresh ? x->now + p->debounce : r->due_ms;
+	if (fresh && r && (r->inflight || r->due_ms > due)) due = r->due_ms;
 	snprintf(h->room_id, sizeof h->room_id, "%s", pi->room_id);
-	snprintf(h->from, sizeof h->from, "%s", from ? from : "");
 	h->nmissing = nmissing;
 	for (int i = 0; i < nmissing; i++) memcpy(h->missing[i], missing[i], PDU_EVENT_ID_MAX);
-	h->attempts = 0;
+	/* the room's pacing so far: a row joining a room already being fetched
+	 * says so at once (persist_rooms keeps it current afterwards) */
+	snprintf(h->from, sizeof h->from, "%s", from ? from : "");
+	h->attempts = r ? r->attempts : 0;
 	h->first_seen_ms = x->now;
-	h->next_try_ms = x->now + p->debounce;
+	h->next_try_ms = due;
 	h->expired_ms = 0;
 	h->room_version = rv;
 	h->redacted = redacted;
@@ -166,11 +212,8 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 		if ((rc = store_put(x->t, &p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0)))
 			fatalx("missing_index put: %s", mdb_strerror(rc));
 	}
-	struct proom *r = room_find(p, pi->room_id);
-	int fresh = !r || !r->nheld;
 	struct held *hd = held_add(p, pi->event_id, pi->room_id, x->now);
-	if (fresh && hd->room->due_ms < x->now + p->debounce && !hd->room->inflight)
-		hd->room->due_ms = x->now + p->debounce;
+	hd->room->due_ms = due;
 	(*p->c_held)++;
 	if (!nmissing) (*p->c_acl_blocked)++;
 }
@@ -203,7 +246,9 @@ static int load_cb(void *arg, const MDB_val *k, const MDB_val *v)
 		log_warnx("purgatory row %s is unreadable; it stays until dropped", id);
 		return 0;
 	}
-	held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
+	struct held *h = held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
+	/* the attempt count goes on across restarts (the rows carry it) */
+	if (p->hr->attempts > h->room->attempts) h->room->attempts = p->hr->attempts;
 	return 0;
 }
 

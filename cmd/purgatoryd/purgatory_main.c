@@ -124,7 +124,7 @@ static void on_frame(struct daemon *d, struct conn *c, struct frame *f)
 static void on_turn(struct daemon *d)
 {
 	struct purg *p = d->priv;
-	if (p && p->vq) purgatory_flush(p);
+	if (p && (p->vq || p->ndirty)) purgatory_flush(p);
 }
 
 static void on_connect(struct daemon *d, struct conn *c)
@@ -161,7 +161,7 @@ static void stats(struct daemon *d, struct buf *json)
 static void fini(struct daemon *d)
 {
 	struct purg *p = d->priv;
-	if (p && p->vq) purgatory_flush(p);
+	if (p && (p->vq || p->ndirty)) purgatory_flush(p);
 }
 
 static const struct daemon_ops ops = {

@@ -114,9 +114,11 @@ static void decide(struct purg *p, struct tx *x, struct verdict *v)
 	}
 }
 
+/* Also writes the fetch pacing of rooms whose attempts started or ended
+ * this turn into their held rows, in the same transaction. */
 void purgatory_flush(struct purg *p)
 {
-	while (p->vq) {
+	while (p->vq || p->ndirty) {
 		struct tx x;
 		tx_begin(p, &x);
 		for (int n = 0; p->vq && n < p->batch_max; n++) {
@@ -127,6 +129,7 @@ void purgatory_flush(struct purg *p)
 			decide(p, &x, v);
 			verdict_free(v);
 		}
+		if (p->ndirty) purgatory_persist_rooms(p, &x);
 		tx_commit(p, &x);
 	}
 }
