@@ -1,40 +1,81 @@
 #!/bin/sh
 # feedpump throughput: events/s drained from the outbox into the file sink
-# and into JetStream, beside the raw rate of the same writes in the same run
-# (fsync'd tmp+rename file writes; libnats async JetStream publish).
+# and into JetStream, beside the raw rate of the same writes in the same run.
+# The machine is shared and fsync latency swings 5x from minute to minute,
+# so each figure is the median of FEED_BENCH_ROUNDS (3) rounds in which the
+# feedpump run and its baseline run back to back (interleaved), and both are
+# timed the same way: whole process, start to exit (connect, open included).
+# Same durable work per event on both sides:
+#   file: tmp file write + fsync + rename per event, dir fsync per batch
+#         (feedpump also commits its LMDB write-back, 2 fdatasyncs per txn)
+#   nats: JetStream async publish with Nats-Msg-Id, every ack awaited
+#         (feedpump also commits its LMDB write-back)
+# Rows at --batch 64 (the default) and a larger batch (FEED_BENCH_BIG, 512).
 N=${FEED_BENCH_N:-5000}
+R=${FEED_BENCH_ROUNDS:-3}
+BIG=${FEED_BENCH_BIG:-512}
 T=$(mktemp -d /tmp/fp-bench-feed.XXXXXX)
 NATS=""
 trap '[ -n "$NATS" ] && kill $NATS 2>/dev/null; rm -rf "$T"' EXIT
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) d = 0.001; printf "%.0f", n / d }'; }
-mkconf() { # name sink extra
-	mkdir -p "$T/$1/state" "$T/$1/run"
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+mkconf() { # sink extra -> prints the config path of a fresh node
+	k=$(mktemp -d "$T/n.XXXXXX"); k=${k#"$T/"}
+	mkdir -p "$T/$k/state" "$T/$k/run"
 	printf '[node]\nstate_dir = %s\nrun_dir = %s\n[feed]\nsink = %s\ndir = %s\n%s\n' \
-		"$T/$1/state" "$T/$1/run" "$2" "$T/$1/feed" "$3" >"$T/$1.conf"
+		"$T/$k/state" "$T/$k/run" "$1" "$T/$k/feed" "$2" >"$T/$k.conf"
+	feed_fill "$T/$k/state" "$N" --batch 500 >/dev/null 2>&1
+	echo "$T/$k.conf"
 }
-mkconf file file ""
-feed_fill "$T/file/state" "$N" --batch 500
-size=$(feedpump -c "$T/file.conf" --once --batch 1 --sink stdout 2>/dev/null | head -n 1 | wc -c)
-a=$(now); feedpump -c "$T/file.conf" --once 2>/dev/null; b=$(now)
-fp_file=$(rate "$N" "$a" "$b")
-raw_file=$(feed_raw file "$T/raw" "$N" "$size")
+fp_run() { # conf batch -> ev/s
+	a=$(now); feedpump -c "$1" --once --batch "$2" 2>/dev/null; b=$(now)
+	rate "$N" "$a" "$b"
+}
+raw_run() { # args... -> ev/s (whole process, like feedpump)
+	a=$(now); feed_raw "$@" >/dev/null || return; b=$(now)
+	rate "$N" "$a" "$b"
+}
+c=$(mkconf file "")
+size=$(feedpump -c "$c" --once --batch 1 --sink stdout 2>/dev/null | head -n 1 | wc -c)
 
-fp_nats="-"; raw_nats="-"
+port=""
 if command -v nats-server >/dev/null; then
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	nats-server -js -a 127.0.0.1 -p "$port" -sd "$T/nats" >/dev/null 2>&1 &
 	NATS=$!
 	sleep 1
-	mkconf nats nats "nats_url = nats://127.0.0.1:$port
-nats_subject = bench.feed
-nats_stream = BENCHFEED"
-	feed_fill "$T/nats/state" "$N" --batch 500
-	a=$(now); feedpump -c "$T/nats.conf" --once 2>/dev/null; b=$(now)
-	fp_nats=$(rate "$N" "$a" "$b")
-	raw_nats=$(feed_raw nats "nats://127.0.0.1:$port" bench.raw BENCHRAW "$N" "$size")
 fi
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
-printf '%-28s %12s %12s %8s\n' "feed ($N events, ${size} B)" "feedpump/s" "raw/s" "ratio"
-printf '%-28s %12s %12s %8s\n' "file sink (fsync+rename)" "$fp_file" "$raw_file" "$(ratio "$fp_file" "$raw_file")"
-printf '%-28s %12s %12s %8s\n' "nats JetStream" "$fp_nats" "$raw_nats" "$(ratio "$fp_nats" "$raw_nats")"
+ff64=""; ffbig=""; rf64=""; rfbig=""; fn64=""; fnbig=""; rn=""
+for r in $(seq 1 "$R"); do
+	ff64="$ff64 $(fp_run "$(mkconf file "")" 64)"
+	rf64="$rf64 $(raw_run file "$T/raw$r.64" "$N" "$size" 64)"
+	ffbig="$ffbig $(fp_run "$(mkconf file "")" "$BIG")"
+	rfbig="$rfbig $(raw_run file "$T/raw$r.big" "$N" "$size" "$BIG")"
+	if [ -n "$port" ]; then
+		nx="nats_url = nats://127.0.0.1:$port
+nats_subject = bench.feed$r
+nats_stream = BENCHFEED$r"
+		fn64="$fn64 $(fp_run "$(mkconf nats "$nx")" 64)"
+		rn="$rn $(raw_run nats "nats://127.0.0.1:$port" "bench.raw$r" "BENCHRAW$r" "$N" "$size")"
+		nx="nats_url = nats://127.0.0.1:$port
+nats_subject = bench.feedb$r
+nats_stream = BENCHFEEDB$r"
+		fnbig="$fnbig $(fp_run "$(mkconf nats "$nx")" "$BIG")"
+	fi
+done
+row() { # label fp-list raw-list
+	f=$(echo "$2" | median); b=$(echo "$3" | median)
+	printf '%-34s %10s %10s %6s   %s | %s\n' "$1" "$f" "$b" "$(ratio "$f" "$b")" "$(echo $2)" "$(echo $3)"
+}
+printf 'feed: %s events of %s B, median of %s interleaved rounds (all rounds after the |)\n' "$N" "$size" "$R"
+printf '%-34s %10s %10s %6s   %s\n' "" "feedpump/s" "raw/s" "ratio" "rounds: feedpump | raw"
+row "file, batch 64 (fsync+rename/ev)" "$ff64" "$rf64"
+row "file, batch $BIG (fsync+rename/ev)" "$ffbig" "$rfbig"
+if [ -n "$port" ]; then
+	row "nats JetStream, batch 64" "$fn64" "$rn"
+	row "nats JetStream, batch $BIG" "$fnbig" "$rn"
+else
+	echo "nats JetStream: skipped (no nats-server)"
+fi

@@ -1,6 +1,6 @@
 /* feed_raw.c: the baselines for bench/feed.sh, the same writes feedpump
- * makes without feedpump: `feed_raw file DIR N SIZE` (tmp file, write,
- * fsync, rename; directory fsync per 64) and `feed_raw nats URL SUBJECT
+ * makes without feedpump: `feed_raw file DIR N SIZE [BATCH]` (tmp file,
+ * write, fsync, rename; directory fsync per BATCH, default 64) and `feed_raw nats URL SUBJECT
  * STREAM N SIZE` (libnats async JetStream publish, all acks awaited).
  * Prints events per second. */
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include "feed_nats.h"
 #include "log.h"
 
-static int raw_file(const char *dir, long n, size_t size)
+static int raw_file(const char *dir, long n, size_t size, long batch)
 {
 	mkdir(dir, 0755);
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -28,7 +28,7 @@ static int raw_file(const char *dir, long n, size_t size)
 		if (fd < 0 || write(fd, body, size) != (ssize_t)size || fsync(fd) < 0) { perror("write"); return 1; }
 		close(fd);
 		if (renameat(dfd, tmp, dfd, name) < 0) { perror("rename"); return 1; }
-		if ((i + 1) % 64 == 0 || i + 1 == n) fsync(dfd);
+		if ((i + 1) % batch == 0 || i + 1 == n) fsync(dfd);
 	}
 	long long ms = mono_ms() - t0;
 	printf("%.0f\n", n * 1000.0 / (ms ? ms : 1));
@@ -66,9 +66,12 @@ static int raw_nats(const char *url, const char *subject, const char *stream, lo
 int main(int argc, char **argv)
 {
 	log_init("feed_raw", 0);
-	if (argc == 5 && !strcmp(argv[1], "file")) return raw_file(argv[2], atol(argv[3]), (size_t)atol(argv[4]));
+	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "file")) {
+		long batch = argc == 6 ? atol(argv[5]) : 64;
+		return raw_file(argv[2], atol(argv[3]), (size_t)atol(argv[4]), batch > 0 ? batch : 64);
+	}
 	if (argc == 7 && !strcmp(argv[1], "nats"))
 		return raw_nats(argv[2], argv[3], argv[4], atol(argv[5]), (size_t)atol(argv[6]));
-	fprintf(stderr, "usage: feed_raw file DIR N SIZE | feed_raw nats URL SUBJECT STREAM N SIZE\n");
+	fprintf(stderr, "usage: feed_raw file DIR N SIZE [BATCH] | feed_raw nats URL SUBJECT STREAM N SIZE\n");
 	return 100;
 }
