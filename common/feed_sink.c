@@ -64,6 +64,23 @@ void feed_sink_append(struct feed_sink *s, struct feed_event *ev, size_t n)
 	s->ops->append(s, ev, n);
 }
 
+int feed_sink_async(const struct feed_sink *s)
+{
+	return s->ops->submit && s->ops->wait;
+}
+
+void feed_sink_submit(struct feed_sink *s, struct feed_event *ev, size_t n)
+{
+	if (!feed_sink_async(s)) { feed_sink_append(s, ev, n); return; }
+	for (size_t i = 0; i < n; i++) { ev[i].rc = FEED_OK; ev[i].control_version = 0; ev[i].err[0] = 0; }
+	s->ops->submit(s, ev, n);
+}
+
+int feed_sink_wait(struct feed_sink *s, struct feed_event *ev, size_t n, int block)
+{
+	return feed_sink_async(s) ? s->ops->wait(s, ev, n, block) : 1;
+}
+
 void feed_sink_close(struct feed_sink *s)
 {
 	if (!s) return;

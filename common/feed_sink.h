@@ -63,7 +63,19 @@ struct feed_sink_ops {
 	void (*close)(struct feed_sink *s);
 	/* Optional: 1 once the sink's reader is gone (a closed pipe). */
 	int  (*closed)(struct feed_sink *s);
+	/* Optional asynchronous publishing (both or neither); a sink with them
+	 * is pipelined by feedpump: several batches in flight at once, results
+	 * written back oldest first. submit starts publishing ev[0..n) in order
+	 * and returns at once; events it could not send are marked as append
+	 * marks them, the others have rc FEED_PENDING and belong to the sink
+	 * until wait released them. wait(block): wait (bounded by the sink's
+	 * timeout) until every event of the span has a result, mark the rest
+	 * failed, release the span, 1. wait(!block): 1 and release if every
+	 * event has a result, else 0. Spans are waited for in submit order. */
+	void (*submit)(struct feed_sink *s, struct feed_event *ev, size_t n);
+	int  (*wait)(struct feed_sink *s, struct feed_event *ev, size_t n, int block);
 };
+#define FEED_PENDING (-1)
 struct feed_sink {
 	const struct feed_sink_ops *ops;
 	void *priv;
@@ -80,6 +92,12 @@ struct feed_sink *feed_sink_open(const char *name, const struct feed_opts *o,
 void feed_sink_append(struct feed_sink *s, struct feed_event *ev, size_t n);
 void feed_sink_close(struct feed_sink *s);
 int  feed_sink_closed(struct feed_sink *s);
+/* 1 if the sink publishes asynchronously (submit/wait). */
+int  feed_sink_async(const struct feed_sink *s);
+/* Asynchronous sinks: see submit/wait above. Synchronous sinks: submit is
+ * append, wait returns 1. */
+void feed_sink_submit(struct feed_sink *s, struct feed_event *ev, size_t n);
+int  feed_sink_wait(struct feed_sink *s, struct feed_event *ev, size_t n, int block);
 const char *feed_sink_name(const struct feed_sink *s);
 /* "nop, file, stdout, nats" */
 void feed_sink_names(char *out, size_t cap);

@@ -1,9 +1,9 @@
 /* feed_sink_nats.c: NATS JetStream as the feed. Nats-Msg-Id = event ID, so
  * a retried publish inside the stream's duplicate window is acked as a
  * duplicate carrying the original sequence; control version = that stream
- * sequence. A batch is published asynchronously (one round trip of acks,
- * not one per event); acks come back on libnats' thread and are matched to
- * the batch by their Nats-Msg-Id. */
+ * sequence. Batches are published asynchronously (submit returns at once,
+ * several batches may be in flight); acks come back on libnats' thread and
+ * are matched to their event by Nats-Msg-Id; wait collects a batch. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,44 +13,56 @@
 #include "buf.h"
 #include "log.h"
 
+/* A span = one submitted batch, waited for (released) in submit order. */
+struct span { struct feed_event *ev; size_t n, first, pending; };
+#define MAX_SPANS 256
+
 struct nats_sink {
 	struct feed_nats n;
 	char   subject[256], stream[128];
 	long long timeout_ms;
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
-	struct feed_event *batch; size_t nbatch, nacked;
+	struct span spans[MAX_SPANS]; size_t nspans;
 	unsigned long long dups;
 };
 
-static struct feed_event *batch_find(struct nats_sink *s, const char *id)
+static void mark(struct span *sp, struct feed_event *e)
 {
-	for (size_t i = 0; i < s->nbatch; i++)
-		if (strcmp(s->batch[i].event_id, id) == 0) return &s->batch[i];
-	return NULL;
+	sp->pending--;
+	while (sp->first < sp->n && sp->ev[sp->first].rc != FEED_PENDING) sp->first++;
+	(void)e;
 }
 
+/* Acks come back in publish order, so the match is almost always the
+ * first pending event of the oldest span. */
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	struct nats_sink *s = closure;
 	const char *id = NULL;
 	natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
 	pthread_mutex_lock(&s->mu);
-	struct feed_event *e = id && s->batch ? batch_find(s, id) : NULL;
-	if (e && e->rc == -1) {
-		if (pa) {
-			if (pa->Duplicate) s->dups++;
-			e->rc = FEED_OK;
-			e->control_version = pa->Sequence;
-		} else {
-			e->rc = FEED_ERR_SINK;
-			snprintf(e->err, sizeof e->err, "nats publish: %s%s%s",
-			         pae ? natsStatus_GetText(pae->Err) : "error",
-			         pae && pae->ErrText ? ": " : "", pae && pae->ErrText ? pae->ErrText : "");
+	for (size_t k = 0; id && k < s->nspans; k++) {
+		struct span *sp = &s->spans[k];
+		for (size_t j = sp->first; j < sp->n; j++) {
+			struct feed_event *e = &sp->ev[j];
+			if (e->rc != FEED_PENDING || strcmp(e->event_id, id) != 0) continue;
+			if (pa) {
+				if (pa->Duplicate) s->dups++;
+				e->rc = FEED_OK;
+				e->control_version = pa->Sequence;
+			} else {
+				e->rc = FEED_ERR_SINK;
+				snprintf(e->err, sizeof e->err, "nats publish: %s%s%s",
+				         pae ? natsStatus_GetText(pae->Err) : "error",
+				         pae && pae->ErrText ? ": " : "", pae && pae->ErrText ? pae->ErrText : "");
+			}
+			mark(sp, e);
+			if (!sp->pending) pthread_cond_broadcast(&s->cv);
+			goto done;
 		}
-		s->nacked++;
-		pthread_cond_broadcast(&s->cv);
 	}
+done:
 	pthread_mutex_unlock(&s->mu);
 	natsMsg_Destroy(msg);
 }
@@ -73,27 +85,43 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	return 0;
 }
 
-static void nats_append(struct feed_sink *fs, struct feed_event *ev, size_t n)
+static struct span *span_of(struct nats_sink *s, const struct feed_event *ev)
+{
+	for (size_t k = 0; k < s->nspans; k++)
+		if (s->spans[k].ev == ev) return &s->spans[k];
+	return NULL;
+}
+
+static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 {
 	struct nats_sink *s = fs->priv;
 	struct buf body;
 	buf_init(&body);
 	int64_t maxpay = natsConnection_GetMaxPayload(s->n.nc);
 	pthread_mutex_lock(&s->mu);
-	s->batch = ev; s->nbatch = n; s->nacked = 0;
-	for (size_t i = 0; i < n; i++) ev[i].rc = -1;   /* pending */
+	if (s->nspans == MAX_SPANS) {   /* the caller's window is bounded below this */
+		pthread_mutex_unlock(&s->mu);
+		for (size_t i = 0; i < n; i++) { ev[i].rc = FEED_ERR_SINK; snprintf(ev[i].err, sizeof ev[i].err, "not attempted"); }
+		log_err("nats sink: too many batches in flight");
+		return;
+	}
+	struct span *sp = &s->spans[s->nspans++];
+	sp->ev = ev; sp->n = n; sp->first = 0; sp->pending = n;
+	for (size_t i = 0; i < n; i++) ev[i].rc = FEED_PENDING;
 	pthread_mutex_unlock(&s->mu);
 
-	size_t sent = 0, i;
+	size_t i;
 	for (i = 0; i < n; i++) {
 		struct feed_event *e = &ev[i];
 		buf_reset(&body);
 		feed_event_json(&body, e);
 		if (maxpay > 0 && (int64_t)body.len > maxpay - 1024) {
 			pthread_mutex_lock(&s->mu);
+			sp = span_of(s, ev);
 			e->rc = FEED_ERR_EVENT;
 			snprintf(e->err, sizeof e->err, "event of %zu bytes exceeds NATS max_payload %lld",
 			         body.len, (long long)maxpay);
+			mark(sp, e);
 			pthread_mutex_unlock(&s->mu);
 			i++;
 			break;
@@ -111,42 +139,69 @@ static void nats_append(struct feed_sink *fs, struct feed_event *ev, size_t n)
 		if (st != NATS_OK) {
 			if (m) natsMsg_Destroy(m);
 			pthread_mutex_lock(&s->mu);
-			if (e->rc == -1) {
+			if (e->rc == FEED_PENDING) {
 				e->rc = FEED_ERR_SINK;
 				snprintf(e->err, sizeof e->err, "nats publish: %s (%s)", natsStatus_GetText(st),
 				         nats_GetLastError(NULL));
+				mark(span_of(s, ev), e);
 			}
 			pthread_mutex_unlock(&s->mu);
 			i++;
 			break;
 		}
-		sent++;
 	}
-	/* Wait for every ack of what went out (bounded). */
-	jsPubOptions po;
-	jsPubOptions_Init(&po);
-	po.MaxWait = s->timeout_ms;
-	if (sent) js_PublishAsyncComplete(s->n.js, &po);
+	/* What was not sent will never be acked. */
+	pthread_mutex_lock(&s->mu);
+	sp = span_of(s, ev);
+	for (; i < n; i++)
+		if (ev[i].rc == FEED_PENDING) {
+			ev[i].rc = FEED_ERR_SINK;
+			snprintf(ev[i].err, sizeof ev[i].err, "not attempted");
+			mark(sp, &ev[i]);
+		}
+	pthread_mutex_unlock(&s->mu);
+	buf_free(&body);
+}
+
+static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int block)
+{
+	struct nats_sink *s = fs->priv;
+	pthread_mutex_lock(&s->mu);
+	struct span *sp = span_of(s, ev);
+	if (!sp) { pthread_mutex_unlock(&s->mu); return 1; }
+	if (sp->pending && !block) { pthread_mutex_unlock(&s->mu); return 0; }
+	/* libnats reports an ack timeout itself after MaxWait; the extra second
+	 * covers a handler that never runs (connection torn down). */
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 1;
-	pthread_mutex_lock(&s->mu);
-	while (s->nacked < sent) {
+	long long ms = s->timeout_ms + 1000;
+	dl.tv_sec += (time_t)(ms / 1000);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+	while (sp->pending)
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0) break;
-	}
-	for (size_t j = 0; j < n; j++)
-		if (ev[j].rc == -1) {
+	for (size_t j = 0; j < sp->n; j++)
+		if (ev[j].rc == FEED_PENDING) {
 			ev[j].rc = FEED_ERR_SINK;
-			snprintf(ev[j].err, sizeof ev[j].err, "%s", j < i ?
-			         "nats publish: no ack (timeout; server down?)" : "not attempted");
+			snprintf(ev[j].err, sizeof ev[j].err, "nats publish: no ack (timeout; server down?)");
 		}
-	s->batch = NULL; s->nbatch = 0;
+	/* Release: late acks for these IDs no longer find them. */
+	size_t k = (size_t)(sp - s->spans);
+	memmove(&s->spans[k], &s->spans[k + 1], (s->nspans - k - 1) * sizeof *sp);
+	s->nspans--;
 	unsigned long long dups = s->dups;
 	s->dups = 0;
 	pthread_mutex_unlock(&s->mu);
 	if (dups)
 		log_info("nats: %llu duplicate publish ack(s): retried event IDs resolved to their original sequence", dups);
-	buf_free(&body);
+	(void)n;
+	return 1;
+}
+
+static void nats_append(struct feed_sink *fs, struct feed_event *ev, size_t n)
+{
+	nats_submit(fs, ev, n);
+	nats_wait(fs, ev, n, 1);
 }
 
 static void nats_close(struct feed_sink *fs)
@@ -162,5 +217,6 @@ static void nats_close(struct feed_sink *fs)
 const struct feed_sink_ops feed_sink_nats_ops = {
 	.name = "nats", .help = "NATS JetStream ([feed] nats_url, nats_subject, nats_stream; control version = stream sequence)",
 	.open = nats_open, .append = nats_append, .close = nats_close,
+	.submit = nats_submit, .wait = nats_wait,
 };
 FEED_SINK_REGISTER(feed_sink_nats_ops)

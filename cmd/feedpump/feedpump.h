@@ -6,6 +6,14 @@
 #include "feed_outbox.h"
 #include "feed_sink.h"
 
+struct fp_slot {
+	struct feed_event *ev;
+	struct outbox_row *rows;
+	struct buf         arena;
+	size_t             n, send;
+	uint64_t           skip_to;
+};
+
 struct fp {
 	struct daemon    *d;
 	struct feed_sink *sink;
@@ -23,10 +31,12 @@ struct fp {
 	struct event     *drain_ev;
 	long long         retry_at;         /* mono ms; 0 = no backoff */
 	int               stopping;
-	/* batch scratch */
-	struct feed_event *ev;
-	struct outbox_row *rows;
-	struct buf         arena;
+	/* batches in flight: a ring of `window` slots (1 for a synchronous
+	 * sink), oldest at `head`; collection continues at next_pos */
+	struct fp_slot    *slots;
+	int                window, head, inflight;
+	uint64_t           next_pos;
+	uint64_t           cur_in;          /* the stored cursor as last read/written */
 	/* stats */
 	uint64_t *c_published, *c_failed, *c_dead, *c_batches, *c_wakeups;
 	int64_t  *g_cursor, *g_lease;
@@ -41,5 +51,6 @@ void fp_lease_renew(struct fp *fp);
 /* feedpump_drain.c */
 void fp_drain_schedule(struct fp *fp, long long delay_ms);
 void fp_drain_init(struct fp *fp);
+void fp_drain_flush(struct fp *fp);   /* wait out and drop batches in flight */
 
 #endif

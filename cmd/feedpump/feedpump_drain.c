@@ -1,7 +1,13 @@
-/* feedpump_drain.c: one batch per loop turn. Read up to `batch` unpublished
- * outbox rows from the cursor (short read txn, bytes copied out), hand them
- * to the sink, then write every result back in ONE txn that also re-checks
- * the lease and moves the cursor. The sink is idempotent by event ID, so a
+/* feedpump_drain.c: one write-back per loop turn. Read up to `batch`
+ * unpublished outbox rows from the cursor (short read txn, bytes copied
+ * out) and hand them to the sink; an asynchronous sink (NATS) gets up to
+ * `window` batches in flight, each read after the previous one. Then wait
+ * for the oldest batch and write back its results, plus those of every
+ * younger batch already complete, in ONE txn that also re-checks the lease
+ * and moves the cursor over the contiguous published prefix (group commit:
+ * while LMDB fsyncs, the next batches are being acked). Any failure, lease
+ * loss or cursor rewind empties the pipeline (the batches behind are
+ * re-read and re-published: they resolve to the same control versions). The sink is idempotent by event ID, so a
  * crash anywhere in here costs a re-publish that resolves to the same
  * control version, never a duplicate or a gap. Order: a row that fails
  * blocks the rows behind it (head of line) until it succeeds or, if the
@@ -15,6 +21,7 @@
 #include "log.h"
 
 #define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
+#define WINDOW_ROWS 1024 /* rows in flight to an asynchronous sink (NATS MaxPending 4096) */
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -44,19 +51,21 @@ static long long backoff_for(struct fp *fp, int64_t attempts)
 	return d > fp->backoff_max ? fp->backoff_max : d;
 }
 
-/* Collect the batch. Returns the number of rows; *cursor_in is the stored
- * cursor, *first_unpub where the cursor may move if nothing is pending. */
-static size_t collect(struct fp *fp, uint64_t *cursor_in, uint64_t *skip_to)
+/* Collect one batch into slot x: from the stored cursor if nothing is in
+ * flight (fp->cur_in := it), else from fp->next_pos. x->skip_to = where the
+ * cursor may move if every row before the first unpublished one is done. */
+static void collect(struct fp *fp, struct fp_slot *x)
 {
 	struct store *st = &fp->d->st;
 	MDB_txn *t = store_begin(st, 1);
 	MDB_cursor *c;
-	uint64_t cur = feed_cursor_get(t, st);
-	*cursor_in = cur;
-	*skip_to = cur;
+	uint64_t cur;
+	if (fp->inflight == 0) cur = fp->cur_in = feed_cursor_get(t, st);
+	else cur = fp->next_pos;
+	x->skip_to = cur;
 	size_t n = 0;
 	int skipping = 1, scanned = 0;
-	buf_reset(&fp->arena);
+	buf_reset(&x->arena);
 	/* Offsets into the arena first (it may grow), pointers fixed up after. */
 	size_t *off = calloc((size_t)fp->batch * 3, sizeof *off);
 	if (!off) log_panic("out of memory");
@@ -68,30 +77,30 @@ static size_t collect(struct fp *fp, uint64_t *cursor_in, uint64_t *skip_to)
 	for (; rc == 0 && n < (size_t)fp->batch; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != 8) continue;
 		uint64_t pos = be64_get(k.mv_data);
-		struct outbox_row *r = &fp->rows[n];
+		struct outbox_row *r = &x->rows[n];
 		if (outbox_row_parse(v.mv_data, v.mv_size, r) < 0) {
 			log_err("outbox row %llu is not valid JSON; treating it as an event refused",
 			        (unsigned long long)pos);
 			snprintf(r->event_id, sizeof r->event_id, "?pos%llu", (unsigned long long)pos);
 			r->attempts = fp->max_attempts;   /* straight to feed_dead */
 		} else if (r->control_version) {
-			if (skipping) *skip_to = pos + 1;
+			if (skipping) x->skip_to = pos + 1;
 			if (++scanned >= SCAN_MAX) break;
 			continue;
 		}
 		skipping = 0;
-		struct feed_event *e = &fp->ev[n];
+		struct feed_event *e = &x->ev[n];
 		memset(e, 0, sizeof *e);
 		e->pos = pos;
-		off[n * 3] = fp->arena.len;
-		buf_add(&fp->arena, r->event_id, strlen(r->event_id) + 1);
+		off[n * 3] = x->arena.len;
+		buf_add(&x->arena, r->event_id, strlen(r->event_id) + 1);
 		struct event_rec er;
 		if (r->event_id[0] != '?' && store_event_get(t, st, r->event_id, &er) == 0) {
-			off[n * 3 + 1] = fp->arena.len;
-			buf_add(&fp->arena, er.room_id, er.room_len);
+			off[n * 3 + 1] = x->arena.len;
+			buf_add(&x->arena, er.room_id, er.room_len);
 			e->room_len = er.room_len;
-			off[n * 3 + 2] = fp->arena.len;
-			buf_add(&fp->arena, er.pdu, er.pdu_len);
+			off[n * 3 + 2] = x->arena.len;
+			buf_add(&x->arena, er.pdu, er.pdu_len);
 			e->pdu_len = er.pdu_len;
 		} else {
 			e->pdu_len = 0;
@@ -102,12 +111,41 @@ static size_t collect(struct fp *fp, uint64_t *cursor_in, uint64_t *skip_to)
 	mdb_cursor_close(c);
 	mdb_txn_abort(t);
 	for (size_t i = 0; i < n; i++) {
-		fp->ev[i].event_id = fp->arena.data + off[i * 3];
-		fp->ev[i].room_id = fp->arena.data + off[i * 3 + 1];
-		fp->ev[i].pdu = fp->arena.data + off[i * 3 + 2];
+		x->ev[i].event_id = x->arena.data + off[i * 3];
+		x->ev[i].room_id = x->arena.data + off[i * 3 + 1];
+		x->ev[i].pdu = x->arena.data + off[i * 3 + 2];
 	}
 	free(off);
-	return n;
+	x->n = n;
+	fp->next_pos = n ? x->ev[n - 1].pos + 1 : x->skip_to;
+}
+
+/* Hand slot x to the sink: rows without bytes never reach it, they fail
+ * as events and block what follows. */
+static void submit(struct fp *fp, struct fp_slot *x)
+{
+	size_t n = x->n, send = 0;
+	while (send < n && x->ev[send].rc != FEED_ERR_EVENT) send++;
+	x->send = send;
+	if (send) feed_sink_submit(fp->sink, x->ev, send);
+	if (send < n) {
+		struct feed_event *e = &x->ev[send];
+		e->rc = FEED_ERR_EVENT;
+		snprintf(e->err, sizeof e->err, "event %s is not in the events table", e->event_id);
+		for (size_t i = send + 1; i < n; i++) { x->ev[i].rc = FEED_ERR_SINK; snprintf(x->ev[i].err, sizeof x->ev[i].err, "not attempted"); }
+	}
+}
+
+static struct fp_slot *slot_at(struct fp *fp, int i) { return &fp->slots[(fp->head + i) % fp->window]; }
+
+void fp_drain_flush(struct fp *fp)
+{
+	for (int i = 0; i < fp->inflight; i++) {
+		struct fp_slot *x = slot_at(fp, i);
+		if (x->send) feed_sink_wait(fp->sink, x->ev, x->send, 1);
+	}
+	fp->head = 0;
+	fp->inflight = 0;
 }
 
 static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct outbox_row *r)
@@ -122,82 +160,98 @@ static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct
 	return rc;
 }
 
-/* One batch. Returns 1 if more work is probably waiting. */
+/* Fill the window, then write back the oldest batch and every complete
+ * batch behind it. Returns 1 if more work is probably waiting. */
 static int drain_batch(struct fp *fp)
 {
 	struct daemon *d = fp->d;
-	uint64_t cur_in, skip_to;
-	size_t n = collect(fp, &cur_in, &skip_to);
-
-	/* Rows without bytes never reach the sink: they fail as events. */
-	size_t send = 0;
-	while (send < n && fp->ev[send].rc != FEED_ERR_EVENT) send++;
-	if (send) feed_sink_append(fp->sink, fp->ev, send);
-	if (send && getenv("FP_TEST_CRASH_AFTER_PUBLISH")) {
+	while (fp->inflight < fp->window) {
+		struct fp_slot *x = slot_at(fp, fp->inflight);
+		collect(fp, x);
+		if (x->n == 0 && fp->inflight > 0) break;
+		submit(fp, x);
+		fp->inflight++;
+		if (x->n < (size_t)fp->batch || x->send < x->n) break;
+	}
+	int m;
+	if (slot_at(fp, 0)->send) feed_sink_wait(fp->sink, slot_at(fp, 0)->ev, slot_at(fp, 0)->send, 1);
+	m = 1;
+	while (m < fp->inflight && (!slot_at(fp, m)->send
+	                            || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
+		m++;
+	if (slot_at(fp, 0)->send && getenv("FP_TEST_CRASH_AFTER_PUBLISH")) {
 		log_notice("FP_TEST_CRASH_AFTER_PUBLISH: exiting after the sink call, before write-back");
 		_exit(3);
-	}
-	if (send < n) {
-		struct feed_event *e = &fp->ev[send];
-		e->rc = FEED_ERR_EVENT;
-		snprintf(e->err, sizeof e->err, "event %s is not in the events table", e->event_id);
-		for (size_t i = send + 1; i < n; i++) { fp->ev[i].rc = FEED_ERR_SINK; snprintf(fp->ev[i].err, sizeof fp->ev[i].err, "not attempted"); }
 	}
 
 	MDB_txn *t = store_begin(&d->st, 0);
 	if (fp_lease_check_renew(fp, t) < 0) {
 		mdb_txn_abort(t);
+		fp_drain_flush(fp);
 		fp_drain_schedule(fp, 500);
 		return 0;
 	}
 	long long now = now_ms();
-	uint64_t new_cursor = skip_to;
-	int blocked = 0, closed = 0, more = n == (size_t)fp->batch;
+	uint64_t cur_in = fp->cur_in, new_cursor = cur_in;
+	int blocked = 0, closed = 0, more = 0;
 	size_t ok = 0, dead = 0;
 	long long retry_delay = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct feed_event *e = &fp->ev[i];
-		struct outbox_row *r = &fp->rows[i];
-		if (e->rc == FEED_OK) {
+	for (int k = 0; k < m; k++) {
+		struct fp_slot *x = slot_at(fp, k);
+		if (!blocked && x->skip_to > new_cursor) new_cursor = x->skip_to;
+		if (x->n == (size_t)fp->batch) more = 1;
+		for (size_t i = 0; i < x->n; i++) {
+			struct feed_event *e = &x->ev[i];
+			struct outbox_row *r = &x->rows[i];
+			if (e->rc == FEED_OK) {
+				r->attempts++;
+				r->control_version = e->control_version;
+				r->published_ms = now;
+				if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
+				ok++;
+				if (!blocked) new_cursor = e->pos + 1;
+				continue;
+			}
+			if (blocked || strcmp(e->err, "not attempted") == 0) { blocked = 1; continue; }
+			blocked = 1;
+			if (e->rc == FEED_ERR_CLOSED) { closed = 1; continue; }
 			r->attempts++;
-			r->control_version = e->control_version;
-			r->published_ms = now;
+			feed_clip_utf8(r->last_error, e->err, strlen(e->err), FEED_ERR_MAX);
+			(*fp->c_failed)++;
+			if (e->rc == FEED_ERR_EVENT && r->attempts >= fp->max_attempts) {
+				unsigned char kb[8];
+				be64_put(kb, e->pos);
+				if (put_row(fp, t, DB_FEED_DEAD, e->pos, r)) goto fail;
+				if (store_del(t, &d->st, DB_OUTBOX, kb, 8)) goto fail;
+				log_err("outbox %llu (%s) moved to feed_dead after %lld attempts: %s",
+				        (unsigned long long)e->pos, r->event_id, (long long)r->attempts, r->last_error);
+				dead++;
+				new_cursor = e->pos + 1;
+				more = 1;
+				continue;
+			}
 			if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
-			ok++;
-			if (!blocked) new_cursor = e->pos + 1;
-			continue;
+			retry_delay = backoff_for(fp, r->attempts);
+			log_warnx("publishing outbox %llu (%s) failed (attempt %lld, retry in %lld ms): %s",
+			          (unsigned long long)e->pos, r->event_id, (long long)r->attempts, retry_delay, r->last_error);
 		}
-		if (blocked || strcmp(e->err, "not attempted") == 0) { blocked = 1; continue; }
-		blocked = 1;
-		if (e->rc == FEED_ERR_CLOSED) { closed = 1; continue; }
-		r->attempts++;
-		feed_clip_utf8(r->last_error, e->err, strlen(e->err), FEED_ERR_MAX);
-		(*fp->c_failed)++;
-		if (e->rc == FEED_ERR_EVENT && r->attempts >= fp->max_attempts) {
-			unsigned char kb[8];
-			be64_put(kb, e->pos);
-			if (put_row(fp, t, DB_FEED_DEAD, e->pos, r)) goto fail;
-			if (store_del(t, &d->st, DB_OUTBOX, kb, 8)) goto fail;
-			log_err("outbox %llu (%s) moved to feed_dead after %lld attempts: %s",
-			        (unsigned long long)e->pos, r->event_id, (long long)r->attempts, r->last_error);
-			dead++;
-			new_cursor = e->pos + 1;
-			more = 1;
-			continue;
-		}
-		if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
-		retry_delay = backoff_for(fp, r->attempts);
-		log_warnx("publishing outbox %llu (%s) failed (attempt %lld, retry in %lld ms): %s",
-		          (unsigned long long)e->pos, r->event_id, (long long)r->attempts, retry_delay, r->last_error);
 	}
 	/* Move the cursor only if nobody moved it meanwhile (fedctl feed retry
 	 * rewinds it; its rewind must win). */
+	int rewound = 0;
 	if (new_cursor != cur_in) {
 		if (feed_cursor_get(t, &d->st) == cur_in) {
 			if (feed_cursor_put(t, &d->st, new_cursor)) goto fail;
-		} else more = 1;
+		} else rewound = more = 1;
 	}
-	if (store_commit(t)) { fp_drain_schedule(fp, 1000); return 0; }
+	if (store_commit(t)) { fp_drain_flush(fp); fp_drain_schedule(fp, 1000); return 0; }
+	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
+	fp->head = (fp->head + m) % fp->window;
+	fp->inflight -= m;
+	if (!rewound) fp->cur_in = new_cursor;
+	/* The batches behind a failure (or a rewind) are re-read from the
+	 * stored cursor: drop them. */
+	if (blocked || rewound || dead) fp_drain_flush(fp);
 	*fp->c_published += ok;
 	*fp->c_dead += dead;
 	(*fp->c_batches)++;
@@ -213,10 +267,11 @@ static int drain_batch(struct fp *fp)
 		return 0;
 	}
 	fp->retry_at = 0;
-	return more || dead || (n == 0 && skip_to != cur_in);
+	return more || dead || fp->inflight > 0 || skipped;
 fail:
 	mdb_txn_abort(t);
 	log_err("LMDB write-back failed; will retry the batch (the sink is idempotent)");
+	fp_drain_flush(fp);
 	fp_drain_schedule(fp, 1000);
 	return 0;
 }
@@ -249,8 +304,18 @@ void fp_drain_init(struct fp *fp)
 {
 	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
 	if (!fp->drain_ev) fatalx("cannot create the drain timer");
-	fp->ev = calloc((size_t)fp->batch, sizeof *fp->ev);
-	fp->rows = calloc((size_t)fp->batch, sizeof *fp->rows);
-	if (!fp->ev || !fp->rows) fatalx("out of memory");
-	buf_init(&fp->arena);
+	fp->window = 1;
+	if (feed_sink_async(fp->sink)) {
+		fp->window = WINDOW_ROWS / fp->batch;
+		if (fp->window < 2) fp->window = 2;
+		if (fp->window > 64) fp->window = 64;
+	}
+	fp->slots = calloc((size_t)fp->window, sizeof *fp->slots);
+	if (!fp->slots) fatalx("out of memory");
+	for (int i = 0; i < fp->window; i++) {
+		fp->slots[i].ev = calloc((size_t)fp->batch, sizeof *fp->slots[i].ev);
+		fp->slots[i].rows = calloc((size_t)fp->batch, sizeof *fp->slots[i].rows);
+		if (!fp->slots[i].ev || !fp->slots[i].rows) fatalx("out of memory");
+		buf_init(&fp->slots[i].arena);
+	}
 }

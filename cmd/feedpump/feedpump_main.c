@@ -127,6 +127,7 @@ static void fp_fini(struct daemon *d)
 {
 	struct fp *fp = d->priv;
 	if (!fp) return;
+	if (fp->slots) fp_drain_flush(fp);
 	fp_lease_release(fp);
 	feed_sink_close(fp->sink);
 	fp->sink = NULL;
