@@ -31,6 +31,8 @@ struct proom {
 	int           failures;        /* fruitless attempts in a row */
 	long long     attempts;
 	int           fetchd_wait;     /* fetchd was down: try again when it is up */
+	int           idle_wait;       /* last attempt found nothing to ask (all waits were on
+	                                  held events): the next hold here pulls due_ms in */
 	int           dirty;           /* attempts/due_ms changed: rewrite the held rows'
 	                                  attempts and next_try_ms at the end of the turn */
 	/* IDs fetched lately: not asked for again while their verdicts are due */
@@ -68,7 +70,7 @@ struct tx {                        /* one write transaction in progress */
 
 struct purg {
 	struct daemon *d;
-	long long debounce, backoff_min, backoff_max, max_hold, tick, fetch_timeout, fetch_retry;
+	long long debounce, debounce_other, backoff_min, backoff_max, max_hold, tick, fetch_timeout, fetch_retry;
 	int       batch_max, fetch_limit, fetch_latest_max, fetch_events_max, fetch_servers_max;
 	int       default_rv;
 	char      server_name[PSTORE_NAME_MAX];
@@ -99,6 +101,10 @@ struct purg {
 /* purgatory_main.c */
 void purgatory_params(struct purg *p);
 int  purgatory_acl_ok(struct purg *p, const struct pdu_info *pi);
+/* Did an event with this inbox from arrive by sync? (from is a configured
+ * peer's server name as syncd pinned it in federation_state, or a [peer]
+ * section's own name.) Picks debounce vs debounce_other. */
+int  purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from);
 
 /* purgatory_hold.c: the in-memory indexes and the held rows */
 struct held  *held_find(struct purg *p, const char *id);

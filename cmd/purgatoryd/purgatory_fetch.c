@@ -58,7 +58,8 @@ static void finish_attempt(struct purg *p, struct proom *r, long long now)
 	if (r->gained > 0) {
 		r->failures = 0;
 		r->backoff_ms = 0;
-		r->due_ms = now + p->debounce;
+		/* the room now waits on fetched events: an arrival that is not sync */
+		r->due_ms = now + p->debounce_other;
 	} else {
 		r->failures++;
 		r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : p->backoff_min;
@@ -103,6 +104,7 @@ static void attempt(struct purg *p, struct proom *r, long long now)
 		r->due_ms = now + p->fetch_retry;
 		return;
 	}
+	r->idle_wait = 0;
 	char (*absent)[PDU_EVENT_ID_MAX] = calloc(PSTORE_DEPS_MAX, PDU_EVENT_ID_MAX);
 	char (*latest)[PDU_EVENT_ID_MAX] = calloc(PSTORE_DEPS_MAX, PDU_EVENT_ID_MAX);
 	char (*earliest)[PDU_EVENT_ID_MAX] = calloc(20, PDU_EVENT_ID_MAX);
@@ -148,6 +150,7 @@ static void attempt(struct purg *p, struct proom *r, long long now)
 		/* everything held here waits on other held events (or on the ACL):
 		 * nothing to ask for until something changes */
 		r->due_ms = now + p->backoff_max;
+		r->idle_wait = 1;
 		room_dirty(p, r);
 		goto out;
 	}

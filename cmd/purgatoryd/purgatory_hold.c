@@ -184,9 +184,22 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 {
 	struct hold_rec *h = p->hr;
 	struct proom *r = room_find(p, pi->room_id);
-	int fresh = !r || !r->nheld;
-	long long due = fresh ? x->now + p->debounce : r->due_ms;
-	if (fresh && r && (r->inflight || r->due_ms > due)) due = r->due_ms;
+	int fresh = !r || !r->nheld, pulled = 0;
+	long long due = r ? r->due_ms : 0;
+	/* a room starts its pacing with this event, or had nothing to ask for
+	 * (everything waited on held events) and now may: debounce by arrival */
+	if ((fresh || r->idle_wait) && !(r && r->inflight)) {
+		int sync = purgatory_by_sync(p, x->t, from ? from : "");
+		long long want = x->now + (sync ? p->debounce : p->debounce_other);
+		if (fresh || want < due) {
+			pulled = !fresh;
+			due = want;
+		}
+		if (r) r->idle_wait = 0;
+		log_debug("room %s: %s held event came %s%s; fetch in %lld ms", pi->room_id,
+		          fresh ? "first" : "new", sync ? "by sync from " : "from ",
+		          from && from[0] ? from : "-", due - x->now);
+	}
 	snprintf(h->room_id, sizeof h->room_id, "%s", pi->room_id);
 	h->nmissing = nmissing;
 	for (int i = 0; i < nmissing; i++) memcpy(h->missing[i], missing[i], PDU_EVENT_ID_MAX);
@@ -214,6 +227,7 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 	}
 	struct held *hd = held_add(p, pi->event_id, pi->room_id, x->now);
 	hd->room->due_ms = due;
+	if (pulled) room_dirty(p, hd->room);     /* the other rows said backoff_max */
 	(*p->c_held)++;
 	if (!nmissing) (*p->c_acl_blocked)++;
 }

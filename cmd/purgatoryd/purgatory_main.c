@@ -14,6 +14,7 @@ void purgatory_params(struct purg *p)
 {
 	const struct config *c = &p->d->cfg;
 	p->debounce = cfg_ms(c, "purgatoryd", "debounce");
+	p->debounce_other = cfg_ms(c, "purgatoryd", "debounce_other");
 	p->backoff_min = cfg_ms(c, "purgatoryd", "backoff_min");
 	p->backoff_max = cfg_ms(c, "purgatoryd", "backoff_max");
 	p->max_hold = cfg_ms(c, "purgatoryd", "max_hold");
@@ -46,6 +47,29 @@ int purgatory_acl_ok(struct purg *p, const struct pdu_info *pi)
 	if (pi->sender_server[0] && !cfg_acl_allows(c, pi->sender_server)) return 0;
 	if (pi->origin[0] && !cfg_acl_allows(c, pi->origin)) return 0;
 	return 1;
+}
+
+int purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from)
+{
+	const struct config *c = &p->d->cfg;
+	size_t fl = strlen(from);
+	if (!fl || !strcmp(from, p->server_name)) return 0;
+	for (size_t i = 0; i < c->npeers; i++) {
+		const char *name = c->peers[i].name;
+		if (!strcmp(name, from)) return 1;
+		/* federation_state key "<peer>\0server_name" (store.h), written by
+		 * syncd at the identity handshake */
+		char k[sizeof c->peers[i].name + 16];
+		size_t nl = strlen(name);
+		memcpy(k, name, nl);
+		k[nl] = 0;
+		memcpy(k + nl + 1, "server_name", 11);
+		MDB_val v;
+		if (store_get(t, &p->d->st, DB_FEDERATION_STATE, k, nl + 12, &v) == 0 &&
+		    v.mv_size == fl && !memcmp(v.mv_data, from, fl))
+			return 1;
+	}
+	return 0;
 }
 
 static void tick_cb(struct daemon *d, void *arg)

@@ -4,7 +4,12 @@
 # the fetched PDUs go through the inbox and validated and everything held is
 # released in order. missing_events carries the hints (the held event's peer,
 # the sender's server, the room's servers); a room whose missing_events comes
-# back empty falls back to single-event fetches after a backoff.
+# back empty falls back to single-event fetches after a backoff. A room whose
+# gap nobody has stays held; its rows carry the attempt count and next try
+# (fedctl purgatory ls/show), kept current as attempts start and fail, and
+# across a restart. Debounce by arrival: a room's first held event that
+# arrived by sync (from a [peer] name, or the server name syncd pinned for a
+# peer) waits `debounce`, any other (here: an import) `debounce_other`.
 . tests/lib/lib.sh
 CONF=$(node_config alpha "$(free_port)" "
 [validated]
@@ -12,9 +17,16 @@ rescan_every = 300ms
 rescan_age = 1s
 [purgatoryd]
 debounce = 100ms
+debounce_other = 700ms
 backoff_min = 300ms
 backoff_max = 1s
-fetch_retry = 300ms")
+fetch_retry = 300ms
+[peer peer.test]
+endpoint = http://127.0.0.1:1
+mode = paused
+[peer pb]
+endpoint = http://127.0.0.1:1
+mode = paused")
 D=$T_TMP/alpha
 SRV=$(sed -n 's/^server_name = //p' "$CONF")
 PT=purgatory_tool
@@ -27,13 +39,16 @@ $PT gen -k "$D/signing.key" -s "$SRV" -n 4 --tag lost --ids "$T_TMP/lost.ids" > 
 cat "$T_TMP/gap.jsonl" "$T_TMP/nb.jsonl" > "$T_TMP/all.jsonl"
 cat "$T_TMP/gap.ids" "$T_TMP/nb.ids" > "$T_TMP/all.ids"
 
+# what syncd writes at peer pb's identity handshake: its server name
+printf 'VERSION=3\nformat=print\ntype=btree\nHEADER=END\n pb\\00server_name\n pinned.test\nDATA=END\n' |
+	mdb_load -s federation_state "$D/state"
 bg purgatoryd -c "$CONF" -v 2>"$T_TMP/purg.log"; PURG=$LAST_PID
 bg validated -c "$CONF"; VAL=$LAST_PID
 check "up" wait_for "[ -S $D/run/purgatoryd.sock ] && [ -S $D/run/validated.sock ]"
 # create + the last event of each room: 8 + 3 events missing in between
 sed -n '1p;10p' "$T_TMP/gap.jsonl" | $PT submit -c "$CONF" --from peer.test - 2>/dev/null
-sed -n '1p;5p' "$T_TMP/nb.jsonl" | $PT submit -c "$CONF" --from peer.test - 2>/dev/null
-sed -n '1p;4p' "$T_TMP/lost.jsonl" | $PT submit -c "$CONF" --from peer.test - 2>/dev/null
+sed -n '1p;5p' "$T_TMP/nb.jsonl" | $PT submit -c "$CONF" --from import - 2>/dev/null
+sed -n '1p;4p' "$T_TMP/lost.jsonl" | $PT submit -c "$CONF" --from pinned.test - 2>/dev/null
 LOST=$(sed -n 4p "$T_TMP/lost.ids")
 check "the three tips are held" wait_for '[ "$(stat_of purgatory)" = 3 ] && [ "$(stat_of events)" = 3 ]'
 sleep 2
@@ -45,6 +60,10 @@ import json, sys
 r = [x for x in json.load(sys.stdin) if x["event_id"] == sys.argv[1]]
 print("%d %d %d" % (r[0]["attempts"], r[0]["next_try_ms"], r[0]["first_seen_ms"]) if r else "none")' "$1"; }
 check_eq "fetchd down: no attempt counted" 0 "$(row_of "$LOST" | cut -d' ' -f1)"
+wait_of() { set -- $(row_of "$1"); echo $(($2 - $3)); }
+check_eq "from a [peer] name: sync arrival, debounce (100 ms)" 100 "$(wait_of "$(sed -n 10p "$T_TMP/gap.ids")")"
+check_eq "from a peer's pinned server name: sync arrival, debounce" 100 "$(wait_of "$LOST")"
+check_eq "imported: debounce_other (700 ms)" 700 "$(wait_of "$(sed -n 5p "$T_TMP/nb.ids")")"
 
 bg $STUB "$D/run/fetchd.sock" "$T_TMP/all.jsonl" "$T_TMP/all.ids" "$T_TMP/req.log" beta.test; STUBP=$LAST_PID
 check "once fetchd answers, every gap is fetched and released" \

@@ -8,6 +8,7 @@ rescan_every = 300ms
 rescan_age = 1s
 [purgatoryd]
 debounce = 100ms
+debounce_other = 100ms
 backoff_min = 300ms
 backoff_max = 1s
 fetch_retry = 300ms
