@@ -224,21 +224,21 @@ int store_inbox_get(MDB_txn *t, struct store *s, uint64_t seq, struct inbox_rec 
 	return rc ? rc : store_inbox_parse(&v, r);
 }
 
-static size_t key_of(char *out, size_t cap, const char *server, const char *key_id)
+size_t store_key2(char *out, size_t cap, const char *a, const char *b)
 {
-	size_t a = strlen(server), b = strlen(key_id);
-	if (a + 1 + b > cap) return 0;
-	memcpy(out, server, a);
-	out[a] = 0;
-	memcpy(out + a + 1, key_id, b);
-	return a + 1 + b;
+	size_t an = strlen(a), bn = strlen(b);
+	if (an + 1 + bn > cap) return 0;
+	memcpy(out, a, an);
+	out[an] = 0;
+	memcpy(out + an + 1, b, bn);
+	return an + 1 + bn;
 }
 
 int store_key_put(MDB_txn *t, struct store *s, const char *server, const char *key_id,
                   const unsigned char pk[32], int64_t valid_until_ts)
 {
 	char k[512];
-	size_t kn = key_of(k, sizeof(k), server, key_id);
+	size_t kn = store_key2(k, sizeof(k), server, key_id);
 	if (!kn) return MDB_BAD_VALSIZE;
 	unsigned char v[40];
 	memcpy(v, pk, 32);
@@ -250,7 +250,7 @@ int store_key_get(MDB_txn *t, struct store *s, const char *server, const char *k
                   unsigned char pk[32], int64_t *valid_until_ts)
 {
 	char k[512];
-	size_t kn = key_of(k, sizeof(k), server, key_id);
+	size_t kn = store_key2(k, sizeof(k), server, key_id);
 	if (!kn) return MDB_NOTFOUND;
 	MDB_val v;
 	int rc = store_get(t, s, DB_SERVER_KEYS, k, kn, &v);

@@ -100,6 +100,9 @@ int  store_get(MDB_txn *t, struct store *s, int db, const void *k, size_t kn, MD
 int  store_put(MDB_txn *t, struct store *s, int db, const void *k, size_t kn,
                const void *v, size_t vn, unsigned flags);
 int  store_del(MDB_txn *t, struct store *s, int db, const void *k, size_t kn);
+/* A two-part key "a \0 b" (set-valued and per-peer tables) into out;
+ * returns its length, or 0 if it does not fit in cap. */
+size_t store_key2(char *out, size_t cap, const char *a, const char *b);
 /* Next value of a u64 counter kept in meta under name (starts at 1). */
 uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name);
 

@@ -3,24 +3,16 @@
 #include "buf.h"
 #include "json.h"
 #include "log.h"
+#include "vclock.h"
 #include <string.h>
 
 const char *const fstate_fields[] = { "cursor", "last_seen", "node_id", "server_name", "vclock", "health", NULL };
 
-static size_t fkey(char *k, size_t cap, const char *peer, const char *field)
-{
-	size_t a = strlen(peer), b = strlen(field);
-	if (a + 1 + b > cap) return 0;
-	memcpy(k, peer, a);
-	k[a] = 0;
-	memcpy(k + a + 1, field, b);
-	return a + 1 + b;
-}
 
 int fstate_get(MDB_txn *t, struct store *st, const char *peer, const char *field, char *out, size_t cap)
 {
 	char k[256];
-	size_t kn = fkey(k, sizeof k, peer, field);
+	size_t kn = store_key2(k, sizeof k, peer, field);
 	MDB_val v;
 	if (!kn || store_get(t, st, DB_FEDERATION_STATE, k, kn, &v) || v.mv_size >= cap) return -1;
 	memcpy(out, v.mv_data, v.mv_size);
@@ -31,14 +23,14 @@ int fstate_get(MDB_txn *t, struct store *st, const char *peer, const char *field
 int fstate_put(MDB_txn *t, struct store *st, const char *peer, const char *field, const void *v, size_t n)
 {
 	char k[256];
-	size_t kn = fkey(k, sizeof k, peer, field);
+	size_t kn = store_key2(k, sizeof k, peer, field);
 	return kn ? store_put(t, st, DB_FEDERATION_STATE, k, kn, v, n, 0) : MDB_BAD_VALSIZE;
 }
 
 int fstate_del(MDB_txn *t, struct store *st, const char *peer, const char *field)
 {
 	char k[256];
-	size_t kn = fkey(k, sizeof k, peer, field);
+	size_t kn = store_key2(k, sizeof k, peer, field);
 	int rc = kn ? store_del(t, st, DB_FEDERATION_STATE, k, kn) : 0;
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -62,4 +54,19 @@ void fstate_health(struct store *st, const char *peer, const char *reason, const
 	if (fstate_put(t, st, peer, "health", b.data, b.len)) mdb_txn_abort(t);
 	else store_commit(t);
 	buf_free(&b);
+}
+
+void fstate_merge_clocks(MDB_txn *t, struct store *st, struct vclock *vc)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(t, st->dbi[DB_FEDERATION_STATE], &c) != 0) return;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const char *z = memchr(k.mv_data, 0, k.mv_size);
+		if (!z || k.mv_size - (size_t)(z - (const char *)k.mv_data) != 7 || memcmp(z + 1, "vclock", 6)) continue;
+		struct vclock pv;
+		vclock_init(&pv);
+		if (vclock_parse(&pv, v.mv_data, v.mv_size) > 0) vclock_merge(vc, &pv);
+	}
+	mdb_cursor_close(c);
 }

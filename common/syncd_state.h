@@ -20,5 +20,9 @@ void fstate_health(struct store *st, const char *peer, const char *reason, const
                    int failures);
 /* Every field syncd keeps for a peer (what `fedctl peer reset` deletes). */
 extern const char *const fstate_fields[];
+/* Merge into vc every peer clock stored in federation_state (what each peer
+ * had when we last caught up with it): served and syncd advertise this. */
+struct vclock;
+void fstate_merge_clocks(MDB_txn *t, struct store *st, struct vclock *vc);
 
 #endif

@@ -6,6 +6,7 @@
  * needs no new frame plumbing, costs nothing when nobody waits, and cannot
  * miss a commit the way a lost wakeup frame could. */
 #include "served.h"
+#include "syncd_state.h"
 #include "log.h"
 #include "json.h"
 #include "b64.h"
@@ -37,19 +38,7 @@ static uint64_t stream_head(struct served *s, MDB_txn *t)
 void fed_node_clock(struct served *s, MDB_txn *t, struct vclock *vc)
 {
 	vclock_init(vc);
-	MDB_cursor *c;
-	MDB_val k, v;
-	if (mdb_cursor_open(t, s->d->st.dbi[DB_FEDERATION_STATE], &c) == 0) {
-		int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			const char *z = memchr(k.mv_data, 0, k.mv_size);
-			if (!z || k.mv_size - (size_t)(z - (const char *)k.mv_data) != 7 || memcmp(z + 1, "vclock", 6)) continue;
-			struct vclock pv;
-			vclock_init(&pv);
-			if (vclock_parse(&pv, v.mv_data, v.mv_size) > 0) vclock_merge(vc, &pv);
-		}
-		mdb_cursor_close(c);
-	}
+	fstate_merge_clocks(t, &s->d->st, vc);
 	vclock_advance(vc, s->node_id, stream_head(s, t));
 }
 

@@ -149,19 +149,9 @@ static void local_clock(struct peer *p, MDB_txn *t, struct vclock *vc, uint64_t 
 {
 	struct store *st = &p->sy->d->st;
 	vclock_init(vc);
-	MDB_cursor *c;
-	MDB_val k, v;
-	if (mdb_cursor_open(t, st->dbi[DB_FEDERATION_STATE], &c) == 0) {
-		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			const char *z = memchr(k.mv_data, 0, k.mv_size);
-			if (!z || k.mv_size - (size_t)(z - (const char *)k.mv_data) != 7 || memcmp(z + 1, "vclock", 6)) continue;
-			struct vclock pv;
-			vclock_init(&pv);
-			if (vclock_parse(&pv, v.mv_data, v.mv_size) > 0) vclock_merge(vc, &pv);
-		}
-		mdb_cursor_close(c);
-	}
+	fstate_merge_clocks(t, st, vc);
 	MDB_cursor *sc;
+	MDB_val k, v;
 	if (mdb_cursor_open(t, st->dbi[DB_STREAM], &sc) == 0) {
 		if (mdb_cursor_get(sc, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
 			vclock_advance(vc, p->sy->node_id, be64_get(k.mv_data));
