@@ -85,7 +85,8 @@ bench: deps
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin CC=clang OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
-	@FP_BUILD=build-asan FP_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh $(TESTS)
+	@$(MAKE) --no-print-directory fuzz-smoke >/dev/null 2>&1 || true
+	@FP_BUILD=build-asan FP_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 sh tests/run.sh $(TESTS)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
 	@mkdir -p $(dir $@)

@@ -543,11 +543,11 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		case 'v': d->verbose++; break;
 		case 'n': check = 1; break;
 		case 1000: d->stdio = 1; break;
-		case 'h': usage(ops, stdout); return 0;
-		case 'V': printf("%s (fedpipe) %s\n", ops->name, FP_VERSION); return 0;
-		case '?': usage(ops, stderr); return EXIT_CONFIG;
+		case 'h': usage(ops, stdout); free(opts); return 0;
+		case 'V': printf("%s (fedpipe) %s\n", ops->name, FP_VERSION); free(opts); return 0;
+		case '?': usage(ops, stderr); free(opts); return EXIT_CONFIG;
 		default:
-			if (!ops->option || ops->option(d, ch, optarg) < 0) { usage(ops, stderr); return EXIT_CONFIG; }
+			if (!ops->option || ops->option(d, ch, optarg) < 0) { usage(ops, stderr); free(opts); return EXIT_CONFIG; }
 		}
 	}
 	free(opts);
@@ -559,9 +559,10 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	char err[1024];
 	if (config_load(&d->cfg, d->cfg_path, err, sizeof(err)) < 0) {
 		log_err("%s", err);
+		config_free(&d->cfg);
 		return EXIT_CONFIG;
 	}
-	if (check) { printf("configuration OK\n"); return 0; }
+	if (check) { printf("configuration OK\n"); config_free(&d->cfg); return 0; }
 	long long fm = cfg_size(&d->cfg, "node", "frame_max");
 	d->frame_max = fm > 0 && fm < UINT32_MAX ? (uint32_t)fm : FRAME_MAX_DEFAULT;
 	ds.reconnect_ms = cfg_ms(&d->cfg, "node", "reconnect");
@@ -579,6 +580,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		if (store_open(&d->st, dir, (size_t)cfg_size(&d->cfg, "node", "map_size"),
 		               !ops->needs_store, err, sizeof(err)) < 0) {
 			log_err("%s", err);
+			config_free(&d->cfg);
 			return EXIT_TEMP;
 		}
 	}
@@ -640,6 +642,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		free(c);
 	}
 	if (ops->needs_store || ops->store_readonly) store_close(&d->st);
+	config_free(&d->cfg);
 	log_info("stopped");
 	return d->exit_code;
 }

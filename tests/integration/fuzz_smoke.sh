@@ -2,11 +2,13 @@
 # longer). The harnesses are built by `make test` (target fuzz-smoke) with
 # clang's -fsanitize=fuzzer,address,undefined; a crash or sanitizer report fails.
 . tests/lib/lib.sh
-found=0
-for f in "$FP_BUILD"/fuzz/fuzz_*; do
+found=0 seen=""
+for f in "$FP_BUILD"/fuzz/fuzz_* "$FP_ROOT"/build/fuzz/fuzz_*; do
 	[ -x "$f" ] || continue
-	found=1
 	n=$(basename "$f")
+	case " $seen " in *" $n "*) continue ;; esac   # build-asan falls back to build/fuzz
+	seen="$seen $n"
+	found=1
 	mkdir -p "$T_TMP/$n"
 	if "$f" -max_total_time="${FP_FUZZ_SECONDS:-10}" -max_len=70000 -rss_limit_mb=1024 \
 		"$T_TMP/$n" tests/fuzz/seeds >"$T_TMP/$n.log" 2>&1; then
