@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "feed_sink.h"
+#include "frame.h"
 #include "buf.h"
 
 struct stdout_sink { int fd; struct buf line; };
@@ -24,15 +25,6 @@ static int stdout_open(struct feed_sink *s, const struct feed_opts *o, char *err
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) { if (errno == EINTR) continue; return -1; }
-		p += w; n -= (size_t)w;
-	}
-	return 0;
-}
 
 static void stdout_append(struct feed_sink *s, struct feed_event *ev, size_t n)
 {
@@ -43,7 +35,7 @@ static void stdout_append(struct feed_sink *s, struct feed_event *ev, size_t n)
 		buf_reset(&o->line);
 		feed_event_json(&o->line, &ev[i]);
 		buf_addc(&o->line, '\n');
-		if (write_all(o->fd, o->line.data, o->line.len) < 0) {
+		if (fd_write_all(o->fd, o->line.data, o->line.len) < 0) {
 			int e = errno;
 			ev[i].rc = (e == EPIPE) ? FEED_ERR_CLOSED : FEED_ERR_SINK;
 			snprintf(ev[i].err, sizeof ev[i].err, "stdout: %s", strerror(e));

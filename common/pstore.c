@@ -96,16 +96,6 @@ int pstore_room_version_for(MDB_txn *t, struct store *s, const struct pdu_info *
 	return dflt;
 }
 
-static size_t room_key(unsigned char *k, size_t cap, const char *room, const char *rest)
-{
-	size_t a = strlen(room), b = strlen(rest);
-	if (a + 1 + b > cap) return 0;
-	memcpy(k, room, a);
-	k[a] = 0;
-	memcpy(k + a + 1, rest, b);
-	return a + 1 + b;
-}
-
 int pstore_room_get(MDB_txn *t, struct store *s, const char *room_id, int *rv,
                     uint64_t *max_depth, char *create_id, size_t cap)
 {
@@ -129,7 +119,7 @@ static int put_room_server(MDB_txn *t, struct store *s, const char *room, const 
                            long long now)
 {
 	unsigned char k[2 * PSTORE_NAME_MAX], v[8];
-	size_t kn = room_key(k, sizeof k, room, server);
+	size_t kn = store_key2((char *)k, sizeof k, room, server);
 	MDB_val old;
 	if (!kn || !server[0]) return 0;
 	/* last_seen only needs minute precision; skip the write otherwise */
@@ -184,11 +174,11 @@ int pstore_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, i
 
 	/* forward extremities: this event is one, its parents no longer are */
 	unsigned char k[PSTORE_NAME_MAX + PDU_EVENT_ID_MAX + 2], d8[8];
-	size_t kn = room_key(k, sizeof k, pi->room_id, pi->event_id);
+	size_t kn = store_key2((char *)k, sizeof k, pi->room_id, pi->event_id);
 	be64_put(d8, (uint64_t)(pi->depth > 0 ? pi->depth : 0));
 	if (kn && (rc = store_put(t, s, DB_ROOM_EXTREMITIES, k, kn, d8, 8, 0))) return rc;
 	for (int i = 0; i < pi->nprev; i++) {
-		kn = room_key(k, sizeof k, pi->room_id, pi->deps[i]);
+		kn = store_key2((char *)k, sizeof k, pi->room_id, pi->deps[i]);
 		if (kn && (rc = store_del(t, s, DB_ROOM_EXTREMITIES, k, kn)) && rc != MDB_NOTFOUND)
 			return rc;
 	}

@@ -192,15 +192,6 @@ static struct feed_source *open_source(struct fedctl *fc, struct feed_args *a, s
 	return s;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) { if (errno == EINTR) continue; return -1; }
-		p += w; n -= (size_t)w;
-	}
-	return 0;
-}
 
 static int feed_tail(struct fedctl *fc, struct feed_args *a)
 {
@@ -228,7 +219,7 @@ static int feed_tail(struct fedctl *fc, struct feed_args *a)
 			buf_reset(&line);
 			buf_add(&line, it[i].json, it[i].json_len);
 			buf_addc(&line, '\n');
-			if (write_all(1, line.data, line.len) < 0) { feed_items_free(it, n); goto out; }  /* reader gone */
+			if (fd_write_all(1, line.data, line.len) < 0) { feed_items_free(it, n); goto out; }  /* reader gone */
 			if (it[i].cv > since) since = it[i].cv;
 			printed++;
 		}

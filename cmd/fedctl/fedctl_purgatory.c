@@ -228,10 +228,9 @@ static int drop_offline(struct fedctl *fc, const char *id)
 	}
 	if (pstore_hold_decode(&d, v.mv_data, v.mv_size, h) < 0) h->nmissing = 0;
 	for (int i = 0; i < h->nmissing; i++) {
-		unsigned char k[2 * PDU_EVENT_ID_MAX];
-		size_t a = strlen(h->missing[i]), bl = strlen(id);
-		memcpy(k, h->missing[i], a); k[a] = 0; memcpy(k + a + 1, id, bl);
-		store_del(t, s, DB_MISSING_INDEX, k, a + 1 + bl);
+		char k[2 * PDU_EVENT_ID_MAX];
+		size_t kn = store_key2(k, sizeof k, h->missing[i], id);
+		if (kn) store_del(t, s, DB_MISSING_INDEX, k, kn);
 	}
 	store_del(t, s, DB_PURGATORY, id, strlen(id));
 	rc = store_commit(t) ? 1 : 0;

@@ -169,15 +169,6 @@ void purgatory_persist_rooms(struct purg *p, struct tx *x)
 	if (rewritten) log_debug("persisted fetch pacing into %zu held rows", rewritten);
 }
 
-static size_t mi_key(unsigned char *k, const char *missing, const char *waiting)
-{
-	size_t a = strlen(missing), b = strlen(waiting);
-	memcpy(k, missing, a);
-	k[a] = 0;
-	memcpy(k + a + 1, waiting, b);
-	return a + 1 + b;
-}
-
 void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int rv,
                     int redacted, const char *from, const char *pdu, size_t n,
                     char missing[][PDU_EVENT_ID_MAX], int nmissing)
@@ -221,7 +212,7 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 	if (rc) fatalx("purgatory put %s: %s", pi->event_id, mdb_strerror(rc));
 	unsigned char k[2 * PDU_EVENT_ID_MAX];
 	for (int i = 0; i < nmissing; i++) {
-		size_t kn = mi_key(k, missing[i], pi->event_id);
+		size_t kn = store_key2((char *)k, sizeof k, missing[i], pi->event_id);
 		if ((rc = store_put(x->t, &p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0)))
 			fatalx("missing_index put: %s", mdb_strerror(rc));
 	}
@@ -237,7 +228,7 @@ void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct
 	unsigned char k[2 * PDU_EVENT_ID_MAX];
 	int rc;
 	for (int i = 0; i < h->nmissing; i++) {
-		size_t kn = mi_key(k, h->missing[i], id);
+		size_t kn = store_key2((char *)k, sizeof k, h->missing[i], id);
 		if ((rc = store_del(x->t, &p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND)
 			fatalx("missing_index del: %s", mdb_strerror(rc));
 	}
