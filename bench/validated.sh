@@ -35,6 +35,10 @@ cat "$DIR/c.txt" "$DIR/py.txt" | awk '
 		row("stream with every event 3x (dedup cache)", v["dedup3_1"])
 		row("validated --jsonl, 1 worker (end to end)", v["jsonl_1"])
 		row("validated --jsonl, 2 workers (end to end)", v["jsonl_2"])
+		ns = v["nosig_1"]
+		if (ns && one)
+			printf "work besides the signature (parse, event ID, content hash): %.2f us/event = %.1f%% of deep validation (goal < 10%%)\n", 1e6 / ns, 100 * one / ns
+		printf "single-core rows: median of 5 interleaved rounds\n"
 		printf "scaling 2 threads / 1: validate %.2fx, raw verify %.2fx (the machine sets the ceiling)\n", (one ? v["deep_2"] / one : 0), (raw ? v["raw_verify_2"] / raw : 0)
 	}
 	function row(name, x) {

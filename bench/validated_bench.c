@@ -37,7 +37,19 @@ static int lookup(void *arg, const char *server, const char *key_id, unsigned ch
 	return 0;
 }
 
-struct run { int repeat; int want_pdu; size_t seen; double rate; long n, bad; };
+struct run { int repeat; int want_pdu; size_t seen; unsigned checks; double rate; long n, bad; };
+
+static int dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, dcmp);
+	return v[n / 2];
+}
 
 static void *deep(void *arg)
 {
@@ -46,7 +58,7 @@ static void *deep(void *arg)
 	struct val_result res;
 	struct val_opts o = {0};
 	o.room_version = 10;
-	o.checks = VAL_CHECK_ALL;
+	o.checks = r->checks;
 	o.want_pdu = r->want_pdu;
 	o.key = lookup;
 	validator_init(&v, r->seen);
@@ -161,15 +173,41 @@ int main(int argc, char **argv)
 	fclose(f);
 	printf("event_bytes %zu\n", total / (size_t)nev);
 
-	/* raw verify on the same bytes */
-	double t0 = now(), t;
-	long n = 0;
-	do {
-		for (int i = 0; i < nev; i++, n++)
-			if (crypto_sign_verify_detached(sig[i], (unsigned char *)msg[i].data, msg[i].len, key.pk) != 0)
-				return 111;
-	} while ((t = now()) - t0 < secs);
-	printf("raw_verify %.0f\n", n / (t - t0));
+	/* BENCH_PROFILE=nosig|deep: run only that loop, for perf/callgrind */
+	const char *prof = getenv("BENCH_PROFILE");
+	if (prof) {
+		struct run r = { .repeat = 1, .checks = strcmp(prof, "nosig") ? VAL_CHECK_ALL
+		                                          : VAL_CHECK_EVENT_ID | VAL_CHECK_HASHES };
+		printf("%s %.0f\n", prof, threads(1, r));
+		return 0;
+	}
+	/* Single-core rows are measured in interleaved rounds (raw, deep,
+	 * deep without the signature check, ...) and the median of each is
+	 * printed, so a frequency or load change on a noisy machine hits all
+	 * of them alike instead of whichever row happened to run then. */
+	enum { ROUNDS = 5 };
+	double raw[ROUNDS], dp[ROUNDS], nosig[ROUNDS], pdu1[ROUNDS];
+	double total_secs = secs;
+	secs = total_secs / ROUNDS;
+	struct rawarg ra1 = { sig, msg, 0 };
+	for (int k = 0; k < ROUNDS; k++) {
+		raw_thread(&ra1);
+		raw[k] = ra1.rate;
+		struct run r = { .repeat = 1, .want_pdu = 0, .seen = 0, .checks = VAL_CHECK_ALL };
+		dp[k] = threads(1, r);
+		r.checks = VAL_CHECK_EVENT_ID | VAL_CHECK_HASHES;
+		nosig[k] = threads(1, r);
+		r.checks = VAL_CHECK_ALL;
+		r.want_pdu = 1;
+		pdu1[k] = threads(1, r);
+		if (getenv("BENCH_VERBOSE"))
+			fprintf(stderr, "round %d: raw %.0f deep %.0f nosig %.0f pdu %.0f\n", k, raw[k], dp[k], nosig[k], pdu1[k]);
+	}
+	printf("raw_verify %.0f\n", median(raw, ROUNDS));
+	printf("deep_1 %.0f\n", median(dp, ROUNDS));
+	printf("deep_pdu_1 %.0f\n", median(pdu1, ROUNDS));
+	printf("nosig_1 %.0f\n", median(nosig, ROUNDS));
+	secs = total_secs;
 
 	/* raw verify on 2 threads: the scaling ceiling of this machine */
 	{
@@ -183,11 +221,7 @@ int main(int argc, char **argv)
 		for (int k = 0; k < 2; k++) { pthread_join(th[k], NULL); sum += ra[k].rate; }
 		printf("raw_verify_2 %.0f\n", sum);
 	}
-	struct run r = { .repeat = 1, .want_pdu = 0, .seen = 0 };
-	printf("deep_1 %.0f\n", threads(1, r));
-	r.want_pdu = 1;
-	printf("deep_pdu_1 %.0f\n", threads(1, r));
-	r.want_pdu = 0;
+	struct run r = { .repeat = 1, .want_pdu = 0, .seen = 0, .checks = VAL_CHECK_ALL };
 	printf("deep_2 %.0f\n", threads(2, r));
 	r.repeat = 3;
 	r.seen = 65536;

@@ -12,5 +12,10 @@ size_t b64_encode(char *out, const unsigned char *in, size_t n);      /* standar
 size_t b64_encode_url(char *out, const unsigned char *in, size_t n);  /* URL-safe */
 /* Decode src[0..n) into out (cap bytes). Returns decoded length or -1. */
 long   b64_decode(unsigned char *out, size_t cap, const char *src, size_t n);
+/* The two halves of b64_decode, exposed so tests can check they agree:
+ * the fast table path (-2 when the input is not its common shape) and the
+ * libsodium path (-1 on any fault). */
+long   b64_decode_fast(unsigned char *out, size_t cap, const char *src, size_t n);
+long   b64_decode_sodium(unsigned char *out, size_t cap, const char *src, size_t n);
 
 #endif

@@ -405,6 +405,7 @@ static int parse_top_primitive(struct json_doc *d, size_t i)
 	t->end = (uint32_t)j;
 	t->size = 0;
 	t->next = 1;
+	t->flags = 0;
 	d->ntok = 1;
 	return 0;
 }
@@ -417,6 +418,20 @@ static int check_dupkeys(struct json_doc *d, uint32_t o)
 {
 	uint32_t n = d->tok[o].size;
 	uint32_t local[2 * 64], *keys = local;
+	/* Keys already in strictly increasing order (any canonical input) hold
+	 * no duplicates: one pass of neighbour compares settles it. */
+	{
+		uint32_t prev = o + 1, x = d->tok[prev + 1].next, i = 1;
+		for (; i < n; i++) {
+			if (str_cmp(d, prev, x) >= 0)
+				break;
+			prev = x;
+			x = d->tok[x + 1].next;
+		}
+		if (i == n)
+			return 0;
+		d->tok[o].flags &= (uint8_t)~JSON_TF_CANON;
+	}
 	if (n <= SMALL_SORT) {
 		uint32_t k[SMALL_SORT], x = o + 1;
 		for (uint32_t i = 0; i < n; i++) {
@@ -504,6 +519,7 @@ int json_parse(struct json_doc *d, const char *buf, size_t len, int max_depth)
 		size_t re = j->type == JSMN_STRING ? (size_t)j->end + 1 : (size_t)j->end;
 		int64_t pdepth = 0;
 		int is_key = 0;
+		int cont = -1;          /* the enclosing object or array */
 
 		if (i == 0) {
 			if (!gap_ok(buf, 0, rs, 0, &bad))
@@ -516,20 +532,29 @@ int json_parse(struct json_doc *d, const char *buf, size_t len, int max_depth)
 				return fail(d, JSON_E_SYNTAX, re);
 			if (!gap_ok(buf, tk[p].next, rs, tk[p].size ? ',' : 0, &bad))
 				return fail(d, JSON_E_SYNTAX, bad);
+			if (rs - tk[p].next != (tk[p].size ? 1u : 0u))
+				tk[p].flags = 0;
 			tk[p].size++;
 			is_key = 1;
+			cont = p;
 		} else if (jt[p].type == JSMN_STRING) {
 			int o = jt[p].parent;           /* the value of key p in object o */
 			if (!gap_ok(buf, (size_t)jt[p].end + 1, rs, ':', &bad))
 				return fail(d, JSON_E_SYNTAX, bad);
+			if (rs != (size_t)jt[p].end + 2)
+				tk[o].flags = 0;
 			tk[o].next = (uint32_t)re;
 			pdepth = tk[o].ival;
+			cont = o;
 		} else if (jt[p].type == JSMN_ARRAY) {
 			if (!gap_ok(buf, tk[p].next, rs, tk[p].size ? ',' : 0, &bad))
 				return fail(d, JSON_E_SYNTAX, bad);
+			if (rs - tk[p].next != (tk[p].size ? 1u : 0u))
+				tk[p].flags = 0;
 			tk[p].size++;
 			tk[p].next = (uint32_t)re;
 			pdepth = tk[p].ival;
+			cont = p;
 		} else {
 			return fail(d, JSON_E_SYNTAX, rs);
 		}
@@ -541,12 +566,14 @@ int json_parse(struct json_doc *d, const char *buf, size_t len, int max_depth)
 		t->size = 0;
 		t->next = i + 1;
 		t->ival = 0;
+		t->flags = 0;
 		enum json_err e;
 		switch (j->type) {
 		case JSMN_OBJECT:
 		case JSMN_ARRAY:
 			t->type = j->type == JSMN_OBJECT ? JSON_OBJECT : JSON_ARRAY;
 			t->ival = pdepth + 1;
+			t->flags = JSON_TF_CANON;
 			if (t->ival > max_depth)
 				return fail(d, JSON_E_DEPTH, rs);
 			t->next = (uint32_t)j->start + 1;
@@ -561,6 +588,8 @@ int json_parse(struct json_doc *d, const char *buf, size_t len, int max_depth)
 				return fail(d, e, (size_t)(b - s));
 			t->type = JSON_STRING;
 			t->ival = (int64_t)dl;
+			if (cont >= 0 && dl != (size_t)(j->end - j->start))
+				tk[cont].flags = 0;     /* an escape: not as canonical writes it */
 			break;
 		}
 		case JSMN_PRIMITIVE:
@@ -586,6 +615,8 @@ int json_parse(struct json_doc *d, const char *buf, size_t len, int max_depth)
 		if (t->type == JSON_OBJECT || t->type == JSON_ARRAY) {
 			if (!gap_ok(buf, t->next, (size_t)j->end - 1, 0, &bad))
 				return fail(d, JSON_E_SYNTAX, bad);
+			if (t->next != (uint32_t)j->end - 1)
+				t->flags = 0;
 			t->ival = 0;
 		}
 		int p = j->parent;
@@ -601,6 +632,18 @@ int json_parse(struct json_doc *d, const char *buf, size_t len, int max_depth)
 	for (uint32_t i = 0; i < n; i++)
 		if (tk[i].type == JSON_OBJECT && tk[i].size > 1 && check_dupkeys(d, i) < 0)
 			return -1;
+	/* A container is canonical as written only if every one inside is:
+	 * children follow their parents, so one backwards pass carries it up
+	 * (a value's jsmn parent is its key; the key's parent is the object). */
+	for (uint32_t i = n; i-- > 1;) {
+		if ((tk[i].type != JSON_OBJECT && tk[i].type != JSON_ARRAY) || (tk[i].flags & JSON_TF_CANON))
+			continue;
+		int p = jt[i].parent;
+		if (p >= 0 && jt[p].type == JSMN_STRING)
+			p = jt[p].parent;
+		if (p >= 0)
+			tk[p].flags &= (uint8_t)~JSON_TF_CANON;
+	}
 	return 0;
 }
 
@@ -676,9 +719,18 @@ int json_obj_get(const struct json_doc *d, int obj, const char *key)
 {
 	if (!valid_tok(d, obj) || d->tok[obj].type != JSON_OBJECT)
 		return -1;
-	for (int k = json_first(d, obj); k >= 0; k = json_next_kv(d, obj, k))
-		if (json_str_eq(d, k, key))
-			return k + 1;
+	/* Called for every field of every event: measure the key once and
+	 * let the decoded lengths rule out most members before any compare. */
+	int64_t n = (int64_t)strlen(key);
+	const struct json_tok *tk = d->tok;
+	uint32_t k = (uint32_t)obj + 1;
+	for (uint32_t i = 0; i < tk[obj].size; i++, k = tk[k + 1].next) {
+		if (tk[k].ival != n)
+			continue;
+		if (str_plain(&tk[k]) ? memcmp(d->src + tk[k].start, key, (size_t)n) == 0
+		                      : json_str_eq(d, (int)k, key))
+			return (int)k + 1;
+	}
 	return -1;
 }
 
@@ -804,6 +856,17 @@ static char *put_scalar(char *w, const struct json_doc *d, uint32_t t)
 	}
 }
 
+/* A scalar, or a container already canonical as written (copied whole). */
+static char *put_value(char *w, const struct json_doc *d, uint32_t t)
+{
+	const struct json_tok *k = &d->tok[t];
+	if (k->type == JSON_OBJECT || k->type == JSON_ARRAY) {
+		memcpy(w, d->src + k->start, k->end - k->start);
+		return w + (k->end - k->start);
+	}
+	return put_scalar(w, d, t);
+}
+
 static void sort_keys(const struct json_doc *d, uint32_t *k, uint32_t *tmp, uint32_t n)
 {
 	if (n <= SMALL_SORT) {
@@ -839,6 +902,7 @@ struct cframe {
 	uint32_t tok, kbase, n, i, cur;
 	int pdepth;     /* path entries above this container's members */
 	int emitted;    /* members written so far (for commas) */
+	int noask;      /* the filter said JSON_KEEP_ALL above: do not ask */
 };
 
 struct cstate {
@@ -871,7 +935,7 @@ static int grow_arr(void **p, void *local, uint32_t *cap, uint32_t want, size_t 
 	return 0;
 }
 
-static int push_frame(struct cstate *c, uint32_t t, int pdepth)
+static int push_frame(struct cstate *c, uint32_t t, int pdepth, int noask)
 {
 	const struct json_doc *d = c->d;
 	if (grow_arr((void **)&c->fr, c->frl, &c->capfr, c->nfr + 1, sizeof *c->fr) < 0)
@@ -882,6 +946,7 @@ static int push_frame(struct cstate *c, uint32_t t, int pdepth)
 	f->i = 0;
 	f->pdepth = pdepth;
 	f->emitted = 0;
+	f->noask = noask;
 	f->kbase = c->npool;
 	f->cur = t + 1;
 	if (d->tok[t].type == JSON_OBJECT) {
@@ -893,7 +958,8 @@ static int push_frame(struct cstate *c, uint32_t t, int pdepth)
 			k[i] = x;
 			x = d->tok[x + 1].next;
 		}
-		sort_keys(d, k, k + f->n, f->n);
+		if (!(d->tok[t].flags & JSON_TF_CANON))   /* else already in order */
+			sort_keys(d, k, k + f->n, f->n);
 		c->npool += f->n;
 	}
 	return 0;
@@ -932,7 +998,8 @@ static int ask_keep(struct cstate *c, json_keep_fn keep, void *arg, int level, u
 	json_str_copy(c->d, (int)key, dst, klen + 1);
 	c->path[level] = dst;
 	c->poff[level] = off + klen + 1;
-	return keep(arg, c->path, level + 1) ? 1 : 0;
+	int r = keep(arg, c->path, level + 1);
+	return r == JSON_KEEP_ALL ? r : r ? 1 : 0;
 }
 
 int json_canonical(const struct json_doc *d, int t, struct buf *out,
@@ -947,8 +1014,9 @@ int json_canonical(const struct json_doc *d, int t, struct buf *out,
 	size_t ub = root->end - root->start + 2;
 	buf_reserve(out, ub);
 	char *base = out->data + out->len, *w = base;
-	if (root->type != JSON_OBJECT && root->type != JSON_ARRAY) {
-		w = put_scalar(w, d, (uint32_t)t);
+	if ((root->type != JSON_OBJECT && root->type != JSON_ARRAY)
+	    || (keep == NULL && (root->flags & JSON_TF_CANON))) {
+		w = put_value(w, d, (uint32_t)t);
 		out->len += (size_t)(w - base);
 		out->data[out->len] = 0;
 		return 0;
@@ -961,13 +1029,13 @@ int json_canonical(const struct json_doc *d, int t, struct buf *out,
 	c.path = c.pathl; c.cappath = 32;
 	c.pbytes = c.pbl; c.cappb = sizeof c.pbl; c.poff = c.poffl;
 	int rc = -1;
-	if (push_frame(&c, (uint32_t)t, 0) < 0)
+	if (push_frame(&c, (uint32_t)t, 0, keep == NULL) < 0)
 		goto out;
 	*w++ = root->type == JSON_OBJECT ? '{' : '[';
 	while (c.nfr) {
 		struct cframe *f = &c.fr[c.nfr - 1];
 		uint32_t v;
-		int pdepth;
+		int pdepth, noask = f->noask;
 		if (f->i == f->n) {
 			*w++ = d->tok[f->tok].type == JSON_OBJECT ? '}' : ']';
 			if (d->tok[f->tok].type == JSON_OBJECT)
@@ -978,12 +1046,13 @@ int json_canonical(const struct json_doc *d, int t, struct buf *out,
 		if (d->tok[f->tok].type == JSON_OBJECT) {
 			uint32_t k = c.pool[f->kbase + f->i++];
 			pdepth = f->pdepth + 1;
-			if (keep) {
+			if (!f->noask) {
 				int r = ask_keep(&c, keep, arg, f->pdepth, k);
 				if (r < 0)
 					goto out;
 				if (r == 0)
 					continue;
+				noask = r == JSON_KEEP_ALL;
 			}
 			if (f->emitted++)
 				*w++ = ',';
@@ -999,12 +1068,12 @@ int json_canonical(const struct json_doc *d, int t, struct buf *out,
 				*w++ = ',';
 		}
 		uint8_t ty = d->tok[v].type;
-		if (ty == JSON_OBJECT || ty == JSON_ARRAY) {
-			if (push_frame(&c, v, pdepth) < 0)
+		if ((ty == JSON_OBJECT || ty == JSON_ARRAY) && !(noask && (d->tok[v].flags & JSON_TF_CANON))) {
+			if (push_frame(&c, v, pdepth, noask) < 0)
 				goto out;
 			*w++ = ty == JSON_OBJECT ? '{' : '[';
 		} else {
-			w = put_scalar(w, d, v);
+			w = put_value(w, d, v);
 		}
 	}
 	rc = 0;

@@ -32,12 +32,18 @@ enum json_err {
 
 struct json_tok {
 	uint8_t  type;      /* enum json_type */
+	uint8_t  flags;     /* JSON_TF_* */
 	uint32_t start;     /* byte offset of the value (strings: after the quote) */
 	uint32_t end;       /* one past the last byte (strings: before the quote) */
 	uint32_t size;      /* objects: number of keys; arrays: elements */
 	uint32_t next;      /* index of the token after this whole subtree */
 	int64_t  ival;      /* JSON_INT value */
 };
+
+/* Containers: the bytes [start, end) are already the canonical encoding
+ * (no whitespace, keys in order, no escapes anywhere inside), so the encoder
+ * may copy them as they are. */
+#define JSON_TF_CANON 0x1
 
 struct json_doc {
 	const char      *src;
@@ -76,6 +82,10 @@ size_t json_str_len(const struct json_doc *d, int t);
  * root (path[0] is the top-level key), depth entries long, each a NUL-terminated
  * decoded key. Used for redaction and for stripping signatures/unsigned. */
 typedef int (*json_keep_fn)(void *arg, const char *const *path, int depth);
+/* A filter may return JSON_KEEP_ALL: keep the member and everything under it
+ * without being asked about its descendants (and without re-encoding a
+ * subtree that is already canonical). */
+#define JSON_KEEP_ALL 2
 int  json_canonical(const struct json_doc *d, int t, struct buf *out,
                     json_keep_fn keep, void *arg);
 /* Encode a decoded string as a canonical JSON string literal (with quotes). */

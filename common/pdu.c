@@ -209,18 +209,25 @@ static int redact_keep(void *arg, const char *const *path, int depth)
 {
 	const struct redact_rules *r = arg;
 
+	/* Only content's members are looked into; everything else kept is
+	 * kept whole (JSON_KEEP_ALL: the encoder stops asking below it). */
 	if (depth == 1) {
-		if (r->for_signing && strcmp(path[0], "signatures") == 0)
+		if (r->for_signing && path[0][0] == 's' && strcmp(path[0], "signatures") == 0)
 			return 0;
-		return top_key_kept(path[0], r->rv == PDU_RV_11);
+		if (!top_key_kept(path[0], r->rv == PDU_RV_11))
+			return 0;
+		return strcmp(path[0], "content") == 0 ? 1 : JSON_KEEP_ALL;
 	}
 	if (strcmp(path[0], "content") != 0)
-		return 1;
-	if (depth == 2)
-		return content_key_kept(r, path[1]);
+		return JSON_KEEP_ALL;
+	if (depth == 2) {
+		if (!content_key_kept(r, path[1]))
+			return 0;
+		return r->type == EV_MEMBER && strcmp(path[1], "third_party_invite") == 0 ? 1 : JSON_KEEP_ALL;
+	}
 	if (depth == 3 && r->type == EV_MEMBER && strcmp(path[1], "third_party_invite") == 0)
-		return strcmp(path[2], "signed") == 0;
-	return 1;
+		return strcmp(path[2], "signed") == 0 ? JSON_KEEP_ALL : 0;
+	return JSON_KEEP_ALL;
 }
 
 static enum ev_type event_type(const struct json_doc *d, int t)
@@ -274,19 +281,29 @@ int pdu_redact(const struct json_doc *d, int t, int rv, int for_signing, struct 
 	return json_canonical(d, t, out, redact_keep, &r);
 }
 
-static int keep_not_hashed(void *arg, const char *const *path, int depth)
+int pdu_keep_hashed(void *arg, const char *const *path, int depth)
 {
 	(void)arg;
 	if (depth != 1)
-		return 1;
-	return strcmp(path[0], "unsigned") != 0 && strcmp(path[0], "signatures") != 0
-	       && strcmp(path[0], "hashes") != 0;
+		return JSON_KEEP_ALL;
+	switch (path[0][0]) {
+	case 'u': return strcmp(path[0], "unsigned") ? JSON_KEEP_ALL : 0;
+	case 's': return strcmp(path[0], "signatures") ? JSON_KEEP_ALL : 0;
+	case 'h': return strcmp(path[0], "hashes") ? JSON_KEEP_ALL : 0;
+	}
+	return JSON_KEEP_ALL;
 }
 
 static int keep_not_signed(void *arg, const char *const *path, int depth)
 {
 	(void)arg;
-	return depth != 1 || (strcmp(path[0], "unsigned") != 0 && strcmp(path[0], "signatures") != 0);
+	if (depth != 1)
+		return JSON_KEEP_ALL;
+	switch (path[0][0]) {
+	case 'u': return strcmp(path[0], "unsigned") ? JSON_KEEP_ALL : 0;
+	case 's': return strcmp(path[0], "signatures") ? JSON_KEEP_ALL : 0;
+	}
+	return JSON_KEEP_ALL;
 }
 
 /* --- hashes and IDs ------------------------------------------------------- */
@@ -299,7 +316,7 @@ static int content_hash_into(const struct json_doc *d, int t, struct buf *scratc
 	if (rules_for(d, t, PDU_RV_10, 0, &r) < 0)
 		return -1;
 	buf_reset(scratch);
-	if (json_canonical(d, t, scratch, keep_not_hashed, NULL) < 0)
+	if (json_canonical(d, t, scratch, pdu_keep_hashed, NULL) < 0)
 		return -1;
 	pdu_sha256(out, scratch->data, scratch->len);
 	return 0;

@@ -88,5 +88,8 @@ enum pdu_verdict json_verify_object(const struct json_doc *d, int t, const char 
 /* SHA-256 as every hash here computes it: x86 SHA extensions when the CPU
  * has them (FP_SHA256_PORTABLE in the environment forces libsodium's). */
 void pdu_sha256(unsigned char out[32], const void *p, size_t n);
+/* json_canonical filter: the members the content hash covers (all but
+ * unsigned, signatures, hashes). */
+int  pdu_keep_hashed(void *arg, const char *const *path, int depth);
 
 #endif

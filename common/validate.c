@@ -274,14 +274,7 @@ static int need(const struct json_doc *d, int root, const char *key, int type,
 static int keep_not_event_id(void *arg, const char *const *path, int depth)
 {
 	(void)arg;
-	return depth != 1 || strcmp(path[0], "event_id") != 0;
-}
-
-static int keep_not_hashed(void *arg, const char *const *path, int depth)
-{
-	(void)arg;
-	return depth != 1 || (strcmp(path[0], "unsigned") != 0 && strcmp(path[0], "signatures") != 0
-	                      && strcmp(path[0], "hashes") != 0);
+	return depth != 1 || strcmp(path[0], "event_id") != 0 ? JSON_KEEP_ALL : 0;
 }
 
 /* Checks an array of event IDs. */
@@ -556,7 +549,7 @@ int validate_pdu(struct validator *v, const struct val_opts *o, const char *byte
 	unsigned char dig[32];
 	if (checks || v->seen) {
 		buf_reset(&v->scratch2);
-		if (json_canonical(d, 0, &v->scratch2, keep_not_hashed, NULL) < 0)
+		if (json_canonical(d, 0, &v->scratch2, pdu_keep_hashed, NULL) < 0)
 			return reject(r, VR_INTERNAL, "cannot encode the event");
 		pdu_sha256(chash, v->scratch2.data, v->scratch2.len);
 	}

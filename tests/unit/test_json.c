@@ -63,8 +63,42 @@ static enum json_err parse_err(const char *s, size_t n, int depth)
 	return e;
 }
 
+/* The encoder copies containers the parser flagged canonical-as-written.
+ * Check that shortcut against the slow path on the same input: encode with
+ * every flag cleared, encode as parsed, and re-parse the output: it must be
+ * flagged canonical (unless it holds an escape) and encode to itself. */
+static int shortcut_agrees(const char *in, size_t n)
+{
+	struct json_doc d;
+	struct buf fast, slow, again;
+	memset(&d, 0, sizeof d);
+	buf_init(&fast); buf_init(&slow); buf_init(&again);
+	int ok = 1;
+	if (json_parse(&d, in, n, JSON_MAX_DEPTH_DEFAULT) == 0) {
+		ok = json_canonical(&d, 0, &fast, NULL, NULL) == 0;
+		for (uint32_t i = 0; i < d.ntok; i++)
+			d.tok[i].flags = 0;
+		ok = ok && json_canonical(&d, 0, &slow, NULL, NULL) == 0
+		     && fast.len == slow.len && memcmp(fast.data, slow.data, fast.len) == 0;
+		ok = ok && json_parse(&d, fast.data, fast.len, JSON_MAX_DEPTH_DEFAULT) == 0
+		     /* escapes are conservatively never "as written" */
+		     && ((d.tok[0].type != JSON_OBJECT && d.tok[0].type != JSON_ARRAY)
+		         || memchr(fast.data, '\\', fast.len) || (d.tok[0].flags & JSON_TF_CANON))
+		     && json_canonical(&d, 0, &again, NULL, NULL) == 0
+		     && again.len == fast.len && memcmp(again.data, fast.data, fast.len) == 0;
+		if (!ok)
+			fprintf(stderr, "  shortcut disagrees on %.*s: fast %s slow %s\n", (int)n, in,
+			        fast.data ? fast.data : "-", slow.data ? slow.data : "-");
+	}
+	json_doc_free(&d);
+	buf_free(&fast); buf_free(&slow); buf_free(&again);
+	return ok;
+}
+
 static int canon_is(const char *in, const char *want)
 {
+	if (!shortcut_agrees(in, strlen(in)))
+		return 0;
 	struct buf b;
 	buf_init(&b);
 	enum json_err e;
@@ -142,7 +176,7 @@ static void check_vectors(void)
 	struct buf id, kind, ih, eh, in, exp, got, gothex, again;
 	buf_init(&id); buf_init(&kind); buf_init(&ih); buf_init(&eh); buf_init(&in);
 	buf_init(&exp); buf_init(&got); buf_init(&gothex); buf_init(&again);
-	int ncanon = 0, nvalid = 0, ndecided = 0;
+	int ncanon = 0, nvalid = 0, ndecided = 0, nshort = 0, nshortall = 0;
 	for (int v = json_first(&d, vs); v >= 0; v = json_next_elem(&d, vs, v)) {
 		member(&d, v, "id", &id);
 		member(&d, v, "kind", &kind);
@@ -170,6 +204,8 @@ static void check_vectors(void)
 		enum json_err e;
 
 		if (strcmp(kind.data, "canonicalize") == 0) {
+			nshort += shortcut_agrees(in.data, in.len);
+			nshortall++;
 			member(&d, v, "expected_hex", &eh);
 			buf_reset(&got);
 			rc = json_canonicalize(in.data, in.len, &got, &e);
@@ -224,6 +260,8 @@ static void check_vectors(void)
 			TAP_OK(0, "%s: unknown kind %s", id.data, kind.data);
 		}
 	}
+	TAP_OK(nshort == nshortall && nshortall >= 40,
+	       "canonical-as-written shortcut agrees with full re-encoding on %d/%d vectors", nshort, nshortall);
 	TAP_OK(ncanon >= 40 && nvalid >= 9 && ndecided == 5,
 	       "vector counts: %d canonical, %d validity, %d decided", ncanon, nvalid, ndecided);
 	buf_free(&id); buf_free(&kind); buf_free(&ih); buf_free(&eh); buf_free(&in);
@@ -560,8 +598,49 @@ static void check_api(void)
 	TAP_OK(d.tok == NULL && d.cap == 0, "doc_free clears");
 }
 
+static int root_canon(const char *s)
+{
+	struct json_doc d;
+	memset(&d, 0, sizeof d);
+	int r = json_parse(&d, s, strlen(s), 8) == 0 ? (d.tok[0].flags & JSON_TF_CANON) != 0 : -1;
+	json_doc_free(&d);
+	return r;
+}
+
+static int keep_all_but_b(void *arg, const char *const *path, int depth)
+{
+	int *asked = arg;
+	(*asked)++;
+	return depth == 1 && strcmp(path[0], "b") == 0 ? 0 : JSON_KEEP_ALL;
+}
+
+static void check_flags(void)
+{
+	TAP_OK(root_canon("{\"a\":[1,{\"b\":null,\"c\":true}],\"b\":\"x\"}") == 1, "canonical input flagged as written");
+	TAP_OK(root_canon("[]") == 1 && root_canon("{}") == 1, "empty containers flagged");
+	TAP_OK(root_canon("{\"b\":1,\"a\":2}") == 0, "unsorted keys: not as written");
+	TAP_OK(root_canon("{\"a\": 1}") == 0 && root_canon("[1 ]") == 0 && root_canon("[ 1]") == 0
+	       && root_canon("[1 ,2]") == 0, "whitespace anywhere: not as written");
+	TAP_OK(root_canon("[\"\\u0041\"]") == 0 && root_canon("{\"\\n\":1}") == 0, "escape in a value or key: not as written");
+	TAP_OK(root_canon("[[{\"c\":1,\"b\":2}]]") == 0 && root_canon("{\"a\":[[ ]]}") == 0,
+	       "a loose descendant makes its ancestors loose");
+	/* JSON_KEEP_ALL: no questions below a kept member, output still canonical */
+	struct json_doc d;
+	struct buf b;
+	int asked = 0;
+	memset(&d, 0, sizeof d);
+	buf_init(&b);
+	const char *in = "{\"c\":{\"z\":1,\"y\":{\"q\":2}},\"b\":{\"x\":1},\"a\":[{\"k\" : 1}]}";
+	TAP_OK(json_parse(&d, in, strlen(in), 8) == 0 && json_canonical(&d, 0, &b, keep_all_but_b, &asked) == 0
+	       && strcmp(b.data, "{\"a\":[{\"k\":1}],\"c\":{\"y\":{\"q\":2},\"z\":1}}") == 0 && asked == 3,
+	       "JSON_KEEP_ALL keeps subtrees whole, re-encoded where loose, asked %d times (%s)", asked, b.data);
+	buf_free(&b);
+	json_doc_free(&d);
+}
+
 int main(void)
 {
+	check_flags();
 	check_vectors();
 	check_errors();
 	check_depth();
