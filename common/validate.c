@@ -114,6 +114,7 @@ void validator_init(struct validator *v, size_t seen_cap)
 	memset(v, 0, sizeof *v);
 	buf_init(&v->scratch);
 	buf_init(&v->scratch2);
+	buf_init(&v->doc2_text);
 	if (seen_cap)
 		v->seen = seen_new(seen_cap);
 }
@@ -124,6 +125,7 @@ void validator_free(struct validator *v)
 	json_doc_free(&v->doc2);
 	buf_free(&v->scratch);
 	buf_free(&v->scratch2);
+	buf_free(&v->doc2_text);
 	if (v->seen) {
 		free(v->seen->e);
 		free(v->seen);
@@ -498,9 +500,11 @@ int validate_pdu(struct validator *v, const struct val_opts *o, const char *byte
 	if (eid >= 0) {
 		if (TOK(d, eid).type != JSON_STRING || json_str_copy(d, eid, claimed_id, sizeof claimed_id) < 0)
 			return reject(r, VR_BAD_TYPE, "'event_id' must be a short string");
-		buf_reset(&v->scratch2);
-		if (json_canonical(d, 0, &v->scratch2, keep_not_event_id, NULL) < 0
-		    || json_parse(&v->doc2, v->scratch2.data, v->scratch2.len, depth) < 0)
+		/* doc2's tokens point into doc2_text, which must outlive every
+		 * later use of doc2 in this call (scratch2 is reused below). */
+		buf_reset(&v->doc2_text);
+		if (json_canonical(d, 0, &v->doc2_text, keep_not_event_id, NULL) < 0
+		    || json_parse(&v->doc2, v->doc2_text.data, v->doc2_text.len, depth) < 0)
 			return reject(r, VR_INTERNAL, "cannot re-encode the event without event_id");
 		d = &v->doc2;
 	}

@@ -98,6 +98,7 @@ struct validator {
 	struct json_doc doc;
 	struct json_doc doc2;        /* carried event_id stripped */
 	struct buf      scratch, scratch2;
+	struct buf      doc2_text;     /* the event re-encoded without event_id: doc2's bytes */
 	struct val_seen *seen;       /* NULL: no recently-verified skip */
 	uint64_t        n_seen_hits, n_store_hits;
 };
