@@ -134,7 +134,7 @@ static int filesrc_poll(struct feed_source *s, uint64_t since, size_t max, long 
 		nv++;
 	}
 	closedir(d);
-	qsort(v, nv, sizeof *v, cmp_cv);
+	if (nv > 1) qsort(v, nv, sizeof *v, cmp_cv);   /* v is NULL when nothing is new */
 	size_t take = nv < max ? nv : max;
 	struct feed_item *it = take ? calloc(take, sizeof *it) : NULL;
 	size_t got = 0;

@@ -275,7 +275,12 @@ static int feed_apply(struct fedctl *fc, struct feed_args *a)
 	uint64_t cursor = 0;
 	MDB_txn *t;
 	MDB_val k = { strlen(consumer), (void *)consumer }, v;
-	mdb_txn_begin(db.env, NULL, MDB_RDONLY, &t);
+	if (mdb_txn_begin(db.env, NULL, MDB_RDONLY, &t)) {
+		fprintf(stderr, "fedctl: consumer store %s: cannot read the cursor\n", a->into);
+		feed_source_close(s);
+		mdb_env_close(db.env);
+		return 1;
+	}
 	if (mdb_get(t, db.cursor, &k, &v) == 0 && v.mv_size == 8) cursor = be64_get(v.mv_data);
 	mdb_txn_abort(t);
 
@@ -293,6 +298,7 @@ static int feed_apply(struct fedctl *fc, struct feed_args *a)
 			break;
 		}
 		if (n == 0) {
+			feed_items_free(it, 0);   /* a source may hand back an empty array */
 			if (!a->follow && mono_ms() - idle_start >= a->idle_ms) break;
 			if (!strncmp(s->ops->name, "nats", 4)) continue;   /* the fetch already waited */
 			usleep(100000);
@@ -322,8 +328,9 @@ static int feed_apply(struct fedctl *fc, struct feed_args *a)
 		unsigned char cb[8];
 		be64_put(cb, cursor);
 		MDB_val cv = { 8, cb };
-		if (bad || mdb_put(t, db.cursor, &k, &cv, 0) || mdb_txn_commit(t)) {
-			if (bad) mdb_txn_abort(t);
+		if (!bad) bad = mdb_put(t, db.cursor, &k, &cv, 0) != 0;
+		if (bad) mdb_txn_abort(t);
+		if (bad || mdb_txn_commit(t)) {   /* a failed commit frees the txn */
 			fprintf(stderr, "fedctl: consumer store write failed; nothing acked\n");
 			feed_items_free(it, n);
 			rc = 1;

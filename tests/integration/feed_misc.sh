@@ -60,8 +60,13 @@ stop $B
 
 # consumer from the file directory
 fedctl -c "$conf" --json feed apply --into "$T_TMP/app" --source "file:$D/feed" --idle 300 >"$T_TMP/a1"
+check_eq "apply from file source: exit 0" 0 "$?"
 check_eq "apply from file source: every file applied" "$(ls "$D/feed" | wc -l | tr -d ' ')" "$(jq .applied "$T_TMP/a1")"
 fedctl -c "$conf" --json feed apply --into "$T_TMP/app" --source "file:$D/feed" --idle 300 >"$T_TMP/a2"
 check_eq "second apply: cursor kept, nothing re-applied" 0 "$(jq '.applied + .skipped' "$T_TMP/a2")"
+# an idle poll (nothing new) must not leak what the source handed back
+fedctl -c "$conf" --json feed apply --into "$T_TMP/lapp" --source local --idle 300 >"$T_TMP/l1"
+check_eq "apply from local source: exit 0 after idle polls" 0 "$?"
+check_eq "apply from local source: every stream event applied" "$(fedctl -c "$conf" feed tail --source local | wc -l | tr -d ' ')" "$(jq .applied "$T_TMP/l1")"
 check_eq "tail --since N --limit N" "$(ls "$D/feed" | sed -n 2,3p | cut -c1-20 | sed 's/^0*//' | tr '\n' ' ' | sed 's/ $//')" "$(fedctl -c "$conf" feed tail --source "file:$D/feed" --since 1 --limit 2 | jq -r .control_version | tr '\n' ' ' | sed 's/ $//')"
 finish
