@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -38,15 +39,19 @@ struct conn {
 	int    connecting;              /* CONN_CLIENT: connect in progress */
 	int    closing;
 	int    logged_down;
+	int    own_write;               /* EV_WRITE off: flush_conns writes at turn end */
+	int    dirty;                   /* on the dstate dirty list */
+	size_t in_left;                 /* input bytes left after the last read callback */
 	struct event *retry;
 	void  *user;
-	struct conn *next;
+	struct conn *next, *dirty_next;
 };
 
 struct stat_ent { char name[48]; int64_t v; };
 
 struct dstate {
 	struct conn *conns;
+	struct conn *dirty;             /* conns with output queued this turn */
 	struct evconnlistener *listener;
 	char   sock_path[512];
 	struct event *sig_term, *sig_int, *sig_hup, *watchdog;
@@ -65,6 +70,7 @@ static struct dstate *DS(struct daemon *d) { return (struct dstate *)d->_ds; }
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void out_write_cb(struct bufferevent *bev, void *arg);
+static void conn_parse_frames(struct conn *c, struct bufferevent *bev, struct evbuffer *in);
 
 static struct conn *conn_new(struct daemon *d, enum conn_kind kind, const char *name)
 {
@@ -135,7 +141,45 @@ int conn_send(struct conn *c, int type, uint16_t flags, uint64_t id, const void 
 	if (evbuffer_add(ob, h, sizeof(h)) < 0 || (n && evbuffer_add(ob, p, n) < 0)) return -1;
 	if (c->kind == CONN_STDIO && c->in && conn_outq(c) > STDIO_PAUSE)
 		bufferevent_disable(c->in, EV_READ);   /* resumed by out_write_cb */
+	if (c->own_write && !c->dirty) {
+		c->dirty = 1;
+		c->dirty_next = DS(c->d)->dirty;
+		DS(c->d)->dirty = c;
+	}
 	return 0;
+}
+
+/* Socket conns write their output themselves, once at the end of each loop
+ * turn: everything a turn queued goes out in one writev, and EV_WRITE (two
+ * epoll_ctl calls per burst when the bufferevent toggles it) is only turned
+ * on when the socket is full; the bufferevent then finishes the job and
+ * reports errors through conn_event_cb as before. */
+static void flush_conns(struct daemon *d)
+{
+	struct dstate *ds = DS(d);
+	struct conn *c;
+	while ((c = ds->dirty) != NULL) {
+		ds->dirty = c->dirty_next;
+		c->dirty = 0;
+		if (c->closing || !c->up || !c->out || !c->own_write) continue;
+		struct evbuffer *ob = bufferevent_get_output(c->out);
+		evutil_socket_t fd = bufferevent_getfd(c->out);
+		evbuffer_unfreeze(ob, 1);       /* only the bufferevent may drain it otherwise */
+		while (evbuffer_get_length(ob) > 0 && evbuffer_write(ob, fd) > 0) {}
+		evbuffer_freeze(ob, 1);
+		if (evbuffer_get_length(ob) > 0) bufferevent_enable(c->out, EV_WRITE);
+	}
+}
+
+static void own_writes(struct conn *c)
+{
+	c->own_write = 1;
+	bufferevent_disable(c->out, EV_WRITE);
+	if (conn_outq(c) > 0 && !c->dirty) {
+		c->dirty = 1;
+		c->dirty_next = DS(c->d)->dirty;
+		DS(c->d)->dirty = c;
+	}
 }
 
 static void reply_stats(struct daemon *d, struct conn *c, uint64_t id)
@@ -150,25 +194,55 @@ static void reply_stats(struct daemon *d, struct conn *c, uint64_t id)
 /* libevent 2.1 reads at most 4 KiB per read callback (EVBUFFER_MAX_READ),
  * whatever max_single_read says: about three 1 KiB frames per loop turn, and
  * so an LMDB commit (fsync) per three events downstream. Pull the rest of a
- * burst now, up to READ_CHUNK, so one turn batches what has arrived. EOF and
- * errors are left for the bufferevent to see on its next read. */
-static void read_burst(struct bufferevent *bev, struct evbuffer *in)
+ * burst now, up to READ_CHUNK, so one turn batches what has arrived. When
+ * the bufferevent's own read came back short the socket is drained: no
+ * further read (and no EAGAIN round trip). Plain read() into reserved
+ * space, not evbuffer_read: that one asks FIONREAD first and still caps at
+ * 4 KiB. EOF and errors are left for the bufferevent to see on its next read. */
+static void read_burst(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
 {
 	evutil_socket_t fd = bufferevent_getfd(bev);
-	if (fd < 0) return;
+	size_t len = evbuffer_get_length(in);
+	if (fd < 0 || len < c->in_left + 4096) return;
 	evbuffer_unfreeze(in, 0);
-	size_t got = 0;
-	int r;
-	while (got < READ_CHUNK && (r = evbuffer_read(in, fd, 65536)) > 0) got += (size_t)r;
+	for (size_t got = 0; got < READ_CHUNK;) {
+		struct evbuffer_iovec v[2];
+		int nv = evbuffer_reserve_space(in, 65536, v, 2);
+		if (nv <= 0) break;
+		struct iovec iov[2];
+		size_t want = 0;
+		for (int i = 0; i < nv; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+			want += v[i].iov_len;
+		}
+		ssize_t r = readv(fd, iov, nv);
+		if (r <= 0) { evbuffer_commit_space(in, v, 0); break; }
+		size_t left = (size_t)r;
+		for (int i = 0; i < nv; i++) {
+			if (v[i].iov_len > left) v[i].iov_len = left;
+			left -= v[i].iov_len;
+		}
+		evbuffer_commit_space(in, v, nv);
+		got += (size_t)r;
+		if ((size_t)r < want) break;     /* short read: drained */
+	}
 	evbuffer_freeze(in, 0);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	struct daemon *d = c->d;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	read_burst(bev, in);
+	read_burst(c, bev, in);
+	conn_parse_frames(c, bev, in);
+	if (!c->closing && c->in == bev)
+		c->in_left = evbuffer_get_length(in);
+}
+
+static void conn_parse_frames(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
+{
+	struct daemon *d = c->d;
 	while (!c->closing) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail < FRAME_HDR_LEN) break;
@@ -222,6 +296,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (c->logged_down) log_info("connected to %s again", c->stage);
 		else log_debug("connected to %s", c->stage);
 		c->logged_down = 0;
+		own_writes(c);
 		if (d->ops->on_connect) d->ops->on_connect(d, c);
 		return;
 	}
@@ -267,7 +342,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 static void out_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	if (c->kind != CONN_STDIO) return;
+	if (c->kind != CONN_STDIO) {
+		/* the socket took the rest: writes are ours again */
+		if (c->own_write && c->out && conn_outq(c) == 0) bufferevent_disable(c->out, EV_WRITE);
+		return;
+	}
 	if (c->in && !DS(c->d)->stdin_eof && conn_outq(c) < STDIO_PAUSE / 2)
 		bufferevent_enable(c->in, EV_READ);
 	if (DS(c->d)->stdin_eof && !c->d->ops->on_stdin_eof) stdio_maybe_finish(c->d);
@@ -285,8 +364,10 @@ static void client_try_connect(evutil_socket_t fd, short what, void *arg)
 	if (!c->in) log_panic("bufferevent_socket_new failed");
 	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_set_max_single_write(c->in, READ_CHUNK);
-	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
-	bufferevent_enable(c->in, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->in, conn_read_cb, out_write_cb, conn_event_cb, c);
+	bufferevent_enable(c->in, EV_READ | EV_WRITE);   /* EV_WRITE sees the connect */
+	c->own_write = 0;
+	c->in_left = 0;
 	c->connecting = 1;
 	if (bufferevent_socket_connect(c->in, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		c->connecting = 0;
@@ -344,8 +425,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->up = 1;
 	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_set_max_single_write(c->in, READ_CHUNK);
-	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
-	bufferevent_enable(c->in, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->in, conn_read_cb, out_write_cb, conn_event_cb, c);
+	bufferevent_enable(c->in, EV_READ);
+	own_writes(c);
 }
 
 static int listen_socket(struct daemon *d)
@@ -618,7 +700,9 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	while (!ds.stop) {
 		if (event_base_loop(d->base, EVLOOP_ONCE) < 0) { log_err("event loop failed"); d->exit_code = EXIT_TEMP; break; }
 		if (ops->on_turn) ops->on_turn(d);
+		flush_conns(d);
 	}
+	flush_conns(d);                 /* best effort: what the last turn queued */
 	sd_notify(0, "STOPPING=1");
 	if (ops->fini) ops->fini(d);
 	/* Flush what --stdio still owes its reader (blocking, bounded by EPIPE). */
