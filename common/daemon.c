@@ -199,13 +199,10 @@ static void reply_stats(struct daemon *d, struct conn *c, uint64_t id)
  * further read (and no EAGAIN round trip). Plain read() into reserved
  * space, not evbuffer_read: that one asks FIONREAD first and still caps at
  * 4 KiB. EOF and errors are left for the bufferevent to see on its next read. */
-static void read_burst(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
+size_t evbuffer_read_burst(struct evbuffer *in, int fd, size_t max)
 {
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	size_t len = evbuffer_get_length(in);
-	if (fd < 0 || len < c->in_left + 4096) return;
-	evbuffer_unfreeze(in, 0);
-	for (size_t got = 0; got < READ_CHUNK;) {
+	size_t got = 0;
+	while (got < max) {
 		struct evbuffer_iovec v[2];
 		int nv = evbuffer_reserve_space(in, 65536, v, 2);
 		if (nv <= 0) break;
@@ -227,6 +224,15 @@ static void read_burst(struct conn *c, struct bufferevent *bev, struct evbuffer 
 		got += (size_t)r;
 		if ((size_t)r < want) break;     /* short read: drained */
 	}
+	return got;
+}
+
+static void read_burst(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
+{
+	evutil_socket_t fd = bufferevent_getfd(bev);
+	if (fd < 0 || evbuffer_get_length(in) < c->in_left + 4096) return;
+	evbuffer_unfreeze(in, 0);
+	evbuffer_read_burst(in, fd, READ_CHUNK);
 	evbuffer_freeze(in, 0);
 }
 

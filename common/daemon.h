@@ -98,6 +98,13 @@ uint64_t *daemon_counter(struct daemon *d, const char *name);
 int64_t  *daemon_gauge(struct daemon *d, const char *name);
 void  daemon_stats_json(struct daemon *d, struct buf *out);
 
+/* Read what fd has (up to max bytes) into in with plain readv calls of up to
+ * 64 KiB, stopping at a short read: libevent 2.1's own reads stop at 4 KiB.
+ * For a bufferevent's input, unfreeze its end around the call. Returns the
+ * bytes read; EOF and errors are left for the next read to see. */
+struct evbuffer;
+size_t evbuffer_read_burst(struct evbuffer *in, int fd, size_t max);
+
 /* A repeating timer on the daemon's loop. */
 struct event *daemon_timer(struct daemon *d, long long every_ms,
                            void (*cb)(struct daemon *, void *), void *arg);

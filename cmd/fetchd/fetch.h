@@ -55,6 +55,8 @@ struct server {
 	int             streak;
 	long long       until_ms;
 	struct curl_slist *hdrs;         /* headers of a plain GET (shared) */
+	CURL          **gets;            /* idle handles set up for a plain GET here */
+	int             ngets;
 	unsigned long   h_turn;          /* loop turn health was read in */
 };
 
@@ -67,6 +69,7 @@ struct attempt {
 	CURL           *easy;
 	struct curl_slist *hdrs;
 	int             own_hdrs;        /* else hdrs is the server's shared list */
+	int             plain_get;       /* easy is set up for s's plain GET: back to s->gets */
 	struct buf      body;
 	char           *post;
 	long long       t0;

@@ -238,6 +238,8 @@ void transport_fini(struct fetchd *fd)
 		for (s = fd->srv[i]; s; s = nx) {
 			nx = s->hnext;
 			event_free(s->wake);
+			for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
+			free(s->gets);
 			curl_slist_free_all(s->hdrs);
 			free(s->name);
 			free(s);
@@ -379,20 +381,13 @@ static struct curl_slist *base_headers(const struct server *s, struct curl_slist
 	return l;
 }
 
-static void attempt_run(struct fetchd *fd, struct attempt *a)
+#define SERVER_GETS_MAX 64
+
+/* A fresh (or reset) handle: every option. */
+static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 {
 	struct server *s = a->s;
-	struct buf url;
-	CURL *e = fd->npool ? fd->easy_pool[--fd->npool] : curl_easy_init();
-	if (!e) log_panic("curl_easy_init failed");
-	buf_init(&url);
-	build_request(fd, a, &url);
-	a->easy = e;
-	a->t0 = mono_ms();
-	curl_easy_setopt(e, CURLOPT_URL, url.data);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, fd);
@@ -404,7 +399,7 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "fedpipe-fetchd/" FP_VERSION);
 	if (s->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
-	if (!(a->f->flags & FF_PROXIED) && !a->post) {
+	if (a->plain_get) {
 		/* The plain GET's headers are the same for every request to a
 		 * server: built once, shared (curl only reads the list). */
 		if (!s->hdrs) s->hdrs = base_headers(s, NULL);
@@ -421,6 +416,33 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		}
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
+}
+
+#define SERVER_GETS_MAX 64
+
+static void attempt_run(struct fetchd *fd, struct attempt *a)
+{
+	struct server *s = a->s;
+	struct buf url;
+	CURL *e;
+	buf_init(&url);
+	build_request(fd, a, &url);
+	a->t0 = mono_ms();
+	a->plain_get = !(a->f->flags & FF_PROXIED) && !a->post;
+	if (a->plain_get && s->ngets > 0) {
+		/* A handle that ran a plain GET to this server before keeps all
+		 * its options (no curl_easy_reset, no re-setup) but these. */
+		e = s->gets[--s->ngets];
+		a->hdrs = s->hdrs;
+	} else {
+		e = fd->npool ? fd->easy_pool[--fd->npool] : curl_easy_init();
+		if (!e) log_panic("curl_easy_init failed");
+		easy_setup(fd, a, e);
+	}
+	a->easy = e;
+	curl_easy_setopt(e, CURLOPT_URL, url.data);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);
 	/* Fails only when out of memory or on a misused handle: both bugs. */
@@ -482,7 +504,12 @@ void server_release(struct fetchd *fd, struct server *s)
 
 void attempt_free(struct fetchd *fd, struct attempt *a)
 {
-	if (a->easy) {
+	struct server *s = a->s;
+	if (a->easy && a->plain_get && s->ngets < SERVER_GETS_MAX) {
+		if (!s->gets && !(s->gets = calloc(SERVER_GETS_MAX, sizeof *s->gets)))
+			log_panic("out of memory");
+		s->gets[s->ngets++] = a->easy;
+	} else if (a->easy) {
 		curl_easy_reset(a->easy);
 		if (fd->npool < 64) {
 			if (!fd->easy_pool && !(fd->easy_pool = calloc(64, sizeof *fd->easy_pool)))

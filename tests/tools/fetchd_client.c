@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include "frame.h"
+#include "daemon.h"
 #include "fetchreq.h"
 #include "log.h"
 
@@ -81,6 +82,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
 	(void)arg;
+	/* libevent hands over 4 KiB per callback: take the whole burst, as the
+	 * daemons do, so a turn of replies is one read, not one per 3 replies */
+	evbuffer_unfreeze(in, 0);
+	evbuffer_read_burst(in, bufferevent_getfd(bev), 1u << 20);
+	evbuffer_freeze(in, 0);
 	for (;;) {
 		unsigned char h[FRAME_HDR_LEN];
 		struct frame f;
