@@ -146,6 +146,9 @@ static void fetchd_fini(struct daemon *d)
 {
 	struct fetchd *fd = d->priv;
 	if (!fd) return;
+	/* --stdio: the skeleton frees its conn without on_close; drop the
+	 * client (and its waiters) here as a socket close would have */
+	if (d->stdin_conn) fetchd_close(d, d->stdin_conn);
 	fetch_shutdown(fd);
 	health_flush(fd);
 	health_fini();

@@ -125,8 +125,10 @@ int validated_jsonl(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	struct val_opts o;
-	if (vopts_apply(&cfg, &vo, &o) < 0)
+	if (vopts_apply(&cfg, &vo, &o) < 0) {
+		config_free(&cfg);
 		return EXIT_CONFIG;
+	}
 
 	/* The node's LMDB, when there is one: server_keys and room versions. */
 	struct store st, *stp = NULL;
@@ -143,8 +145,13 @@ int validated_jsonl(int argc, char **argv)
 	}
 	struct vkeys keys;
 	vkeys_init(&keys, stp);
-	if (vkeys_load(&keys, &cfg, &vo) < 0)
+	if (vkeys_load(&keys, &cfg, &vo) < 0) {
+		vkeys_free(&keys);
+		if (stp)
+			store_close(stp);
+		config_free(&cfg);
 		return EXIT_CONFIG;
+	}
 	o.key = vkeys_lookup;
 	o.key_arg = &keys;
 	if (stp) {
