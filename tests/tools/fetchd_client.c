@@ -39,11 +39,19 @@ static struct { char code[32]; long n; } errs[16]; static int nerrs;
 static long cancel_after = -1, close_after = -1;
 static long long t_start;
 
+/* Payload fingerprint for counting distinct answers: eight bytes a step
+ * (byte-wise FNV cost the bench caller ~1.5 us per 1.4 KiB reply). */
 static uint64_t fnv(const char *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
-	return h ^ n;
+	uint64_t h = 1469598103934665603ULL ^ n, w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+		h ^= h >> 29;
+	}
+	for (; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
+	return h ^ (h >> 32);
 }
 
 static void send_one(void)
