@@ -5,6 +5,7 @@
  * gomatrixserverlib are: non-zero unused bits in the last character are
  * ignored (the spec's own test seed "...XA1" has them). */
 #include "b64.h"
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -50,7 +51,7 @@ size_t b64_encode_url(char *out, const unsigned char *in, size_t n)
  * the libsodium path, which has the final word. tests/unit/test_b64.c checks
  * the two agree on random and hand-made inputs. */
 static unsigned char dec_tab[256];   /* 0x80: not in either alphabet */
-static atomic_int dec_ready;
+static pthread_once_t dec_once = PTHREAD_ONCE_INIT;
 
 static void dec_init(void)
 {
@@ -59,13 +60,11 @@ static void dec_init(void)
 	for (int i = 0; a[i]; i++) dec_tab[(unsigned char)a[i]] = (unsigned char)i;
 	dec_tab['+'] = dec_tab['-'] = 62;
 	dec_tab['/'] = dec_tab['_'] = 63;
-	atomic_store_explicit(&dec_ready, 1, memory_order_release);
 }
 
 long b64_decode_fast(unsigned char *out, size_t cap, const char *src, size_t n)
 {
-	if (!atomic_load_explicit(&dec_ready, memory_order_acquire))
-		dec_init();
+	pthread_once(&dec_once, dec_init);
 	if (n > 1024 || n % 4 == 1)
 		return -2;
 	size_t want = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);

@@ -10,7 +10,7 @@ const struct param params_validated[] = {
 	{ "validated", "max_depth",        "64",  "deepest JSON nesting accepted" },
 	{ "validated", "keys",             "",    "JSON file of /_matrix/key/v2/server documents (like --keys)" },
 	{ "validated", "seen_cache",       "65536", "recently verified event IDs remembered (0: off)" },
-	{ "validated", "workers",          "1",   "--jsonl: validation worker threads" },
+	{ "validated", "workers",          "1",   "validation worker threads (--jsonl, and the daemon: each loop turn's events split across them)" },
 	{ "validated", "rescan_every",     "2s",  "daemon: how often the inbox is rescanned" },
 	{ "validated", "rescan_age",       "3s",  "daemon: inbox entries older than this are re-validated" },
 	{ "validated", "rescan_batch",     "1000", "daemon: inbox entries handled per rescan turn" },

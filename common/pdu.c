@@ -5,6 +5,7 @@
 #include "b64.h"
 #include <sodium.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -101,21 +102,24 @@ static void sha_ni(unsigned char out[32], const unsigned char *p, size_t n)
 #endif
 
 /* 1: SHA extensions, 0: libsodium, -1: not decided yet. Deciding twice
- * from two threads is harmless: both write the same answer. */
-static int sha_impl = -1;
+ * from two threads is harmless (both store the same answer); atomic so
+ * that it is also well-defined. */
+static atomic_int sha_impl = -1;
 
 void pdu_sha256(unsigned char out[32], const void *p, size_t n)
 {
 #ifdef PDU_SHA_NI
-	if (sha_impl < 0) {
+	int impl = atomic_load_explicit(&sha_impl, memory_order_relaxed);
+	if (impl < 0) {
 		unsigned a, b, c, dx, sse41 = 0, sha = 0;
 		if (__get_cpuid(1, &a, &b, &c, &dx))
 			sse41 = (c >> 19) & 1;          /* also implies SSSE3 */
 		if (__get_cpuid_count(7, 0, &a, &b, &c, &dx))
 			sha = (b >> 29) & 1;
-		sha_impl = sse41 && sha && getenv("FP_SHA256_PORTABLE") == NULL;
+		impl = sse41 && sha && getenv("FP_SHA256_PORTABLE") == NULL;
+		atomic_store_explicit(&sha_impl, impl, memory_order_relaxed);
 	}
-	if (sha_impl == 1) {
+	if (impl == 1) {
 		sha_ni(out, p, n);
 		return;
 	}

@@ -21,6 +21,20 @@ struct keyfetch {
 };
 struct waiting { uint64_t seq; char server[256]; };
 
+/* With workers > 1, the events that arrive in a loop turn are validated in
+ * parallel at the end of the turn (each worker its own validator and seen
+ * cache; keys, LMDB and the room-version lookup are thread-safe), then
+ * their verdicts go out in arrival order from the loop thread. */
+#define VD_BATCH_MAX 1024
+struct vitem { uint64_t seq; uint16_t flags; char *p; size_t n; struct val_result r; };
+struct vworker {
+	pthread_t        th;
+	struct validator v;
+	const struct val_opts *o;
+	struct vitem    *items;
+	size_t           from, to;
+};
+
 struct vd {
 	struct vopts     vo;
 	struct val_opts  o;
@@ -35,6 +49,9 @@ struct vd {
 	struct keyfetch *kf;  size_t nkf, kfcap;
 	struct waiting  *w;   size_t nw, wcap;
 	uint64_t         next_req;
+	int              nworkers;
+	struct vworker  *pool;
+	struct vitem    *batch; size_t nb;
 };
 
 static struct vd vd_state;
@@ -124,10 +141,10 @@ static int keyfetch_want(struct daemon *d, const char *server)
 	return 1;
 }
 
-static void emit_verdict(struct daemon *d, uint64_t seq, const char *bytes, size_t n)
+static void emit_verdict(struct daemon *d, uint64_t seq, const char *bytes, size_t n,
+                         const struct val_result *r)
 {
 	struct vd *v = VD(d);
-	struct val_result *r = &v->r;
 
 	buf_reset(&v->out);
 	val_result_meta(r, &v->out);
@@ -150,28 +167,104 @@ static void emit_verdict(struct daemon *d, uint64_t seq, const char *bytes, size
 	daemon_emit(d, "purgatoryd", FT_VERDICT, 0, seq, v->out.data, v->out.len);
 }
 
-static void validate_one(struct daemon *d, uint64_t seq, uint16_t flags, const char *bytes,
-                         size_t n)
+static void validate_pdu_flags(struct validator *val, const struct val_opts *base,
+                               uint16_t flags, const char *bytes, size_t n, struct val_result *r)
 {
-	struct vd *v = VD(d);
-	struct val_opts o = v->o;
-
+	struct val_opts o = *base;
 	if (flags & FF_DEEP)
 		o.checks = VAL_CHECK_ALL;
-	validate_pdu(&v->v, &o, bytes, n, &v->r);
+	validate_pdu(val, &o, bytes, n, r);
+}
+
+/* After validation, on the loop thread: counters, key fetches, the verdict. */
+static void finish_one(struct daemon *d, uint64_t seq, const char *bytes, size_t n,
+                       const struct val_result *r)
+{
+	struct vd *v = VD(d);
 	(*daemon_counter(d, "validated"))++;
-	if (v->r.skipped == 1) (*daemon_counter(d, "known_stored"))++;
-	if (v->r.skipped == 2) (*daemon_counter(d, "known_recent"))++;
-	if (!v->r.accept && v->r.reason == VR_UNKNOWN_KEY && seq != 0 && !d->stdio) {
-		int k = keyfetch_want(d, v->r.sender_server);
+	if (r->skipped == 1) (*daemon_counter(d, "known_stored"))++;
+	if (r->skipped == 2) (*daemon_counter(d, "known_recent"))++;
+	if (!r->accept && r->reason == VR_UNKNOWN_KEY && seq != 0 && !d->stdio) {
+		int k = keyfetch_want(d, r->sender_server);
 		if (k != 0) {
 			if (k > 0)
-				waiting_add(v, seq, v->r.sender_server);
+				waiting_add(v, seq, r->sender_server);
 			(*daemon_counter(d, "waiting_for_keys"))++;
 			return;          /* stays in the inbox: no verdict yet */
 		}
 	}
-	emit_verdict(d, seq, bytes, n);
+	emit_verdict(d, seq, bytes, n, r);
+}
+
+static void validate_one(struct daemon *d, uint64_t seq, uint16_t flags, const char *bytes,
+                         size_t n)
+{
+	struct vd *v = VD(d);
+	validate_pdu_flags(&v->v, &v->o, flags, bytes, n, &v->r);
+	finish_one(d, seq, bytes, n, &v->r);
+}
+
+static void *vworker_run(void *arg)
+{
+	struct vworker *w = arg;
+	for (size_t i = w->from; i < w->to; i++)
+		validate_pdu_flags(&w->v, w->o, w->items[i].flags, w->items[i].p, w->items[i].n,
+		                   &w->items[i].r);
+	return NULL;
+}
+
+static void batch_run(struct daemon *d)
+{
+	struct vd *v = VD(d);
+	size_t n = v->nb;
+	if (n == 0)
+		return;
+	int used = v->nworkers < (int)n ? v->nworkers : (int)n;
+	size_t per = (n + (size_t)used - 1) / (size_t)used;
+	int started = 0;
+	for (int i = 0; i < used; i++) {
+		struct vworker *w = &v->pool[i];
+		w->items = v->batch;
+		w->from = (size_t)i * per;
+		w->to = w->from + per > n ? n : w->from + per;
+		/* worker 0 is this thread; if a thread cannot start, this one
+		 * does that share too (slower, never wrong) */
+		if (i > 0 && pthread_create(&w->th, NULL, vworker_run, w) == 0)
+			started |= 1 << i;
+	}
+	vworker_run(&v->pool[0]);
+	for (int i = 1; i < used; i++) {
+		if (started & (1 << i))
+			pthread_join(v->pool[i].th, NULL);
+		else
+			vworker_run(&v->pool[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vitem *it = &v->batch[i];
+		finish_one(d, it->seq, it->p, it->n, &it->r);
+		free(it->p);
+		it->p = NULL;
+	}
+	v->nb = 0;
+}
+
+static void batch_add(struct daemon *d, struct frame *f)
+{
+	struct vd *v = VD(d);
+	struct vitem *it = &v->batch[v->nb++];
+	it->seq = f->id;
+	it->flags = f->flags;
+	it->p = f->payload;          /* taken over: frame_free sees NULL */
+	it->n = f->len;
+	f->payload = NULL;
+	if (v->nb == VD_BATCH_MAX)
+		batch_run(d);
+}
+
+static void vd_turn(struct daemon *d)
+{
+	if (VD(d))
+		batch_run(d);
 }
 
 /* Re-validate one inbox entry (its bytes copied out of the read txn first:
@@ -341,7 +434,10 @@ static void vd_on_frame(struct daemon *d, struct conn *c, struct frame *f)
 {
 	switch (f->type) {
 	case FT_EVENT:
-		validate_one(d, f->id, f->flags, f->payload, f->len);
+		if (VD(d)->nworkers > 1)
+			batch_add(d, f);
+		else
+			validate_one(d, f->id, f->flags, f->payload, f->len);
 		break;
 	case FT_FETCH_RESULT:
 		on_key_result(d, f);
@@ -382,8 +478,24 @@ static int vd_init(struct daemon *d)
 	v->o.known = known_in_store;
 	v->o.known_arg = d;
 	v->o.want_pdu = 1;
-	validator_init(&v->v, (size_t)cfg_int(&d->cfg, "validated", "seen_cache"));
+	size_t seen = (size_t)cfg_int(&d->cfg, "validated", "seen_cache");
+	validator_init(&v->v, seen);
 	val_result_init(&v->r);
+	v->nworkers = v->vo.workers ? v->vo.workers : (int)cfg_int(&d->cfg, "validated", "workers");
+	if (v->nworkers < 1) v->nworkers = 1;
+	if (v->nworkers > 30) v->nworkers = 30;
+	if (v->nworkers > 1) {
+		v->pool = calloc((size_t)v->nworkers, sizeof *v->pool);
+		v->batch = calloc(VD_BATCH_MAX, sizeof *v->batch);
+		if (!v->pool || !v->batch)
+			fatal("out of memory");
+		for (int i = 0; i < v->nworkers; i++) {
+			validator_init(&v->pool[i].v, seen / (size_t)v->nworkers);
+			v->pool[i].o = &v->o;
+		}
+		for (size_t i = 0; i < VD_BATCH_MAX; i++)
+			val_result_init(&v->batch[i].r);
+	}
 	buf_init(&v->out);
 	v->rescan_age_ms = cfg_ms(&d->cfg, "validated", "rescan_age");
 	v->retry_ms = cfg_ms(&d->cfg, "validated", "key_fetch_retry");
@@ -394,11 +506,11 @@ static int vd_init(struct daemon *d)
 		rescan(d, NULL);      /* at startup: whatever the inbox holds */
 		daemon_timer(d, every > 0 ? every : 2000, rescan, NULL);
 	}
-	log_info("checks:%s%s%s room version %d, %zu verify key(s) loaded",
+	log_info("checks:%s%s%s room version %d, %zu verify key(s) loaded, %d worker(s)",
 	         (v->o.checks & VAL_CHECK_EVENT_ID) ? " event_id" : "",
 	         (v->o.checks & VAL_CHECK_HASHES) ? " hashes" : "",
 	         (v->o.checks & VAL_CHECK_SIGNATURES) ? " signatures" : "",
-	         v->o.room_version, v->keys.kr.n);
+	         v->o.room_version, v->keys.kr.n, v->nworkers);
 	return 0;
 }
 
@@ -409,6 +521,16 @@ static void vd_fini(struct daemon *d)
 		return;
 	validator_free(&v->v);
 	val_result_free(&v->r);
+	if (v->pool) {
+		for (int i = 0; i < v->nworkers; i++)
+			validator_free(&v->pool[i].v);
+		for (size_t i = 0; i < VD_BATCH_MAX; i++) {
+			free(v->batch[i].p);
+			val_result_free(&v->batch[i].r);
+		}
+		free(v->pool);
+		free(v->batch);
+	}
 	buf_free(&v->out);
 	vkeys_free(&v->keys);
 	free(v->kf);
@@ -418,8 +540,11 @@ static void vd_fini(struct daemon *d)
 static void vd_stats(struct daemon *d, struct buf *json)
 {
 	struct vd *v = VD(d);
-	buf_printf(json, ",\"waiting_for_keys\":%zu,\"seen_hits\":%llu", v->nw,
-	           (unsigned long long)v->v.n_seen_hits);
+	uint64_t hits = v->v.n_seen_hits;
+	for (int i = 0; v->pool && i < v->nworkers; i++)
+		hits += v->pool[i].v.n_seen_hits;
+	buf_printf(json, ",\"waiting_for_keys\":%zu,\"seen_hits\":%llu,\"workers\":%d", v->nw,
+	           (unsigned long long)hits, v->nworkers);
 }
 
 int validated_daemon(int argc, char **argv)
@@ -443,6 +568,7 @@ int validated_daemon(int argc, char **argv)
 		.needs_store = 1,
 		.init = vd_init,
 		.on_frame = vd_on_frame,
+		.on_turn = vd_turn,
 		.stats = vd_stats,
 		.fini = vd_fini,
 	};

@@ -38,6 +38,27 @@ check_eq "--stdio: reasons" "missing_field bad_json" \
 check "--stdio: accepted verdict carries the canonical PDU" \
 	test "$(jq -r 'select(.id==1) | .body | tojson' "$T_TMP/stdio.out")" = "$(head -1 "$T_TMP/pdus.jsonl")"
 
+# --workers 2: a turn's events are validated on two threads; the verdicts
+# must be the same, in the same order, as with one worker.
+SN=$(sed -n 's/^server_name = //p' "$CONF")
+for i in $(seq 1 150); do
+	printf '{"room_id":"!r:%s","sender":"@a:%s","type":"m.room.message","content":{"body":"n%d"},"origin_server_ts":%d,"depth":%d,"prev_events":[],"auth_events":[]}\n' \
+		"$SN" "$SN" "$i" "$((1700000000000 + i))" "$i"
+done >"$T_TMP/many.jsonl"
+fedctl -c "$CONF" sign "$T_TMP/many.jsonl" >"$T_TMP/many.pdus" 2>/dev/null
+# every third one tampered (content hash: accepted redacted) or broken
+awk 'NR % 3 == 1 { sub(/"body":"n/, "\"body\":\"X") } NR % 7 == 0 { print "{bad"; next } { print }' \
+	"$T_TMP/many.pdus" >"$T_TMP/many.mixed"
+for w in 1 2; do
+	fedctl frames encode --id 1 <"$T_TMP/many.mixed" | validated -c "$CONF" --stdio --workers $w 2>"$T_TMP/w$w.err" |
+		fedctl frames decode | jq -c '[.id, .meta.verdict, .meta.reason, .meta.redacted, .meta.event_id]' >"$T_TMP/w$w.out"
+done
+check_eq "--workers 2: a verdict per frame" "$(wc -l <"$T_TMP/many.mixed" | tr -d ' ')" "$(wc -l <"$T_TMP/w2.out" | tr -d ' ')"
+check "--workers 2: same verdicts in the same order as 1 worker" cmp -s "$T_TMP/w1.out" "$T_TMP/w2.out"
+check "--workers 2: the mix holds accepts, redactions and rejects" \
+	test "$(jq -r '.[1] + "/" + (.[3] | tostring)' "$T_TMP/w2.out" | sort -u | tr '\n' ' ')" = "accept/false accept/true reject/false "
+check "--workers 2: the daemon says it runs 2 workers" grep -q "2 worker(s)" "$T_TMP/w2.err"
+
 # Daemon mode: a stand-in purgatoryd collects the verdicts.
 bg $H listen "$D/run/purgatoryd.sock" "$T_TMP/verdicts.jsonl"
 FAKE=$LAST_PID
