@@ -5,13 +5,18 @@
 # the same run against the same served: wrk on /_matrix/federation/v1/event/{id}
 # (requests/s), wrk on /_fed/v1/events pages of 100 (events/s the endpoint can
 # hand out), and syncd --once alone (pull + inbox, no validation).
+# SYNC_VALIDATED_WORKERS=N sets B's [validated] workers (default 1: on two
+# cores the five processes already fill both, and 2 measured no faster).
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 N=${SYNC_EVENTS:-100000}
 DUR=${SYNC_WRK_SECONDS:-5}
 PA=$(free_port); PB=$(free_port); PP=$(free_port)
 A=$(node_config a "$PA")
+VW=${SYNC_VALIDATED_WORKERS:-1}
 B=$(node_config b "$PB" "
+[validated]
+workers = $VW
 [syncd]
 interval = 200ms
 longpoll = 1s
@@ -44,11 +49,11 @@ node_start b syncd
 wait_for "[ \"\$(stored)\" = $TOTAL ]" 6000 || { echo "B stored only $(stored) of $TOTAL"; exit 1; }
 t1=$(ms)
 SYNC_EPS=$(( TOTAL * 1000 / (t1 - t0) ))
-awk -v n="$TOTAL" -v s="$SYNC_EPS" -v p="$PULL_EPS" -v e="$EV_RPS" -v g="$PG_RPS" -v el="$((t1 - t0))" 'BEGIN {
+awk -v vw="$VW" -v n="$TOTAL" -v s="$SYNC_EPS" -v p="$PULL_EPS" -v e="$EV_RPS" -v g="$PG_RPS" -v el="$((t1 - t0))" 'BEGIN {
 	printf "%-52s %14s %10s\n", "measure", "rate", "ratio";
 	printf "%-52s %11.0f/s %10s\n", "served /event/{id} (wrk, 32 conns) req", e, "";
 	printf "%-52s %11.0f/s %10s\n", "served /_fed/v1/events pages of 100 (wrk) events", g * 100, "";
 	printf "%-52s %11.0f/s %9.2fx\n", "syncd --once alone: pull + inbox, events", p, p / (g * 100);
-	printf "%-52s %11.0f/s %9.2fx\n", "replicated A->B: pull+inbox+validate+store, events", s, s / (g * 100);
+	printf "%-52s %11.0f/s %9.2fx\n", "replicated A->B: pull+inbox+validate+store, events (validated workers " vw ")", s, s / (g * 100);
 	printf "# %d events replicated in %.1f s; ratios are against the served events page rate\n", n, el / 1000;
 }'
