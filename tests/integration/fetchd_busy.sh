@@ -47,4 +47,15 @@ else
 	check "memory flat across rounds (grew $((r4 - r1)) kB)" [ $((r4 - r1)) -lt 4096 ]
 fi
 check_eq "nothing left in flight" "0 0" "$(fedctl -c "$FD_CONF" --json stats fetchd | jq -r '"\(.fetchd.gauges.inflight) \(.fetchd.gauges.queue)"')"
+
+# SIGTERM under load (fetches in flight, the queue full, 100 callers): a
+# clean stop, not a hang. A zombie counts as gone (bg's child, not reaped yet).
+fd_gone() { ! kill -0 "$FD_PID" 2>/dev/null || grep -q '^State:.*Z' "/proc/$FD_PID/status" 2>/dev/null; }
+fetchd_client -s "$FD_SOCK" -n 10000 -c 100 -i "$FD_DIR/many" -r "$REQ" >"$FD_DIR/term.out" 2>&1 &
+CL=$!
+wait_for '[ "$(fedctl -c "$FD_CONF" --json stats fetchd | jq .fetchd.gauges.inflight)" -gt 0 ]' 50
+kill -TERM "$FD_PID"
+check "SIGTERM with fetches in flight: fetchd exits" wait_for fd_gone 100
+check "... logging that it stopped" grep -q "fetchd\[$FD_PID\]: stopped" "$FD_DIR/fetchd.log"
+wait "$CL" 2>/dev/null
 finish
