@@ -37,7 +37,7 @@ endpoint = http://127.0.0.1:$P1
 [server slow.test]
 endpoint = http://127.0.0.1:$P2
 CONF
-fetchd -c "$T/c.conf" 2>"$T/fetchd.log" & PIDS="$PIDS $!"
+fetchd -c "$T/c.conf" 2>"$T/fetchd.log" & FPID=$!; PIDS="$PIDS $FPID"
 i=0; while [ ! -S "$T/run/fetchd.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 i=0; while ! curl -sf "http://127.0.0.1:$P1/_peer/stats" >/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 sed "s|^\\\$|http://127.0.0.1:$P1/_matrix/federation/v1/event/%24|" "$T/ids" >"$T/urls"
@@ -45,22 +45,29 @@ val() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 # warm up both paths (connections, page cache)
 fetchd_curl "$T/urls" "$W" >/dev/null
-fetchd_client -s "$T/run/fetchd.sock" -n 2000 -c 8 -w "$W" -i "$T/ids" \
+fetchd_client -s "$T/run/fetchd.sock" -n 2000 -c 1 -w "$W" -i "$T/ids" \
 	-r '{"op":"event","event_id":"%ID%","servers":["fast.test"]}' >/dev/null
-# Five paired rounds: the curl loop, then fetchd with the caller keeping W
-# requests outstanding, then with 2W (fetchd still sends at most W upstream,
-# server_concurrency = W, the rest waits in its queue: the curl loop's W
-# transfers stay W). Each round gives a ratio; the medians are printed, so
-# a noisy spell hits both sides of a pair instead of one row.
+# Five paired rounds. Each round: the curl loop; fetchd with one caller
+# connection keeping W requests outstanding (how purgatoryd and syncd call
+# it: one connection each); the same with 2W outstanding (fetchd still sends
+# at most W upstream, server_concurrency = W, the rest waits in its queue:
+# the curl loop's W transfers stay W); and W spread over 8 connections.
+# Each round gives ratios; medians are printed, so a noisy spell hits both
+# sides of a pair instead of one row. CPU per fetch is the process's own
+# user + system time (fetchd from /proc, the curl loop from getrusage).
 R=${FETCHD_BENCH_ROUNDS:-5}
+HZ=$(getconf CLK_TCK)
+cpu() { awk '{print $14 + $15}' "/proc/$FPID/stat"; }
+fc() {  # fc CONNS WINDOW -> "rate ok cpu_ms"
+	c0=$(cpu)
+	o=$(fetchd_client -s "$T/run/fetchd.sock" -n "$N" -c "$1" -w "$2" -i "$T/ids" \
+		-r '{"op":"event","event_id":"%ID%","servers":["fast.test"]}')
+	echo "$(val "$o" rate) $(val "$o" ok) $(( ($(cpu) - c0) * 1000 / HZ ))"
+}
 : >"$T/rounds"
 for r in $(seq 1 "$R"); do
 	base=$(fetchd_curl "$T/urls" "$W")
-	f1=$(fetchd_client -s "$T/run/fetchd.sock" -n "$N" -c 8 -w "$W" -i "$T/ids" \
-		-r '{"op":"event","event_id":"%ID%","servers":["fast.test"]}')
-	f2=$(fetchd_client -s "$T/run/fetchd.sock" -n "$N" -c 8 -w "$((2 * W))" -i "$T/ids" \
-		-r '{"op":"event","event_id":"%ID%","servers":["fast.test"]}')
-	echo "$(val "$base" rate) $(val "$f1" rate) $(val "$f1" ok) $(val "$f2" rate) $(val "$f2" ok)" >>"$T/rounds"
+	echo "$(val "$base" rate) $(val "$base" cpu_ms) $(fc 1 "$W") $(fc 1 $((2 * W))) $(fc 8 "$W")" >>"$T/rounds"
 done
 python3 - "$T/rounds" "$W" "$N" <<'PY'
 import statistics as st, sys
@@ -68,11 +75,16 @@ rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
 w, n = int(sys.argv[2]), int(sys.argv[3])
 med = lambda i: st.median(r[i] for r in rows)
 ratio = lambda i: st.median(r[i] / r[0] for r in rows if r[0])
+us = lambda i: med(i) * 1000.0 / n
 print(f"distinct events, {n} fetches a run, local peer, {len(rows)} paired rounds (medians):")
-print(f"  {'plain libcurl multi loop, ' + str(w) + ' in flight':44} {med(0):9.0f} fetches/s")
-print(f"  {'fetchd, caller window ' + str(w):44} {med(1):9.0f} fetches/s  ratio {ratio(1):.2f}  (ok {min(r[2] for r in rows)}/{n})")
-print(f"  {'fetchd, caller window ' + str(2 * w) + ' (' + str(w) + ' upstream)':44} {med(3):9.0f} fetches/s  ratio {ratio(3):.2f}  (ok {min(r[4] for r in rows)}/{n})")
-print(f"  goal: ratio >= 0.70; per-round ratios (window {w}): " + " ".join(f"{r[1] / r[0]:.2f}" for r in rows))
+print(f"  {'':46} {'fetches/s':>9} {'ratio':>6} {'CPU us/fetch':>13}")
+print(f"  {'plain libcurl multi loop, ' + str(w) + ' in flight':46} {med(0):9.0f} {1:6.2f} {us(1):13.1f}")
+rowsdef = [(2, f"fetchd, 1 caller conn, window {w}"),
+           (5, f"fetchd, 1 caller conn, window {2 * w} ({w} upstream)"),
+           (8, f"fetchd, 8 caller conns, window {w}")]
+for i, label in rowsdef:
+    print(f"  {label:46} {med(i):9.0f} {ratio(i):6.2f} {us(i + 2):13.1f}  (ok {min(r[i + 1] for r in rows)}/{n})")
+print(f"  goal: ratio >= 0.70; per-round ratios (1 conn, window {w}): " + " ".join(f"{r[2] / r[0]:.2f}" for r in rows))
 PY
 echo
 echo "one event, N concurrent callers (peer answers after 200 ms):"

@@ -6,6 +6,7 @@
 #include <sys/queue.h>
 #include <stdint.h>
 #include <curl/curl.h>
+#include <event2/event_struct.h>
 #include "daemon.h"
 #include "fetchreq.h"
 
@@ -99,7 +100,8 @@ struct fetch {
 	int             width_max, attempts_max;
 	int             round, attempts, running;
 	TAILQ_HEAD(, attempt) attempts_list;
-	struct event   *deadline;
+	struct event    deadline;         /* fetch_timeout (a common timeout) */
+	int             has_deadline;
 	long long       t0;
 	TAILQ_ENTRY(fetch) q_link;        /* admission queue */
 };
@@ -118,6 +120,7 @@ struct fetchd {
 	/* config */
 	int             requests_max, queue_max;
 	long long       request_timeout, connect_timeout, fetch_timeout;
+	const struct timeval *deadline_tv;   /* common timeout for fetch_timeout */
 	size_t          response_max;
 	int             width_max, attempts_max;
 	int             srv_conc, srv_rate;

@@ -276,6 +276,13 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 		a->too_big = 1;
 		return 0;             /* curl aborts the transfer: CURLE_WRITE_ERROR */
 	}
+	if (!a->body.cap) {
+		/* First chunk: size the buffer once from Content-Length (within
+		 * the cap) instead of growing it 256, 512, 1024, ... */
+		curl_off_t cl = -1;
+		curl_easy_getinfo(a->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+		if (cl > (curl_off_t)len && (size_t)cl <= T->response_max) buf_reserve(&a->body, (size_t)cl);
+	}
 	buf_add(&a->body, p, len);
 	return len;
 }

@@ -190,7 +190,7 @@ static void fetch_free(struct fetchd *fd, struct fetch *f)
 		TAILQ_REMOVE(&f->attempts_list, a, f_link);
 		attempt_abort(fd, a);
 	}
-	if (f->deadline) event_free(f->deadline);
+	if (f->has_deadline) event_del(&f->deadline);
 	for (int i = 0; i < f->ncand; i++) free(f->cand[i]);
 	for (int i = 0; i < f->ntried; i++) { free(f->tried[i]); free(f->why[i]); }
 	free(f->cand); free(f->tried); free(f->why);
@@ -375,10 +375,17 @@ static void fetch_start(struct fetchd *fd, struct fetch *f)
 	if (f->width_max > fd->width_max) f->width_max = fd->width_max;   /* only tighten */
 	f->attempts_max = f->req.max_attempts ? f->req.max_attempts : p->attempts;
 	if (f->attempts_max > fd->attempts_max) f->attempts_max = fd->attempts_max;
-	long long ms = fd->fetch_timeout;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	if (!(f->deadline = evtimer_new(fd->d->base, fetch_deadline_cb, f))) log_panic("out of memory");
-	evtimer_add(f->deadline, &tv);
+	/* Every fetch has the same deadline: libevent's common-timeout queue
+	 * adds and removes it in O(1), and no allocation per fetch. */
+	if (!fd->deadline_tv) {
+		long long ms = fd->fetch_timeout;
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+		fd->deadline_tv = event_base_init_common_timeout(fd->d->base, &tv);
+		if (!fd->deadline_tv) log_panic("out of memory");
+	}
+	evtimer_assign(&f->deadline, fd->d->base, fetch_deadline_cb, f);
+	evtimer_add(&f->deadline, fd->deadline_tv);
+	f->has_deadline = 1;
 	fetch_select(fd, f);
 	if (f->ncand == 0) {
 		(*fd->c_no_cand)++;

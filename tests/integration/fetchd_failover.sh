@@ -77,4 +77,27 @@ n, magic, t, fl, i = struct.unpack(">IBBHQ", b[:16])
 print(t, fl, i, b[16:16 + n].split(b"\n")[0].decode())
 PY
 check_eq "--stdio answer" '4 2 77 {"ok":true,"server":"good.test","tried":[]}' "$(cat "$FD_DIR/res.txt")"
+
+# fetch_timeout bounds a whole fetch: a hanging server and a longer
+# request_timeout; every caller, coalesced or later, gets "timeout", and
+# fetchd goes on serving.
+fd_config "request_timeout = 30s
+fetch_timeout = 600ms
+server_rate = 0"
+fd_start
+TOP=""
+for i in 1 2 3; do
+	fedctl -c "$FD_CONF" --json fetch event "$ID" --servers hang.test >/dev/null 2>"$FD_DIR/to$i" &
+	TOP="$TOP $!"
+done
+wait $TOP
+for i in 1 2 3; do
+	check "caller $i of a hung fetch: timeout" grep -q '"error":"timeout"' "$FD_DIR/to$i"
+done
+fedctl -c "$FD_CONF" --json fetch event "$(sed -n 2p "$FD_DIR/ids")" --servers hang.test >/dev/null 2>"$FD_DIR/to4"
+check "a later fetch times out too" grep -q '"error":"timeout"' "$FD_DIR/to4"
+fedctl -c "$FD_CONF" fetch event "$ID" --servers good.test >/dev/null 2>&1
+check_eq "fetchd still answers after timeouts" 0 $?
+check "timeouts counted" test "$(fd_stat timeout)" -ge 2
+fd_stop
 finish
