@@ -37,6 +37,7 @@ check "hanging server's request was given up (peer saw the client go away)" \
 	wait_for "grep -q cancelled $FD_DIR/hang.log" 50
 check "bearer key sent to good.test" grep -q "auth=Bearer s3cret" "$FD_DIR/good.log"
 check "no key sent to others" grep -q "auth=- " "$FD_DIR/e500.log"
+check "fetchd's User-Agent sent" grep -q "ua=fedpipe-fetchd/[0-9.]*\$" "$FD_DIR/good.log"
 
 # The meta line lists what was tried and why.
 fedctl -c "$FD_CONF" --json fetch event '$missing' --servers e500.test,good.test >/dev/null 2>"$FD_DIR/err2"

@@ -355,6 +355,7 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	const char *auth = evhttp_find_header(h, "Authorization");
 	const char *prox = evhttp_find_header(h, "X-Fed-Proxied");
+	const char *ua = evhttp_find_header(h, "User-Agent");
 	(void)arg;
 	if (!path) path = "/";
 	if (strncmp(path, "/_peer/stats", 12) == 0) { stats_cb(req); return; }
@@ -372,11 +373,11 @@ static void req_cb(struct evhttp_request *req, void *arg)
 		p->r.mode = M_EVENTS;
 	}
 	p->r.body = NULL;
-	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld\n",
+	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld ua=%s\n",
 	        server_name, p->id,
 	        evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET", path,
 	        q ? "?" : "", q ? q : "", auth ? auth : "-", prox ? prox : "0", p->r.mode,
-	        p->r.delay_ms);
+	        p->r.delay_ms, ua ? ua : "-");
 	if (p->r.delay_ms <= 0 && p->r.mode != M_HANG) { respond(p); return; }
 	if (p->r.mode == M_HANG) n_hung++;
 	evhttp_connection_set_closecb(p->evcon, closecb, p);
