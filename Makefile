@@ -68,7 +68,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libfp.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The test run: every unit program, then every integration script.
-# TESTS=pattern runs the subset whose file name contains the pattern.
+# TESTS="pattern ..." runs the subset whose file name contains any of the patterns.
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory fuzz-smoke >$(BUILD)/fuzz-build.log 2>&1 || echo "fuzz harness build failed: see $(BUILD)/fuzz-build.log"

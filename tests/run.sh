@@ -2,7 +2,8 @@
 # The test runner: runs every unit test program and every integration script,
 # counts their "ok"/"not ok" lines (TAP-like; "# SKIP" marks a skip), keeps
 # each one's output in $FP_BUILD/test-logs/, and ends with the single line
-# "N passed, N failed, N skipped". Usage: tests/run.sh [name-pattern]
+# "N passed, N failed, N skipped". Usage: tests/run.sh [name-pattern ...]
+# (a test runs when its name contains any of the patterns; none: all)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 export FP_ROOT="$ROOT"
@@ -17,13 +18,20 @@ export FP_VECTORS="${FP_VECTORS:-$(cd "$ROOT/../shared/vectors" 2>/dev/null && p
 export PATH="$FP_BIN:$FP_BUILD/tools:/usr/bin:$PATH"
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
-pattern="${1:-}"
+patterns="$*"
 logs="$FP_BUILD/test-logs"
 mkdir -p "$logs"
-pass=0 fail=0 skip=0 files_failed=""
+pass=0 fail=0 skip=0 ran=0 files_failed=""
 run_one() {
 	name=$1; shift
-	case "$name" in *"$pattern"*) ;; *) return ;; esac
+	if [ -n "$patterns" ]; then
+		hit=0
+		for _pat in $patterns; do
+			case "$name" in *"$_pat"*) hit=1; break ;; esac
+		done
+		[ "$hit" = 1 ] || return
+	fi
+	ran=$((ran + 1))
 	log="$logs/$name.log"
 	start=$(date +%s)
 	timeout -k 10 "${FP_TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1
@@ -54,5 +62,9 @@ for t in tests/integration/*.sh tests/integration/*.py; do
 	case "$t" in *.py) run_one "${b%.py}" "$PY" "$t" ;; *) run_one "${b%.sh}" sh "$t" ;; esac
 done
 [ -n "$files_failed" ] && echo "failed:$files_failed"
+if [ "$ran" -eq 0 ]; then
+	echo "no test name contains any of: $patterns" >&2
+	fail=1
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ]
