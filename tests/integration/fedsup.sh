@@ -55,4 +55,44 @@ wait_for "grep -q 'backoff 4s' $T_TMP/flaky.log" 150
 stop "$FPID"
 delays=$(grep -o 'backoff [0-9]*s' "$T_TMP/flaky.log" | awk '{print $2}' | tr '\n' ' ')
 check_eq "backoff doubles while it dies at startup" "1s 2s 4s " "$delays"
+
+# A stage killed the instant it is started (before it could even open the
+# readiness pipe) must be noticed and restarted: fedsup may not hang waiting
+# for a readiness line that can never come. A watcher kills each new pid as
+# soon as fedsup logs it, K times in a row.
+R=$T_TMP/race
+P2=$(free_port)
+RCONF=$(node_config race "$P2")
+K=6
+bg "$SUP" -c "$RCONF" --bin "$FP_BIN" --stages "validated" --stable 0 2>"$T_TMP/race.log"
+RPID=$LAST_PID
+python3 - "$T_TMP/race.log" "$K" >"$T_TMP/race.kills" 2>&1 <<'PY' &
+import os, re, signal, sys, time
+path, k = sys.argv[1], int(sys.argv[2])
+seen, pos, buf = 0, 0, ""
+deadline = time.monotonic() + 60
+while seen < k and time.monotonic() < deadline:
+    try:
+        with open(path) as f:
+            f.seek(pos); chunk = f.read(); pos = f.tell()
+    except FileNotFoundError:
+        chunk = ""
+    buf += chunk
+    for m in re.finditer(r"started validated \(pid (\d+), start #(\d+)\)", buf):
+        n = int(m.group(2))
+        if n > seen:
+            try: os.kill(int(m.group(1)), signal.SIGKILL)
+            except ProcessLookupError: pass
+            seen = n
+            print("killed start", n, flush=True)
+    buf = buf[buf.rfind("\n") + 1:]
+    if not chunk: time.sleep(0.0005)
+PY
+KPID=$!
+wait "$KPID"
+check_eq "the watcher killed $K fresh starts" "$K" "$(grep -c '^killed start' "$T_TMP/race.kills")"
+check "after $K kills at birth the stage is started again" wait_for "grep -q 'started validated (pid [0-9]*, start #$((K + 1)))' $T_TMP/race.log" 150
+check "and becomes ready" wait_for "grep -q 'validated is ready' $T_TMP/race.log" 150
+check_eq "each kill at birth was logged as a failed start" "$K" "$(grep -c 'validated killed by SIGKILL' "$T_TMP/race.log")"
+stop "$RPID"
 finish
