@@ -1,4 +1,4 @@
-/* b64.h: unpadded base64 as Matrix uses it, via libsodium's variants.
+/* b64.h: unpadded base64 as Matrix uses it (libsodium's variants are the reference).
  * Promises: encoders never emit padding; the decoder accepts the standard or
  * URL-safe alphabet, with or without '=' padding, and nothing else. */
 #ifndef FP_B64_H
@@ -17,5 +17,8 @@ long   b64_decode(unsigned char *out, size_t cap, const char *src, size_t n);
  * libsodium path (-1 on any fault). */
 long   b64_decode_fast(unsigned char *out, size_t cap, const char *src, size_t n);
 long   b64_decode_sodium(unsigned char *out, size_t cap, const char *src, size_t n);
+/* libsodium's encoder (url: URL-safe alphabet), the reference the table
+ * encoders behind b64_encode/b64_encode_url are tested against. */
+size_t b64_encode_sodium(char *out, const unsigned char *in, size_t n, int url);
 
 #endif

@@ -55,6 +55,8 @@ struct server {
 	/* health as last read from LMDB */
 	int             streak;
 	long long       until_ms;
+	char           *proxy;           /* from the environment, read once: "" none */
+	char           *noproxy;
 	struct curl_slist *hdrs;         /* headers of a plain GET (shared) */
 	CURL          **gets;            /* idle handles set up for a plain GET here */
 	int             ngets;

@@ -45,6 +45,28 @@ static void strip_slash(char *s)
 
 static void server_wake_cb(evutil_socket_t fd, short ev, void *arg);
 
+static char *env_dup(const char *a, const char *b)
+{
+	const char *v = getenv(a);
+	if (!v && b) v = getenv(b);
+	char *r = strdup(v ? v : "");
+	if (!r) log_panic("out of memory");
+	return r;
+}
+
+/* The proxy for a server, by libcurl's own rules (<scheme>_proxy, then
+ * HTTPS_PROXY for https only, then all_proxy/ALL_PROXY; no_proxy/NO_PROXY),
+ * read once here: left to curl, every transfer costs five getenv calls.
+ * Given CURLOPT_PROXY and CURLOPT_NOPROXY, curl reads no environment. */
+static void server_proxy(struct server *s)
+{
+	int tls = strncmp(s->base, "https://", 8) == 0;
+	char *p = tls ? env_dup("https_proxy", "HTTPS_PROXY") : env_dup("http_proxy", NULL);
+	if (!*p) { free(p); p = env_dup("all_proxy", "ALL_PROXY"); }
+	s->proxy = p;
+	s->noproxy = env_dup("no_proxy", "NO_PROXY");
+}
+
 struct server *server_get(struct fetchd *fd, const char *name)
 {
 	if (!fd->srv_cap) {
@@ -62,6 +84,7 @@ struct server *server_get(struct fetchd *fd, const char *name)
 	if (!(s->wake = evtimer_new(fd->d->base, server_wake_cb, s))) log_panic("out of memory");
 	cfg_server_url(&fd->d->cfg, name, s->base, sizeof s->base);
 	strip_slash(s->base);
+	server_proxy(s);
 	const struct server_cfg *sc = cfg_server(&fd->d->cfg, name);
 	if (sc) {
 		snprintf(s->key, sizeof s->key, "%s", sc->key);
@@ -241,6 +264,8 @@ void transport_fini(struct fetchd *fd)
 			for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
 			free(s->gets);
 			curl_slist_free_all(s->hdrs);
+			free(s->proxy);
+			free(s->noproxy);
 			free(s->name);
 			free(s);
 		}
@@ -408,6 +433,8 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)fd->connect_timeout);
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
+	curl_easy_setopt(e, CURLOPT_NOPROXY, s->noproxy);
 	if (s->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
 	if (a->plain_get) {
 		/* The plain GET's headers are the same for every request to a

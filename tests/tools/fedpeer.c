@@ -373,11 +373,16 @@ static void req_cb(struct evhttp_request *req, void *arg)
 		p->r.mode = M_EVENTS;
 	}
 	p->r.body = NULL;
-	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld ua=%s\n",
+	/* An absolute-form request (we are someone's HTTP proxy) names its
+	 * target: logged as target=host:port, else target=-. */
+	const char *thost = u ? evhttp_uri_get_host(u) : NULL;
+	int tport = u ? evhttp_uri_get_port(u) : -1;
+	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld target=%s%s%.0d ua=%s\n",
 	        server_name, p->id,
 	        evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET", path,
 	        q ? "?" : "", q ? q : "", auth ? auth : "-", prox ? prox : "0", p->r.mode,
-	        p->r.delay_ms, ua ? ua : "-");
+	        p->r.delay_ms, thost ? thost : "-", thost && tport > 0 ? ":" : "",
+	        thost && tport > 0 ? tport : 0, ua ? ua : "-");
 	if (p->r.delay_ms <= 0 && p->r.mode != M_HANG) { respond(p); return; }
 	if (p->r.mode == M_HANG) n_hung++;
 	evhttp_connection_set_closecb(p->evcon, closecb, p);

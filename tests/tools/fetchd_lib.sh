@@ -57,10 +57,12 @@ $FD_SERVERS
 CONF
 }
 
-# fd_start: start fetchd and wait for its socket.
+# fd_start: start fetchd and wait for its socket. $FD_ENV (NAME=VALUE ...)
+# goes into fetchd's environment only.
 fd_start() {
 	rm -f "$FD_SOCK"
-	bg fetchd -c "$FD_CONF" -d -v 2>>"$FD_DIR/fetchd.log"
+	# shellcheck disable=SC2086
+	bg env ${FD_ENV:-} fetchd -c "$FD_CONF" -d -v 2>>"$FD_DIR/fetchd.log"
 	FD_PID=$LAST_PID
 	wait_for "[ -S $FD_SOCK ] && fedctl -c $FD_CONF stats fetchd" 100
 }
