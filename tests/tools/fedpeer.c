@@ -383,6 +383,13 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	        q ? "?" : "", q ? q : "", auth ? auth : "-", prox ? prox : "0", p->r.mode,
 	        p->r.delay_ms, thost ? thost : "-", thost && tport > 0 ? ":" : "",
 	        thost && tport > 0 ? tport : 0, ua ? ua : "-");
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		size_t bl = evbuffer_get_length(in);
+		const char *bb = (const char *)evbuffer_pullup(in, -1);
+		fprintf(stderr, "fedpeer[%s]: req=%lu body=%.*s\n", server_name, p->id,
+		        (int)(bl > 1000 ? 1000 : bl), bb ? bb : "");
+	}
 	if (p->r.delay_ms <= 0 && p->r.mode != M_HANG) { respond(p); return; }
 	if (p->r.mode == M_HANG) n_hung++;
 	evhttp_connection_set_closecb(p->evcon, closecb, p);
