@@ -64,6 +64,7 @@ static struct ev *first_ev, *last_ev;
 static char server_name[256] = "peer.test";
 static char *keydoc; static size_t keydoc_len;
 static unsigned long n_req, n_answered, n_cancelled, n_reset, n_hung;
+static unsigned long n_inflight, n_inflight_max;   /* requests not yet ended */
 static int rv = 10;
 
 static uint64_t h64(const char *s)
@@ -218,6 +219,7 @@ static void send_json(struct evhttp_request *req, int status, const char *body, 
 
 static void pending_free(struct pending *p)
 {
+	n_inflight--;
 	if (p->delay) event_free(p->delay);
 	if (p->poll) event_free(p->poll);
 	free(p->rbody);
@@ -342,8 +344,9 @@ static void stats_cb(struct evhttp_request *req)
 {
 	char b[512];
 	int n = snprintf(b, sizeof b, "{\"requests\":%lu,\"answered\":%lu,\"cancelled\":%lu,"
-	                 "\"reset\":%lu,\"hung\":%lu,\"events\":%zu}", n_req, n_answered,
-	                 n_cancelled, n_reset, n_hung, nevents);
+	                 "\"reset\":%lu,\"hung\":%lu,\"inflight\":%lu,\"inflight_max\":%lu,"
+	                 "\"events\":%zu}", n_req, n_answered, n_cancelled, n_reset, n_hung,
+	                 n_inflight, n_inflight_max, nevents);
 	send_json(req, 200, b, (size_t)n);
 }
 
@@ -364,6 +367,7 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	p->req = req;
 	p->evcon = evhttp_request_get_connection(req);
 	p->id = ++n_req;
+	if (++n_inflight > n_inflight_max) n_inflight_max = n_inflight;
 	snprintf(p->path, sizeof p->path, "%s", path);
 	const struct rule *r = match_rule(path);
 	if (r) {
