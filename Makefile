@@ -19,7 +19,7 @@ LDFLAGS   += $(SAN)
 DEB_PKGS  := build-essential pkg-config libevent-dev libcurl4-openssl-dev liblmdb-dev lmdb-utils \
              libjsmn-dev libsodium-dev libinih-dev libnats-dev nats-server libsystemd-dev \
              python3 python3-signedjson python3-canonicaljson python3-nacl clang libclang-rt-14-dev \
-             curl jq wrk hyperfine systemd procps openssl
+             curl jq wrk hyperfine systemd procps openssl strace
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
