@@ -159,6 +159,9 @@ static const struct daemon_ops fetchd_ops = {
 	.name = "fetchd",
 	.summary = "coalesced, failover federation fetch of raw event bytes",
 	.needs_store = 1,
+	.usage = "\nEnvironment: outgoing proxies by libcurl's rules, read once per server:\n"
+	         "  http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY, no_proxy/NO_PROXY\n"
+	         "  (upper-case HTTP_PROXY is ignored).\n",
 	.init = fetchd_init,
 	.on_frame = fetchd_frame,
 	.on_close = fetchd_close,
