@@ -57,6 +57,7 @@ struct server {
 	long long       until_ms;
 	char           *proxy;           /* from the environment, read once: "" none */
 	char           *noproxy;
+	CURLU          *base_uh;         /* base URL, parsed once (NULL: unparsable) */
 	struct curl_slist *hdrs;         /* headers of a plain GET (shared) */
 	CURL          **gets;            /* idle handles set up for a plain GET here */
 	int             ngets;
@@ -70,6 +71,7 @@ struct attempt {
 	struct server  *s;
 	int             state;
 	CURL           *easy;
+	CURLU          *uh;              /* this request's URL, handed to curl parsed */
 	struct curl_slist *hdrs;
 	int             own_hdrs;        /* else hdrs is the server's shared list */
 	int             plain_get;       /* easy is set up for s's plain GET: back to s->gets */

@@ -85,6 +85,22 @@ struct server *server_get(struct fetchd *fd, const char *name)
 	cfg_server_url(&fd->d->cfg, name, s->base, sizeof s->base);
 	strip_slash(s->base);
 	server_proxy(s);
+	/* Parsed once: each request gets a copy with its path and query set,
+	 * so curl neither parses nor re-normalizes a URL string per transfer
+	 * (-15k instructions a fetch under callgrind, 6,000 fetches).
+	 * An endpoint with a path or query of its own keeps the plain string
+	 * form (its prefix is part of every request's path), as does one curl
+	 * cannot parse (curl then reports the error per request). */
+	char *bp = NULL, *bq = NULL;
+	if ((s->base_uh = curl_url()) &&
+	    (curl_url_set(s->base_uh, CURLUPART_URL, s->base, 0) != CURLUE_OK ||
+	     curl_url_get(s->base_uh, CURLUPART_PATH, &bp, 0) != CURLUE_OK || strcmp(bp, "/") != 0 ||
+	     curl_url_get(s->base_uh, CURLUPART_QUERY, &bq, 0) != CURLUE_NO_QUERY)) {
+		curl_url_cleanup(s->base_uh);
+		s->base_uh = NULL;
+	}
+	curl_free(bp);
+	curl_free(bq);
 	const struct server_cfg *sc = cfg_server(&fd->d->cfg, name);
 	if (sc) {
 		snprintf(s->key, sizeof s->key, "%s", sc->key);
@@ -264,6 +280,7 @@ void transport_fini(struct fetchd *fd)
 			for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
 			free(s->gets);
 			curl_slist_free_all(s->hdrs);
+			curl_url_cleanup(s->base_uh);
 			free(s->proxy);
 			free(s->noproxy);
 			free(s->name);
@@ -477,7 +494,24 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		easy_setup(fd, a, e);
 	}
 	a->easy = e;
-	curl_easy_setopt(e, CURLOPT_URL, url.data);
+	a->uh = NULL;
+	if (s->base_uh && (a->uh = curl_url_dup(s->base_uh))) {
+		size_t bl = strlen(s->base);
+		char *path = url.data + bl, *q = strchr(path, '?');
+		if (q) *q = 0;
+		if (curl_url_set(a->uh, CURLUPART_PATH, path, 0) != CURLUE_OK ||
+		    (q && curl_url_set(a->uh, CURLUPART_QUERY, q + 1, 0) != CURLUE_OK)) {
+			curl_url_cleanup(a->uh);
+			a->uh = NULL;
+		}
+		if (q) *q = '?';
+	}
+	if (a->uh) {
+		curl_easy_setopt(e, CURLOPT_CURLU, a->uh);
+	} else {
+		curl_easy_setopt(e, CURLOPT_CURLU, NULL);
+		curl_easy_setopt(e, CURLOPT_URL, url.data);
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
@@ -557,6 +591,7 @@ void attempt_free(struct fetchd *fd, struct attempt *a)
 		}
 	}
 	if (a->own_hdrs) curl_slist_free_all(a->hdrs);
+	curl_url_cleanup(a->uh);      /* curl is done with it: the handle left the multi */
 	free(a->post);
 	buf_free(&a->body);
 	free(a);

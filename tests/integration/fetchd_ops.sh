@@ -1,6 +1,7 @@
 #!/bin/sh
 # fetchd's ops against their federation endpoints: the exact request each op
-# sends (path, escaping, query, POST body, as the peer logs it), the answer's
+# sends (path, escaping, query, POST body, as the peer logs it; an endpoint's
+# own path prefix kept), the answer's
 # shape check per op, a bad shape counted as a bad answer, a body over
 # response_max refused, 429 counted against the server, and candidates from
 # the room's known servers (LMDB room_servers, learnt from answers).
@@ -35,11 +36,19 @@ fd_peer slow429 "{\"rules\":[{\"path\":\"$F/event/\",\"status\":429,\"body\":\"{
 head -c 3000 /dev/zero | tr '\0' a | sed 's/^/{"pdus":[],"pad":"/; s/$/"}/' >"$B/big"
 fd_peer big "{\"rules\":[{\"path\":\"$F/event/\",\"file\":\"$B/big\"}]}"
 fd_peer origin "{\"rules\":[{\"path\":\"$F/event/\",\"status\":500,\"body\":\"{}\"}]}"
+# An endpoint with a path prefix of its own (a server behind a reverse proxy).
+FD_SERVERS="$FD_SERVERS
+[server pfx.test]
+endpoint = http://127.0.0.1:$FD_PORT_ops/fed/prefix/
+"
 fd_config "server_rate = 0
 response_max = 2k"
 fd_start
 fetch() { fedctl -c "$FD_CONF" fetch "$@" >"$FD_DIR/out" 2>"$FD_DIR/err"; }
-line() { grep -c "$1" "$FD_DIR/$2.log"; }
+# fetchd hands curl a parsed URL; curl's URL API writes percent-encodings
+# with lower-case hex (%3a), which RFC 3986 2.1 makes equal to %3A. The
+# peer's log is compared with the hex upper-cased.
+line() { sed 's/%\([0-9a-fA-F][0-9a-fA-F]\)/%\U\1/g' "$FD_DIR/$2.log" | grep -c "$1"; }
 
 fetch auth_chain "$(id 1)" --room "$R" --servers ops.test
 check_eq "auth_chain fetched" "0 ops.test" "$? $(tail -1 "$FD_DIR/err")"
@@ -68,6 +77,10 @@ check_eq "backfill: GET /backfill/{room}?v={event}&limit=N" 1 \
 
 # A room of shapes.test alone, so no other candidate can answer instead.
 R2='!other:shapes.test'
+fetch event "$(id 3)" --servers pfx.test
+check_eq "an endpoint's own path prefix is kept in the request" 1 \
+	"$(line "req=[0-9]* GET /fed/prefix$F/event/$(esc "$(id 3)") " ops)"
+
 bad0=$(fd_stat bad_answers)
 for op in auth_chain state_ids missing_events backfill; do
 	fetch "$op" "$(id 1)" --room "$R2" --servers shapes.test
