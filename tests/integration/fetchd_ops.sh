@@ -80,6 +80,10 @@ R2='!other:shapes.test'
 fetch event "$(id 3)" --servers pfx.test
 check_eq "an endpoint's own path prefix is kept in the request" 1 \
 	"$(line "req=[0-9]* GET /fed/prefix$F/event/$(esc "$(id 3)") " ops)"
+# The Host header names the endpoint's host:port, whether curl got a parsed
+# URL (ops.test) or a string (the prefixed endpoint).
+check_eq "every request to ops.test named Host: 127.0.0.1:$FD_PORT_ops" "" \
+	"$(grep ' GET \| POST ' "$FD_DIR/ops.log" | grep -v " host=127.0.0.1:$FD_PORT_ops ")"
 
 bad0=$(fd_stat bad_answers)
 for op in auth_chain state_ids missing_events backfill; do

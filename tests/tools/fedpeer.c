@@ -359,6 +359,7 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	const char *auth = evhttp_find_header(h, "Authorization");
 	const char *prox = evhttp_find_header(h, "X-Fed-Proxied");
 	const char *ua = evhttp_find_header(h, "User-Agent");
+	const char *hosthdr = evhttp_find_header(h, "Host");
 	(void)arg;
 	if (!path) path = "/";
 	if (strncmp(path, "/_peer/stats", 12) == 0) { stats_cb(req); return; }
@@ -381,11 +382,11 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	 * target: logged as target=host:port, else target=-. */
 	const char *thost = u ? evhttp_uri_get_host(u) : NULL;
 	int tport = u ? evhttp_uri_get_port(u) : -1;
-	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld target=%s%s%.0d ua=%s\n",
+	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld host=%s target=%s%s%.0d ua=%s\n",
 	        server_name, p->id,
 	        evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET", path,
 	        q ? "?" : "", q ? q : "", auth ? auth : "-", prox ? prox : "0", p->r.mode,
-	        p->r.delay_ms, thost ? thost : "-", thost && tport > 0 ? ":" : "",
+	        p->r.delay_ms, hosthdr ? hosthdr : "-", thost ? thost : "-", thost && tport > 0 ? ":" : "",
 	        thost && tport > 0 ? tport : 0, ua ? ua : "-");
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
 		struct evbuffer *in = evhttp_request_get_input_buffer(req);
