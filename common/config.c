@@ -114,6 +114,7 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 			if (!strcmp(key, "endpoint")) copy_field(p->endpoint, sizeof(p->endpoint), value, lc, key);
 			else if (!strcmp(key, "key")) copy_field(p->key, sizeof(p->key), value, lc, key);
 			else if (!strcmp(key, "ca")) copy_field(p->ca, sizeof(p->ca), value, lc, key);
+			else if (!strcmp(key, "server_name")) copy_field(p->server_name, sizeof(p->server_name), value, lc, key);
 			else if (!strcmp(key, "mode")) {
 				if (strcmp(value, "sync") && strcmp(value, "paused")) {
 					snprintf(lc->err, lc->errlen, "[peer %s] mode must be sync or paused, not '%s'", name, value);

@@ -20,7 +20,7 @@ struct param {
 extern const struct param params_node[], params_validated[], params_purgatoryd[],
 	params_fetchd[], params_syncd[], params_served[], params_feedpump[];
 
-#define PEER_KEYS   "endpoint key ca mode"           /* [peer NAME] */
+#define PEER_KEYS   "endpoint key ca mode server_name"           /* [peer NAME] */
 #define SERVER_KEYS "endpoint key ca"                /* [server NAME] */
 
 struct peer_cfg {
@@ -29,6 +29,7 @@ struct peer_cfg {
 	char key[256];
 	char ca[256];
 	char mode[16];          /* "sync" (default) | "paused" */
+	char server_name[256];  /* the server the peer must be (empty: pinned at first contact) */
 };
 struct server_cfg {
 	char name[256];

@@ -568,10 +568,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			log_warnx("reload: %s; keeping the running configuration", err);
 			return;
 		}
-		config_free(&d->cfg);
+		struct config old = d->cfg;
 		d->cfg = nc;
 		log_info("configuration reloaded from %s", d->cfg.path);
-		if (d->ops->on_reload) d->ops->on_reload(d);
+		if (d->ops->on_reload) d->ops->on_reload(d, &old);
+		config_free(&old);
 		return;
 	}
 	log_info("%s received; stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");

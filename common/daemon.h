@@ -4,8 +4,11 @@
  * a supervisor), -v, -n (check config, print "configuration OK", exit 0),
  * --stdio, --help, --version, plus the daemon's own long options; exit codes
  * 0 / 100 (bad config) / 111 (temporary); SIGTERM/SIGINT end the loop
- * cleanly through the loop itself; SIGHUP reloads the config and calls
- * on_reload; the LMDB environment is opened after option parsing (never
+ * cleanly through the loop itself; SIGHUP loads and checks the config anew
+ * (a bad one is refused and the running one kept), then calls
+ * on_reload(d, old) with d->cfg already the new one and old freed right after
+ * the hook returns: nothing may keep pointers into a configuration across a
+ * reload (copy what you keep, or look it up by name again); the LMDB environment is opened after option parsing (never
  * before a fork); readiness is announced only after the environment is open
  * and the socket is bound: sd_notify READY=1 (NOTIFY_SOCKET), and a newline
  * written to the fd named by env FP_READY_FD (s6 style, used by fedsup);
@@ -42,7 +45,9 @@ struct daemon_ops {
 	void (*on_frame)(struct daemon *d, struct conn *c, struct frame *f);
 	void (*on_connect)(struct daemon *d, struct conn *c);   /* outgoing conn up */
 	void (*on_close)(struct daemon *d, struct conn *c);     /* any conn gone */
-	void (*on_reload)(struct daemon *d);                    /* after SIGHUP */
+	/* After SIGHUP: d->cfg is the new, checked configuration; old is freed
+	 * when this returns. Apply what changed (peers, limits, ACL). */
+	void (*on_reload)(struct daemon *d, const struct config *old);
 	void (*on_turn)(struct daemon *d);   /* end of each loop turn: flush batches */
 	void (*on_stdin_eof)(struct daemon *d);  /* --stdio: input ended (default: stop) */
 	void (*stats)(struct daemon *d, struct buf *json);  /* extra members: ,"k":v */

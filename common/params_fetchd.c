@@ -7,6 +7,7 @@
 const struct param params_fetchd[] = {
 	{ "fetchd", "requests_max",       "256", "in-flight fetches across all keys (REQUESTS_MAX)" },
 	{ "fetchd", "queue_max",          "1024", "fetches waiting for a slot; beyond it callers get busy" },
+	{ "fetchd", "servers_max",        "4096", "servers tracked in memory; idle ones without backoff state are evicted first" },
 	{ "fetchd", "request_timeout",    "10s", "one upstream HTTP request, connect to last byte" },
 	{ "fetchd", "connect_timeout",    "3s", "TCP/TLS connect of one upstream request" },
 	{ "fetchd", "fetch_timeout",      "60s", "a whole fetch, every round included" },

@@ -25,6 +25,7 @@ const struct param params_purgatoryd[] = {
 	{ "purgatoryd", "backoff_min",    "20s",   "first wait after a room fetch that brought nothing" },
 	{ "purgatoryd", "backoff_max",    "120s",  "cap of the per-room backoff (doubles from backoff_min)" },
 	{ "purgatoryd", "max_hold",       "30m",   "a held event expires (to the expired table) after this long" },
+	{ "purgatoryd", "rejects_keep",   "168h",  "rejected events are kept (rejects table) this long, then pruned" },
 	{ "purgatoryd", "tick",           "1s",    "period of the fetch/expiry scheduler" },
 	{ "purgatoryd", "batch_max",      "5000",  "most verdicts committed in one transaction" },
 	{ "purgatoryd", "fetch_timeout",  "60s",   "a fetch request without an answer after this long counts as failed" },

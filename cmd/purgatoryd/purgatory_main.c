@@ -161,7 +161,7 @@ static void on_close(struct daemon *d, struct conn *c)
 	if (!strcmp(conn_peer(c), "stage:fetchd")) purgatory_fetchd_down(d->priv);
 }
 
-static void on_reload(struct daemon *d)
+static void on_reload(struct daemon *d, const struct config *old)
 {
 	struct purg *p = d->priv;
 	purgatory_params(p);
