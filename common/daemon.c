@@ -672,6 +672,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 			config_free(&d->cfg);
 			return EXIT_TEMP;
 		}
+		d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
 	}
 	ds.sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
 	ds.sig_int = evsignal_new(d->base, SIGINT, on_signal, d);

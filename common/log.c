@@ -38,6 +38,7 @@ static void vlog(int pri, const char *errstr, const char *fmt, va_list ap)
 #define LOGFN(name, pri, witherr) \
 	void name(const char *fmt, ...) { int e = errno; va_list ap; va_start(ap, fmt); \
 		vlog(pri, witherr ? strerror(e) : NULL, fmt, ap); va_end(ap); errno = e; }
+LOGFN(log_crit, 2, 0)
 LOGFN(log_err, 3, 0)
 LOGFN(log_warn, 4, 1)
 LOGFN(log_warnx, 4, 0)

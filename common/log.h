@@ -14,6 +14,7 @@
 void log_init(const char *progname, int verbose);
 void log_verbose(int v);
 int  log_is_verbose(void);
+void log_crit(const char *fmt, ...)  __attribute__((format(printf, 1, 2)));  /* <2> */
 void log_err(const char *fmt, ...)   __attribute__((format(printf, 1, 2)));  /* <3> */
 void log_warn(const char *fmt, ...)  __attribute__((format(printf, 1, 2)));  /* <4> + strerror(errno) */
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* <4> */

@@ -300,3 +300,12 @@ int store_node_id(struct store *s, char out[27])
 	if (rc) { mdb_txn_abort(t); return rc; }
 	return store_commit(t);
 }
+
+int store_write_failed(struct store *s, int rc)
+{
+	if (rc == MDB_MAP_FULL && !s->full) {
+		s->full = 1;
+		log_crit("LMDB map is full: writes stop until space returns");
+	}
+	return 0;
+}

@@ -75,6 +75,8 @@ struct store {
 	MDB_env *env;
 	MDB_dbi  dbi[DB__COUNT];
 	int      readonly;
+	size_t   map_max;    /* [node] map_size_max: ceiling of store_write_failed's growth */
+	int      full;       /* at the ceiling: writers degrade (see store_write_failed) */
 };
 
 /* Open (creating dir and databases unless readonly). mapsize 0 = default
@@ -86,6 +88,14 @@ void store_close(struct store *s);
 MDB_txn *store_begin(struct store *s, int readonly);
 /* Commit; returns 0 or the LMDB error (logged). */
 int  store_commit(MDB_txn *txn);
+/* Every write path: on any error, abort the txn, then call this with the
+ * error. MDB_MAP_FULL below the ceiling: the map is grown (doubling, up to
+ * map_max) and 1 is returned: redo the whole txn now. At the ceiling (or
+ * any other error): 0; with MDB_MAP_FULL the store enters the "store full"
+ * state (one critical log line; fedctl status shows it): the caller keeps
+ * its input (nothing is lost), degrades (stops pulling, answers reads) and
+ * retries later. The state ends at the next successful write. */
+int  store_write_failed(struct store *s, int rc);
 
 static inline void be64_put(unsigned char *p, uint64_t v)
 { for (int i = 7; i >= 0; i--) { p[i] = (unsigned char)(v & 0xff); v >>= 8; } }

@@ -34,6 +34,7 @@ struct store *fedctl_store(struct fedctl *fc, int readonly)
 		fprintf(stderr, "fedctl: %s\n", err);
 		exit(EXIT_TEMP);
 	}
+	fc->st.map_max = (size_t)cfg_size(&fc->cfg, "node", "map_size_max");
 	fc->st_open = 1;
 	return &fc->st;
 }
