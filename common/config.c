@@ -5,6 +5,7 @@
 #include "log.h"
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,17 +38,128 @@ long long parse_ms(const char *s)
 long long parse_size(const char *s)
 {
 	char *end;
+	if (!isdigit((unsigned char)s[0])) return -1;
 	errno = 0;
 	long long v = strtoll(s, &end, 10);
 	if (end == s || errno || v < 0) return -1;
+	int shift = 0;
 	switch (*end) {
 	case 0: return v;
-	case 'k': case 'K': v <<= 10; break;
-	case 'm': case 'M': v <<= 20; break;
-	case 'g': case 'G': v <<= 30; break;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
 	default: return -1;
 	}
+	if (v > (LLONG_MAX >> shift)) return -1;
+	v <<= shift;
 	return end[1] == 0 || (end[1] == 'B' && end[2] == 0) || (end[1] == 'i' && end[2] == 'B' && end[3] == 0) ? v : -1;
+}
+
+/* A decimal integer, digits only (no sign, no space, no 0x, no exponent). */
+static int parse_int(const char *s, long long *out)
+{
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 18) return -1;
+	*out = strtoll(s, NULL, 10);
+	return 0;
+}
+
+const char *param_type_name(enum param_type t)
+{
+	switch (t) {
+	case PT_STRING: return "string";
+	case PT_PATH: return "path";
+	case PT_BOOL: return "boolean";
+	case PT_INT: return "integer";
+	case PT_SIZE: return "size";
+	case PT_DURATION: return "duration";
+	case PT_ENUM: return "enum";
+	case PT_LIST: return "list";
+	}
+	return "?";
+}
+
+void param_accepted(const struct param *p, char *out, size_t cap)
+{
+	switch (p->type) {
+	case PT_BOOL: snprintf(out, cap, "yes or no (true/false, on/off, 1/0)"); break;
+	case PT_INT: snprintf(out, cap, "an integer from %s to %s", p->min, p->max); break;
+	case PT_SIZE: snprintf(out, cap, "a size like 64K, 4M, 8G from %s to %s", p->min, p->max); break;
+	case PT_DURATION: snprintf(out, cap, "a duration like 500ms, 20s, 30m, 24h, 7d from %s to %s", p->min, p->max); break;
+	case PT_ENUM: snprintf(out, cap, "one of %s", p->allowed); break;
+	case PT_LIST:
+		if (p->allowed) snprintf(out, cap, "a list (comma or space separated) of %s", p->allowed);
+		else snprintf(out, cap, "a list (comma or space separated)");
+		break;
+	case PT_PATH: snprintf(out, cap, "a path"); break;
+	default: snprintf(out, cap, "text"); break;
+	}
+}
+
+static int is_bool_word(const char *v)
+{
+	static const char *const w[] = { "yes", "no", "true", "false", "on", "off", "1", "0", NULL };
+	for (int i = 0; w[i]; i++) if (!strcmp(v, w[i])) return 1;
+	return 0;
+}
+
+/* Is the n bytes at s one of the '|'-separated words of allowed? */
+static int allowed_has(const char *allowed, const char *s, size_t n)
+{
+	const char *a = allowed;
+	while (*a) {
+		const char *e = strchr(a, '|');
+		size_t l = e ? (size_t)(e - a) : strlen(a);
+		if (l == n && !memcmp(a, s, n)) return 1;
+		if (!e) break;
+		a = e + 1;
+	}
+	return 0;
+}
+
+int param_check(const struct param *p, const char *v, char *err, size_t errlen)
+{
+	char acc[200];
+	int bad = 0;
+	for (const unsigned char *q = (const unsigned char *)v; *q; q++)
+		if (*q < 0x20 || *q == 0x7f) {
+			snprintf(err, errlen, "[%s] %s = (a value holding byte 0x%02x at offset %d) is not accepted: "
+			         "no value may hold control characters", p->section, p->key, *q, (int)(q - (const unsigned char *)v));
+			return -1;
+		}
+	long long x = 0, lo = 0, hi = 0;
+	switch (p->type) {
+	case PT_BOOL: bad = !is_bool_word(v); break;
+	case PT_INT:
+		bad = parse_int(v, &x) < 0;
+		if (!bad) { parse_int(p->min, &lo); parse_int(p->max, &hi); bad = x < lo || x > hi; }
+		break;
+	case PT_SIZE:
+		x = parse_size(v);
+		bad = x < 0 || x < parse_size(p->min) || x > parse_size(p->max);
+		break;
+	case PT_DURATION:
+		x = parse_ms(v);
+		bad = x < 0 || x < parse_ms(p->min) || x > parse_ms(p->max);
+		break;
+	case PT_ENUM: bad = !allowed_has(p->allowed, v, strlen(v)); break;
+	case PT_LIST:
+		if (p->allowed) {
+			const char *q = v;
+			while (*q && !bad) {
+				while (*q == ',' || *q == ' ' || *q == '\t') q++;
+				const char *st = q;
+				while (*q && *q != ',' && *q != ' ' && *q != '\t') q++;
+				if (q > st && !allowed_has(p->allowed, st, (size_t)(q - st))) bad = 1;
+			}
+		}
+		break;
+	default: break;
+	}
+	if (!bad) return 0;
+	param_accepted(p, acc, sizeof(acc));
+	snprintf(err, errlen, "[%s] %s = '%s' is not %s", p->section, p->key, v, acc);
+	return -1;
 }
 
 static int find(const struct config *c, const char *section, const char *key)
@@ -111,8 +223,13 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 				strcpy(p->mode, "sync");
 				copy_field(p->name, sizeof(p->name), name, lc, "peer name");
 			}
-			if (!strcmp(key, "endpoint")) copy_field(p->endpoint, sizeof(p->endpoint), value, lc, key);
-			else if (!strcmp(key, "key")) copy_field(p->key, sizeof(p->key), value, lc, key);
+			if (!strcmp(key, "endpoint")) {
+				if (strncmp(value, "http://", 7) && strncmp(value, "https://", 8)) {
+					snprintf(lc->err, lc->errlen, "[peer %s] endpoint = '%s' is not an http:// or https:// URL", name, value);
+					return 0;
+				}
+				copy_field(p->endpoint, sizeof(p->endpoint), value, lc, key);
+			} else if (!strcmp(key, "key")) copy_field(p->key, sizeof(p->key), value, lc, key);
 			else if (!strcmp(key, "ca")) copy_field(p->ca, sizeof(p->ca), value, lc, key);
 			else if (!strcmp(key, "server_name")) copy_field(p->server_name, sizeof(p->server_name), value, lc, key);
 			else if (!strcmp(key, "mode")) {
@@ -155,6 +272,7 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 			snprintf(lc->err, lc->errlen, "unknown section [%s]", section);
 		return 0;
 	}
+	if (param_check(c->p[i], value, lc->err, lc->errlen) < 0) return 0;
 	free(c->val[i]);
 	c->val[i] = strdup(value);
 	if (!c->val[i]) log_panic("out of memory");
@@ -162,37 +280,33 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 	return 1;
 }
 
-/* Values whose form we can tell from the default are checked at load time. */
+/* Relations between parameters, checked once everything is read. */
 static int check_values(struct config *c, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < c->n; i++) {
-		const char *d = c->p[i]->def, *v = c->val[i];
-		if (!c->set[i] || !*d) continue;
-		size_t dl = strlen(d);
-		int dur = isdigit((unsigned char)d[0]) && (d[dl - 1] == 's' || d[dl - 1] == 'h' ||
-		          (d[dl - 1] == 'm' && strcmp(c->p[i]->key, "map_size")));
-		int size = isdigit((unsigned char)d[0]) && strchr("KMG", d[dl - 1]);
-		int num = 1;
-		for (const char *p = d; *p; p++) if (!isdigit((unsigned char)*p)) num = 0;
-		int boolean = !strcmp(d, "true") || !strcmp(d, "false");
-		const char *what = NULL;
-		if (dur && parse_ms(v) < 0) what = "a duration like 500ms, 20s, 30m, 24h";
-		else if (size && parse_size(v) < 0) what = "a size like 64K, 4M, 8G";
-		else if (num) { char *e; errno = 0; strtoll(v, &e, 10); if (*v == 0 || *e || errno) what = "an integer"; }
-		else if (boolean && strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "yes") &&
-		         strcmp(v, "no") && strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "1") && strcmp(v, "0"))
-			what = "true or false";
-		if (what) {
-			snprintf(err, errlen, "%s: [%s] %s = '%s' is not %s", c->path, c->p[i]->section,
-			         c->p[i]->key, v, what);
+	static const struct { const char *section, *lo, *hi; } order[] = {
+		{ "purgatoryd", "backoff_min", "backoff_max" },
+		{ "feedpump", "backoff_min", "backoff_max" },
+		{ NULL, NULL, NULL }
+	};
+	for (int i = 0; order[i].section; i++) {
+		long long lo = cfg_ms(c, order[i].section, order[i].lo), hi = cfg_ms(c, order[i].section, order[i].hi);
+		if (hi < lo) {
+			snprintf(err, errlen, "%s: [%s] %s = %s is below %s = %s", c->path, order[i].section,
+			         order[i].hi, cfg_str(c, order[i].section, order[i].hi), order[i].lo,
+			         cfg_str(c, order[i].section, order[i].lo));
 			return -1;
 		}
 	}
-	int rv = (int)cfg_int(c, "node", "room_version");
-	if (rv != 10 && rv != 11) {
-		snprintf(err, errlen, "%s: [node] room_version must be 10 or 11", c->path);
+	if (cfg_size(c, "node", "map_size_max") < cfg_size(c, "node", "map_size")) {
+		snprintf(err, errlen, "%s: [node] map_size_max = %s is below map_size = %s", c->path,
+		         cfg_str(c, "node", "map_size_max"), cfg_str(c, "node", "map_size"));
 		return -1;
 	}
+	for (size_t i = 0; i < c->npeers; i++)
+		if (!c->peers[i].endpoint[0]) {
+			snprintf(err, errlen, "%s: [peer %s] has no endpoint", c->path, c->peers[i].name);
+			return -1;
+		}
 	return 0;
 }
 

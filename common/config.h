@@ -10,12 +10,45 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Parameter types. Every value is checked against its type (and range or
+ * allowed values) when the file is loaded, by every program: a bad value is
+ * an error naming file, line, key and what is accepted (callers exit 100).
+ * Nothing is clamped silently anywhere. */
+enum param_type {
+	PT_STRING = 1, /* any text (may be empty) */
+	PT_PATH,       /* a file or directory path (may be empty where the help says so) */
+	PT_BOOL,       /* yes | no | true | false | on | off | 1 | 0 */
+	PT_INT,        /* decimal integer in [min, max] */
+	PT_SIZE,       /* bytes: 512, 64K, 4M, 8G; in [min, max] */
+	PT_DURATION,   /* 500ms, 20s, 30m, 24h, 7d; in [min, max] */
+	PT_ENUM,       /* one of allowed ("a|b|c") */
+	PT_LIST,       /* comma/space separated; each item one of allowed if set */
+};
+
 struct param {
 	const char *section;   /* "node", "acl", "feed", "fetchd", ... */
 	const char *key;
 	const char *def;       /* default, as it would be written in the file */
 	const char *help;
+	enum param_type type;
+	const char *min, *max; /* INT, SIZE, DURATION bounds, written like values */
+	const char *allowed;   /* ENUM / LIST: "a|b|c" */
 };
+/* Table rows, one per parameter. */
+#define P_STR(s, k, d, h)            { s, k, d, h, .type = PT_STRING }
+#define P_PATH(s, k, d, h)           { s, k, d, h, .type = PT_PATH }
+#define P_BOOL(s, k, d, h)           { s, k, d, h, .type = PT_BOOL }
+#define P_INT(s, k, d, lo, hi, h)    { s, k, d, h, .type = PT_INT, .min = lo, .max = hi }
+#define P_SIZE(s, k, d, lo, hi, h)   { s, k, d, h, .type = PT_SIZE, .min = lo, .max = hi }
+#define P_DUR(s, k, d, lo, hi, h)    { s, k, d, h, .type = PT_DURATION, .min = lo, .max = hi }
+#define P_ENUM(s, k, d, al, h)       { s, k, d, h, .type = PT_ENUM, .allowed = al }
+#define P_LIST(s, k, d, al, h)       { s, k, d, h, .type = PT_LIST, .allowed = al }
+#define P_END                        { NULL, NULL, NULL, NULL, .type = 0 }
+/* "integer", "size", ...; and "in [min, max]" / "one of a|b" into out. */
+const char *param_type_name(enum param_type t);
+void param_accepted(const struct param *p, char *out, size_t cap);
+/* Check one value against its parameter: 0, or -1 with what is wrong in err. */
+int  param_check(const struct param *p, const char *value, char *err, size_t errlen);
 /* Each table ends with a {NULL} entry. */
 extern const struct param params_node[], params_validated[], params_purgatoryd[],
 	params_fetchd[], params_syncd[], params_served[], params_feedpump[];

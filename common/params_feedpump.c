@@ -4,17 +4,17 @@
 #include "config.h"
 
 const struct param params_feedpump[] = {
-	{ "feedpump", "batch",        "64",   "outbox rows drained per sink call and write-back txn" },
-	{ "feedpump", "interval",     "15s",  "safety-net drain timer (wakeups from purgatoryd are the fast path)" },
-	{ "feedpump", "max_attempts", "10",   "attempts before a row the sink refuses moves to feed_dead" },
-	{ "feedpump", "backoff_min",  "200ms", "first retry delay after a failed publish (doubles per attempt)" },
-	{ "feedpump", "backoff_max",  "30s",  "longest retry delay" },
-	{ "feedpump", "lease_ttl",    "10s",  "drainer lease lifetime (renewed every ttl/3)" },
-	{ "feed", "nats_subject",     "fedpipe.events", "JetStream subject events are published on" },
-	{ "feed", "nats_stream",      "FEDPIPE", "JetStream stream (created with the subject if missing)" },
-	{ "feed", "nats_durable",     "fedpipe-apply", "durable pull consumer name for fedctl feed apply" },
-	{ "feed", "nats_timeout",     "5s",   "NATS connect/publish-ack timeout" },
-	{ "feed", "nats_dup_window",  "10m",  "JetStream duplicate window for Nats-Msg-Id (stream creation)" },
-	{ "feed", "nats_ack_wait",    "30s",  "consumer ack wait before redelivery" },
-	{ NULL, NULL, NULL, NULL }
+	P_INT("feedpump", "batch", "64", "1", "1000000", "outbox rows drained per sink call and write-back txn"),
+	P_DUR("feedpump", "interval", "15s", "1ms", "24h", "safety-net drain timer (wakeups from purgatoryd are the fast path)"),
+	P_INT("feedpump", "max_attempts", "10", "1", "1000000000", "attempts before a row the sink refuses moves to feed_dead"),
+	P_DUR("feedpump", "backoff_min", "200ms", "1ms", "24h", "first retry delay after a failed publish (doubles per attempt)"),
+	P_DUR("feedpump", "backoff_max", "30s", "1ms", "24h", "longest retry delay"),
+	P_DUR("feedpump", "lease_ttl", "10s", "100ms", "24h", "drainer lease lifetime (renewed every ttl/3)"),
+	P_STR("feed", "nats_subject", "fedpipe.events", "JetStream subject events are published on"),
+	P_STR("feed", "nats_stream", "FEDPIPE", "JetStream stream (created with the subject if missing)"),
+	P_STR("feed", "nats_durable", "fedpipe-apply", "durable pull consumer name for fedctl feed apply"),
+	P_DUR("feed", "nats_timeout", "5s", "10ms", "10m", "NATS connect/publish-ack timeout"),
+	P_DUR("feed", "nats_dup_window", "10m", "1s", "3650d", "JetStream duplicate window for Nats-Msg-Id (stream creation)"),
+	P_DUR("feed", "nats_ack_wait", "30s", "1s", "24h", "consumer ack wait before redelivery"),
+	P_END
 };

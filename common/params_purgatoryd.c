@@ -20,19 +20,19 @@
 #include "config.h"
 
 const struct param params_purgatoryd[] = {
-	{ "purgatoryd", "debounce",       "500ms", "wait before fetching for a room whose first held event arrived by sync (from a [peer])" },
-	{ "purgatoryd", "debounce_other", "2s",    "the same for any other arrival (fetched, imported, requeued, recovered, sent), and after a fetch that brought events" },
-	{ "purgatoryd", "backoff_min",    "20s",   "first wait after a room fetch that brought nothing" },
-	{ "purgatoryd", "backoff_max",    "120s",  "cap of the per-room backoff (doubles from backoff_min)" },
-	{ "purgatoryd", "max_hold",       "30m",   "a held event expires (to the expired table) after this long" },
-	{ "purgatoryd", "rejects_keep",   "168h",  "rejected events are kept (rejects table) this long, then pruned" },
-	{ "purgatoryd", "tick",           "1s",    "period of the fetch/expiry scheduler" },
-	{ "purgatoryd", "batch_max",      "5000",  "most verdicts committed in one transaction" },
-	{ "purgatoryd", "fetch_timeout",  "60s",   "a fetch request without an answer after this long counts as failed" },
-	{ "purgatoryd", "fetch_retry",    "2s",    "retry wait while fetchd is not reachable (no backoff)" },
-	{ "purgatoryd", "fetch_limit",    "100",   "limit asked for in a missing_events request" },
-	{ "purgatoryd", "fetch_latest_max", "20",  "most held events named as latest_events in one request" },
-	{ "purgatoryd", "fetch_events_max", "8",   "most single-event requests per room attempt" },
-	{ "purgatoryd", "fetch_servers_max", "10", "most server hints sent with a request" },
-	{ NULL, NULL, NULL, NULL }
+	P_DUR("purgatoryd", "debounce", "500ms", "0", "1h", "wait before fetching for a room whose first held event arrived by sync (from a [peer])"),
+	P_DUR("purgatoryd", "debounce_other", "2s", "0", "1h", "the same for any other arrival (fetched, imported, requeued, recovered, sent), and after a fetch that brought events"),
+	P_DUR("purgatoryd", "backoff_min", "20s", "1ms", "24h", "first wait after a room fetch that brought nothing"),
+	P_DUR("purgatoryd", "backoff_max", "120s", "1ms", "24h", "cap of the per-room backoff (doubles from backoff_min)"),
+	P_DUR("purgatoryd", "max_hold", "30m", "1s", "365d", "a held event expires (to the expired table) after this long"),
+	P_DUR("purgatoryd", "rejects_keep", "168h", "1m", "3650d", "rejected events are kept (rejects table) this long, then pruned"),
+	P_DUR("purgatoryd", "tick", "1s", "1ms", "1m", "period of the fetch/expiry scheduler"),
+	P_INT("purgatoryd", "batch_max", "5000", "1", "1000000", "most verdicts committed in one transaction"),
+	P_DUR("purgatoryd", "fetch_timeout", "60s", "10ms", "1h", "a fetch request without an answer after this long counts as failed"),
+	P_DUR("purgatoryd", "fetch_retry", "2s", "1ms", "1h", "retry wait while fetchd is not reachable (no backoff)"),
+	P_INT("purgatoryd", "fetch_limit", "100", "1", "1000", "limit asked for in a missing_events request"),
+	P_INT("purgatoryd", "fetch_latest_max", "20", "1", "100", "most held events named as latest_events in one request"),
+	P_INT("purgatoryd", "fetch_events_max", "8", "1", "100", "most single-event requests per room attempt"),
+	P_INT("purgatoryd", "fetch_servers_max", "10", "1", "100", "most server hints sent with a request"),
+	P_END
 };

@@ -118,6 +118,10 @@ static int cmd_config(struct fedctl *fc, int argc, char **argv)
 			buf_adds(&b, ",\"value\":"); json_put_string(&b, c->val[i], strlen(c->val[i]));
 			buf_adds(&b, ",\"default\":"); json_put_string(&b, c->p[i]->def, strlen(c->p[i]->def));
 			buf_adds(&b, ",\"help\":"); json_put_string(&b, c->p[i]->help, strlen(c->p[i]->help));
+			char acc[200];
+			param_accepted(c->p[i], acc, sizeof(acc));
+			buf_adds(&b, ",\"type\":"); json_put_string(&b, param_type_name(c->p[i]->type), strlen(param_type_name(c->p[i]->type)));
+			buf_adds(&b, ",\"accepted\":"); json_put_string(&b, acc, strlen(acc));
 			buf_printf(&b, ",\"set\":%s}", c->set[i] ? "true" : "false");
 		}
 		buf_adds(&b, "]\n");
@@ -127,15 +131,21 @@ static int cmd_config(struct fedctl *fc, int argc, char **argv)
 	}
 	int markdown = argc > 1 && !strcmp(argv[1], "--markdown");
 	const char *sec = "";
-	if (markdown) printf("| section | key | default | meaning |\n|---|---|---|---|\n");
+	if (markdown) printf("| section | key | default | type | meaning |\n|---|---|---|---|---|\n");
 	for (size_t i = 0; i < c->n; i++) {
 		const struct param *p = c->p[i];
+		char range[160] = "";
+		if (p->type == PT_INT || p->type == PT_SIZE || p->type == PT_DURATION)
+			snprintf(range, sizeof(range), " %s..%s", p->min, p->max);
+		else if ((p->type == PT_ENUM || p->type == PT_LIST) && p->allowed)
+			snprintf(range, sizeof(range), " %s", p->allowed);
 		if (markdown) {
-			printf("| `[%s]` | `%s` | `%s` | %s |\n", p->section, p->key, *p->def ? p->def : "", p->help);
+			printf("| `[%s]` | `%s` | `%s` | %s%s | %s |\n", p->section, p->key, *p->def ? p->def : "",
+			       param_type_name(p->type), range, p->help);
 			continue;
 		}
 		if (strcmp(sec, p->section)) { printf("%s[%s]\n", *sec ? "\n" : "", p->section); sec = p->section; }
-		printf("%-16s = %-28s # %s%s%s%s\n", p->key, c->val[i], p->help,
+		printf("%-16s = %-28s # %s%s: %s%s%s%s\n", p->key, c->val[i], param_type_name(p->type), range, p->help,
 		       c->set[i] ? " (default: " : "", c->set[i] ? p->def : "", c->set[i] ? ")" : "");
 	}
 	if (!markdown) {

@@ -67,6 +67,85 @@ int main(void)
 	TAP_OK(config_load(&c, "/nonexistent/fp.conf", err, sizeof(err)) < 0 && strstr(err, "No such file"), "missing file: %s", err);
 	config_free(&c);
 
+	/* Generated from the parameter table: every default passes its own
+	 * check, and every parameter refuses a bad value of its type, naming
+	 * file, line, key and what is accepted (no silent clamping). */
+	int defaults_ok = 1, refused = 0, total = 0;
+	TAP_OK(config_load(&c, NULL, err, sizeof(err)) == 0, "defaults load");
+	for (size_t i = 0; i < c.n; i++) {
+		const struct param *q = c.p[i];
+		if (param_check(q, q->def, err, sizeof(err)) < 0) {
+			defaults_ok = 0;
+			printf("# default of [%s] %s fails its own check: %s\n", q->section, q->key, err);
+		}
+		TAP_OK(q->type >= PT_STRING && q->type <= PT_LIST, "[%s] %s has a type (%s)", q->section, q->key,
+		       param_type_name(q->type));
+	}
+	TAP_OK(defaults_ok, "every default passes its own check");
+	for (size_t i = 0; i < c.n; i++) {
+		const struct param *q = c.p[i];
+		char bad[6][64];
+		int nb = 0;
+		switch (q->type) {
+		case PT_BOOL: strcpy(bad[nb++], "yse"); strcpy(bad[nb++], "2"); strcpy(bad[nb++], "Yes please"); break;
+		case PT_INT:
+			strcpy(bad[nb++], "12x"); strcpy(bad[nb++], "-1"); strcpy(bad[nb++], "0x10");
+			strcpy(bad[nb++], "1e3"); strcpy(bad[nb++], "5 5");
+			snprintf(bad[nb++], 64, "%lld", strtoll(q->max, NULL, 10) + 1);
+			break;
+		case PT_SIZE:
+			strcpy(bad[nb++], "4Q"); strcpy(bad[nb++], "-4M"); strcpy(bad[nb++], "lots");
+			snprintf(bad[nb++], 64, "%lld", parse_size(q->max) + 1);
+			if (parse_size(q->min) > 0) snprintf(bad[nb++], 64, "%lld", parse_size(q->min) - 1);
+			break;
+		case PT_DURATION:
+			strcpy(bad[nb++], "5 parsecs"); strcpy(bad[nb++], "-1s"); strcpy(bad[nb++], "soon");
+			snprintf(bad[nb++], 64, "%lldms", parse_ms(q->max) + 1);
+			if (parse_ms(q->min) > 0) snprintf(bad[nb++], 64, "%lldms", parse_ms(q->min) - 1);
+			break;
+		case PT_ENUM: strcpy(bad[nb++], "bogus"); break;
+		case PT_LIST: if (q->allowed) strcpy(bad[nb++], "bogus"); else strcpy(bad[nb++], "a\001b"); break;
+		default: strcpy(bad[nb++], "a\001b"); break;
+		}
+		for (int b = 0; b < nb; b++) {
+			char text[512];
+			snprintf(text, sizeof(text), "# generated\n[%s]\n%s = %s\n", q->section, q->key, bad[b]);
+			const char *path = write_tmp(text);
+			struct config bc;
+			int r = config_load(&bc, path, err, sizeof(err));
+			char key[96];
+			snprintf(key, sizeof(key), "[%s] %s = ", q->section, q->key);
+			char where[80];
+			snprintf(where, sizeof(where), "%s:3:", path);
+			int good = r < 0 && strstr(err, where) && strstr(err, key) && (strstr(err, "is not ") || strstr(err, "not accepted"));
+			total++;
+			if (good) refused++;
+			else printf("# [%s] %s = '%s' not refused as it should be: %s\n", q->section, q->key, bad[b],
+			            r < 0 ? err : "(loaded)");
+			if (r == 0) config_free(&bc);
+			unlink(path);
+		}
+	}
+	config_free(&c);
+	TAP_OK(refused == total && total > 100, "every parameter refuses bad values of its type, naming file:line, key and what is accepted (%d of %d)", refused, total);
+	{
+		const char *path = write_tmp("[validated]\ncheck_signatures = yse\n");
+		TAP_OK(config_load(&c, path, err, sizeof(err)) < 0 && strstr(err, ":2:") && strstr(err, "check_signatures") &&
+		       strstr(err, "yes or no"), "a typo in a boolean is refused: %s", err);
+		unlink(path);
+		path = write_tmp("[purgatoryd]\nbackoff_min = 60s\nbackoff_max = 20s\n");
+		TAP_OK(config_load(&c, path, err, sizeof(err)) < 0 && strstr(err, "backoff_max"), "max below min is refused: %s", err);
+		unlink(path);
+		path = write_tmp("[fetchd]\nchecks = event_id, hashes signatures\n[node]\nmap_size = 1T\nmap_size_max = 2T\n");
+		TAP_OK(config_load(&c, path, err, sizeof(err)) == 0 && cfg_size(&c, "node", "map_size_max") == 2LL << 40,
+		       "valid list and T size load: %s", err);
+		config_free(&c);
+		unlink(path);
+		path = write_tmp("[peer x]\nendpoint = file:///etc/passwd\n");
+		TAP_OK(config_load(&c, path, err, sizeof(err)) < 0 && strstr(err, "endpoint"), "peer endpoint must be http(s): %s", err);
+		unlink(path);
+	}
+
 	TAP_OK(parse_ms("500ms") == 500 && parse_ms("20s") == 20000 && parse_ms("30m") == 1800000 &&
 	       parse_ms("24h") == 86400000 && parse_ms("2") == 2000 && parse_ms("x") < 0, "parse_ms");
 	TAP_OK(parse_size("64K") == 65536 && parse_size("4M") == 4 << 20 && parse_size("8G") == 8LL << 30 &&
