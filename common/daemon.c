@@ -8,6 +8,8 @@
 #include <event2/buffer.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -419,10 +421,52 @@ int daemon_emit(struct daemon *d, const char *next_stage, int type, uint16_t fla
 	return rc;
 }
 
+/* [node] socket_group as a gid: 0 and *gid set, 1 when empty, -1 unknown. */
+static int socket_gid(const struct daemon *d, gid_t *gid)
+{
+	const char *g = cfg_str(&d->cfg, "node", "socket_group");
+	if (!*g) return 1;
+	struct group *gr = getgrnam(g);
+	if (gr) { *gid = gr->gr_gid; return 0; }
+	if (strspn(g, "0123456789") == strlen(g) && strlen(g) < 10) { *gid = (gid_t)strtoul(g, NULL, 10); return 0; }
+	return -1;
+}
+
+/* Local boundary: a stage socket takes connections only from our own uid,
+ * root, or a member of [node] socket_group (Postfix's public/private split:
+ * the socket mode keeps others out, SO_PEERCRED checks who actually came). */
+static int peer_allowed(const struct daemon *d, int fd, uid_t *uid_out)
+{
+	struct ucred cr;
+	socklen_t n = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) < 0) return 0;
+	*uid_out = cr.uid;
+	if (cr.uid == geteuid() || cr.uid == 0) return 1;
+	gid_t g;
+	if (socket_gid(d, &g) != 0) return 0;
+	if (cr.gid == g) return 1;
+	struct passwd *pw = getpwuid(cr.uid);
+	if (!pw) return 0;
+	gid_t groups[256];
+	int ng = 256;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0) return 0;
+	for (int i = 0; i < ng; i++) if (groups[i] == g) return 1;
+	return 0;
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int len, void *arg)
 {
 	struct daemon *d = arg;
+	uid_t uid = (uid_t)-1;
+	if (!peer_allowed(d, fd, &uid)) {
+		uint64_t *refused = daemon_counter(d, "socket_refused");
+		if ((*refused)++ == 0 || *refused % 1000 == 0)
+			log_warnx("refused a connection on %s from uid %ld (not ours, root or [node] socket_group); %llu so far",
+			          DS(d)->sock_path, (long)uid, (unsigned long long)*refused);
+		close(fd);
+		return;
+	}
 	char name[64];
 	snprintf(name, sizeof(name), "client#%u", ++DS(d)->next_client);
 	struct conn *c = conn_new(d, CONN_ACCEPTED, name);
@@ -444,6 +488,26 @@ static int listen_socket(struct daemon *d)
 		log_warn("cannot create run directory %s", run_dir);
 		return EXIT_TEMP;
 	}
+	/* Anyone who can write the run directory can replace our socket with
+	 * theirs: refuse one that others may write or that someone else owns. */
+	struct stat rst;
+	if (stat(run_dir, &rst) < 0 || !S_ISDIR(rst.st_mode)) {
+		log_err("run directory %s is not a directory", run_dir);
+		return EXIT_CONFIG;
+	}
+	if ((rst.st_mode & S_IWOTH) || (rst.st_uid != geteuid() && rst.st_uid != 0)) {
+		log_err("run directory %s is %s (mode %04o, owner uid %ld): refusing to put sockets there; "
+		        "make it owned by uid %ld and not writable by others", run_dir,
+		        (rst.st_mode & S_IWOTH) ? "writable by others" : "owned by another user",
+		        (unsigned)(rst.st_mode & 07777), (long)rst.st_uid, (long)geteuid());
+		return EXIT_CONFIG;
+	}
+	gid_t sgid = 0;
+	int sg = socket_gid(d, &sgid);
+	if (sg < 0) {
+		log_err("[node] socket_group = '%s': no such group", cfg_str(&d->cfg, "node", "socket_group"));
+		return EXIT_CONFIG;
+	}
 	struct sockaddr_un sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -462,14 +526,18 @@ static int listen_socket(struct daemon *d)
 		return EXIT_TEMP;
 	}
 	unlink(ds->sock_path);
+	/* The socket is born 0660: no window with a wider mode. */
+	mode_t old_umask = umask(0117);
 	ds->listener = evconnlistener_new_bind(d->base, accept_cb, d,
 	        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_umask);
 	if (!ds->listener) {
 		log_warn("cannot listen on %s", ds->sock_path);
 		ds->sock_path[0] = 0;
 		return EXIT_TEMP;
 	}
-	chmod(ds->sock_path, 0660);
+	if (sg == 0 && chown(ds->sock_path, (uid_t)-1, sgid) < 0)
+		log_warn("cannot give %s to group %s", ds->sock_path, cfg_str(&d->cfg, "node", "socket_group"));
 	return 0;
 }
 
