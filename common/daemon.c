@@ -636,8 +636,32 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 			log_warnx("reload: %s; keeping the running configuration", err);
 			return;
 		}
+		/* What the running process is built on keeps its value until a
+		 * restart (said once, loudly); everything else applies now. */
+		static const char *const restart_only[][2] = {
+			{ "node", "state_dir" }, { "node", "run_dir" }, { "node", "listen" },
+			{ "node", "server_name" }, { "node", "signing_key" }, { "node", "map_size" }, { NULL, NULL }
+		};
+		for (int k = 0; restart_only[k][0]; k++)
+			for (size_t i = 0; i < nc.n; i++) {
+				if (strcmp(nc.p[i]->section, restart_only[k][0]) || strcmp(nc.p[i]->key, restart_only[k][1]))
+					continue;
+				const char *was = cfg_str(&d->cfg, restart_only[k][0], restart_only[k][1]);
+				if (strcmp(nc.val[i], was)) {
+					log_warnx("reload: [%s] %s changed to '%s': takes effect at the next restart (keeping '%s')",
+					          restart_only[k][0], restart_only[k][1], nc.val[i], was);
+					char *keep = strdup(was);
+					if (!keep) log_panic("out of memory");
+					free(nc.val[i]);
+					nc.val[i] = keep;
+				}
+			}
 		struct config old = d->cfg;
 		d->cfg = nc;
+		long long fm = cfg_size(&d->cfg, "node", "frame_max");
+		d->frame_max = fm > 0 && fm < UINT32_MAX ? (uint32_t)fm : FRAME_MAX_DEFAULT;
+		DS(d)->reconnect_ms = cfg_ms(&d->cfg, "node", "reconnect");
+		if (d->ops->needs_store) d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
 		log_info("configuration reloaded from %s", d->cfg.path);
 		if (d->ops->on_reload) d->ops->on_reload(d, &old);
 		config_free(&old);
