@@ -4,9 +4,9 @@
 #include "config.h"
 
 const struct param params_syncd[] = {
-	P_DUR("syncd", "interval", "30s", "1ms", "24h", "wait between pulls of a peer that has nothing new"),
+	P_DUR("syncd", "interval", "30s", "10ms", "24h", "wait between pulls of a peer that has nothing new"),
 	P_DUR("syncd", "backoff_max", "5m", "1ms", "24h", "longest wait after repeated failures (doubles from interval)"),
-	P_INT("syncd", "batch", "100", "1", "10000", "events asked for per pull (served caps at 100)"),
+	P_INT("syncd", "batch", "100", "1", "100", "events asked for per pull (served caps at 100)"),
 	P_DUR("syncd", "longpoll", "25s", "0", "10m", "timeout_ms asked of the peer when caught up (0: no long-poll)"),
 	P_DUR("syncd", "connect_timeout", "5s", "10ms", "10m", "TCP/TLS connect timeout"),
 	P_DUR("syncd", "timeout", "60s", "100ms", "24h", "whole-request timeout (added to the long-poll time)"),
