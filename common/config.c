@@ -332,15 +332,17 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 		struct load_ctx lc = { c, err, errlen, 0 };
 		err[0] = 0;
 		int r = ini_parse(path, on_kv, &lc);
-		if (r == -1) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); return -1; }
+		if (r == -1) { snprintf(err, errlen, "%s: %s", path, strerror(errno)); config_free(c); return -1; }
 		if (r != 0) {
 			char inner[400];
 			snprintf(inner, sizeof(inner), "%s", err[0] ? err : "syntax error");
 			snprintf(err, errlen, "%s:%d: %s", path, r, inner);
+			config_free(c);
 			return -1;
 		}
 	}
-	return check_values(c, err, errlen);
+	if (check_values(c, err, errlen) < 0) { config_free(c); return -1; }
+	return 0;
 }
 
 void config_free(struct config *c)

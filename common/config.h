@@ -81,7 +81,8 @@ struct config {
 	struct server_cfg *servers; size_t nservers;
 };
 
-/* Load defaults, then path (may be NULL: defaults only). 0 or -1 with err. */
+/* Load defaults, then path (may be NULL: defaults only). 0, or -1 with err
+ * (nothing left allocated: config_free on it is harmless). */
 int  config_load(struct config *c, const char *path, char *err, size_t errlen);
 void config_free(struct config *c);
 
