@@ -84,6 +84,11 @@ static int utf8_seq(const unsigned char *p, const unsigned char *e)
 	return n;
 }
 
+int json_utf8_seq_len(const char *p, size_t n)
+{
+	return n ? utf8_seq((const unsigned char *)p, (const unsigned char *)p + n) : 0;
+}
+
 /* Validate a string body; on success set *dlen to the decoded byte length.
  * On failure set *bad to the offending byte. */
 static enum json_err scan_string(const unsigned char *p, const unsigned char *e,

@@ -89,6 +89,10 @@ int  json_str_has_ctl(const struct json_doc *d, int t);
 #define JSON_B64_MAX 1024
 long json_str_b64(const struct json_doc *d, int t, unsigned char *out, size_t cap);
 
+/* Length (1..4) of the well-formed UTF-8 sequence at p (n bytes
+ * available), 0 if the bytes there are not one. */
+int  json_utf8_seq_len(const char *p, size_t n);
+
 /* Canonical encoding. The filter, when given, is asked for each object
  * member at every level; return 0 to drop it. `path` is the key path from the
  * root (path[0] is the top-level key), depth entries long, each a NUL-terminated

@@ -221,6 +221,23 @@ int val_event_id_ok(const char *s, size_t n)
 
 static int reject(struct val_result *r, enum val_reason why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A message quotes pieces of the input (a key ID, a claimed event ID) and
+ * may be cut at its size or a %.Ns precision inside a multi-byte character;
+ * it travels in JSON verdicts, which must be valid UTF-8 (purgatoryd refuses
+ * the whole verdict otherwise): bytes of a cut character are dropped. */
+static void utf8_scrub(char *s)
+{
+	size_t n = strlen(s), o = 0;
+	for (size_t i = 0; i < n;) {
+		int l = json_utf8_seq_len(s + i, n - i);
+		if (l == 0) { i++; continue; }
+		memmove(s + o, s + i, (size_t)l);
+		o += (size_t)l;
+		i += (size_t)l;
+	}
+	s[o] = 0;
+}
+
 static int reject(struct val_result *r, enum val_reason why, const char *fmt, ...)
 {
 	va_list ap;
@@ -229,6 +246,7 @@ static int reject(struct val_result *r, enum val_reason why, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(r->message, sizeof r->message, fmt, ap);
 	va_end(ap);
+	utf8_scrub(r->message);
 	buf_reset(&r->pdu);
 	return 0;
 }

@@ -72,10 +72,20 @@ GOODENC=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.arg
 check_eq "served gives it unredacted (the hash matched after unescaping)" x \
 	"$(curl -s "http://127.0.0.1:$PORT/_matrix/federation/v1/event/$GOODENC" | jq -r '.pdus[0].content.body')"
 
-sed -n 1,10p "$T_TMP/pdus.jsonl" | $PT submit -c "$CONF" - 2>/dev/null
-check "9 hostile PDUs rejected" wait_for '[ "$(stat_of rejects)" = 9 ] && [ "$(stat_of inbox)" = 0 ]' 200
+# 12: line 1 carrying a wrong event_id whose 60-byte quote in the reject
+# message ends inside a 2-byte character: the verdict must stay valid JSON
+# (purgatoryd refused it before, and the event sat in the inbox for ever)
+python3 - "$T_TMP/pdus.jsonl" >>"$T_TMP/pdus.jsonl" <<'PY'
+import json, sys
+ev = json.loads(open(sys.argv[1]).readline())
+ev["event_id"] = "$" + "A" * 58 + "\u00e9" * 10
+print(json.dumps(ev, separators=(",", ":"), ensure_ascii=False))
+PY
+sed -n '1,10p;12p' "$T_TMP/pdus.jsonl" | $PT submit -c "$CONF" - 2>/dev/null
+check "10 hostile PDUs rejected, the inbox empty" wait_for '[ "$(stat_of rejects)" = 10 ] && [ "$(stat_of inbox)" = 0 ]' 200
 fedctl -c "$CONF" rejects ls >"$T_TMP/rejects"
 check_eq "8 rejects are bad_id_char" 8 "$(grep -c ' bad_id_char ' "$T_TMP/rejects")"
+check_eq "the cut event_id quote: bad_event_id" 1 "$(grep -c ' bad_event_id ' "$T_TMP/rejects")"
 check_eq "the member state_key 'not-a-user' is bad_id" 1 "$(grep -c ' bad_id  *[0-9]' "$T_TMP/rejects")"
 check_eq "only the good event is stored" 1 "$(stat_of events)"
 check_eq "the stream holds only it" "$GOOD" "$($PT stream -c "$CONF" | awk '{print $2}' | tr -d '\n')"

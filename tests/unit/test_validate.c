@@ -251,6 +251,30 @@ static void identifier_cases(const struct val_opts *o, const char *good, const c
 	TAP_OK(run(o, x) && accepted_plain() && strcmp(R.event_id, eid10) == 0,
 	       "signature written as \\u00XX/\\/ escapes: verifies (%s %s)", val_reason_str(R.reason), R.message);
 	free(x);
+	/* a message cut inside a multi-byte character stays valid UTF-8 (the
+	 * verdict is JSON): 200-byte server + 27 two-byte characters of key ID */
+	for (int pad = 0; pad < 2; pad++) {
+		char srv[256], sender[300], ev_extra[512];
+		memset(srv, 'h', 199 + pad);
+		strcpy(srv + 199 + pad, ".x");
+		snprintf(sender, sizeof sender, "@u:%s", srv);
+		snprintf(ev_extra, sizeof ev_extra, ",\"signatures\":{\"%s\":{\"ed25519:"
+		         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+		         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\":\"AAAA\"}}"
+		         ",\"hashes\":{\"sha256\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", srv);
+		x = ev_json(sender, "!room:" SERVER, "m.room.message", 1, 1, "{}", ev_extra);
+		run(o, x);
+		struct buf m;
+		struct json_doc jd = { 0 };
+		buf_init(&m);
+		val_result_meta(&R, &m);
+		TAP_OK(!R.accept && R.reason == VR_UNKNOWN_KEY && json_parse(&jd, m.data, m.len, 8) == 0,
+		       "unknown_key message cut inside a 2-byte character (pad %d): verdict still valid JSON (%zu-byte message)",
+		       pad, strlen(R.message));
+		json_doc_free(&jd);
+		buf_free(&m);
+		free(x);
+	}
 	x = replace(good, "\"ed25519:t1\":\"", "\"ed25519:t1\\u0000x\":\"");
 	expect_reject(o, x, VR_UNKNOWN_KEY, "signature under key ID 'ed25519:t1\\u0000x' is not key ed25519:t1");
 	free(x);
