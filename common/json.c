@@ -33,6 +33,7 @@
 #include <jsmn.h>
 
 #include "json.h"
+#include "b64.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,11 @@ static int utf8_seq(const unsigned char *p, const unsigned char *e)
 	for (int i = 2; i < n; i++)
 		if ((p[i] & 0xc0) != 0x80) return 0;
 	return n;
+}
+
+int json_utf8_seq_len(const char *p, size_t n)
+{
+	return n ? utf8_seq((const unsigned char *)p, (const unsigned char *)p + n) : 0;
 }
 
 /* Validate a string body; on success set *dlen to the decoded byte length.
@@ -759,6 +765,37 @@ int json_str_copy(const struct json_doc *d, int t, char *out, size_t cap)
 	}
 	out[n] = 0;
 	return (int)n;
+}
+
+int json_str_has_ctl(const struct json_doc *d, int t)
+{
+	if (!valid_tok(d, t) || d->tok[t].type != JSON_STRING)
+		return 0;
+	const struct json_tok *k = &d->tok[t];
+	if (str_plain(k))        /* no escapes: only a raw DEL can be there */
+		return memchr(d->src + k->start, 0x7f, k->end - k->start) != NULL;
+	struct sdec x;
+	sdec_init(&x, d, t);
+	for (int64_t i = 0; i < k->ival; i++) {
+		int c = sdec_next(&x);
+		if (c < 0x20 || c == 0x7f)
+			return 1;
+	}
+	return 0;
+}
+
+long json_str_b64(const struct json_doc *d, int t, unsigned char *out, size_t cap)
+{
+	if (!valid_tok(d, t) || d->tok[t].type != JSON_STRING)
+		return -1;
+	const struct json_tok *k = &d->tok[t];
+	if (k->ival > JSON_B64_MAX)
+		return -1;
+	if (str_plain(k))
+		return b64_decode(out, cap, d->src + k->start, (size_t)k->ival);
+	char tmp[JSON_B64_MAX + 1];
+	int n = json_str_copy(d, t, tmp, sizeof tmp);
+	return n < 0 ? -1 : b64_decode(out, cap, tmp, (size_t)n);
 }
 
 /* ---------------------------------------------------------------- encoding */

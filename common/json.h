@@ -76,6 +76,22 @@ int  json_str_eq(const struct json_doc *d, int t, const char *s);
 int  json_str_copy(const struct json_doc *d, int t, char *out, size_t cap);
 /* Decoded byte length of a string token. */
 size_t json_str_len(const struct json_doc *d, int t);
+/* 1 if the decoded value of string token t holds a control character: a
+ * byte below 0x20 (NUL included, which a C-string copy would silently cut
+ * at) or 0x7f. Raw control bytes never parse; these come from escapes such
+ * as \u0000 or \n. 0 otherwise (and for non-strings). */
+int  json_str_has_ctl(const struct json_doc *d, int t);
+/* Base64 held in a JSON string (hashes, signatures, keys): the JSON escapes
+ * are undone first ("\/" is '/', "\u0041" is 'A': the same value), then the
+ * base64 (either alphabet, padded or not) is decoded into out. Returns the
+ * decoded byte count, or -1: not a string, decoded value longer than
+ * JSON_B64_MAX bytes, not base64, or more than cap bytes. */
+#define JSON_B64_MAX 1024
+long json_str_b64(const struct json_doc *d, int t, unsigned char *out, size_t cap);
+
+/* Length (1..4) of the well-formed UTF-8 sequence at p (n bytes
+ * available), 0 if the bytes there are not one. */
+int  json_utf8_seq_len(const char *p, size_t n);
 
 /* Canonical encoding. The filter, when given, is asked for each object
  * member at every level; return 0 to drop it. `path` is the key path from the

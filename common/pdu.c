@@ -404,15 +404,24 @@ static int find_signature(const struct json_doc *d, int t, const char *server, c
 	return s;
 }
 
-/* Signature strings carry no escapes worth honouring: a valid one is plain
- * base64, so its raw token bytes are what is decoded (an escape makes it
- * fail to decode, which is the right answer). */
+/* A signature string is base64 inside JSON: it may be written with escapes
+ * ("\/", "\u0041") and is the same value, so it is unescaped before it is
+ * base64-decoded (json_str_b64). */
+int sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg, size_t msglen,
+                   const unsigned char pk[32])
+{
+	unsigned char sig[crypto_sign_BYTES + 8];
+
+	if (json_str_len(d, s) > 2 * crypto_sign_BYTES
+	    || json_str_b64(d, s, sig, sizeof sig) != crypto_sign_BYTES)
+		return -1;
+	return crypto_sign_verify_detached(sig, msg, msglen, pk) == 0 ? 0 : -1;
+}
+
 static int verify_sig_tok(const struct json_doc *d, int s, const struct buf *msg,
                           const unsigned char pk[32])
 {
-	const struct json_tok *k = &d->tok[s];
-	return sig_verify_b64(d->src + k->start, k->end - k->start,
-	                      (const unsigned char *)msg->data, msg->len, pk);
+	return sig_verify_tok(d, s, (const unsigned char *)msg->data, msg->len, pk);
 }
 
 const char *pdu_verdict_str(enum pdu_verdict v)
@@ -443,9 +452,7 @@ enum pdu_verdict pdu_check_content_hash(const struct json_doc *d, int t, struct 
 		h = -1;
 	if (h < 0 || d->tok[h].type != JSON_STRING)
 		return PDU_E_HASH_MISSING;
-	const struct json_tok *k = &d->tok[h];
-	if (k->end - k->start > 64
-	    || b64_decode(want, sizeof want, d->src + k->start, k->end - k->start) != 32)
+	if (json_str_len(d, h) > 64 || json_str_b64(d, h, want, sizeof want) != 32)
 		return PDU_E_HASH_MISMATCH;
 	if (scratch == NULL) {
 		buf_init(&own);

@@ -51,6 +51,10 @@ int  json_sign_object(const char *json, size_t n, const char *server,
  * bytes msg. Returns 0 if valid, -1 otherwise. */
 int  sig_verify_b64(const char *sig_b64, size_t siglen, const unsigned char *msg,
                     size_t msglen, const unsigned char pk[32]);
+/* The same for the signature held in string token s of d: JSON escapes are
+ * undone before the base64 is decoded. */
+int  sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg,
+                    size_t msglen, const unsigned char pk[32]);
 
 /* --- additions: deep checks sharing one scratch buffer ------------------
  * Callers must have called sodium_init() once at start. */
@@ -66,8 +70,9 @@ enum pdu_verdict {
 };
 const char *pdu_verdict_str(enum pdu_verdict v);
 
-/* hashes.sha256 (any base64 variant) equals the content hash. scratch may be
- * NULL; passing one reused across events avoids allocations. */
+/* hashes.sha256 (any base64 variant, JSON escapes undone) equals the
+ * content hash. scratch may be NULL; passing one reused across events
+ * avoids allocations. */
 enum pdu_verdict pdu_check_content_hash(const struct json_doc *d, int t, struct buf *scratch);
 
 /* signatures.<server>.<key_id> verifies with pk over the redacted-for-signing

@@ -23,6 +23,7 @@ static const char *const reason_names[VR__COUNT] = {
 	[VR_MISSING_FIELD] = "missing_field",
 	[VR_BAD_TYPE] = "bad_type",
 	[VR_BAD_ID] = "bad_id",
+	[VR_BAD_ID_CHAR] = "bad_id_char",
 	[VR_FIELD_TOO_LONG] = "field_too_long",
 	[VR_TOO_MANY_PREV] = "too_many_prev",
 	[VR_TOO_MANY_AUTH] = "too_many_auth",
@@ -220,6 +221,23 @@ int val_event_id_ok(const char *s, size_t n)
 
 static int reject(struct val_result *r, enum val_reason why, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A message quotes pieces of the input (a key ID, a claimed event ID) and
+ * may be cut at its size or a %.Ns precision inside a multi-byte character;
+ * it travels in JSON verdicts, which must be valid UTF-8 (purgatoryd refuses
+ * the whole verdict otherwise): bytes of a cut character are dropped. */
+static void utf8_scrub(char *s)
+{
+	size_t n = strlen(s), o = 0;
+	for (size_t i = 0; i < n;) {
+		int l = json_utf8_seq_len(s + i, n - i);
+		if (l == 0) { i++; continue; }
+		memmove(s + o, s + i, (size_t)l);
+		o += (size_t)l;
+		i += (size_t)l;
+	}
+	s[o] = 0;
+}
+
 static int reject(struct val_result *r, enum val_reason why, const char *fmt, ...)
 {
 	va_list ap;
@@ -228,6 +246,7 @@ static int reject(struct val_result *r, enum val_reason why, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(r->message, sizeof r->message, fmt, ap);
 	va_end(ap);
+	utf8_scrub(r->message);
 	buf_reset(&r->pdu);
 	return 0;
 }
@@ -291,6 +310,9 @@ static int check_id_list(const struct json_doc *d, int arr, const char *key, int
 		char id[64];
 		if (TOK(d, e).type != JSON_STRING)
 			return reject(r, VR_BAD_TYPE, "'%s[%d]' must be a string", key, i), -1;
+		if (json_str_has_ctl(d, e))
+			return reject(r, VR_BAD_ID_CHAR, "'%s[%d]' contains a control character",
+			              key, i), -1;
 		int len = json_str_copy(d, e, id, sizeof id);
 		if (len < 0 || !val_event_id_ok(id, (size_t)len))
 			return reject(r, VR_BAD_ID, "'%s[%d]' is not a room v10/v11 event ID", key, i), -1;
@@ -298,15 +320,29 @@ static int check_id_list(const struct json_doc *d, int arr, const char *key, int
 	return 0;
 }
 
-/* A string member of at most 255 bytes, copied out. */
+/* A string member of at most 255 bytes, copied out; returns its decoded
+ * length, which every later check must use: a copy holding "\u0000" reads
+ * shorter to strlen than it is. */
 static int short_string(const struct json_doc *d, int t, const char *key, char *out,
                         struct val_result *r)
 {
 	if (json_str_len(d, t) > VAL_FIELD_MAX)
 		return reject(r, VR_FIELD_TOO_LONG, "'%s' is %zu bytes (at most %d)", key,
 		              json_str_len(d, t), VAL_FIELD_MAX), -1;
-	if (json_str_copy(d, t, out, VAL_FIELD_MAX + 1) < 0)
+	int n = json_str_copy(d, t, out, VAL_FIELD_MAX + 1);
+	if (n < 0)
 		return reject(r, VR_FIELD_TOO_LONG, "'%s' is too long", key), -1;
+	return n;
+}
+
+/* An identifier is named by all its bytes, and the rest of the node keys
+ * on C strings: NUL (which would cut the name short) or any other control
+ * character in one is refused outright. */
+static int no_ctl(const struct json_doc *d, int t, const char *key, struct val_result *r)
+{
+	if (json_str_has_ctl(d, t))
+		return reject(r, VR_BAD_ID_CHAR, "'%s' contains a control character (NUL or "
+		              "below 0x20, or 0x7f)", key), -1;
 	return 0;
 }
 
@@ -322,14 +358,19 @@ struct tier1 {
 
 static int tier1_fields(const struct json_doc *d, struct tier1 *f, struct val_result *r)
 {
-	int root = f->root, t;
+	int root = f->root, t, room_len, sender_len;
 
 	if ((t = need(d, root, "room_id", JSON_STRING, r)) < 0) return -1;
-	if (short_string(d, t, "room_id", r->room_id, r) < 0) return -1;
+	if (no_ctl(d, t, "room_id", r) < 0) return -1;
+	if ((room_len = short_string(d, t, "room_id", r->room_id, r)) < 0) return -1;
 	if ((t = need(d, root, "sender", JSON_STRING, r)) < 0) return -1;
-	if (short_string(d, t, "sender", f->sender, r) < 0) return -1;
+	if (no_ctl(d, t, "sender", r) < 0) return -1;
+	if ((sender_len = short_string(d, t, "sender", f->sender, r)) < 0) return -1;
 	if ((t = need(d, root, "type", JSON_STRING, r)) < 0) return -1;
+	if (no_ctl(d, t, "type", r) < 0) return -1;
 	if (short_string(d, t, "type", f->type, r) < 0) return -1;
+	t = json_obj_get(d, root, "origin");        /* deprecated, optional: a server name */
+	if (t >= 0 && TOK(d, t).type == JSON_STRING && no_ctl(d, t, "origin", r) < 0) return -1;
 	if ((f->content = need(d, root, "content", JSON_OBJECT, r)) < 0) return -1;
 	if ((t = need(d, root, "origin_server_ts", JSON_INT, r)) < 0) return -1;
 	f->origin_ts = TOK(d, t).ival;
@@ -349,7 +390,19 @@ static int tier1_fields(const struct json_doc *d, struct tier1 *f, struct val_re
 		if (TOK(d, t).type != JSON_STRING)
 			return reject(r, VR_BAD_TYPE, "'state_key' must be a string, not %s",
 			              type_name(TOK(d, t).type)), -1;
-		if (short_string(d, t, "state_key", sk, r) < 0) return -1;
+		int skn = short_string(d, t, "state_key", sk, r);
+		if (skn < 0) return -1;
+		/* Any string may be a state key, but not one with a NUL: state
+		 * is keyed on (type, state_key) as C strings. A member event's
+		 * state key is a user ID. */
+		if (memchr(sk, 0, (size_t)skn))
+			return reject(r, VR_BAD_ID_CHAR, "'state_key' contains NUL"), -1;
+		if (strcmp(f->type, "m.room.member") == 0) {
+			if (no_ctl(d, t, "state_key", r) < 0) return -1;
+			if (!val_user_id_ok(sk, (size_t)skn))
+				return reject(r, VR_BAD_ID, "m.room.member 'state_key' is not a user ID "
+				              "(@local:server)"), -1;
+		}
 	}
 	/* hashes.sha256 */
 	f->hash_tok = json_obj_get(d, hashes, "sha256");
@@ -358,10 +411,10 @@ static int tier1_fields(const struct json_doc *d, struct tier1 *f, struct val_re
 	if (TOK(d, f->hash_tok).type != JSON_STRING)
 		return reject(r, VR_BAD_TYPE, "'hashes.sha256' must be a string"), -1;
 	{
-		const struct json_tok *k = &TOK(d, f->hash_tok);
+		/* base64 inside JSON: unescaped first, then decoded */
 		unsigned char tmp[40];
-		if (k->end - k->start > 48
-		    || b64_decode(tmp, sizeof tmp, d->src + k->start, k->end - k->start) != 32)
+		if (json_str_len(d, f->hash_tok) > 48
+		    || json_str_b64(d, f->hash_tok, tmp, sizeof tmp) != 32)
 			return reject(r, VR_BAD_HASH_FORMAT,
 			              "'hashes.sha256' is not base64 of a 32-byte hash"), -1;
 		memcpy(f->claimed_hash, tmp, 32);
@@ -376,9 +429,9 @@ static int tier1_fields(const struct json_doc *d, struct tier1 *f, struct val_re
 				return reject(r, VR_BAD_TYPE, "signatures must be strings"), -1;
 	}
 	/* identifier grammar and list bounds */
-	if (!val_user_id_ok(f->sender, strlen(f->sender)))
+	if (!val_user_id_ok(f->sender, (size_t)sender_len))
 		return reject(r, VR_BAD_ID, "'sender' is not a user ID (@local:server)"), -1;
-	if (!val_room_id_ok(r->room_id, strlen(r->room_id)))
+	if (!val_room_id_ok(r->room_id, (size_t)room_len))
 		return reject(r, VR_BAD_ID, "'room_id' is not a room ID (!id:server)"), -1;
 	if (check_id_list(d, prev, "prev_events", VAL_PREV_MAX, VR_TOO_MANY_PREV, r) < 0)
 		return -1;
@@ -395,10 +448,11 @@ static int room_version_of(const struct json_doc *d, const struct tier1 *f,
 	if (rv == 0 && strcmp(f->type, "m.room.create") == 0) {
 		int t = json_obj_get(d, f->content, "room_version");
 		char s[16];
-		if (t >= 0 && TOK(d, t).type == JSON_STRING && json_str_copy(d, t, s, sizeof s) > 0) {
+		int sl;
+		if (t >= 0 && TOK(d, t).type == JSON_STRING && (sl = json_str_copy(d, t, s, sizeof s)) > 0) {
 			char *end;
 			long v = strtol(s, &end, 10);
-			rv = (*end || v <= 0 || v > 1000) ? -1 : (int)v;
+			rv = (end != s + sl || v <= 0 || v > 1000) ? -1 : (int)v;
 		} else if (t >= 0) {
 			rv = -1;
 		} else {
@@ -431,9 +485,11 @@ static enum val_reason check_signatures(const struct json_doc *d, const struct t
 		char key_id[64];
 		unsigned char pk[32];
 		int64_t until = INT64_MAX;
-		if (json_str_copy(d, k, key_id, sizeof key_id) < 0
-		    || strncmp(key_id, "ed25519:", 8) != 0)
+		int kl = json_str_copy(d, k, key_id, sizeof key_id);
+		if (kl < 0 || strncmp(key_id, "ed25519:", 8) != 0)
 			continue;                         /* unknown algorithm: skipped */
+		if (memchr(key_id, 0, (size_t)kl))
+			continue;   /* "ed25519:a\u0000x" is not key ed25519:a: no key of ours */
 		if (!o->key || o->key(o->key_arg, r->sender_server, key_id, pk, &until) < 0) {
 			if (!r->missing_key_id[0])
 				snprintf(r->missing_key_id, sizeof r->missing_key_id, "%s", key_id);
@@ -443,9 +499,7 @@ static enum val_reason check_signatures(const struct json_doc *d, const struct t
 			expired = 1;
 			continue;
 		}
-		const struct json_tok *s = &TOK(d, k + 1);
-		if (sig_verify_b64(d->src + s->start, s->end - s->start,
-		                   (const unsigned char *)msg->data, msg->len, pk) < 0) {
+		if (sig_verify_tok(d, k + 1, (const unsigned char *)msg->data, msg->len, pk) < 0) {
 			reject(r, VR_BAD_SIGNATURE, "signature %s of %s does not verify", key_id,
 			       r->sender_server);
 			return VR_BAD_SIGNATURE;
@@ -500,6 +554,8 @@ int validate_pdu(struct validator *v, const struct val_opts *o, const char *byte
 	if (eid >= 0) {
 		if (TOK(d, eid).type != JSON_STRING || json_str_copy(d, eid, claimed_id, sizeof claimed_id) < 0)
 			return reject(r, VR_BAD_TYPE, "'event_id' must be a short string");
+		if (json_str_has_ctl(d, eid))
+			return reject(r, VR_BAD_ID_CHAR, "'event_id' contains a control character");
 		/* doc2's tokens point into doc2_text, which must outlive every
 		 * later use of doc2 in this call (scratch2 is reused below). */
 		buf_reset(&v->doc2_text);

@@ -28,6 +28,7 @@ enum val_reason {
 	VR_MISSING_FIELD,      /* a required member is absent */
 	VR_BAD_TYPE,           /* a member has the wrong JSON type */
 	VR_BAD_ID,             /* user/room/event ID or server name grammar */
+	VR_BAD_ID_CHAR,        /* NUL or another control character in an identifier */
 	VR_FIELD_TOO_LONG,     /* type/state_key/sender/room_id over 255 bytes */
 	VR_TOO_MANY_PREV,      /* prev_events > 20 */
 	VR_TOO_MANY_AUTH,      /* auth_events > 10 */

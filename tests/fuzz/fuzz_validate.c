@@ -2,8 +2,11 @@
  * with a fixed keyring: one key of "fuzz.test" whose seed is all 7s. The
  * first input byte picks the room version and the toggles; the rest is the
  * PDU. Every verdict must be consistent (accept => no reason; reject =>
- * a reason code with a name). */
+ * a reason code with a name); the verdict's meta line must be strict JSON
+ * (purgatoryd refuses it otherwise); an accepted event's room_id must be
+ * its whole decoded value, free of control characters (issue 13 item 7). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
@@ -50,5 +53,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (!r.accept && (r.reason == VR_OK || !val_reason_str(r.reason)[0]))
 		abort();
+	static struct json_doc d;
+	struct buf m;
+	buf_init(&m);
+	val_result_meta(&r, &m);
+	if (json_parse(&d, m.data, m.len, 8) < 0) {
+		fprintf(stderr, "verdict meta is not strict JSON (%s): %s\n", json_err_str(d.err), m.data);
+		abort();
+	}
+	buf_free(&m);
+	if (r.accept && !r.skipped) {
+		if (json_parse(&d, (const char *)data + 1, size - 1, 64) < 0)
+			abort();
+		int t = json_obj_get(&d, 0, "event_id") >= 0 ? -1 : json_obj_get(&d, 0, "room_id");
+		if (t >= 0 && (json_str_len(&d, t) != strlen(r.room_id) || json_str_has_ctl(&d, t)))
+			abort();
+	}
 	return 0;
 }

@@ -644,6 +644,74 @@ static void check_flags(void)
 	json_doc_free(&d);
 }
 
+/* Issue 13 item 7: control characters in decoded strings, and base64 read
+ * after the JSON escapes are undone. */
+static int parse1(struct json_doc *d, const char *in)
+{
+	memset(d, 0, sizeof *d);
+	return json_parse(d, in, strlen(in), 8) == 0 ? 0 : -1;
+}
+
+static void check_ctl_and_b64(void)
+{
+	struct json_doc d;
+	static const struct { const char *in; int ctl; } c[] = {
+		{ "[\"plain\"]", 0 }, { "[\"a\\u0000b\"]", 1 }, { "[\"\\n\"]", 1 }, { "[\"x\\u001f\"]", 1 },
+		{ "[\"del\x7f\"]", 1 }, { "[\"del\\u007f\"]", 1 }, { "[\"\\u0020\\/\\\\\"]", 0 },
+		{ "[\"\\u00e9\xc3\xa9\"]", 0 }, { "[\"\\ud83d\\ude00\"]", 0 }, { "[\"\\u0085\"]", 0 },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		int ok = parse1(&d, c[i].in) == 0 && json_str_has_ctl(&d, 1) == c[i].ctl;
+		TAP_OK(ok, "json_str_has_ctl(%s) == %d", c[i].in, c[i].ctl);
+		json_doc_free(&d);
+	}
+	TAP_OK(parse1(&d, "[1]") == 0 && json_str_has_ctl(&d, 1) == 0 && json_str_has_ctl(&d, 7) == 0,
+	       "json_str_has_ctl: 0 for a non-string and an out-of-range token");
+	json_doc_free(&d);
+	TAP_OK(parse1(&d, "[\"a\\u0000b\"]") == 0 && json_str_len(&d, 1) == 3, "json_str_len counts the NUL");
+	char out[8];
+	TAP_OK(json_str_copy(&d, 1, out, sizeof out) == 3 && memcmp(out, "a\0b", 4) == 0,
+	       "json_str_copy returns the full decoded length past a NUL");
+	json_doc_free(&d);
+
+	unsigned char b[64];
+	/* "+/8=" unpadded "+/8" is 0xfb 0xff; "AQID" is 1 2 3 */
+	static const struct { const char *in; long want; } k[] = {
+		{ "[\"AQID\"]", 3 },
+		{ "[\"\\u0041\\u0051ID\"]", 3 },         /* \u0041 is 'A', \u0051 is 'Q' */
+		{ "[\"+\\/8\"]", 2 },                    /* "\/" is '/' */
+		{ "[\"+\\/8=\"]", 2 },
+		{ "[\"-_8\"]", 2 },
+		{ "[\"AQ\\u0000ID\"]", -1 },            /* NUL is not base64 */
+		{ "[\"AQ\\nID\"]", -1 },
+		{ "[\"AQ ID\"]", -1 },
+		{ "[\"+_8\"]", -1 },                     /* mixed alphabets */
+		{ "[1]", -1 },
+	};
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+		long n = parse1(&d, k[i].in) == 0 ? json_str_b64(&d, 1, b, sizeof b) : -9;
+		int ok = n == k[i].want && (n != 3 || memcmp(b, "\x01\x02\x03", 3) == 0)
+		         && (n != 2 || memcmp(b, "\xfb\xff", 2) == 0);
+		TAP_OK(ok, "json_str_b64(%s) = %ld (want %ld)", k[i].in, n, k[i].want);
+		json_doc_free(&d);
+	}
+	/* a value longer than JSON_B64_MAX decoded bytes is refused, escaped or not */
+	struct buf big;
+	buf_init(&big);
+	buf_adds(&big, "[\"");
+	for (int i = 0; i < JSON_B64_MAX + 4; i++)
+		buf_adds(&big, "A");
+	buf_adds(&big, "\"]");
+	unsigned char large[2048];
+	memset(&d, 0, sizeof d);
+	TAP_OK(json_parse(&d, big.data, big.len, 8) == 0 && json_str_b64(&d, 1, large, sizeof large) == -1,
+	       "json_str_b64: over JSON_B64_MAX characters refused");
+	json_doc_free(&d);
+	buf_free(&big);
+	TAP_OK(parse1(&d, "[\"AQIDBA\"]") == 0 && json_str_b64(&d, 1, b, 3) == -1, "json_str_b64: does not fit cap: -1");
+	json_doc_free(&d);
+}
+
 int main(void)
 {
 	check_flags();
@@ -653,5 +721,6 @@ int main(void)
 	check_canonical();
 	check_api();
 	check_deep_paths();
+	check_ctl_and_b64();
 	return tap_done();
 }

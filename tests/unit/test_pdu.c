@@ -525,6 +525,49 @@ static void test_roundtrip_and_tamper(void)
 		TAP_OK(verify_text(&t, rv, pk, &hv) == PDU_E_SIG_MISSING, "v%d: missing signature", rv);
 		buf_free(&t);
 	}
+	/* Issue 13 item 7: hashes and signatures are base64 inside JSON strings;
+	 * written with escapes ("\/", "\u0041") they are the same values. */
+	{
+		buf_reset(&out);
+		pdu_sign(ev_msg, strlen(ev_msg), PDU_RV_10, "alpha.test", "ed25519:a_1", sk, &out, eid);
+		for (int which = 0; which < 2; which++) {
+			const char *pre = which ? "\"ed25519:a_1\":\"" : "\"sha256\":\"";
+			char *p = strstr(out.data, pre);
+			struct buf e;
+			buf_init(&e);
+			p += strlen(pre);
+			buf_add(&e, out.data, (size_t)(p - out.data));
+			for (; *p != '"'; p++) {
+				if (*p == '/') buf_adds(&e, "\\/");
+				else buf_printf(&e, "\\u%04x", (unsigned char)*p);
+			}
+			buf_adds(&e, p);
+			enum pdu_verdict sv = verify_text(&e, PDU_RV_10, pk, &hv);
+			TAP_OK(sv == PDU_OK && hv == PDU_OK, "%s written with JSON escapes: signature %s, hash %s",
+			       which ? "signature" : "hashes.sha256", pdu_verdict_str(sv), pdu_verdict_str(hv));
+			buf_free(&e);
+		}
+		/* json_verify_object on a signed plain object (a key document's
+		 * shape) with an escaped signature */
+		const char obj[] = "{\"server_name\":\"alpha.test\",\"valid_until_ts\":1}";
+		struct buf so;
+		buf_init(&so);
+		TAP_OK(json_sign_object(obj, strlen(obj), "alpha.test", "ed25519:a_1", sk, &so) == 0, "sign a plain object");
+		char *p = strstr(so.data, "\"ed25519:a_1\":\"") + strlen("\"ed25519:a_1\":\"");
+		struct buf e;
+		buf_init(&e);
+		buf_add(&e, so.data, (size_t)(p - so.data));
+		buf_adds(&e, "\\u00");
+		buf_printf(&e, "%02x", (unsigned char)*p);
+		buf_adds(&e, p + 1);
+		struct json_doc d = { 0 };
+		TAP_OK(json_parse(&d, e.data, e.len, 64) == 0
+		       && json_verify_object(&d, 0, "alpha.test", "ed25519:a_1", pk) == PDU_OK,
+		       "json_verify_object: signature with a \\u00XX escape verifies (%.80s)", e.data);
+		json_doc_free(&d);
+		buf_free(&e);
+		buf_free(&so);
+	}
 	/* origin is signed in v10, not in v11 */
 	buf_reset(&out);
 	pdu_sign(ev_msg, strlen(ev_msg), PDU_RV_10, "alpha.test", "ed25519:a_1", sk, &out, eid);

@@ -148,6 +148,138 @@ static int accepted_plain(void)
 	return R.accept && R.reason == VR_OK && !R.redacted && !R.skipped;
 }
 
+
+/* Copy of json with the string value after `prefix` rewritten with JSON
+ * escapes: '/' as "\/", every other byte as "\u00XX" (the same value). */
+static char *escape_value(const char *json, const char *prefix)
+{
+	const char *p = strstr(json, prefix);
+	if (!p) {
+		printf("Bail out! '%s' not in %.200s\n", prefix, json);
+		exit(1);
+	}
+	p += strlen(prefix);
+	struct buf b;
+	buf_init(&b);
+	buf_add(&b, json, (size_t)(p - json));
+	for (; *p != '"'; p++) {
+		if (*p == '/')
+			buf_adds(&b, "\\/");
+		else
+			buf_printf(&b, "\\u%04X", (unsigned char)*p);
+	}
+	buf_adds(&b, p);
+	return buf_steal(&b);
+}
+
+/* Issue 13 item 7: identifiers are checked on all their decoded bytes; a
+ * NUL or control character in one is bad_id_char, never a shorter name
+ * that happens to pass; base64 in JSON strings is decoded after the JSON
+ * escapes are undone. */
+static void identifier_cases(const struct val_opts *o, const char *good, const char *eid10)
+{
+	struct { const char *sender, *room, *type, *extra; enum val_reason why; const char *what; } c[] = {
+		{ "@alice:" SERVER, "!a:" SERVER "\\u0000!b:evil.example", "m.room.message", NULL, VR_BAD_ID_CHAR,
+		  "room_id '!a:server\\u0000!b:evil' (a truncated copy is a valid room ID)" },
+		{ "@alice:" SERVER, "!a\\u0000:" SERVER, "m.room.message", NULL, VR_BAD_ID_CHAR, "room_id '!a\\u0000:server'" },
+		{ "@alice:" SERVER, "!a:" SERVER "\\n<0>x", "m.room.message", NULL, VR_BAD_ID_CHAR, "room_id with a newline" },
+		{ "@alice:" SERVER, "!a\x7f:" SERVER, "m.room.message", NULL, VR_BAD_ID_CHAR, "room_id with a raw DEL byte" },
+		{ "@alice:" SERVER "\\u0000@admin:victim.example", "!room:" SERVER, "m.room.message", NULL, VR_BAD_ID_CHAR,
+		  "sender '@alice:server\\u0000...'" },
+		{ "@al\\u001bice:" SERVER, "!room:" SERVER, "m.room.message", NULL, VR_BAD_ID_CHAR, "sender with ESC" },
+		{ "@alice:" SERVER, "!room:" SERVER, "m.room.create\\u0000x", NULL, VR_BAD_ID_CHAR,
+		  "type 'm.room.create\\u0000x' (strcmp would call it a create event)" },
+		{ "@alice:" SERVER, "!room:" SERVER, "m.room.topic", ",\"state_key\":\"a\\u0000b\"", VR_BAD_ID_CHAR,
+		  "state_key with NUL" },
+		{ "@alice:" SERVER, "!room:" SERVER, "m.room.member", ",\"state_key\":\"@bob:" SERVER "\\n\"", VR_BAD_ID_CHAR,
+		  "m.room.member state_key with a newline" },
+		{ "@alice:" SERVER, "!room:" SERVER, "m.room.member", ",\"state_key\":\"bob\"", VR_BAD_ID,
+		  "m.room.member state_key not a user ID" },
+		{ "@alice:" SERVER, "!room:" SERVER, "m.room.member", ",\"state_key\":\"@bob:" SERVER "\\u0000x\"", VR_BAD_ID_CHAR,
+		  "m.room.member state_key with NUL" },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		char *ev = sign(ev_json(c[i].sender, c[i].room, c[i].type, 1, 1,
+		                        "{\"membership\":\"join\"}", c[i].extra), 10, NULL);
+		expect_reject(o, ev, c[i].why, c[i].what);
+		if (c[i].why == VR_BAD_ID_CHAR && strncmp(c[i].what, "room_id", 7) == 0)
+			TAP_OK(R.room_id[0] == 0, "  ... and the verdict names no room (got '%s')", R.room_id);
+		free(ev);
+	}
+	struct { const char *extra, *what; } okc[] = {
+		{ ",\"state_key\":\"a\\tb\\u007f\"", "a non-member state_key may hold TAB and DEL (any string but NUL)" },
+		{ ",\"state_key\":\"\"", "empty state_key" },
+	};
+	for (size_t i = 0; i < sizeof okc / sizeof okc[0]; i++) {
+		char *ev = sign(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.topic", 1, 1, "{}", okc[i].extra), 10, NULL);
+		TAP_OK(run(o, ev) && accepted_plain(), "%s: accepted (%s %s)", okc[i].what,
+		       val_reason_str(R.reason), R.message);
+		free(ev);
+	}
+	char *member = sign(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.member", 1, 1,
+	                            "{\"membership\":\"join\"}", ",\"state_key\":\"@alice:" SERVER "\""), 10, NULL);
+	TAP_OK(run(o, member) && accepted_plain(), "m.room.member with a user ID state_key accepted");
+	free(member);
+
+	char *x = sign(replace(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.message", 1, 1, "{}", NULL),
+	                       "\"origin\":\"" SERVER "\"", "\"origin\":\"" SERVER "\\u0000evil\""), 10, NULL);
+	expect_reject(o, x, VR_BAD_ID_CHAR, "origin with NUL");
+	free(x);
+	x = sign(replace(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.message", 1, 1, "{}", NULL),
+	                 PREV, "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\\u0000"), 10, NULL);
+	expect_reject(o, x, VR_BAD_ID_CHAR, "prev/auth event ID with NUL");
+	free(x);
+	char cid[160];
+	snprintf(cid, sizeof cid, "\"event_id\":\"%s\\u0000junk\",\"hashes\"", eid10);
+	x = replace(good, "\"hashes\"", cid);
+	expect_reject(o, x, VR_BAD_ID_CHAR, "carried event_id = the right ID + \\u0000junk");
+	free(x);
+	x = sign(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.create", 0, 0,
+	                 "{\"room_version\":\"10\\u0000\"}", ",\"state_key\":\"\""), 10, NULL);
+	struct val_opts norv = *o;
+	norv.room_version = 0;
+	expect_reject(&norv, x, VR_BAD_ROOM_VERSION, "create event with room_version \"10\\u0000\"");
+	free(x);
+
+	/* base64 written with JSON escapes is the same value */
+	x = escape_value(good, "\"sha256\":\"");
+	TAP_OK(run(o, x) && accepted_plain() && strcmp(R.event_id, eid10) == 0,
+	       "hashes.sha256 written as \\u00XX/\\/ escapes: same hash, accepted unredacted (%s %s)",
+	       val_reason_str(R.reason), R.message);
+	free(x);
+	x = escape_value(good, "\"ed25519:t1\":\"");
+	TAP_OK(run(o, x) && accepted_plain() && strcmp(R.event_id, eid10) == 0,
+	       "signature written as \\u00XX/\\/ escapes: verifies (%s %s)", val_reason_str(R.reason), R.message);
+	free(x);
+	/* a message cut inside a multi-byte character stays valid UTF-8 (the
+	 * verdict is JSON): 200-byte server + 27 two-byte characters of key ID */
+	for (int pad = 0; pad < 2; pad++) {
+		char srv[256], sender[300], ev_extra[512];
+		memset(srv, 'h', 199 + pad);
+		strcpy(srv + 199 + pad, ".x");
+		snprintf(sender, sizeof sender, "@u:%s", srv);
+		snprintf(ev_extra, sizeof ev_extra, ",\"signatures\":{\"%s\":{\"ed25519:"
+		         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9"
+		         "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\":\"AAAA\"}}"
+		         ",\"hashes\":{\"sha256\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", srv);
+		x = ev_json(sender, "!room:" SERVER, "m.room.message", 1, 1, "{}", ev_extra);
+		run(o, x);
+		struct buf m;
+		struct json_doc jd = { 0 };
+		buf_init(&m);
+		val_result_meta(&R, &m);
+		TAP_OK(!R.accept && R.reason == VR_UNKNOWN_KEY && json_parse(&jd, m.data, m.len, 8) == 0,
+		       "unknown_key message cut inside a 2-byte character (pad %d): verdict still valid JSON (%zu-byte message)",
+		       pad, strlen(R.message));
+		json_doc_free(&jd);
+		buf_free(&m);
+		free(x);
+	}
+	x = replace(good, "\"ed25519:t1\":\"", "\"ed25519:t1\\u0000x\":\"");
+	expect_reject(o, x, VR_UNKNOWN_KEY, "signature under key ID 'ed25519:t1\\u0000x' is not key ed25519:t1");
+	free(x);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || signing_key_generate(&key, "t1") < 0
@@ -367,6 +499,8 @@ int main(void)
 	       "carried event_id with a long type accepted (%s %s)",
 	       R.accept ? "accept" : val_reason_str(R.reason), R.message);
 	free(longsk); free(carried2);
+
+	identifier_cases(&o, good, eid10);
 
 	/* ---- reuse after rejections ---- */
 	expect_reject(&o, "{\"a\":", VR_BAD_JSON, "truncated JSON");
