@@ -5,10 +5,22 @@
 # every originated event is stored exactly once on every node and appears
 # exactly once in every node's feed, parents before children; no rejects;
 # mdb_stat finds every environment consistent. Prints the figures.
+# The soak (FP_SOAK=1, `make soak`) runs until FP_CHAOS_KILLS stages (default
+# 1000) were killed, one every FP_CHAOS_INTERVAL seconds (default 0.3; stages
+# count as healthy again after FP_CHAOS_STABLE s, default 3, so they are not
+# kept in long backoffs), then also requires the three nodes' stored sets to
+# be equal, and prints kills, events, lost, duplicated and the duration.
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 DURATION=${FP_CHAOS_SECONDS:-60}
-[ -n "${FP_SOAK:-}" ] && DURATION=${FP_CHAOS_SECONDS:-600}
+KILLS=${FP_CHAOS_KILLS:-}
+INTERVAL=${FP_CHAOS_INTERVAL:-1}
+STABLE=${FP_CHAOS_STABLE:-10}
+if [ -n "${FP_SOAK:-}" ]; then
+	KILLS=${FP_CHAOS_KILLS:-1000}
+	INTERVAL=${FP_CHAOS_INTERVAL:-0.3}
+	STABLE=${FP_CHAOS_STABLE:-3}
+fi
 STAGES="validated purgatoryd fetchd feedpump served syncd"
 NODES="a b c"
 for n in $NODES; do eval "PORT_$n=$(free_port)"; done
@@ -34,7 +46,7 @@ done
 for n in $NODES; do
 	mkdir -p "$T_TMP/$n/log"
 	bg "$FP_ROOT/scripts/fedsup" -c "$T_TMP/$n/fedpipe.conf" --bin "$FP_BIN" --stages "$STAGES" \
-		--logdir "$T_TMP/$n/log" 2>"$T_TMP/$n/fedsup.log"
+		--stable "$STABLE" --logdir "$T_TMP/$n/log" 2>"$T_TMP/$n/fedsup.log"
 	eval "SUP_$n=$LAST_PID"
 done
 for n in $NODES; do
@@ -63,10 +75,10 @@ originate() { # node: send until the stop file appears, one ID per line
 		sleep 0.05
 	done
 }
-killer() { # kill -9 a random stage of a random node about once a second
+killer() { # kill -9 a random stage of a random node every INTERVAL s (up to KILLS)
 	_k=0
-	while [ ! -f "$T_TMP/stop" ]; do
-		sleep 1
+	while [ ! -f "$T_TMP/stop" ] && { [ -z "$KILLS" ] || [ $_k -lt "$KILLS" ]; }; do
+		sleep "$INTERVAL"
 		_pick=$(awk -v s="$(date +%s%N)" 'BEGIN { srand(s % 2147483647); printf "%d %d", int(rand() * 3), int(rand() * 6) }')
 		_node=$(echo "$NODES" | cut -d' ' -f$(( ${_pick% *} + 1 )))
 		_stage=$(echo "$STAGES" | cut -d' ' -f$(( ${_pick#* } + 1 )))
@@ -79,7 +91,16 @@ killer() { # kill -9 a random stage of a random node about once a second
 start=$(date +%s)
 for n in $NODES; do bg originate "$n"; done
 bg killer
-sleep "$DURATION"
+if [ -n "$KILLS" ]; then
+	# Until KILLS kills were done (bounded: 10 times the planned time).
+	_n=$(awk -v k="$KILLS" -v i="$INTERVAL" 'BEGIN { printf "%d", k * i * 10 + 60 }')
+	while [ "$(wc -l 2>/dev/null <"$T_TMP/kills" || echo 0)" -lt "$KILLS" ] && [ "$_n" -gt 0 ]; do
+		sleep 1; _n=$((_n - 1))
+	done
+	DURATION=$(( $(date +%s) - start ))
+else
+	sleep "$DURATION"
+fi
 touch "$T_TMP/stop"
 sleep 1.5
 quiet=$(date +%s)
@@ -87,10 +108,14 @@ originated=$(cat "$T_TMP"/a/ids "$T_TMP"/b/ids "$T_TMP"/c/ids | grep -c '^\$')
 kills=$(wc -l <"$T_TMP/kills" 2>/dev/null || echo 0)
 diag "chaos phase: ${DURATION}s, $originated events originated, $kills kill -9"
 check "events were originated on every node" sh -c "[ -s $T_TMP/a/ids ] && [ -s $T_TMP/b/ids ] && [ -s $T_TMP/c/ids ]"
-check "stages were killed about once a second" [ "$kills" -ge $((DURATION / 2)) ]
+if [ -n "$KILLS" ]; then
+	check "$KILLS stages were killed" [ "$kills" -ge "$KILLS" ]
+else
+	check "stages were killed about once a second" [ "$kills" -ge $((DURATION / 2)) ]
+fi
 converged=1
 for n in $NODES; do
-	if wait_for "python3 tests/tools/chaos_check.py $(conf $n) $T_TMP/$n/feed $T_TMP/a/ids $T_TMP/b/ids $T_TMP/c/ids >$T_TMP/$n/check" 3000; then
+	if wait_for "python3 tests/tools/chaos_check.py --dump $T_TMP/$n/set $(conf $n) $T_TMP/$n/feed $T_TMP/a/ids $T_TMP/b/ids $T_TMP/c/ids >$T_TMP/$n/check" 3000; then
 		ok "node $n converged: $(cat "$T_TMP/$n/check")"
 	else
 		converged=0
@@ -98,6 +123,12 @@ for n in $NODES; do
 	fi
 done
 took=$(( $(date +%s) - quiet ))
+# Exact set equality: every node stores (and feeds: chaos_check) the same set.
+check "every node stores the same set of events" sh -c "cmp -s $T_TMP/a/set $T_TMP/b/set && cmp -s $T_TMP/a/set $T_TMP/c/set"
+lost=0 dups=0
+for n in $NODES; do
+	eval "$(sed -n 's/.* missing=\([0-9]*\) dup_stream=\([0-9]*\) .* dup_feed=\([0-9]*\) feed_missing=\([0-9]*\) .*/lost=$((lost + \1 + \4)) dups=$((dups + \2 + \3))/p' "$T_TMP/$n/check")"
+done
 for n in $NODES; do
 	purgatory_tool check -c "$(conf $n)" >"$T_TMP/$n/pcheck" 2>&1
 	check "node $n: store consistent, topological stream, no rejects, inbox and purgatory empty ($(cat "$T_TMP/$n/pcheck"))" \
@@ -111,6 +142,7 @@ for n in $NODES; do
 done
 diag "figures: originated=$originated kills=$kills restarts=$restarts converge_s=$took chaos_s=$DURATION total_s=$(( $(date +%s) - start ))"
 echo "# chaos: $originated events, $kills kills, $restarts restarts, converged in ${took}s after the chaos phase"
+echo "# soak figures: kills=$kills events=$originated lost=$lost duplicated=$dups (summed over $(echo $NODES | wc -w) nodes, store and feed) chaos_s=$DURATION total_s=$(( $(date +%s) - start ))"
 for n in $NODES; do kill -TERM "$(eval echo \$SUP_$n)"; done
 for n in $NODES; do wait "$(eval echo \$SUP_$n)"; done
 finish

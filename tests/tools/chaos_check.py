@@ -1,11 +1,16 @@
 # chaos_check.py: is a node converged and correct? Reads the node's stored
 # stream (fedctl feed tail --source local) and its file feed directory and
 # checks them against the originated event IDs.
-# usage: chaos_check.py CONF FEED_DIR IDS_FILE...   prints one summary line;
-# exit 0 when every check holds, 1 otherwise.
+# usage: chaos_check.py [--dump FILE] CONF FEED_DIR IDS_FILE...   prints one
+# summary line; exit 0 when every check holds, 1 otherwise. --dump writes the
+# sorted set of stored event IDs to FILE (to compare nodes' sets exactly).
 import json, os, re, subprocess, sys
 
-conf, feed_dir, id_files = sys.argv[1], sys.argv[2], sys.argv[3:]
+args = sys.argv[1:]
+dump = None
+if args[:1] == ["--dump"]:
+    dump, args = args[1], args[2:]
+conf, feed_dir, id_files = args[0], args[1], args[2:]
 want = []
 for f in id_files:
     want += [l.strip() for l in open(f) if l.strip().startswith("$")]
@@ -44,4 +49,7 @@ ok = not missing and not dup_stream and not order_bad and not dup_feed and not f
 print("stream=%d feed=%d want=%d missing=%d dup_stream=%d order_bad=%d dup_feed=%d feed_missing=%d "
       "feed_order_bad=%d feed_extra=%d %s" % (len(stream), len(feed_ids), len(want), len(missing), dup_stream,
       order_bad, dup_feed, len(feed_missing), feed_order_bad, feed_extra, "OK" if ok else "NOT-YET"))
+if dump:
+    with open(dump, "w") as f:
+        f.write("".join(i + "\n" for i in sorted(set(stream))))
 sys.exit(0 if ok else 1)
