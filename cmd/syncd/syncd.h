@@ -46,6 +46,10 @@ struct syncd {
 	int            batch;
 	char           node_id[27];
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
+	uint64_t *c_key_conflicts, *c_identity_refused;
+	/* (server, key ID) conflicts already logged: each is logged once. */
+	char      conflicts_logged[32][320];
+	unsigned  nconflicts_logged;
 	int64_t  *g_active;
 };
 

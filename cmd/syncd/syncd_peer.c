@@ -11,8 +11,13 @@
  * grouped by kind: the first of a kind logs in full, repeats one line.
  * Health reason codes (fixed): ok, paused, refused, timeout, dns, tls,
  * unauthorized, http_status, bad_body, too_large, schema_unsupported,
- * identity_changed, bad_key_doc, internal. */
+ * identity_changed, name_mismatch, bad_key_doc, key_conflict, internal.
+ * Trust (issue 13): the peer is the server [peer] server_name names, or
+ * (unset) the one it said at first success, pinned with its node ID; a
+ * later change of either stops it like a node ID change. Keys are taken
+ * only for that name, and a stored key never changes. */
 #include "syncd.h"
+#include "b64.h"
 #include "json.h"
 #include "keys.h"
 #include "log.h"
@@ -210,9 +215,57 @@ static void decide(struct peer *p)
 	pull(p);
 }
 
+/* The peer is refused for who it says it is: stopped until `fedctl peer
+ * reset` (a changed pin) or retried with backoff (a name it may not have). */
+static void refuse_identity(struct peer *p, const char *kind, int stop, const char *msg)
+{
+	struct syncd *sy = p->sy;
+	(*sy->c_identity_refused)++;
+	if (!stop) { fail(p, kind, "%s", msg); return; }
+	if (strcmp(p->last_kind, kind))
+		log_err("peer %s (%s): %s: refusing to sync with it. If this is on purpose, reset the pin "
+		        "with: fedctl peer reset %s", p->cfg->name, p->cfg->endpoint, msg, p->cfg->name);
+	char m[1200];
+	snprintf(m, sizeof m, "%s; run: fedctl peer reset %s", msg, p->cfg->name);
+	fstate_health(&sy->d->st, p->cfg->name, kind, m, ++p->failures);
+	(*sy->c_failures)++;
+	p->phase = PH_STOPPED;
+	snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
+	if (sy->once) once_done(p, 1);
+	else schedule(p, sy->interval);
+}
+
+/* A peer with no configured server_name pins the name it reports at first
+ * contact; that name may not be this node's own, nor a name another peer
+ * is configured as or pinned to with another node ID. 0 ok, or -1 with msg. */
+static int name_claim_ok(struct peer *p, MDB_txn *t, const char *name, const char *id, char *msg, size_t cap)
+{
+	struct syncd *sy = p->sy;
+	if (!strcmp(name, cfg_str(&sy->d->cfg, "node", "server_name"))) {
+		snprintf(msg, cap, "peer claims to be %s, this node's own server name", name);
+		return -1;
+	}
+	for (size_t i = 0; i < sy->d->cfg.npeers; i++) {
+		const struct peer_cfg *q = &sy->d->cfg.peers[i];
+		if (!strcmp(q->name, p->cfg->name)) continue;
+		char qname[256], qid[64];
+		if (!strcmp(q->server_name, name)) {
+			snprintf(msg, cap, "peer claims to be %s, the configured server_name of [peer %s]", name, q->name);
+			return -1;
+		}
+		if (fstate_get(t, &sy->d->st, q->name, "server_name", qname, sizeof qname) > 0 && !strcmp(qname, name)
+		    && fstate_get(t, &sy->d->st, q->name, "node_id", qid, sizeof qid) > 0 && strcmp(qid, id)) {
+			snprintf(msg, cap, "peer claims to be %s, which peer %s is pinned to (node %s)", name, q->name, qid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void on_identity(struct peer *p)
 {
 	struct syncd *sy = p->sy;
+	struct store *st = &sy->d->st;
 	struct json_doc d = {0};
 	if (parse_body(p, &d, "identity") < 0) goto out;
 	int sv = json_obj_get(&d, 0, "schema_version"), ni = json_obj_get(&d, 0, "node_id"),
@@ -223,40 +276,53 @@ static void on_identity(struct peer *p)
 		goto out;
 	}
 	char id[32], name[256];
-	if (ni < 0 || d.tok[ni].type != JSON_STRING || json_str_copy(&d, ni, id, sizeof id) <= 0) {
-		fail(p, "bad_body", "identity has no (or an empty or overlong) node_id");
+	int il = ni >= 0 && d.tok[ni].type == JSON_STRING ? json_str_copy(&d, ni, id, sizeof id) : -1;
+	if (il <= 0 || (size_t)il != strlen(id)) {
+		fail(p, "bad_body", "identity has no (or an empty, overlong or NUL-holding) node_id");
 		goto out;
 	}
-	if (sn < 0 || d.tok[sn].type != JSON_STRING || json_str_copy(&d, sn, name, sizeof name) <= 0) {
-		fail(p, "bad_body", "identity has no server_name");
+	int nl = sn >= 0 && d.tok[sn].type == JSON_STRING ? json_str_copy(&d, sn, name, sizeof name) : -1;
+	if (nl <= 0 || (size_t)nl != strlen(name)) {
+		fail(p, "bad_body", "identity has no (or an empty, overlong or NUL-holding) server_name");
 		goto out;
 	}
-	char pin[64];
-	MDB_txn *t = store_begin(&sy->d->st, 0);
-	int have = fstate_get(t, &sy->d->st, p->cfg->name, "node_id", pin, sizeof pin);
+	/* Who the peer must be: [peer] server_name when configured, else the
+	 * name pinned with its node ID at first success. */
+	const char *want = p->cfg->server_name;
+	char msg[1024];
+	if (want[0] && strcmp(name, want)) {
+		snprintf(msg, sizeof msg, "peer says it is %s, but [peer %s] server_name = %s", name, p->cfg->name, want);
+		refuse_identity(p, "name_mismatch", 0, msg);
+		goto out;
+	}
+	char pin[64], pinned_name[256];
+	MDB_txn *t = store_begin(st, 0);
+	int have = fstate_get(t, st, p->cfg->name, "node_id", pin, sizeof pin);
+	int have_name = fstate_get(t, st, p->cfg->name, "server_name", pinned_name, sizeof pinned_name);
 	if (have > 0 && strcmp(pin, id)) {
 		mdb_txn_abort(t);
-		log_err("peer %s: node ID changed from %s to %s: refusing to sync with it. If the peer's "
-		        "store was replaced on purpose, reset the pin with: fedctl peer reset %s",
-		        p->cfg->name, pin, id, p->cfg->name);
-		char msg[200];
-		snprintf(msg, sizeof msg, "pinned %s, peer now says %s; run: fedctl peer reset %s", pin, id, p->cfg->name);
-		fstate_health(&sy->d->st, p->cfg->name, "identity_changed", msg, ++p->failures);
-		(*sy->c_failures)++;
-		p->phase = PH_STOPPED;
-		snprintf(p->last_kind, sizeof p->last_kind, "identity_changed");
-		if (sy->once) once_done(p, 1);
-		else schedule(p, sy->interval);
+		snprintf(msg, sizeof msg, "node ID changed from %s to %s", pin, id);
+		refuse_identity(p, "identity_changed", 1, msg);
+		goto out;
+	}
+	if (!want[0] && have > 0 && have_name > 0 && strcmp(pinned_name, name)) {
+		mdb_txn_abort(t);
+		snprintf(msg, sizeof msg, "server name changed from %s to %s", pinned_name, name);
+		refuse_identity(p, "identity_changed", 1, msg);
+		goto out;
+	}
+	if (!want[0] && (have <= 0 || have_name <= 0) && name_claim_ok(p, t, name, id, msg, sizeof msg) < 0) {
+		mdb_txn_abort(t);
+		refuse_identity(p, "name_mismatch", 0, msg);
 		goto out;
 	}
 	int rc = 0;
 	if (have <= 0) {
-		rc = fstate_put(t, &sy->d->st, p->cfg->name, "node_id", id, strlen(id));
-		if (!rc) rc = fstate_put(t, &sy->d->st, p->cfg->name, "server_name", name, strlen(name));
+		rc = fstate_put(t, st, p->cfg->name, "node_id", id, strlen(id));
 		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg->name, id, name);
-	} else if (fstate_get(t, &sy->d->st, p->cfg->name, "server_name", pin, sizeof pin) < 0 || strcmp(pin, name)) {
-		rc = fstate_put(t, &sy->d->st, p->cfg->name, "server_name", name, strlen(name));
 	}
+	if (!rc && (have_name <= 0 || strcmp(pinned_name, name)))
+		rc = fstate_put(t, st, p->cfg->name, "server_name", name, strlen(name));
 	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
 	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); goto out; }
 	if (strcmp(p->server_name, name)) p->keys_ok = 0;
@@ -274,6 +340,24 @@ out:
 	json_doc_free(&d);
 }
 
+/* A key the peer handed over differs from the one stored for the same
+ * (server, key ID): logged once per pair, counted every time. */
+static void key_conflict(struct peer *p, const struct verify_key *k)
+{
+	struct syncd *sy = p->sy;
+	char pair[320];
+	snprintf(pair, sizeof pair, "%s %s", k->server, k->key_id);
+	(*sy->c_key_conflicts)++;
+	for (unsigned i = 0; i < sy->nconflicts_logged && i < 32; i++)
+		if (!strcmp(sy->conflicts_logged[i], pair)) return;
+	snprintf(sy->conflicts_logged[sy->nconflicts_logged++ % 32], sizeof pair, "%s", pair);
+	char pk[64];
+	b64_encode(pk, k->pk, 32);
+	log_err("peer %s (%s): key conflict: its key document gives %s key %s = %s, but another public key is "
+	        "stored for it; document refused (a stored key never changes)", p->cfg->name, p->cfg->endpoint,
+	        k->server, k->key_id, pk);
+}
+
 static void on_keys(struct peer *p)
 {
 	struct syncd *sy = p->sy;
@@ -286,15 +370,24 @@ static void on_keys(struct peer *p)
 		keyring_free(&kr);
 		return;
 	}
+	/* Only keys of the peer's own (configured or pinned) name are taken;
+	 * a document with a key that conflicts with a stored one is refused. */
 	MDB_txn *t = store_begin(&sy->d->st, 0);
-	int rc = 0, stored = 0;
+	int rc = 0, stored = 0, conflicts = 0;
 	for (size_t i = 0; i < kr.n && !rc; i++) {
-		if (strcmp(kr.k[i].server, p->server_name)) continue;   /* only the peer's own keys */
+		if (strcmp(kr.k[i].server, p->server_name)) continue;
 		rc = store_key_put(t, &sy->d->st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+		if (rc == STORE_KEY_CONFLICT) { key_conflict(p, &kr.k[i]); conflicts++; rc = 0; continue; }
 		stored++;
 	}
 	keyring_free(&kr);
 	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); return; }
+	if (conflicts) {
+		mdb_txn_abort(t);
+		fail(p, "key_conflict", "key document of %s holds %d key(s) that differ from the stored ones",
+		     p->server_name, conflicts);
+		return;
+	}
 	if (!stored) { mdb_txn_abort(t); fail(p, "bad_key_doc", "key document is not for %s", p->server_name); return; }
 	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); return; }
 	log_info("peer %s: stored %d verify key(s) of %s", p->cfg->name, stored, p->server_name);
