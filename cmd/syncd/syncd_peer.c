@@ -2,7 +2,8 @@
  * handshake (schema supported, node ID non-empty, pinned on first success,
  * a changed ID stops the peer until `fedctl peer reset`), the peer's key
  * document (verified, stored for validated), then pulls from the durable
- * cursor unless the peer's vector clock shows nothing we lack, then a
+ * cursor unless the peer's own clock entry shows nothing past our cursor
+ * (what it says of other nodes never skips a pull), then a
  * long-poll that wakes us early when the peer stores more. Each batch is one
  * LMDB txn (inbox entries + cursor + last_seen [+ the peer's clock when caught
  * up]); frames to validated only after the commit. The cursor is only ever
@@ -150,22 +151,6 @@ static int parse_body(struct peer *p, struct json_doc *d, const char *what)
 	return 0;
 }
 
-static void local_clock(struct peer *p, MDB_txn *t, struct vclock *vc, uint64_t *cursor)
-{
-	struct store *st = &p->sy->d->st;
-	vclock_init(vc);
-	fstate_merge_clocks(t, st, vc);
-	MDB_cursor *sc;
-	MDB_val k, v;
-	if (mdb_cursor_open(t, st->dbi[DB_STREAM], &sc) == 0) {
-		if (mdb_cursor_get(sc, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
-			vclock_advance(vc, p->sy->node_id, be64_get(k.mv_data));
-		mdb_cursor_close(sc);
-	}
-	*cursor = fstate_cursor(t, st, p->cfg->name);
-	vclock_advance(vc, p->node_id, *cursor);
-}
-
 static void wait_more(struct peer *p)
 {
 	struct syncd *sy = p->sy;
@@ -189,16 +174,23 @@ static void wait_more(struct peer *p)
 static void decide(struct peer *p)
 {
 	struct syncd *sy = p->sy;
-	struct vclock *mine = malloc(sizeof *mine);
-	if (!mine) log_panic("out of memory");
-	uint64_t cursor;
+	/* Skip a pull only on what the peer says of its own stream against our
+	 * cursor on it: never on what any peer asserted about another node
+	 * (a clock merged from peers' claims could be poisoned to make us skip
+	 * the real node forever; issue 13). */
+	struct vclock *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
+	if (!mine || !theirs) log_panic("out of memory");
 	MDB_txn *t = store_begin(&sy->d->st, 1);
-	local_clock(p, t, mine, &cursor);
+	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
 	MDB_stat ist;
 	mdb_stat(t, sy->d->st.dbi[DB_INBOX], &ist);
 	mdb_txn_abort(t);
-	enum vclock_order o = vclock_compare(&p->remote, mine);
+	vclock_init(mine);
+	vclock_advance(mine, p->node_id, cursor);
+	vclock_self(theirs, &p->remote, p->node_id);
+	enum vclock_order o = vclock_compare(theirs, mine);
 	free(mine);
+	free(theirs);
 	if ((long long)ist.ms_entries > sy->inbox_high) {
 		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg->name,
 		         ist.ms_entries, sy->inbox_high);
