@@ -37,14 +37,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* Stopped on a changed identity: resume once the pin is reset. */
 		char pin[64];
 		MDB_txn *t = store_begin(&p->sy->d->st, 1);
-		int have = fstate_get(t, &p->sy->d->st, p->cfg->name, "node_id", pin, sizeof pin);
+		int have = fstate_get(t, &p->sy->d->st, p->cfg.name, "node_id", pin, sizeof pin);
 		mdb_txn_abort(t);
 		if (have > 0) {
 			struct timeval tv = { p->sy->interval / 1000, (p->sy->interval % 1000) * 1000 };
 			evtimer_add(p->timer, &tv);
 			return;
 		}
-		log_notice("peer %s: pinned identity was reset; resuming sync", p->cfg->name);
+		log_notice("peer %s: pinned identity was reset; resuming sync", p->cfg.name);
 		p->last_kind[0] = 0;
 	}
 	round_start(p);
@@ -60,7 +60,7 @@ static void schedule(struct peer *p, long long ms)
 
 static void once_done(struct peer *p, int rc)
 {
-	log_info("peer %s: --once %s (%llu events)", p->cfg->name, rc ? "failed" : "done",
+	log_info("peer %s: --once %s (%llu events)", p->cfg.name, rc ? "failed" : "done",
 	         (unsigned long long)p->pulled);
 	daemon_stop(p->sy->d, rc);
 }
@@ -78,14 +78,14 @@ static void fail(struct peer *p, const char *kind, const char *fmt, ...)
 	p->failures++;
 	if (p->failures > 1) p->wait_ms = p->wait_ms * 2 > sy->backoff_max ? sy->backoff_max : p->wait_ms * 2;
 	if (strcmp(kind, p->last_kind)) {
-		log_warnx("peer %s (%s): %s: %s; retrying in %llds", p->cfg->name, p->cfg->endpoint, kind, msg,
+		log_warnx("peer %s (%s): %s: %s; retrying in %llds", p->cfg.name, p->cfg.endpoint, kind, msg,
 		          p->wait_ms / 1000);
 		snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
 	} else {
-		log_info("peer %s: still %s (failure %d, next try in %llds)", p->cfg->name, kind, p->failures,
+		log_info("peer %s: still %s (failure %d, next try in %llds)", p->cfg.name, kind, p->failures,
 		         p->wait_ms / 1000);
 	}
-	fstate_health(&sy->d->st, p->cfg->name, kind, msg, p->failures);
+	fstate_health(&sy->d->st, p->cfg.name, kind, msg, p->failures);
 	p->phase = PH_IDLE;
 	if (sy->once) { once_done(p, 1); return; }
 	schedule(p, p->wait_ms);
@@ -94,8 +94,8 @@ static void fail(struct peer *p, const char *kind, const char *fmt, ...)
 static void succeeded(struct peer *p)
 {
 	if (p->failures || !p->last_kind[0]) {
-		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg->name, p->failures);
-		fstate_health(&p->sy->d->st, p->cfg->name, "ok", "", 0);
+		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg.name, p->failures);
+		fstate_health(&p->sy->d->st, p->cfg.name, "ok", "", 0);
 		snprintf(p->last_kind, sizeof p->last_kind, "ok");
 	}
 	p->failures = 0;
@@ -104,15 +104,63 @@ static void succeeded(struct peer *p)
 
 void peer_start(struct peer *p)
 {
-	if (!strcmp(p->cfg->mode, "paused")) {
-		log_info("peer %s is paused: not contacted", p->cfg->name);
-		fstate_health(&p->sy->d->st, p->cfg->name, "paused", "mode = paused", 0);
+	if (!strcmp(p->cfg.mode, "paused")) {
+		log_info("peer %s is paused: not contacted", p->cfg.name);
+		fstate_health(&p->sy->d->st, p->cfg.name, "paused", "mode = paused", 0);
 		p->phase = PH_STOPPED;
 		if (p->sy->once) once_done(p, 1);
 		return;
 	}
-	(*p->sy->g_active)++;
+	if (!p->active) { p->active = 1; (*p->sy->g_active)++; }
 	round_start(p);
+}
+
+void peer_stop(struct peer *p)
+{
+	if (p->easy) curl_multi_remove_handle(p->sy->multi, p->easy);   /* no-op if not added */
+	if (p->timer) evtimer_del(p->timer);
+	p->pull_pending = 0;
+	if (p->active) { p->active = 0; (*p->sy->g_active)--; }
+	p->phase = PH_IDLE;
+}
+
+void peer_reload(struct peer *p, const struct peer_cfg *nc)
+{
+	int was_paused = !strcmp(p->cfg.mode, "paused"), paused = !strcmp(nc->mode, "paused");
+	int moved = strcmp(p->cfg.endpoint, nc->endpoint) || strcmp(p->cfg.key, nc->key)
+	            || strcmp(p->cfg.ca, nc->ca) || strcmp(p->cfg.server_name, nc->server_name);
+	if (strcmp(p->cfg.server_name, nc->server_name)) p->keys_ok = 0;
+	p->cfg = *nc;
+	if (paused && !was_paused) {
+		log_notice("reload: peer %s paused", p->cfg.name);
+		peer_stop(p);
+		peer_start(p);          /* records the paused state */
+	} else if (!paused && was_paused) {
+		log_notice("reload: peer %s resumed", p->cfg.name);
+		p->failures = 0;
+		p->last_kind[0] = 0;
+		p->wait_ms = p->sy->interval;
+		peer_stop(p);
+		peer_start(p);
+	} else if (!paused && moved) {
+		/* A new endpoint, key or name: start a fresh round there now. */
+		log_notice("reload: peer %s changed (endpoint, key, ca or server_name): new round", p->cfg.name);
+		peer_stop(p);
+		p->last_kind[0] = 0;
+		p->wait_ms = p->sy->interval;
+		peer_start(p);
+	}
+}
+
+void peer_reschedule(struct peer *p)
+{
+	struct timeval left;
+	if (p->phase != PH_IDLE || p->failures || !p->timer || p->pull_pending
+	    || !evtimer_pending(p->timer, &left)) return;
+	struct timeval now;
+	event_base_gettimeofday_cached(p->sy->d->base, &now);
+	long long ms = (long long)(left.tv_sec - now.tv_sec) * 1000 + (left.tv_usec - now.tv_usec) / 1000;
+	if (ms > p->sy->interval) { p->wait_ms = p->sy->interval; schedule(p, p->sy->interval); }
 }
 
 static void round_start(struct peer *p)
@@ -157,7 +205,7 @@ static void wait_more(struct peer *p)
 	if (sy->once) { once_done(p, 0); return; }
 	if (sy->longpoll > 0) {
 		MDB_txn *t = store_begin(&sy->d->st, 1);
-		uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+		uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
 		mdb_txn_abort(t);
 		char path[128];
 		snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d&timeout_ms=%lld",
@@ -181,7 +229,7 @@ static void decide(struct peer *p)
 	struct vclock *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
 	if (!mine || !theirs) log_panic("out of memory");
 	MDB_txn *t = store_begin(&sy->d->st, 1);
-	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
 	MDB_stat ist;
 	mdb_stat(t, sy->d->st.dbi[DB_INBOX], &ist);
 	mdb_txn_abort(t);
@@ -192,7 +240,7 @@ static void decide(struct peer *p)
 	free(mine);
 	free(theirs);
 	if ((long long)ist.ms_entries > sy->inbox_high) {
-		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg->name,
+		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg.name,
 		         ist.ms_entries, sy->inbox_high);
 		p->phase = PH_IDLE;
 		schedule(p, 1000);
@@ -200,7 +248,7 @@ static void decide(struct peer *p)
 	}
 	if (o == VC_BEFORE || o == VC_EQUAL) {
 		(*sy->c_skipped)++;
-		log_debug("peer %s: clock %s ours: nothing to pull", p->cfg->name, vclock_order_str(o));
+		log_debug("peer %s: clock %s ours: nothing to pull", p->cfg.name, vclock_order_str(o));
 		wait_more(p);
 		return;
 	}
@@ -216,10 +264,10 @@ static void refuse_identity(struct peer *p, const char *kind, int stop, const ch
 	if (!stop) { fail(p, kind, "%s", msg); return; }
 	if (strcmp(p->last_kind, kind))
 		log_err("peer %s (%s): %s: refusing to sync with it. If this is on purpose, reset the pin "
-		        "with: fedctl peer reset %s", p->cfg->name, p->cfg->endpoint, msg, p->cfg->name);
+		        "with: fedctl peer reset %s", p->cfg.name, p->cfg.endpoint, msg, p->cfg.name);
 	char m[1200];
-	snprintf(m, sizeof m, "%s; run: fedctl peer reset %s", msg, p->cfg->name);
-	fstate_health(&sy->d->st, p->cfg->name, kind, m, ++p->failures);
+	snprintf(m, sizeof m, "%s; run: fedctl peer reset %s", msg, p->cfg.name);
+	fstate_health(&sy->d->st, p->cfg.name, kind, m, ++p->failures);
 	(*sy->c_failures)++;
 	p->phase = PH_STOPPED;
 	snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
@@ -239,7 +287,7 @@ static int name_claim_ok(struct peer *p, MDB_txn *t, const char *name, const cha
 	}
 	for (size_t i = 0; i < sy->d->cfg.npeers; i++) {
 		const struct peer_cfg *q = &sy->d->cfg.peers[i];
-		if (!strcmp(q->name, p->cfg->name)) continue;
+		if (!strcmp(q->name, p->cfg.name)) continue;
 		char qname[256], qid[64];
 		if (!strcmp(q->server_name, name)) {
 			snprintf(msg, cap, "peer claims to be %s, the configured server_name of [peer %s]", name, q->name);
@@ -280,17 +328,17 @@ static void on_identity(struct peer *p)
 	}
 	/* Who the peer must be: [peer] server_name when configured, else the
 	 * name pinned with its node ID at first success. */
-	const char *want = p->cfg->server_name;
+	const char *want = p->cfg.server_name;
 	char msg[1024];
 	if (want[0] && strcmp(name, want)) {
-		snprintf(msg, sizeof msg, "peer says it is %s, but [peer %s] server_name = %s", name, p->cfg->name, want);
+		snprintf(msg, sizeof msg, "peer says it is %s, but [peer %s] server_name = %s", name, p->cfg.name, want);
 		refuse_identity(p, "name_mismatch", 0, msg);
 		goto out;
 	}
 	char pin[64], pinned_name[256];
 	MDB_txn *t = store_begin(st, 0);
-	int have = fstate_get(t, st, p->cfg->name, "node_id", pin, sizeof pin);
-	int have_name = fstate_get(t, st, p->cfg->name, "server_name", pinned_name, sizeof pinned_name);
+	int have = fstate_get(t, st, p->cfg.name, "node_id", pin, sizeof pin);
+	int have_name = fstate_get(t, st, p->cfg.name, "server_name", pinned_name, sizeof pinned_name);
 	if (have > 0 && strcmp(pin, id)) {
 		mdb_txn_abort(t);
 		snprintf(msg, sizeof msg, "node ID changed from %s to %s", pin, id);
@@ -310,11 +358,11 @@ static void on_identity(struct peer *p)
 	}
 	int rc = 0;
 	if (have <= 0) {
-		rc = fstate_put(t, st, p->cfg->name, "node_id", id, strlen(id));
-		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg->name, id, name);
+		rc = fstate_put(t, st, p->cfg.name, "node_id", id, strlen(id));
+		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg.name, id, name);
 	}
 	if (!rc && (have_name <= 0 || strcmp(pinned_name, name)))
-		rc = fstate_put(t, st, p->cfg->name, "server_name", name, strlen(name));
+		rc = fstate_put(t, st, p->cfg.name, "server_name", name, strlen(name));
 	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
 	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); goto out; }
 	if (strcmp(p->server_name, name)) p->keys_ok = 0;
@@ -346,7 +394,7 @@ static void key_conflict(struct peer *p, const struct verify_key *k)
 	char pk[64];
 	b64_encode(pk, k->pk, 32);
 	log_err("peer %s (%s): key conflict: its key document gives %s key %s = %s, but another public key is "
-	        "stored for it; document refused (a stored key never changes)", p->cfg->name, p->cfg->endpoint,
+	        "stored for it; document refused (a stored key never changes)", p->cfg.name, p->cfg.endpoint,
 	        k->server, k->key_id, pk);
 }
 
@@ -382,7 +430,7 @@ static void on_keys(struct peer *p)
 	}
 	if (!stored) { mdb_txn_abort(t); fail(p, "bad_key_doc", "key document is not for %s", p->server_name); return; }
 	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); return; }
-	log_info("peer %s: stored %d verify key(s) of %s", p->cfg->name, stored, p->server_name);
+	log_info("peer %s: stored %d verify key(s) of %s", p->cfg.name, stored, p->server_name);
 	p->keys_ok = 1;
 	decide(p);
 }
@@ -401,7 +449,7 @@ static void pull(struct peer *p)
 		return;
 	}
 	MDB_txn *t = store_begin(&sy->d->st, 1);
-	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
 	mdb_txn_abort(t);
 	char path[128];
 	snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d", (unsigned long long)cursor, sy->batch);
@@ -431,7 +479,7 @@ static void on_events(struct peer *p)
 	vclock_init(rv);
 	if (vc >= 0) vclock_from_json(rv, &d, vc);
 	MDB_txn *t = store_begin(st, 0);
-	uint64_t cursor = fstate_cursor(t, st, p->cfg->name);
+	uint64_t cursor = fstate_cursor(t, st, p->cfg.name);
 	if (next < cursor || (n > 0 && next == cursor) || n > 100) {
 		mdb_txn_abort(t);
 		free(rv);
@@ -446,9 +494,9 @@ static void on_events(struct peer *p)
 		                     d.tok[e].end - d.tok[e].start, &seqs[k++]);
 	unsigned char b8[8];
 	be64_put(b8, next);
-	if (!rc) rc = fstate_put(t, st, p->cfg->name, "cursor", b8, 8);
+	if (!rc) rc = fstate_put(t, st, p->cfg.name, "cursor", b8, 8);
 	be64_put(b8, (uint64_t)now_ms());
-	if (!rc) rc = fstate_put(t, st, p->cfg->name, "last_seen", b8, 8);
+	if (!rc) rc = fstate_put(t, st, p->cfg.name, "last_seen", b8, 8);
 	/* An answer from the peer is inbound traffic from its server: fetchd's
 	 * backoff for that server no longer holds (issue 4). */
 	if (!rc) {
@@ -463,7 +511,7 @@ static void on_events(struct peer *p)
 		struct buf j;
 		buf_init(&j);
 		vclock_to_json(rv, &j);
-		rc = fstate_put(t, st, p->cfg->name, "vclock", j.data, j.len);
+		rc = fstate_put(t, st, p->cfg.name, "vclock", j.data, j.len);
 		buf_free(&j);
 	}
 	if (rc) { mdb_txn_abort(t); free(rv); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
@@ -477,7 +525,7 @@ static void on_events(struct peer *p)
 	*sy->c_events += (uint64_t)n;
 	*sy->c_bytes += p->body.len;
 	p->pulled += (uint64_t)n;
-	if (n) log_debug("peer %s: %d events, cursor %llu -> %llu", p->cfg->name, n,
+	if (n) log_debug("peer %s: %d events, cursor %llu -> %llu", p->cfg.name, n,
 	                 (unsigned long long)cursor, (unsigned long long)next);
 	succeeded(p);
 	if (n > 0 && (!caught_up || n >= sy->batch || was_longpoll)) { pull(p); goto out; }
@@ -532,7 +580,7 @@ void peer_resend_inbox(struct syncd *sy)
 	int nn = 0;
 	MDB_txn *t = store_begin(st, 1);
 	for (size_t i = 0; i < sy->npeers && nn < 16; i++)
-		if (fstate_get(t, st, sy->peers[i].cfg->name, "server_name", names[nn], sizeof names[nn]) > 0) nn++;
+		if (fstate_get(t, st, sy->peers[i]->cfg.name, "server_name", names[nn], sizeof names[nn]) > 0) nn++;
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t sent = 0;
