@@ -240,6 +240,17 @@ int store_key_put(MDB_txn *t, struct store *s, const char *server, const char *k
 	char k[512];
 	size_t kn = store_key2(k, sizeof(k), server, key_id);
 	if (!kn) return MDB_BAD_VALSIZE;
+	/* A (server, key ID) names one public key forever: whoever hands us
+	 * another one for it is refused (only its validity may change). */
+	MDB_val have;
+	int rc = store_get(t, s, DB_SERVER_KEYS, k, kn, &have);
+	if (rc == 0) {
+		if (have.mv_size != 40) return MDB_CORRUPTED;
+		if (memcmp(have.mv_data, pk, 32)) return STORE_KEY_CONFLICT;
+		if ((int64_t)be64_get((const unsigned char *)have.mv_data + 32) == valid_until_ts) return 0;
+	} else if (rc != MDB_NOTFOUND) {
+		return rc;
+	}
 	unsigned char v[40];
 	memcpy(v, pk, 32);
 	be64_put(v + 32, (uint64_t)valid_until_ts);

@@ -137,7 +137,12 @@ struct inbox_rec { uint64_t received_ms; const char *from; size_t from_len;
 int  store_inbox_get(MDB_txn *t, struct store *s, uint64_t seq, struct inbox_rec *r);
 int  store_inbox_parse(const MDB_val *v, struct inbox_rec *r);
 
-/* server_keys (verified keys only) */
+/* server_keys (verified keys only). store_key_put never changes the public
+ * key of a stored (server, key ID): a different pk is refused with
+ * STORE_KEY_CONFLICT (nothing written, the txn stays usable; not an LMDB
+ * error: LMDB's are MDB_* or errno values); the same pk updates
+ * valid_until_ts. Other returns: 0 or an LMDB error (abort the txn). */
+#define STORE_KEY_CONFLICT (-30000)
 int  store_key_put(MDB_txn *t, struct store *s, const char *server, const char *key_id,
                    const unsigned char pk[32], int64_t valid_until_ts);
 int  store_key_get(MDB_txn *t, struct store *s, const char *server, const char *key_id,

@@ -56,6 +56,13 @@ void vclock_merge(struct vclock *dst, const struct vclock *src)
 	for (size_t i = 0; i < src->n; i++) vclock_advance(dst, src->e[i].id, src->e[i].pos);
 }
 
+void vclock_self(struct vclock *dst, const struct vclock *src, const char *id)
+{
+	uint64_t pos = vclock_get(src, id);
+	vclock_init(dst);
+	vclock_advance(dst, id, pos);
+}
+
 enum vclock_order vclock_compare(const struct vclock *a, const struct vclock *b)
 {
 	int a_more = 0, b_more = 0;

@@ -31,6 +31,11 @@ uint64_t vclock_get(const struct vclock *v, const char *id);
  * (empty or too long) or the clock is full and pos is smaller than every entry. */
 int      vclock_advance(struct vclock *v, const char *id, uint64_t pos);
 void     vclock_merge(struct vclock *dst, const struct vclock *src);
+/* Trust: a clock received from node id is believed only about id itself
+ * (its own stream head); what it says of third nodes may be a lie meant to
+ * make us skip pulls (issue 13). dst = { id: src[id] } (empty if absent).
+ * A skip decision compares such self entries only, never merged clocks. */
+void     vclock_self(struct vclock *dst, const struct vclock *src, const char *id);
 enum vclock_order vclock_compare(const struct vclock *a, const struct vclock *b);
 const char *vclock_order_str(enum vclock_order o);
 /* JSON object {"<id>":N,...} (ids sorted: canonical). */

@@ -203,19 +203,32 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 			}
 		struct store *st = fedctl_store(fc, 0);
 		MDB_txn *t = store_begin(st, 0);
-		for (size_t i = 0; i < kr.n; i++)
-			if (store_key_put(t, st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk,
-			                  kr.k[i].valid_until_ts) != 0) {
+		size_t conflicts = 0;
+		for (size_t i = 0; i < kr.n; i++) {
+			int r = store_key_put(t, st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+			if (r == STORE_KEY_CONFLICT) {
+				/* A stored key never changes: say so, import the rest. */
+				char pk[64];
+				b64_encode(pk, kr.k[i].pk, 32);
+				fprintf(stderr, "fedctl keys import: %s %s: a different public key is already stored; "
+				        "%s refused (a stored key never changes)\n", kr.k[i].server, kr.k[i].key_id, pk);
+				conflicts++;
+			} else if (r != 0) {
 				mdb_txn_abort(t);
-				fprintf(stderr, "fedctl keys import: cannot store %s %s\n", kr.k[i].server, kr.k[i].key_id);
+				store_write_failed(st, r);
+				fprintf(stderr, "fedctl keys import: cannot store %s %s: %s\n", kr.k[i].server,
+				        kr.k[i].key_id, mdb_strerror(r));
 				keyring_free(&kr);
 				return 1;
 			}
+		}
 		int rc = store_commit(t);
-		if (rc == 0)
-			printf("imported %zu key(s)\n", kr.n);
+		if (rc)
+			store_write_failed(st, rc);
+		else
+			printf("imported %zu key(s)%s\n", kr.n - conflicts, conflicts ? ", refused conflicting ones" : "");
 		keyring_free(&kr);
-		return rc ? 1 : 0;
+		return rc || conflicts ? 1 : 0;
 	}
 	if (!strcmp(argv[1], "ls")) {
 		struct store *st = fedctl_store(fc, 1);

@@ -13,8 +13,9 @@ enum peer_phase { PH_IDLE, PH_IDENTITY, PH_KEYS, PH_PULL, PH_LONGPOLL, PH_STOPPE
 
 struct peer {
 	struct syncd      *sy;
-	const struct peer_cfg *cfg;
+	struct peer_cfg    cfg;              /* a copy: a reload frees the config */
 	enum peer_phase    phase;
+	int                active;           /* counted in peers_syncing */
 	CURL              *easy;
 	struct curl_slist *hdrs;
 	struct buf         body;
@@ -37,7 +38,7 @@ struct syncd {
 	struct daemon *d;
 	CURLM         *multi;
 	struct event  *curl_timer;
-	struct peer   *peers;
+	struct peer  **peers;                /* each its own allocation: timers and curl hold it */
 	size_t         npeers;
 	const char    *once_peer;            /* --once --peer NAME */
 	int            once;
@@ -46,6 +47,10 @@ struct syncd {
 	int            batch;
 	char           node_id[27];
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
+	uint64_t *c_key_conflicts, *c_identity_refused;
+	/* (server, key ID) conflicts already logged: each is logged once. */
+	char      conflicts_logged[32][320];
+	unsigned  nconflicts_logged;
 	int64_t  *g_active;
 };
 
@@ -54,6 +59,9 @@ int  syncd_http_start(struct peer *p, const char *path, long long extra_timeout_
 
 /* syncd_peer.c */
 void peer_start(struct peer *p);
+void peer_stop(struct peer *p);                 /* cancel its request and timer (not freed) */
+void peer_reload(struct peer *p, const struct peer_cfg *nc);  /* apply a changed [peer] */
+void peer_reschedule(struct peer *p);           /* an idle wait longer than the interval is cut */
 void peer_http_done(struct peer *p, CURLcode rc);
 void peer_resend_inbox(struct syncd *sy);
 

@@ -92,15 +92,15 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	buf_reset(&p->body);
 	p->too_large = 0;
 	char url[1024];
-	const char *ep = p->cfg->endpoint;
+	const char *ep = p->cfg.endpoint;
 	size_t el = strlen(ep);
 	while (el && ep[el - 1] == '/') el--;
 	snprintf(url, sizeof url, "%.*s%s", (int)el, ep, path);
 	curl_slist_free_all(p->hdrs);
 	p->hdrs = curl_slist_append(NULL, "Accept: application/json");
-	if (p->cfg->key[0]) {
+	if (p->cfg.key[0]) {
 		char h[300];
-		snprintf(h, sizeof h, "Authorization: Bearer %s", p->cfg->key);
+		snprintf(h, sizeof h, "Authorization: Bearer %s", p->cfg.key);
 		p->hdrs = curl_slist_append(p->hdrs, h);
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -118,9 +118,9 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((sy->low_speed_time + extra_timeout_ms) / 1000 + 1));
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sy->max_body);
-	if (p->cfg->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg->ca);
+	if (p->cfg.ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca);
 	if (curl_multi_add_handle(sy->multi, e) != CURLM_OK) return -1;
-	log_debug("peer %s: GET %s", p->cfg->name, url);
+	log_debug("peer %s: GET %s", p->cfg.name, url);
 	return 0;
 }
 
@@ -136,15 +136,11 @@ static int syncd_option(struct daemon *d, int opt, const char *arg)
 static void start_peers(evutil_socket_t fd, short what, void *arg)
 {
 	struct syncd *sy = arg;
-	for (size_t i = 0; i < sy->npeers; i++) peer_start(&sy->peers[i]);
+	for (size_t i = 0; i < sy->npeers; i++) peer_start(sy->peers[i]);
 }
 
-static int syncd_init(struct daemon *d)
+static void read_limits(struct syncd *sy, const struct config *c)
 {
-	struct syncd *sy = &SY;
-	d->priv = sy;
-	sy->d = d;
-	const struct config *c = &d->cfg;
 	sy->interval = cfg_ms(c, "syncd", "interval");
 	sy->backoff_max = cfg_ms(c, "syncd", "backoff_max");
 	sy->longpoll = cfg_ms(c, "syncd", "longpoll");
@@ -156,6 +152,39 @@ static int syncd_init(struct daemon *d)
 	sy->batch = (int)cfg_int(c, "syncd", "batch");
 	if (sy->batch < 1 || sy->batch > 100) sy->batch = 100;
 	if (sy->interval < 10) sy->interval = 10;
+}
+
+static struct peer *peer_new(struct syncd *sy, const struct peer_cfg *pc)
+{
+	struct peer *p = calloc(1, sizeof *p);
+	struct peer **np = realloc(sy->peers, (sy->npeers + 1) * sizeof *np);
+	if (!p || !np) log_panic("out of memory");
+	sy->peers = np;
+	sy->peers[sy->npeers++] = p;
+	p->sy = sy;
+	p->cfg = *pc;
+	p->wait_ms = sy->interval;
+	buf_init(&p->body);
+	return p;
+}
+
+static void peer_free(struct peer *p)
+{
+	peer_stop(p);
+	if (p->easy) curl_easy_cleanup(p->easy);
+	curl_slist_free_all(p->hdrs);
+	if (p->timer) event_free(p->timer);
+	buf_free(&p->body);
+	free(p);
+}
+
+static int syncd_init(struct daemon *d)
+{
+	struct syncd *sy = &SY;
+	d->priv = sy;
+	sy->d = d;
+	const struct config *c = &d->cfg;
+	read_limits(sy, c);
 	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
 	if (store_node_id(&d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) { log_err("curl_global_init failed"); return EXIT_TEMP; }
@@ -166,8 +195,7 @@ static int syncd_init(struct daemon *d)
 	curl_multi_setopt(sy->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
 	curl_multi_setopt(sy->multi, CURLMOPT_TIMERDATA, sy);
 	sy->curl_timer = evtimer_new(d->base, timer_ev, sy);
-	sy->peers = calloc(c->npeers ? c->npeers : 1, sizeof *sy->peers);
-	if (!sy->peers || !sy->curl_timer) fatalx("out of memory");
+	if (!sy->curl_timer) fatalx("out of memory");
 	for (size_t i = 0; i < c->npeers; i++) {
 		const struct peer_cfg *pc = &c->peers[i];
 		if (sy->once_peer && strcmp(pc->name, sy->once_peer)) continue;
@@ -176,17 +204,13 @@ static int syncd_init(struct daemon *d)
 			log_err("[peer %s] mode = '%s': must be sync or paused", pc->name, pc->mode);
 			return EXIT_CONFIG;
 		}
-		struct peer *p = &sy->peers[sy->npeers++];
-		p->sy = sy;
-		p->cfg = pc;
-		p->wait_ms = sy->interval;
-		buf_init(&p->body);
+		peer_new(sy, pc);
 	}
 	if (sy->once_peer && !sy->npeers) { log_err("no [peer %s] in the configuration", sy->once_peer); return EXIT_CONFIG; }
 #define C(f, n) sy->f = daemon_counter(d, n)
 	C(c_pulls, "pulls"); C(c_events, "events_pulled"); C(c_skipped, "pulls_skipped");
 	C(c_failures, "failures"); C(c_longpolls, "longpolls"); C(c_resent, "inbox_resent");
-	C(c_bytes, "bytes_pulled");
+	C(c_bytes, "bytes_pulled"); C(c_key_conflicts, "key_conflicts"); C(c_identity_refused, "identity_refused");
 #undef C
 	sy->g_active = daemon_gauge(d, "peers_syncing");
 	if (!sy->once && !d->stdio) daemon_connect(d, "validated");   /* on_connect re-sends the inbox */
@@ -209,13 +233,7 @@ static void syncd_fini(struct daemon *d)
 {
 	struct syncd *sy = d->priv;
 	if (!sy) return;
-	for (size_t i = 0; i < sy->npeers; i++) {
-		struct peer *p = &sy->peers[i];
-		if (p->easy) { curl_multi_remove_handle(sy->multi, p->easy); curl_easy_cleanup(p->easy); }
-		curl_slist_free_all(p->hdrs);
-		if (p->timer) event_free(p->timer);
-		buf_free(&p->body);
-	}
+	for (size_t i = 0; i < sy->npeers; i++) peer_free(sy->peers[i]);
 	if (sy->multi) curl_multi_cleanup(sy->multi);
 	if (sy->curl_timer) event_free(sy->curl_timer);
 	free(sy->peers);
@@ -228,12 +246,50 @@ static void syncd_stats(struct daemon *d, struct buf *b)
 	if (!sy) return;
 	buf_adds(b, ",\"peers\":{");
 	for (size_t i = 0; i < sy->npeers; i++) {
-		struct peer *p = &sy->peers[i];
+		struct peer *p = sy->peers[i];
 		static const char *const ph[] = { "idle", "identity", "keys", "pull", "longpoll", "stopped" };
 		buf_printf(b, "%s\"%s\":{\"phase\":\"%s\",\"failures\":%d,\"pulled\":%llu}", i ? "," : "",
-		           p->cfg->name, ph[p->phase], p->failures, (unsigned long long)p->pulled);
+		           p->cfg.name, ph[p->phase], p->failures, (unsigned long long)p->pulled);
 	}
 	buf_addc(b, '}');
+}
+
+/* SIGHUP: limits are read anew; peers are matched by name: removed ones
+ * are stopped and freed, added ones started, changed ones reconfigured
+ * (paused <-> sync at once). Nothing points into either configuration:
+ * each peer keeps its own copy of its [peer] section. */
+static void syncd_reload(struct daemon *d, const struct config *old)
+{
+	struct syncd *sy = d->priv;
+	if (!sy) return;
+	read_limits(sy, &d->cfg);
+	if (sy->once) return;
+	size_t kept = 0, removed = 0, added = 0;
+	for (size_t i = 0; i < sy->npeers; i++) {
+		struct peer *p = sy->peers[i];
+		const struct peer_cfg *nc = cfg_peer(&d->cfg, p->cfg.name);
+		if (!nc || !nc->endpoint[0]) {
+			log_notice("reload: peer %s %s: stopped", p->cfg.name, nc ? "has no endpoint" : "removed");
+			peer_free(p);
+			removed++;
+			continue;
+		}
+		sy->peers[kept++] = p;
+		peer_reload(p, nc);
+	}
+	sy->npeers = kept;
+	for (size_t i = 0; i < d->cfg.npeers; i++) {
+		const struct peer_cfg *pc = &d->cfg.peers[i];
+		int have = 0;
+		for (size_t j = 0; j < sy->npeers && !have; j++) have = !strcmp(sy->peers[j]->cfg.name, pc->name);
+		if (have) continue;
+		if (!pc->endpoint[0]) { log_warnx("reload: [peer %s] has no endpoint: not started", pc->name); continue; }
+		log_notice("reload: peer %s added", pc->name);
+		peer_start(peer_new(sy, pc));
+		added++;
+	}
+	for (size_t i = 0; i < sy->npeers; i++) peer_reschedule(sy->peers[i]);
+	log_info("reload: %zu peer(s) (%zu added, %zu removed)", sy->npeers, added, removed);
 }
 
 static const struct option longopts[] = {
@@ -252,6 +308,7 @@ static const struct daemon_ops ops = {
 	.needs_store = 1,
 	.init = syncd_init,
 	.on_connect = syncd_on_connect,
+	.on_reload = syncd_reload,
 	.on_stdin_eof = syncd_stdin_eof,
 	.stats = syncd_stats,
 	.fini = syncd_fini,

@@ -2,7 +2,8 @@
  * handshake (schema supported, node ID non-empty, pinned on first success,
  * a changed ID stops the peer until `fedctl peer reset`), the peer's key
  * document (verified, stored for validated), then pulls from the durable
- * cursor unless the peer's vector clock shows nothing we lack, then a
+ * cursor unless the peer's own clock entry shows nothing past our cursor
+ * (what it says of other nodes never skips a pull), then a
  * long-poll that wakes us early when the peer stores more. Each batch is one
  * LMDB txn (inbox entries + cursor + last_seen [+ the peer's clock when caught
  * up]); frames to validated only after the commit. The cursor is only ever
@@ -11,8 +12,13 @@
  * grouped by kind: the first of a kind logs in full, repeats one line.
  * Health reason codes (fixed): ok, paused, refused, timeout, dns, tls,
  * unauthorized, http_status, bad_body, too_large, schema_unsupported,
- * identity_changed, bad_key_doc, internal. */
+ * identity_changed, name_mismatch, bad_key_doc, key_conflict, internal.
+ * Trust (issue 13): the peer is the server [peer] server_name names, or
+ * (unset) the one it said at first success, pinned with its node ID; a
+ * later change of either stops it like a node ID change. Keys are taken
+ * only for that name, and a stored key never changes. */
 #include "syncd.h"
+#include "b64.h"
 #include "json.h"
 #include "keys.h"
 #include "log.h"
@@ -31,14 +37,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* Stopped on a changed identity: resume once the pin is reset. */
 		char pin[64];
 		MDB_txn *t = store_begin(&p->sy->d->st, 1);
-		int have = fstate_get(t, &p->sy->d->st, p->cfg->name, "node_id", pin, sizeof pin);
+		int have = fstate_get(t, &p->sy->d->st, p->cfg.name, "node_id", pin, sizeof pin);
 		mdb_txn_abort(t);
 		if (have > 0) {
 			struct timeval tv = { p->sy->interval / 1000, (p->sy->interval % 1000) * 1000 };
 			evtimer_add(p->timer, &tv);
 			return;
 		}
-		log_notice("peer %s: pinned identity was reset; resuming sync", p->cfg->name);
+		log_notice("peer %s: pinned identity was reset; resuming sync", p->cfg.name);
 		p->last_kind[0] = 0;
 	}
 	round_start(p);
@@ -54,7 +60,7 @@ static void schedule(struct peer *p, long long ms)
 
 static void once_done(struct peer *p, int rc)
 {
-	log_info("peer %s: --once %s (%llu events)", p->cfg->name, rc ? "failed" : "done",
+	log_info("peer %s: --once %s (%llu events)", p->cfg.name, rc ? "failed" : "done",
 	         (unsigned long long)p->pulled);
 	daemon_stop(p->sy->d, rc);
 }
@@ -72,14 +78,14 @@ static void fail(struct peer *p, const char *kind, const char *fmt, ...)
 	p->failures++;
 	if (p->failures > 1) p->wait_ms = p->wait_ms * 2 > sy->backoff_max ? sy->backoff_max : p->wait_ms * 2;
 	if (strcmp(kind, p->last_kind)) {
-		log_warnx("peer %s (%s): %s: %s; retrying in %llds", p->cfg->name, p->cfg->endpoint, kind, msg,
+		log_warnx("peer %s (%s): %s: %s; retrying in %llds", p->cfg.name, p->cfg.endpoint, kind, msg,
 		          p->wait_ms / 1000);
 		snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
 	} else {
-		log_info("peer %s: still %s (failure %d, next try in %llds)", p->cfg->name, kind, p->failures,
+		log_info("peer %s: still %s (failure %d, next try in %llds)", p->cfg.name, kind, p->failures,
 		         p->wait_ms / 1000);
 	}
-	fstate_health(&sy->d->st, p->cfg->name, kind, msg, p->failures);
+	fstate_health(&sy->d->st, p->cfg.name, kind, msg, p->failures);
 	p->phase = PH_IDLE;
 	if (sy->once) { once_done(p, 1); return; }
 	schedule(p, p->wait_ms);
@@ -88,8 +94,8 @@ static void fail(struct peer *p, const char *kind, const char *fmt, ...)
 static void succeeded(struct peer *p)
 {
 	if (p->failures || !p->last_kind[0]) {
-		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg->name, p->failures);
-		fstate_health(&p->sy->d->st, p->cfg->name, "ok", "", 0);
+		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg.name, p->failures);
+		fstate_health(&p->sy->d->st, p->cfg.name, "ok", "", 0);
 		snprintf(p->last_kind, sizeof p->last_kind, "ok");
 	}
 	p->failures = 0;
@@ -98,15 +104,63 @@ static void succeeded(struct peer *p)
 
 void peer_start(struct peer *p)
 {
-	if (!strcmp(p->cfg->mode, "paused")) {
-		log_info("peer %s is paused: not contacted", p->cfg->name);
-		fstate_health(&p->sy->d->st, p->cfg->name, "paused", "mode = paused", 0);
+	if (!strcmp(p->cfg.mode, "paused")) {
+		log_info("peer %s is paused: not contacted", p->cfg.name);
+		fstate_health(&p->sy->d->st, p->cfg.name, "paused", "mode = paused", 0);
 		p->phase = PH_STOPPED;
 		if (p->sy->once) once_done(p, 1);
 		return;
 	}
-	(*p->sy->g_active)++;
+	if (!p->active) { p->active = 1; (*p->sy->g_active)++; }
 	round_start(p);
+}
+
+void peer_stop(struct peer *p)
+{
+	if (p->easy) curl_multi_remove_handle(p->sy->multi, p->easy);   /* no-op if not added */
+	if (p->timer) evtimer_del(p->timer);
+	p->pull_pending = 0;
+	if (p->active) { p->active = 0; (*p->sy->g_active)--; }
+	p->phase = PH_IDLE;
+}
+
+void peer_reload(struct peer *p, const struct peer_cfg *nc)
+{
+	int was_paused = !strcmp(p->cfg.mode, "paused"), paused = !strcmp(nc->mode, "paused");
+	int moved = strcmp(p->cfg.endpoint, nc->endpoint) || strcmp(p->cfg.key, nc->key)
+	            || strcmp(p->cfg.ca, nc->ca) || strcmp(p->cfg.server_name, nc->server_name);
+	if (strcmp(p->cfg.server_name, nc->server_name)) p->keys_ok = 0;
+	p->cfg = *nc;
+	if (paused && !was_paused) {
+		log_notice("reload: peer %s paused", p->cfg.name);
+		peer_stop(p);
+		peer_start(p);          /* records the paused state */
+	} else if (!paused && was_paused) {
+		log_notice("reload: peer %s resumed", p->cfg.name);
+		p->failures = 0;
+		p->last_kind[0] = 0;
+		p->wait_ms = p->sy->interval;
+		peer_stop(p);
+		peer_start(p);
+	} else if (!paused && moved) {
+		/* A new endpoint, key or name: start a fresh round there now. */
+		log_notice("reload: peer %s changed (endpoint, key, ca or server_name): new round", p->cfg.name);
+		peer_stop(p);
+		p->last_kind[0] = 0;
+		p->wait_ms = p->sy->interval;
+		peer_start(p);
+	}
+}
+
+void peer_reschedule(struct peer *p)
+{
+	struct timeval left;
+	if (p->phase != PH_IDLE || p->failures || !p->timer || p->pull_pending
+	    || !evtimer_pending(p->timer, &left)) return;
+	struct timeval now;
+	event_base_gettimeofday_cached(p->sy->d->base, &now);
+	long long ms = (long long)(left.tv_sec - now.tv_sec) * 1000 + (left.tv_usec - now.tv_usec) / 1000;
+	if (ms > p->sy->interval) { p->wait_ms = p->sy->interval; schedule(p, p->sy->interval); }
 }
 
 static void round_start(struct peer *p)
@@ -145,29 +199,13 @@ static int parse_body(struct peer *p, struct json_doc *d, const char *what)
 	return 0;
 }
 
-static void local_clock(struct peer *p, MDB_txn *t, struct vclock *vc, uint64_t *cursor)
-{
-	struct store *st = &p->sy->d->st;
-	vclock_init(vc);
-	fstate_merge_clocks(t, st, vc);
-	MDB_cursor *sc;
-	MDB_val k, v;
-	if (mdb_cursor_open(t, st->dbi[DB_STREAM], &sc) == 0) {
-		if (mdb_cursor_get(sc, &k, &v, MDB_LAST) == 0 && k.mv_size == 8)
-			vclock_advance(vc, p->sy->node_id, be64_get(k.mv_data));
-		mdb_cursor_close(sc);
-	}
-	*cursor = fstate_cursor(t, st, p->cfg->name);
-	vclock_advance(vc, p->node_id, *cursor);
-}
-
 static void wait_more(struct peer *p)
 {
 	struct syncd *sy = p->sy;
 	if (sy->once) { once_done(p, 0); return; }
 	if (sy->longpoll > 0) {
 		MDB_txn *t = store_begin(&sy->d->st, 1);
-		uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+		uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
 		mdb_txn_abort(t);
 		char path[128];
 		snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d&timeout_ms=%lld",
@@ -184,18 +222,25 @@ static void wait_more(struct peer *p)
 static void decide(struct peer *p)
 {
 	struct syncd *sy = p->sy;
-	struct vclock *mine = malloc(sizeof *mine);
-	if (!mine) log_panic("out of memory");
-	uint64_t cursor;
+	/* Skip a pull only on what the peer says of its own stream against our
+	 * cursor on it: never on what any peer asserted about another node
+	 * (a clock merged from peers' claims could be poisoned to make us skip
+	 * the real node forever; issue 13). */
+	struct vclock *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
+	if (!mine || !theirs) log_panic("out of memory");
 	MDB_txn *t = store_begin(&sy->d->st, 1);
-	local_clock(p, t, mine, &cursor);
+	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
 	MDB_stat ist;
 	mdb_stat(t, sy->d->st.dbi[DB_INBOX], &ist);
 	mdb_txn_abort(t);
-	enum vclock_order o = vclock_compare(&p->remote, mine);
+	vclock_init(mine);
+	vclock_advance(mine, p->node_id, cursor);
+	vclock_self(theirs, &p->remote, p->node_id);
+	enum vclock_order o = vclock_compare(theirs, mine);
 	free(mine);
+	free(theirs);
 	if ((long long)ist.ms_entries > sy->inbox_high) {
-		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg->name,
+		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg.name,
 		         ist.ms_entries, sy->inbox_high);
 		p->phase = PH_IDLE;
 		schedule(p, 1000);
@@ -203,16 +248,64 @@ static void decide(struct peer *p)
 	}
 	if (o == VC_BEFORE || o == VC_EQUAL) {
 		(*sy->c_skipped)++;
-		log_debug("peer %s: clock %s ours: nothing to pull", p->cfg->name, vclock_order_str(o));
+		log_debug("peer %s: clock %s ours: nothing to pull", p->cfg.name, vclock_order_str(o));
 		wait_more(p);
 		return;
 	}
 	pull(p);
 }
 
+/* The peer is refused for who it says it is: stopped until `fedctl peer
+ * reset` (a changed pin) or retried with backoff (a name it may not have). */
+static void refuse_identity(struct peer *p, const char *kind, int stop, const char *msg)
+{
+	struct syncd *sy = p->sy;
+	(*sy->c_identity_refused)++;
+	if (!stop) { fail(p, kind, "%s", msg); return; }
+	if (strcmp(p->last_kind, kind))
+		log_err("peer %s (%s): %s: refusing to sync with it. If this is on purpose, reset the pin "
+		        "with: fedctl peer reset %s", p->cfg.name, p->cfg.endpoint, msg, p->cfg.name);
+	char m[1200];
+	snprintf(m, sizeof m, "%s; run: fedctl peer reset %s", msg, p->cfg.name);
+	fstate_health(&sy->d->st, p->cfg.name, kind, m, ++p->failures);
+	(*sy->c_failures)++;
+	p->phase = PH_STOPPED;
+	snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
+	if (sy->once) once_done(p, 1);
+	else schedule(p, sy->interval);
+}
+
+/* A peer with no configured server_name pins the name it reports at first
+ * contact; that name may not be this node's own, nor a name another peer
+ * is configured as or pinned to with another node ID. 0 ok, or -1 with msg. */
+static int name_claim_ok(struct peer *p, MDB_txn *t, const char *name, const char *id, char *msg, size_t cap)
+{
+	struct syncd *sy = p->sy;
+	if (!strcmp(name, cfg_str(&sy->d->cfg, "node", "server_name"))) {
+		snprintf(msg, cap, "peer claims to be %s, this node's own server name", name);
+		return -1;
+	}
+	for (size_t i = 0; i < sy->d->cfg.npeers; i++) {
+		const struct peer_cfg *q = &sy->d->cfg.peers[i];
+		if (!strcmp(q->name, p->cfg.name)) continue;
+		char qname[256], qid[64];
+		if (!strcmp(q->server_name, name)) {
+			snprintf(msg, cap, "peer claims to be %s, the configured server_name of [peer %s]", name, q->name);
+			return -1;
+		}
+		if (fstate_get(t, &sy->d->st, q->name, "server_name", qname, sizeof qname) > 0 && !strcmp(qname, name)
+		    && fstate_get(t, &sy->d->st, q->name, "node_id", qid, sizeof qid) > 0 && strcmp(qid, id)) {
+			snprintf(msg, cap, "peer claims to be %s, which peer %s is pinned to (node %s)", name, q->name, qid);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void on_identity(struct peer *p)
 {
 	struct syncd *sy = p->sy;
+	struct store *st = &sy->d->st;
 	struct json_doc d = {0};
 	if (parse_body(p, &d, "identity") < 0) goto out;
 	int sv = json_obj_get(&d, 0, "schema_version"), ni = json_obj_get(&d, 0, "node_id"),
@@ -223,40 +316,53 @@ static void on_identity(struct peer *p)
 		goto out;
 	}
 	char id[32], name[256];
-	if (ni < 0 || d.tok[ni].type != JSON_STRING || json_str_copy(&d, ni, id, sizeof id) <= 0) {
-		fail(p, "bad_body", "identity has no (or an empty or overlong) node_id");
+	int il = ni >= 0 && d.tok[ni].type == JSON_STRING ? json_str_copy(&d, ni, id, sizeof id) : -1;
+	if (il <= 0 || (size_t)il != strlen(id)) {
+		fail(p, "bad_body", "identity has no (or an empty, overlong or NUL-holding) node_id");
 		goto out;
 	}
-	if (sn < 0 || d.tok[sn].type != JSON_STRING || json_str_copy(&d, sn, name, sizeof name) <= 0) {
-		fail(p, "bad_body", "identity has no server_name");
+	int nl = sn >= 0 && d.tok[sn].type == JSON_STRING ? json_str_copy(&d, sn, name, sizeof name) : -1;
+	if (nl <= 0 || (size_t)nl != strlen(name)) {
+		fail(p, "bad_body", "identity has no (or an empty, overlong or NUL-holding) server_name");
 		goto out;
 	}
-	char pin[64];
-	MDB_txn *t = store_begin(&sy->d->st, 0);
-	int have = fstate_get(t, &sy->d->st, p->cfg->name, "node_id", pin, sizeof pin);
+	/* Who the peer must be: [peer] server_name when configured, else the
+	 * name pinned with its node ID at first success. */
+	const char *want = p->cfg.server_name;
+	char msg[1024];
+	if (want[0] && strcmp(name, want)) {
+		snprintf(msg, sizeof msg, "peer says it is %s, but [peer %s] server_name = %s", name, p->cfg.name, want);
+		refuse_identity(p, "name_mismatch", 0, msg);
+		goto out;
+	}
+	char pin[64], pinned_name[256];
+	MDB_txn *t = store_begin(st, 0);
+	int have = fstate_get(t, st, p->cfg.name, "node_id", pin, sizeof pin);
+	int have_name = fstate_get(t, st, p->cfg.name, "server_name", pinned_name, sizeof pinned_name);
 	if (have > 0 && strcmp(pin, id)) {
 		mdb_txn_abort(t);
-		log_err("peer %s: node ID changed from %s to %s: refusing to sync with it. If the peer's "
-		        "store was replaced on purpose, reset the pin with: fedctl peer reset %s",
-		        p->cfg->name, pin, id, p->cfg->name);
-		char msg[200];
-		snprintf(msg, sizeof msg, "pinned %s, peer now says %s; run: fedctl peer reset %s", pin, id, p->cfg->name);
-		fstate_health(&sy->d->st, p->cfg->name, "identity_changed", msg, ++p->failures);
-		(*sy->c_failures)++;
-		p->phase = PH_STOPPED;
-		snprintf(p->last_kind, sizeof p->last_kind, "identity_changed");
-		if (sy->once) once_done(p, 1);
-		else schedule(p, sy->interval);
+		snprintf(msg, sizeof msg, "node ID changed from %s to %s", pin, id);
+		refuse_identity(p, "identity_changed", 1, msg);
+		goto out;
+	}
+	if (!want[0] && have > 0 && have_name > 0 && strcmp(pinned_name, name)) {
+		mdb_txn_abort(t);
+		snprintf(msg, sizeof msg, "server name changed from %s to %s", pinned_name, name);
+		refuse_identity(p, "identity_changed", 1, msg);
+		goto out;
+	}
+	if (!want[0] && (have <= 0 || have_name <= 0) && name_claim_ok(p, t, name, id, msg, sizeof msg) < 0) {
+		mdb_txn_abort(t);
+		refuse_identity(p, "name_mismatch", 0, msg);
 		goto out;
 	}
 	int rc = 0;
 	if (have <= 0) {
-		rc = fstate_put(t, &sy->d->st, p->cfg->name, "node_id", id, strlen(id));
-		if (!rc) rc = fstate_put(t, &sy->d->st, p->cfg->name, "server_name", name, strlen(name));
-		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg->name, id, name);
-	} else if (fstate_get(t, &sy->d->st, p->cfg->name, "server_name", pin, sizeof pin) < 0 || strcmp(pin, name)) {
-		rc = fstate_put(t, &sy->d->st, p->cfg->name, "server_name", name, strlen(name));
+		rc = fstate_put(t, st, p->cfg.name, "node_id", id, strlen(id));
+		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg.name, id, name);
 	}
+	if (!rc && (have_name <= 0 || strcmp(pinned_name, name)))
+		rc = fstate_put(t, st, p->cfg.name, "server_name", name, strlen(name));
 	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
 	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); goto out; }
 	if (strcmp(p->server_name, name)) p->keys_ok = 0;
@@ -274,6 +380,24 @@ out:
 	json_doc_free(&d);
 }
 
+/* A key the peer handed over differs from the one stored for the same
+ * (server, key ID): logged once per pair, counted every time. */
+static void key_conflict(struct peer *p, const struct verify_key *k)
+{
+	struct syncd *sy = p->sy;
+	char pair[320];
+	snprintf(pair, sizeof pair, "%s %s", k->server, k->key_id);
+	(*sy->c_key_conflicts)++;
+	for (unsigned i = 0; i < sy->nconflicts_logged && i < 32; i++)
+		if (!strcmp(sy->conflicts_logged[i], pair)) return;
+	snprintf(sy->conflicts_logged[sy->nconflicts_logged++ % 32], sizeof pair, "%s", pair);
+	char pk[64];
+	b64_encode(pk, k->pk, 32);
+	log_err("peer %s (%s): key conflict: its key document gives %s key %s = %s, but another public key is "
+	        "stored for it; document refused (a stored key never changes)", p->cfg.name, p->cfg.endpoint,
+	        k->server, k->key_id, pk);
+}
+
 static void on_keys(struct peer *p)
 {
 	struct syncd *sy = p->sy;
@@ -286,18 +410,27 @@ static void on_keys(struct peer *p)
 		keyring_free(&kr);
 		return;
 	}
+	/* Only keys of the peer's own (configured or pinned) name are taken;
+	 * a document with a key that conflicts with a stored one is refused. */
 	MDB_txn *t = store_begin(&sy->d->st, 0);
-	int rc = 0, stored = 0;
+	int rc = 0, stored = 0, conflicts = 0;
 	for (size_t i = 0; i < kr.n && !rc; i++) {
-		if (strcmp(kr.k[i].server, p->server_name)) continue;   /* only the peer's own keys */
+		if (strcmp(kr.k[i].server, p->server_name)) continue;
 		rc = store_key_put(t, &sy->d->st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+		if (rc == STORE_KEY_CONFLICT) { key_conflict(p, &kr.k[i]); conflicts++; rc = 0; continue; }
 		stored++;
 	}
 	keyring_free(&kr);
 	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); return; }
+	if (conflicts) {
+		mdb_txn_abort(t);
+		fail(p, "key_conflict", "key document of %s holds %d key(s) that differ from the stored ones",
+		     p->server_name, conflicts);
+		return;
+	}
 	if (!stored) { mdb_txn_abort(t); fail(p, "bad_key_doc", "key document is not for %s", p->server_name); return; }
 	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); return; }
-	log_info("peer %s: stored %d verify key(s) of %s", p->cfg->name, stored, p->server_name);
+	log_info("peer %s: stored %d verify key(s) of %s", p->cfg.name, stored, p->server_name);
 	p->keys_ok = 1;
 	decide(p);
 }
@@ -316,7 +449,7 @@ static void pull(struct peer *p)
 		return;
 	}
 	MDB_txn *t = store_begin(&sy->d->st, 1);
-	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg->name);
+	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
 	mdb_txn_abort(t);
 	char path[128];
 	snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d", (unsigned long long)cursor, sy->batch);
@@ -346,7 +479,7 @@ static void on_events(struct peer *p)
 	vclock_init(rv);
 	if (vc >= 0) vclock_from_json(rv, &d, vc);
 	MDB_txn *t = store_begin(st, 0);
-	uint64_t cursor = fstate_cursor(t, st, p->cfg->name);
+	uint64_t cursor = fstate_cursor(t, st, p->cfg.name);
 	if (next < cursor || (n > 0 && next == cursor) || n > 100) {
 		mdb_txn_abort(t);
 		free(rv);
@@ -361,9 +494,9 @@ static void on_events(struct peer *p)
 		                     d.tok[e].end - d.tok[e].start, &seqs[k++]);
 	unsigned char b8[8];
 	be64_put(b8, next);
-	if (!rc) rc = fstate_put(t, st, p->cfg->name, "cursor", b8, 8);
+	if (!rc) rc = fstate_put(t, st, p->cfg.name, "cursor", b8, 8);
 	be64_put(b8, (uint64_t)now_ms());
-	if (!rc) rc = fstate_put(t, st, p->cfg->name, "last_seen", b8, 8);
+	if (!rc) rc = fstate_put(t, st, p->cfg.name, "last_seen", b8, 8);
 	/* An answer from the peer is inbound traffic from its server: fetchd's
 	 * backoff for that server no longer holds (issue 4). */
 	if (!rc) {
@@ -378,7 +511,7 @@ static void on_events(struct peer *p)
 		struct buf j;
 		buf_init(&j);
 		vclock_to_json(rv, &j);
-		rc = fstate_put(t, st, p->cfg->name, "vclock", j.data, j.len);
+		rc = fstate_put(t, st, p->cfg.name, "vclock", j.data, j.len);
 		buf_free(&j);
 	}
 	if (rc) { mdb_txn_abort(t); free(rv); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
@@ -392,7 +525,7 @@ static void on_events(struct peer *p)
 	*sy->c_events += (uint64_t)n;
 	*sy->c_bytes += p->body.len;
 	p->pulled += (uint64_t)n;
-	if (n) log_debug("peer %s: %d events, cursor %llu -> %llu", p->cfg->name, n,
+	if (n) log_debug("peer %s: %d events, cursor %llu -> %llu", p->cfg.name, n,
 	                 (unsigned long long)cursor, (unsigned long long)next);
 	succeeded(p);
 	if (n > 0 && (!caught_up || n >= sy->batch || was_longpoll)) { pull(p); goto out; }
@@ -447,7 +580,7 @@ void peer_resend_inbox(struct syncd *sy)
 	int nn = 0;
 	MDB_txn *t = store_begin(st, 1);
 	for (size_t i = 0; i < sy->npeers && nn < 16; i++)
-		if (fstate_get(t, st, sy->peers[i].cfg->name, "server_name", names[nn], sizeof names[nn]) > 0) nn++;
+		if (fstate_get(t, st, sy->peers[i]->cfg.name, "server_name", names[nn], sizeof names[nn]) > 0) nn++;
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t sent = 0;

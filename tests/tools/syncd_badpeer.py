@@ -2,15 +2,18 @@
 """syncd_badpeer.py: a misbehaving federation peer for syncd tests.
 usage: syncd_badpeer.py PORT MODE [UPSTREAM_URL] [LOG]
 MODE: garbage | truncated | big | ctype | slowloris | events_garbage |
-      events_truncated | listen (accept, log, close: to prove no contact)
+      events_truncated | listen (accept, log, close: to prove no contact) |
+      liar (proxy everything from UPSTREAM_URL, adding to every "vclock"
+      the entries of env LIAR_CLOCK, "NODE=POS,...": lies about others)
 events_* modes proxy identity and the key document from UPSTREAM_URL (a
 real served) so syncd gets past the handshake, then break the events answer.
 Every request line is appended to LOG."""
-import socket, sys, threading, time, urllib.request
+import json, os, socket, sys, threading, time, urllib.request
 
 port, mode = int(sys.argv[1]), sys.argv[2]
 upstream = sys.argv[3] if len(sys.argv) > 3 else ""
 logf = sys.argv[4] if len(sys.argv) > 4 else "/dev/null"
+lies = dict((kv.split("=")[0], int(kv.split("=")[1])) for kv in os.environ.get("LIAR_CLOCK", "").split(",") if "=" in kv)
 
 def reply(c, body, ctype="application/json", status="200 OK"):
     c.sendall(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
@@ -26,6 +29,15 @@ def handle(c):
         with open(logf, "a") as f: f.write(line + "\n")
         path = line.split(" ")[1]
         if mode == "listen":
+            return
+        if mode == "liar":
+            with urllib.request.urlopen(upstream + path, timeout=30) as r:
+                body = r.read()
+            j = json.loads(body)
+            if isinstance(j, dict) and isinstance(j.get("vclock"), dict):
+                j["vclock"].update(lies)
+                body = json.dumps(j, separators=(",", ":")).encode()
+            reply(c, body)
             return
         if mode.startswith("events_") and not path.startswith("/_fed/v1/events"):
             with urllib.request.urlopen(upstream + path, timeout=5) as r:

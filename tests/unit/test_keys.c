@@ -6,7 +6,9 @@
 #include "pdu.h"
 #include "b64.h"
 #include "json.h"
+#include "store.h"
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -256,12 +258,48 @@ static void test_keyring(void)
 	keyring_free(&kr);
 }
 
+/* A stored (server, key ID) never changes to another public key (issue
+ * 13): the conflict is refused without touching the txn, the same key may
+ * update its validity, and other servers/IDs are independent. */
+static void test_store_key_conflict(void)
+{
+	char sdir[] = "/tmp/fp_test_keys_store.XXXXXX", err[256];
+	struct store s;
+	if (!mkdtemp(sdir)) { TAP_OK(0, "mkdtemp"); return; }
+	TAP_OK(store_open(&s, sdir, 1 << 24, 0, err, sizeof err) == 0, "store open %s", err);
+	unsigned char a[32], b[32], got[32];
+	int64_t until = 0;
+	memset(a, 1, 32);
+	memset(b, 2, 32);
+	MDB_txn *t = store_begin(&s, 0);
+	TAP_OK(store_key_put(t, &s, "v.test", "ed25519:k", a, 100) == 0, "first key stored");
+	TAP_OK(store_key_put(t, &s, "v.test", "ed25519:k", b, 999) == STORE_KEY_CONFLICT, "another pk for the same ID: conflict");
+	TAP_OK(store_key_get(t, &s, "v.test", "ed25519:k", got, &until) == 0 && !memcmp(got, a, 32) && until == 100,
+	       "the stored key is unchanged");
+	TAP_OK(store_key_put(t, &s, "v.test", "ed25519:k", a, 200) == 0
+	       && store_key_get(t, &s, "v.test", "ed25519:k", got, &until) == 0 && until == 200,
+	       "the same pk updates valid_until_ts");
+	TAP_OK(store_key_put(t, &s, "v.test", "ed25519:k2", b, 5) == 0 && store_key_put(t, &s, "w.test", "ed25519:k", b, 5) == 0,
+	       "another key ID, another server: independent");
+	TAP_OK(store_commit(t) == 0, "the txn survives a conflict and commits");
+	t = store_begin(&s, 1);
+	TAP_OK(store_key_get(t, &s, "v.test", "ed25519:k", got, NULL) == 0 && !memcmp(got, a, 32), "still the first key after commit");
+	mdb_txn_abort(t);
+	TAP_OK(STORE_KEY_CONFLICT != MDB_NOTFOUND && (STORE_KEY_CONFLICT < MDB_KEYEXIST || STORE_KEY_CONFLICT > MDB_LAST_ERRCODE),
+	       "STORE_KEY_CONFLICT is no LMDB error code");
+	store_close(&s);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", sdir);
+	TAP_OK(system(cmd) == 0, "cleanup");
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
 		return 1;
 	test_key_files();
 	test_keyring();
+	test_store_key_conflict();
 	rmdir(dir);
 	return tap_done();
 }

@@ -47,5 +47,29 @@ int main(void)
 	TAP_OK(vclock_parse(&b, "{\"x\":-1,\"y\":\"s\",\"z\":4}", 22) == 1 && vclock_get(&b, "z") == 4,
 	       "bad entries skipped");
 	buf_free(&j);
+
+	/* Trust (issue 13): a liar L claims a huge position for honest H. Our
+	 * view built from self entries only still pulls from H when H moves. */
+	static struct vclock liar, self, mine, h;
+	vclock_init(&liar);
+	vclock_advance(&liar, "L", 5);
+	vclock_advance(&liar, "H", 1000000000000000ULL);
+	vclock_self(&self, &liar, "L");
+	TAP_OK(self.n == 1 && vclock_get(&self, "L") == 5 && vclock_get(&self, "H") == 0,
+	       "vclock_self keeps only what a node says of itself");
+	vclock_self(&self, &liar, "absent");
+	TAP_OK(self.n == 0, "vclock_self of an absent node is empty");
+	vclock_init(&h);
+	vclock_advance(&h, "H", 12);
+	vclock_advance(&h, "L", 1);
+	vclock_init(&mine);
+	vclock_advance(&mine, "H", 10);                /* our cursor on H */
+	vclock_self(&self, &h, "H");
+	TAP_OK(vclock_compare(&self, &mine) == VC_AFTER, "H ahead of our cursor: pull");
+	c = mine;
+	vclock_merge(&c, &liar);
+	TAP_OK(vclock_compare(&h, &c) == VC_BEFORE, "(a clock merged with the lie would skip H: the attack)");
+	vclock_advance(&mine, "H", 12);
+	TAP_OK(vclock_compare(&self, &mine) == VC_EQUAL, "caught up with H: skip");
 	return tap_done();
 }
