@@ -137,7 +137,8 @@ int pstore_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, i
 	int rc;
 	size_t idlen = strlen(pi->event_id), rlen = strlen(pi->room_id);
 	if (store_get(t, s, DB_EVENTS, pi->event_id, idlen, &v) == 0) return 1;
-	uint64_t pos = store_next_seq(t, s, "stream_next");
+	uint64_t pos;
+	if ((rc = store_seq_take(t, s, "stream_next", &pos))) return rc;
 	unsigned char pk[8];
 	be64_put(pk, pos);
 
@@ -228,10 +229,11 @@ int pstore_reject_put(MDB_txn *t, struct store *s, const char *event_id, const c
 	buf_adds(&b, ",\"message\":"); put_str(&b, message ? message : "");
 	buf_adds(&b, ",\"reason\":"); put_str(&b, reason ? reason : "");
 	buf_addc(&b, '}');
-	uint64_t seq = store_next_seq(t, s, "rejects_next");
+	uint64_t seq;
+	int rc = store_seq_take(t, s, "rejects_next", &seq);
 	unsigned char k[8];
 	be64_put(k, seq);
-	int rc = store_put(t, s, DB_REJECTS, k, 8, b.data, b.len, 0);
+	if (!rc) rc = store_put(t, s, DB_REJECTS, k, 8, b.data, b.len, 0);
 	buf_free(&b);
 	return rc;
 }

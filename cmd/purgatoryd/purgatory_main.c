@@ -76,8 +76,16 @@ static void tick_cb(struct daemon *d, void *arg)
 {
 	struct purg *p = arg;
 	long long now = now_ms();
+	if (p->stalled) {
+		/* the store was full: try the queued writes again */
+		p->stalled = 0;
+		if (p->vq || p->ndirty) purgatory_flush(p);
+		if (p->stalled) return;
+	}
+	if (p->recheck_pending) purgatory_recheck_all(p);
 	purgatory_expire_due(p, now);
-	purgatory_fetch_tick(p, now);
+	/* fetching brings rows to write: not while the store is full */
+	if (!p->d->st.full) purgatory_fetch_tick(p, now);
 }
 
 static int init(struct daemon *d)
