@@ -238,6 +238,47 @@ int pstore_reject_put(MDB_txn *t, struct store *s, const char *event_id, const c
 	return rc;
 }
 
+/* at_ms of a reject row: it leads the JSON ({"at_ms":N,...}, put above) */
+static long long reject_at_ms(const MDB_val *v)
+{
+	static const char pre[] = "{\"at_ms\":";
+	size_t pl = sizeof pre - 1;
+	if (v->mv_size <= pl || memcmp(v->mv_data, pre, pl)) return 0;   /* unreadable: oldest */
+	long long ms = 0;
+	for (size_t i = pl; i < v->mv_size; i++) {
+		char c = ((const char *)v->mv_data)[i];
+		if (c < '0' || c > '9') break;
+		ms = ms * 10 + (c - '0');
+	}
+	return ms;
+}
+
+long long pstore_reject_oldest_ms(MDB_txn *t, struct store *s)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(t, s->dbi[DB_REJECTS], &c)) return -1;
+	long long ms = mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 ? reject_at_ms(&v) : -1;
+	mdb_cursor_close(c);
+	return ms;
+}
+
+int pstore_rejects_prune(MDB_txn *t, struct store *s, long long before_ms, int max, int *deleted)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	*deleted = 0;
+	int rc = mdb_cursor_open(t, s->dbi[DB_REJECTS], &c);
+	if (rc) return rc;
+	while (*deleted < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		if (reject_at_ms(&v) >= before_ms) break;
+		if ((rc = mdb_cursor_del(c, 0))) break;
+		(*deleted)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 void pstore_hold_encode(struct buf *b, const struct hold_rec *h)
 {
 	buf_printf(b, "{\"attempts\":%lld", (long long)h->attempts);

@@ -100,7 +100,8 @@ struct purg {
 
 	uint64_t *c_verdicts, *c_stored, *c_held, *c_released, *c_rejected, *c_dups,
 	         *c_expired, *c_batches, *c_fetch_req, *c_fetch_ok, *c_fetch_fail,
-	         *c_fetched, *c_bad_frames, *c_acl_blocked;
+	         *c_fetched, *c_bad_frames, *c_acl_blocked,
+	         *c_rejects_pruned;
 	int64_t  *g_held, *g_rooms, *g_inflight;
 };
 
