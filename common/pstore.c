@@ -137,7 +137,8 @@ int pstore_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, i
 	int rc;
 	size_t idlen = strlen(pi->event_id), rlen = strlen(pi->room_id);
 	if (store_get(t, s, DB_EVENTS, pi->event_id, idlen, &v) == 0) return 1;
-	uint64_t pos = store_next_seq(t, s, "stream_next");
+	uint64_t pos;
+	if ((rc = store_seq_take(t, s, "stream_next", &pos))) return rc;
 	unsigned char pk[8];
 	be64_put(pk, pos);
 
@@ -228,12 +229,54 @@ int pstore_reject_put(MDB_txn *t, struct store *s, const char *event_id, const c
 	buf_adds(&b, ",\"message\":"); put_str(&b, message ? message : "");
 	buf_adds(&b, ",\"reason\":"); put_str(&b, reason ? reason : "");
 	buf_addc(&b, '}');
-	uint64_t seq = store_next_seq(t, s, "rejects_next");
+	uint64_t seq;
+	int rc = store_seq_take(t, s, "rejects_next", &seq);
 	unsigned char k[8];
 	be64_put(k, seq);
-	int rc = store_put(t, s, DB_REJECTS, k, 8, b.data, b.len, 0);
+	if (!rc) rc = store_put(t, s, DB_REJECTS, k, 8, b.data, b.len, 0);
 	buf_free(&b);
 	return rc;
+}
+
+/* at_ms of a reject row: it leads the JSON ({"at_ms":N,...}, put above) */
+static long long reject_at_ms(const MDB_val *v)
+{
+	static const char pre[] = "{\"at_ms\":";
+	size_t pl = sizeof pre - 1;
+	if (v->mv_size <= pl || memcmp(v->mv_data, pre, pl)) return 0;   /* unreadable: oldest */
+	long long ms = 0;
+	for (size_t i = pl; i < v->mv_size; i++) {
+		char c = ((const char *)v->mv_data)[i];
+		if (c < '0' || c > '9') break;
+		ms = ms * 10 + (c - '0');
+	}
+	return ms;
+}
+
+long long pstore_reject_oldest_ms(MDB_txn *t, struct store *s)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(t, s->dbi[DB_REJECTS], &c)) return -1;
+	long long ms = mdb_cursor_get(c, &k, &v, MDB_FIRST) == 0 ? reject_at_ms(&v) : -1;
+	mdb_cursor_close(c);
+	return ms;
+}
+
+int pstore_rejects_prune(MDB_txn *t, struct store *s, long long before_ms, int max, int *deleted)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	*deleted = 0;
+	int rc = mdb_cursor_open(t, s->dbi[DB_REJECTS], &c);
+	if (rc) return rc;
+	while (*deleted < max && (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		if (reject_at_ms(&v) >= before_ms) break;
+		if ((rc = mdb_cursor_del(c, 0))) break;
+		(*deleted)++;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 void pstore_hold_encode(struct buf *b, const struct hold_rec *h)

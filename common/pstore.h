@@ -51,6 +51,12 @@ int  pstore_missing(MDB_txn *t, struct store *s, const struct pdu_info *pi,
 int  pstore_reject_put(MDB_txn *t, struct store *s, const char *event_id, const char *reason,
                        const char *message, const char *from, const void *bytes, size_t n,
                        long long now);
+/* The at_ms of the oldest reject (rows are in seq order, which is arrival
+ * order): -1 if there is none. */
+long long pstore_reject_oldest_ms(MDB_txn *t, struct store *s);
+/* Delete rejects older than before_ms, oldest first, at most max rows
+ * (bounded work per call); *deleted = how many. 0 or the LMDB error. */
+int  pstore_rejects_prune(MDB_txn *t, struct store *s, long long before_ms, int max, int *deleted);
 
 /* A purgatory (or expired, when reason != NULL) record. */
 struct hold_rec {

@@ -4,11 +4,13 @@
 #include "store.h"
 #include "log.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *const store_db_names[DB__COUNT] = {
 	"events", "stream", "rooms", "room_extremities", "room_servers",
@@ -30,11 +32,29 @@ static int mkdir_p(const char *dir)
 	return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+static size_t map_now(struct store *s)
+{
+	MDB_envinfo ei;
+	return mdb_env_info(s->env, &ei) == 0 ? ei.me_mapsize : 0;
+}
+
+/* Map the larger of the size recorded in the environment (the largest any
+ * process has committed with) and floor. Only with no txn active in this
+ * process (the gate is held, or there is one thread). Returns the size. */
+static size_t adopt_map(struct store *s, size_t floor)
+{
+	if (mdb_env_set_mapsize(s->env, 0) == 0 && map_now(s) < floor)
+		mdb_env_set_mapsize(s->env, floor);
+	return map_now(s);
+}
+
 int store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
                char *err, size_t errlen)
 {
 	memset(s, 0, sizeof(*s));
 	s->readonly = readonly;
+	snprintf(s->dir, sizeof s->dir, "%s", dir);
+	pthread_rwlock_init(&s->gate, NULL);
 	if (!readonly && mkdir_p(dir) < 0) {
 		snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
 		return -1;
@@ -54,6 +74,12 @@ int store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
 		s->env = NULL;
 		return -1;
 	}
+	mdb_env_set_userctx(s->env, s);
+	/* A map grown earlier (by any process) is recorded in the environment:
+	 * use the larger of it and the configured size, never less. */
+	size_t want = mapsize ? mapsize : (size_t)8 << 30;
+	if (adopt_map(s, want) > want)
+		log_info("LMDB map is %zu bytes (grown past [node] map_size earlier)", map_now(s));
 	int dead = 0;
 	mdb_reader_check(s->env, &dead);
 	if (dead) log_info("cleared %d stale LMDB reader slot(s) in %s", dead, dir);
@@ -95,27 +121,109 @@ fail:
 
 void store_close(struct store *s)
 {
-	if (s->env) mdb_env_close(s->env);
+	if (s->env) {
+		mdb_env_close(s->env);
+		pthread_rwlock_destroy(&s->gate);
+	}
 	s->env = NULL;
+}
+
+/* Another process grew the map past ours: map what it recorded. */
+static void adopt_resized(struct store *s, int shared)
+{
+	if (shared) pthread_rwlock_unlock(&s->gate);
+	pthread_rwlock_wrlock(&s->gate);
+	size_t before = map_now(s);
+	size_t now = adopt_map(s, before);
+	pthread_rwlock_unlock(&s->gate);
+	if (shared) pthread_rwlock_rdlock(&s->gate);
+	if (now != before) log_info("LMDB map grown by another process: now %zu bytes", now);
+}
+
+static MDB_txn *begin(struct store *s, int readonly, int shared)
+{
+	MDB_txn *t;
+	int rc;
+	for (int tries = 0; ; tries++) {
+		rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &t);
+		if (rc == MDB_READERS_FULL && tries < 1) {
+			int dead = 0;
+			mdb_reader_check(s->env, &dead);
+			continue;
+		}
+		if (rc == MDB_MAP_RESIZED && tries < 4) {
+			adopt_resized(s, shared);
+			continue;
+		}
+		break;
+	}
+	if (rc) fatalx("LMDB transaction begin failed: %s", mdb_strerror(rc));
+	if (!readonly) s->wtxn = t;
+	return t;
 }
 
 MDB_txn *store_begin(struct store *s, int readonly)
 {
-	MDB_txn *t;
-	int rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &t);
-	if (rc == MDB_READERS_FULL) {
-		int dead = 0;
-		mdb_reader_check(s->env, &dead);
-		rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &t);
+	return begin(s, readonly, 0);
+}
+
+MDB_txn *store_begin_shared(struct store *s)
+{
+	pthread_rwlock_rdlock(&s->gate);
+	return begin(s, 1, 1);
+}
+
+void store_end_shared(struct store *s, MDB_txn *t)
+{
+	mdb_txn_abort(t);
+	pthread_rwlock_unlock(&s->gate);
+}
+
+static void marker_path(char *out, size_t cap, const char *dir)
+{
+	snprintf(out, cap, "%s/%s", dir, STORE_FULL_MARKER);
+}
+
+int store_full_marker(const char *dir, char *info, size_t infolen)
+{
+	char path[600];
+	marker_path(path, sizeof path, dir);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) return 0;
+	if (info && infolen) {
+		ssize_t n = read(fd, info, infolen - 1);
+		info[n > 0 ? n : 0] = 0;
+		char *nl = strchr(info, '\n');
+		if (nl) *nl = 0;
 	}
-	if (rc) fatalx("LMDB transaction begin failed: %s", mdb_strerror(rc));
-	return t;
+	close(fd);
+	return 1;
+}
+
+/* A write committed: there is room again. Ours is cleared at once; one
+ * another process left is looked for at most once a second. */
+static void space_returned(struct store *s)
+{
+	char path[600];
+	long long now = mono_ms();
+	if (!s->full && now - s->marker_checked_ms < 1000) return;
+	s->marker_checked_ms = now;
+	marker_path(path, sizeof path, s->dir);
+	int had = unlink(path) == 0;
+	if (s->full || had)
+		log_notice("LMDB store has space again: writes resume");
+	s->full = 0;
 }
 
 int store_commit(MDB_txn *t)
 {
+	MDB_env *env = mdb_txn_env(t);
+	struct store *s = env ? mdb_env_get_userctx(env) : NULL;
+	int write = s && s->wtxn == t;
+	if (write) s->wtxn = NULL;
 	int rc = mdb_txn_commit(t);
-	if (rc) log_err("LMDB commit failed: %s", mdb_strerror(rc));
+	if (rc && rc != MDB_MAP_FULL) log_err("LMDB commit failed: %s", mdb_strerror(rc));
+	if (!rc && write) space_returned(s);
 	return rc;
 }
 
@@ -138,7 +246,7 @@ int store_del(MDB_txn *t, struct store *s, int db, const void *k, size_t kn)
 	return mdb_del(t, s->dbi[db], &key, NULL);
 }
 
-uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name)
+int store_seq_take(MDB_txn *t, struct store *s, const char *name, uint64_t *out)
 {
 	MDB_val v;
 	uint64_t next = 1;
@@ -147,8 +255,14 @@ uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name)
 	unsigned char b[8];
 	be64_put(b, next + 1);
 	int rc = store_put(t, s, DB_META, name, strlen(name), b, 8, 0);
-	if (rc) fatalx("LMDB put meta %s: %s", name, mdb_strerror(rc));
-	return next;
+	*out = rc ? 0 : next;
+	return rc;
+}
+
+uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name)
+{
+	uint64_t next;
+	return store_seq_take(t, s, name, &next) ? 0 : next;
 }
 
 int store_event_get(MDB_txn *t, struct store *s, const char *event_id, struct event_rec *r)
@@ -187,11 +301,13 @@ int store_inbox_put(MDB_txn *t, struct store *s, const char *from, const void *b
 {
 	size_t fl = from ? strlen(from) : 0;
 	if (fl > 65535) fl = 65535;
-	uint64_t seq = store_next_seq(t, s, "inbox_next");
+	uint64_t seq;
+	int rc = store_seq_take(t, s, "inbox_next", &seq);
+	if (rc) return rc;
 	unsigned char k[8];
 	be64_put(k, seq);
 	MDB_val key = { 8, k }, val = { 8 + 2 + fl + n, NULL };
-	int rc = mdb_put(t, s->dbi[DB_INBOX], &key, &val, MDB_RESERVE);
+	rc = mdb_put(t, s->dbi[DB_INBOX], &key, &val, MDB_RESERVE);
 	if (rc) return rc;
 	unsigned char *p = val.mv_data;
 	be64_put(p, (uint64_t)now_ms());
@@ -312,11 +428,52 @@ int store_node_id(struct store *s, char out[27])
 	return store_commit(t);
 }
 
+/* At the ceiling: say so once, and leave the marker fedctl status reads
+ * (created once; its first writer's line stays until space returns). */
+static void enter_full(struct store *s, size_t size)
+{
+	char path[600];
+	marker_path(path, sizeof path, s->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		char line[200];
+		int n = snprintf(line, sizeof line, "since_ms=%lld pid=%d map_size=%zu map_size_max=%zu\n",
+		                 now_ms(), (int)getpid(), size, s->map_max);
+		if (write(fd, line, (size_t)n) != n) log_warn("writing %s", path);
+		close(fd);
+	}
+	if (!s->full)
+		log_crit("LMDB store full: the map is at its ceiling (%zu bytes, [node] map_size_max); "
+		         "writes stop and retry until space returns", size);
+	s->full = 1;
+}
+
 int store_write_failed(struct store *s, int rc)
 {
-	if (rc == MDB_MAP_FULL && !s->full) {
-		s->full = 1;
-		log_crit("LMDB map is full: writes stop until space returns");
+	if (rc != MDB_MAP_FULL || !s->env) return 0;
+	if (s->wtxn) s->wtxn = NULL;        /* the caller aborted it */
+	pthread_rwlock_wrlock(&s->gate);
+	size_t before = map_now(s);
+	/* grown by another process meanwhile: take that first */
+	size_t now = adopt_map(s, before);
+	if (now > before) {
+		pthread_rwlock_unlock(&s->gate);
+		log_info("LMDB map grown by another process: now %zu bytes", now);
+		return 1;
 	}
+	if (now < s->map_max) {
+		size_t next = now > s->map_max / 2 ? s->map_max : now * 2;
+		int e = mdb_env_set_mapsize(s->env, next);
+		now = map_now(s);
+		pthread_rwlock_unlock(&s->gate);
+		if (e == 0 && now > before) {
+			log_notice("LMDB map full at %zu bytes: grown to %zu (ceiling %zu, [node] map_size_max)",
+			           before, now, s->map_max);
+			return 1;
+		}
+		log_err("growing the LMDB map to %zu bytes failed: %s", next, mdb_strerror(e));
+	} else
+		pthread_rwlock_unlock(&s->gate);
+	enter_full(s, now);
 	return 0;
 }

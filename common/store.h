@@ -59,6 +59,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <lmdb.h>
+#include <pthread.h>
 
 #define STORE_SCHEMA_VERSION 1
 
@@ -77,17 +78,38 @@ struct store {
 	int      readonly;
 	size_t   map_max;    /* [node] map_size_max: ceiling of store_write_failed's growth */
 	int      full;       /* at the ceiling: writers degrade (see store_write_failed) */
+	char     dir[512];   /* the environment's directory (the store-full marker lives there) */
+	MDB_txn *wtxn;       /* the write txn store_begin handed out last (store_commit clears "full") */
+	long long marker_checked_ms;
+	/* Remapping (adopting or growing the map) must not happen while another
+	 * thread of this process is inside a txn: threads that read in parallel
+	 * use store_begin_shared/store_end_shared, which hold this as readers. */
+	pthread_rwlock_t gate;
 };
+
+/* The marker file, in the environment's directory, that says "a writer hit
+ * the ceiling": written by the writer that hits it, removed by the next
+ * successful write commit of any process. fedctl status reads it. */
+#define STORE_FULL_MARKER "store-full"
 
 /* Open (creating dir and databases unless readonly). mapsize 0 = default
  * (8 GiB of address space; the file grows as used). 0 or -1 with err. */
 int  store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
                 char *err, size_t errlen);
 void store_close(struct store *s);
-/* Begin a txn; a failure here means the environment is broken: fatal. */
+/* Begin a txn; a failure here means the environment is broken: fatal.
+ * A map grown by another process (MDB_MAP_RESIZED) is adopted here. */
 MDB_txn *store_begin(struct store *s, int readonly);
-/* Commit; returns 0 or the LMDB error (logged). */
+/* A read txn for code that may run in several threads at once (validated's
+ * workers): end it with store_end_shared, never mdb_txn_abort. */
+MDB_txn *store_begin_shared(struct store *s);
+void store_end_shared(struct store *s, MDB_txn *t);
+/* Commit; returns 0 or the LMDB error (logged; the txn is freed either
+ * way). A successful write commit ends the "store full" state. */
 int  store_commit(MDB_txn *txn);
+/* Is the store-full marker present (some writer is at the ceiling)?
+ * 1 yes (its first line in info), 0 no. */
+int  store_full_marker(const char *dir, char *info, size_t infolen);
 /* Every write path: on any error, abort the txn, then call this with the
  * error. MDB_MAP_FULL below the ceiling: the map is grown (doubling, up to
  * map_max) and 1 is returned: redo the whole txn now. At the ceiling (or
@@ -113,7 +135,10 @@ int  store_del(MDB_txn *t, struct store *s, int db, const void *k, size_t kn);
 /* A two-part key "a \0 b" (set-valued and per-peer tables) into out;
  * returns its length, or 0 if it does not fit in cap. */
 size_t store_key2(char *out, size_t cap, const char *a, const char *b);
-/* Next value of a u64 counter kept in meta under name (starts at 1). */
+/* Next value of a u64 counter kept in meta under name (starts at 1).
+ * store_seq_take returns 0 or the LMDB error of the counter's put;
+ * store_next_seq returns 0 on such an error (the txn is then failed). */
+int      store_seq_take(MDB_txn *t, struct store *s, const char *name, uint64_t *out);
 uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name);
 
 /* events */

@@ -33,6 +33,10 @@ void fedctl_register(const struct fedctl_cmd *c);
 /* Open the node's LMDB environment (state_dir from the config) once;
  * exits 111 with a clear message if it cannot. */
 struct store *fedctl_store(struct fedctl *fc, int readonly);
+/* A write txn of fc's store failed with rc (the txn already aborted, or
+ * freed by its failed commit): 1 = the map was grown, redo the txn; 0 =
+ * give up (a clear message is on stderr; "store full" at the ceiling). */
+int fedctl_write_failed(struct fedctl *fc, int rc, const char *what);
 /* Send one frame to a stage's socket and wait for one reply (timeout_ms).
  * Returns 0 with *reply filled, or -1 with a message on stderr. */
 struct frame;

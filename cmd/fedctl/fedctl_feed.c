@@ -157,8 +157,12 @@ static int feed_retry(struct fedctl *fc, const char *id)
 	if (!rc) rc = store_del(t, st, DB_FEED_DEAD, kb, 8);
 	/* Rewind the cursor so the drainer sees the row again. */
 	if (!rc && feed_cursor_get(t, st) > pos) rc = feed_cursor_put(t, st, pos);
-	if (rc) { mdb_txn_abort(t); fprintf(stderr, "fedctl: LMDB: %s\n", mdb_strerror(rc)); return 1; }
-	if (store_commit(t)) return 1;
+	if (rc) mdb_txn_abort(t);
+	else rc = store_commit(t);            /* a failed commit frees the txn */
+	if (rc) {
+		if (fedctl_write_failed(fc, rc, "requeueing the dead row")) return feed_retry(fc, id);
+		return 1;
+	}
 	wake_feedpump(fc, pos);
 	if (fc->json) printf("{\"event_id\":\"%s\",\"pos\":%llu,\"requeued\":true}\n", r.event_id, (unsigned long long)pos);
 	else printf("requeued outbox %llu (%s)\n", (unsigned long long)pos, r.event_id);

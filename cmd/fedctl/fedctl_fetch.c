@@ -137,11 +137,15 @@ static int cmd_servers(struct fedctl *fc, int argc, char **argv)
 		MDB_txn *t = store_begin(st, 0);
 		int rc = store_del(t, st, DB_SERVER_HEALTH, argv[2], strlen(argv[2]));
 		if (rc && rc != MDB_NOTFOUND) {
-			fprintf(stderr, "fedctl: %s\n", mdb_strerror(rc));
 			mdb_txn_abort(t);
+			if (fedctl_write_failed(fc, rc, "clearing the backoff")) return cmd_servers(fc, argc, argv);
 			return 1;
 		}
-		if (store_commit(t)) return 1;
+		int crc = store_commit(t);
+		if (crc) {
+			if (fedctl_write_failed(fc, crc, "clearing the backoff")) return cmd_servers(fc, argc, argv);
+			return 1;
+		}
 		printf(rc == MDB_NOTFOUND ? "%s: not backed off\n" : "%s: backoff cleared\n", argv[2]);
 		return 0;
 	}

@@ -59,13 +59,17 @@ static int cmd_import(struct fedctl *fc, int argc, char **argv)
 			nb++;
 		}
 		if (nb == BATCH || (eof && nb)) {
-			MDB_txn *t = store_begin(s, 0);
-			int err = 0;
-			for (int i = 0; i < nb && !err; i++)
-				err = store_inbox_put(t, s, from, batch[i].bytes, batch[i].n, &batch[i].seq);
-			if (err || store_commit(t)) {
+			int err;
+			do {
+				MDB_txn *t = store_begin(s, 0);
+				err = 0;
+				for (int i = 0; i < nb && !err; i++)
+					err = store_inbox_put(t, s, from, batch[i].bytes, batch[i].n, &batch[i].seq);
 				if (err) mdb_txn_abort(t);
-				fprintf(stderr, "fedctl: writing the inbox failed: %s\n", mdb_strerror(err ? err : EIO));
+				else err = store_commit(t);      /* a failed commit frees the txn */
+			} while (err && fedctl_write_failed(fc, err, "writing the inbox"));
+			if (err) {
+				fprintf(stderr, "fedctl: %lld event(s) imported before; the rest is not\n", events);
 				rc = 1;
 				eof = 1;
 			} else {

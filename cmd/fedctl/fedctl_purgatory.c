@@ -227,13 +227,21 @@ static int drop_offline(struct fedctl *fc, const char *id)
 		goto out;
 	}
 	if (pstore_hold_decode(&d, v.mv_data, v.mv_size, h) < 0) h->nmissing = 0;
-	for (int i = 0; i < h->nmissing; i++) {
+	int e = 0;
+	for (int i = 0; i < h->nmissing && !e; i++) {
 		char k[2 * PDU_EVENT_ID_MAX];
 		size_t kn = store_key2(k, sizeof k, h->missing[i], id);
-		if (kn) store_del(t, s, DB_MISSING_INDEX, k, kn);
+		if (kn && (e = store_del(t, s, DB_MISSING_INDEX, k, kn)) == MDB_NOTFOUND) e = 0;
 	}
-	store_del(t, s, DB_PURGATORY, id, strlen(id));
-	rc = store_commit(t) ? 1 : 0;
+	if (!e && (e = store_del(t, s, DB_PURGATORY, id, strlen(id))) == MDB_NOTFOUND) e = 0;
+	if (e) mdb_txn_abort(t);
+	else e = store_commit(t);
+	if (e) {
+		store_write_failed(s, e);
+		fprintf(stderr, "fedctl: dropping %s: %s; nothing was written (try again)\n", id,
+		        e == MDB_MAP_FULL ? "the store is full" : mdb_strerror(e));
+	}
+	rc = e ? 1 : 0;
 out:
 	json_doc_free(&d);
 	free(h);
@@ -327,10 +335,12 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 	for (size_t i = 0; i < n; ) {
 		uint64_t seqs[256];
 		char *bytes[256];
-		size_t lens[256], m = 0;
+		size_t lens[256], m = 0, first = i;
 		MDB_txn *t = store_begin(s, 0);
+		int werr = 0;
 		for (; i < n && m < 256; i++) {
 			int rc = pstore_requeue_expired(t, s, ids[i], &seqs[m], &pdu);
+			if (rc && rc != MDB_NOTFOUND && rc != MDB_CORRUPTED) { werr = rc; break; }
 			if (rc) {
 				fprintf(stderr, "fedctl: cannot requeue %s: %s\n", ids[i],
 				        rc == MDB_NOTFOUND ? "not in expired" : mdb_strerror(rc));
@@ -341,7 +351,15 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 			lens[m] = pdu.len;
 			m++;
 		}
-		if (store_commit(t)) { fprintf(stderr, "fedctl: commit failed\n"); return 1; }
+		if (werr) mdb_txn_abort(t);
+		else werr = store_commit(t);
+		if (werr) {
+			for (size_t j = 0; j < m; j++) free(bytes[j]);
+			if (fedctl_write_failed(fc, werr, "requeueing expired events")) { i = first; continue; }
+			buf_free(&pdu);
+			free(ids);
+			return 1;
+		}
 		notify_validated(fc, seqs, bytes, lens, m);
 		for (size_t j = 0; j < m; j++) free(bytes[j]);
 		done += m;
@@ -443,12 +461,17 @@ static int originate(struct origin_ctx *o, const struct buf *ev, int rv, int sub
 	}
 	if (!submit) { printf("%s\n", out.data); buf_free(&out); return 0; }
 	struct store *s = fedctl_store(o->fc, 0);
-	MDB_txn *t = store_begin(s, 0);
 	uint64_t seq;
-	if (store_inbox_put(t, s, o->server, out.data, out.len, &seq) || store_commit(t)) {
-		fprintf(stderr, "fedctl: could not put the event in the inbox\n");
-		buf_free(&out);
-		return 1;
+	for (;;) {
+		MDB_txn *t = store_begin(s, 0);
+		int rc = store_inbox_put(t, s, o->server, out.data, out.len, &seq);
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);       /* a failed commit frees the txn */
+		if (!rc) break;
+		if (!fedctl_write_failed(o->fc, rc, "putting the event in the inbox")) {
+			buf_free(&out);
+			return 1;
+		}
 	}
 	char *b = out.data;
 	notify_validated(o->fc, &seq, &b, &out.len, 1);

@@ -39,6 +39,17 @@ struct store *fedctl_store(struct fedctl *fc, int readonly)
 	return &fc->st;
 }
 
+int fedctl_write_failed(struct fedctl *fc, int rc, const char *what)
+{
+	if (store_write_failed(&fc->st, rc)) return 1;
+	if (rc == MDB_MAP_FULL)
+		fprintf(stderr, "fedctl: %s: the store is full (the LMDB map is at its ceiling, [node] "
+		        "map_size_max = %zu bytes); nothing was written\n", what, fc->st.map_max);
+	else
+		fprintf(stderr, "fedctl: %s: LMDB: %s; nothing was written\n", what, mdb_strerror(rc));
+	return 0;
+}
+
 int fedctl_request(struct fedctl *fc, const char *stage, int type, const void *p, size_t n,
                    struct frame *reply, int timeout_ms)
 {
@@ -300,8 +311,16 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 		if (fc->json) printf("%s\"%s\":%lld", k ? "," : "", tabs[k].name, n);
 		else printf(" %s=%lld", tabs[k].name, n);
 	}
-	printf(fc->json ? "}}\n" : "\n");
-	return down ? 1 : 0;
+	char info[256] = "";
+	int full = store_full_marker(s->dir, info, sizeof info);
+	if (fc->json) printf("},\"store_full\":%s}\n", full ? "true" : "false");
+	else {
+		printf("\n");
+		if (full)
+			printf("store full: the LMDB map is at its ceiling ([node] map_size_max); writers wait "
+			       "and retry (%s)\n", info);
+	}
+	return down || full ? 1 : 0;
 }
 FEDCTL_COMMAND(status_cmd, "status", "status", "every stage: up or down, pid, uptime, queues, counters", cmd_status)
 

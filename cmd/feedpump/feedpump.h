@@ -44,9 +44,11 @@ struct fp {
 
 /* feedpump_lease.c */
 int  fp_lease_acquire(struct fp *fp);                 /* 1 held, 0 waiting */
-int  fp_lease_check_renew(struct fp *fp, MDB_txn *t); /* in a write txn: 0 still ours */
+/* in a write txn: 0 still ours (renewed), -1 lost, >0 the LMDB error of the renewal */
+int  fp_lease_check_renew(struct fp *fp, MDB_txn *t);
 void fp_lease_release(struct fp *fp);
-void fp_lease_renew(struct fp *fp);
+/* 0 renewed (or not held, or lost), else the LMDB error (txn aborted) */
+int  fp_lease_renew(struct fp *fp);
 
 /* feedpump_drain.c */
 void fp_drain_schedule(struct fp *fp, long long delay_ms);

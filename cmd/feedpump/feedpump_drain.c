@@ -160,6 +160,25 @@ static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct
 	return rc;
 }
 
+#define FULL_RETRY_MS 2000   /* the store is full: how often a small write probes it */
+
+/* A write-back txn failed (aborted or freed): the pipeline is emptied (its
+ * batches are re-read and re-published: the sink is idempotent). A grown
+ * map retries at once; a full store waits, probing with the lease write. */
+static int write_failed(struct fp *fp, int rc)
+{
+	fp_drain_flush(fp);
+	if (store_write_failed(&fp->d->st, rc)) {
+		fp_drain_schedule(fp, 0);
+		return 0;
+	}
+	if (rc != MDB_MAP_FULL)
+		log_err("LMDB write-back failed (%s); will retry the batch (the sink is idempotent)",
+		        mdb_strerror(rc));
+	fp_drain_schedule(fp, rc == MDB_MAP_FULL ? FULL_RETRY_MS : 1000);
+	return 0;
+}
+
 /* Fill the window, then write back the oldest batch and every complete
  * batch behind it. Returns 1 if more work is probably waiting. */
 static int drain_batch(struct fp *fp)
@@ -185,12 +204,14 @@ static int drain_batch(struct fp *fp)
 	}
 
 	MDB_txn *t = store_begin(&d->st, 0);
-	if (fp_lease_check_renew(fp, t) < 0) {
+	int wrc = fp_lease_check_renew(fp, t);
+	if (wrc < 0) {
 		mdb_txn_abort(t);
 		fp_drain_flush(fp);
 		fp_drain_schedule(fp, 500);
 		return 0;
 	}
+	if (wrc) goto fail;
 	long long now = now_ms();
 	uint64_t cur_in = fp->cur_in, new_cursor = cur_in;
 	int blocked = 0, closed = 0, more = 0;
@@ -207,7 +228,7 @@ static int drain_batch(struct fp *fp)
 				r->attempts++;
 				r->control_version = e->control_version;
 				r->published_ms = now;
-				if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
+				if ((wrc = put_row(fp, t, DB_OUTBOX, e->pos, r))) goto fail;
 				ok++;
 				if (!blocked) new_cursor = e->pos + 1;
 				continue;
@@ -221,8 +242,8 @@ static int drain_batch(struct fp *fp)
 			if (e->rc == FEED_ERR_EVENT && r->attempts >= fp->max_attempts) {
 				unsigned char kb[8];
 				be64_put(kb, e->pos);
-				if (put_row(fp, t, DB_FEED_DEAD, e->pos, r)) goto fail;
-				if (store_del(t, &d->st, DB_OUTBOX, kb, 8)) goto fail;
+				if ((wrc = put_row(fp, t, DB_FEED_DEAD, e->pos, r))) goto fail;
+				if ((wrc = store_del(t, &d->st, DB_OUTBOX, kb, 8))) goto fail;
 				log_err("outbox %llu (%s) moved to feed_dead after %lld attempts: %s",
 				        (unsigned long long)e->pos, r->event_id, (long long)r->attempts, r->last_error);
 				dead++;
@@ -230,7 +251,7 @@ static int drain_batch(struct fp *fp)
 				more = 1;
 				continue;
 			}
-			if (put_row(fp, t, DB_OUTBOX, e->pos, r)) goto fail;
+			if ((wrc = put_row(fp, t, DB_OUTBOX, e->pos, r))) goto fail;
 			retry_delay = backoff_for(fp, r->attempts);
 			log_warnx("publishing outbox %llu (%s) failed (attempt %lld, retry in %lld ms): %s",
 			          (unsigned long long)e->pos, r->event_id, (long long)r->attempts, retry_delay, r->last_error);
@@ -241,10 +262,11 @@ static int drain_batch(struct fp *fp)
 	int rewound = 0;
 	if (new_cursor != cur_in) {
 		if (feed_cursor_get(t, &d->st) == cur_in) {
-			if (feed_cursor_put(t, &d->st, new_cursor)) goto fail;
+			if ((wrc = feed_cursor_put(t, &d->st, new_cursor))) goto fail;
 		} else rewound = more = 1;
 	}
-	if (store_commit(t)) { fp_drain_flush(fp); fp_drain_schedule(fp, 1000); return 0; }
+	if ((wrc = store_commit(t)))           /* a failed commit frees the txn */
+		return write_failed(fp, wrc);
 	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
 	fp->head = (fp->head + m) % fp->window;
 	fp->inflight -= m;
@@ -270,10 +292,7 @@ static int drain_batch(struct fp *fp)
 	return more || dead || fp->inflight > 0 || skipped;
 fail:
 	mdb_txn_abort(t);
-	log_err("LMDB write-back failed; will retry the batch (the sink is idempotent)");
-	fp_drain_flush(fp);
-	fp_drain_schedule(fp, 1000);
-	return 0;
+	return write_failed(fp, wrc);
 }
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
@@ -281,7 +300,13 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	struct fp *fp = arg;
 	if (fp->stopping) return;
 	if (!fp->have_lease && !fp_lease_acquire(fp)) {
-		fp_drain_schedule(fp, 500);
+		fp_drain_schedule(fp, fp->d->st.full ? FULL_RETRY_MS : 500);
+		return;
+	}
+	/* the store is full: publish nothing that cannot be written back; a
+	 * small write (the lease's renewal) says when space has returned */
+	if (fp->d->st.full && fp_lease_renew(fp) == MDB_MAP_FULL) {
+		fp_drain_schedule(fp, FULL_RETRY_MS);
 		return;
 	}
 	if (fp->retry_at && mono_ms() < fp->retry_at) {

@@ -86,9 +86,12 @@ int fp_lease_acquire(struct fp *fp)
 		log_notice("taking over the drain lease from %s (pid %lld): %s", l.holder, l.pid,
 		           l.until_ms <= now ? "expired" : "holder process is gone");
 	int rc = lease_write(fp, t);
-	if (rc || store_commit(t)) {
-		if (rc) mdb_txn_abort(t);
-		log_warnx("cannot write the drain lease; will retry");
+	if (rc) mdb_txn_abort(t);
+	else rc = store_commit(t);              /* a failed commit frees the txn */
+	if (rc) {
+		if (store_write_failed(st, rc)) return fp_lease_acquire(fp);
+		if (rc != MDB_MAP_FULL)             /* full: the store said so, once */
+			log_warnx("cannot write the drain lease (%s); will retry", mdb_strerror(rc));
 		return 0;
 	}
 	fp->have_lease = 1;
@@ -107,7 +110,7 @@ int fp_lease_check_renew(struct fp *fp, MDB_txn *t)
 		*fp->g_lease = 0;
 		return -1;
 	}
-	return lease_write(fp, t) ? -1 : 0;
+	return lease_write(fp, t);
 }
 
 void fp_lease_release(struct fp *fp)
@@ -116,15 +119,22 @@ void fp_lease_release(struct fp *fp)
 	struct store *st = &fp->d->st;
 	MDB_txn *t = store_begin(st, 0);
 	struct lease l;
+	int rc = 0;
 	if (lease_read(t, st, &l) == 0 && strcmp(l.holder, fp->holder) == 0)
-		store_del(t, st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY));
-	if (store_commit(t) == 0) fp->have_lease = 0;
+		rc = store_del(t, st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY));
+	if (rc) mdb_txn_abort(t);         /* the lease then just expires */
+	else if (store_commit(t) == 0) fp->have_lease = 0;
 }
 
-void fp_lease_renew(struct fp *fp)
+int fp_lease_renew(struct fp *fp)
 {
-	if (!fp->have_lease) return;
-	MDB_txn *t = store_begin(&fp->d->st, 0);
-	if (fp_lease_check_renew(fp, t) < 0) { mdb_txn_abort(t); return; }
-	store_commit(t);
+	if (!fp->have_lease) return 0;
+	for (;;) {
+		MDB_txn *t = store_begin(&fp->d->st, 0);
+		int rc = fp_lease_check_renew(fp, t);
+		if (rc < 0) { mdb_txn_abort(t); return 0; }
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);
+		if (!rc || !store_write_failed(&fp->d->st, rc)) return rc;
+	}
 }

@@ -66,6 +66,7 @@ struct tx {                        /* one write transaction in progress */
 	long long now;
 	uint64_t  last_pos;
 	int       stored;
+	int       err;                 /* the first failed write (the txn is dead) */
 };
 
 struct purg {
@@ -86,6 +87,11 @@ struct purg {
 	struct preq *reqs;
 	uint64_t  next_req;
 	int       fetchd_waiting;      /* a send failed: retry when it connects */
+	int       stalled;             /* the store is full: writes wait for the tick */
+	int       full_logged;         /* said so (once per episode) */
+	int       recheck_pending;     /* a recheck could not be written: redo it */
+	uint64_t  dropped_full;        /* verdicts left in the inbox while stalled */
+	long long rejects_keep;        /* [purgatoryd] rejects_keep (ms; 0 = keep all) */
 
 	struct json_doc doc, doc2;     /* scratch parsers */
 	struct pdu_info *pi;
@@ -94,7 +100,8 @@ struct purg {
 
 	uint64_t *c_verdicts, *c_stored, *c_held, *c_released, *c_rejected, *c_dups,
 	         *c_expired, *c_batches, *c_fetch_req, *c_fetch_ok, *c_fetch_fail,
-	         *c_fetched, *c_bad_frames, *c_acl_blocked;
+	         *c_fetched, *c_bad_frames, *c_acl_blocked,
+	         *c_rejects_pruned;
 	int64_t  *g_held, *g_rooms, *g_inflight;
 };
 
@@ -123,12 +130,21 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 /* Delete a held event's rows (purgatory + its missing_index entries). */
 void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct hold_rec *h);
 int  purgatory_load(struct purg *p);
+/* Forget the held events in memory and read them again from the table
+ * (after a txn that changed memory could not be committed). */
+void purgatory_resync(struct purg *p);
 void purgatory_expire_due(struct purg *p, long long now);
 int  purgatory_drop(struct purg *p, const char *id);
 
 /* purgatory_release.c */
 void tx_begin(struct purg *p, struct tx *x);
-void tx_commit(struct purg *p, struct tx *x);
+/* A write in x failed: keep the first error; the txn is dead. */
+void tx_fail(struct tx *x, int rc, const char *what);
+/* Commit (or, after a failure, abort) x. 0 committed; 1 the map was grown:
+ * redo the whole txn now; -1 not written (the store is full: p->stalled
+ * is set and the tick retries). On 1 and -1 the in-memory indexes have
+ * been rebuilt from the store (they had followed the lost txn). */
+int  tx_commit(struct purg *p, struct tx *x);
 /* An accepted verdict: store, or hold; then release what it satisfies. */
 void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const char *from);
 void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_id);

@@ -282,24 +282,28 @@ void purgatory_fetch_result(struct purg *p, const struct frame *f)
 		req_done(p, q, now);
 		return;
 	}
-	struct { uint64_t seq; uint32_t off, len; } *got = NULL;
-	int ngot = 0, cap = 0;
+	struct { uint64_t seq; uint32_t off, len; char id[PDU_EVENT_ID_MAX]; } *got = NULL;
+	int ngot = 0, cap = 0, wrc;
 	struct store *s = &p->d->st;
 	struct tx x;
+again:
+	ngot = 0;
 	tx_begin(p, &x);
-	for (int e = json_first(d, arr); e >= 0; e = json_next_elem(d, arr, e)) {
+	for (int e = json_first(d, arr); e >= 0 && !x.err; e = json_next_elem(d, arr, e)) {
 		if (d->tok[e].type != JSON_OBJECT) continue;
 		char id[PDU_EVENT_ID_MAX];
 		int rv = pdu_rv(p, x.t, d, e, r->id);
 		if (pdu_event_id(d, e, rv, id) < 0) continue;
 		if (store_event_exists(x.t, s, id) || held_find(p, id) || recent_has(r, id, now, p->fetch_timeout))
 			continue;
+		int seen = 0;
+		for (int i = 0; i < ngot && !seen; i++) seen = !strcmp(got[i].id, id);
+		if (seen) continue;
 		uint64_t seq;
 		const char *bytes = res.body + d->tok[e].start;
 		size_t n = d->tok[e].end - d->tok[e].start;
 		int rc = store_inbox_put(x.t, s, res.server[0] ? res.server : "fetchd", bytes, n, &seq);
-		if (rc) fatalx("inbox put: %s", mdb_strerror(rc));
-		recent_add(r, id, now, p->fetch_timeout);
+		if (rc) { tx_fail(&x, rc, "inbox put (fetched)"); break; }
 		if (ngot == cap) {
 			cap = cap ? cap * 2 : 16;
 			got = realloc(got, (size_t)cap * sizeof *got);
@@ -308,11 +312,15 @@ void purgatory_fetch_result(struct purg *p, const struct frame *f)
 		got[ngot].seq = seq;
 		got[ngot].off = d->tok[e].start;
 		got[ngot].len = (uint32_t)n;
+		memcpy(got[ngot].id, id, sizeof id);
 		ngot++;
 	}
-	tx_commit(p, &x);
-	for (int i = 0; i < ngot; i++)
+	if ((wrc = tx_commit(p, &x)) == 1) goto again;
+	if (wrc < 0) ngot = 0;          /* not kept: the room's next attempt asks again */
+	for (int i = 0; i < ngot; i++) {
+		recent_add(r, got[i].id, now, p->fetch_timeout);
 		daemon_emit(p->d, "validated", FT_EVENT, 0, got[i].seq, res.body + got[i].off, got[i].len);
+	}
 	free(got);
 	r->gained += ngot;
 	*p->c_fetched += (uint64_t)ngot;
@@ -376,8 +384,9 @@ void purgatory_control(struct purg *p, struct conn *c, const struct frame *f)
 			buf_printf(&b, "{\"ok\":true,\"held\":%zu,\"inflight\":%d}", r->nheld, r->inflight);
 		}
 	} else if (!strcmp(op, "drop") && arg[0]) {
-		if (purgatory_drop(p, arg) == 0) buf_adds(&b, "{\"ok\":true}");
-		else fetchres_meta(&b, 0, "not_found", NULL, NULL, NULL, 0);
+		int rc = purgatory_drop(p, arg);
+		if (rc == 0) buf_adds(&b, "{\"ok\":true}");
+		else fetchres_meta(&b, 0, rc == -2 ? "store_full" : "not_found", NULL, NULL, NULL, 0);
 	} else
 		fetchres_meta(&b, 0, "bad_request", NULL, NULL, NULL, 0);
 	buf_addc(&b, '\n');

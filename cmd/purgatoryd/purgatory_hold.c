@@ -161,7 +161,7 @@ void purgatory_persist_rooms(struct purg *p, struct tx *x)
 				pstore_hold_encode(&p->scratch, p->hr);
 				int rc = store_put(x->t, s, DB_PURGATORY, h->id, strlen(h->id),
 				                   p->scratch.data, p->scratch.len, 0);
-				if (rc) fatalx("purgatory put %s: %s", h->id, mdb_strerror(rc));
+				if (rc) { tx_fail(x, rc, "purgatory put (pacing)"); p->ndirty = 0; return; }
 				rewritten++;
 			}
 		}
@@ -209,12 +209,14 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 	pstore_hold_encode(&p->scratch, h);
 	int rc = store_put(x->t, &p->d->st, DB_PURGATORY, pi->event_id, strlen(pi->event_id),
 	                   p->scratch.data, p->scratch.len, 0);
-	if (rc) fatalx("purgatory put %s: %s", pi->event_id, mdb_strerror(rc));
+	if (rc) { tx_fail(x, rc, "purgatory put"); return; }
 	unsigned char k[2 * PDU_EVENT_ID_MAX];
 	for (int i = 0; i < nmissing; i++) {
 		size_t kn = store_key2((char *)k, sizeof k, missing[i], pi->event_id);
-		if ((rc = store_put(x->t, &p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0)))
-			fatalx("missing_index put: %s", mdb_strerror(rc));
+		if ((rc = store_put(x->t, &p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0))) {
+			tx_fail(x, rc, "missing_index put");
+			return;
+		}
 	}
 	struct held *hd = held_add(p, pi->event_id, pi->room_id, x->now);
 	hd->room->due_ms = due;
@@ -229,11 +231,15 @@ void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct
 	int rc;
 	for (int i = 0; i < h->nmissing; i++) {
 		size_t kn = store_key2((char *)k, sizeof k, h->missing[i], id);
-		if ((rc = store_del(x->t, &p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND)
-			fatalx("missing_index del: %s", mdb_strerror(rc));
+		if ((rc = store_del(x->t, &p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND) {
+			tx_fail(x, rc, "missing_index del");
+			return;
+		}
 	}
-	if ((rc = store_del(x->t, &p->d->st, DB_PURGATORY, id, strlen(id))) && rc != MDB_NOTFOUND)
-		fatalx("purgatory del: %s", mdb_strerror(rc));
+	if ((rc = store_del(x->t, &p->d->st, DB_PURGATORY, id, strlen(id))) && rc != MDB_NOTFOUND) {
+		tx_fail(x, rc, "purgatory del");
+		return;
+	}
 	struct held *hd = held_find(p, id);
 	if (hd) held_remove(p, hd);
 }
@@ -255,6 +261,23 @@ static int load_cb(void *arg, const MDB_val *k, const MDB_val *v)
 	/* the attempt count goes on across restarts (the rows carry it) */
 	if (p->hr->attempts > h->room->attempts) h->room->attempts = p->hr->attempts;
 	return 0;
+}
+
+void purgatory_resync(struct purg *p)
+{
+	size_t before = p->nheld;
+	/* rooms with fetches in flight stay (their requests point at them) */
+	for (size_t i = 0; i < p->hcap; i++)
+		while (p->htab[i]) held_remove(p, p->htab[i]);
+	MDB_txn *t = store_begin(&p->d->st, 1);
+	int rc = pstore_prefix_each(t, &p->d->st, DB_PURGATORY, "", 0, load_cb, p);
+	mdb_txn_abort(t);
+	if (rc) fatalx("re-reading purgatory: %s", mdb_strerror(rc));
+	long long now = now_ms();
+	for (size_t i = 0; i < p->rcap; i++)
+		for (struct proom *r = p->rtab[i]; r; r = r->hnext)
+			if (!r->inflight && r->due_ms < now + p->debounce) r->due_ms = now + p->debounce;
+	log_debug("held events re-read from the store: %zu (were %zu in memory)", p->nheld, before);
 }
 
 int purgatory_load(struct purg *p)
@@ -313,7 +336,7 @@ static void expire_one(struct purg *p, struct tx *x, const char *id)
 	buf_reset(&p->scratch);
 	pstore_hold_encode(&p->scratch, e);
 	int rc = store_put(x->t, s, DB_EXPIRED, id, strlen(id), p->scratch.data, p->scratch.len, 0);
-	if (rc) fatalx("expired put: %s", mdb_strerror(rc));
+	if (rc) { tx_fail(x, rc, "expired put"); free(e); return; }
 	log_notice("expired %s (room %s): %s", id, e->room_id, e->reason);
 	purgatory_unhold(p, x, id, h);
 	(*p->c_expired)++;
@@ -344,18 +367,21 @@ void purgatory_expire_due(struct purg *p, long long now)
 		}
 	if (!n) return;
 	struct tx x;
-	tx_begin(p, &x);
-	for (size_t i = 0; i < n; i++) expire_one(p, &x, due[i]);
-	tx_commit(p, &x);
+	do {
+		tx_begin(p, &x);
+		for (size_t i = 0; i < n && !x.err; i++) expire_one(p, &x, due[i]);
+	} while (tx_commit(p, &x) == 1);     /* not written: the next tick tries again */
 	free(due);
 }
 
-/* fedctl purgatory drop: 0 dropped, -1 not held */
+/* fedctl purgatory drop: 0 dropped, -1 not held, -2 not written (store full) */
 int purgatory_drop(struct purg *p, const char *id)
 {
 	MDB_val v;
 	struct tx x;
-	int found = 0;
+	int found, rc;
+again:
+	found = 0;
 	tx_begin(p, &x);
 	if (store_get(x.t, &p->d->st, DB_PURGATORY, id, strlen(id), &v) == 0) {
 		found = 1;
@@ -366,6 +392,7 @@ int purgatory_drop(struct purg *p, const char *id)
 		struct held *hd = held_find(p, id);
 		if (hd) { held_remove(p, hd); found = 1; }
 	}
-	tx_commit(p, &x);
+	if ((rc = tx_commit(p, &x)) == 1) goto again;
+	if (rc < 0) return -2;
 	return found ? 0 : -1;
 }

@@ -27,6 +27,7 @@ void purgatory_params(struct purg *p)
 	p->fetch_events_max = (int)cfg_int(c, "purgatoryd", "fetch_events_max");
 	p->fetch_servers_max = (int)cfg_int(c, "purgatoryd", "fetch_servers_max");
 	p->default_rv = (int)cfg_int(c, "node", "room_version");
+	p->rejects_keep = cfg_ms(c, "purgatoryd", "rejects_keep");
 	if (p->tick <= 0) p->tick = 1000;
 	if (p->batch_max <= 0) p->batch_max = 5000;
 	if (p->backoff_min <= 0) p->backoff_min = 1000;
@@ -72,12 +73,49 @@ int purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from)
 	return 0;
 }
 
+#define REJECTS_PRUNE_MAX 1000   /* rows deleted per tick: bounded work */
+
+/* rejects older than rejects_keep go, oldest first, a bounded number a tick
+ * (Postfix keeps its bounce logs by age the same way). */
+static void prune_rejects(struct purg *p, long long now)
+{
+	struct store *s = &p->d->st;
+	if (p->rejects_keep <= 0) return;
+	long long cutoff = now - p->rejects_keep;
+	MDB_txn *t = store_begin(s, 1);
+	long long oldest = pstore_reject_oldest_ms(t, s);
+	mdb_txn_abort(t);
+	if (oldest < 0 || oldest >= cutoff) return;
+	int n = 0, rc;
+	do {
+		t = store_begin(s, 0);
+		rc = pstore_rejects_prune(t, s, cutoff, REJECTS_PRUNE_MAX, &n);
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);          /* a failed commit frees the txn */
+	} while (rc && store_write_failed(s, rc));
+	if (rc) {
+		if (rc != MDB_MAP_FULL) log_warnx("pruning rejects: %s", mdb_strerror(rc));
+		return;
+	}
+	*p->c_rejects_pruned += (uint64_t)n;
+	log_debug("pruned %d reject(s) older than %lld ms", n, p->rejects_keep);
+}
+
 static void tick_cb(struct daemon *d, void *arg)
 {
 	struct purg *p = arg;
 	long long now = now_ms();
+	if (p->stalled) {
+		/* the store was full: try the queued writes again */
+		p->stalled = 0;
+		if (p->vq || p->ndirty) purgatory_flush(p);
+		if (p->stalled) return;
+	}
+	if (p->recheck_pending) purgatory_recheck_all(p);
 	purgatory_expire_due(p, now);
-	purgatory_fetch_tick(p, now);
+	prune_rejects(p, now);
+	/* fetching brings rows to write: not while the store is full */
+	if (!p->d->st.full) purgatory_fetch_tick(p, now);
 }
 
 static int init(struct daemon *d)
@@ -107,6 +145,7 @@ static int init(struct daemon *d)
 	p->c_fetched = daemon_counter(d, "fetched_pdus");
 	p->c_bad_frames = daemon_counter(d, "bad_verdicts");
 	p->c_acl_blocked = daemon_counter(d, "acl_blocked");
+	p->c_rejects_pruned = daemon_counter(d, "rejects_pruned");
 	p->g_held = daemon_gauge(d, "held");
 	p->g_rooms = daemon_gauge(d, "held_rooms");
 	p->g_inflight = daemon_gauge(d, "fetch_inflight");

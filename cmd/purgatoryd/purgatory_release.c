@@ -13,27 +13,57 @@ void tx_begin(struct purg *p, struct tx *x)
 	x->now = now_ms();
 	x->last_pos = 0;
 	x->stored = 0;
+	x->err = 0;
 }
 
-void tx_commit(struct purg *p, struct tx *x)
+void tx_fail(struct tx *x, int rc, const char *what)
 {
-	int rc = store_commit(x->t);
-	/* memory already reflects the txn: the only safe way on is a restart,
-	 * which rebuilds it from what LMDB really holds */
-	if (rc) fatalx("commit failed: %s; restarting to rebuild from the store", mdb_strerror(rc));
+	if (x->err) return;
+	x->err = rc;
+	log_debug("%s: %s", what, mdb_strerror(rc));
+}
+
+int tx_commit(struct purg *p, struct tx *x)
+{
+	int rc = x->err;
+	if (rc) mdb_txn_abort(x->t);
+	else rc = store_commit(x->t);           /* a failed commit frees the txn */
+	x->t = NULL;
+	if (rc) {
+		int again = store_write_failed(&p->d->st, rc);
+		/* memory already reflects the txn: anything but a full map is a
+		 * broken store, and a restart rebuilds from what LMDB holds */
+		if (!again && rc != MDB_MAP_FULL)
+			fatalx("LMDB write failed: %s; restarting to rebuild from the store", mdb_strerror(rc));
+		purgatory_resync(p);
+		if (again) return 1;
+		if (!p->full_logged)
+			log_warnx("store full: storing stops; verdicts wait (their inbox rows stay); "
+			          "retrying every %lld ms", p->tick);
+		p->full_logged = 1;
+		p->stalled = 1;
+		return -1;
+	}
+	p->full_logged = 0;
+	if (p->dropped_full) {
+		log_notice("storing again; %llu verdict(s) left in the inbox while full come back "
+		           "with validated's rescan", (unsigned long long)p->dropped_full);
+		p->dropped_full = 0;
+	}
+	*p->c_stored += (uint64_t)x->stored;
 	(*p->c_batches)++;
 	if (x->stored) {
 		char w[64];
 		int n = snprintf(w, sizeof w, "{\"outbox\":%llu}", (unsigned long long)x->last_pos);
 		daemon_emit(p->d, "feedpump", FT_WAKEUP, 0, 0, w, (size_t)n);
 	}
+	return 0;
 }
 
 static void stored_one(struct purg *p, struct tx *x, uint64_t pos)
 {
 	x->stored++;
 	if (pos > x->last_pos) x->last_pos = pos;
-	(*p->c_stored)++;
 }
 
 /* A growable list of event IDs (the cascade's work list). */
@@ -96,7 +126,7 @@ int purgatory_try_release(struct purg *p, struct tx *x, const char *id)
 	uint64_t pos = 0;
 	int rc = pstore_store_event(x->t, s, pi, h->room_version ? h->room_version : p->default_rv,
 	                            h->redacted, h->pdu, h->pdu_len, x->now, &pos);
-	if (rc < 0 || rc > 1) fatalx("storing %s: %s", id, mdb_strerror(rc));
+	if (rc < 0 || rc > 1) { tx_fail(x, rc, "storing a released event"); goto out; }
 	if (rc == 0) stored_one(p, x, pos);
 	purgatory_unhold(p, x, id, h);
 	(*p->c_released)++;
@@ -122,14 +152,14 @@ void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_
 		pre[cl] = 0;
 		waiters.n = 0;
 		int rc = pstore_prefix_each(x->t, s, DB_MISSING_INDEX, pre, cl + 1, waiter_cb, &waiters);
-		if (rc) fatalx("missing_index scan: %s", mdb_strerror(rc));
+		if (rc) { tx_fail(x, rc, "missing_index scan"); break; }
 		for (size_t i = 0; i < waiters.n; i++) {
 			unsigned char k[2 * PDU_EVENT_ID_MAX];
 			size_t wl = strlen(waiters.v[i]);
 			memcpy(k, pre, cl + 1);
 			memcpy(k + cl + 1, waiters.v[i], wl);
 			rc = store_del(x->t, s, DB_MISSING_INDEX, k, cl + 1 + wl);
-			if (rc && rc != MDB_NOTFOUND) fatalx("missing_index del: %s", mdb_strerror(rc));
+			if (rc && rc != MDB_NOTFOUND) { tx_fail(x, rc, "missing_index del"); break; }
 			if (purgatory_try_release(p, x, waiters.v[i]) == 1)
 				idl_push(&work, waiters.v[i]);
 		}
@@ -148,8 +178,8 @@ void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const cha
 		log_warnx("accepted event %s cannot be stored: %s; recorded in rejects", v->event_id, err);
 		int rc = pstore_reject_put(x->t, s, v->event_id, "unstorable", err, from, v->body,
 		                           v->body_len, x->now);
-		if (rc) fatalx("rejects put: %s", mdb_strerror(rc));
-		(*p->c_rejected)++;
+		if (rc) tx_fail(x, rc, "rejects put");
+		else (*p->c_rejected)++;
 		return;
 	}
 	snprintf(pi->event_id, sizeof pi->event_id, "%s", v->event_id);
@@ -164,7 +194,7 @@ void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const cha
 	if (nm == 0 && purgatory_acl_ok(p, pi)) {
 		uint64_t pos = 0;
 		int rc = pstore_store_event(x->t, s, pi, rv, v->redacted, v->body, v->body_len, x->now, &pos);
-		if (rc < 0 || rc > 1) fatalx("storing %s: %s", v->event_id, mdb_strerror(rc));
+		if (rc < 0 || rc > 1) { tx_fail(x, rc, "storing an event"); free(missing); return; }
 		if (rc == 0) stored_one(p, x, pos);
 		char id[PDU_EVENT_ID_MAX];
 		memcpy(id, pi->event_id, sizeof id);
@@ -187,18 +217,23 @@ void purgatory_recheck_all(struct purg *p)
 	for (size_t i = 0; i < p->rcap; i++)
 		for (struct proom *r = p->rtab[i]; r; r = r->hnext)
 			for (struct held *h = r->head; h; h = h->rnext) idl_push(&all, h->id);
+	p->recheck_pending = 0;
 	if (!all.n) return;
 	struct tx x;
-	tx_begin(p, &x);
-	size_t released = 0;
-	for (size_t i = 0; i < all.n; i++) {
-		if (!held_find(p, all.v[i])) continue;    /* released by an earlier cascade */
-		if (purgatory_try_release(p, &x, all.v[i]) == 1) {
-			released++;
-			purgatory_release_waiters(p, &x, all.v[i]);
+	size_t released;
+	int rc;
+	do {
+		released = 0;
+		tx_begin(p, &x);
+		for (size_t i = 0; i < all.n && !x.err; i++) {
+			if (!held_find(p, all.v[i])) continue;    /* released by an earlier cascade */
+			if (purgatory_try_release(p, &x, all.v[i]) == 1) {
+				released++;
+				purgatory_release_waiters(p, &x, all.v[i]);
+			}
 		}
-	}
-	tx_commit(p, &x);
-	if (released) log_info("recheck released %zu held events", released);
+	} while ((rc = tx_commit(p, &x)) == 1);
+	if (rc < 0) p->recheck_pending = 1;       /* the tick redoes it */
+	else if (released) log_info("recheck released %zu held events", released);
 	free(all.v);
 }

@@ -67,6 +67,13 @@ int purgatory_verdict_frame(struct purg *p, const struct frame *f, const char **
 	memcpy(v->body, body, bl);
 	v->body[bl] = 0;
 	v->body_len = bl;
+	if (p->stalled && p->nvq >= (size_t)p->batch_max) {
+		/* the store is full: this verdict's inbox row stays, and
+		 * validated's rescan sends it again (nothing is lost) */
+		p->dropped_full++;
+		verdict_free(v);
+		return 0;
+	}
 	*p->vq_tail = v;
 	p->vq_tail = &v->next;
 	p->nvq++;
@@ -101,7 +108,7 @@ static void decide(struct purg *p, struct tx *x, struct verdict *v)
 	else {
 		int rc = pstore_reject_put(x->t, s, v->event_id, v->reason[0] ? v->reason : "rejected",
 		                           v->message, from, v->body, v->body_len, x->now);
-		if (rc) fatalx("rejects put: %s", mdb_strerror(rc));
+		if (rc) { tx_fail(x, rc, "rejects put"); return; }
 		(*p->c_rejected)++;
 		log_debug("rejected %s from %s: %s", v->event_id[0] ? v->event_id : "(no id)",
 		          from[0] ? from : "-", v->reason);
@@ -110,26 +117,49 @@ static void decide(struct purg *p, struct tx *x, struct verdict *v)
 		unsigned char k[8];
 		be64_put(k, v->inbox);
 		int rc = store_del(x->t, s, DB_INBOX, k, 8);
-		if (rc && rc != MDB_NOTFOUND) fatalx("inbox del: %s", mdb_strerror(rc));
+		if (rc && rc != MDB_NOTFOUND) tx_fail(x, rc, "inbox del");
 	}
 }
 
 /* Also writes the fetch pacing of rooms whose attempts started or ended
  * this turn into their held rows, in the same transaction. */
+/* The batch's verdicts are kept until its txn commits: a txn that could not
+ * be written (store full) puts them back in front of the queue, in order. */
 void purgatory_flush(struct purg *p)
 {
+	if (p->stalled) return;             /* the tick retries */
 	while (p->vq || p->ndirty) {
 		struct tx x;
+		struct verdict *batch = NULL, **bt = &batch;
+		size_t nb = 0;
 		tx_begin(p, &x);
-		for (int n = 0; p->vq && n < p->batch_max; n++) {
+		for (int n = 0; p->vq && n < p->batch_max && !x.err; n++) {
 			struct verdict *v = p->vq;
 			p->vq = v->next;
 			if (!p->vq) p->vq_tail = &p->vq;
 			p->nvq--;
 			decide(p, &x, v);
-			verdict_free(v);
+			v->next = NULL;
+			*bt = v;
+			bt = &v->next;
+			nb++;
 		}
-		if (p->ndirty) purgatory_persist_rooms(p, &x);
-		tx_commit(p, &x);
+		if (p->ndirty && !x.err) purgatory_persist_rooms(p, &x);
+		int rc = tx_commit(p, &x);
+		if (rc == 0) {
+			while (batch) {
+				struct verdict *v = batch;
+				batch = v->next;
+				verdict_free(v);
+			}
+			continue;
+		}
+		if (batch) {
+			*bt = p->vq;
+			if (!p->vq) p->vq_tail = bt;
+			p->vq = batch;
+			p->nvq += nb;
+		}
+		if (rc < 0) return;
 	}
 }

@@ -60,9 +60,9 @@ static struct vd vd_state;
 static int known_in_store(void *arg, const char *event_id)
 {
 	struct daemon *d = arg;
-	MDB_txn *t = store_begin(&d->st, 1);
+	MDB_txn *t = store_begin_shared(&d->st);     /* workers call this too */
 	int rc = store_event_exists(t, &d->st, event_id);
-	mdb_txn_abort(t);
+	store_end_shared(&d->st, t);
 	return rc == 1;
 }
 
@@ -331,15 +331,23 @@ static void on_key_result(struct daemon *d, struct frame *f)
 			ok = 0;
 			snprintf(ecode, sizeof ecode, "not_found");
 		} else {
-			MDB_txn *t = store_begin(&d->st, 0);
-			for (size_t i = 0; i < v->keys.kr.n; i++) {
-				const struct verify_key *vk = &v->keys.kr.k[i];
-				if (strcmp(vk->server, k->server) == 0)
-					store_key_put(t, &d->st, vk->server, vk->key_id, vk->pk, vk->valid_until_ts);
-			}
-			if (store_commit(t) != 0)
-				log_warnx("could not store the keys of %s", k->server);
-			log_info("stored %d key(s) of %s", added, k->server);
+			int rc;
+			do {
+				MDB_txn *t = store_begin(&d->st, 0);
+				rc = 0;
+				for (size_t i = 0; i < v->keys.kr.n && !rc; i++) {
+					const struct verify_key *vk = &v->keys.kr.k[i];
+					if (strcmp(vk->server, k->server) == 0)
+						rc = store_key_put(t, &d->st, vk->server, vk->key_id, vk->pk,
+						                   vk->valid_until_ts);
+				}
+				if (rc) mdb_txn_abort(t);
+				else rc = store_commit(t);   /* a failed commit frees the txn */
+			} while (rc && store_write_failed(&d->st, rc));
+			/* not stored (store full): the keys are in memory and in use;
+			 * they are fetched again after a restart */
+			if (rc) log_warnx("could not store the keys of %s: %s", k->server, mdb_strerror(rc));
+			else log_info("stored %d key(s) of %s", added, k->server);
 		}
 	}
 	if (ok) {

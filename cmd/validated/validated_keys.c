@@ -90,18 +90,19 @@ int vkeys_lookup(void *arg, const char *server, const char *key_id,
 	pthread_rwlock_unlock(&k->lock);
 	if (rc == 0 || !k->st)
 		return rc;
-	MDB_txn *t = store_begin(k->st, 1);
+	/* may run in a worker thread: a shared read txn (store.h) */
+	MDB_txn *t = store_begin_shared(k->st);
 	rc = store_key_get(t, k->st, server, key_id, pk, valid_until_ts) == 0 ? 0 : -1;
-	mdb_txn_abort(t);
+	store_end_shared(k->st, t);
 	return rc;
 }
 
 int vstore_room_version(void *arg, const char *room_id)
 {
 	struct store *st = arg;
-	MDB_txn *t = store_begin(st, 1);
+	MDB_txn *t = store_begin_shared(st);
 	int rv = store_room_version(t, st, room_id);
-	mdb_txn_abort(t);
+	store_end_shared(st, t);
 	return rv;
 }
 
