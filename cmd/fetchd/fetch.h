@@ -46,6 +46,10 @@ struct server {
 	char            key[256];        /* bearer key sent to it */
 	char            ca[256];         /* CA file for https */
 	struct server  *hnext;
+	TAILQ_ENTRY(server) lru;         /* fd->lru: least recently used first */
+	unsigned long   used_turn;       /* loop turn it was last handed out in */
+	int             conf;            /* named by the configuration ([server], a [peer] endpoint) */
+	int             check_addr;      /* connect only to public addresses (not conf, no proxy) */
 	int             active;          /* requests running now */
 	double          tokens;          /* rate bucket */
 	long long       tok_ms;
@@ -79,6 +83,7 @@ struct attempt {
 	char           *post;
 	long long       t0;
 	int             too_big;
+	int             denied;          /* open_cb refused the address (not public) */
 	TAILQ_ENTRY(attempt) f_link;
 	TAILQ_ENTRY(attempt) s_link;
 };
@@ -121,6 +126,8 @@ struct fetchd {
 	int             nwaiters;
 	/* servers */
 	struct server **srv; size_t srv_cap;
+	TAILQ_HEAD(, server) lru;         /* every server, least recently used first */
+	size_t          nsrv, servers_max;
 	/* config */
 	int             requests_max, queue_max;
 	long long       request_timeout, connect_timeout, fetch_timeout;
@@ -142,8 +149,9 @@ struct fetchd {
 	/* counters */
 	uint64_t *c_requests, *c_coalesced, *c_upstream, *c_ok, *c_not_found, *c_no_cand,
 	         *c_busy, *c_cancelled, *c_timeout, *c_bad_answer, *c_revived, *c_queued,
-	         *c_reply_dropped, *c_bad_request;
-	int64_t  *g_active, *g_queued, *g_waiters, *g_peak;
+	         *c_reply_dropped, *c_bad_request, *c_bad_names, *c_denied, *c_evicted,
+	         *c_health_pruned, *c_health_errors;
+	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers;
 };
 
 /* fetch_worker.c */
@@ -166,6 +174,7 @@ int  server_excluded(struct fetchd *fd, const char *name);
 int  transport_init(struct fetchd *fd);
 void transport_fini(struct fetchd *fd);
 struct server *server_get(struct fetchd *fd, const char *name);
+int  server_configured(struct fetchd *fd, const char *name);  /* [server NAME] exists */
 void attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then run */
 void attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
 void attempt_free(struct fetchd *fd, struct attempt *a);

@@ -45,6 +45,7 @@ static int fetchd_init(struct daemon *d)
 	fd->attempts_max = (int)cfg_int(c, "fetchd", "attempts_max");
 	fd->srv_conc = (int)cfg_int(c, "fetchd", "server_concurrency");
 	fd->srv_rate = (int)cfg_int(c, "fetchd", "server_rate");
+	fd->servers_max = (size_t)cfg_int(c, "fetchd", "servers_max");
 	fd->backoff_window = cfg_ms(c, "fetchd", "backoff_window");
 	fd->backoff_max = cfg_ms(c, "fetchd", "backoff_max");
 	fd->backoff_grace = (int)cfg_int(c, "fetchd", "backoff_grace");
@@ -54,7 +55,7 @@ static int fetchd_init(struct daemon *d)
 	if (fd->requests_max < 1 || fd->queue_max < 0 || fd->request_timeout <= 0 ||
 	    fd->fetch_timeout <= 0 || fd->width_max < 1 || fd->attempts_max < 1 ||
 	    fd->srv_conc < 1 || fd->srv_rate < 0 || fd->backoff_window < 0 ||
-	    fd->response_max < 1024) {
+	    fd->response_max < 1024 || fd->servers_max < 1) {
 		log_err("%s: [fetchd] values out of range", d->cfg_path ? d->cfg_path : "config");
 		return EXIT_CONFIG;
 	}
@@ -72,11 +73,18 @@ static int fetchd_init(struct daemon *d)
 	fd->c_queued = daemon_counter(d, "queued");
 	fd->c_reply_dropped = daemon_counter(d, "replies_dropped");
 	fd->c_bad_request = daemon_counter(d, "bad_requests");
+	fd->c_bad_names = daemon_counter(d, "bad_server_names");
+	fd->c_denied = daemon_counter(d, "denied_addresses");
+	fd->c_evicted = daemon_counter(d, "servers_evicted");
+	fd->c_health_pruned = daemon_counter(d, "health_pruned");
+	fd->c_health_errors = daemon_counter(d, "health_write_errors");
+	fd->g_servers = daemon_gauge(d, "servers");
 	fd->g_active = daemon_gauge(d, "inflight");
 	fd->g_queued = daemon_gauge(d, "queue");
 	fd->g_waiters = daemon_gauge(d, "callers");
 	fd->g_peak = daemon_gauge(d, "inflight_peak");
 	TAILQ_INIT(&fd->queue);
+	TAILQ_INIT(&fd->lru);
 	fd->turn = 1;
 	if (transport_init(fd) < 0) return EXIT_TEMP;
 	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min",
@@ -132,6 +140,7 @@ static void fetchd_turn(struct daemon *d)
 	*fd->g_active = fd->active;
 	*fd->g_queued = fd->queued;
 	*fd->g_waiters = fd->nwaiters;
+	*fd->g_servers = (int64_t)fd->nsrv;
 	if (fd->stdin_eof && fetch_idle(fd)) daemon_stop(d, 0);
 }
 
