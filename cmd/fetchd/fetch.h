@@ -53,7 +53,8 @@ struct server {
 	int             active;          /* requests running now */
 	double          tokens;          /* rate bucket */
 	long long       tok_ms;
-	TAILQ_HEAD(, attempt) waitq;     /* attempts waiting for the throttle */
+	TAILQ_HEAD(attempt_q, attempt) waitq;  /* attempts waiting for the throttle */
+	struct attempt_q waitq_lo;        /* ... recoveries (FF_PROXIED): served after waitq */
 	struct event   *wake;            /* rate-limit wakeup */
 	long long       latency_ms;      /* EWMA of successful requests, 0 unknown */
 	/* health as last read from LMDB */
@@ -96,6 +97,7 @@ struct fetch {
 	struct fetch   *hnext;
 	int             state;
 	uint16_t        flags;            /* FF_PROXIED */
+	int             lo;               /* a recovery: after every other fetch (FETCH_LOW_PRIO) */
 	struct fetch_req req;
 	struct waiter_list waiters;
 	int             nwaiters;
@@ -121,7 +123,9 @@ struct fetchd {
 	struct event   *curl_timer;
 	/* coalescing map */
 	struct fetch  **map; size_t map_cap, map_n;
-	TAILQ_HEAD(, fetch) queue; int queued;
+	TAILQ_HEAD(fetch_q, fetch) queue; int queued;  /* admission: queue before queue_lo */
+	struct fetch_q  queue_lo;              /* recoveries (FF_PROXIED) */
+	int             queued_lo;
 	int             active;           /* FS_ACTIVE fetches (REQUESTS_MAX) */
 	int             nwaiters;
 	/* servers */
@@ -150,9 +154,16 @@ struct fetchd {
 	uint64_t *c_requests, *c_coalesced, *c_upstream, *c_ok, *c_not_found, *c_no_cand,
 	         *c_busy, *c_cancelled, *c_timeout, *c_bad_answer, *c_revived, *c_queued,
 	         *c_reply_dropped, *c_bad_request, *c_bad_names, *c_denied, *c_evicted,
-	         *c_health_pruned, *c_health_errors;
+	         *c_health_pruned, *c_health_errors, *c_busy_lo;
 	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers;
 };
+
+/* Priority: a fetch made on behalf of another node (FF_PROXIED: served's
+ * cache-warm recoveries) waits behind every other (purgatoryd, syncd,
+ * validated's key fetches, fedctl), both for admission and in each
+ * server's throttle, and may hold at most server_concurrency - 1 of a
+ * server's slots, so the last one is always free for the others. */
+#define FETCH_LOW_PRIO(flags) (((flags) & FF_PROXIED) != 0)
 
 /* fetch_worker.c */
 void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t flags,

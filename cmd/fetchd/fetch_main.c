@@ -73,6 +73,7 @@ static int fetchd_init(struct daemon *d)
 	fd->c_queued = daemon_counter(d, "queued");
 	fd->c_reply_dropped = daemon_counter(d, "replies_dropped");
 	fd->c_bad_request = daemon_counter(d, "bad_requests");
+	fd->c_busy_lo = daemon_counter(d, "busy_recoveries");
 	fd->c_bad_names = daemon_counter(d, "bad_server_names");
 	fd->c_denied = daemon_counter(d, "denied_addresses");
 	fd->c_evicted = daemon_counter(d, "servers_evicted");
@@ -84,6 +85,7 @@ static int fetchd_init(struct daemon *d)
 	fd->g_waiters = daemon_gauge(d, "callers");
 	fd->g_peak = daemon_gauge(d, "inflight_peak");
 	TAILQ_INIT(&fd->queue);
+	TAILQ_INIT(&fd->queue_lo);
 	TAILQ_INIT(&fd->lru);
 	fd->turn = 1;
 	if (transport_init(fd) < 0) return EXIT_TEMP;

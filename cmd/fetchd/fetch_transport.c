@@ -200,7 +200,8 @@ static void server_free(struct fetchd *fd, struct server *s)
 
 static int server_idle(struct fetchd *fd, const struct server *s)
 {
-	return s->active == 0 && TAILQ_EMPTY(&s->waitq) && s->used_turn != fd->turn;
+	return s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo) &&
+	       s->used_turn != fd->turn;
 }
 
 /* Make room for one more server: the least recently used idle one without
@@ -266,6 +267,7 @@ struct server *server_get(struct fetchd *fd, const char *name)
 	struct server *s = calloc(1, sizeof *s);
 	if (!s || !(s->name = strdup(name))) log_panic("out of memory");
 	TAILQ_INIT(&s->waitq);
+	TAILQ_INIT(&s->waitq_lo);
 	s->tokens = fd->srv_rate;
 	s->tok_ms = mono_ms();
 	s->used_turn = fd->turn;
@@ -733,17 +735,28 @@ static int rate_take(struct fetchd *fd, struct server *s, long long *wait_ms)
 	return 0;
 }
 
+/* The next waiting attempt allowed to run now: any other before a
+ * recovery; a recovery only while a slot stays free for the others. */
+static struct attempt *next_waiting(struct fetchd *fd, struct server *s)
+{
+	struct attempt *a = TAILQ_FIRST(&s->waitq);
+	if (a) return s->active < fd->srv_conc ? a : NULL;
+	a = TAILQ_FIRST(&s->waitq_lo);
+	int lo_max = fd->srv_conc > 1 ? fd->srv_conc - 1 : 1;
+	return a && s->active < lo_max ? a : NULL;
+}
+
 static void dispatch(struct fetchd *fd, struct server *s)
 {
 	struct attempt *a;
-	while ((a = TAILQ_FIRST(&s->waitq)) && s->active < fd->srv_conc) {
+	while ((a = next_waiting(fd, s))) {
 		long long wait_ms = 0;
 		if (!rate_take(fd, s, &wait_ms)) {
 			struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
 			evtimer_add(s->wake, &tv);
 			return;
 		}
-		TAILQ_REMOVE(&s->waitq, a, s_link);
+		TAILQ_REMOVE(a->f->lo ? &s->waitq_lo : &s->waitq, a, s_link);
 		attempt_run(fd, a);
 	}
 }
@@ -757,9 +770,9 @@ static void server_wake_cb(evutil_socket_t x, short ev, void *arg)
 void attempt_launch(struct fetchd *fd, struct attempt *a)
 {
 	a->state = AT_WAITING;
-	TAILQ_INSERT_TAIL(&a->s->waitq, a, s_link);
+	TAILQ_INSERT_TAIL(a->f->lo ? &a->s->waitq_lo : &a->s->waitq, a, s_link);
 	a->t0 = mono_ms();
-	if (TAILQ_FIRST(&a->s->waitq) == a) dispatch(fd, a->s);
+	if (next_waiting(fd, a->s) == a) dispatch(fd, a->s);
 	else log_debug("fetch %s: waiting for %s's throttle", a->f->req.event_id, a->s->name);
 }
 
@@ -801,7 +814,7 @@ void attempt_abort(struct fetchd *fd, struct attempt *a)
 		attempt_free(fd, a);
 		server_release(fd, s);
 	} else {
-		if (!a->easy) TAILQ_REMOVE(&s->waitq, a, s_link);
+		if (!a->easy) TAILQ_REMOVE(a->f->lo ? &s->waitq_lo : &s->waitq, a, s_link);
 		attempt_free(fd, a);
 	}
 }
