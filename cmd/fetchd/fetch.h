@@ -50,6 +50,7 @@ struct server {
 	unsigned long   used_turn;       /* loop turn it was last handed out in */
 	int             conf;            /* named by the configuration ([server], a [peer] endpoint) */
 	int             check_addr;      /* connect only to public addresses (not conf, no proxy) */
+	int             retired;         /* replaced at a reload: freed once idle (fd->retired) */
 	int             active;          /* requests running now */
 	double          tokens;          /* rate bucket */
 	long long       tok_ms;
@@ -132,10 +133,12 @@ struct fetchd {
 	struct server **srv; size_t srv_cap;
 	TAILQ_HEAD(, server) lru;         /* every server, least recently used first */
 	size_t          nsrv, servers_max;
+	TAILQ_HEAD(, server) retired;     /* replaced at a reload, still busy (lru link) */
 	/* config */
 	int             requests_max, queue_max;
 	long long       request_timeout, connect_timeout, fetch_timeout;
 	const struct timeval *deadline_tv;   /* common timeout for fetch_timeout */
+	struct timeval  deadline_plain;      /* ... when libevent has no common one left */
 	size_t          response_max;
 	int             width_max, attempts_max;
 	int             srv_conc, srv_rate;
@@ -172,6 +175,7 @@ void fetch_cancel(struct fetchd *fd, struct client *cl, uint64_t id, int reply);
 void client_gone(struct fetchd *fd, struct client *cl);
 void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long status);
 void fetch_shutdown(struct fetchd *fd);
+void fetch_admit(struct fetchd *fd);             /* start queued fetches while slots are free */
 int  fetch_idle(const struct fetchd *fd);
 void reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
                  const char *why);
@@ -190,6 +194,10 @@ void attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then r
 void attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
 void attempt_free(struct fetchd *fd, struct attempt *a);
 void server_release(struct fetchd *fd, struct server *s);    /* a running request ended */
+/* After a reload: servers whose configuration changed are rebuilt (retired
+ * while busy), handles with old timeouts dropped, throttles re-run. */
+void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate);
+void transport_reap(struct fetchd *fd);          /* free retired servers gone idle */
 
 /* fetch_validate.c: classify an answer. Returns 0 if it is acceptable,
  * else -1 with a short reason; *counts says whether it counts against the

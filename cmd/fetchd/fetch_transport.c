@@ -184,9 +184,13 @@ static void server_unhash(struct fetchd *fd, struct server *s)
 
 static void server_free(struct fetchd *fd, struct server *s)
 {
-	server_unhash(fd, s);
-	TAILQ_REMOVE(&fd->lru, s, lru);
-	fd->nsrv--;
+	if (s->retired) {
+		TAILQ_REMOVE(&fd->retired, s, lru);
+	} else {
+		server_unhash(fd, s);
+		TAILQ_REMOVE(&fd->lru, s, lru);
+		fd->nsrv--;
+	}
 	event_free(s->wake);
 	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
 	free(s->gets);
@@ -210,12 +214,12 @@ static int server_idle(struct fetchd *fd, const struct server *s)
  * (requests running or waiting, or handed out this loop turn) is never
  * evicted: with all of them busy the table goes over servers_max for a
  * while (bounded by requests_max x round_width_max). */
-static void server_evict(struct fetchd *fd)
+static void server_evict(struct fetchd *fd, size_t keep)
 {
 	long long now = now_ms();
 	struct server *s, *any = NULL;
 	int scanned = 0;
-	while (fd->nsrv >= fd->servers_max) {
+	while (fd->nsrv > keep) {
 		struct server *victim = NULL;
 		any = NULL;
 		scanned = 0;
@@ -263,7 +267,7 @@ struct server *server_get(struct fetchd *fd, const char *name)
 			TAILQ_INSERT_TAIL(&fd->lru, s, lru);
 			return s;
 		}
-	server_evict(fd);
+	server_evict(fd, fd->servers_max - 1);
 	struct server *s = calloc(1, sizeof *s);
 	if (!s || !(s->name = strdup(name))) log_panic("out of memory");
 	TAILQ_INIT(&s->waitq);
@@ -280,6 +284,63 @@ struct server *server_get(struct fetchd *fd, const char *name)
 	TAILQ_INSERT_TAIL(&fd->lru, s, lru);
 	fd->nsrv++;
 	return s;
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+static void drop_gets(struct server *s)
+{
+	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
+	s->ngets = 0;
+}
+
+static void dispatch(struct fetchd *fd, struct server *s);
+
+void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate)
+{
+	struct server *s, *nx;
+	server_table_size(fd);
+	curl_multi_setopt(fd->multi, CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
+	for (s = TAILQ_FIRST(&fd->lru); s; s = nx) {
+		char base[256], key[256], ca[256];
+		int conf;
+		nx = TAILQ_NEXT(s, lru);
+		server_conf(fd, s->name, base, key, ca, &conf);
+		if (strcmp(base, s->base) || strcmp(key, s->key) || strcmp(ca, s->ca) || conf != s->conf) {
+			log_info("server %s: configuration changed (%s)", s->name, base);
+			if (s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo)) {
+				server_free(fd, s);
+			} else {       /* busy: out of the table now, freed once idle */
+				server_unhash(fd, s);
+				TAILQ_REMOVE(&fd->lru, s, lru);
+				fd->nsrv--;
+				s->retired = 1;
+				TAILQ_INSERT_TAIL(&fd->retired, s, lru);
+			}
+			continue;
+		}
+		/* handles set up with the old timeouts go; new ones get the new */
+		if (timeouts_changed) drop_gets(s);
+		if (old_rate == 0 || s->tokens > fd->srv_rate) s->tokens = fd->srv_rate;
+		if (fd->srv_rate == 0) evtimer_del(s->wake);
+		dispatch(fd, s);
+	}
+	TAILQ_FOREACH(s, &fd->retired, lru) {
+		if (timeouts_changed) drop_gets(s);
+		if (old_rate == 0 || s->tokens > fd->srv_rate) s->tokens = fd->srv_rate;
+		dispatch(fd, s);
+	}
+	server_evict(fd, fd->servers_max);
+}
+
+void transport_reap(struct fetchd *fd)
+{
+	struct server *s, *nx;
+	for (s = TAILQ_FIRST(&fd->retired); s; s = nx) {
+		nx = TAILQ_NEXT(s, lru);
+		if (s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo))
+			server_free(fd, s);
+	}
 }
 
 /* ---- the address policy ------------------------------------------------ */
@@ -484,6 +545,7 @@ int transport_init(struct fetchd *fd)
 void transport_fini(struct fetchd *fd)
 {
 	while (!TAILQ_EMPTY(&fd->lru)) server_free(fd, TAILQ_FIRST(&fd->lru));
+	while (!TAILQ_EMPTY(&fd->retired)) server_free(fd, TAILQ_FIRST(&fd->retired));
 	free(fd->srv);
 	fd->srv = NULL;
 	fd->srv_cap = 0;

@@ -403,7 +403,10 @@ static void fetch_start(struct fetchd *fd, struct fetch *f)
 		long long ms = fd->fetch_timeout;
 		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 		fd->deadline_tv = event_base_init_common_timeout(fd->d->base, &tv);
-		if (!fd->deadline_tv) log_panic("out of memory");
+		if (!fd->deadline_tv) {      /* libevent's 256 common timeouts used up (reloads) */
+			fd->deadline_plain = tv;
+			fd->deadline_tv = &fd->deadline_plain;
+		}
 	}
 	evtimer_assign(&f->deadline, fd->d->base, fetch_deadline_cb, f);
 	evtimer_add(&f->deadline, fd->deadline_tv);
@@ -525,6 +528,11 @@ static void fetch_end(struct fetchd *fd, struct fetch *f, struct outcome *o)
 	}
 	outcome_unref(o);
 	fetch_free(fd, f);
+	admit_queue(fd);
+}
+
+void fetch_admit(struct fetchd *fd)
+{
 	admit_queue(fd);
 }
 
