@@ -156,6 +156,17 @@ static int health_prune(struct fetchd *fd, MDB_txn *t, long long now)
 	return rc;
 }
 
+/* Another process grew the map: take its size (no txn of ours may be live). */
+static MDB_txn *rtxn;
+
+static int map_adopt(struct store *st)
+{
+	if (rtxn) { mdb_txn_abort(rtxn); rtxn = NULL; }
+	int rc = mdb_env_set_mapsize(st->env, 0);
+	if (rc) log_warnx("LMDB: cannot take the grown map size: %s", mdb_strerror(rc));
+	return rc;
+}
+
 /* Every queued update in one write txn; 0 or the LMDB error (the caller
  * aborts). The cached state of each server follows what is written. */
 static int health_write(struct fetchd *fd, MDB_txn *t, struct buf *b, long long now)
@@ -214,6 +225,7 @@ static int health_write(struct fetchd *fd, MDB_txn *t, struct buf *b, long long 
 void health_flush(struct fetchd *fd)
 {
 	static int failing;
+	static long long logged_ms;
 	if (!fd->nhq) return;
 	struct store *st = &fd->d->st;
 	struct buf b;
@@ -223,6 +235,8 @@ void health_flush(struct fetchd *fd)
 	for (;;) {
 		MDB_txn *t = NULL;
 		rc = mdb_txn_begin(st->env, NULL, 0, &t);
+		if (rc == MDB_MAP_RESIZED && map_adopt(st) == 0)
+			continue;                        /* another process grew the map: adopt it */
 		if (rc == 0) {
 			rc = health_write(fd, t, &b, now);
 			if (rc) mdb_txn_abort(t);
@@ -230,14 +244,21 @@ void health_flush(struct fetchd *fd)
 		}
 		if (rc == 0 || !store_write_failed(st, rc)) break;
 	}
+	/* One line per change of state, at most one a minute (a store at its
+	 * ceiling may let every other write through). */
 	if (rc) {
 		(*fd->c_health_errors)++;
-		if (!failing)
+		if (!failing && (!logged_ms || now - logged_ms >= 60000)) {
 			log_warnx("server_health: write failed (%s); health is kept in memory only "
 			          "until writes succeed again", mdb_strerror(rc));
+			logged_ms = now;
+		}
 		failing = 1;
 	} else if (failing) {
-		log_info("server_health: writes succeed again");
+		if (now - logged_ms >= 60000) {
+			log_info("server_health: writes succeed again");
+			logged_ms = now;
+		}
 		failing = 0;
 	}
 	for (int i = 0; i < fd->nhq; i++) { free(fd->hq[i].server); free(fd->hq[i].room); }
@@ -245,9 +266,8 @@ void health_flush(struct fetchd *fd)
 	buf_free(&b);
 }
 
-/* One read transaction, reset between uses and renewed (no allocation):
- * selection reads health once per fetch. */
-static MDB_txn *rtxn;
+/* One read transaction (rtxn, above), reset between uses and renewed (no
+ * allocation): selection reads health once per fetch. */
 
 void health_load(struct fetchd *fd, struct server **sv, int n)
 {
@@ -262,7 +282,10 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 		if (sv[i]->h_turn != fd->turn) stale = 1;
 	if (!stale) return;
 	if (rtxn && mdb_txn_renew(rtxn) != 0) { mdb_txn_abort(rtxn); rtxn = NULL; }
-	if (!rtxn && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn) != 0) {
+	int rc = rtxn ? 0 : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn);
+	if (rc == MDB_MAP_RESIZED && map_adopt(st) == 0)
+		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn);
+	if (rc) {
 		rtxn = NULL;
 		log_warnx("server_health: cannot begin a read transaction");
 		return;
