@@ -46,10 +46,16 @@ struct server {
 	char            key[256];        /* bearer key sent to it */
 	char            ca[256];         /* CA file for https */
 	struct server  *hnext;
+	TAILQ_ENTRY(server) lru;         /* fd->lru: least recently used first */
+	unsigned long   used_turn;       /* loop turn it was last handed out in */
+	int             conf;            /* named by the configuration ([server], a [peer] endpoint) */
+	int             check_addr;      /* connect only to public addresses (not conf, no proxy) */
+	int             retired;         /* replaced at a reload: freed once idle (fd->retired) */
 	int             active;          /* requests running now */
 	double          tokens;          /* rate bucket */
 	long long       tok_ms;
-	TAILQ_HEAD(, attempt) waitq;     /* attempts waiting for the throttle */
+	TAILQ_HEAD(attempt_q, attempt) waitq;  /* attempts waiting for the throttle */
+	struct attempt_q waitq_lo;        /* ... recoveries (FF_PROXIED): served after waitq */
 	struct event   *wake;            /* rate-limit wakeup */
 	long long       latency_ms;      /* EWMA of successful requests, 0 unknown */
 	/* health as last read from LMDB */
@@ -79,6 +85,7 @@ struct attempt {
 	char           *post;
 	long long       t0;
 	int             too_big;
+	int             denied;          /* open_cb refused the address (not public) */
 	TAILQ_ENTRY(attempt) f_link;
 	TAILQ_ENTRY(attempt) s_link;
 };
@@ -91,6 +98,7 @@ struct fetch {
 	struct fetch   *hnext;
 	int             state;
 	uint16_t        flags;            /* FF_PROXIED */
+	int             lo;               /* a recovery: after every other fetch (FETCH_LOW_PRIO) */
 	struct fetch_req req;
 	struct waiter_list waiters;
 	int             nwaiters;
@@ -116,15 +124,21 @@ struct fetchd {
 	struct event   *curl_timer;
 	/* coalescing map */
 	struct fetch  **map; size_t map_cap, map_n;
-	TAILQ_HEAD(, fetch) queue; int queued;
+	TAILQ_HEAD(fetch_q, fetch) queue; int queued;  /* admission: queue before queue_lo */
+	struct fetch_q  queue_lo;              /* recoveries (FF_PROXIED) */
+	int             queued_lo;
 	int             active;           /* FS_ACTIVE fetches (REQUESTS_MAX) */
 	int             nwaiters;
 	/* servers */
 	struct server **srv; size_t srv_cap;
+	TAILQ_HEAD(, server) lru;         /* every server, least recently used first */
+	size_t          nsrv, servers_max;
+	TAILQ_HEAD(, server) retired;     /* replaced at a reload, still busy (lru link) */
 	/* config */
 	int             requests_max, queue_max;
 	long long       request_timeout, connect_timeout, fetch_timeout;
 	const struct timeval *deadline_tv;   /* common timeout for fetch_timeout */
+	struct timeval  deadline_plain;      /* ... when libevent has no common one left */
 	size_t          response_max;
 	int             width_max, attempts_max;
 	int             srv_conc, srv_rate;
@@ -142,9 +156,17 @@ struct fetchd {
 	/* counters */
 	uint64_t *c_requests, *c_coalesced, *c_upstream, *c_ok, *c_not_found, *c_no_cand,
 	         *c_busy, *c_cancelled, *c_timeout, *c_bad_answer, *c_revived, *c_queued,
-	         *c_reply_dropped, *c_bad_request;
-	int64_t  *g_active, *g_queued, *g_waiters, *g_peak;
+	         *c_reply_dropped, *c_bad_request, *c_bad_names, *c_denied, *c_evicted,
+	         *c_health_pruned, *c_health_errors, *c_busy_lo;
+	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers;
 };
+
+/* Priority: a fetch made on behalf of another node (FF_PROXIED: served's
+ * cache-warm recoveries) waits behind every other (purgatoryd, syncd,
+ * validated's key fetches, fedctl), both for admission and in each
+ * server's throttle, and may hold at most server_concurrency - 1 of a
+ * server's slots, so the last one is always free for the others. */
+#define FETCH_LOW_PRIO(flags) (((flags) & FF_PROXIED) != 0)
 
 /* fetch_worker.c */
 void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t flags,
@@ -153,6 +175,7 @@ void fetch_cancel(struct fetchd *fd, struct client *cl, uint64_t id, int reply);
 void client_gone(struct fetchd *fd, struct client *cl);
 void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long status);
 void fetch_shutdown(struct fetchd *fd);
+void fetch_admit(struct fetchd *fd);             /* start queued fetches while slots are free */
 int  fetch_idle(const struct fetchd *fd);
 void reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
                  const char *why);
@@ -166,10 +189,15 @@ int  server_excluded(struct fetchd *fd, const char *name);
 int  transport_init(struct fetchd *fd);
 void transport_fini(struct fetchd *fd);
 struct server *server_get(struct fetchd *fd, const char *name);
+int  server_configured(struct fetchd *fd, const char *name);  /* [server NAME] exists */
 void attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then run */
 void attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
 void attempt_free(struct fetchd *fd, struct attempt *a);
 void server_release(struct fetchd *fd, struct server *s);    /* a running request ended */
+/* After a reload: servers whose configuration changed are rebuilt (retired
+ * while busy), handles with old timeouts dropped, throttles re-run. */
+void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate);
+void transport_reap(struct fetchd *fd);          /* free retired servers gone idle */
 
 /* fetch_validate.c: classify an answer. Returns 0 if it is acceptable,
  * else -1 with a short reason; *counts says whether it counts against the

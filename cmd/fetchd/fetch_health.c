@@ -94,15 +94,85 @@ void health_room_seen(struct fetchd *fd, const char *room, const char *server)
 	queue(fd, -1, server, room, NULL, 0);
 }
 
-void health_flush(struct fetchd *fd)
+/* server_health holds at most servers_max rows besides the configured
+ * servers' (whose rows are never pruned): past that, rows go, least
+ * valuable first, down to 7/8 of the bound: servers that never answered
+ * and are not backed off now, then those that never answered, then the
+ * ones whose last answer is oldest. A flood of made-up names thus costs
+ * rows that turn over, never a table that only grows; forgetting a row
+ * costs at most one more try of a dead server. */
+struct victim { char *name; size_t len; int cls; long long t; };
+
+static int cmp_victim(const void *a, const void *b)
 {
-	if (!fd->nhq) return;
+	const struct victim *x = a, *y = b;
+	if (x->cls != y->cls) return x->cls - y->cls;
+	return x->t < y->t ? -1 : x->t > y->t ? 1 : 0;
+}
+
+static int health_prune(struct fetchd *fd, MDB_txn *t, long long now)
+{
 	struct store *st = &fd->d->st;
-	MDB_txn *t = store_begin(st, 0);
-	struct buf b;
-	long long now = now_ms();
-	int rc = 0;
-	buf_init(&b);
+	MDB_stat ms;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_stat(t, st->dbi[DB_SERVER_HEALTH], &ms);
+	if (rc || ms.ms_entries <= fd->servers_max) return rc;
+	size_t n = 0, target = fd->servers_max - fd->servers_max / 8;
+	struct victim *vs = calloc(ms.ms_entries, sizeof *vs);
+	if (!vs) log_panic("out of memory");
+	if ((rc = mdb_cursor_open(t, st->dbi[DB_SERVER_HEALTH], &cur))) { free(vs); return rc; }
+	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0 && n < ms.ms_entries;
+	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char name[256];
+		struct hrec h;
+		if (k.mv_size >= sizeof name) continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = 0;
+		if (server_configured(fd, name)) continue;
+		hrec_parse(&v, &h);
+		vs[n].cls = h.last_ok_ms ? 2 : h.until_ms > now ? 1 : 0;
+		vs[n].t = h.last_ok_ms ? h.last_ok_ms : h.until_ms;
+		vs[n].len = k.mv_size;
+		if (!(vs[n].name = malloc(k.mv_size))) log_panic("out of memory");
+		memcpy(vs[n].name, k.mv_data, k.mv_size);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (n > 1) qsort(vs, n, sizeof *vs, cmp_victim);
+	size_t drop = ms.ms_entries - target, dropped = 0;
+	for (size_t i = 0; i < n && dropped < drop && rc == 0; i++) {
+		rc = store_del(t, st, DB_SERVER_HEALTH, vs[i].name, vs[i].len);
+		if (rc == MDB_NOTFOUND) rc = 0;
+		else if (rc == 0) dropped++;
+	}
+	for (size_t i = 0; i < n; i++) free(vs[i].name);
+	free(vs);
+	if (rc == 0) {
+		*fd->c_health_pruned += dropped;
+		log_debug("server_health: %zu rows pruned (%zu kept, servers_max %zu)", dropped,
+		          (size_t)ms.ms_entries - dropped, fd->servers_max);
+	}
+	return rc;
+}
+
+/* Another process grew the map: take its size (no txn of ours may be live). */
+static MDB_txn *rtxn;
+
+static int map_adopt(struct store *st)
+{
+	if (rtxn) { mdb_txn_abort(rtxn); rtxn = NULL; }
+	int rc = mdb_env_set_mapsize(st->env, 0);
+	if (rc) log_warnx("LMDB: cannot take the grown map size: %s", mdb_strerror(rc));
+	return rc;
+}
+
+/* Every queued update in one write txn; 0 or the LMDB error (the caller
+ * aborts). The cached state of each server follows what is written. */
+static int health_write(struct fetchd *fd, MDB_txn *t, struct buf *b, long long now)
+{
+	struct store *st = &fd->d->st;
+	int rc = 0, added = 0;
 	for (int i = 0; i < fd->nhq && rc == 0; i++) {
 		struct health_upd *u = &fd->hq[i];
 		size_t sl = strlen(u->server);
@@ -120,8 +190,10 @@ void health_flush(struct fetchd *fd)
 		}
 		struct hrec h;
 		MDB_val v;
-		if (store_get(t, st, DB_SERVER_HEALTH, u->server, sl, &v) == 0) hrec_parse(&v, &h);
-		else memset(&h, 0, sizeof h);
+		rc = store_get(t, st, DB_SERVER_HEALTH, u->server, sl, &v);
+		if (rc == 0) hrec_parse(&v, &h);
+		else if (rc == MDB_NOTFOUND) { memset(&h, 0, sizeof h); added = 1; rc = 0; }
+		else break;
 		if (u->latency_ms) h.latency_ms = u->latency_ms;
 		if (u->kind == H_OK) {
 			h.streak = 0;
@@ -138,24 +210,64 @@ void health_flush(struct fetchd *fd)
 		if (h.streak && h.until_ms)
 			log_notice("server %s backed off for %lld s (streak %lld: %s)", u->server,
 			           (h.until_ms - now) / 1000, h.streak, h.last_error);
-		buf_reset(&b);
-		hrec_encode(&h, &b);
-		rc = store_put(t, st, DB_SERVER_HEALTH, u->server, sl, b.data, b.len, 0);
+		buf_reset(b);
+		hrec_encode(&h, b);
+		rc = store_put(t, st, DB_SERVER_HEALTH, u->server, sl, b->data, b->len, 0);
 	}
+	if (rc == 0 && added) rc = health_prune(fd, t, now);
+	return rc;
+}
+
+/* Health rows are best effort: a failed write (the store full, ...) is
+ * aborted, reported once through store_write_failed and counted; the
+ * updates are dropped (the cached state keeps them for now) and fetching
+ * goes on. A map that grew is written again at once. */
+void health_flush(struct fetchd *fd)
+{
+	static int failing;
+	static long long logged_ms;
+	if (!fd->nhq) return;
+	struct store *st = &fd->d->st;
+	struct buf b;
+	long long now = now_ms();
+	int rc;
+	buf_init(&b);
+	for (;;) {
+		MDB_txn *t = NULL;
+		rc = mdb_txn_begin(st->env, NULL, 0, &t);
+		if (rc == MDB_MAP_RESIZED && map_adopt(st) == 0)
+			continue;                        /* another process grew the map: adopt it */
+		if (rc == 0) {
+			rc = health_write(fd, t, &b, now);
+			if (rc) mdb_txn_abort(t);
+			else rc = mdb_txn_commit(t);     /* frees t either way */
+		}
+		if (rc == 0 || !store_write_failed(st, rc)) break;
+	}
+	/* One line per change of state, at most one a minute (a store at its
+	 * ceiling may let every other write through). */
 	if (rc) {
-		log_warnx("server_health: write failed: %s", mdb_strerror(rc));
-		mdb_txn_abort(t);
-	} else {
-		store_commit(t);
+		(*fd->c_health_errors)++;
+		if (!failing && (!logged_ms || now - logged_ms >= 60000)) {
+			log_warnx("server_health: write failed (%s); health is kept in memory only "
+			          "until writes succeed again", mdb_strerror(rc));
+			logged_ms = now;
+		}
+		failing = 1;
+	} else if (failing) {
+		if (now - logged_ms >= 60000) {
+			log_info("server_health: writes succeed again");
+			logged_ms = now;
+		}
+		failing = 0;
 	}
 	for (int i = 0; i < fd->nhq; i++) { free(fd->hq[i].server); free(fd->hq[i].room); }
 	fd->nhq = 0;
 	buf_free(&b);
 }
 
-/* One read transaction, reset between uses and renewed (no allocation):
- * selection reads health once per fetch. */
-static MDB_txn *rtxn;
+/* One read transaction (rtxn, above), reset between uses and renewed (no
+ * allocation): selection reads health once per fetch. */
 
 void health_load(struct fetchd *fd, struct server **sv, int n)
 {
@@ -170,7 +282,10 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 		if (sv[i]->h_turn != fd->turn) stale = 1;
 	if (!stale) return;
 	if (rtxn && mdb_txn_renew(rtxn) != 0) { mdb_txn_abort(rtxn); rtxn = NULL; }
-	if (!rtxn && mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn) != 0) {
+	int rc = rtxn ? 0 : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn);
+	if (rc == MDB_MAP_RESIZED && map_adopt(st) == 0)
+		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn);
+	if (rc) {
 		rtxn = NULL;
 		log_warnx("server_health: cannot begin a read transaction");
 		return;

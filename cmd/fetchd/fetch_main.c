@@ -19,45 +19,105 @@ static struct client *client_of(struct conn *c)
 	return cl;
 }
 
+/* "event_id hashes signatures" (comma or space separated, any subset);
+ * -1 on an unknown word. */
 static int parse_checks(const char *s)
 {
+	static const struct { const char *w; int bit; } words[] = {
+		{ "event_id", FETCH_CHECK_EVENT_ID }, { "hashes", FETCH_CHECK_HASHES },
+		{ "signatures", FETCH_CHECK_SIGNATURES } };
 	int v = 0;
-	if (strstr(s, "event_id")) v |= FETCH_CHECK_EVENT_ID;
-	if (strstr(s, "hashes")) v |= FETCH_CHECK_HASHES;
-	if (strstr(s, "signatures")) v |= FETCH_CHECK_SIGNATURES;
+	while (*s) {
+		size_t k = strcspn(s, ", "), i;
+		for (i = 0; k && i < 3; i++)
+			if (strlen(words[i].w) == k && strncmp(s, words[i].w, k) == 0) break;
+		if (k && i == 3) return -1;
+		if (k) v |= words[i].bit;
+		s += k;
+		while (*s == ',' || *s == ' ') s++;
+	}
 	return v;
+}
+
+/* fetchd's parameters, read afresh at start and at every reload (nothing
+ * points into the configuration: names are copied). */
+struct params {
+	int       requests_max, queue_max, width_max, attempts_max, srv_conc, srv_rate;
+	int       backoff_grace, checks, room_version;
+	long long request_timeout, connect_timeout, fetch_timeout, backoff_window, backoff_max;
+	size_t    response_max, servers_max;
+	char      own[256];
+};
+
+static int params_read(const struct config *c, struct params *p, char *err, size_t cap)
+{
+	long long smax = cfg_int(c, "fetchd", "servers_max");
+	p->requests_max = (int)cfg_int(c, "fetchd", "requests_max");
+	p->queue_max = (int)cfg_int(c, "fetchd", "queue_max");
+	p->request_timeout = cfg_ms(c, "fetchd", "request_timeout");
+	p->connect_timeout = cfg_ms(c, "fetchd", "connect_timeout");
+	p->fetch_timeout = cfg_ms(c, "fetchd", "fetch_timeout");
+	p->response_max = (size_t)cfg_size(c, "fetchd", "response_max");
+	p->width_max = (int)cfg_int(c, "fetchd", "round_width_max");
+	p->attempts_max = (int)cfg_int(c, "fetchd", "attempts_max");
+	p->srv_conc = (int)cfg_int(c, "fetchd", "server_concurrency");
+	p->srv_rate = (int)cfg_int(c, "fetchd", "server_rate");
+	p->servers_max = smax > 0 ? (size_t)smax : 0;
+	p->backoff_window = cfg_ms(c, "fetchd", "backoff_window");
+	p->backoff_max = cfg_ms(c, "fetchd", "backoff_max");
+	p->backoff_grace = (int)cfg_int(c, "fetchd", "backoff_grace");
+	p->checks = parse_checks(cfg_str(c, "fetchd", "checks"));
+	p->room_version = (int)cfg_int(c, "node", "room_version");
+	snprintf(p->own, sizeof p->own, "%s", cfg_str(c, "node", "server_name"));
+	if (p->checks < 0) {
+		snprintf(err, cap, "[fetchd] checks: '%s': expected any of event_id, hashes, signatures",
+		         cfg_str(c, "fetchd", "checks"));
+		return -1;
+	}
+	if (p->requests_max < 1 || p->queue_max < 0 || p->request_timeout <= 0 ||
+	    p->fetch_timeout <= 0 || p->width_max < 1 || p->attempts_max < 1 ||
+	    p->srv_conc < 1 || p->srv_rate < 0 || p->backoff_window < 0 ||
+	    p->response_max < 1024 || p->servers_max < 1) {
+		snprintf(err, cap, "[fetchd] values out of range");
+		return -1;
+	}
+	return 0;
+}
+
+static void params_apply(struct fetchd *fd, const struct params *p)
+{
+	fd->requests_max = p->requests_max;
+	fd->queue_max = p->queue_max;
+	fd->request_timeout = p->request_timeout;
+	fd->connect_timeout = p->connect_timeout;
+	fd->fetch_timeout = p->fetch_timeout;
+	fd->response_max = p->response_max;
+	fd->width_max = p->width_max;
+	fd->attempts_max = p->attempts_max;
+	fd->srv_conc = p->srv_conc;
+	fd->srv_rate = p->srv_rate;
+	fd->servers_max = p->servers_max;
+	fd->backoff_window = p->backoff_window;
+	fd->backoff_max = p->backoff_max;
+	fd->backoff_grace = p->backoff_grace;
+	fd->checks_default = p->checks;
+	fd->room_version = p->room_version;
+	snprintf(fd->own, sizeof fd->own, "%s", p->own);
 }
 
 static int fetchd_init(struct daemon *d)
 {
 	struct fetchd *fd = &G;
-	const struct config *c = &d->cfg;
+	struct params p;
+	char err[256];
 	fd->d = d;
 	d->priv = fd;
 	if (sodium_init() < 0) { log_err("sodium_init failed"); return EXIT_TEMP; }
-	fd->requests_max = (int)cfg_int(c, "fetchd", "requests_max");
-	fd->queue_max = (int)cfg_int(c, "fetchd", "queue_max");
-	fd->request_timeout = cfg_ms(c, "fetchd", "request_timeout");
-	fd->connect_timeout = cfg_ms(c, "fetchd", "connect_timeout");
-	fd->fetch_timeout = cfg_ms(c, "fetchd", "fetch_timeout");
-	fd->response_max = (size_t)cfg_size(c, "fetchd", "response_max");
-	fd->width_max = (int)cfg_int(c, "fetchd", "round_width_max");
-	fd->attempts_max = (int)cfg_int(c, "fetchd", "attempts_max");
-	fd->srv_conc = (int)cfg_int(c, "fetchd", "server_concurrency");
-	fd->srv_rate = (int)cfg_int(c, "fetchd", "server_rate");
-	fd->backoff_window = cfg_ms(c, "fetchd", "backoff_window");
-	fd->backoff_max = cfg_ms(c, "fetchd", "backoff_max");
-	fd->backoff_grace = (int)cfg_int(c, "fetchd", "backoff_grace");
-	fd->checks_default = parse_checks(cfg_str(c, "fetchd", "checks"));
-	fd->room_version = (int)cfg_int(c, "node", "room_version");
-	snprintf(fd->own, sizeof fd->own, "%s", cfg_str(c, "node", "server_name"));
-	if (fd->requests_max < 1 || fd->queue_max < 0 || fd->request_timeout <= 0 ||
-	    fd->fetch_timeout <= 0 || fd->width_max < 1 || fd->attempts_max < 1 ||
-	    fd->srv_conc < 1 || fd->srv_rate < 0 || fd->backoff_window < 0 ||
-	    fd->response_max < 1024) {
-		log_err("%s: [fetchd] values out of range", d->cfg_path ? d->cfg_path : "config");
+	if (params_read(&d->cfg, &p, err, sizeof err) < 0) {
+		log_err("%s: %s", d->cfg_path ? d->cfg_path : "config", err);
 		return EXIT_CONFIG;
 	}
+	params_apply(fd, &p);
 	fd->c_requests = daemon_counter(d, "requests");
 	fd->c_coalesced = daemon_counter(d, "coalesced");
 	fd->c_upstream = daemon_counter(d, "upstream_requests");
@@ -72,11 +132,21 @@ static int fetchd_init(struct daemon *d)
 	fd->c_queued = daemon_counter(d, "queued");
 	fd->c_reply_dropped = daemon_counter(d, "replies_dropped");
 	fd->c_bad_request = daemon_counter(d, "bad_requests");
+	fd->c_busy_lo = daemon_counter(d, "busy_recoveries");
+	fd->c_bad_names = daemon_counter(d, "bad_server_names");
+	fd->c_denied = daemon_counter(d, "denied_addresses");
+	fd->c_evicted = daemon_counter(d, "servers_evicted");
+	fd->c_health_pruned = daemon_counter(d, "health_pruned");
+	fd->c_health_errors = daemon_counter(d, "health_write_errors");
+	fd->g_servers = daemon_gauge(d, "servers");
 	fd->g_active = daemon_gauge(d, "inflight");
 	fd->g_queued = daemon_gauge(d, "queue");
 	fd->g_waiters = daemon_gauge(d, "callers");
 	fd->g_peak = daemon_gauge(d, "inflight_peak");
 	TAILQ_INIT(&fd->queue);
+	TAILQ_INIT(&fd->queue_lo);
+	TAILQ_INIT(&fd->lru);
+	TAILQ_INIT(&fd->retired);
 	fd->turn = 1;
 	if (transport_init(fd) < 0) return EXIT_TEMP;
 	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min",
@@ -114,6 +184,35 @@ static void fetchd_frame(struct daemon *d, struct conn *c, struct frame *f)
 	}
 }
 
+/* SIGHUP: the new limits apply at once (waiting fetches are admitted,
+ * waiting requests dispatched under the new throttle); servers whose URL,
+ * key or CA changed are rebuilt (one with requests in flight finishes
+ * those as it started them and is freed afterwards); handles set up with
+ * old timeouts are dropped. Out-of-range values: the old ones stay. */
+static void fetchd_reload(struct daemon *d, const struct config *old)
+{
+	struct fetchd *fd = d->priv;
+	struct params p;
+	char err[256];
+	(void)old;
+	if (!fd) return;
+	if (params_read(&d->cfg, &p, err, sizeof err) < 0) {
+		log_warnx("reload: %s; fetchd keeps its previous limits", err);
+		return;
+	}
+	int timeouts = p.request_timeout != fd->request_timeout ||
+	               p.connect_timeout != fd->connect_timeout;
+	int deadline = p.fetch_timeout != fd->fetch_timeout;
+	int old_rate = fd->srv_rate;
+	params_apply(fd, &p);
+	if (deadline) fd->deadline_tv = NULL;    /* fetches already running keep theirs */
+	transport_reload(fd, timeouts, old_rate);
+	fetch_admit(fd);
+	log_info("fetchd: reloaded: requests_max %d, queue_max %d, per server %d concurrent / %d per min, "
+	         "servers_max %zu", fd->requests_max, fd->queue_max, fd->srv_conc, fd->srv_rate,
+	         fd->servers_max);
+}
+
 static void fetchd_close(struct daemon *d, struct conn *c)
 {
 	struct client *cl = conn_user(c);
@@ -128,10 +227,12 @@ static void fetchd_turn(struct daemon *d)
 	struct fetchd *fd = d->priv;
 	if (!fd) return;
 	health_flush(fd);
+	transport_reap(fd);
 	fd->turn++;
 	*fd->g_active = fd->active;
 	*fd->g_queued = fd->queued;
 	*fd->g_waiters = fd->nwaiters;
+	*fd->g_servers = (int64_t)fd->nsrv;
 	if (fd->stdin_eof && fetch_idle(fd)) daemon_stop(d, 0);
 }
 
@@ -166,6 +267,7 @@ static const struct daemon_ops fetchd_ops = {
 	.on_frame = fetchd_frame,
 	.on_close = fetchd_close,
 	.on_turn = fetchd_turn,
+	.on_reload = fetchd_reload,
 	.on_stdin_eof = fetchd_stdin_eof,
 	.fini = fetchd_fini,
 };

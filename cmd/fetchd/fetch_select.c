@@ -3,11 +3,15 @@
  * seen first), servers named in the IDs. Our own and ACL-denied servers are
  * removed, duplicates keep their first place; then ranked reachable >
  * deprioritized > backed off (backed off only when nothing else is left),
- * recent latency breaking ties. */
+ * recent latency breaking ties. A name from anywhere but the configuration
+ * (a hint, an ID, a room_servers row) must be a Matrix server name
+ * (common/servername.h) or it is no candidate: "127.0.0.1:1/x?cmd=" from an
+ * ID never becomes a URL. */
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
 #include "log.h"
+#include "servername.h"
 
 #define CAND_MAX 64
 
@@ -26,9 +30,19 @@ static int cand_has(struct fetch *f, const char *name)
 static void cand_add(struct fetchd *fd, struct fetch *f, const char *name, size_t n)
 {
 	char tmp[256];
-	if (n >= sizeof tmp || f->ncand >= CAND_MAX) return;
+	if (f->ncand >= CAND_MAX) return;
+	if (n >= sizeof tmp || memchr(name, 0, n)) {
+		(*fd->c_bad_names)++;
+		log_debug("fetch %s: a server name of %zu bytes is no candidate", f->req.event_id, n);
+		return;
+	}
 	memcpy(tmp, name, n);
 	tmp[n] = 0;
+	if (!server_name_valid(tmp, n) && !server_configured(fd, tmp)) {
+		(*fd->c_bad_names)++;
+		log_debug("fetch %s: '%s' is not a server name: no candidate", f->req.event_id, tmp);
+		return;
+	}
 	if (server_excluded(fd, tmp) || cand_has(f, tmp)) return;
 	char **c = realloc(f->cand, (size_t)(f->ncand + 1) * sizeof *c);
 	if (!c || !(c[f->ncand] = strdup(tmp))) log_panic("out of memory");

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <strings.h>
 #include <unistd.h>
 #include <event2/event_struct.h>
 #include "fetch.h"
@@ -67,31 +70,89 @@ static void server_proxy(struct server *s)
 	s->noproxy = env_dup("no_proxy", "NO_PROXY");
 }
 
-struct server *server_get(struct fetchd *fd, const char *name)
+int server_configured(struct fetchd *fd, const char *name)
 {
-	if (!fd->srv_cap) {
-		fd->srv_cap = 1024;
-		if (!(fd->srv = calloc(fd->srv_cap, sizeof *fd->srv))) log_panic("out of memory");
+	return cfg_server(&fd->d->cfg, name) != NULL;
+}
+
+/* scheme://host:port of a URL, lower-cased, the port made explicit (the
+ * scheme's default when absent). 0, or -1 if curl cannot parse it. */
+static int url_origin(const char *url, char *out, size_t cap)
+{
+	CURLU *u = curl_url();
+	char *sch = NULL, *host = NULL, *port = NULL;
+	int rc = -1;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &sch, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+		snprintf(out, cap, "%s://%s:%s", sch, host, port);
+		for (char *p = out; *p; p++) if (*p >= 'A' && *p <= 'Z') *p = (char)(*p + 32);
+		rc = 0;
 	}
-	size_t slot = hash_name(name) & (fd->srv_cap - 1);
-	for (struct server *s = fd->srv[slot]; s; s = s->hnext)
-		if (strcmp(s->name, name) == 0) return s;
-	struct server *s = calloc(1, sizeof *s);
-	if (!s || !(s->name = strdup(name))) log_panic("out of memory");
-	TAILQ_INIT(&s->waitq);
-	s->tokens = fd->srv_rate;
-	s->tok_ms = mono_ms();
-	if (!(s->wake = evtimer_new(fd->d->base, server_wake_cb, s))) log_panic("out of memory");
-	cfg_server_url(&fd->d->cfg, name, s->base, sizeof s->base);
-	strip_slash(s->base);
-	server_proxy(s);
-	/* Parsed once: each request gets a copy with its path and query set,
-	 * so curl neither parses nor re-normalizes a URL string per transfer
-	 * (-15k instructions a fetch under callgrind, 6,000 fetches).
-	 * An endpoint with a path or query of its own keeps the plain string
-	 * form (its prefix is part of every request's path), as does one curl
-	 * cannot parse (curl then reports the error per request). */
-	char *bp = NULL, *bq = NULL;
+	curl_free(sch); curl_free(host); curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* Does no_proxy (curl's rules: "*", host names matching as themselves or
+ * as a domain suffix, IP addresses) send host directly? An entry we cannot
+ * judge (a CIDR range) counts as a match: the address check then applies. */
+static int noproxy_match(const char *list, const char *host)
+{
+	size_t hl = strlen(host);
+	if (hl > 2 && host[0] == '[') { host++; hl -= 2; }
+	while (*list) {
+		size_t k = strcspn(list, ", ");
+		const char *e = list;
+		if (k && *e == '.') { e++; k--; }
+		if (k == 1 && *e == '*') return 1;
+		if (k && memchr(e, '/', k)) return 1;
+		if (k && k <= hl && strncasecmp(host + hl - k, e, k) == 0 &&
+		    (k == hl || host[hl - k - 1] == '.')) return 1;
+		list += strcspn(list, ", ");
+		while (*list == ',' || *list == ' ') list++;
+	}
+	return 0;
+}
+
+/* What the configuration says about a server: URL, key, CA, whether it is
+ * named there. The bearer key of a [peer] goes only to that peer's
+ * endpoint: a server whose URL has the same scheme, host and port (never
+ * to a server that merely shares the peer's name). */
+static void server_conf(struct fetchd *fd, const char *name, char *base, char *key, char *ca,
+                        int *conf)
+{
+	char origin[300];
+	const struct server_cfg *sc = cfg_server(&fd->d->cfg, name);
+	cfg_server_url(&fd->d->cfg, name, base, 256);
+	strip_slash(base);
+	key[0] = ca[0] = 0;
+	*conf = sc != NULL;
+	if (sc) {
+		snprintf(key, 256, "%s", sc->key);
+		snprintf(ca, 256, "%s", sc->ca);
+	}
+	if (url_origin(base, origin, sizeof origin) < 0) return;
+	for (size_t i = 0; i < fd->d->cfg.npeers; i++) {
+		char ep[300];
+		const struct peer_cfg *p = &fd->d->cfg.peers[i];
+		if (url_origin(p->endpoint, ep, sizeof ep) < 0 || strcmp(ep, origin) != 0) continue;
+		*conf = 1;
+		if (!key[0]) snprintf(key, 256, "%s", p->key);
+		if (!ca[0]) snprintf(ca, 256, "%s", p->ca);
+	}
+}
+
+/* Parse the base URL once: each request gets a copy with its path and
+ * query set, so curl neither parses nor re-normalizes a URL string per
+ * transfer (-15k instructions a fetch under callgrind, 6,000 fetches).
+ * An endpoint with a path or query of its own keeps the plain string
+ * form (its prefix is part of every request's path), as does one curl
+ * cannot parse (curl then reports the error per request). */
+static void server_parse_base(struct server *s)
+{
+	char *bp = NULL, *bq = NULL, *host = NULL;
 	if ((s->base_uh = curl_url()) &&
 	    (curl_url_set(s->base_uh, CURLUPART_URL, s->base, 0) != CURLUE_OK ||
 	     curl_url_get(s->base_uh, CURLUPART_PATH, &bp, 0) != CURLUE_OK || strcmp(bp, "/") != 0 ||
@@ -101,25 +162,227 @@ struct server *server_get(struct fetchd *fd, const char *name)
 	}
 	curl_free(bp);
 	curl_free(bq);
-	const struct server_cfg *sc = cfg_server(&fd->d->cfg, name);
-	if (sc) {
-		snprintf(s->key, sizeof s->key, "%s", sc->key);
-		snprintf(s->ca, sizeof s->ca, "%s", sc->ca);
+	/* Outside the configuration and not through a proxy: connect only to
+	 * public addresses (open_cb). Through a proxy the proxy decides. */
+	s->check_addr = !s->conf;
+	if (s->check_addr && s->proxy[0]) {
+		CURLU *u = curl_url();
+		if (u && curl_url_set(u, CURLUPART_URL, s->base, 0) == CURLUE_OK &&
+		    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+			s->check_addr = noproxy_match(s->noproxy, host);
+		curl_free(host);
+		curl_url_cleanup(u);
 	}
-	/* A [peer] section whose endpoint is this server's URL supplies the key
-	 * and CA when the [server] section does not. */
-	for (size_t i = 0; i < fd->d->cfg.npeers; i++) {
-		char ep[256];
-		const struct peer_cfg *p = &fd->d->cfg.peers[i];
-		snprintf(ep, sizeof ep, "%s", p->endpoint);
-		strip_slash(ep);
-		if (strcmp(ep, s->base) != 0 && strcmp(p->name, name) != 0) continue;
-		if (!s->key[0]) snprintf(s->key, sizeof s->key, "%s", p->key);
-		if (!s->ca[0]) snprintf(s->ca, sizeof s->ca, "%s", p->ca);
+}
+
+static void server_unhash(struct fetchd *fd, struct server *s)
+{
+	struct server **pp = &fd->srv[hash_name(s->name) & (fd->srv_cap - 1)];
+	while (*pp && *pp != s) pp = &(*pp)->hnext;
+	if (*pp) *pp = s->hnext;
+}
+
+static void server_free(struct fetchd *fd, struct server *s)
+{
+	if (s->retired) {
+		TAILQ_REMOVE(&fd->retired, s, lru);
+	} else {
+		server_unhash(fd, s);
+		TAILQ_REMOVE(&fd->lru, s, lru);
+		fd->nsrv--;
 	}
+	event_free(s->wake);
+	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
+	free(s->gets);
+	curl_slist_free_all(s->hdrs);
+	curl_url_cleanup(s->base_uh);
+	free(s->proxy);
+	free(s->noproxy);
+	free(s->name);
+	free(s);
+}
+
+static int server_idle(struct fetchd *fd, const struct server *s)
+{
+	return s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo) &&
+	       s->used_turn != fd->turn;
+}
+
+/* Make room for one more server: the least recently used idle one without
+ * backoff state goes first (it costs nothing to forget: LMDB has its
+ * record, if any), else the least recently used idle one. A server in use
+ * (requests running or waiting, or handed out this loop turn) is never
+ * evicted: with all of them busy the table goes over servers_max for a
+ * while (bounded by requests_max x round_width_max). */
+static void server_evict(struct fetchd *fd, size_t keep)
+{
+	long long now = now_ms();
+	struct server *s, *any = NULL;
+	int scanned = 0;
+	while (fd->nsrv > keep) {
+		struct server *victim = NULL;
+		any = NULL;
+		scanned = 0;
+		TAILQ_FOREACH(s, &fd->lru, lru) {
+			if (!server_idle(fd, s)) continue;
+			if (!any) any = s;
+			if (s->streak == 0 && s->until_ms <= now) { victim = s; break; }
+			if (++scanned >= 64) break;
+		}
+		if (!victim) victim = any;
+		if (!victim) return;
+		log_debug("server table full: forgetting %s", victim->name);
+		(*fd->c_evicted)++;
+		server_free(fd, victim);
+	}
+}
+
+static void server_table_size(struct fetchd *fd)
+{
+	size_t cap = 64;
+	while (cap < fd->servers_max && cap < (1u << 20)) cap *= 2;
+	if (cap <= fd->srv_cap) return;
+	struct server **ns = calloc(cap, sizeof *ns);
+	if (!ns) log_panic("out of memory");
+	for (size_t i = 0; i < fd->srv_cap; i++)
+		for (struct server *s = fd->srv[i], *nx; s; s = nx) {
+			nx = s->hnext;
+			size_t slot = hash_name(s->name) & (cap - 1);
+			s->hnext = ns[slot];
+			ns[slot] = s;
+		}
+	free(fd->srv);
+	fd->srv = ns;
+	fd->srv_cap = cap;
+}
+
+struct server *server_get(struct fetchd *fd, const char *name)
+{
+	if (!fd->srv_cap) server_table_size(fd);
+	size_t slot = hash_name(name) & (fd->srv_cap - 1);
+	for (struct server *s = fd->srv[slot]; s; s = s->hnext)
+		if (strcmp(s->name, name) == 0) {
+			s->used_turn = fd->turn;
+			TAILQ_REMOVE(&fd->lru, s, lru);
+			TAILQ_INSERT_TAIL(&fd->lru, s, lru);
+			return s;
+		}
+	server_evict(fd, fd->servers_max - 1);
+	struct server *s = calloc(1, sizeof *s);
+	if (!s || !(s->name = strdup(name))) log_panic("out of memory");
+	TAILQ_INIT(&s->waitq);
+	TAILQ_INIT(&s->waitq_lo);
+	s->tokens = fd->srv_rate;
+	s->tok_ms = mono_ms();
+	s->used_turn = fd->turn;
+	if (!(s->wake = evtimer_new(fd->d->base, server_wake_cb, s))) log_panic("out of memory");
+	server_conf(fd, name, s->base, s->key, s->ca, &s->conf);
+	server_proxy(s);
+	server_parse_base(s);
 	s->hnext = fd->srv[slot];
 	fd->srv[slot] = s;
+	TAILQ_INSERT_TAIL(&fd->lru, s, lru);
+	fd->nsrv++;
 	return s;
+}
+
+/* ---- reload ------------------------------------------------------------ */
+
+static void drop_gets(struct server *s)
+{
+	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
+	s->ngets = 0;
+}
+
+static void dispatch(struct fetchd *fd, struct server *s);
+
+void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate)
+{
+	struct server *s, *nx;
+	server_table_size(fd);
+	curl_multi_setopt(fd->multi, CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
+	for (s = TAILQ_FIRST(&fd->lru); s; s = nx) {
+		char base[256], key[256], ca[256];
+		int conf;
+		nx = TAILQ_NEXT(s, lru);
+		server_conf(fd, s->name, base, key, ca, &conf);
+		if (strcmp(base, s->base) || strcmp(key, s->key) || strcmp(ca, s->ca) || conf != s->conf) {
+			log_info("server %s: configuration changed (%s)", s->name, base);
+			if (s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo)) {
+				server_free(fd, s);
+			} else {       /* busy: out of the table now, freed once idle */
+				server_unhash(fd, s);
+				TAILQ_REMOVE(&fd->lru, s, lru);
+				fd->nsrv--;
+				s->retired = 1;
+				TAILQ_INSERT_TAIL(&fd->retired, s, lru);
+			}
+			continue;
+		}
+		/* handles set up with the old timeouts go; new ones get the new */
+		if (timeouts_changed) drop_gets(s);
+		if (old_rate == 0 || s->tokens > fd->srv_rate) s->tokens = fd->srv_rate;
+		if (fd->srv_rate == 0) evtimer_del(s->wake);
+		dispatch(fd, s);
+	}
+	TAILQ_FOREACH(s, &fd->retired, lru) {
+		if (timeouts_changed) drop_gets(s);
+		if (old_rate == 0 || s->tokens > fd->srv_rate) s->tokens = fd->srv_rate;
+		dispatch(fd, s);
+	}
+	server_evict(fd, fd->servers_max);
+}
+
+void transport_reap(struct fetchd *fd)
+{
+	struct server *s, *nx;
+	for (s = TAILQ_FIRST(&fd->retired); s; s = nx) {
+		nx = TAILQ_NEXT(s, lru);
+		if (s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo))
+			server_free(fd, s);
+	}
+}
+
+/* ---- the address policy ------------------------------------------------ */
+
+/* Addresses a server outside the configuration may not make us connect to:
+ * Synapse's default federation ip_range_blacklist (loopback, private,
+ * link-local, CGNAT, documentation, benchmarking, multicast, unspecified),
+ * IPv4-mapped IPv6 judged as IPv4. */
+static int v4_denied(uint32_t a)
+{
+	static const struct { uint32_t net; int bits; } r[] = {
+		{ 0x00000000, 8 }, { 0x7f000000, 8 }, { 0x0a000000, 8 }, { 0xac100000, 12 },
+		{ 0xc0a80000, 16 }, { 0x64400000, 10 }, { 0xc0000000, 24 }, { 0xa9fe0000, 16 },
+		{ 0xc0586300, 24 }, { 0xc6120000, 15 }, { 0xc0000200, 24 }, { 0xc6336400, 24 },
+		{ 0xcb007100, 24 }, { 0xe0000000, 4 }, { 0xf0000000, 4 },
+	};
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+		if ((a & (0xffffffffu << (32 - r[i].bits))) == r[i].net) return 1;
+	return 0;
+}
+
+static int addr_denied(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return v4_denied(ntohl(in->sin_addr.s_addr));
+	}
+	if (sa->sa_family == AF_INET6) {
+		const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const unsigned char mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
+		static const unsigned char zero[16];
+		if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0)   /* mapped; ::, ::1 */
+			return v4_denied((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+			                 (uint32_t)b[14] << 8 | b[15]);
+		if ((b[0] & 0xfe) == 0xfc) return 1;                  /* fc00::/7 */
+		if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1;  /* fe80::/10 */
+		if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return 1;  /* fec0::/10 */
+		if (b[0] == 0xff) return 1;                           /* ff00::/8 */
+		if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return 1;
+		return 0;
+	}
+	return 1;
 }
 
 /* ---- curl <-> libevent -------------------------------------------------- */
@@ -215,10 +478,19 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *s
 	return 0;
 }
 
+/* arg: the attempt (set per transfer). A server outside the configuration
+ * gets no connection to a non-public address, whatever its name resolved
+ * to ("localhost", a DNS name pointing at 10.0.0.1, an IP literal): curl
+ * tries the next address, or the attempt fails as "address not allowed". */
 static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	struct fetchd *fd = arg;
-	(void)purpose;
+	struct fetchd *fd = T;
+	struct attempt *at = arg;
+	if (purpose == CURLSOCKTYPE_IPCXN && at && at->s->check_addr && addr_denied(&a->addr)) {
+		at->denied = 1;
+		(*fd->c_denied)++;
+		return CURL_SOCKET_BAD;
+	}
 	curl_socket_t s = socket(a->family, a->socktype, a->protocol);
 	if (s != CURL_SOCKET_BAD) {
 		struct sockinfo *si = sock_info(fd, s);
@@ -272,21 +544,8 @@ int transport_init(struct fetchd *fd)
 
 void transport_fini(struct fetchd *fd)
 {
-	for (size_t i = 0; i < fd->srv_cap; i++) {
-		struct server *s, *nx;
-		for (s = fd->srv[i]; s; s = nx) {
-			nx = s->hnext;
-			event_free(s->wake);
-			for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
-			free(s->gets);
-			curl_slist_free_all(s->hdrs);
-			curl_url_cleanup(s->base_uh);
-			free(s->proxy);
-			free(s->noproxy);
-			free(s->name);
-			free(s);
-		}
-	}
+	while (!TAILQ_EMPTY(&fd->lru)) server_free(fd, TAILQ_FIRST(&fd->lru));
+	while (!TAILQ_EMPTY(&fd->retired)) server_free(fd, TAILQ_FIRST(&fd->retired));
 	free(fd->srv);
 	fd->srv = NULL;
 	fd->srv_cap = 0;
@@ -443,7 +702,7 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, fd);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* never: the key stays with its host */
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, fd);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)fd->request_timeout);
@@ -513,6 +772,7 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		curl_easy_setopt(e, CURLOPT_URL, url.data);
 	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);
@@ -537,17 +797,28 @@ static int rate_take(struct fetchd *fd, struct server *s, long long *wait_ms)
 	return 0;
 }
 
+/* The next waiting attempt allowed to run now: any other before a
+ * recovery; a recovery only while a slot stays free for the others. */
+static struct attempt *next_waiting(struct fetchd *fd, struct server *s)
+{
+	struct attempt *a = TAILQ_FIRST(&s->waitq);
+	if (a) return s->active < fd->srv_conc ? a : NULL;
+	a = TAILQ_FIRST(&s->waitq_lo);
+	int lo_max = fd->srv_conc > 1 ? fd->srv_conc - 1 : 1;
+	return a && s->active < lo_max ? a : NULL;
+}
+
 static void dispatch(struct fetchd *fd, struct server *s)
 {
 	struct attempt *a;
-	while ((a = TAILQ_FIRST(&s->waitq)) && s->active < fd->srv_conc) {
+	while ((a = next_waiting(fd, s))) {
 		long long wait_ms = 0;
 		if (!rate_take(fd, s, &wait_ms)) {
 			struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
 			evtimer_add(s->wake, &tv);
 			return;
 		}
-		TAILQ_REMOVE(&s->waitq, a, s_link);
+		TAILQ_REMOVE(a->f->lo ? &s->waitq_lo : &s->waitq, a, s_link);
 		attempt_run(fd, a);
 	}
 }
@@ -561,9 +832,9 @@ static void server_wake_cb(evutil_socket_t x, short ev, void *arg)
 void attempt_launch(struct fetchd *fd, struct attempt *a)
 {
 	a->state = AT_WAITING;
-	TAILQ_INSERT_TAIL(&a->s->waitq, a, s_link);
+	TAILQ_INSERT_TAIL(a->f->lo ? &a->s->waitq_lo : &a->s->waitq, a, s_link);
 	a->t0 = mono_ms();
-	if (TAILQ_FIRST(&a->s->waitq) == a) dispatch(fd, a->s);
+	if (next_waiting(fd, a->s) == a) dispatch(fd, a->s);
 	else log_debug("fetch %s: waiting for %s's throttle", a->f->req.event_id, a->s->name);
 }
 
@@ -605,7 +876,7 @@ void attempt_abort(struct fetchd *fd, struct attempt *a)
 		attempt_free(fd, a);
 		server_release(fd, s);
 	} else {
-		if (!a->easy) TAILQ_REMOVE(&s->waitq, a, s_link);
+		if (!a->easy) TAILQ_REMOVE(a->f->lo ? &s->waitq_lo : &s->waitq, a, s_link);
 		attempt_free(fd, a);
 	}
 }

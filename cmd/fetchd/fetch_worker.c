@@ -199,19 +199,26 @@ static void fetch_free(struct fetchd *fd, struct fetch *f)
 	free(f);
 }
 
+static void queue_remove(struct fetchd *fd, struct fetch *f)
+{
+	TAILQ_REMOVE(f->lo ? &fd->queue_lo : &fd->queue, f, q_link);
+	fd->queued--;
+	if (f->lo) fd->queued_lo--;
+}
+
 /* A fetch nobody waits for any more. Queued: gone at once. Active: it winds
  * down and stops at its next attempt boundary (next_round / a win), unless
  * an identical request revives it first. */
 static void fetch_orphaned(struct fetchd *fd, struct fetch *f)
 {
 	if (f->nwaiters || f->state != FS_QUEUED) return;
-	TAILQ_REMOVE(&fd->queue, f, q_link);
-	fd->queued--;
+	queue_remove(fd, f);
 	map_remove(fd, f);
 	fetch_free(fd, f);
 }
 
 static struct fetchd *the_fd;
+
 
 static void waiter_timeout_cb(evutil_socket_t s, short ev, void *arg)
 {
@@ -273,10 +280,10 @@ static void admit_queue(struct fetchd *fd)
 {
 	if (admitting) return;
 	admitting = 1;
-	while (fd->active < fd->requests_max && !TAILQ_EMPTY(&fd->queue)) {
-		struct fetch *f = TAILQ_FIRST(&fd->queue);
-		TAILQ_REMOVE(&fd->queue, f, q_link);
-		fd->queued--;
+	while (fd->active < fd->requests_max && fd->queued) {
+		struct fetch *f = TAILQ_FIRST(&fd->queue);    /* recoveries last */
+		if (!f) f = TAILQ_FIRST(&fd->queue_lo);
+		queue_remove(fd, f);
 		fetch_start(fd, f);
 	}
 	admitting = 0;
@@ -324,7 +331,20 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 		fetchreq_free(req);
 		return;
 	}
-	int start = fd->active < fd->requests_max;
+	int start = fd->active < fd->requests_max, lo = FETCH_LOW_PRIO(flags);
+	if (!start && fd->queued >= fd->queue_max && !lo && fd->queued_lo) {
+		/* full, partly of recoveries: the newest recovery makes room */
+		struct fetch *v = TAILQ_LAST(&fd->queue_lo, fetch_q);
+		struct waiter *w;
+		(*fd->c_busy_lo)++;
+		queue_remove(fd, v);
+		map_remove(fd, v);
+		while ((w = TAILQ_FIRST(&v->waiters))) {
+			reply_error(fd, w->cl, w->id, "busy", "queue full: a recovery gave way");
+			waiter_free(fd, w);
+		}
+		fetch_free(fd, v);
+	}
 	if (!start && fd->queued >= fd->queue_max) {
 		(*fd->c_busy)++;
 		reply_error(fd, cl, id, "busy", "too many fetches in flight and queued");
@@ -337,6 +357,7 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 	f->keylen = k.len;
 	f->key = buf_steal(&k);
 	f->flags = flags;
+	f->lo = lo;
 	f->req = *req;              /* takes ownership of the lists */
 	fetchreq_init(req);
 	TAILQ_INIT(&f->waiters);
@@ -349,8 +370,9 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 	} else {
 		(*fd->c_queued)++;
 		f->state = FS_QUEUED;
-		TAILQ_INSERT_TAIL(&fd->queue, f, q_link);
+		TAILQ_INSERT_TAIL(lo ? &fd->queue_lo : &fd->queue, f, q_link);
 		fd->queued++;
+		if (lo) fd->queued_lo++;
 	}
 }
 
@@ -381,7 +403,10 @@ static void fetch_start(struct fetchd *fd, struct fetch *f)
 		long long ms = fd->fetch_timeout;
 		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 		fd->deadline_tv = event_base_init_common_timeout(fd->d->base, &tv);
-		if (!fd->deadline_tv) log_panic("out of memory");
+		if (!fd->deadline_tv) {      /* libevent's 256 common timeouts used up (reloads) */
+			fd->deadline_plain = tv;
+			fd->deadline_tv = &fd->deadline_plain;
+		}
 	}
 	evtimer_assign(&f->deadline, fd->d->base, fetch_deadline_cb, f);
 	evtimer_add(&f->deadline, fd->deadline_tv);
@@ -457,6 +482,7 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	f->running--;
 	if (cc != CURLE_OK) {
 		if (a->too_big) snprintf(why, sizeof why, "too_large");
+		else if (a->denied) snprintf(why, sizeof why, "address not allowed (not public, not configured)");
 		else if (cc == CURLE_OPERATION_TIMEDOUT) { snprintf(why, sizeof why, "timeout"); f->n_timeouts++; }
 		else snprintf(why, sizeof why, "transport: %s", curl_easy_strerror(cc));
 	} else {
@@ -505,6 +531,11 @@ static void fetch_end(struct fetchd *fd, struct fetch *f, struct outcome *o)
 	admit_queue(fd);
 }
 
+void fetch_admit(struct fetchd *fd)
+{
+	admit_queue(fd);
+}
+
 int fetch_idle(const struct fetchd *fd)
 {
 	return fd->active == 0 && fd->queued == 0;
@@ -518,12 +549,12 @@ void fetch_shutdown(struct fetchd *fd)
 			struct waiter *w;
 			fd->map[i] = f->hnext;
 			while ((w = TAILQ_FIRST(&f->waiters))) waiter_free(fd, w);
-			if (f->state == FS_QUEUED) TAILQ_REMOVE(&fd->queue, f, q_link);
+			if (f->state == FS_QUEUED) queue_remove(fd, f);
 			fetch_free(fd, f);
 		}
 	}
 	free(fd->map);
 	fd->map = NULL;
 	fd->map_cap = fd->map_n = 0;
-	fd->active = fd->queued = 0;
+	fd->active = fd->queued = fd->queued_lo = 0;
 }

@@ -2,7 +2,8 @@
  * Behaviour per path is data: a JSON rules file
  *   {"rules":[{"path":"/_matrix/federation/v1/event/","match":"prefix"|"exact",
  *              "mode":"events"|"static"|"garbage"|"wrong"|"reset"|"hang",
- *              "status":500,"body":"...","file":"PATH","delay_ms":N,"times":N}]}
+ *              "status":500,"body":"...","file":"PATH","delay_ms":N,"times":N,
+ *              "location":"URL" (sent as a Location header: redirects)}]}
  * (first matching rule wins; "times" limits a rule to its first N hits;
  * SIGHUP reloads the file). Without a matching rule, /event/{id} is served
  * from the loaded events (-e JSONL of signed PDUs), /_matrix/key/v2/server
@@ -38,6 +39,7 @@ struct rule {
 	int   mode;
 	int   status;
 	char *body; size_t body_len;
+	char  location[512];
 	long  delay_ms;
 	long  times;          /* -1: unlimited */
 	long  hits;
@@ -163,6 +165,7 @@ static int load_rules(const char *path)
 		if ((t = json_obj_get(&d, e, "path")) >= 0) json_str_copy(&d, t, r->path, sizeof r->path);
 		if ((t = json_obj_get(&d, e, "match")) >= 0) r->prefix = !json_str_eq(&d, t, "exact");
 		if ((t = json_obj_get(&d, e, "status")) >= 0) { r->status = (int)d.tok[t].ival; r->mode = M_STATIC; }
+		if ((t = json_obj_get(&d, e, "location")) >= 0) json_str_copy(&d, t, r->location, sizeof r->location);
 		if ((t = json_obj_get(&d, e, "delay_ms")) >= 0) r->delay_ms = (long)d.tok[t].ival;
 		if ((t = json_obj_get(&d, e, "times")) >= 0) r->times = (long)d.tok[t].ival;
 		if ((t = json_obj_get(&d, e, "body")) >= 0) {
@@ -259,6 +262,8 @@ static void respond(struct pending *p)
 	}
 	case M_STATIC:
 		status = p->r.status;
+		if (p->r.location[0])
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Location", p->r.location);
 		if (p->rbody) buf_add(&b, p->rbody, p->r.body_len);
 		break;
 	case M_GARBAGE:

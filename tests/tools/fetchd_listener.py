@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""fetchd_listener.py PORT LOG: a loopback listener that counts accepts.
+Each accepted connection appends one line "accept N FROM" to LOG, the first
+bytes it sent (up to 4 KiB, escaped, within 1 s) as "data N ..." and is
+closed. It answers nothing: what counts is whether anyone connected at all.
+Ends on SIGTERM."""
+import signal
+import socket
+import sys
+
+port, log = int(sys.argv[1]), sys.argv[2]
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(128)
+open(log, "a").close()
+n = 0
+while True:
+    c, a = s.accept()
+    n += 1
+    c.settimeout(1.0)
+    data = b""
+    try:
+        while len(data) < 4096:
+            b = c.recv(4096)
+            if not b:
+                break
+            data += b
+            if b"\r\n\r\n" in data:
+                break
+    except OSError:
+        pass
+    with open(log, "a") as f:
+        f.write("accept %d %s:%d\n" % (n, a[0], a[1]))
+        f.write("data %d %r\n" % (n, data[:4096]))
+    c.close()
