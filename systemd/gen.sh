@@ -12,6 +12,10 @@ after_validated="" after_purgatoryd="fedpipe-validated.service" after_fetchd="fe
 after_feedpump="fedpipe-purgatoryd.service" after_served="fedpipe-fetchd.service" after_syncd="fedpipe-served.service fedpipe-validated.service"
 net_served="AF_UNIX AF_INET AF_INET6" net_fetchd="AF_UNIX AF_INET AF_INET6" net_syncd="AF_UNIX AF_INET AF_INET6"
 net_feedpump="AF_UNIX AF_INET AF_INET6" net_validated="AF_UNIX" net_purgatoryd="AF_UNIX"
+# served faces the internet: its file limit must sit well above
+# [served] max_connections (default 1024) plus the store and stage sockets,
+# so connection caps, not EMFILE, are what refuses a flood.
+nofile_served=8192
 for st in validated purgatoryd fetchd feedpump served syncd; do
 	eval desc=\$desc_$st after=\$after_$st net=\$net_$st
 	cat >"fedpipe-$st.service" <<UNIT
@@ -71,4 +75,6 @@ UMask=0027
 [Install]
 WantedBy=fedpipe.target
 UNIT
+	eval nofile=\${nofile_$st:-}
+	if [ -n "$nofile" ]; then sed -i "s/^TimeoutStopSec=.*/&\nLimitNOFILE=$nofile/" "fedpipe-$st.service"; fi
 done

@@ -49,6 +49,12 @@ struct served {
 	         *c_rec_dedup_claim, *c_rec_claim_errors, *c_rec_sent, *c_rec_ok,
 	         *c_rec_failed, *c_rec_pdus, *c_rec_expired, *c_longpolls, *c_events_served;
 	int64_t  *g_waiters, *g_rq, *g_inflight;
+	/* connection gate (served_conn.c) */
+	int                max_conns, max_conns_ip;
+	long long          header_timeout, body_timeout;
+	uint64_t *c_conn_refused, *c_conn_refused_ip, *c_accept_errors, *c_header_timeouts,
+	         *c_body_timeouts, *c_early_refused;
+	int64_t  *g_conns;
 };
 
 /* served_main.c */
@@ -59,6 +65,15 @@ void served_error(struct served *s, struct evhttp_request *req, int code, const 
  * something with a NUL. */
 int  served_segment(const char *seg, size_t n, char *out, size_t cap);
 const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const char *key);
+/* Whether the request carries the node's bearer key (or none is required). */
+int  served_auth_ok(struct served *s, struct evhttp_request *req);
+
+/* served_conn.c: listener, connection caps, deadlines, auth before body */
+int  gate_init(struct served *s, const char *listen);
+void gate_apply(struct served *s);           /* (re)read limits from d->cfg */
+void gate_request(struct served *s, struct evhttp_request *req);  /* route() saw req */
+void gate_fini(struct served *s);            /* before evhttp_free */
+void gate_fini_after(void);                  /* after evhttp_free */
 
 /* served_fed.c */
 void fed_identity(struct served *s, struct evhttp_request *req);

@@ -72,7 +72,7 @@ const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const 
 
 /* Constant-time bearer check: hash both sides to fixed length first, so
  * neither the key's length nor its bytes leak through timing. */
-static int auth_ok(struct served *s, struct evhttp_request *req)
+int served_auth_ok(struct served *s, struct evhttp_request *req)
 {
 	if (!s->auth) return 1;
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
@@ -121,27 +121,37 @@ static void route(struct evhttp_request *req, void *arg)
 {
 	struct served *s = arg;
 	(*s->c_requests)++;
+	gate_request(s, req);
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	if (!path || !*path) { served_error(s, req, 400, "M_UNRECOGNIZED", "bad request URI"); return; }
+	if (!strcmp(path, "/healthz")) {
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) goto bad_method;
+		healthz_handle(s, req);
+		return;
+	}
+	if (!served_auth_ok(s, req)) {
+		/* Anyone can send these: one log line a minute at most. */
+		static long long last;
+		static uint64_t held;
+		(*s->c_unauthorized)++;
+		if (last && mono_ms() - last < 60000) held++;
+		else {
+			log_info("401 for %s %s: missing or wrong bearer key (%llu more since the last report)",
+			         method_name(m), path, (unsigned long long)held);
+			last = mono_ms();
+			held = 0;
+		}
+		served_error(s, req, 401, "M_UNAUTHORIZED", "missing or wrong bearer key");
+		return;
+	}
 	int proxied = is_proxied(req);
 	if (proxied) {
 		(*s->c_proxied)++;
 		log_info("proxied request %s %s", method_name(m), path);
 	} else {
 		log_debug("%s %s", method_name(m), path);
-	}
-	if (!strcmp(path, "/healthz")) {
-		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) goto bad_method;
-		healthz_handle(s, req);
-		return;
-	}
-	if (!auth_ok(s, req)) {
-		(*s->c_unauthorized)++;
-		log_info("401 for %s %s: missing or wrong bearer key", method_name(m), path);
-		served_error(s, req, 401, "M_UNAUTHORIZED", "missing or wrong bearer key");
-		return;
 	}
 	const char *seg[6];
 	size_t sl[6];
@@ -226,7 +236,11 @@ static int served_init(struct daemon *d)
 	C(c_rec_ok, "recover_ok"); C(c_rec_failed, "recover_failed"); C(c_rec_pdus, "recover_pdus");
 	C(c_rec_expired, "recover_expired"); C(c_longpolls, "longpolls");
 	C(c_events_served, "events_served");
+	C(c_conn_refused, "conn_refused"); C(c_conn_refused_ip, "conn_refused_per_ip");
+	C(c_accept_errors, "accept_errors"); C(c_header_timeouts, "header_timeouts");
+	C(c_body_timeouts, "body_timeouts"); C(c_early_refused, "unauthorized_before_body");
 #undef C
+	s->g_conns = daemon_gauge(d, "http_connections");
 	s->g_waiters = daemon_gauge(d, "longpoll_waiters");
 	s->g_rq = daemon_gauge(d, "recover_queue");
 	s->g_inflight = daemon_gauge(d, "recover_inflight");
@@ -237,17 +251,7 @@ static int served_init(struct daemon *d)
 		recover_init(s);
 		return 0;
 	}
-	char host[128];
 	const char *listen = cfg_str(&d->cfg, "node", "listen");
-	const char *colon = strrchr(listen, ':');
-	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host) {
-		log_err("[node] listen = '%s' is not HOST:PORT", listen);
-		return EXIT_CONFIG;
-	}
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = 0;
-	int port = atoi(colon + 1);
-	if (port <= 0 || port > 65535) { log_err("[node] listen = '%s': bad port", listen); return EXIT_CONFIG; }
 	s->http = evhttp_new(d->base);
 	if (!s->http) fatalx("evhttp_new failed");
 	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg_size(&d->cfg, "served", "max_header_size"));
@@ -260,16 +264,8 @@ static int served_init(struct daemon *d)
 	                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 	                           EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(s->http, route, s);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
-	if (!bs) {
-		log_err("cannot listen on %s: %s", listen, strerror(errno));
-		return EXIT_TEMP;
-	}
-	/* Accepted sockets inherit TCP_NODELAY from the listener (Linux).
-	 * Without it a keep-alive client stalls ~40 ms per large answer: the
-	 * answer's last short segment waits for the client's delayed ACK. */
-	int one = 1;
-	setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	int rc = gate_init(s, listen);
+	if (rc) return rc;
 	fed_init(s);
 	recover_init(s);
 	log_info("serving %s as %s (node %s)%s", listen, s->server_name, s->node_id,
@@ -297,7 +293,11 @@ static void served_fini(struct daemon *d)
 	if (!s) return;
 	fed_fini(s);
 	recover_fini(s);
-	if (s->http) evhttp_free(s->http);
+	if (s->http) {
+		gate_fini(s);
+		evhttp_free(s->http);
+		gate_fini_after();
+	}
 	s->http = NULL;
 	sodium_memzero(&s->key, sizeof s->key);
 }
