@@ -3,6 +3,7 @@
  * malformed numbers are reported when the file is loaded, not when used. */
 #include "config.h"
 #include "log.h"
+#include "servername.h"
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -75,6 +76,8 @@ const char *param_type_name(enum param_type t)
 	case PT_DURATION: return "duration";
 	case PT_ENUM: return "enum";
 	case PT_LIST: return "list";
+	case PT_NAME: return "server name";
+	case PT_NAMES: return "server names";
 	}
 	return "?";
 }
@@ -92,6 +95,8 @@ void param_accepted(const struct param *p, char *out, size_t cap)
 		else snprintf(out, cap, "a list (comma or space separated)");
 		break;
 	case PT_PATH: snprintf(out, cap, "a path"); break;
+	case PT_NAME: snprintf(out, cap, "a server name (host, IPv4 or [IPv6], optional :port)"); break;
+	case PT_NAMES: snprintf(out, cap, "a list of server names (host, IPv4 or [IPv6], optional :port)"); break;
 	default: snprintf(out, cap, "text"); break;
 	}
 }
@@ -154,6 +159,17 @@ int param_check(const struct param *p, const char *v, char *err, size_t errlen)
 			}
 		}
 		break;
+	case PT_NAME: bad = !server_name_valid(v, strlen(v)); break;
+	case PT_NAMES: {
+		const char *q = v;
+		while (*q && !bad) {
+			while (*q == ',' || *q == ' ' || *q == '\t') q++;
+			const char *st = q;
+			while (*q && *q != ',' && *q != ' ' && *q != '\t') q++;
+			if (q > st && !server_name_valid(st, (size_t)(q - st))) bad = 1;
+		}
+		break;
+	}
 	default: break;
 	}
 	if (!bad) return 0;
@@ -231,7 +247,14 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 				copy_field(p->endpoint, sizeof(p->endpoint), value, lc, key);
 			} else if (!strcmp(key, "key")) copy_field(p->key, sizeof(p->key), value, lc, key);
 			else if (!strcmp(key, "ca")) copy_field(p->ca, sizeof(p->ca), value, lc, key);
-			else if (!strcmp(key, "server_name")) copy_field(p->server_name, sizeof(p->server_name), value, lc, key);
+			else if (!strcmp(key, "server_name")) {
+				if (!server_name_valid(value, strlen(value))) {
+					snprintf(lc->err, lc->errlen, "[peer %s] server_name = '%s' is not a server name "
+					         "(host, IPv4 or [IPv6], optional :port)", name, value);
+					return 0;
+				}
+				copy_field(p->server_name, sizeof(p->server_name), value, lc, key);
+			}
 			else if (!strcmp(key, "mode")) {
 				if (strcmp(value, "sync") && strcmp(value, "paused")) {
 					snprintf(lc->err, lc->errlen, "[peer %s] mode must be sync or paused, not '%s'", name, value);
@@ -243,6 +266,11 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 				return 0;
 			}
 		} else {
+			if (!server_name_valid(name, strlen(name))) {
+				snprintf(lc->err, lc->errlen, "[server %s]: '%s' is not a server name "
+				         "(host, IPv4 or [IPv6], optional :port)", name, name);
+				return 0;
+			}
 			struct server_cfg *s = NULL;
 			for (size_t i = 0; i < c->nservers; i++) if (!strcmp(c->servers[i].name, name)) s = &c->servers[i];
 			if (!s) {

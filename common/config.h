@@ -23,6 +23,8 @@ enum param_type {
 	PT_DURATION,   /* 500ms, 20s, 30m, 24h, 7d; in [min, max] */
 	PT_ENUM,       /* one of allowed ("a|b|c") */
 	PT_LIST,       /* comma/space separated; each item one of allowed if set */
+	PT_NAME,       /* a Matrix server name (common/servername.h) */
+	PT_NAMES,      /* a list of server names (may be empty) */
 };
 
 struct param {
@@ -43,6 +45,8 @@ struct param {
 #define P_DUR(s, k, d, lo, hi, h)    { s, k, d, h, .type = PT_DURATION, .min = lo, .max = hi }
 #define P_ENUM(s, k, d, al, h)       { s, k, d, h, .type = PT_ENUM, .allowed = al }
 #define P_LIST(s, k, d, al, h)       { s, k, d, h, .type = PT_LIST, .allowed = al }
+#define P_NAME(s, k, d, h)           { s, k, d, h, .type = PT_NAME }
+#define P_NAMES(s, k, d, h)          { s, k, d, h, .type = PT_NAMES }
 #define P_END                        { NULL, NULL, NULL, NULL, .type = 0 }
 /* "integer", "size", ...; and "in [min, max]" / "one of a|b" into out. */
 const char *param_type_name(enum param_type t);

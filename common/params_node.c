@@ -3,7 +3,7 @@
 #include "config.h"
 
 const struct param params_node[] = {
-	P_STR("node", "server_name", "localhost:8448", "server name this node signs as"),
+	P_NAME("node", "server_name", "localhost:8448", "server name this node signs as"),
 	P_PATH("node", "state_dir", "/var/lib/fedpipe", "directory of the LMDB environment"),
 	P_PATH("node", "run_dir", "/run/fedpipe", "Unix sockets: <run_dir>/<stage>.sock"),
 	P_PATH("node", "signing_key", "/etc/fedpipe/signing.key", "Synapse-format ed25519 signing key file"),
@@ -15,8 +15,8 @@ const struct param params_node[] = {
 	P_SIZE("node", "frame_max", "4M", "64K", "1G", "largest frame a stage accepts"),
 	P_DUR("node", "reconnect", "1s", "10ms", "1h", "wait between reconnects to another stage's socket"),
 	P_STR("node", "socket_group", "", "group (besides our own uid) whose processes may connect to the stage sockets"),
-	P_LIST("acl", "deny", "", NULL, "server names whose events are not released"),
-	P_LIST("acl", "allow", "", NULL, "if set, only these server names are released"),
+	P_NAMES("acl", "deny", "", "server names whose events are not released"),
+	P_NAMES("acl", "allow", "", "if set, only these server names are released"),
 	P_ENUM("feed", "sink", "nop", "nop|file|stdout|nats", "feed sink: nop | file | stdout | nats"),
 	P_PATH("feed", "dir", "", "file sink directory"),
 	P_STR("feed", "nats_url", "", "NATS server URL (nats sink and source)"),

@@ -4,7 +4,7 @@
 #include "config.h"
 
 const struct param params_served[] = {
-	P_LIST("served", "upstreams", "", NULL, "server names asked for events this node lacks (cache-warm recovery)"),
+	P_NAMES("served", "upstreams", "", "server names asked for events this node lacks (cache-warm recovery)"),
 	P_SIZE("served", "max_header_size", "16K", "1K", "1M", "largest request header block accepted"),
 	P_SIZE("served", "max_body_size", "1M", "1K", "1G", "largest request body accepted"),
 	P_DUR("served", "timeout", "30s", "100ms", "1h", "HTTP read/write timeout per connection"),

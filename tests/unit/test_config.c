@@ -78,7 +78,7 @@ int main(void)
 			defaults_ok = 0;
 			printf("# default of [%s] %s fails its own check: %s\n", q->section, q->key, err);
 		}
-		TAP_OK(q->type >= PT_STRING && q->type <= PT_LIST, "[%s] %s has a type (%s)", q->section, q->key,
+		TAP_OK(q->type >= PT_STRING && q->type <= PT_NAMES, "[%s] %s has a type (%s)", q->section, q->key,
 		       param_type_name(q->type));
 	}
 	TAP_OK(defaults_ok, "every default passes its own check");
@@ -104,6 +104,8 @@ int main(void)
 			if (parse_ms(q->min) > 0) snprintf(bad[nb++], 64, "%lldms", parse_ms(q->min) - 1);
 			break;
 		case PT_ENUM: strcpy(bad[nb++], "bogus"); break;
+		case PT_NAME: strcpy(bad[nb++], "$x:127.0.0.1:19102/internal?cmd="); strcpy(bad[nb++], "a@b"); break;
+		case PT_NAMES: strcpy(bad[nb++], "good.example, 127.0.0.1:1/x?"); strcpy(bad[nb++], "a:b:c"); break;
 		case PT_LIST: if (q->allowed) strcpy(bad[nb++], "bogus"); else strcpy(bad[nb++], "a\001b"); break;
 		default: strcpy(bad[nb++], "a\001b"); break;
 		}
