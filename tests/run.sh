@@ -36,9 +36,9 @@ run_one() {
 	start=$(date +%s)
 	timeout -k 10 "${FP_TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1
 	rc=$?
-	p=$(grep '^ok ' "$log" | grep -vc '# SKIP')
-	s=$(grep '^ok ' "$log" | grep -c '# SKIP')
-	f=$(grep -c '^not ok ' "$log")
+	p=$(grep -a '^ok ' "$log" | grep -vc '# SKIP')
+	s=$(grep -a '^ok ' "$log" | grep -c '# SKIP')
+	f=$(grep -ac '^not ok ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1; echo "not ok - $name exited with status $rc" >>"$log"
 	fi
@@ -47,7 +47,7 @@ run_one() {
 	if [ "$f" -gt 0 ]; then
 		files_failed="$files_failed $name"
 		printf 'FAIL %-32s %4d ok %3d failed %3d skipped %4ds  (%s)\n' "$name" "$p" "$f" "$s" "$el" "$log"
-		grep -E '^not ok|failed at|<[0-3]>' "$log" | head -20 | sed 's/^/     /'
+		grep -aE '^not ok|failed at|<[0-3]>' "$log" | head -20 | sed 's/^/     /'
 	else
 		printf 'pass %-32s %4d ok %3d failed %3d skipped %4ds\n' "$name" "$p" "$f" "$s" "$el"
 	fi

@@ -10,7 +10,7 @@ int main(void)
 	char dir[] = "/tmp/fp-store-XXXXXX";
 	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512];
+	char err[512] = "";
 	TAP_OK(store_open(&s, dir, 1 << 26, 0, err, sizeof(err)) == 0, "open creates the environment: %s", err);
 	MDB_txn *t = store_begin(&s, 0);
 	TAP_OK(store_next_seq(t, &s, "stream_next") == 1 && store_next_seq(t, &s, "stream_next") == 2, "sequences start at 1");
