@@ -102,7 +102,7 @@ fuzz: $(FUZZ_BINS)
 fuzz-smoke: $(FUZZ_BINS)
 
 soak: all
-	@FP_SOAK=1 sh tests/run.sh chaos
+	@FP_SOAK=1 FP_TEST_TIMEOUT=3600 sh tests/run.sh chaos
 
 install: $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
