@@ -3,8 +3,11 @@
  *   "events":[window],"earliest":[..],"limit":N,"fanout":"geometric:1,2",
  *   "max_width":N,"max_attempts":N,"checks":{"event_id","hashes","signatures"},
  *   "timeout_ms":N}; all but "op" optional. FF_PROXIED on the frame makes the
- *   upstream HTTP request carry X-Fed-Proxied: 1. FT_CANCEL with the same id
- *   cancels it.
+ *   upstream HTTP request carry X-Fed-Proxied: 1 and makes it a recovery:
+ *   fetchd serves it after every other request (admission and per-server
+ *   throttle). FT_CANCEL with the same id cancels it. Server names in
+ *   "servers" and in IDs must be Matrix server names (common/servername.h)
+ *   unless the configuration names them; others are dropped.
  * FT_FETCH_RESULT payload (FF_REPLY, same id): meta line
  *   {"ok":true,"server":S,"tried":[..]} or
  *   {"ok":false,"error":"not_found|no_candidates|cancelled|busy|timeout|bad_request",

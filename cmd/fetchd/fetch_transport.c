@@ -3,7 +3,9 @@
  * us which sockets and timeouts to watch; the loop tells curl what fired).
  * Also the per-server throttle (at most N concurrent and M per minute per
  * server; waiting attempts are served in arrival order, one per fetch, so
- * fetches take turns) and the outgoing auth/TLS settings per server. */
+ * fetches take turns, recoveries after all others), the bounded server
+ * table, the address policy for servers outside the configuration, and the
+ * outgoing auth/TLS settings per server. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
