@@ -53,6 +53,11 @@ fedctl -c "$FD_CONF" fetch event "\$x" --servers "$V" >/dev/null 2>"$FD_DIR/why"
 check "the caller is told why" grep -q "address not allowed" "$FD_DIR/why"
 fedctl -c "$FD_CONF" fetch event "\$x:$V/internal?cmd=" >/dev/null 2>"$FD_DIR/why2"
 check "an ID naming no server name: no candidates" grep -q "no_candidates" "$FD_DIR/why2"
+# a recovery (FF_PROXIED, as served sends them) asks only its hints: the
+# server inside the ID is not asked, even one the configuration names
+out=$(fetchd_client -s "$FD_SOCK" -n 1 -w 1 --proxied -r "{\"op\":\"event\",\"event_id\":\"\$x:control.test\"}" 2>/dev/null)
+check "a recovery without hints has no candidates" sh -c "echo '$out' | grep -q 'err_no_candidates=1'"
+check_eq "a recovery never asks the server named in its ID" 0 "$(accepts "$FD_DIR/control.log")"
 # the control: a listener the configuration names is reached
 req "{\"op\":\"event\",\"event_id\":\"$ID1\",\"servers\":[\"control.test\"]}" >/dev/null
 check_eq "the configured listener was reached (the probe works)" 1 "$(accepts "$FD_DIR/control.log")"
