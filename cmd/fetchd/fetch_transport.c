@@ -349,8 +349,8 @@ void transport_reap(struct fetchd *fd)
 
 /* Addresses a server outside the configuration may not make us connect to:
  * Synapse's default federation ip_range_blacklist (loopback, private,
- * link-local, CGNAT, documentation, benchmarking, multicast, unspecified),
- * IPv4-mapped IPv6 judged as IPv4. */
+ * link-local, CGNAT, documentation, benchmarking, multicast) plus 0/8 and
+ * 240/4 (unspecified, reserved, broadcast); IPv4-mapped IPv6 judged as IPv4. */
 static int v4_denied(uint32_t a)
 {
 	static const struct { uint32_t net; int bits; } r[] = {
