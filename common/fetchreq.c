@@ -167,6 +167,12 @@ static _Thread_local struct json_doc req_doc;
 
 int fetchreq_parse(const char *json, size_t n, struct fetch_req *r, char *err, size_t errlen)
 {
+	return fetchreq_parse_op(json, n, -1, r, err, errlen);
+}
+
+int fetchreq_parse_op(const char *json, size_t n, int default_op, struct fetch_req *r,
+                      char *err, size_t errlen)
+{
 	struct json_doc d = req_doc;
 	char opname[32] = "", fan[64] = "";
 	long long v;
@@ -178,7 +184,8 @@ int fetchreq_parse(const char *json, size_t n, struct fetch_req *r, char *err, s
 	}
 	if (d.tok[0].type != JSON_OBJECT) { snprintf(err, errlen, "not an object"); goto out; }
 	if (get_str(&d, 0, "op", opname, sizeof opname, err, errlen) < 0) goto out;
-	if ((r->op = fetch_op_parse(opname)) < 0) {
+	if (!opname[0] && default_op >= 0 && default_op < FOP__COUNT) r->op = default_op;
+	else if ((r->op = fetch_op_parse(opname)) < 0) {
 		snprintf(err, errlen, "unknown op '%s'", opname);
 		goto out;
 	}
@@ -200,6 +207,14 @@ int fetchreq_parse(const char *json, size_t n, struct fetch_req *r, char *err, s
 	if (fan[0] && strcmp(fan, "default") && fetch_fanout_parse(fan, &r->fanout) < 0) {
 		snprintf(err, errlen, "bad fanout '%s' (fixed:N | linear:S,STEP | geometric:S,F)", fan);
 		goto out;
+	}
+	int h = json_obj_get(&d, 0, "hints_only");
+	if (h >= 0 && d.tok[h].type != JSON_NULL) {
+		if (d.tok[h].type != JSON_TRUE && d.tok[h].type != JSON_FALSE) {
+			snprintf(err, errlen, "hints_only: not a boolean");
+			goto out;
+		}
+		r->hints_only = d.tok[h].type == JSON_TRUE;
 	}
 	int c = json_obj_get(&d, 0, "checks");
 	if (c >= 0 && d.tok[c].type != JSON_NULL) {
@@ -265,6 +280,7 @@ void fetchreq_encode(const struct fetch_req *r, struct buf *out)
 		           r->checks & FETCH_CHECK_HASHES ? "true" : "false",
 		           r->checks & FETCH_CHECK_SIGNATURES ? "true" : "false");
 	if (r->timeout_ms) buf_printf(out, ",\"timeout_ms\":%lld", r->timeout_ms);
+	if (r->hints_only) buf_adds(out, ",\"hints_only\":true");
 	buf_addc(out, '}');
 }
 

@@ -2,9 +2,16 @@
  * FT_FETCH_REQ payload (JSON): {"op","event_id","room_id","servers":[hints],
  *   "events":[window],"earliest":[..],"limit":N,"fanout":"geometric:1,2",
  *   "max_width":N,"max_attempts":N,"checks":{"event_id","hashes","signatures"},
- *   "timeout_ms":N}; all but "op" optional. FF_PROXIED on the frame makes the
- *   upstream HTTP request carry X-Fed-Proxied: 1. FT_CANCEL with the same id
- *   cancels it.
+ *   "timeout_ms":N,"hints_only":bool}; all but "op" optional ("hints_only":
+ *   ask only the servers in "servers", never the room's or those named in
+ *   IDs; implied by FF_PROXIED). FF_PROXIED on the frame makes the
+ *   upstream HTTP request carry X-Fed-Proxied: 1 and makes it a recovery:
+ *   fetchd serves it after every other request (admission and per-server
+ *   throttle). FT_CANCEL with the same id cancels it. Server names in
+ *   "servers" and in IDs must be Matrix server names (common/servername.h)
+ *   unless the configuration names them; others are dropped.
+ * FT_RECOVER (served's cache-warm recovery, {"event_id","room_id","servers"})
+ *   is taken as an "event" FETCH_REQ with FF_PROXIED; same reply.
  * FT_FETCH_RESULT payload (FF_REPLY, same id): meta line
  *   {"ok":true,"server":S,"tried":[..]} or
  *   {"ok":false,"error":"not_found|no_candidates|cancelled|busy|timeout|bad_request",
@@ -52,12 +59,16 @@ struct fetch_req {
 	int    max_width, max_attempts;        /* 0: profile */
 	int    checks;                         /* -1: default */
 	long long timeout_ms;                  /* 0: none (the fetch's own deadline) */
+	int    hints_only;                     /* only the servers in "servers" */
 };
 
 void fetchreq_init(struct fetch_req *r);
 void fetchreq_free(struct fetch_req *r);
 /* Parse a FETCH_REQ payload. 0, or -1 with a message in err. */
 int  fetchreq_parse(const char *json, size_t n, struct fetch_req *r, char *err, size_t errlen);
+/* The same with an op for a payload that names none (-1: "op" required). */
+int  fetchreq_parse_op(const char *json, size_t n, int default_op, struct fetch_req *r,
+                       char *err, size_t errlen);
 /* Encode to JSON (appends to out). */
 void fetchreq_encode(const struct fetch_req *r, struct buf *out);
 /* Append a string to a list (servers/events/earliest). */

@@ -160,17 +160,19 @@ static void fetchd_frame(struct daemon *d, struct conn *c, struct frame *f)
 	struct client *cl = client_of(c);
 	char err[256];
 	switch (f->type) {
-	case FT_FETCH_REQ: {
+	case FT_FETCH_REQ:
+	case FT_RECOVER: {              /* a recovery: an event fetch made for another node */
 		struct fetch_req req;
+		int rec = f->type == FT_RECOVER;
 		(*fd->c_requests)++;
-		if (fetchreq_parse(f->payload, f->len, &req, err, sizeof err) < 0) {
+		if (fetchreq_parse_op(f->payload, f->len, rec ? FOP_EVENT : -1, &req, err, sizeof err) < 0) {
 			log_warnx("%s: bad fetch request %llu: %s", conn_peer(c),
 			          (unsigned long long)f->id, err);
 			(*fd->c_bad_request)++;
 			reply_error(fd, cl, f->id, "bad_request", err);
 			return;
 		}
-		fetch_submit(fd, cl, f->id, f->flags & FF_PROXIED, &req);
+		fetch_submit(fd, cl, f->id, (f->flags & FF_PROXIED) | (rec ? FF_PROXIED : 0), &req);
 		return;
 	}
 	case FT_CANCEL:

@@ -3,7 +3,8 @@
  * seen first), servers named in the IDs. Our own and ACL-denied servers are
  * removed, duplicates keep their first place; then ranked reachable >
  * deprioritized > backed off (backed off only when nothing else is left),
- * recent latency breaking ties. A name from anywhere but the configuration
+ * recent latency breaking ties. A recovery (FF_PROXIED) or a request with
+ * "hints_only" asks only the caller's hints. A name from anywhere but the configuration
  * (a hint, an ID, a room_servers row) must be a Matrix server name
  * (common/servername.h) or it is no candidate: "127.0.0.1:1/x?cmd=" from an
  * ID never becomes a URL. */
@@ -147,7 +148,12 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 void fetch_select(struct fetchd *fd, struct fetch *f)
 {
 	struct fetch_req *q = &f->req;
-	if (q->op == FOP_SERVER_KEYS) {
+	if (q->hints_only || f->lo) {
+		/* A recovery asks only its caller's servers (served's configured
+		 * upstreams), never one an outsider named inside the ID. */
+		for (size_t i = 0; i < q->nservers; i++)
+			cand_add(fd, f, q->servers[i], strlen(q->servers[i]));
+	} else if (q->op == FOP_SERVER_KEYS) {
 		cand_add(fd, f, q->event_id, strlen(q->event_id));
 		for (size_t i = 0; i < q->nservers; i++)   /* a hint may stand in (notary) */
 			cand_add(fd, f, q->servers[i], strlen(q->servers[i]));

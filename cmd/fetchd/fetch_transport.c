@@ -3,7 +3,9 @@
  * us which sockets and timeouts to watch; the loop tells curl what fired).
  * Also the per-server throttle (at most N concurrent and M per minute per
  * server; waiting attempts are served in arrival order, one per fetch, so
- * fetches take turns) and the outgoing auth/TLS settings per server. */
+ * fetches take turns, recoveries after all others), the bounded server
+ * table, the address policy for servers outside the configuration, and the
+ * outgoing auth/TLS settings per server. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -347,8 +349,8 @@ void transport_reap(struct fetchd *fd)
 
 /* Addresses a server outside the configuration may not make us connect to:
  * Synapse's default federation ip_range_blacklist (loopback, private,
- * link-local, CGNAT, documentation, benchmarking, multicast, unspecified),
- * IPv4-mapped IPv6 judged as IPv4. */
+ * link-local, CGNAT, documentation, benchmarking, multicast) plus 0/8 and
+ * 240/4 (unspecified, reserved, broadcast); IPv4-mapped IPv6 judged as IPv4. */
 static int v4_denied(uint32_t a)
 {
 	static const struct { uint32_t net; int bits; } r[] = {

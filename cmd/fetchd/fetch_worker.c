@@ -82,6 +82,7 @@ static void make_key(struct fetch_req *r, uint16_t flags, struct buf *k)
 	key_int(k, r->max_width);
 	key_int(k, r->max_attempts);
 	key_int(k, r->checks);
+	key_int(k, r->hints_only);
 }
 
 static struct fetch *map_find(struct fetchd *fd, uint64_t h, const char *key, size_t n)

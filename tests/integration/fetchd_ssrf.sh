@@ -12,11 +12,14 @@
 
 fd_events 1
 ID1=$(sed -n 1p "$FD_DIR/ids")
-LP=$(free_port)          # the victim: an internal service nobody configured
-CP=$(free_port)          # a configured listener (the control)
-bg python3 tests/tools/fetchd_listener.py "$LP" "$FD_DIR/victim.log"
-bg python3 tests/tools/fetchd_listener.py "$CP" "$FD_DIR/control.log"
-wait_for "[ -f $FD_DIR/victim.log ] && [ -f $FD_DIR/control.log ]" 50
+# the victim: an internal service nobody configured; the control: a
+# listener the configuration names (both on ports of their own choosing)
+bg python3 tests/tools/fetchd_listener.py 0 "$FD_DIR/victim.log"
+bg python3 tests/tools/fetchd_listener.py 0 "$FD_DIR/control.log"
+wait_for "[ -s $FD_DIR/victim.log.port ] && [ -s $FD_DIR/control.log.port ]" 50 ||
+	{ not_ok "listeners did not start"; finish; exit 1; }
+LP=$(cat "$FD_DIR/victim.log.port")
+CP=$(cat "$FD_DIR/control.log.port")
 FD_SERVERS="$FD_SERVERS
 [server control.test]
 endpoint = http://127.0.0.1:$CP
@@ -53,6 +56,11 @@ fedctl -c "$FD_CONF" fetch event "\$x" --servers "$V" >/dev/null 2>"$FD_DIR/why"
 check "the caller is told why" grep -q "address not allowed" "$FD_DIR/why"
 fedctl -c "$FD_CONF" fetch event "\$x:$V/internal?cmd=" >/dev/null 2>"$FD_DIR/why2"
 check "an ID naming no server name: no candidates" grep -q "no_candidates" "$FD_DIR/why2"
+# a recovery (FF_PROXIED, as served sends them) asks only its hints: the
+# server inside the ID is not asked, even one the configuration names
+out=$(fetchd_client -s "$FD_SOCK" -n 1 -w 1 --proxied -r "{\"op\":\"event\",\"event_id\":\"\$x:control.test\"}" 2>/dev/null)
+check "a recovery without hints has no candidates" sh -c "echo '$out' | grep -q 'err_no_candidates=1'"
+check_eq "a recovery never asks the server named in its ID" 0 "$(accepts "$FD_DIR/control.log")"
 # the control: a listener the configuration names is reached
 req "{\"op\":\"event\",\"event_id\":\"$ID1\",\"servers\":[\"control.test\"]}" >/dev/null
 check_eq "the configured listener was reached (the probe works)" 1 "$(accepts "$FD_DIR/control.log")"
@@ -76,7 +84,10 @@ ROWS=$(fedctl -c "$FD_CONF" --json servers | jq length)
 diag "RSS ${RSS0} kB -> ${RSS1} kB; servers in memory $SERVERS; server_health rows $ROWS; evicted $(fd_stat servers_evicted), pruned $(fd_stat health_pruned)"
 check "servers in memory stay within servers_max (200)" [ "$SERVERS" -le 200 ]
 check "server_health rows stay within servers_max (200)" [ "$ROWS" -le 200 ]
-check "RSS grew by less than 8 MB over 10,000 names" [ $((RSS1 - RSS0)) -lt 8192 ]
+case "${FP_BUILD:-}" in
+*asan*) skip "RSS bound (ASan's quarantine holds freed memory)" ;;
+*) check "RSS grew by less than 8 MB over 10,000 names" [ $((RSS1 - RSS0)) -lt 8192 ] ;;
+esac
 check_eq "no connection to the victim through all that" 0 "$(accepts "$FD_DIR/victim.log")"
 check "servers were evicted" [ "$(fd_stat servers_evicted)" -gt 0 ]
 check "the configured server's row is kept" sh -c "fedctl -c $FD_CONF --json servers | grep -q control.test"

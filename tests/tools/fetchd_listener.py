@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """fetchd_listener.py PORT LOG: a loopback listener that counts accepts.
+PORT 0: an ephemeral port, written to LOG.port once listening (no race
+with another test grabbing a port between free_port and bind).
 Each accepted connection appends one line "accept N FROM" to LOG, the first
 bytes it sent (up to 4 KiB, escaped, within 1 s) as "data N ..." and is
 closed. It answers nothing: what counts is whether anyone connected at all.
 Ends on SIGTERM."""
+import os
 import signal
 import socket
 import sys
@@ -15,6 +18,9 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", port))
 s.listen(128)
 open(log, "a").close()
+with open(log + ".port.tmp", "w") as f:
+    f.write("%d\n" % s.getsockname()[1])
+os.rename(log + ".port.tmp", log + ".port")
 n = 0
 while True:
     c, a = s.accept()
