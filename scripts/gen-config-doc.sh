@@ -4,7 +4,7 @@
 # With --check, exit 1 if README.md is out of date instead of writing it.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp)
-"$ROOT/bin/fedctl" config --markdown >"$tmp" || exit 1
+"${FP_BIN:-$ROOT/bin}/fedctl" config --markdown >"$tmp" || exit 1
 awk -v gen="$tmp" '
 	/<!-- CONFIG-REFERENCE:BEGIN -->/ { print; while ((getline l < gen) > 0) print l; skip=1; next }
 	/<!-- CONFIG-REFERENCE:END -->/ { skip=0 }
