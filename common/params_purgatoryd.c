@@ -25,7 +25,7 @@ const struct param params_purgatoryd[] = {
 	P_DUR("purgatoryd", "backoff_min", "20s", "1ms", "24h", "first wait after a room fetch that brought nothing"),
 	P_DUR("purgatoryd", "backoff_max", "120s", "1ms", "24h", "cap of the per-room backoff (doubles from backoff_min)"),
 	P_DUR("purgatoryd", "max_hold", "30m", "1s", "365d", "a held event expires (to the expired table) after this long"),
-	P_DUR("purgatoryd", "rejects_keep", "168h", "1m", "3650d", "rejected events are kept (rejects table) this long, then pruned"),
+	P_DUR("purgatoryd", "rejects_keep", "168h", "1s", "3650d", "rejected events are kept (rejects table) this long, then pruned"),
 	P_DUR("purgatoryd", "tick", "1s", "1ms", "1m", "period of the fetch/expiry scheduler"),
 	P_INT("purgatoryd", "batch_max", "5000", "1", "1000000", "most verdicts committed in one transaction"),
 	P_DUR("purgatoryd", "fetch_timeout", "60s", "10ms", "1h", "a fetch request without an answer after this long counts as failed"),
