@@ -41,7 +41,7 @@ uint64_t fstate_cursor(MDB_txn *t, struct store *st, const char *peer)
 	return fstate_get(t, st, peer, "cursor", b, sizeof b) == 8 ? be64_get((unsigned char *)b) : 0;
 }
 
-void fstate_health(struct store *st, const char *peer, const char *reason, const char *msg, int failures)
+int fstate_health(struct store *st, const char *peer, const char *reason, const char *msg, int failures)
 {
 	struct buf b;
 	buf_init(&b);
@@ -50,10 +50,16 @@ void fstate_health(struct store *st, const char *peer, const char *reason, const
 	buf_adds(&b, ",\"reason\":");
 	json_put_string(&b, reason, strlen(reason));
 	buf_addc(&b, '}');
-	MDB_txn *t = store_begin(st, 0);
-	if (fstate_put(t, st, peer, "health", b.data, b.len)) mdb_txn_abort(t);
-	else store_commit(t);
+	int rc;
+	for (;;) {
+		MDB_txn *t = store_begin(st, 0);
+		rc = fstate_put(t, st, peer, "health", b.data, b.len);
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);
+		if (!rc || !store_write_failed(st, rc)) break;   /* 1: the map grew, redo */
+	}
 	buf_free(&b);
+	return rc;
 }
 
 void fstate_merge_clocks(MDB_txn *t, struct store *st, struct vclock *vc)

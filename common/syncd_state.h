@@ -15,8 +15,9 @@ int  fstate_put(MDB_txn *t, struct store *st, const char *peer, const char *fiel
                 const void *v, size_t n);
 int  fstate_del(MDB_txn *t, struct store *st, const char *peer, const char *field);
 uint64_t fstate_cursor(MDB_txn *t, struct store *st, const char *peer);
-/* Record a peer's health in its own txn; reason is a fixed code. */
-void fstate_health(struct store *st, const char *peer, const char *reason, const char *msg,
+/* Record a peer's health in its own txn; reason is a fixed code. Returns 0
+ * or the LMDB error (txn aborted, store_write_failed called). */
+int  fstate_health(struct store *st, const char *peer, const char *reason, const char *msg,
                    int failures);
 /* Every field syncd keeps for a peer (what `fedctl peer reset` deletes). */
 extern const char *const fstate_fields[];

@@ -32,6 +32,9 @@ struct peer {
 	uint64_t           pulled;           /* events pulled this run */
 	int                once_rc;
 	int                pull_pending;     /* timer resumes a pull held back by backpressure */
+	int                full_probe_ok;    /* store full, but a probe write just went through */
+	int                retry_body;       /* the store was full: p->body holds a batch to write again */
+	int                retry_longpoll;   /* ... which answered a long-poll */
 };
 
 struct syncd {
@@ -47,7 +50,8 @@ struct syncd {
 	int            batch;
 	char           node_id[27];
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
-	uint64_t *c_key_conflicts, *c_identity_refused;
+	uint64_t *c_key_conflicts, *c_identity_refused, *c_store_full, *c_store_full_waits;
+	int       full;                      /* the store was full: pulls stop until a write succeeds */
 	/* (server, key ID) conflicts already logged: each is logged once. */
 	char      conflicts_logged[32][320];
 	unsigned  nconflicts_logged;

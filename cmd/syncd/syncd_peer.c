@@ -28,10 +28,46 @@
 
 static void round_start(struct peer *p);
 static void pull(struct peer *p);
+static void schedule(struct peer *p, long long ms);
+
+static long long full_retry_ms(struct syncd *sy);
+
+static void on_events(struct peer *p);
+
+/* Does a small write fit now? Tried in a write txn, then aborted (LMDB
+ * allocates pages at put time). 0 if it fits. */
+static int store_probe(struct peer *p)
+{
+	struct store *st = &p->sy->d->st;
+	char k[256];
+	size_t kn = store_key2(k, sizeof k, p->cfg.name, "probe");
+	MDB_val key = { kn, k }, val = { 256, NULL };
+	MDB_txn *t = store_begin(st, 0);
+	int rc = mdb_put(t, st->dbi[DB_FEDERATION_STATE], &key, &val, MDB_RESERVE);
+	mdb_txn_abort(t);
+	return rc;
+}
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct peer *p = arg;
+	struct syncd *sy = p->sy;
+	if (p->retry_body) {
+		/* The batch the full store refused is still in p->body: write it
+		 * again, asking the peer nothing (full again: wait again). */
+		(*sy->c_store_full_waits)++;
+		on_events(p);
+		return;
+	}
+	if (sy->full) {
+		/* Store full: no request to the peer until a small write fits. */
+		if (store_probe(p)) {
+			(*sy->c_store_full_waits)++;
+			schedule(p, full_retry_ms(sy));
+			return;
+		}
+		p->full_probe_ok = 1;     /* this peer may try one pull */
+	}
 	if (p->pull_pending) { p->pull_pending = 0; pull(p); return; }
 	if (p->phase == PH_STOPPED) {
 		/* Stopped on a changed identity: resume once the pin is reset. */
@@ -102,6 +138,52 @@ static void succeeded(struct peer *p)
 	p->wait_ms = p->sy->interval;
 }
 
+/* The store is full (MAP_FULL at the ceiling): this peer's pulls stop
+ * (the failed txn advanced nothing, its input is still at the peer) and a
+ * timer retries; the first of an episode logs. */
+static long long full_retry_ms(struct syncd *sy)
+{
+	return sy->interval < 1000 ? 1000 : sy->interval > 10000 ? 10000 : sy->interval;
+}
+
+static void store_full(struct peer *p, int keep_body)
+{
+	struct syncd *sy = p->sy;
+	if (!sy->full) {
+		sy->full = 1;
+		(*sy->c_store_full)++;
+		log_warnx("store full: syncd stops pulling from every peer (no cursor advanced, nothing lost); "
+		          "retrying every %llds", full_retry_ms(sy) / 1000);
+	}
+	if (keep_body && !p->retry_body) { p->retry_body = 1; p->retry_longpoll = p->phase == PH_LONGPOLL; }
+	p->phase = PH_IDLE;
+	p->full_probe_ok = 0;
+	p->last_kind[0] = 0;      /* the next success records ok */
+	fstate_health(&sy->d->st, p->cfg.name, "store_full", "store full: pulls stopped", p->failures);
+	if (sy->once) { once_done(p, 1); return; }
+	schedule(p, full_retry_ms(sy));
+}
+
+/* A write txn failed with rc (already aborted, or a failed commit).
+ * 1: the map grew, redo the whole txn now. 0: given up (store full: pulls
+ * stop and retry; another error: a failure with backoff). */
+static int write_failed(struct peer *p, int rc, const char *what)
+{
+	if (store_write_failed(&p->sy->d->st, rc)) return 1;
+	if (rc == MDB_MAP_FULL) store_full(p, !strcmp(what, "inbox batch"));
+	else fail(p, "internal", "LMDB %s: %s", what, mdb_strerror(rc));
+	return 0;
+}
+
+/* A write succeeded: a full store has room again. */
+static void wrote_ok(struct peer *p)
+{
+	struct syncd *sy = p->sy;
+	if (!sy->full) return;
+	sy->full = 0;
+	log_notice("store has room again: syncd resumes pulling");
+}
+
 void peer_start(struct peer *p)
 {
 	if (!strcmp(p->cfg.mode, "paused")) {
@@ -120,6 +202,7 @@ void peer_stop(struct peer *p)
 	if (p->easy) curl_multi_remove_handle(p->sy->multi, p->easy);   /* no-op if not added */
 	if (p->timer) evtimer_del(p->timer);
 	p->pull_pending = 0;
+	p->retry_body = 0;        /* a batch the full store refused is pulled again */
 	if (p->active) { p->active = 0; (*p->sy->g_active)--; }
 	p->phase = PH_IDLE;
 }
@@ -307,6 +390,7 @@ static void on_identity(struct peer *p)
 	struct syncd *sy = p->sy;
 	struct store *st = &sy->d->st;
 	struct json_doc d = {0};
+	int redo = 0;
 	if (parse_body(p, &d, "identity") < 0) goto out;
 	int sv = json_obj_get(&d, 0, "schema_version"), ni = json_obj_get(&d, 0, "node_id"),
 	    sn = json_obj_get(&d, 0, "server_name"), vc = json_obj_get(&d, 0, "vclock");
@@ -356,15 +440,13 @@ static void on_identity(struct peer *p)
 		refuse_identity(p, "name_mismatch", 0, msg);
 		goto out;
 	}
-	int rc = 0;
-	if (have <= 0) {
-		rc = fstate_put(t, st, p->cfg.name, "node_id", id, strlen(id));
-		if (!rc) log_notice("peer %s: pinned node ID %s (%s)", p->cfg.name, id, name);
-	}
-	if (!rc && (have_name <= 0 || strcmp(pinned_name, name)))
-		rc = fstate_put(t, st, p->cfg.name, "server_name", name, strlen(name));
-	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
-	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); goto out; }
+	int rc = 0, pin_name = have_name <= 0 || strcmp(pinned_name, name);
+	if (have <= 0) rc = fstate_put(t, st, p->cfg.name, "node_id", id, strlen(id));
+	if (!rc && pin_name) rc = fstate_put(t, st, p->cfg.name, "server_name", name, strlen(name));
+	if (rc || (have > 0 && !pin_name)) mdb_txn_abort(t);   /* an error, or nothing to write */
+	else if (!(rc = store_commit(t))) wrote_ok(p);
+	if (rc) { redo = write_failed(p, rc, "pin"); goto out; }
+	if (have <= 0) log_notice("peer %s: pinned node ID %s (%s)", p->cfg.name, id, name);
 	if (strcmp(p->server_name, name)) p->keys_ok = 0;
 	snprintf(p->node_id, sizeof p->node_id, "%s", id);
 	snprintf(p->server_name, sizeof p->server_name, "%s", name);
@@ -378,6 +460,7 @@ static void on_identity(struct peer *p)
 	decide(p);
 out:
 	json_doc_free(&d);
+	if (redo) on_identity(p);
 }
 
 /* A key the peer handed over differs from the one stored for the same
@@ -421,7 +504,11 @@ static void on_keys(struct peer *p)
 		stored++;
 	}
 	keyring_free(&kr);
-	if (rc) { mdb_txn_abort(t); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); return; }
+	if (rc) {
+		mdb_txn_abort(t);
+		if (write_failed(p, rc, "keys")) on_keys(p);
+		return;
+	}
 	if (conflicts) {
 		mdb_txn_abort(t);
 		fail(p, "key_conflict", "key document of %s holds %d key(s) that differ from the stored ones",
@@ -429,7 +516,11 @@ static void on_keys(struct peer *p)
 		return;
 	}
 	if (!stored) { mdb_txn_abort(t); fail(p, "bad_key_doc", "key document is not for %s", p->server_name); return; }
-	if (store_commit(t)) { fail(p, "internal", "LMDB commit failed"); return; }
+	if ((rc = store_commit(t))) {
+		if (write_failed(p, rc, "keys commit")) on_keys(p);
+		return;
+	}
+	wrote_ok(p);
 	log_info("peer %s: stored %d verify key(s) of %s", p->cfg.name, stored, p->server_name);
 	p->keys_ok = 1;
 	decide(p);
@@ -438,6 +529,7 @@ static void on_keys(struct peer *p)
 static void pull(struct peer *p)
 {
 	struct syncd *sy = p->sy;
+	if (sy->full && !p->full_probe_ok) { store_full(p, 0); return; }   /* no request while full */
 	/* Backpressure: while validated has not read what we sent, wait rather
 	 * than pile frames up (over the conn's high-water mark they would be
 	 * dropped and only found again by validated's slower inbox rescan). */
@@ -463,7 +555,8 @@ static void on_events(struct peer *p)
 	struct syncd *sy = p->sy;
 	struct store *st = &sy->d->st;
 	struct json_doc d = {0};
-	int was_longpoll = p->phase == PH_LONGPOLL;
+	int was_longpoll = p->retry_body ? p->retry_longpoll : p->phase == PH_LONGPOLL;
+	p->retry_body = 0;
 	if (parse_body(p, &d, "events") < 0) goto out;
 	int ev = json_obj_get(&d, 0, "events"), nx = json_obj_get(&d, 0, "next"), vc = json_obj_get(&d, 0, "vclock");
 	if (ev < 0 || d.tok[ev].type != JSON_ARRAY || nx < 0 || d.tok[nx].type != JSON_INT || d.tok[nx].ival < 0) {
@@ -478,44 +571,56 @@ static void on_events(struct peer *p)
 	if (!rv) log_panic("out of memory");
 	vclock_init(rv);
 	if (vc >= 0) vclock_from_json(rv, &d, vc);
-	MDB_txn *t = store_begin(st, 0);
-	uint64_t cursor = fstate_cursor(t, st, p->cfg.name);
-	if (next < cursor || (n > 0 && next == cursor) || n > 100) {
-		mdb_txn_abort(t);
-		free(rv);
-		fail(p, "bad_body", "next %llu does not follow our cursor %llu with %d events (peer store replaced?)",
-		     (unsigned long long)next, (unsigned long long)cursor, n);
-		goto out;
-	}
-	uint64_t seqs[100];
-	int k = 0, rc = 0;
-	for (int e = json_first(&d, ev); e >= 0 && !rc; e = json_next_elem(&d, ev, e))
-		rc = store_inbox_put(t, st, p->server_name, p->body.data + d.tok[e].start,
-		                     d.tok[e].end - d.tok[e].start, &seqs[k++]);
-	unsigned char b8[8];
-	be64_put(b8, next);
-	if (!rc) rc = fstate_put(t, st, p->cfg.name, "cursor", b8, 8);
-	be64_put(b8, (uint64_t)now_ms());
-	if (!rc) rc = fstate_put(t, st, p->cfg.name, "last_seen", b8, 8);
-	/* An answer from the peer is inbound traffic from its server: fetchd's
-	 * backoff for that server no longer holds (issue 4). */
-	if (!rc) {
-		int r2 = store_del(t, st, DB_SERVER_HEALTH, p->server_name, strlen(p->server_name));
-		if (r2 && r2 != MDB_NOTFOUND) rc = r2;
-	}
+	/* One txn: inbox entries + cursor + last_seen (+ clock). Any error
+	 * aborts it (nothing advanced); a grown map redoes it; a full store
+	 * stops pulls until a retry succeeds. */
+	uint64_t seqs[100], cursor;
+	int k, rc;
 	uint64_t head = vclock_get(rv, p->node_id);
 	int caught_up = next >= head;
-	if (!rc && caught_up && rv->n) {
-		/* Caught up with the peer: what it had, we now have (in the inbox at
-		 * least); its clock joins ours so others can skip pulls. */
-		struct buf j;
-		buf_init(&j);
-		vclock_to_json(rv, &j);
-		rc = fstate_put(t, st, p->cfg.name, "vclock", j.data, j.len);
-		buf_free(&j);
+	for (;;) {
+		MDB_txn *t = store_begin(st, 0);
+		cursor = fstate_cursor(t, st, p->cfg.name);
+		if (next < cursor || (n > 0 && next == cursor) || n > 100) {
+			mdb_txn_abort(t);
+			free(rv);
+			fail(p, "bad_body", "next %llu does not follow our cursor %llu with %d events (peer store replaced?)",
+			     (unsigned long long)next, (unsigned long long)cursor, n);
+			goto out;
+		}
+		k = 0;
+		rc = 0;
+		for (int e = json_first(&d, ev); e >= 0 && !rc; e = json_next_elem(&d, ev, e))
+			rc = store_inbox_put(t, st, p->server_name, p->body.data + d.tok[e].start,
+			                     d.tok[e].end - d.tok[e].start, &seqs[k++]);
+		unsigned char b8[8];
+		be64_put(b8, next);
+		if (!rc) rc = fstate_put(t, st, p->cfg.name, "cursor", b8, 8);
+		be64_put(b8, (uint64_t)now_ms());
+		if (!rc) rc = fstate_put(t, st, p->cfg.name, "last_seen", b8, 8);
+		/* An answer from the peer is inbound traffic from its server: fetchd's
+		 * backoff for that server no longer holds (issue 4). */
+		if (!rc) {
+			int r2 = store_del(t, st, DB_SERVER_HEALTH, p->server_name, strlen(p->server_name));
+			if (r2 && r2 != MDB_NOTFOUND) rc = r2;
+		}
+		if (!rc && caught_up && rv->n) {
+			/* Caught up with the peer: what it had, we now have (in the inbox
+			 * at least); its clock is advertised onward by served. */
+			struct buf j;
+			buf_init(&j);
+			vclock_to_json(rv, &j);
+			rc = fstate_put(t, st, p->cfg.name, "vclock", j.data, j.len);
+			buf_free(&j);
+		}
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);
+		if (!rc) break;
+		if (write_failed(p, rc, "inbox batch")) continue;
+		free(rv);
+		goto out;
 	}
-	if (rc) { mdb_txn_abort(t); free(rv); fail(p, "internal", "LMDB: %s", mdb_strerror(rc)); goto out; }
-	if (store_commit(t)) { free(rv); fail(p, "internal", "LMDB commit failed"); goto out; }
+	wrote_ok(p);
 	p->remote = *rv;
 	free(rv);
 	k = 0;
