@@ -25,11 +25,13 @@ endpoint = http://127.0.0.1:$PU")
 node_start b fetchd served
 U=http://127.0.0.1:$PB
 check "served up" wait_for "http_up $U/healthz"
-enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 stat() { fedctl -c "$B" stats served | sed "s/^served //" | jq -r ".counters.$1 // 0"; }
 claims() { curl -s "$U/metrics" | sed -n 's/^fedpipe_lmdb_entries{db="claims"} //p'; }
 # misses SRC ID...: one request per ID from source address SRC; prints the codes
-misses() { _src=$1; shift; for _id in "$@"; do echo "url = \"$U/_matrix/federation/v1/event/$(enc "$_id")\""; echo "output = /dev/null"; done >"$T_TMP/k"; curl -s --interface "$_src" -K "$T_TMP/k" -w '%{http_code}\n'; }
+misses() { _src=$1; shift; python3 -c '
+import sys, urllib.parse
+for i in sys.argv[2:]:
+    print("url = \"%s/_matrix/federation/v1/event/%s\"\noutput = /dev/null" % (sys.argv[1], urllib.parse.quote(i, safe="")))' "$U" "$@" >"$T_TMP/k"; curl -s --interface "$_src" -K "$T_TMP/k" -w '%{http_code}\n'; }
 
 # Item 3.
 set -- "\$x:127.0.0.1:$PL/internal?cmd=" "\$x:127.0.0.1:$PL" "\$y:localhost:$PL" "\$z:127.0.0.1:$PL/" \
