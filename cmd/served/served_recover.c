@@ -77,37 +77,63 @@ static int claim(struct served *s, const char *id)
 	}
 }
 
-/* Delete expired claims: at most SWEEP_SCAN rows looked at per turn, from
- * where the last turn stopped (wrapping), in one short write txn. */
+/* Delete expired claims, a bounded batch per turn: a read txn looks at up
+ * to SWEEP_SCAN rows from where the last turn stopped (wrapping) and notes
+ * the expired ones; only if there are some, one short write txn deletes
+ * them (each checked again: another instance may have claimed it since).
+ * A failed delete txn (the map full: deleting copies pages too) halves the
+ * batch until one goes through. */
 #define SWEEP_SCAN 512
 static void sweep_cb(struct daemon *d, void *arg)
 {
 	struct served *s = arg;
-	MDB_txn *t;
-	MDB_cursor *c;
-	int rc = mdb_txn_begin(d->st.env, NULL, 0, &t);
-	if (rc) return;
-	if ((rc = mdb_cursor_open(t, d->st.dbi[DB_CLAIMS], &c))) { mdb_txn_abort(t); return; }
+	static int batch = SWEEP_SCAN;
+	static char keys[SWEEP_SCAN][SERVED_ID_MAX + 16];
+	static size_t klen[SWEEP_SCAN];
+	int n = 0;
 	long long now = now_ms();
+	MDB_txn *t = store_begin(&d->st, 1);
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, d->st.dbi[DB_CLAIMS], &c);
+	if (rc) { mdb_txn_abort(t); return; }
 	MDB_val k = { sweep_from_len, sweep_from }, v;
 	rc = mdb_cursor_get(c, &k, &v, sweep_from_len ? MDB_SET_RANGE : MDB_FIRST);
-	int scanned = 0, deleted = 0;
-	for (; rc == 0 && scanned < SWEEP_SCAN; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), scanned++) {
+	for (int scanned = 0; rc == 0 && scanned < SWEEP_SCAN && n < batch;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), scanned++) {
 		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
-		if ((rc = mdb_cursor_del(c, 0))) break;
-		deleted++;
+		if (k.mv_size > sizeof keys[0]) continue;
+		memcpy(keys[n], k.mv_data, k.mv_size);
+		klen[n++] = k.mv_size;
 	}
-	if (rc == 0 && k.mv_size < sizeof sweep_from) {     /* stopped at the cap: resume here */
+	if (rc == 0 && k.mv_size <= sizeof sweep_from) {   /* stopped early: resume here */
 		memcpy(sweep_from, k.mv_data, k.mv_size);
 		sweep_from_len = k.mv_size;
-	} else if (rc == MDB_NOTFOUND) {
-		sweep_from_len = 0;                               /* reached the end: wrap */
-		rc = 0;
+	} else {
+		sweep_from_len = 0;                           /* the end (or an error): wrap */
 	}
 	mdb_cursor_close(c);
-	if (rc) { mdb_txn_abort(t); store_write_failed(&d->st, rc); return; }
-	if (!deleted) { mdb_txn_abort(t); return; }
-	if ((rc = mdb_txn_commit(t))) { store_write_failed(&d->st, rc); return; }
+	mdb_txn_abort(t);
+	if (!n) return;
+	if ((rc = mdb_txn_begin(d->st.env, NULL, 0, &t))) return;
+	int deleted = 0;
+	for (int i = 0; i < n && !rc; i++) {
+		rc = store_get(t, &d->st, DB_CLAIMS, keys[i], klen[i], &v);
+		if (rc == MDB_NOTFOUND) { rc = 0; continue; }
+		if (rc) break;
+		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
+		rc = store_del(t, &d->st, DB_CLAIMS, keys[i], klen[i]);
+		if (rc == MDB_NOTFOUND) rc = 0;
+		else if (!rc) deleted++;
+	}
+	if (rc) mdb_txn_abort(t);
+	else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+	if (rc) {
+		if (batch > 1) batch /= 2;
+		store_write_failed(&d->st, rc);   /* grown or not: the next turn retries */
+		sweep_from_len = 0;               /* from the start, these rows included */
+		return;
+	}
+	if (batch < SWEEP_SCAN) batch *= 2;
 	*s->c_claims_swept += (uint64_t)deleted;
 }
 
