@@ -13,18 +13,19 @@
 #include "keys.h"
 #include "vclock.h"
 #include "pdu.h"
+#include "served_parse.h"
 
 #define SERVED_ID_MAX 256      /* longest event/room ID accepted in a path */
 
 struct waiter;                 /* a parked long-poll request */
 struct recover_job { char event_id[SERVED_ID_MAX]; long long queued_ms; uint64_t req_id;
-                     long long sent_ms; };
+                     long long sent_ms; char client[48]; };
 
 struct served {
 	struct daemon     *d;
 	struct evhttp     *http;
 	struct signing_key key;
-	const char        *server_name;
+	char               server_name[256];
 	char               node_id[27];
 	unsigned char      shared_hash[32];   /* generichash of the bearer key */
 	int                auth;
@@ -33,7 +34,7 @@ struct served {
 	long long          longpoll_max, longpoll_tick, stats_timeout;
 	/* long-poll */
 	struct waiter     *waiters;
-	int                nwaiters, max_waiters;
+	int                nwaiters, max_waiters, waiters_cap;
 	struct event      *poll_ev;
 	/* recovery */
 	int                upstreams;          /* any configured */
@@ -43,11 +44,13 @@ struct served {
 	int                inflight_cap, ninflight;
 	uint64_t           next_req_id;
 	long long          claim_ttl, recover_timeout;
+	int                rec_per_client;
 	/* counters */
 	uint64_t *c_requests, *c_errors, *c_unauthorized, *c_proxied, *c_event_hits,
 	         *c_event_misses, *c_rec_queued, *c_rec_dropped, *c_rec_dedup_local,
 	         *c_rec_dedup_claim, *c_rec_claim_errors, *c_rec_sent, *c_rec_ok,
-	         *c_rec_failed, *c_rec_pdus, *c_rec_expired, *c_longpolls, *c_events_served;
+	         *c_rec_failed, *c_rec_pdus, *c_rec_expired, *c_longpolls, *c_events_served,
+	         *c_rec_refused_id, *c_rec_client_capped, *c_claims_swept;
 	int64_t  *g_waiters, *g_rq, *g_inflight;
 	/* connection gate (served_conn.c) */
 	int                max_conns, max_conns_ip;
@@ -80,10 +83,13 @@ void fed_identity(struct served *s, struct evhttp_request *req);
 void fed_events(struct served *s, struct evhttp_request *req);
 void fed_node_clock(struct served *s, MDB_txn *t, struct vclock *vc);
 void fed_init(struct served *s);
+size_t fed_waiter_size(void);
 void fed_fini(struct served *s);
 
 /* served_matrix.c */
 void mx_event(struct served *s, struct evhttp_request *req, const char *id, int proxied);
+/* The client's address as text (for per-client limits); "?" if unknown. */
+const char *served_client(struct evhttp_request *req);
 void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id);
 void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room);
 void mx_get_missing(struct served *s, struct evhttp_request *req, const char *room);
@@ -92,7 +98,8 @@ void mx_server_key(struct served *s, struct evhttp_request *req);
 
 /* served_recover.c */
 void recover_init(struct served *s);
-void recover_miss(struct served *s, const char *event_id);
+void recover_apply(struct served *s);      /* (re)read settings, upstreams */
+void recover_miss(struct served *s, const char *event_id, const char *client);
 void recover_on_frame(struct served *s, struct frame *f);
 void recover_fini(struct served *s);
 

@@ -297,8 +297,7 @@ static void sweep(struct daemon *d, void *arg)
 static int has_body(struct evhttp_request *req)
 {
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *cl = evhttp_find_header(h, "Content-Length");
-	return evhttp_find_header(h, "Transfer-Encoding") || (cl && strspn(cl, "0 \t") != strlen(cl));
+	return sp_has_body(evhttp_find_header(h, "Content-Length"), evhttp_find_header(h, "Transfer-Encoding"));
 }
 
 /* All headers are in: the body deadline starts, and the key is checked now

@@ -123,13 +123,7 @@ static int events_answer(struct served *s, struct evhttp_request *req, uint64_t 
 
 static int parse_u64(const char *v, uint64_t *out)
 {
-	if (!v || !*v) return -1;
-	char *e;
-	errno = 0;
-	unsigned long long x = strtoull(v, &e, 10);
-	if (*e || errno || v[0] == '-') return -1;
-	*out = x;
-	return 0;
+	return sp_digits(v, UINT64_MAX, out);
 }
 
 static void waiter_remove(struct served *s, int i)
@@ -182,7 +176,7 @@ void fed_events(struct served *s, struct evhttp_request *req)
 		MDB_txn *t = store_begin(&s->d->st, 1);
 		uint64_t head = stream_head(s, t);
 		mdb_txn_abort(t);
-		if (head <= since && s->nwaiters < s->max_waiters) {
+		if (head <= since && s->nwaiters < s->max_waiters && s->nwaiters < s->waiters_cap) {
 			(*s->c_longpolls)++;
 			s->waiters[s->nwaiters++] = (struct waiter){ req, since, (int)limit,
 			                                              mono_ms() + (long long)timeout };
@@ -198,12 +192,15 @@ void fed_events(struct served *s, struct evhttp_request *req)
 	return;
 bad:
 	evhttp_clear_headers(&q);
-	served_error(s, req, 400, "M_INVALID_PARAM", "since, limit and timeout_ms must be non-negative integers (limit > 0)");
+	served_error(s, req, 400, "M_INVALID_PARAM", "since, limit and timeout_ms must be decimal digits only (limit > 0)");
 }
+
+size_t fed_waiter_size(void) { return sizeof(struct waiter); }
 
 void fed_init(struct served *s)
 {
-	s->waiters = calloc((size_t)(s->max_waiters > 0 ? s->max_waiters : 1), sizeof *s->waiters);
+	s->waiters_cap = s->max_waiters > 0 ? s->max_waiters : 1;
+	s->waiters = calloc((size_t)s->waiters_cap, sizeof *s->waiters);
 	if (!s->waiters) fatalx("out of memory");
 	s->poll_ev = event_new(s->d->base, -1, EV_PERSIST, poll_tick, s);
 	if (!s->poll_ev) fatalx("event_new failed");

@@ -50,18 +50,16 @@ void served_error(struct served *s, struct evhttp_request *req, int code, const 
 
 int served_segment(const char *seg, size_t n, char *out, size_t cap)
 {
-	if (n == 0 || n >= cap) return -1;
-	char raw[SERVED_ID_MAX * 3 + 1];
-	if (n >= sizeof raw) return -1;
-	memcpy(raw, seg, n);
-	raw[n] = 0;
-	size_t dl = 0;
-	char *dec = evhttp_uridecode(raw, 0, &dl);
-	if (!dec) return -1;
-	int bad = dl == 0 || dl >= cap || memchr(dec, 0, dl) != NULL;
-	if (!bad) { memcpy(out, dec, dl); out[dl] = 0; }
-	free(dec);
-	return bad ? -1 : (int)dl;
+	return sp_segment(seg, n, out, cap);
+}
+
+const char *served_client(struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port;
+	if (c) evhttp_connection_get_peer(c, &addr, &port);
+	return addr && *addr ? addr : "?";
 }
 
 const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const char *key)
@@ -75,9 +73,8 @@ const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const 
 int served_auth_ok(struct served *s, struct evhttp_request *req)
 {
 	if (!s->auth) return 1;
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-	if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
-	h += 7;
+	const char *h = sp_bearer(evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization"));
+	if (!h) return 0;
 	unsigned char got[32];
 	crypto_generichash(got, sizeof got, (const unsigned char *)h, strlen(h), NULL, 0);
 	return sodium_memcmp(got, s->shared_hash, sizeof got) == 0;
@@ -99,22 +96,6 @@ static const char *method_name(enum evhttp_cmd_type c)
 	case EVHTTP_REQ_DELETE: return "DELETE";
 	default: return "OTHER";
 	}
-}
-
-/* Split path (after prefix) into up to max segments separated by '/'. */
-static int split(const char *p, const char **seg, size_t *len, int max)
-{
-	int n = 0;
-	while (*p) {
-		const char *e = strchr(p, '/');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (n == max) return -1;
-		seg[n] = p; len[n] = l; n++;
-		if (!e) break;
-		p = e + 1;
-		if (!*p) return -1;   /* trailing slash: no such resource */
-	}
-	return n;
 }
 
 static void route(struct evhttp_request *req, void *arg)
@@ -170,7 +151,7 @@ static void route(struct evhttp_request *req, void *arg)
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		mx_server_key(s, req);
 	} else if (!strncmp(path, fed, sizeof fed - 1)) {
-		int n = split(path + sizeof fed - 1, seg, sl, 6);
+		int n = sp_split(path + sizeof fed - 1, seg, sl, 6);
 		if (n < 2) goto not_found;
 #define IS(i, w) (sl[i] == strlen(w) && !memcmp(seg[i], w, sl[i]))
 		int want_post = IS(0, "get_missing_events");
@@ -199,34 +180,73 @@ bad_id:
 	served_error(s, req, 400, "M_INVALID_PARAM", "bad identifier in path");
 }
 
+/* The evhttp limits, from d->cfg (start and reload: new connections get them). */
+static void http_apply(struct served *s)
+{
+	struct config *cfg = &s->d->cfg;
+	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg_size(cfg, "served", "max_header_size"));
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg_size(cfg, "served", "max_body_size"));
+	long long to = cfg_ms(cfg, "served", "timeout");
+	struct timeval tv = { to / 1000, (to % 1000) * 1000 };
+	evhttp_set_timeout_tv(s->http, &tv);
+}
+
+/* Everything served keeps from the configuration, read anew: at start and
+ * after SIGHUP. Values are copied; nothing points into d->cfg afterwards. */
+static void served_apply(struct served *s)
+{
+	struct config *cfg = &s->d->cfg;
+	const char *sk = cfg_str(cfg, "node", "shared_key");
+	s->auth = *sk != 0;
+	if (s->auth)
+		crypto_generichash(s->shared_hash, sizeof s->shared_hash, (const unsigned char *)sk,
+		                   strlen(sk), NULL, 0);
+	else
+		sodium_memzero(s->shared_hash, sizeof s->shared_hash);
+	s->events_limit = (int)cfg_int(cfg, "served", "events_limit");
+	if (s->events_limit < 1 || s->events_limit > 100) s->events_limit = 100;
+	s->events_max_bytes = (size_t)cfg_size(cfg, "served", "events_max_bytes");
+	s->longpoll_max = cfg_ms(cfg, "served", "longpoll_max");
+	s->longpoll_tick = cfg_ms(cfg, "served", "longpoll_tick");
+	if (s->longpoll_tick < 5) s->longpoll_tick = 5;
+	s->stats_timeout = cfg_ms(cfg, "served", "stats_timeout");
+	int mw = (int)cfg_int(cfg, "served", "longpoll_waiters");
+	if (s->waiters && mw > s->max_waiters) {     /* grow; a smaller cap applies to new waiters */
+		struct waiter *nw = realloc(s->waiters, (size_t)mw * fed_waiter_size());
+		if (!nw) fatalx("out of memory");
+		s->waiters = nw;
+		s->waiters_cap = mw;
+	}
+	s->max_waiters = mw;
+}
+
+static void served_on_reload(struct daemon *d, const struct config *old)
+{
+	struct served *s = d->priv;
+	(void)old;
+	if (strcmp(s->server_name, cfg_str(&d->cfg, "node", "server_name")))
+		log_warnx("[node] server_name changed: takes effect at restart");
+	served_apply(s);
+	recover_apply(s);
+	if (s->http) { http_apply(s); gate_apply(s); }
+	log_info("configuration reloaded: events_limit %d, max_connections %d (per address %d), "
+	         "upstreams %s", s->events_limit, s->max_conns, s->max_conns_ip,
+	         cfg_str(&d->cfg, "served", "upstreams"));
+}
+
 static int served_init(struct daemon *d)
 {
 	struct served *s = &S;
 	d->priv = s;
 	s->d = d;
 	if (sodium_init() < 0) fatalx("sodium_init failed");
-	s->server_name = cfg_str(&d->cfg, "node", "server_name");
+	snprintf(s->server_name, sizeof s->server_name, "%s", cfg_str(&d->cfg, "node", "server_name"));
 	char err[256];
 	if (signing_key_load(&s->key, cfg_str(&d->cfg, "node", "signing_key"), err, sizeof err) < 0) {
 		log_err("cannot load signing key: %s", err);
 		return EXIT_CONFIG;
 	}
 	if (store_node_id(&d->st, s->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
-	const char *sk = cfg_str(&d->cfg, "node", "shared_key");
-	if (*sk) {
-		s->auth = 1;
-		crypto_generichash(s->shared_hash, sizeof s->shared_hash, (const unsigned char *)sk,
-		                   strlen(sk), NULL, 0);
-	}
-	s->events_limit = (int)cfg_int(&d->cfg, "served", "events_limit");
-	if (s->events_limit < 1 || s->events_limit > 100) s->events_limit = 100;
-	s->events_max_bytes = (size_t)cfg_size(&d->cfg, "served", "events_max_bytes");
-	s->longpoll_max = cfg_ms(&d->cfg, "served", "longpoll_max");
-	s->longpoll_tick = cfg_ms(&d->cfg, "served", "longpoll_tick");
-	if (s->longpoll_tick < 5) s->longpoll_tick = 5;
-	s->stats_timeout = cfg_ms(&d->cfg, "served", "stats_timeout");
-	s->max_waiters = (int)cfg_int(&d->cfg, "served", "longpoll_waiters");
-
 #define C(f, n) s->f = daemon_counter(d, n)
 	C(c_requests, "http_requests"); C(c_errors, "http_errors"); C(c_unauthorized, "http_unauthorized");
 	C(c_proxied, "proxied_requests"); C(c_event_hits, "event_hits"); C(c_event_misses, "event_misses");
@@ -239,12 +259,15 @@ static int served_init(struct daemon *d)
 	C(c_conn_refused, "conn_refused"); C(c_conn_refused_ip, "conn_refused_per_ip");
 	C(c_accept_errors, "accept_errors"); C(c_header_timeouts, "header_timeouts");
 	C(c_body_timeouts, "body_timeouts"); C(c_early_refused, "unauthorized_before_body");
+	C(c_rec_refused_id, "recover_refused_id"); C(c_rec_client_capped, "recover_client_capped");
+	C(c_claims_swept, "claims_swept");
 #undef C
 	s->g_conns = daemon_gauge(d, "http_connections");
 	s->g_waiters = daemon_gauge(d, "longpoll_waiters");
 	s->g_rq = daemon_gauge(d, "recover_queue");
 	s->g_inflight = daemon_gauge(d, "recover_inflight");
 
+	served_apply(s);
 	if (d->stdio) {
 		/* --stdio: no HTTP; served is an endpoint, not a filter. Recovery
 		 * results arriving as frames are still handled. */
@@ -254,11 +277,7 @@ static int served_init(struct daemon *d)
 	const char *listen = cfg_str(&d->cfg, "node", "listen");
 	s->http = evhttp_new(d->base);
 	if (!s->http) fatalx("evhttp_new failed");
-	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg_size(&d->cfg, "served", "max_header_size"));
-	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg_size(&d->cfg, "served", "max_body_size"));
-	long long to = cfg_ms(&d->cfg, "served", "timeout");
-	struct timeval tv = { to / 1000, (to % 1000) * 1000 };
-	evhttp_set_timeout_tv(s->http, &tv);
+	http_apply(s);
 	/* Every method reaches route() so a wrong one gets our JSON 405. */
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
@@ -308,6 +327,7 @@ static const struct daemon_ops ops = {
 	.needs_store = 1,
 	.init = served_init,
 	.on_frame = served_on_frame,
+	.on_reload = served_on_reload,
 	.fini = served_fini,
 };
 

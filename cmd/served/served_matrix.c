@@ -205,7 +205,7 @@ void mx_event(struct served *s, struct evhttp_request *req, const char *id, int 
 	/* Answer first (cache-warm: never hold the requester), then recover. */
 	served_error(s, req, 404, "M_NOT_FOUND", "event not found");
 	if (proxied) log_info("proxied miss for %s: not recovering (one hop)", id);
-	else recover_miss(s, id);
+	else recover_miss(s, id, served_client(req));
 }
 
 void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id)
@@ -383,13 +383,19 @@ void mx_backfill(struct served *s, struct evhttp_request *req, const char *room)
 		return;
 	}
 	struct walk w = { .s = s, .room = room };
-	long limit = 10;
+	uint64_t limit = 10;
+	int bad_limit = 0;
 	struct evkeyval *kv;
 	TAILQ_FOREACH(kv, &q, next) {
 		if (!strcmp(kv->key, "v") && strlen(kv->value) < SERVED_ID_MAX) push(&w, kv->value);
-		else if (!strcmp(kv->key, "limit")) limit = strtol(kv->value, NULL, 10);
+		else if (!strcmp(kv->key, "limit") && sp_digits(kv->value, UINT64_MAX, &limit) < 0) bad_limit = 1;
 	}
 	evhttp_clear_headers(&q);
+	if (bad_limit) {
+		walk_free(&w);
+		served_error(s, req, 400, "M_INVALID_PARAM", "limit must be decimal digits only");
+		return;
+	}
 	if (!w.qn) {
 		walk_free(&w);
 		served_error(s, req, 400, "M_MISSING_PARAM", "at least one v= event ID is required");

@@ -6,7 +6,14 @@
  * go to fetchd as FT_FETCH_REQ with FF_PROXIED, so the upstream request
  * carries X-Fed-Proxied: 1 and the upstream never re-proxies (one hop).
  * Recovered PDUs go into inbox (one txn) and on to validated as FT_EVENT;
- * purgatoryd stores them and the next request finds them. */
+ * purgatoryd stores them and the next request finds them.
+ * Hostile-world rules (issue 13): recovery asks only [served] upstreams,
+ * so an ID naming another server (room v1/v2 "$x:server") is not recovered
+ * (fetchd would ask that server too); one client address has at most
+ * recover_per_client jobs queued or in flight; expired claims are swept a
+ * bounded batch per timer turn; every write txn is aborted on any error and
+ * reported to store_write_failed; with the store full, claims fail open and
+ * reads go on. */
 #include "served.h"
 #include "log.h"
 #include "json.h"
@@ -14,7 +21,21 @@
 #include <string.h>
 
 static struct buf upstream_json;     /* ["a","b"] */
-static struct event *recover_timer;
+static char **upstream;              /* the same names, owned copies */
+static size_t nupstream;
+static struct event *recover_timer, *sweep_timer;
+static char sweep_from[SERVED_ID_MAX + 16];   /* resume key of the claims sweep */
+static size_t sweep_from_len;
+
+static int client_jobs(struct served *s, const char *client)
+{
+	int n = 0;
+	for (int i = 0; i < s->rq_len; i++)
+		if (!strcmp(s->rq[(s->rq_head + i) % s->rq_cap].client, client)) n++;
+	for (int i = 0; i < s->ninflight; i++)
+		if (!strcmp(s->inflight[i].client, client)) n++;
+	return n;
+}
 
 static int queued_or_inflight(struct served *s, const char *id)
 {
@@ -25,31 +46,95 @@ static int queued_or_inflight(struct served *s, const char *id)
 	return 0;
 }
 
-/* SetNX with TTL: 1 = claimed by us (or failing open), 0 = someone holds it. */
+/* SetNX with TTL: 1 = claimed by us (or failing open), 0 = someone holds it.
+ * Fails open: with the store full (or any LMDB error) recovery goes on
+ * without cross-request dedup rather than not at all. */
 static int claim(struct served *s, const char *id)
 {
 	char k[SERVED_ID_MAX + 16];
 	int kn = snprintf(k, sizeof k, "recover:%s", id);
-	long long now = now_ms();
-	MDB_txn *t;
-	if (mdb_txn_begin(s->d->st.env, NULL, 0, &t)) { (*s->c_rec_claim_errors)++; return 1; }
-	MDB_val v;
-	int rc = store_get(t, &s->d->st, DB_CLAIMS, k, (size_t)kn, &v);
-	if (rc == 0 && v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) {
-		mdb_txn_abort(t);
-		return 0;
-	}
-	unsigned char e[8];
-	be64_put(e, (uint64_t)(now + s->claim_ttl));
-	rc = store_put(t, &s->d->st, DB_CLAIMS, k, (size_t)kn, e, 8, 0);
-	if (rc) mdb_txn_abort(t);
-	else rc = mdb_txn_commit(t);
-	if (rc) {
-		log_warnx("recovery claim for %s failed (%s): recovering anyway", id, mdb_strerror(rc));
+	for (;;) {
+		long long now = now_ms();
+		MDB_txn *t;
+		int rc = mdb_txn_begin(s->d->st.env, NULL, 0, &t);
+		if (rc) { (*s->c_rec_claim_errors)++; return 1; }
+		MDB_val v;
+		rc = store_get(t, &s->d->st, DB_CLAIMS, k, (size_t)kn, &v);
+		if (rc == 0 && v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) {
+			mdb_txn_abort(t);
+			return 0;
+		}
+		unsigned char e[8];
+		be64_put(e, (uint64_t)(now + s->claim_ttl));
+		rc = store_put(t, &s->d->st, DB_CLAIMS, k, (size_t)kn, e, 8, 0);
+		if (rc) mdb_txn_abort(t);
+		else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+		if (!rc) return 1;
+		if (store_write_failed(&s->d->st, rc)) continue;   /* map grown: redo */
 		(*s->c_rec_claim_errors)++;
+		log_debug("recovery claim for %s failed (%s): recovering anyway", id, mdb_strerror(rc));
 		return 1;
 	}
-	return 1;
+}
+
+/* Delete expired claims, a bounded batch per turn: a read txn looks at up
+ * to SWEEP_SCAN rows from where the last turn stopped (wrapping) and notes
+ * the expired ones; only if there are some, one short write txn deletes
+ * them (each checked again: another instance may have claimed it since).
+ * A failed delete txn (the map full: deleting copies pages too) halves the
+ * batch until one goes through. */
+#define SWEEP_SCAN 512
+static void sweep_cb(struct daemon *d, void *arg)
+{
+	struct served *s = arg;
+	static int batch = SWEEP_SCAN;
+	static char keys[SWEEP_SCAN][SERVED_ID_MAX + 16];
+	static size_t klen[SWEEP_SCAN];
+	int n = 0;
+	long long now = now_ms();
+	MDB_txn *t = store_begin(&d->st, 1);
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(t, d->st.dbi[DB_CLAIMS], &c);
+	if (rc) { mdb_txn_abort(t); return; }
+	MDB_val k = { sweep_from_len, sweep_from }, v;
+	rc = mdb_cursor_get(c, &k, &v, sweep_from_len ? MDB_SET_RANGE : MDB_FIRST);
+	for (int scanned = 0; rc == 0 && scanned < SWEEP_SCAN && n < batch;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), scanned++) {
+		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
+		if (k.mv_size > sizeof keys[0]) continue;
+		memcpy(keys[n], k.mv_data, k.mv_size);
+		klen[n++] = k.mv_size;
+	}
+	if (rc == 0 && k.mv_size <= sizeof sweep_from) {   /* stopped early: resume here */
+		memcpy(sweep_from, k.mv_data, k.mv_size);
+		sweep_from_len = k.mv_size;
+	} else {
+		sweep_from_len = 0;                           /* the end (or an error): wrap */
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(t);
+	if (!n) return;
+	if ((rc = mdb_txn_begin(d->st.env, NULL, 0, &t))) return;
+	int deleted = 0;
+	for (int i = 0; i < n && !rc; i++) {
+		rc = store_get(t, &d->st, DB_CLAIMS, keys[i], klen[i], &v);
+		if (rc == MDB_NOTFOUND) { rc = 0; continue; }
+		if (rc) break;
+		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
+		rc = store_del(t, &d->st, DB_CLAIMS, keys[i], klen[i]);
+		if (rc == MDB_NOTFOUND) rc = 0;
+		else if (!rc) deleted++;
+	}
+	if (rc) mdb_txn_abort(t);
+	else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+	if (rc) {
+		if (batch > 1) batch /= 2;
+		store_write_failed(&d->st, rc);   /* grown or not: the next turn retries */
+		sweep_from_len = 0;               /* from the start, these rows included */
+		return;
+	}
+	if (batch < SWEEP_SCAN) batch *= 2;
+	*s->c_claims_swept += (uint64_t)deleted;
 }
 
 static void pump(struct served *s)
@@ -77,7 +162,7 @@ static void pump(struct served *s)
 		buf_init(&b);
 		buf_adds(&b, "{\"event_id\":");
 		json_put_string(&b, j->event_id, strlen(j->event_id));
-		buf_adds(&b, ",\"op\":\"event\",\"servers\":");
+		buf_adds(&b, ",\"op\":\"event\",\"servers_only\":true,\"servers\":");
 		buf_add(&b, upstream_json.data, upstream_json.len);
 		buf_printf(&b, ",\"timeout_ms\":%lld}", s->recover_timeout);
 		uint64_t id = ++s->next_req_id;
@@ -103,20 +188,22 @@ static void timer_cb(struct daemon *d, void *arg)
 	if (s->rq_len || s->ninflight) pump(s);
 }
 
-void recover_miss(struct served *s, const char *event_id)
+void recover_miss(struct served *s, const char *event_id, const char *client)
 {
 	if (!s->upstreams) return;
-	if (event_id[0] != '$' || strlen(event_id) > 255) return;
+	if (!sp_recover_id_ok(event_id, upstream, nupstream)) { (*s->c_rec_refused_id)++; return; }
 	if (queued_or_inflight(s, event_id)) { (*s->c_rec_dedup_local)++; return; }
 	if (s->rq_len == s->rq_cap) {
 		(*s->c_rec_dropped)++;
 		log_debug("recovery queue full: dropping %s", event_id);
 		return;
 	}
+	if (client_jobs(s, client) >= s->rec_per_client) { (*s->c_rec_client_capped)++; return; }
 	if (!claim(s, event_id)) { (*s->c_rec_dedup_claim)++; return; }
 	struct recover_job *j = &s->rq[(s->rq_head + s->rq_len) % s->rq_cap];
 	memset(j, 0, sizeof *j);
 	strcpy(j->event_id, event_id);
+	snprintf(j->client, sizeof j->client, "%s", client);
 	j->queued_ms = mono_ms();
 	s->rq_len++;
 	(*s->c_rec_queued)++;
@@ -159,18 +246,28 @@ void recover_on_frame(struct served *s, struct frame *f)
 		goto out;
 	}
 	uint64_t seqs[16];
-	int idx[16], n = 0;
-	MDB_txn *t = store_begin(&s->d->st, 0);
-	int rc = 0;
-	for (int e = json_first(&d, pdus); e >= 0 && n < 16; e = json_next_elem(&d, pdus, e)) {
-		if (d.tok[e].type != JSON_OBJECT) continue;
-		rc = store_inbox_put(t, &s->d->st, server, body + d.tok[e].start,
-		                     d.tok[e].end - d.tok[e].start, &seqs[n]);
-		if (rc) break;
-		idx[n++] = e;
+	int idx[16], n;
+	for (;;) {
+		MDB_txn *t = store_begin(&s->d->st, 0);
+		int rc = 0;
+		n = 0;
+		for (int e = json_first(&d, pdus); e >= 0 && n < 16; e = json_next_elem(&d, pdus, e)) {
+			if (d.tok[e].type != JSON_OBJECT) continue;
+			rc = store_inbox_put(t, &s->d->st, server, body + d.tok[e].start,
+			                     d.tok[e].end - d.tok[e].start, &seqs[n]);
+			if (rc) break;
+			idx[n++] = e;
+		}
+		if (rc) mdb_txn_abort(t);
+		else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+		if (!rc) break;
+		n = 0;
+		if (store_write_failed(&s->d->st, rc)) continue;   /* map grown: redo */
+		/* Store full (or broken): the recovery is lost, not the node's
+		 * data; the next miss for this event recovers it again. */
+		log_err("recovery of %s: inbox write failed: %s", job.event_id, mdb_strerror(rc));
+		break;
 	}
-	if (rc) { mdb_txn_abort(t); n = 0; log_err("recovery of %s: inbox put: %s", job.event_id, mdb_strerror(rc)); }
-	else if (store_commit(t)) n = 0;
 	for (int i = 0; i < n; i++)
 		daemon_emit(s->d, "validated", FT_EVENT, 0, seqs[i], body + d.tok[idx[i]].start,
 		            d.tok[idx[i]].end - d.tok[idx[i]].start);
@@ -183,36 +280,79 @@ out:
 	pump(s);
 }
 
-void recover_init(struct served *s)
+/* (Re)read the recovery settings from d->cfg: at start and after SIGHUP.
+ * Nothing points into the configuration afterwards (names are copied). */
+void recover_apply(struct served *s)
 {
 	struct daemon *d = s->d;
 	s->claim_ttl = cfg_ms(&d->cfg, "served", "claim_ttl");
 	s->recover_timeout = cfg_ms(&d->cfg, "served", "recover_timeout");
-	s->rq_cap = (int)cfg_int(&d->cfg, "served", "recover_queue");
-	if (s->rq_cap < 1) s->rq_cap = 1;
-	s->inflight_cap = (int)cfg_int(&d->cfg, "served", "recover_inflight");
-	if (s->inflight_cap < 1) s->inflight_cap = 1;
-	s->rq = calloc((size_t)s->rq_cap, sizeof *s->rq);
-	s->inflight = calloc((size_t)s->inflight_cap, sizeof *s->inflight);
-	if (!s->rq || !s->inflight) fatalx("out of memory");
+	s->rec_per_client = (int)cfg_int(&d->cfg, "served", "recover_per_client");
+	if (s->rec_per_client < 1) s->rec_per_client = 1;
+	int cap = (int)cfg_int(&d->cfg, "served", "recover_queue");
+	if (cap < 1) cap = 1;
+	if (cap != s->rq_cap) {              /* new ring; jobs beyond the new cap are dropped */
+		struct recover_job *nq = calloc((size_t)cap, sizeof *nq);
+		if (!nq) fatalx("out of memory");
+		int keep = s->rq_len < cap ? s->rq_len : cap;
+		for (int i = 0; i < keep; i++) nq[i] = s->rq[(s->rq_head + i) % s->rq_cap];
+		*s->c_rec_dropped += (uint64_t)(s->rq_len - keep);
+		free(s->rq);
+		s->rq = nq; s->rq_cap = cap; s->rq_head = 0; s->rq_len = keep;
+	}
+	int icap = (int)cfg_int(&d->cfg, "served", "recover_inflight");
+	if (icap < 1) icap = 1;
+	if (icap != s->inflight_cap) {       /* room for what is already in flight */
+		int room = icap > s->ninflight ? icap : s->ninflight;
+		struct recover_job *ni = calloc((size_t)room, sizeof *ni);
+		if (!ni) fatalx("out of memory");
+		if (s->ninflight) memcpy(ni, s->inflight, (size_t)s->ninflight * sizeof *ni);
+		free(s->inflight);
+		s->inflight = ni;
+		s->inflight_cap = icap;
+	}
+	for (size_t i = 0; i < nupstream; i++) free(upstream[i]);
+	free(upstream);
+	upstream = NULL;
+	nupstream = 0;
+	buf_free(&upstream_json);
 	buf_init(&upstream_json);
 	buf_addc(&upstream_json, '[');
-	char list[1024];
-	snprintf(list, sizeof list, "%s", cfg_str(&d->cfg, "served", "upstreams"));
-	int n = 0;
-	for (char *sv, *p = list; (sv = strtok_r(p, ", \t", &p)) != NULL;) {
-		if (n++) buf_addc(&upstream_json, ',');
-		json_put_string(&upstream_json, sv, strlen(sv));
+	const char *list = cfg_str(&d->cfg, "served", "upstreams");
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, ", \t");
+		if (l) {
+			char **nu = realloc(upstream, (nupstream + 1) * sizeof *nu);
+			if (!nu || !(nu[nupstream] = strndup(p, l))) fatalx("out of memory");
+			upstream = nu;
+			if (nupstream++) buf_addc(&upstream_json, ',');
+			json_put_string(&upstream_json, p, l);
+			p += l;
+		} else {
+			p++;
+		}
 	}
 	buf_addc(&upstream_json, ']');
-	s->upstreams = n > 0;
-	recover_timer = daemon_timer(d, 1000, timer_cb, s);
+	s->upstreams = nupstream > 0;
+}
+
+void recover_init(struct served *s)
+{
+	buf_init(&upstream_json);
+	recover_apply(s);
+	recover_timer = daemon_timer(s->d, 1000, timer_cb, s);
+	sweep_timer = daemon_timer(s->d, 1000, sweep_cb, s);
 }
 
 void recover_fini(struct served *s)
 {
 	if (recover_timer) event_del(recover_timer);
+	if (sweep_timer) event_del(sweep_timer);
 	buf_free(&upstream_json);
+	for (size_t i = 0; i < nupstream; i++) free(upstream[i]);
+	free(upstream);
+	upstream = NULL;
+	nupstream = 0;
 	free(s->rq);
 	free(s->inflight);
 	s->rq = s->inflight = NULL;
