@@ -325,10 +325,8 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void fp_drain_init(struct fp *fp)
+static void slots_make(struct fp *fp)
 {
-	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
-	if (!fp->drain_ev) fatalx("cannot create the drain timer");
 	fp->window = 1;
 	if (feed_sink_async(fp->sink)) {
 		fp->window = WINDOW_ROWS / fp->batch;
@@ -343,4 +341,32 @@ void fp_drain_init(struct fp *fp)
 		if (!fp->slots[i].ev || !fp->slots[i].rows) fatalx("out of memory");
 		buf_init(&fp->slots[i].arena);
 	}
+}
+
+static void slots_free(struct fp *fp)
+{
+	for (int i = 0; fp->slots && i < fp->window; i++) {
+		free(fp->slots[i].ev);
+		free(fp->slots[i].rows);
+		buf_free(&fp->slots[i].arena);
+	}
+	free(fp->slots);
+	fp->slots = NULL;
+}
+
+void fp_drain_init(struct fp *fp)
+{
+	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
+	if (!fp->drain_ev) fatalx("cannot create the drain timer");
+	slots_make(fp);
+}
+
+void fp_drain_resize(struct fp *fp, int batch)
+{
+	if (batch == fp->batch) return;
+	fp_drain_flush(fp);
+	slots_free(fp);
+	fp->batch = batch;
+	slots_make(fp);
+	fp_drain_schedule(fp, 0);
 }
