@@ -21,7 +21,10 @@ stat_of() { $PT check -c "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 send_n() {
 	_c=$1 _r=$2 _n=$3 _f=$4 _i=0
 	while [ $_i -lt "$_n" ]; do
-		fedctl -c "$_c" send "$_r" m.room.message "{\"body\":\"$_i $PAD\"}" >>"$_f" 2>"$_f.err" || break
+		fedctl -c "$_c" send "$_r" m.room.message "{\"body\":\"$_i $PAD\"}" >>"$_f" 2>"$_f.err"
+		_rc=$?
+		cat "$_f.err" >>"$_f.log"
+		[ $_rc -eq 0 ] || break
 		_i=$((_i + 1))
 	done
 	echo $_i
@@ -44,8 +47,9 @@ ROOM=$(fedctl -c "$G" create-room 2>>"$T_TMP/grow/fedctl.log" | head -n 1)
 check "growth: room created" test -n "$ROOM"
 N=$(send_n "$G" "$ROOM" 400 "$T_TMP/grow.ids")
 check_eq "growth: 400 sends of 3 KB succeed past the 512K map" 400 "$N"
+[ "$N" = 400 ] || diag "send $N said: $(cat "$T_TMP/grow.ids.err")"
 check "growth: all 400 stored" wait_for "[ \$(stat_of $G inbox) = 0 ] && all_once $G $T_TMP/grow.ids" 600
-check "growth: the map grew (logged by whichever writer met the edge)" sh -c "cat $T_TMP/grow/*.log $T_TMP/grow.ids.err | grep -q 'LMDB map full at .* grown to'"
+check "growth: the map grew (logged by whichever writer met the edge)" sh -c "cat $T_TMP/grow/*.log $T_TMP/grow.ids.log | grep -q 'LMDB map full at .* grown to'"
 check "growth: the other stages adopted it" grep -q "LMDB map grown by another process" "$T_TMP/grow/validated.log"
 check "growth: no store full state" sh -c "! grep -q 'store full' $T_TMP/grow/*.log && [ ! -e $T_TMP/grow/state/store-full ]"
 check "growth: feed has every event" wait_for "[ \$(cat $T_TMP/grow/feed/* 2>/dev/null | grep -c '\"event_id\"') -ge 400 ]" 300
