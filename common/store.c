@@ -84,7 +84,9 @@ int store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
 	mdb_reader_check(s->env, &dead);
 	if (dead) log_info("cleared %d stale LMDB reader slot(s) in %s", dead, dir);
 	MDB_txn *t;
-	rc = mdb_txn_begin(s->env, NULL, 0, &t);
+	/* another process may grow the map between our look and this txn */
+	for (int tries = 0; (rc = mdb_txn_begin(s->env, NULL, 0, &t)) == MDB_MAP_RESIZED && tries < 4; tries++)
+		adopt_map(s, map_now(s));
 	if (rc) { snprintf(err, errlen, "%s: begin: %s", dir, mdb_strerror(rc)); goto fail; }
 	for (int i = 0; i < DB__COUNT; i++) {
 		rc = mdb_dbi_open(t, store_db_names[i], MDB_CREATE, &s->dbi[i]);

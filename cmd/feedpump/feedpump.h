@@ -17,8 +17,9 @@ struct fp_slot {
 struct fp {
 	struct daemon    *d;
 	struct feed_sink *sink;
-	struct feed_opts  opts;
-	const char       *sink_name;
+	struct feed_opts  opts;             /* for opening the sink only: it points into
+	                                       the configuration, so it is cleared then */
+	char              sink_name[32];
 	int               batch;
 	int               max_attempts;
 	long long         backoff_min, backoff_max, lease_ttl, interval;
@@ -28,7 +29,7 @@ struct fp {
 	char              holder[160];
 	char              waiting_for[200]; /* last "why" logged while waiting */
 	/* scheduling */
-	struct event     *drain_ev;
+	struct event     *drain_ev, *interval_ev, *renew_ev;
 	long long         retry_at;         /* mono ms; 0 = no backoff */
 	int               stopping;
 	/* batches in flight: a ring of `window` slots (1 for a synchronous
@@ -54,5 +55,8 @@ int  fp_lease_renew(struct fp *fp);
 void fp_drain_schedule(struct fp *fp, long long delay_ms);
 void fp_drain_init(struct fp *fp);
 void fp_drain_flush(struct fp *fp);   /* wait out and drop batches in flight */
+/* A new batch size: the pipeline is emptied (its batches are re-read and
+ * re-published: the sink is idempotent) and its slots made again. */
+void fp_drain_resize(struct fp *fp, int batch);
 
 #endif

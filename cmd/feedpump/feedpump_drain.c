@@ -168,14 +168,14 @@ static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct
 static int write_failed(struct fp *fp, int rc)
 {
 	fp_drain_flush(fp);
-	if (store_write_failed(&fp->d->st, rc)) {
-		fp_drain_schedule(fp, 0);
-		return 0;
-	}
+	if (store_write_failed(&fp->d->st, rc))
+		return 1;                         /* redo now */
 	if (rc != MDB_MAP_FULL)
 		log_err("LMDB write-back failed (%s); will retry the batch (the sink is idempotent)",
 		        mdb_strerror(rc));
-	fp_drain_schedule(fp, rc == MDB_MAP_FULL ? FULL_RETRY_MS : 1000);
+	/* a retry time, not just a timer: wakeups wait for it, --once does not
+	 * take the failure for an empty outbox */
+	fp->retry_at = mono_ms() + (rc == MDB_MAP_FULL ? FULL_RETRY_MS : 1000);
 	return 0;
 }
 
@@ -303,17 +303,18 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 		fp_drain_schedule(fp, fp->d->st.full ? FULL_RETRY_MS : 500);
 		return;
 	}
-	/* the store is full: publish nothing that cannot be written back; a
-	 * small write (the lease's renewal) says when space has returned */
-	if (fp->d->st.full && fp_lease_renew(fp) == MDB_MAP_FULL) {
-		fp_drain_schedule(fp, FULL_RETRY_MS);
-		return;
-	}
 	if (fp->retry_at && mono_ms() < fp->retry_at) {
 		fp_drain_schedule(fp, 0);
 		return;
 	}
 	fp->retry_at = 0;
+	/* the store is full: publish nothing that cannot be written back; a
+	 * small write (the lease's renewal) says when space has returned */
+	if (fp->d->st.full && fp_lease_renew(fp) == MDB_MAP_FULL) {
+		fp->retry_at = mono_ms() + FULL_RETRY_MS;
+		fp_drain_schedule(fp, FULL_RETRY_MS);
+		return;
+	}
 	int more = drain_batch(fp);
 	if (fp->stopping) return;
 	if (more) fp_drain_schedule(fp, 0);
@@ -325,10 +326,8 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void fp_drain_init(struct fp *fp)
+static void slots_make(struct fp *fp)
 {
-	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
-	if (!fp->drain_ev) fatalx("cannot create the drain timer");
 	fp->window = 1;
 	if (feed_sink_async(fp->sink)) {
 		fp->window = WINDOW_ROWS / fp->batch;
@@ -343,4 +342,32 @@ void fp_drain_init(struct fp *fp)
 		if (!fp->slots[i].ev || !fp->slots[i].rows) fatalx("out of memory");
 		buf_init(&fp->slots[i].arena);
 	}
+}
+
+static void slots_free(struct fp *fp)
+{
+	for (int i = 0; fp->slots && i < fp->window; i++) {
+		free(fp->slots[i].ev);
+		free(fp->slots[i].rows);
+		buf_free(&fp->slots[i].arena);
+	}
+	free(fp->slots);
+	fp->slots = NULL;
+}
+
+void fp_drain_init(struct fp *fp)
+{
+	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
+	if (!fp->drain_ev) fatalx("cannot create the drain timer");
+	slots_make(fp);
+}
+
+void fp_drain_resize(struct fp *fp, int batch)
+{
+	if (batch == fp->batch) return;
+	fp_drain_flush(fp);
+	slots_free(fp);
+	fp->batch = batch;
+	slots_make(fp);
+	fp_drain_schedule(fp, 0);
 }

@@ -48,23 +48,12 @@ static void closed_cb(struct daemon *d, void *arg)
 	}
 }
 
-static int fp_init(struct daemon *d)
+/* The values read from the configuration that can change at a reload
+ * (--batch on the command line wins over [feedpump] batch). -1: refused. */
+static int fp_params(struct fp *fp, const struct config *cfg, int *batch)
 {
-	struct fp *fp = &the_fp;
-	const struct config *cfg = &d->cfg;
-	d->priv = fp;
-	fp->d = d;
-	fp->sink_name = opt_sink ? opt_sink : cfg_str(cfg, "feed", "sink");
-	feed_opts_from_config(&fp->opts, cfg);
-	if (opt_dir) fp->opts.dir = opt_dir;
-	if (opt_nats_url) fp->opts.nats_url = opt_nats_url;
-	if (opt_subject) fp->opts.nats_subject = opt_subject;
-	if (d->stdio && strcmp(fp->sink_name, "stdout") == 0) {
-		log_err("--stdio and --sink stdout both want standard output");
-		return EXIT_CONFIG;
-	}
-	fp->batch = opt_batch ? opt_batch : (int)cfg_int(cfg, "feedpump", "batch");
-	if (fp->batch <= 0 || fp->batch > 100000) { log_err("[feedpump] batch must be 1..100000"); return EXIT_CONFIG; }
+	*batch = opt_batch ? opt_batch : (int)cfg_int(cfg, "feedpump", "batch");
+	if (*batch <= 0 || *batch > 100000) { log_err("[feedpump] batch must be 1..100000"); return -1; }
 	fp->max_attempts = (int)cfg_int(cfg, "feedpump", "max_attempts");
 	if (fp->max_attempts < 1) fp->max_attempts = 1;
 	fp->backoff_min = cfg_ms(cfg, "feedpump", "backoff_min");
@@ -75,6 +64,32 @@ static int fp_init(struct daemon *d)
 	if (fp->lease_ttl < 300) fp->lease_ttl = 300;
 	fp->interval = cfg_ms(cfg, "feedpump", "interval");
 	if (fp->interval < 10) fp->interval = 10;
+	fp->d->st.map_max = (size_t)cfg_size(cfg, "node", "map_size_max");
+	return 0;
+}
+
+static void timer_set(struct event *ev, long long ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	if (ev) event_add(ev, &tv);
+}
+
+static int fp_init(struct daemon *d)
+{
+	struct fp *fp = &the_fp;
+	const struct config *cfg = &d->cfg;
+	d->priv = fp;
+	fp->d = d;
+	snprintf(fp->sink_name, sizeof fp->sink_name, "%s", opt_sink ? opt_sink : cfg_str(cfg, "feed", "sink"));
+	feed_opts_from_config(&fp->opts, cfg);
+	if (opt_dir) fp->opts.dir = opt_dir;
+	if (opt_nats_url) fp->opts.nats_url = opt_nats_url;
+	if (opt_subject) fp->opts.nats_subject = opt_subject;
+	if (d->stdio && strcmp(fp->sink_name, "stdout") == 0) {
+		log_err("--stdio and --sink stdout both want standard output");
+		return EXIT_CONFIG;
+	}
+	if (fp_params(fp, cfg, &fp->batch) < 0) return EXIT_CONFIG;
 	fp->once = opt_once;
 	char host[128];
 	if (gethostname(host, sizeof host) < 0) snprintf(host, sizeof host, "localhost");
@@ -89,6 +104,7 @@ static int fp_init(struct daemon *d)
 		/* A missing broker is temporary; a bad name or directory is config. */
 		return strcmp(fp->sink_name, "nats") == 0 && strstr(err, "cannot connect") ? EXIT_TEMP : EXIT_CONFIG;
 	}
+	memset(&fp->opts, 0, sizeof fp->opts);   /* pointed into the configuration */
 	fp->c_published = daemon_counter(d, "published");
 	fp->c_failed = daemon_counter(d, "publish_failures");
 	fp->c_dead = daemon_counter(d, "dead_lettered");
@@ -97,12 +113,39 @@ static int fp_init(struct daemon *d)
 	fp->g_cursor = daemon_gauge(d, "cursor");
 	fp->g_lease = daemon_gauge(d, "lease_held");
 	fp_drain_init(fp);
-	daemon_timer(d, fp->interval, interval_cb, fp);
-	daemon_timer(d, fp->lease_ttl / 3, renew_cb, fp);
+	fp->interval_ev = daemon_timer(d, fp->interval, interval_cb, fp);
+	fp->renew_ev = daemon_timer(d, fp->lease_ttl / 3, renew_cb, fp);
 	if (fp->sink->ops->closed) daemon_timer(d, 200, closed_cb, fp);
 	log_info("sink %s, batch %d", fp->sink_name, fp->batch);
 	fp_drain_schedule(fp, 0);
 	return 0;
+}
+
+/* SIGHUP: batch size, attempts, backoff, lease period and interval apply at
+ * once; the sink itself (its kind, directory, broker) only at a restart. */
+static void fp_on_reload(struct daemon *d, const struct config *old)
+{
+	struct fp *fp = d->priv;
+	if (!fp) return;
+	long long interval = fp->interval, ttl = fp->lease_ttl;
+	int batch;
+	if (fp_params(fp, &d->cfg, &batch) < 0) {
+		log_warnx("reload: [feedpump] batch refused; keeping %d", fp->batch);
+		batch = fp->batch;
+	}
+	if (batch != fp->batch) {
+		log_info("reload: batch %d -> %d", fp->batch, batch);
+		fp_drain_resize(fp, batch);
+	}
+	if (interval != fp->interval) timer_set(fp->interval_ev, fp->interval);
+	if (ttl != fp->lease_ttl) {
+		timer_set(fp->renew_ev, fp->lease_ttl / 3);
+		fp_lease_renew(fp);               /* the new period from now */
+	}
+	static const char *const fixed[] = { "sink", "dir", "nats_url", "nats_subject", "nats_stream", NULL };
+	for (int i = 0; fixed[i]; i++)
+		if (strcmp(cfg_str(old, "feed", fixed[i]), cfg_str(&d->cfg, "feed", fixed[i])))
+			log_notice("reload: [feed] %s changed; it applies at the next restart", fixed[i]);
 }
 
 static void fp_on_frame(struct daemon *d, struct conn *c, struct frame *f)
@@ -147,6 +190,7 @@ static const struct daemon_ops fp_ops = {
 	.needs_store = 1,
 	.init = fp_init,
 	.on_frame = fp_on_frame,
+	.on_reload = fp_on_reload,
 	.on_stdin_eof = fp_on_stdin_eof,
 	.fini = fp_fini,
 };

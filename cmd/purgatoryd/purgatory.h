@@ -92,6 +92,7 @@ struct purg {
 	int       recheck_pending;     /* a recheck could not be written: redo it */
 	uint64_t  dropped_full;        /* verdicts left in the inbox while stalled */
 	long long rejects_keep;        /* [purgatoryd] rejects_keep (ms; 0 = keep all) */
+	struct event *tick_ev;
 
 	struct json_doc doc, doc2;     /* scratch parsers */
 	struct pdu_info *pi;

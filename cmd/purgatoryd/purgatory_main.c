@@ -38,6 +38,7 @@ void purgatory_params(struct purg *p)
 	if (p->fetch_servers_max < 1) p->fetch_servers_max = 1;
 	if (p->fetch_servers_max > 32) p->fetch_servers_max = 32;
 	snprintf(p->server_name, sizeof p->server_name, "%s", cfg_str(c, "node", "server_name"));
+	p->d->st.map_max = (size_t)cfg_size(c, "node", "map_size_max");
 }
 
 /* Authorization at release time: the sender's server and the origin must
@@ -150,7 +151,7 @@ static int init(struct daemon *d)
 	p->g_rooms = daemon_gauge(d, "held_rooms");
 	p->g_inflight = daemon_gauge(d, "fetch_inflight");
 	if (purgatory_load(p) < 0) return EXIT_TEMP;
-	daemon_timer(d, p->tick, tick_cb, p);
+	p->tick_ev = daemon_timer(d, p->tick, tick_cb, p);
 	return 0;
 }
 
@@ -200,10 +201,23 @@ static void on_close(struct daemon *d, struct conn *c)
 	if (!strcmp(conn_peer(c), "stage:fetchd")) purgatory_fetchd_down(d->priv);
 }
 
+/* SIGHUP: every value is copied out of the configuration (server_name into
+ * our own buffer; the ACL and peers are looked up in d->cfg, the new one,
+ * each time), so applying is: read them again, re-arm the tick if it
+ * changed, and re-check what is held (the ACL may allow it now). A raised
+ * [node] map_size_max lets a full store grow at the next retry. */
 static void on_reload(struct daemon *d, const struct config *old)
 {
 	struct purg *p = d->priv;
+	if (!p) return;
+	long long tick = p->tick;
 	purgatory_params(p);
+	if (tick != p->tick && p->tick_ev) {
+		struct timeval tv = { p->tick / 1000, (p->tick % 1000) * 1000 };
+		event_add(p->tick_ev, &tv);
+	}
+	log_info("reload: batch_max %d, tick %lld ms, max_hold %lld ms, rejects_keep %lld ms",
+	         p->batch_max, p->tick, p->max_hold, p->rejects_keep);
 	/* the ACL may have changed: held events may be releasable now */
 	purgatory_recheck_all(p);
 }

@@ -52,6 +52,9 @@ struct vd {
 	int              nworkers;
 	struct vworker  *pool;
 	struct vitem    *batch; size_t nb;
+	size_t           seen;            /* [validated] seen_cache */
+	long long        rescan_every;
+	struct event    *rescan_ev;
 };
 
 static struct vd vd_state;
@@ -468,6 +471,69 @@ static int vd_option(struct daemon *d, int opt, const char *arg)
 	return vopts_option(&vd_state.vo, opt, arg);
 }
 
+/* The worker pool (workers > 1): each worker its own validator and seen
+ * cache; nothing in flight when it is built or freed (between turns). */
+static void pool_build(struct vd *v)
+{
+	if (v->nworkers <= 1)
+		return;
+	v->pool = calloc((size_t)v->nworkers, sizeof *v->pool);
+	v->batch = calloc(VD_BATCH_MAX, sizeof *v->batch);
+	if (!v->pool || !v->batch)
+		fatal("out of memory");
+	for (int i = 0; i < v->nworkers; i++) {
+		validator_init(&v->pool[i].v, v->seen / (size_t)v->nworkers);
+		v->pool[i].o = &v->o;
+	}
+	for (size_t i = 0; i < VD_BATCH_MAX; i++)
+		val_result_init(&v->batch[i].r);
+}
+
+static void pool_free(struct vd *v)
+{
+	if (!v->pool)
+		return;
+	for (int i = 0; i < v->nworkers; i++)
+		validator_free(&v->pool[i].v);
+	for (size_t i = 0; i < VD_BATCH_MAX; i++) {
+		free(v->batch[i].p);
+		val_result_free(&v->batch[i].r);
+	}
+	free(v->pool);
+	free(v->batch);
+	v->pool = NULL;
+	v->batch = NULL;
+	v->nb = 0;
+}
+
+static int workers_of(const struct vd *v, const struct config *c)
+{
+	int n = v->vo.workers ? v->vo.workers : (int)cfg_int(c, "validated", "workers");
+	return n < 1 ? 1 : n > 30 ? 30 : n;
+}
+
+/* The values read from the configuration that can change at a reload. */
+static void vd_params(struct daemon *d)
+{
+	struct vd *v = VD(d);
+	v->rescan_age_ms = cfg_ms(&d->cfg, "validated", "rescan_age");
+	v->retry_ms = cfg_ms(&d->cfg, "validated", "key_fetch_retry");
+	v->rescan_batch = (size_t)cfg_int(&d->cfg, "validated", "rescan_batch");
+	if (v->rescan_batch == 0) v->rescan_batch = 1000;
+	v->rescan_every = cfg_ms(&d->cfg, "validated", "rescan_every");
+	if (v->rescan_every <= 0) v->rescan_every = 2000;
+	d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
+}
+
+static void log_checks(struct vd *v, const char *what)
+{
+	log_info("%s:%s%s%s room version %d, %zu verify key(s) loaded, %d worker(s)", what,
+	         (v->o.checks & VAL_CHECK_EVENT_ID) ? " event_id" : "",
+	         (v->o.checks & VAL_CHECK_HASHES) ? " hashes" : "",
+	         (v->o.checks & VAL_CHECK_SIGNATURES) ? " signatures" : "",
+	         v->o.room_version, v->keys.kr.n, v->nworkers);
+}
+
 static int vd_init(struct daemon *d)
 {
 	struct vd *v = &vd_state;
@@ -486,40 +552,68 @@ static int vd_init(struct daemon *d)
 	v->o.known = known_in_store;
 	v->o.known_arg = d;
 	v->o.want_pdu = 1;
-	size_t seen = (size_t)cfg_int(&d->cfg, "validated", "seen_cache");
-	validator_init(&v->v, seen);
+	v->seen = (size_t)cfg_int(&d->cfg, "validated", "seen_cache");
+	validator_init(&v->v, v->seen);
 	val_result_init(&v->r);
-	v->nworkers = v->vo.workers ? v->vo.workers : (int)cfg_int(&d->cfg, "validated", "workers");
-	if (v->nworkers < 1) v->nworkers = 1;
-	if (v->nworkers > 30) v->nworkers = 30;
-	if (v->nworkers > 1) {
-		v->pool = calloc((size_t)v->nworkers, sizeof *v->pool);
-		v->batch = calloc(VD_BATCH_MAX, sizeof *v->batch);
-		if (!v->pool || !v->batch)
-			fatal("out of memory");
-		for (int i = 0; i < v->nworkers; i++) {
-			validator_init(&v->pool[i].v, seen / (size_t)v->nworkers);
-			v->pool[i].o = &v->o;
-		}
-		for (size_t i = 0; i < VD_BATCH_MAX; i++)
-			val_result_init(&v->batch[i].r);
-	}
+	v->nworkers = workers_of(v, &d->cfg);
+	pool_build(v);
 	buf_init(&v->out);
-	v->rescan_age_ms = cfg_ms(&d->cfg, "validated", "rescan_age");
-	v->retry_ms = cfg_ms(&d->cfg, "validated", "key_fetch_retry");
-	v->rescan_batch = (size_t)cfg_int(&d->cfg, "validated", "rescan_batch");
-	if (v->rescan_batch == 0) v->rescan_batch = 1000;
+	vd_params(d);
 	if (!d->stdio) {
-		long long every = cfg_ms(&d->cfg, "validated", "rescan_every");
 		rescan(d, NULL);      /* at startup: whatever the inbox holds */
-		daemon_timer(d, every > 0 ? every : 2000, rescan, NULL);
+		v->rescan_ev = daemon_timer(d, v->rescan_every, rescan, NULL);
 	}
-	log_info("checks:%s%s%s room version %d, %zu verify key(s) loaded, %d worker(s)",
-	         (v->o.checks & VAL_CHECK_EVENT_ID) ? " event_id" : "",
-	         (v->o.checks & VAL_CHECK_HASHES) ? " hashes" : "",
-	         (v->o.checks & VAL_CHECK_SIGNATURES) ? " signatures" : "",
-	         v->o.room_version, v->keys.kr.n, v->nworkers);
+	log_checks(v, "checks");
 	return 0;
+}
+
+/* SIGHUP: d->cfg is the new configuration. Nothing here points into a
+ * configuration (val_opts holds values and callbacks; the keyring copies
+ * what it loads), so applying is: recompute, swap, reset what the old
+ * values shaped (seen caches remember verdicts made under the old checks). */
+static void vd_on_reload(struct daemon *d, const struct config *old)
+{
+	struct vd *v = VD(d);
+	if (!v)
+		return;
+	batch_run(d);                 /* nothing of the old settings in flight */
+	struct val_opts o;
+	if (vopts_apply(&d->cfg, &v->vo, &o) < 0) {
+		log_warnx("reload: validation options refused; the previous checks stay");
+	} else {
+		o.key = v->o.key; o.key_arg = v->o.key_arg;
+		o.rv = v->o.rv; o.rv_arg = v->o.rv_arg;
+		o.known = v->o.known; o.known_arg = v->o.known_arg;
+		o.want_pdu = v->o.want_pdu;
+		v->o = o;
+	}
+	/* verify keys: the files and the own key again (fetched keys stay in
+	 * LMDB, where lookups find them) */
+	struct vkeys nk;
+	vkeys_init(&nk, &d->st);
+	if (vkeys_load(&nk, &d->cfg, &v->vo) < 0) {
+		log_warnx("reload: keys not loaded; the previous keys stay");
+	} else {
+		pthread_rwlock_wrlock(&v->keys.lock);
+		struct keyring t = v->keys.kr;
+		v->keys.kr = nk.kr;
+		nk.kr = t;
+		pthread_rwlock_unlock(&v->keys.lock);
+	}
+	vkeys_free(&nk);
+	pool_free(v);
+	validator_free(&v->v);
+	v->seen = (size_t)cfg_int(&d->cfg, "validated", "seen_cache");
+	validator_init(&v->v, v->seen);
+	v->nworkers = workers_of(v, &d->cfg);
+	pool_build(v);
+	long long every = v->rescan_every;
+	vd_params(d);
+	if (v->rescan_ev && every != v->rescan_every) {
+		struct timeval tv = { v->rescan_every / 1000, (v->rescan_every % 1000) * 1000 };
+		event_add(v->rescan_ev, &tv);
+	}
+	log_checks(v, "reload: checks");
 }
 
 static void vd_fini(struct daemon *d)
@@ -529,16 +623,7 @@ static void vd_fini(struct daemon *d)
 		return;
 	validator_free(&v->v);
 	val_result_free(&v->r);
-	if (v->pool) {
-		for (int i = 0; i < v->nworkers; i++)
-			validator_free(&v->pool[i].v);
-		for (size_t i = 0; i < VD_BATCH_MAX; i++) {
-			free(v->batch[i].p);
-			val_result_free(&v->batch[i].r);
-		}
-		free(v->pool);
-		free(v->batch);
-	}
+	pool_free(v);
 	buf_free(&v->out);
 	vkeys_free(&v->keys);
 	free(v->kf);
@@ -577,6 +662,7 @@ int validated_daemon(int argc, char **argv)
 		.init = vd_init,
 		.on_frame = vd_on_frame,
 		.on_turn = vd_turn,
+		.on_reload = vd_on_reload,
 		.stats = vd_stats,
 		.fini = vd_fini,
 	};

@@ -21,7 +21,10 @@ stat_of() { $PT check -c "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 send_n() {
 	_c=$1 _r=$2 _n=$3 _f=$4 _i=0
 	while [ $_i -lt "$_n" ]; do
-		fedctl -c "$_c" send "$_r" m.room.message "{\"body\":\"$_i $PAD\"}" >>"$_f" 2>"$_f.err" || break
+		fedctl -c "$_c" send "$_r" m.room.message "{\"body\":\"$_i $PAD\"}" >>"$_f" 2>"$_f.err"
+		_rc=$?
+		cat "$_f.err" >>"$_f.log"
+		[ $_rc -eq 0 ] || break
 		_i=$((_i + 1))
 	done
 	echo $_i
@@ -44,8 +47,10 @@ ROOM=$(fedctl -c "$G" create-room 2>>"$T_TMP/grow/fedctl.log" | head -n 1)
 check "growth: room created" test -n "$ROOM"
 N=$(send_n "$G" "$ROOM" 400 "$T_TMP/grow.ids")
 check_eq "growth: 400 sends of 3 KB succeed past the 512K map" 400 "$N"
+[ "$N" = 400 ] || diag "send $N said: $(cat "$T_TMP/grow.ids.err")"
 check "growth: all 400 stored" wait_for "[ \$(stat_of $G inbox) = 0 ] && all_once $G $T_TMP/grow.ids" 600
-check "growth: the map grew (logged)" grep -q "LMDB map full at .* grown to" "$T_TMP/grow/purgatoryd.log" "$T_TMP/grow/fedctl.log" "$T_TMP/grow.ids.err"
+check "growth: the map grew (logged by whichever writer met the edge)" sh -c "cat $T_TMP/grow/*.log $T_TMP/grow.ids.log | grep -q 'LMDB map full at .* grown to'"
+check "growth: the other stages adopted it" grep -q "LMDB map grown by another process" "$T_TMP/grow/validated.log"
 check "growth: no store full state" sh -c "! grep -q 'store full' $T_TMP/grow/*.log && [ ! -e $T_TMP/grow/state/store-full ]"
 check "growth: feed has every event" wait_for "[ \$(cat $T_TMP/grow/feed/* 2>/dev/null | grep -c '\"event_id\"') -ge 400 ]" 300
 node_stop grow validated purgatoryd feedpump
@@ -89,8 +94,11 @@ sleep 3
 check "full: purgatoryd still running, same PID (no exit 111)" kill -0 "$PURG"
 check "full: feedpump still running, same PID" kill -0 "$FEED"
 check "full: purgatoryd logged the full store once" test "$(grep -c 'LMDB store full' "$D/purgatoryd.log")" -le 1
-# no wedge: another send fails promptly (bounded poll, not a stopwatch)
-timeout 60 fedctl -c "$C" send "$ROOM" m.room.message "{\"body\":\"late $PAD\"}" >>"$T_TMP/full.ids" 2>"$T_TMP/late.err"
+# no wedge: another send fails promptly (bounded, not a stopwatch). A full
+# map is not a sharp edge (pages freed by older snapshots come back), so
+# the late send is a 60 KB event, which no freed scrap can hold.
+BIG=$(head -c 60000 /dev/zero | tr '\0' y)
+timeout 60 fedctl -c "$C" send "$ROOM" m.room.message "{\"body\":\"late $BIG\"}" >>"$T_TMP/full.ids" 2>"$T_TMP/late.err"
 RC=$?
 check "full: a further send returns with an error, not a hang (rc $RC)" test "$RC" -ne 0 -a "$RC" -ne 124
 check "full: ... saying the store is full" grep -q "store is full" "$T_TMP/late.err"

@@ -4,6 +4,63 @@
 #include "store.h"
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* One 2 KB inbox row per txn until a write fails; returns the failing rc. */
+static int fill(struct store *s, int *rows)
+{
+	static char blob[2048];
+	for (;;) {
+		MDB_txn *t = store_begin(s, 0);
+		int rc = store_inbox_put(t, s, "x", blob, sizeof blob, NULL);
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);
+		if (rc) return rc;
+		(*rows)++;
+	}
+}
+
+static size_t mapsize(struct store *s)
+{
+	MDB_envinfo ei;
+	mdb_env_info(s->env, &ei);
+	return ei.me_mapsize;
+}
+
+/* Growth at MAP_FULL, the ceiling, the store-full marker, and a reopen
+ * with a smaller configured size keeping the grown map. */
+static void growth(void)
+{
+	char dir[] = "/tmp/fp-grow-XXXXXX", marker[64];
+	if (!mkdtemp(dir)) return;
+	snprintf(marker, sizeof marker, "%s/%s", dir, STORE_FULL_MARKER);
+	struct store s;
+	char err[512];
+	TAP_OK(store_open(&s, dir, 256 << 10, 0, err, sizeof err) == 0, "open a 256K map: %s", err);
+	s.map_max = 1 << 20;
+	int rows = 0, grew = 0, rc;
+	while ((rc = fill(&s, &rows)) == MDB_MAP_FULL && store_write_failed(&s, rc)) grew++;
+	TAP_OK(grew == 2 && mapsize(&s) == (size_t)1 << 20, "grown twice by doubling to the ceiling (%d, %zu)", grew, mapsize(&s));
+	TAP_OK(rc == MDB_MAP_FULL && s.full && access(marker, F_OK) == 0, "at the ceiling: store full, marker written");
+	char info[256];
+	TAP_OK(store_full_marker(dir, info, sizeof info) == 1 && strstr(info, "map_size_max=1048576"), "marker says: %s", info);
+	MDB_txn *t = store_begin(&s, 1);
+	TAP_OK(store_inbox_get(t, &s, 1, &(struct inbox_rec){0}) == 0, "reads still work when full");
+	mdb_txn_abort(t);
+	TAP_OK(rows > 200, "%d rows of 2 KB stored before the ceiling", rows);
+	/* space returns: delete rows, the next write commits and ends the state */
+	t = store_begin(&s, 0);
+	for (uint64_t k = 1; k <= 100; k++) { unsigned char kb[8]; be64_put(kb, k); store_del(t, &s, DB_INBOX, kb, 8); }
+	rc = store_commit(t);
+	TAP_OK(rc == 0 && !s.full && access(marker, F_OK) != 0, "a write commit after space returned ends store full");
+	store_close(&s);
+	TAP_OK(store_open(&s, dir, 256 << 10, 0, err, sizeof err) == 0 && mapsize(&s) == (size_t)1 << 20,
+	       "reopened with map_size 256K: the grown 1M map is kept (%zu)", mapsize(&s));
+	store_close(&s);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	system(cmd);
+}
 
 int main(void)
 {
@@ -56,5 +113,6 @@ int main(void)
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	system(cmd);
+	growth();
 	return tap_done();
 }
