@@ -143,7 +143,7 @@ void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_
 	struct idlist work = { 0 }, waiters = { 0 };
 	idl_push(&work, stored_id);
 	/* FIFO over work: breadth-first, each event only after its parents */
-	for (size_t wi = 0; wi < work.n; wi++) {
+	for (size_t wi = 0; wi < work.n && !x->err; wi++) {
 		char cur[PDU_EVENT_ID_MAX];
 		memcpy(cur, work.v[wi], sizeof cur);
 		size_t cl = strlen(cur);
