@@ -661,7 +661,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		long long fm = cfg_size(&d->cfg, "node", "frame_max");
 		d->frame_max = fm > 0 && fm < UINT32_MAX ? (uint32_t)fm : FRAME_MAX_DEFAULT;
 		DS(d)->reconnect_ms = cfg_ms(&d->cfg, "node", "reconnect");
-		if (d->ops->needs_store) d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
+		if (d->st.env) d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
 		log_info("configuration reloaded from %s", d->cfg.path);
 		if (d->ops->on_reload) d->ops->on_reload(d, &old);
 		config_free(&old);
