@@ -31,8 +31,8 @@ const struct param params_purgatoryd[] = {
 	P_DUR("purgatoryd", "fetch_timeout", "60s", "10ms", "1h", "a fetch request without an answer after this long counts as failed"),
 	P_DUR("purgatoryd", "fetch_retry", "2s", "1ms", "1h", "retry wait while fetchd is not reachable (no backoff)"),
 	P_INT("purgatoryd", "fetch_limit", "100", "1", "1000", "limit asked for in a missing_events request"),
-	P_INT("purgatoryd", "fetch_latest_max", "20", "1", "100", "most held events named as latest_events in one request"),
+	P_INT("purgatoryd", "fetch_latest_max", "20", "1", "64", "most held events named as latest_events in one request"),
 	P_INT("purgatoryd", "fetch_events_max", "8", "1", "100", "most single-event requests per room attempt"),
-	P_INT("purgatoryd", "fetch_servers_max", "10", "1", "100", "most server hints sent with a request"),
+	P_INT("purgatoryd", "fetch_servers_max", "10", "1", "32", "most server hints sent with a request"),
 	P_END
 };

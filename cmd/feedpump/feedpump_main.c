@@ -55,15 +55,10 @@ static int fp_params(struct fp *fp, const struct config *cfg, int *batch)
 	*batch = opt_batch ? opt_batch : (int)cfg_int(cfg, "feedpump", "batch");
 	if (*batch <= 0 || *batch > 100000) { log_err("[feedpump] batch must be 1..100000"); return -1; }
 	fp->max_attempts = (int)cfg_int(cfg, "feedpump", "max_attempts");
-	if (fp->max_attempts < 1) fp->max_attempts = 1;
 	fp->backoff_min = cfg_ms(cfg, "feedpump", "backoff_min");
 	fp->backoff_max = cfg_ms(cfg, "feedpump", "backoff_max");
-	if (fp->backoff_min < 1) fp->backoff_min = 1;
-	if (fp->backoff_max < fp->backoff_min) fp->backoff_max = fp->backoff_min;
 	fp->lease_ttl = cfg_ms(cfg, "feedpump", "lease_ttl");
-	if (fp->lease_ttl < 300) fp->lease_ttl = 300;
 	fp->interval = cfg_ms(cfg, "feedpump", "interval");
-	if (fp->interval < 10) fp->interval = 10;
 	fp->d->st.map_max = (size_t)cfg_size(cfg, "node", "map_size_max");
 	return 0;
 }

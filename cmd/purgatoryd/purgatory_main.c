@@ -28,15 +28,7 @@ void purgatory_params(struct purg *p)
 	p->fetch_servers_max = (int)cfg_int(c, "purgatoryd", "fetch_servers_max");
 	p->default_rv = (int)cfg_int(c, "node", "room_version");
 	p->rejects_keep = cfg_ms(c, "purgatoryd", "rejects_keep");
-	if (p->tick <= 0) p->tick = 1000;
-	if (p->batch_max <= 0) p->batch_max = 5000;
-	if (p->backoff_min <= 0) p->backoff_min = 1000;
-	if (p->backoff_max < p->backoff_min) p->backoff_max = p->backoff_min;
-	if (p->fetch_latest_max < 1) p->fetch_latest_max = 1;
-	if (p->fetch_latest_max > PSTORE_DEPS_MAX) p->fetch_latest_max = PSTORE_DEPS_MAX;
-	if (p->fetch_events_max < 1) p->fetch_events_max = 1;
-	if (p->fetch_servers_max < 1) p->fetch_servers_max = 1;
-	if (p->fetch_servers_max > 32) p->fetch_servers_max = 32;
+	/* Ranges are the parameter table's (checked at load): nothing to clamp. */
 	snprintf(p->server_name, sizeof p->server_name, "%s", cfg_str(c, "node", "server_name"));
 	p->d->st.map_max = (size_t)cfg_size(c, "node", "map_size_max");
 }

@@ -508,8 +508,8 @@ static void pool_free(struct vd *v)
 
 static int workers_of(const struct vd *v, const struct config *c)
 {
-	int n = v->vo.workers ? v->vo.workers : (int)cfg_int(c, "validated", "workers");
-	return n < 1 ? 1 : n > 30 ? 30 : n;
+	/* 1..30 both ways: the parameter table and --workers check it. */
+	return v->vo.workers ? v->vo.workers : (int)cfg_int(c, "validated", "workers");
 }
 
 /* The values read from the configuration that can change at a reload. */
@@ -521,7 +521,6 @@ static void vd_params(struct daemon *d)
 	v->rescan_batch = (size_t)cfg_int(&d->cfg, "validated", "rescan_batch");
 	if (v->rescan_batch == 0) v->rescan_batch = 1000;
 	v->rescan_every = cfg_ms(&d->cfg, "validated", "rescan_every");
-	if (v->rescan_every <= 0) v->rescan_every = 2000;
 	d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
 }
 

@@ -160,7 +160,6 @@ int validated_jsonl(int argc, char **argv)
 	}
 
 	int nw = vo.workers ? vo.workers : (int)cfg_int(&cfg, "validated", "workers");
-	if (nw < 1) nw = 1;
 	size_t seen = (size_t)cfg_int(&cfg, "validated", "seen_cache");
 	struct worker *w = calloc((size_t)nw, sizeof *w);
 	size_t cap = (size_t)nw * BATCH_PER_WORKER;

@@ -139,8 +139,8 @@ int vopts_option(struct vopts *vo, int opt, const char *arg)
 		return 0;
 	case OPT_WORKERS:
 		v = strtol(arg, &end, 10);
-		if (*end || v < 1 || v > 256) {
-			log_err("--workers: 1..256, not '%s'", arg);
+		if (*end || v < 1 || v > 30) {
+			log_err("--workers: 1..30, not '%s'", arg);
 			return -1;
 		}
 		vo->workers = (int)v;
