@@ -186,8 +186,31 @@ out:
 	return rc;
 }
 
-/* Written to a temporary file and renamed, so a crash never leaves a
- * truncated key behind; mode 0600 from creation, never wider. */
+/* Written to a temporary file and renamed over the old one, so a crash never
+ * leaves a truncated key behind and an old key is replaced only by a new
+ * one already on disk: the temporary file is made O_EXCL|O_NOFOLLOW (a
+ * file or symlink planted at its path is an error, never followed or
+ * truncated), mode 0600 from creation, written and fsync'ed, renamed over
+ * the key, then the directory is fsync'ed. On failure errno is set and the
+ * old key is untouched. */
+static int fsync_dir_of(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof dir, ".");
+	else if (slash == path)
+		snprintf(dir, sizeof dir, "/");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 int signing_key_save(const struct signing_key *k, const char *path)
 {
 	char tmp[4096], seed[64], line[160];
@@ -195,24 +218,39 @@ int signing_key_save(const struct signing_key *k, const char *path)
 
 	if (strncmp(ver, ED25519_PREFIX, strlen(ED25519_PREFIX)) == 0)
 		ver += strlen(ED25519_PREFIX);
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+		errno = ENAMETOOLONG;
 		return -1;
+	}
 	b64_encode(seed, k->seed, sizeof k->seed);
 	int n = snprintf(line, sizeof line, "ed25519 %s %s\n", ver, seed);
 	sodium_memzero(seed, sizeof seed);
-	if (n < 0 || n >= (int)sizeof line)
-		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	int ok = fchmod(fd, 0600) == 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0;
-	sodium_memzero(line, sizeof line);
-	if (close(fd) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0) {
-		unlink(tmp);
+	if (n < 0 || n >= (int)sizeof line) {
+		sodium_memzero(line, sizeof line);
+		errno = EINVAL;
 		return -1;
 	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sodium_memzero(line, sizeof line);
+		return -1;
+	}
+	int ok = fchmod(fd, 0600) == 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+	int saved = errno;
+	sodium_memzero(line, sizeof line);
+	if (close(fd) != 0 && ok) {
+		ok = 0;
+		saved = errno;
+	}
+	if (!ok || rename(tmp, path) != 0) {
+		if (ok)
+			saved = errno;
+		unlink(tmp);              /* ours: O_EXCL made it */
+		errno = saved;
+		return -1;
+	}
+	if (fsync_dir_of(path) != 0)
+		return -2;            /* renamed (the new key is in place), not known durable */
 	return 0;
 }
 

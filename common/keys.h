@@ -19,7 +19,12 @@ struct signing_key {
 
 int  signing_key_generate(struct signing_key *k, const char *version);
 int  signing_key_load(struct signing_key *k, const char *path, char *err, size_t errlen);
-int  signing_key_save(const struct signing_key *k, const char *path); /* mode 0600 */
+/* Mode 0600; via "<path>.tmp" made O_EXCL|O_NOFOLLOW (an existing file or
+ * symlink there is an error: EEXIST/ELOOP), fsync'ed, renamed over path,
+ * directory fsync'ed: the old key is replaced only by a durable new one.
+ * -1 with errno on failure (the old key untouched); -2 if the new key is
+ * in place but its directory could not be fsync'ed. */
+int  signing_key_save(const struct signing_key *k, const char *path);
 
 struct verify_key {
 	char          server[256];

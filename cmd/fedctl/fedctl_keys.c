@@ -68,10 +68,20 @@ static int cmd_keygen(struct fedctl *fc, int argc, char **argv)
 		fprintf(stderr, "fedctl: bad key version\n");
 		return 100;
 	}
-	if (force)
-		unlink(out);
-	if (signing_key_save(&k, out) < 0) {
-		fprintf(stderr, "fedctl: cannot write %s: %s\n", out, strerror(errno));
+	/* --force: the old key is replaced by rename once the new one is on
+	 * disk (signing_key_save), never removed first. */
+	int saved = signing_key_save(&k, out);
+	if (saved == -2)
+		fprintf(stderr, "fedctl: warning: %s written, but its directory could not be synced: %s\n", out,
+		        strerror(errno));
+	else if (saved < 0) {
+		int e = errno;
+		sodium_memzero(&k, sizeof k);
+		if (e == EEXIST || e == ELOOP)
+			fprintf(stderr, "fedctl: cannot write %s: %s.tmp already exists (another keygen running, or "
+			        "left by a crash: check and remove it); the old key is untouched\n", out, out);
+		else
+			fprintf(stderr, "fedctl: cannot write %s: %s; the old key (if any) is untouched\n", out, strerror(e));
 		return 1;
 	}
 	char pk[64];

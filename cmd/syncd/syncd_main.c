@@ -6,6 +6,7 @@
 #include "log.h"
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <event2/event.h>
 
 static struct syncd SY;
@@ -119,6 +120,14 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((sy->low_speed_time + extra_timeout_ms) / 1000 + 1));
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sy->max_body);
 	if (p->cfg.ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca);
+	/* The bearer key goes to the endpoint's host and nowhere else: no
+	 * redirect is followed (a 3xx is an http_status failure), and a plain
+	 * http:// endpoint with a key is reached directly, never through an
+	 * environment proxy that would read the header (https only tunnels). */
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
+	if (p->cfg.key[0] && !strncasecmp(p->cfg.endpoint, "http://", 7)) curl_easy_setopt(e, CURLOPT_PROXY, "");
 	if (curl_multi_add_handle(sy->multi, e) != CURLM_OK) return -1;
 	log_debug("peer %s: GET %s", p->cfg.name, url);
 	return 0;

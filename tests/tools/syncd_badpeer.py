@@ -4,7 +4,9 @@ usage: syncd_badpeer.py PORT MODE [UPSTREAM_URL] [LOG]
 MODE: garbage | truncated | big | ctype | slowloris | events_garbage |
       events_truncated | listen (accept, log, close: to prove no contact) |
       liar (proxy everything from UPSTREAM_URL, adding to every "vclock"
-      the entries of env LIAR_CLOCK, "NODE=POS,...": lies about others)
+      the entries of env LIAR_CLOCK, "NODE=POS,...": lies about others) |
+      redirect (302 to UPSTREAM_URL + the same path)
+In listen mode every header line is logged too (to see an Authorization).
 events_* modes proxy identity and the key document from UPSTREAM_URL (a
 real served) so syncd gets past the handshake, then break the events answer.
 Every request line is appended to LOG."""
@@ -29,6 +31,12 @@ def handle(c):
         with open(logf, "a") as f: f.write(line + "\n")
         path = line.split(" ")[1]
         if mode == "listen":
+            with open(logf, "a") as f:
+                for h in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+                    f.write("  " + h.decode(errors="replace") + "\n")
+            return
+        if mode == "redirect":
+            c.sendall(f"HTTP/1.1 302 Found\r\nLocation: {upstream}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
             return
         if mode == "liar":
             with urllib.request.urlopen(upstream + path, timeout=30) as r:

@@ -7,6 +7,7 @@
 #include "b64.h"
 #include "json.h"
 #include "store.h"
+#include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,40 @@ static void test_key_files(void)
 	TAP_OK(signing_key_load(&l, path, err, sizeof err) == 0 && strcmp(k.key_id, l.key_id) == 0
 	       && memcmp(k.seed, l.seed, 32) == 0 && memcmp(k.pk, l.pk, 32) == 0 && memcmp(k.sk, l.sk, 64) == 0,
 	       "save/load round trip");
+
+	/* Issue 13: the temporary file is made O_EXCL|O_NOFOLLOW. A symlink
+	 * planted at <key>.tmp is not followed (its target keeps its bytes), a
+	 * file there is not truncated, and the old key stays intact. */
+	{
+		char tmp[300], target[300];
+		struct signing_key k2;
+		signing_key_generate(&k2, "new");
+		snprintf(tmp, sizeof tmp, "%s.tmp", path);
+		snprintf(target, sizeof target, "%s/target", dir);
+		write_file(target, "precious\n");
+		TAP_OK(symlink(target, tmp) == 0, "symlink planted at the temporary path");
+		errno = 0;
+		TAP_OK(signing_key_save(&k2, path) == -1 && (errno == EEXIST || errno == ELOOP),
+		       "save refuses a planted symlink (errno %d)", errno);
+		char *t = slurp(target, &len);
+		TAP_OK(t && !strcmp(t, "precious\n"), "the symlink's target is untouched");
+		free(t);
+		memset(&l, 0, sizeof l);
+		TAP_OK(signing_key_load(&l, path, err, sizeof err) == 0 && !memcmp(l.seed, k.seed, 32),
+		       "the old key is intact");
+		unlink(tmp);
+		write_file(tmp, "stale\n");
+		TAP_OK(signing_key_save(&k2, path) == -1 && errno == EEXIST, "a file at the temporary path: EEXIST");
+		t = slurp(tmp, &len);
+		TAP_OK(t && !strcmp(t, "stale\n"), "... not truncated");
+		free(t);
+		unlink(tmp);
+		unlink(target);
+		TAP_OK(signing_key_save(&k2, path) == 0 && signing_key_load(&l, path, err, sizeof err) == 0
+		       && !memcmp(l.seed, k2.seed, 32) && access(tmp, F_OK) != 0,
+		       "then the save replaces the key, no temporary file left");
+		TAP_OK(signing_key_save(&k, path) == 0, "(old key back)");
+	}
 
 	/* the spec test key, written the ways people write it */
 	const char *seed = "YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1";
