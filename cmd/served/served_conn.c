@@ -240,10 +240,14 @@ static void admit(evutil_socket_t fd_, short ev, void *arg)
 	if (G.backoff) G.backoff = 0;      /* accepting again */
 }
 
-/* evhttp asks us for each accepted connection's bufferevent (no fd yet). */
+/* evhttp asks us for each accepted connection's bufferevent (no fd yet).
+ * The connections accepted before this one in the same burst are complete
+ * by now: admit (or close) them first, so a burst of accepts never holds
+ * more than one unchecked descriptor. */
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
 	(void)arg;
+	if (G.npending) admit(-1, 0, NULL);
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
 	if (!bev) return NULL;
 	if (G.npending == G.cap_pending) {
