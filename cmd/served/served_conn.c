@@ -373,8 +373,6 @@ void gate_apply(struct served *s)
 	struct config *cfg = &s->d->cfg;
 	s->max_conns = (int)cfg_int(cfg, "served", "max_connections");
 	s->max_conns_ip = (int)cfg_int(cfg, "served", "max_connections_per_ip");
-	if (s->max_conns < 1) s->max_conns = 1;
-	if (s->max_conns_ip < 1) s->max_conns_ip = 1;
 	s->header_timeout = cfg_ms(cfg, "served", "header_timeout");
 	s->body_timeout = cfg_ms(cfg, "served", "body_timeout");
 	struct rlimit rl;

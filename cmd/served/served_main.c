@@ -204,11 +204,9 @@ static void served_apply(struct served *s)
 	else
 		sodium_memzero(s->shared_hash, sizeof s->shared_hash);
 	s->events_limit = (int)cfg_int(cfg, "served", "events_limit");
-	if (s->events_limit < 1 || s->events_limit > 100) s->events_limit = 100;
 	s->events_max_bytes = (size_t)cfg_size(cfg, "served", "events_max_bytes");
 	s->longpoll_max = cfg_ms(cfg, "served", "longpoll_max");
 	s->longpoll_tick = cfg_ms(cfg, "served", "longpoll_tick");
-	if (s->longpoll_tick < 5) s->longpoll_tick = 5;
 	s->stats_timeout = cfg_ms(cfg, "served", "stats_timeout");
 	int mw = (int)cfg_int(cfg, "served", "longpoll_waiters");
 	if (s->waiters && mw > s->max_waiters) {     /* grow; a smaller cap applies to new waiters */

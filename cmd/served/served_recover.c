@@ -162,7 +162,7 @@ static void pump(struct served *s)
 		buf_init(&b);
 		buf_adds(&b, "{\"event_id\":");
 		json_put_string(&b, j->event_id, strlen(j->event_id));
-		buf_adds(&b, ",\"op\":\"event\",\"servers_only\":true,\"servers\":");
+		buf_adds(&b, ",\"op\":\"event\",\"hints_only\":true,\"servers\":");
 		buf_add(&b, upstream_json.data, upstream_json.len);
 		buf_printf(&b, ",\"timeout_ms\":%lld}", s->recover_timeout);
 		uint64_t id = ++s->next_req_id;
@@ -288,9 +288,7 @@ void recover_apply(struct served *s)
 	s->claim_ttl = cfg_ms(&d->cfg, "served", "claim_ttl");
 	s->recover_timeout = cfg_ms(&d->cfg, "served", "recover_timeout");
 	s->rec_per_client = (int)cfg_int(&d->cfg, "served", "recover_per_client");
-	if (s->rec_per_client < 1) s->rec_per_client = 1;
 	int cap = (int)cfg_int(&d->cfg, "served", "recover_queue");
-	if (cap < 1) cap = 1;
 	if (cap != s->rq_cap) {              /* new ring; jobs beyond the new cap are dropped */
 		struct recover_job *nq = calloc((size_t)cap, sizeof *nq);
 		if (!nq) fatalx("out of memory");
@@ -301,7 +299,6 @@ void recover_apply(struct served *s)
 		s->rq = nq; s->rq_cap = cap; s->rq_head = 0; s->rq_len = keep;
 	}
 	int icap = (int)cfg_int(&d->cfg, "served", "recover_inflight");
-	if (icap < 1) icap = 1;
 	if (icap != s->inflight_cap) {       /* room for what is already in flight */
 		int room = icap > s->ninflight ? icap : s->ninflight;
 		struct recover_job *ni = calloc((size_t)room, sizeof *ni);

@@ -159,8 +159,6 @@ static void read_limits(struct syncd *sy, const struct config *c)
 	sy->max_body = cfg_size(c, "syncd", "max_body");
 	sy->inbox_high = cfg_int(c, "syncd", "inbox_high");
 	sy->batch = (int)cfg_int(c, "syncd", "batch");
-	if (sy->batch < 1 || sy->batch > 100) sy->batch = 100;
-	if (sy->interval < 10) sy->interval = 10;
 }
 
 static struct peer *peer_new(struct syncd *sy, const struct peer_cfg *pc)

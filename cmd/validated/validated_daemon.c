@@ -339,10 +339,20 @@ static void on_key_result(struct daemon *d, struct frame *f)
 				MDB_txn *t = store_begin(&d->st, 0);
 				rc = 0;
 				for (size_t i = 0; i < v->keys.kr.n && !rc; i++) {
-					const struct verify_key *vk = &v->keys.kr.k[i];
-					if (strcmp(vk->server, k->server) == 0)
-						rc = store_key_put(t, &d->st, vk->server, vk->key_id, vk->pk,
-						                   vk->valid_until_ts);
+					struct verify_key *vk = &v->keys.kr.k[i];
+					if (strcmp(vk->server, k->server) != 0) continue;
+					rc = store_key_put(t, &d->st, vk->server, vk->key_id, vk->pk,
+					                   vk->valid_until_ts);
+					if (rc == STORE_KEY_CONFLICT) {
+						/* A stored (server, key ID) keeps its key: this
+						 * one is dropped from memory too, never used. */
+						log_warnx("keys of %s: %s is not the key stored under that ID; refused",
+						          vk->server, vk->key_id);
+						(*daemon_counter(d, "key_conflicts"))++;
+						v->keys.kr.k[i] = v->keys.kr.k[--v->keys.kr.n];
+						i--;
+						rc = 0;
+					}
 				}
 				if (rc) mdb_txn_abort(t);
 				else rc = store_commit(t);   /* a failed commit frees the txn */
