@@ -40,7 +40,7 @@ static void open_store(int argc, char **argv, struct config *cfg, struct store *
 	char err[512];
 	const char *c = optval(argc, argv, "-c", NULL);
 	if (config_load(cfg, c, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); exit(100); }
-	if (store_open(st, cfg_str(cfg, "node", "state_dir"), 0, ro, err, sizeof err) < 0) {
+	if (store_open(st, cfg_str(cfg, "node", "state_dir"), (size_t)cfg_size(cfg, "node", "map_size"), ro, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\n", err); exit(111);
 	}
 }

@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 	}
 	if (count < 0) return 0;
 	struct store st;
-	if (!jsonl && store_open(&st, cfg_str(&cfg, "node", "state_dir"), 0, 0, err, sizeof err) < 0) {
+	if (!jsonl && store_open(&st, cfg_str(&cfg, "node", "state_dir"), (size_t)cfg_size(&cfg, "node", "map_size"), 0, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 111;
 	}
