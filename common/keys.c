@@ -319,10 +319,10 @@ static int parse_key_entry(const struct json_doc *d, int key, int val, const cha
 	if (strncmp(id, ED25519_PREFIX, strlen(ED25519_PREFIX)) != 0)
 		return 0;
 	int k = json_obj_get(d, val, "key");
+	/* base64 after JSON unescaping: "\/" and "\u0041" are the same value */
 	if (k < 0 || d->tok[k].type != JSON_STRING
-	    || d->tok[k].end - d->tok[k].start > 64
-	    || b64_decode(v->pk, sizeof v->pk, d->src + d->tok[k].start,
-	                  d->tok[k].end - d->tok[k].start) != (long)sizeof v->pk) {
+	    || d->tok[k].end - d->tok[k].start > 6 * 64
+	    || json_str_b64(d, k, v->pk, sizeof v->pk) != (long)sizeof v->pk) {
 		seterr(err, errlen, "key %s: \"key\" is not base64 of 32 bytes", id);
 		return -1;
 	}
@@ -352,7 +352,8 @@ static int add_doc(struct keyring *kr, const struct json_doc *d, int t, char *er
 	int vk = json_obj_get(d, t, "verify_keys");
 	int vu = json_obj_get(d, t, "valid_until_ts");
 	int ok = json_obj_get(d, t, "old_verify_keys");
-	if (sn < 0 || d->tok[sn].type != JSON_STRING || json_str_copy(d, sn, server, sizeof server) <= 0) {
+	if (sn < 0 || d->tok[sn].type != JSON_STRING || json_str_has_ctl(d, sn)
+	    || json_str_copy(d, sn, server, sizeof server) <= 0) {
 		seterr(err, errlen, "no usable server_name");
 		return -1;
 	}

@@ -60,7 +60,15 @@ static int deep_check(struct fetchd *fd, struct fetch *f, const char *body, int 
 		accept = 0;
 		snprintf(why, cap, "content hash mismatch");
 	} else if (!accept) {
-		snprintf(why, cap, "%s: %s", val_reason_str(r.reason), r.message);
+		int n = snprintf(why, cap, "%s: %s", val_reason_str(r.reason), r.message);
+		/* cut at a whole UTF-8 character: why goes into JSON */
+		size_t len = n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n, ok = 0;
+		while (ok < len) {
+			int l = json_utf8_seq_len(why + ok, len - ok);
+			if (l <= 0) break;
+			ok += (size_t)l;
+		}
+		why[ok] = 0;
 		/* Our lack of a key is not the server's fault. */
 		if (r.reason == VR_UNKNOWN_KEY || r.reason == VR_EXPIRED_KEY) *counts = 0;
 	}

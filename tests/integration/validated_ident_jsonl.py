@@ -124,13 +124,9 @@ ok(json.loads(text) == [doc], "escaped key document: python reads the same docum
 ekeys = os.path.join(tmp, "ekeys.json")
 open(ekeys, "w").write(text)
 out2, r2 = run([enc(base)], ekeys)
-if r2.returncode == 0 and out2 and out2[0].get("verdict") == "accept":
-    ok(True, "key document with an escaped \"key\": the event verifies")
-else:
-    # common/keys.c decodes the key's raw token bytes; its owner is asked to
-    # switch to json_str_b64() (issue 13 item 7).
-    skip("key document with an escaped \"key\": keys.c still decodes the raw bytes (%s)" %
-         r2.stderr.decode(errors="replace").strip()[:120])
+ok(r2.returncode == 0 and out2 and out2[0].get("verdict") == "accept",
+   "key document with an escaped \"key\": the event verifies (%s)" %
+   r2.stderr.decode(errors="replace").strip()[:120])
 
 import shutil; shutil.rmtree(tmp, ignore_errors=True)
 print("# %d checks, %d failed" % (n, fails))
