@@ -3,16 +3,8 @@
 # the connection is dropped; purgatoryd keeps running and nothing durable is
 # lost (held events stay held and are released when their parent comes).
 . tests/lib/lib.sh
-CONF=$(node_config alpha "$(free_port)" "
-[validated]
-rescan_every = 300ms
-rescan_age = 1s
-[purgatoryd]
-debounce = 100ms")
-D=$T_TMP/alpha
-SRV=$(sed -n 's/^server_name = //p' "$CONF")
+pipeline_node alpha
 PT=purgatory_tool
-stat_of() { $PT check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 SOCK=$D/run/purgatoryd.sock
 LOG=$T_TMP/purg.log
 

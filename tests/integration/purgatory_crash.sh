@@ -5,16 +5,8 @@
 # Nothing is lost because the inbox row leaves only in the deciding txn and
 # validated's rescan re-sends verdicts that died with purgatoryd.
 . tests/lib/lib.sh
-CONF=$(node_config alpha "$(free_port)" "
-[validated]
-rescan_every = 300ms
-rescan_age = 1s
-[purgatoryd]
-debounce = 100ms")
-D=$T_TMP/alpha
-SRV=$(sed -n 's/^server_name = //p' "$CONF")
+pipeline_node alpha
 PT=purgatory_tool
-stat_of() { $PT check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 rnd() { od -An -N1 -tu1 /dev/urandom | tr -d ' '; }
 
 $PT gen -k "$D/signing.key" -s "$SRV" -n 250 --rooms 20 --tag k --shuffle 7 > "$T_TMP/all.jsonl"

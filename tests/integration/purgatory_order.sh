@@ -4,16 +4,8 @@
 # stored with the stream in topological order; held events survive a restart.
 # Real processes (validated + purgatoryd), real LMDB.
 . tests/lib/lib.sh
-CONF=$(node_config alpha "$(free_port)" "
-[validated]
-rescan_every = 300ms
-rescan_age = 1s
-[purgatoryd]
-debounce = 100ms")
-D=$T_TMP/alpha
-SRV=$(sed -n 's/^server_name = //p' "$CONF")
+pipeline_node alpha
 PT="purgatory_tool"
-stat_of() { $PT check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 bg purgatoryd -c "$CONF"; PURG=$LAST_PID
 bg validated -c "$CONF"; VAL=$LAST_PID

@@ -4,16 +4,9 @@
 # wave goes once it is older than rejects_keep while the younger second
 # wave stays; then the second goes too. The table no longer only grows.
 . tests/lib/lib.sh
-CONF=$(node_config alpha "$(free_port)" "
-[validated]
-rescan_every = 300ms
-rescan_age = 1s
-[purgatoryd]
-tick = 200ms
-rejects_keep = 4s")
-D=$T_TMP/alpha
+pipeline_node alpha "tick = 200ms
+rejects_keep = 4s"
 PT=purgatory_tool
-stat_of() { $PT check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 garbage() { i=0; while [ $i -lt "$1" ]; do echo "{\"not an event\": $i, \"wave\": \"$2\"}"; i=$((i + 1)); done; }
 bg validated -c "$CONF"; VAL=$LAST_PID
 bg purgatoryd -c "$CONF" -v 2>"$T_TMP/purgatoryd.log"; PURG=$LAST_PID

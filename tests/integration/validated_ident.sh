@@ -7,16 +7,8 @@
 # truncated copy names. A PDU whose hash and signature are written with
 # JSON escapes ("\/", "\u0041") is the same event: accepted, not redacted.
 . tests/lib/lib.sh
-CONF=$(node_config alpha "$(free_port)" "
-[validated]
-rescan_every = 300ms
-rescan_age = 1s
-[purgatoryd]
-debounce = 100ms")
-D=$T_TMP/alpha
-SRV=$(sed -n 's/^server_name = //p' "$CONF")
+pipeline_node alpha
 PT=purgatory_tool
-stat_of() { $PT check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 bg purgatoryd -c "$CONF"; PURG=$LAST_PID
 bg validated -c "$CONF" -v 2>"$T_TMP/validated.log"; VAL=$LAST_PID

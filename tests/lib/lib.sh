@@ -69,3 +69,18 @@ CONF
 	echo "$_dir/fedpipe.conf"
 }
 finish() { echo "# $T_N checks, $T_FAIL failed"; [ "$T_FAIL" -eq 0 ]; }
+# pipeline_node NAME [extra config]: a node for validated + purgatoryd tests
+# (quick rescans, short debounce); sets CONF, D (its directory) and SRV.
+pipeline_node() {
+	CONF=$(node_config "$1" "$(free_port)" "
+[validated]
+rescan_every = 300ms
+rescan_age = 1s
+[purgatoryd]
+debounce = 100ms
+${2:-}")
+	D=$T_TMP/$1
+	SRV=$(sed -n 's/^server_name = //p' "$CONF")
+}
+# stat_of NAME: one count from `purgatory_tool check` (events, purgatory, rejects, ...).
+stat_of() { purgatory_tool check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
