@@ -1,4 +1,5 @@
-# fedpipe build. Files are discovered, not listed: common/*.c -> build/libfp.a,
+# fedpipe build. Files are discovered, not listed: common/<lib>/*.c ->
+# build/libfp<lib>.a (core, store, matrix, feed; see common/README),
 # cmd/<prog>/*.c -> bin/<prog>, tests/unit/test_*.c -> build/tests/,
 # tests/tools/*.c -> build/tools/, bench/*.c -> build/bench/,
 # tests/fuzz/fuzz_*.c -> build/fuzz/ (clang libFuzzer).
@@ -21,8 +22,14 @@ DEB_PKGS  := build-essential pkg-config libevent-dev libcurl4-openssl-dev liblmd
              python3 python3-signedjson python3-canonicaljson python3-nacl clang libclang-rt-14-dev \
              curl jq wrk hyperfine systemd procps openssl strace
 
-COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/obj/%.o)
+LIBS       := feed store core matrix
+COMMON_SRC := $(wildcard $(LIBS:%=common/%/*.c))
+COMMON_HDR := $(wildcard $(LIBS:%=common/%/*.h))
+# Link order: a library may use only those after it (feed -> store -> core ->
+# matrix). libfpmatrix.a also carries core/buf.o, the one file of ours the
+# matrix code includes, so it links alone (tests/unit/test_matrix_alone.c).
+LIB_ARS    := $(LIBS:%=$(BUILD)/libfp%.a)
+MATRIX_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard common/matrix/*.c) common/core/buf.c)
 PROGS      := $(notdir $(patsubst %/,%,$(wildcard cmd/*/)))
 PROG_BINS  := $(PROGS:%=$(BIN)/%)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -40,30 +47,36 @@ all: $(PROG_BINS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard common/*.h)
+$(BUILD)/obj/%.o: %.c $(COMMON_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -c -o $@ $<
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/libfp.a: $(COMMON_OBJ)
+define LIB_template
+$(BUILD)/libfp$(1).a: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard common/$(1)/*.c))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+endef
+$(foreach l,feed store core,$(eval $(call LIB_template,$(l))))
+$(BUILD)/libfpmatrix.a: $(MATRIX_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 define PROG_template
-$(BIN)/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/$(1)/*.c)) $(BUILD)/libfp.a
+$(BIN)/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB_ARS)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 endef
 $(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libfp.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_ARS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(BUILD)/libfp.a
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB_ARS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libfp.a
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB_ARS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -88,7 +101,7 @@ asan:
 	@$(MAKE) --no-print-directory fuzz-smoke >/dev/null 2>&1 || true
 	@FP_BUILD=build-asan FP_BIN=build-asan/bin ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 sh tests/run.sh $(TESTS)
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(COMMON_HDR)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -DFP_VERSION='"$(VERSION)"' -g -O1 -Icommon \
 	  -fsanitize=fuzzer,address,undefined $(shell pkg-config --cflags $(PKGS)) \

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "feed_nats.h"
-#include "log.h"
+#include "feed/feed_nats.h"
+#include "core/log.h"
 
 static int raw_file(const char *dir, long n, size_t size, long batch)
 {

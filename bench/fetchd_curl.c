@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <curl/curl.h>
-#include "log.h"
+#include "core/log.h"
 
 static size_t sink(char *p, size_t sz, size_t n, void *arg)
 {

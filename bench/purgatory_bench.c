@@ -16,11 +16,11 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
-#include "config.h"
-#include "store.h"
-#include "frame.h"
-#include "buf.h"
-#include "log.h"
+#include "core/config.h"
+#include "store/store.h"
+#include "core/frame.h"
+#include "core/buf.h"
+#include "core/log.h"
 
 static struct config cfg;
 static struct store st;

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 #include <sodium.h>
-#include "keys.h"
-#include "pdu.h"
-#include "validate.h"
+#include "matrix/keys.h"
+#include "matrix/pdu.h"
+#include "matrix/validate.h"
 
 static struct signing_key key;
 static const char *SERVER = "bench.test";

@@ -6,8 +6,8 @@
  * command line sets fc->json for machine output. */
 #ifndef FEDCTL_H
 #define FEDCTL_H
-#include "config.h"
-#include "store.h"
+#include "core/config.h"
+#include "store/store.h"
 
 struct fedctl {
 	struct config cfg;

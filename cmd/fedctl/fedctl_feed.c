@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fedctl.h"
-#include "feed_outbox.h"
-#include "feed_source.h"
-#include "frame.h"
-#include "json.h"
-#include "log.h"
+#include "feed/feed_outbox.h"
+#include "feed/feed_source.h"
+#include "core/frame.h"
+#include "matrix/json.h"
+#include "core/log.h"
 
 static void feed_usage(FILE *f)
 {

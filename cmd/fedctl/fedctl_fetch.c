@@ -9,10 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 #include "fedctl.h"
-#include "fetchreq.h"
-#include "frame.h"
-#include "json.h"
-#include "log.h"
+#include "core/fetchreq.h"
+#include "core/frame.h"
+#include "matrix/json.h"
+#include "core/log.h"
 
 #define FETCH_USAGE "fetch OP ID [--room R] [--servers a,b] [--fanout geometric:1,2] [--limit N] " \
 	"[--events a,b] [--earliest a,b] [--checks event_id,hashes,signatures] [--max-width N] " \

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "fedctl.h"
-#include "b64.h"
-#include "frame.h"
-#include "json.h"
+#include "matrix/b64.h"
+#include "core/frame.h"
+#include "matrix/json.h"
 
 static int type_by_name(const char *s)
 {

@@ -3,8 +3,8 @@
  * event frames to validated (which also rescans the inbox, so a validated
  * that is down loses nothing). Progress goes to stderr. */
 #include "fedctl.h"
-#include "frame.h"
-#include "log.h"
+#include "core/frame.h"
+#include "core/log.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

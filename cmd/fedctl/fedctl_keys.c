@@ -7,11 +7,11 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "fedctl.h"
-#include "b64.h"
-#include "json.h"
-#include "keys.h"
-#include "log.h"
-#include "pdu.h"
+#include "matrix/b64.h"
+#include "matrix/json.h"
+#include "matrix/keys.h"
+#include "core/log.h"
+#include "matrix/pdu.h"
 
 static int read_all(const char *path, struct buf *b)
 {

@@ -4,9 +4,9 @@
  * syncd handshakes afresh; idempotent). Reads what syncd keeps in
  * federation_state (common/syncd_state.h). */
 #include "fedctl.h"
-#include "json.h"
-#include "log.h"
-#include "syncd_state.h"
+#include "matrix/json.h"
+#include "core/log.h"
+#include "store/syncd_state.h"
 #include <stdio.h>
 #include <string.h>
 #include <time.h>

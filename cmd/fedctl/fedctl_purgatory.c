@@ -10,12 +10,12 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "fedctl.h"
-#include "frame.h"
-#include "keys.h"
-#include "pdu.h"
-#include "pstore.h"
-#include "b64.h"
-#include "log.h"
+#include "core/frame.h"
+#include "matrix/keys.h"
+#include "matrix/pdu.h"
+#include "store/pstore.h"
+#include "matrix/b64.h"
+#include "core/log.h"
 
 static void put_str(struct buf *b, const char *s) { json_put_string(b, s, strlen(s)); }
 

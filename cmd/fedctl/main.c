@@ -2,10 +2,10 @@
  * registry (areas register from their own files), and the commands that
  * belong to no stage: config, status, stats. */
 #include "fedctl.h"
-#include "frame.h"
-#include "log.h"
-#include "buf.h"
-#include "json.h"
+#include "core/frame.h"
+#include "core/log.h"
+#include "core/buf.h"
+#include "matrix/json.h"
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>

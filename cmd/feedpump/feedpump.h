@@ -2,9 +2,10 @@
 #ifndef FEEDPUMP_H
 #define FEEDPUMP_H
 #include <stdint.h>
-#include "daemon.h"
-#include "feed_outbox.h"
-#include "feed_sink.h"
+#include "core/daemon.h"
+#include "store/store.h"
+#include "feed/feed_outbox.h"
+#include "feed/feed_sink.h"
 
 struct fp_slot {
 	struct feed_event *ev;
@@ -14,7 +15,7 @@ struct fp_slot {
 	uint64_t           skip_to;
 };
 
-struct fp {
+struct feedpump {
 	struct daemon    *d;
 	struct feed_sink *sink;
 	struct feed_opts  opts;             /* for opening the sink only: it points into
@@ -44,19 +45,19 @@ struct fp {
 };
 
 /* feedpump_lease.c */
-int  fp_lease_acquire(struct fp *fp);                 /* 1 held, 0 waiting */
+int  fp_lease_acquire(struct feedpump *fp);                 /* 1 held, 0 waiting */
 /* in a write txn: 0 still ours (renewed), -1 lost, >0 the LMDB error of the renewal */
-int  fp_lease_check_renew(struct fp *fp, MDB_txn *t);
-void fp_lease_release(struct fp *fp);
+int  fp_lease_check_renew(struct feedpump *fp, MDB_txn *t);
+void fp_lease_release(struct feedpump *fp);
 /* 0 renewed (or not held, or lost), else the LMDB error (txn aborted) */
-int  fp_lease_renew(struct fp *fp);
+int  fp_lease_renew(struct feedpump *fp);
 
 /* feedpump_drain.c */
-void fp_drain_schedule(struct fp *fp, long long delay_ms);
-void fp_drain_init(struct fp *fp);
-void fp_drain_flush(struct fp *fp);   /* wait out and drop batches in flight */
+void fp_drain_schedule(struct feedpump *fp, long long delay_ms);
+void fp_drain_init(struct feedpump *fp);
+void fp_drain_flush(struct feedpump *fp);   /* wait out and drop batches in flight */
 /* A new batch size: the pipeline is emptied (its batches are re-read and
  * re-published: the sink is idempotent) and its slots made again. */
-void fp_drain_resize(struct fp *fp, int batch);
+void fp_drain_resize(struct feedpump *fp, int batch);
 
 #endif

@@ -18,14 +18,14 @@
 #include <string.h>
 #include <unistd.h>
 #include "feedpump.h"
-#include "log.h"
+#include "core/log.h"
 
 #define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
 #define WINDOW_ROWS 1024 /* rows in flight to an asynchronous sink (NATS MaxPending 4096) */
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg);
 
-void fp_drain_schedule(struct fp *fp, long long delay_ms)
+void fp_drain_schedule(struct feedpump *fp, long long delay_ms)
 {
 	if (fp->stopping) return;
 	long long now = mono_ms();
@@ -44,7 +44,7 @@ void fp_drain_schedule(struct fp *fp, long long delay_ms)
 	evtimer_add(fp->drain_ev, &tv);
 }
 
-static long long backoff_for(struct fp *fp, int64_t attempts)
+static long long backoff_for(struct feedpump *fp, int64_t attempts)
 {
 	long long d = fp->backoff_min;
 	for (int64_t i = 1; i < attempts && d < fp->backoff_max; i++) d *= 2;
@@ -54,9 +54,9 @@ static long long backoff_for(struct fp *fp, int64_t attempts)
 /* Collect one batch into slot x: from the stored cursor if nothing is in
  * flight (fp->cur_in := it), else from fp->next_pos. x->skip_to = where the
  * cursor may move if every row before the first unpublished one is done. */
-static void collect(struct fp *fp, struct fp_slot *x)
+static void collect(struct feedpump *fp, struct fp_slot *x)
 {
-	struct store *st = &fp->d->st;
+	struct store *st = fp->d->st;
 	MDB_txn *t = store_begin(st, 1);
 	MDB_cursor *c;
 	uint64_t cur;
@@ -122,7 +122,7 @@ static void collect(struct fp *fp, struct fp_slot *x)
 
 /* Hand slot x to the sink: rows without bytes never reach it, they fail
  * as events and block what follows. */
-static void submit(struct fp *fp, struct fp_slot *x)
+static void submit(struct feedpump *fp, struct fp_slot *x)
 {
 	size_t n = x->n, send = 0;
 	while (send < n && x->ev[send].rc != FEED_ERR_EVENT) send++;
@@ -136,9 +136,9 @@ static void submit(struct fp *fp, struct fp_slot *x)
 	}
 }
 
-static struct fp_slot *slot_at(struct fp *fp, int i) { return &fp->slots[(fp->head + i) % fp->window]; }
+static struct fp_slot *slot_at(struct feedpump *fp, int i) { return &fp->slots[(fp->head + i) % fp->window]; }
 
-void fp_drain_flush(struct fp *fp)
+void fp_drain_flush(struct feedpump *fp)
 {
 	for (int i = 0; i < fp->inflight; i++) {
 		struct fp_slot *x = slot_at(fp, i);
@@ -148,14 +148,14 @@ void fp_drain_flush(struct fp *fp)
 	fp->inflight = 0;
 }
 
-static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct outbox_row *r)
+static int put_row(struct feedpump *fp, MDB_txn *t, int db, uint64_t pos, const struct outbox_row *r)
 {
 	unsigned char kb[8];
 	struct buf b;
 	be64_put(kb, pos);
 	buf_init(&b);
 	outbox_row_encode(&b, r);
-	int rc = store_put(t, &fp->d->st, db, kb, 8, b.data, b.len, 0);
+	int rc = store_put(t, fp->d->st, db, kb, 8, b.data, b.len, 0);
 	buf_free(&b);
 	return rc;
 }
@@ -165,10 +165,10 @@ static int put_row(struct fp *fp, MDB_txn *t, int db, uint64_t pos, const struct
 /* A write-back txn failed (aborted or freed): the pipeline is emptied (its
  * batches are re-read and re-published: the sink is idempotent). A grown
  * map retries at once; a full store waits, probing with the lease write. */
-static int write_failed(struct fp *fp, int rc)
+static int write_failed(struct feedpump *fp, int rc)
 {
 	fp_drain_flush(fp);
-	if (store_write_failed(&fp->d->st, rc))
+	if (store_write_failed(fp->d->st, rc))
 		return 1;                         /* redo now */
 	if (rc != MDB_MAP_FULL)
 		log_err("LMDB write-back failed (%s); will retry the batch (the sink is idempotent)",
@@ -181,7 +181,7 @@ static int write_failed(struct fp *fp, int rc)
 
 /* Fill the window, then write back the oldest batch and every complete
  * batch behind it. Returns 1 if more work is probably waiting. */
-static int drain_batch(struct fp *fp)
+static int drain_batch(struct feedpump *fp)
 {
 	struct daemon *d = fp->d;
 	while (fp->inflight < fp->window) {
@@ -203,7 +203,7 @@ static int drain_batch(struct fp *fp)
 		_exit(3);
 	}
 
-	MDB_txn *t = store_begin(&d->st, 0);
+	MDB_txn *t = store_begin(d->st, 0);
 	int wrc = fp_lease_check_renew(fp, t);
 	if (wrc < 0) {
 		mdb_txn_abort(t);
@@ -243,7 +243,7 @@ static int drain_batch(struct fp *fp)
 				unsigned char kb[8];
 				be64_put(kb, e->pos);
 				if ((wrc = put_row(fp, t, DB_FEED_DEAD, e->pos, r))) goto fail;
-				if ((wrc = store_del(t, &d->st, DB_OUTBOX, kb, 8))) goto fail;
+				if ((wrc = store_del(t, d->st, DB_OUTBOX, kb, 8))) goto fail;
 				log_err("outbox %llu (%s) moved to feed_dead after %lld attempts: %s",
 				        (unsigned long long)e->pos, r->event_id, (long long)r->attempts, r->last_error);
 				dead++;
@@ -261,8 +261,8 @@ static int drain_batch(struct fp *fp)
 	 * rewinds it; its rewind must win). */
 	int rewound = 0;
 	if (new_cursor != cur_in) {
-		if (feed_cursor_get(t, &d->st) == cur_in) {
-			if ((wrc = feed_cursor_put(t, &d->st, new_cursor))) goto fail;
+		if (feed_cursor_get(t, d->st) == cur_in) {
+			if ((wrc = feed_cursor_put(t, d->st, new_cursor))) goto fail;
 		} else rewound = more = 1;
 	}
 	if ((wrc = store_commit(t)))           /* a failed commit frees the txn */
@@ -297,10 +297,10 @@ fail:
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct fp *fp = arg;
+	struct feedpump *fp = arg;
 	if (fp->stopping) return;
 	if (!fp->have_lease && !fp_lease_acquire(fp)) {
-		fp_drain_schedule(fp, fp->d->st.full ? FULL_RETRY_MS : 500);
+		fp_drain_schedule(fp, fp->d->st->full ? FULL_RETRY_MS : 500);
 		return;
 	}
 	if (fp->retry_at && mono_ms() < fp->retry_at) {
@@ -310,7 +310,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	fp->retry_at = 0;
 	/* the store is full: publish nothing that cannot be written back; a
 	 * small write (the lease's renewal) says when space has returned */
-	if (fp->d->st.full && fp_lease_renew(fp) == MDB_MAP_FULL) {
+	if (fp->d->st->full && fp_lease_renew(fp) == MDB_MAP_FULL) {
 		fp->retry_at = mono_ms() + FULL_RETRY_MS;
 		fp_drain_schedule(fp, FULL_RETRY_MS);
 		return;
@@ -326,7 +326,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void slots_make(struct fp *fp)
+static void slots_make(struct feedpump *fp)
 {
 	fp->window = 1;
 	if (feed_sink_async(fp->sink)) {
@@ -344,7 +344,7 @@ static void slots_make(struct fp *fp)
 	}
 }
 
-static void slots_free(struct fp *fp)
+static void slots_free(struct feedpump *fp)
 {
 	for (int i = 0; fp->slots && i < fp->window; i++) {
 		free(fp->slots[i].ev);
@@ -355,14 +355,14 @@ static void slots_free(struct fp *fp)
 	fp->slots = NULL;
 }
 
-void fp_drain_init(struct fp *fp)
+void fp_drain_init(struct feedpump *fp)
 {
 	fp->drain_ev = evtimer_new(fp->d->base, drain_cb, fp);
 	if (!fp->drain_ev) fatalx("cannot create the drain timer");
 	slots_make(fp);
 }
 
-void fp_drain_resize(struct fp *fp, int batch)
+void fp_drain_resize(struct feedpump *fp, int batch)
 {
 	if (batch == fp->batch) return;
 	fp_drain_flush(fp);

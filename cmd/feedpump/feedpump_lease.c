@@ -10,8 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "feedpump.h"
-#include "json.h"
-#include "log.h"
+#include "matrix/json.h"
+#include "core/log.h"
 
 struct lease { char holder[160]; long long pid, until_ms, renewed; };
 
@@ -36,7 +36,7 @@ static int lease_read(MDB_txn *t, struct store *st, struct lease *l)
 	return rc;
 }
 
-static int lease_write(struct fp *fp, MDB_txn *t)
+static int lease_write(struct feedpump *fp, MDB_txn *t)
 {
 	struct buf b;
 	buf_init(&b);
@@ -44,7 +44,7 @@ static int lease_write(struct fp *fp, MDB_txn *t)
 	buf_adds(&b, "{\"holder\":");
 	json_put_string(&b, fp->holder, strlen(fp->holder));
 	buf_printf(&b, ",\"pid\":%d,\"renewed\":%lld,\"until_ms\":%lld}", (int)getpid(), now, now + fp->lease_ttl);
-	int rc = store_put(t, &fp->d->st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY), b.data, b.len, 0);
+	int rc = store_put(t, fp->d->st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY), b.data, b.len, 0);
 	buf_free(&b);
 	return rc;
 }
@@ -60,9 +60,9 @@ static int holder_dead(const struct lease *l)
 	return kill((pid_t)l->pid, 0) < 0 && errno == ESRCH;
 }
 
-int fp_lease_acquire(struct fp *fp)
+int fp_lease_acquire(struct feedpump *fp)
 {
-	struct store *st = &fp->d->st;
+	struct store *st = fp->d->st;
 	MDB_txn *t = store_begin(st, 0);
 	struct lease l;
 	long long now = now_ms();
@@ -101,10 +101,10 @@ int fp_lease_acquire(struct fp *fp)
 	return 1;
 }
 
-int fp_lease_check_renew(struct fp *fp, MDB_txn *t)
+int fp_lease_check_renew(struct feedpump *fp, MDB_txn *t)
 {
 	struct lease l;
-	if (lease_read(t, &fp->d->st, &l) != 0 || strcmp(l.holder, fp->holder) != 0) {
+	if (lease_read(t, fp->d->st, &l) != 0 || strcmp(l.holder, fp->holder) != 0) {
 		log_warnx("lost the drain lease to %s (pid %lld); not writing", l.holder, l.pid);
 		fp->have_lease = 0;
 		*fp->g_lease = 0;
@@ -113,10 +113,10 @@ int fp_lease_check_renew(struct fp *fp, MDB_txn *t)
 	return lease_write(fp, t);
 }
 
-void fp_lease_release(struct fp *fp)
+void fp_lease_release(struct feedpump *fp)
 {
 	if (!fp->have_lease) return;
-	struct store *st = &fp->d->st;
+	struct store *st = fp->d->st;
 	MDB_txn *t = store_begin(st, 0);
 	struct lease l;
 	int rc = 0;
@@ -126,15 +126,15 @@ void fp_lease_release(struct fp *fp)
 	else if (store_commit(t) == 0) fp->have_lease = 0;
 }
 
-int fp_lease_renew(struct fp *fp)
+int fp_lease_renew(struct feedpump *fp)
 {
 	if (!fp->have_lease) return 0;
 	for (;;) {
-		MDB_txn *t = store_begin(&fp->d->st, 0);
+		MDB_txn *t = store_begin(fp->d->st, 0);
 		int rc = fp_lease_check_renew(fp, t);
 		if (rc < 0) { mdb_txn_abort(t); return 0; }
 		if (rc) mdb_txn_abort(t);
 		else rc = store_commit(t);
-		if (!rc || !store_write_failed(&fp->d->st, rc)) return rc;
+		if (!rc || !store_write_failed(fp->d->st, rc)) return rc;
 	}
 }

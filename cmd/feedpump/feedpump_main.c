@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "feedpump.h"
-#include "log.h"
+#include "core/log.h"
 
-static struct fp the_fp;
+static struct feedpump feedpump;
 static const char *opt_sink, *opt_dir, *opt_nats_url, *opt_subject;
 static int opt_batch, opt_once;
 
@@ -40,7 +40,7 @@ static void interval_cb(struct daemon *d, void *arg) { fp_drain_schedule(arg, 0)
 static void renew_cb(struct daemon *d, void *arg) { fp_lease_renew(arg); }
 static void closed_cb(struct daemon *d, void *arg)
 {
-	struct fp *fp = arg;
+	struct feedpump *fp = arg;
 	if (!fp->stopping && feed_sink_closed(fp->sink)) {
 		log_info("the sink's reader went away; stopping");
 		fp->stopping = 1;
@@ -50,7 +50,7 @@ static void closed_cb(struct daemon *d, void *arg)
 
 /* The values read from the configuration that can change at a reload
  * (--batch on the command line wins over [feedpump] batch). -1: refused. */
-static int fp_params(struct fp *fp, const struct config *cfg, int *batch)
+static int fp_params(struct feedpump *fp, const struct config *cfg, int *batch)
 {
 	*batch = opt_batch ? opt_batch : (int)cfg_int(cfg, "feedpump", "batch");
 	if (*batch <= 0 || *batch > 100000) { log_err("[feedpump] batch must be 1..100000"); return -1; }
@@ -59,7 +59,7 @@ static int fp_params(struct fp *fp, const struct config *cfg, int *batch)
 	fp->backoff_max = cfg_ms(cfg, "feedpump", "backoff_max");
 	fp->lease_ttl = cfg_ms(cfg, "feedpump", "lease_ttl");
 	fp->interval = cfg_ms(cfg, "feedpump", "interval");
-	fp->d->st.map_max = (size_t)cfg_size(cfg, "node", "map_size_max");
+	fp->d->st->map_max = (size_t)cfg_size(cfg, "node", "map_size_max");
 	return 0;
 }
 
@@ -71,7 +71,7 @@ static void timer_set(struct event *ev, long long ms)
 
 static int fp_init(struct daemon *d)
 {
-	struct fp *fp = &the_fp;
+	struct feedpump *fp = &feedpump;
 	const struct config *cfg = &d->cfg;
 	d->priv = fp;
 	fp->d = d;
@@ -120,7 +120,7 @@ static int fp_init(struct daemon *d)
  * once; the sink itself (its kind, directory, broker) only at a restart. */
 static void fp_on_reload(struct daemon *d, const struct config *old)
 {
-	struct fp *fp = d->priv;
+	struct feedpump *fp = d->priv;
 	if (!fp) return;
 	long long interval = fp->interval, ttl = fp->lease_ttl;
 	int batch;
@@ -145,7 +145,7 @@ static void fp_on_reload(struct daemon *d, const struct config *old)
 
 static void fp_on_frame(struct daemon *d, struct conn *c, struct frame *f)
 {
-	struct fp *fp = d->priv;
+	struct feedpump *fp = d->priv;
 	switch (f->type) {
 	case FT_WAKEUP:
 		(*fp->c_wakeups)++;
@@ -163,7 +163,7 @@ static void fp_on_stdin_eof(struct daemon *d)
 
 static void fp_fini(struct daemon *d)
 {
-	struct fp *fp = d->priv;
+	struct feedpump *fp = d->priv;
 	if (!fp) return;
 	if (fp->slots) fp_drain_flush(fp);
 	fp_lease_release(fp);
@@ -182,7 +182,7 @@ static const struct daemon_ops fp_ops = {
 	         "  --once           drain until the outbox is empty, then exit",
 	.longopts = fp_longopts,
 	.option = fp_option,
-	.needs_store = 1,
+	.store = &store_for_daemon,
 	.init = fp_init,
 	.on_frame = fp_on_frame,
 	.on_reload = fp_on_reload,

@@ -7,8 +7,9 @@
 #include <stdint.h>
 #include <curl/curl.h>
 #include <event2/event_struct.h>
-#include "daemon.h"
-#include "fetchreq.h"
+#include "core/daemon.h"
+#include "store/store.h"
+#include "core/fetchreq.h"
 
 struct fetch;
 struct fetchd;

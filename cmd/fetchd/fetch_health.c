@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
-#include "json.h"
-#include "log.h"
+#include "matrix/json.h"
+#include "core/log.h"
 
 struct health_upd {
 	int   kind;               /* H_OK, H_FAIL, H_GONE, or -1: room seen */
@@ -112,7 +112,7 @@ static int cmp_victim(const void *a, const void *b)
 
 static int health_prune(struct fetchd *fd, MDB_txn *t, long long now)
 {
-	struct store *st = &fd->d->st;
+	struct store *st = fd->d->st;
 	MDB_stat ms;
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -171,7 +171,7 @@ static int map_adopt(struct store *st)
  * aborts). The cached state of each server follows what is written. */
 static int health_write(struct fetchd *fd, MDB_txn *t, struct buf *b, long long now)
 {
-	struct store *st = &fd->d->st;
+	struct store *st = fd->d->st;
 	int rc = 0, added = 0;
 	for (int i = 0; i < fd->nhq && rc == 0; i++) {
 		struct health_upd *u = &fd->hq[i];
@@ -227,7 +227,7 @@ void health_flush(struct fetchd *fd)
 	static int failing;
 	static long long logged_ms;
 	if (!fd->nhq) return;
-	struct store *st = &fd->d->st;
+	struct store *st = fd->d->st;
 	struct buf b;
 	long long now = now_ms();
 	int rc;
@@ -271,7 +271,7 @@ void health_flush(struct fetchd *fd)
 
 void health_load(struct fetchd *fd, struct server **sv, int n)
 {
-	struct store *st = &fd->d->st;
+	struct store *st = fd->d->st;
 	MDB_txn *t;
 	int i, stale = 0;
 	if (fd->nhq) health_flush(fd);     /* this turn's outcomes first */

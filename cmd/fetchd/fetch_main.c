@@ -4,9 +4,9 @@
 #include <string.h>
 #include <sodium.h>
 #include "fetch.h"
-#include "log.h"
+#include "core/log.h"
 
-static struct fetchd G;
+static struct fetchd fetchd;
 
 static struct client *client_of(struct conn *c)
 {
@@ -107,7 +107,7 @@ static void params_apply(struct fetchd *fd, const struct params *p)
 
 static int fetchd_init(struct daemon *d)
 {
-	struct fetchd *fd = &G;
+	struct fetchd *fd = &fetchd;
 	struct params p;
 	char err[256];
 	fd->d = d;
@@ -261,7 +261,7 @@ static void fetchd_fini(struct daemon *d)
 static const struct daemon_ops fetchd_ops = {
 	.name = "fetchd",
 	.summary = "coalesced, failover federation fetch of raw event bytes",
-	.needs_store = 1,
+	.store = &store_for_daemon,
 	.usage = "\nEnvironment: outgoing proxies by libcurl's rules, read once per server:\n"
 	         "  http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY, no_proxy/NO_PROXY\n"
 	         "  (upper-case HTTP_PROXY is ignored).\n",

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
-#include "log.h"
-#include "servername.h"
+#include "core/log.h"
+#include "matrix/servername.h"
 
 #define CAND_MAX 64
 
@@ -68,7 +68,7 @@ static int cmp_seen(const void *a, const void *b)
 
 static void cand_from_room(struct fetchd *fd, struct fetch *f, const char *room)
 {
-	struct store *st = &fd->d->st;
+	struct store *st = fd->d->st;
 	size_t rl = strlen(room);
 	struct seen s[CAND_MAX];
 	int n = 0;

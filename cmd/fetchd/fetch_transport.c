@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <event2/event_struct.h>
 #include "fetch.h"
-#include "json.h"
-#include "log.h"
+#include "matrix/json.h"
+#include "core/log.h"
 
 /* One per socket fd curl gives us. Sockets curl opened through open_cb stay
  * registered with the loop while their connection idles in curl's cache
@@ -31,7 +31,7 @@ struct sockinfo {
 	int   ours;          /* opened by open_cb, closed by close_cb */
 };
 
-static struct fetchd *T;
+static struct fetchd *fetchd;   /* the program state (fetch_main.c), for libcurl callbacks */
 
 /* ---- servers ----------------------------------------------------------- */
 
@@ -486,7 +486,7 @@ static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *s
  * tries the next address, or the attempt fails as "address not allowed". */
 static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-	struct fetchd *fd = T;
+	struct fetchd *fd = fetchd;
 	struct attempt *at = arg;
 	if (purpose == CURLSOCKTYPE_IPCXN && at && at->s->check_addr && addr_denied(&a->addr)) {
 		at->denied = 1;
@@ -529,7 +529,7 @@ static int curl_timer_set(CURLM *m, long timeout_ms, void *userp)
 
 int transport_init(struct fetchd *fd)
 {
-	T = fd;
+	fetchd = fd;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_err("curl_global_init failed");
 		return -1;
@@ -575,7 +575,7 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 {
 	struct attempt *a = arg;
 	size_t len = sz * n;
-	if (a->body.len + len > T->response_max) {
+	if (a->body.len + len > fetchd->response_max) {
 		a->too_big = 1;
 		return 0;             /* curl aborts the transfer: CURLE_WRITE_ERROR */
 	}
@@ -584,7 +584,7 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 		 * the cap) instead of growing it 256, 512, 1024, ... */
 		curl_off_t cl = -1;
 		curl_easy_getinfo(a->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-		if (cl > (curl_off_t)len && (size_t)cl <= T->response_max) buf_reserve(&a->body, (size_t)cl);
+		if (cl > (curl_off_t)len && (size_t)cl <= fetchd->response_max) buf_reserve(&a->body, (size_t)cl);
 	}
 	buf_add(&a->body, p, len);
 	return len;
@@ -828,7 +828,7 @@ static void dispatch(struct fetchd *fd, struct server *s)
 static void server_wake_cb(evutil_socket_t x, short ev, void *arg)
 {
 	(void)x; (void)ev;
-	dispatch(T, arg);
+	dispatch(fetchd, arg);
 }
 
 void attempt_launch(struct fetchd *fd, struct attempt *a)

@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
-#include "json.h"
-#include "keys.h"
-#include "pdu.h"
-#include "validate.h"
-#include "log.h"
+#include "matrix/json.h"
+#include "matrix/keys.h"
+#include "matrix/pdu.h"
+#include "matrix/validate.h"
+#include "core/log.h"
 
 static struct json_doc doc;
 static struct validator val;
@@ -22,8 +22,8 @@ static int key_lookup(void *arg, const char *server, const char *key_id,
                       unsigned char pk[32], int64_t *valid_until_ts)
 {
 	struct fetchd *fd = arg;
-	MDB_txn *t = store_begin(&fd->d->st, 1);
-	int rc = store_key_get(t, &fd->d->st, server, key_id, pk, valid_until_ts);
+	MDB_txn *t = store_begin(fd->d->st, 1);
+	int rc = store_key_get(t, fd->d->st, server, key_id, pk, valid_until_ts);
 	mdb_txn_abort(t);
 	return rc == 0 ? 0 : -1;
 }
@@ -31,8 +31,8 @@ static int key_lookup(void *arg, const char *server, const char *key_id,
 static int rv_lookup(void *arg, const char *room_id)
 {
 	struct fetchd *fd = arg;
-	MDB_txn *t = store_begin(&fd->d->st, 1);
-	int rv = store_room_version(t, &fd->d->st, room_id);
+	MDB_txn *t = store_begin(fd->d->st, 1);
+	int rv = store_room_version(t, fd->d->st, room_id);
 	mdb_txn_abort(t);
 	return rv;
 }

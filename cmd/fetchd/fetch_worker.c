@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
-#include "json.h"
-#include "log.h"
+#include "matrix/json.h"
+#include "core/log.h"
 
 /* Per-op default profiles: growth, width ceiling, attempt budget, limit. */
 static const struct profile {
@@ -218,7 +218,7 @@ static void fetch_orphaned(struct fetchd *fd, struct fetch *f)
 	fetch_free(fd, f);
 }
 
-static struct fetchd *the_fd;
+static struct fetchd *fetchd;
 
 
 static void waiter_timeout_cb(evutil_socket_t s, short ev, void *arg)
@@ -226,10 +226,10 @@ static void waiter_timeout_cb(evutil_socket_t s, short ev, void *arg)
 	struct waiter *w = arg;
 	struct fetch *f = w->f;
 	(void)s; (void)ev;
-	(*the_fd->c_timeout)++;
-	reply_error(the_fd, w->cl, w->id, "timeout", "caller's timeout_ms passed");
-	waiter_free(the_fd, w);
-	fetch_orphaned(the_fd, f);
+	(*fetchd->c_timeout)++;
+	reply_error(fetchd, w->cl, w->id, "timeout", "caller's timeout_ms passed");
+	waiter_free(fetchd, w);
+	fetch_orphaned(fetchd, f);
 }
 
 static void waiter_add(struct fetchd *fd, struct fetch *f, struct client *cl, uint64_t id,
@@ -295,7 +295,7 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 {
 	const struct profile *p;
 	struct buf k;
-	the_fd = fd;
+	fetchd = fd;
 	if (req->checks < 0) req->checks = fd->checks_default;
 	p = &profiles[req->op];
 	if (!req->limit) req->limit = p->limit;
@@ -383,8 +383,8 @@ static void fetch_deadline_cb(evutil_socket_t s, short ev, void *arg)
 {
 	struct fetch *f = arg;
 	(void)s; (void)ev;
-	(*the_fd->c_timeout)++;
-	fetch_end(the_fd, f, outcome_new(f, 0, "timeout", NULL, NULL, 0));
+	(*fetchd->c_timeout)++;
+	fetch_end(fetchd, f, outcome_new(f, 0, "timeout", NULL, NULL, 0));
 }
 
 static void fetch_start(struct fetchd *fd, struct fetch *f)

@@ -5,8 +5,9 @@
 #define PURGATORY_H
 #include <stddef.h>
 #include <stdint.h>
-#include "daemon.h"
-#include "pstore.h"
+#include "core/daemon.h"
+#include "store/store.h"
+#include "store/pstore.h"
 
 struct proom;
 
@@ -69,7 +70,7 @@ struct tx {                        /* one write transaction in progress */
 	int       err;                 /* the first failed write (the txn is dead) */
 };
 
-struct purg {
+struct purgatoryd {
 	struct daemon *d;
 	long long debounce, debounce_other, backoff_min, backoff_max, max_hold, tick, fetch_timeout, fetch_retry;
 	int       batch_max, fetch_limit, fetch_latest_max, fetch_events_max, fetch_servers_max;
@@ -107,61 +108,61 @@ struct purg {
 };
 
 /* purgatory_main.c */
-void purgatory_params(struct purg *p);
-int  purgatory_acl_ok(struct purg *p, const struct pdu_info *pi);
+void purgatory_params(struct purgatoryd *p);
+int  purgatory_acl_ok(struct purgatoryd *p, const struct pdu_info *pi);
 /* Did an event with this inbox from arrive by sync? (from is a configured
  * peer's server name as syncd pinned it in federation_state, or a [peer]
  * section's own name.) Picks debounce vs debounce_other. */
-int  purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from);
+int  purgatory_by_sync(struct purgatoryd *p, MDB_txn *t, const char *from);
 
 /* purgatory_hold.c: the in-memory indexes and the held rows */
-struct held  *held_find(struct purg *p, const char *id);
-struct proom *room_find(struct purg *p, const char *room_id);
-struct proom *room_get(struct purg *p, const char *room_id);
-struct held  *held_add(struct purg *p, const char *id, const char *room_id, long long first_seen);
-void held_remove(struct purg *p, struct held *h);
+struct held  *held_find(struct purgatoryd *p, const char *id);
+struct proom *room_find(struct purgatoryd *p, const char *room_id);
+struct proom *room_get(struct purgatoryd *p, const char *room_id);
+struct held  *held_add(struct purgatoryd *p, const char *id, const char *room_id, long long first_seen);
+void held_remove(struct purgatoryd *p, struct held *h);
 /* The room's attempt count / next try changed (an attempt started or ended). */
-void room_dirty(struct purg *p, struct proom *r);
+void room_dirty(struct purgatoryd *p, struct proom *r);
 /* Write attempts and next_try_ms into the held rows of every dirty room, in x
  * (the turn's transaction); only rows whose values differ are rewritten. */
-void purgatory_persist_rooms(struct purg *p, struct tx *x);
-void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int rv,
+void purgatory_persist_rooms(struct purgatoryd *p, struct tx *x);
+void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *pi, int rv,
                     int redacted, const char *from, const char *pdu, size_t n,
                     char missing[][PDU_EVENT_ID_MAX], int nmissing);
 /* Delete a held event's rows (purgatory + its missing_index entries). */
-void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct hold_rec *h);
-int  purgatory_load(struct purg *p);
+void purgatory_unhold(struct purgatoryd *p, struct tx *x, const char *id, const struct hold_rec *h);
+int  purgatory_load(struct purgatoryd *p);
 /* Forget the held events in memory and read them again from the table
  * (after a txn that changed memory could not be committed). */
-void purgatory_resync(struct purg *p);
-void purgatory_expire_due(struct purg *p, long long now);
-int  purgatory_drop(struct purg *p, const char *id);
+void purgatory_resync(struct purgatoryd *p);
+void purgatory_expire_due(struct purgatoryd *p, long long now);
+int  purgatory_drop(struct purgatoryd *p, const char *id);
 
 /* purgatory_release.c */
-void tx_begin(struct purg *p, struct tx *x);
+void tx_begin(struct purgatoryd *p, struct tx *x);
 /* A write in x failed: keep the first error; the txn is dead. */
 void tx_fail(struct tx *x, int rc, const char *what);
 /* Commit (or, after a failure, abort) x. 0 committed; 1 the map was grown:
  * redo the whole txn now; -1 not written (the store is full: p->stalled
  * is set and the tick retries). On 1 and -1 the in-memory indexes have
  * been rebuilt from the store (they had followed the lost txn). */
-int  tx_commit(struct purg *p, struct tx *x);
+int  tx_commit(struct purgatoryd *p, struct tx *x);
 /* An accepted verdict: store, or hold; then release what it satisfies. */
-void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const char *from);
-void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_id);
-int  purgatory_try_release(struct purg *p, struct tx *x, const char *id);
-void purgatory_recheck_all(struct purg *p);
+void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, const char *from);
+void purgatory_release_waiters(struct purgatoryd *p, struct tx *x, const char *stored_id);
+int  purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id);
+void purgatory_recheck_all(struct purgatoryd *p);
 
 /* purgatory_store.c: the verdict batch */
-int  purgatory_verdict_frame(struct purg *p, const struct frame *f, const char **why);
-void purgatory_flush(struct purg *p);
+int  purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const char **why);
+void purgatory_flush(struct purgatoryd *p);
 void verdict_free(struct verdict *v);
 
 /* purgatory_fetch.c */
-void purgatory_fetch_tick(struct purg *p, long long now);
-void purgatory_fetch_result(struct purg *p, const struct frame *f);
-void purgatory_control(struct purg *p, struct conn *c, const struct frame *f);
-void purgatory_fetchd_up(struct purg *p);
-void purgatory_fetchd_down(struct purg *p);
+void purgatory_fetch_tick(struct purgatoryd *p, long long now);
+void purgatory_fetch_result(struct purgatoryd *p, const struct frame *f);
+void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame *f);
+void purgatory_fetchd_up(struct purgatoryd *p);
+void purgatory_fetchd_down(struct purgatoryd *p);
 
 #endif

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
-#include "fetchreq.h"
-#include "log.h"
+#include "core/fetchreq.h"
+#include "core/log.h"
 
 #define ROOMS_PER_TICK 200       /* attempts started per tick, so 1,000 held rooms
                                     do not hit fetchd all in the same second */
@@ -46,14 +46,14 @@ static void recent_add(struct proom *r, const char *id, long long now, long long
 	snprintf(r->recent[r->nrecent++], PDU_EVENT_ID_MAX, "%s", id);
 }
 
-static void add_server(struct purg *p, char (*sv)[PSTORE_NAME_MAX], int *n, const char *name)
+static void add_server(struct purgatoryd *p, char (*sv)[PSTORE_NAME_MAX], int *n, const char *name)
 {
 	if (!name[0] || *n >= p->fetch_servers_max || !strcmp(name, p->server_name)) return;
 	for (int i = 0; i < *n; i++) if (!strcmp(sv[i], name)) return;
 	snprintf(sv[(*n)++], PSTORE_NAME_MAX, "%s", name);
 }
 
-static void finish_attempt(struct purg *p, struct proom *r, long long now)
+static void finish_attempt(struct purgatoryd *p, struct proom *r, long long now)
 {
 	if (r->gained > 0) {
 		r->failures = 0;
@@ -72,7 +72,7 @@ static void finish_attempt(struct purg *p, struct proom *r, long long now)
 	room_dirty(p, r);
 }
 
-static int send_req(struct purg *p, struct proom *r, struct fetch_req *fr, long long now)
+static int send_req(struct purgatoryd *p, struct proom *r, struct fetch_req *fr, long long now)
 {
 	struct buf b;
 	buf_init(&b);
@@ -95,9 +95,9 @@ static int send_req(struct purg *p, struct proom *r, struct fetch_req *fr, long 
 	return 0;
 }
 
-static void attempt(struct purg *p, struct proom *r, long long now)
+static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	/* fetchd away: wait for it without reading the room's rows */
 	if (!p->d->stdio && !conn_up(daemon_connect(p->d, "fetchd"))) {
 		r->fetchd_wait = 1;
@@ -194,7 +194,7 @@ out:
 	free(absent); free(latest); free(earliest); free(servers);
 }
 
-static void req_done(struct purg *p, struct preq *q, long long now)
+static void req_done(struct purgatoryd *p, struct preq *q, long long now)
 {
 	struct proom *r = q->room;
 	(*p->g_inflight)--;
@@ -202,7 +202,7 @@ static void req_done(struct purg *p, struct preq *q, long long now)
 	free(q);
 }
 
-void purgatory_fetch_tick(struct purg *p, long long now)
+void purgatory_fetch_tick(struct purgatoryd *p, long long now)
 {
 	/* requests fetchd never answered */
 	for (struct preq **qq = &p->reqs; *qq; ) {
@@ -224,9 +224,9 @@ void purgatory_fetch_tick(struct purg *p, long long now)
 		}
 }
 
-static int pdu_rv(struct purg *p, MDB_txn *t, const struct json_doc *d, int e, const char *room)
+static int pdu_rv(struct purgatoryd *p, MDB_txn *t, const struct json_doc *d, int e, const char *room)
 {
-	int rv = store_room_version(t, &p->d->st, room);
+	int rv = store_room_version(t, p->d->st, room);
 	if (rv > 0) return rv;
 	int ty = json_obj_get(d, e, "type"), sk = json_obj_get(d, e, "state_key");
 	if (ty >= 0 && json_str_eq(d, ty, "m.room.create") && sk >= 0 && json_str_eq(d, sk, "")) {
@@ -239,7 +239,7 @@ static int pdu_rv(struct purg *p, MDB_txn *t, const struct json_doc *d, int e, c
 	return p->default_rv;
 }
 
-void purgatory_fetch_result(struct purg *p, const struct frame *f)
+void purgatory_fetch_result(struct purgatoryd *p, const struct frame *f)
 {
 	struct preq **qq = &p->reqs, *q;
 	while (*qq && (*qq)->id != f->id) qq = &(*qq)->next;
@@ -284,7 +284,7 @@ void purgatory_fetch_result(struct purg *p, const struct frame *f)
 	}
 	struct { uint64_t seq; uint32_t off, len; char id[PDU_EVENT_ID_MAX]; } *got = NULL;
 	int ngot = 0, cap = 0, wrc;
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	struct tx x;
 again:
 	ngot = 0;
@@ -329,7 +329,7 @@ again:
 	req_done(p, q, now);
 }
 
-void purgatory_fetchd_up(struct purg *p)
+void purgatory_fetchd_up(struct purgatoryd *p)
 {
 	long long now = now_ms();
 	for (size_t i = 0; i < p->rcap; i++)
@@ -337,7 +337,7 @@ void purgatory_fetchd_up(struct purg *p)
 			if (r->fetchd_wait) { r->fetchd_wait = 0; r->due_ms = now; }
 }
 
-void purgatory_fetchd_down(struct purg *p)
+void purgatory_fetchd_down(struct purgatoryd *p)
 {
 	long long now = now_ms();
 	while (p->reqs) {
@@ -354,7 +354,7 @@ void purgatory_fetchd_down(struct purg *p)
 
 /* Operator requests (fedctl) arrive as FETCH_REQ frames with ops of our own:
  * {"op":"retry","room_id":R} and {"op":"drop","event_id":E}. */
-void purgatory_control(struct purg *p, struct conn *c, const struct frame *f)
+void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame *f)
 {
 	struct json_doc *d = &p->doc;
 	char op[32] = "", arg[PSTORE_NAME_MAX] = "";

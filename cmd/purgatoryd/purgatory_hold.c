@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
-#include "log.h"
+#include "core/log.h"
 
 static uint64_t hash_str(const char *s)
 {
@@ -21,7 +21,7 @@ static void *xcalloc(size_t n, size_t sz)
 	return p;
 }
 
-struct held *held_find(struct purg *p, const char *id)
+struct held *held_find(struct purgatoryd *p, const char *id)
 {
 	if (!p->hcap) return NULL;
 	for (struct held *h = p->htab[hash_str(id) & (p->hcap - 1)]; h; h = h->hnext)
@@ -29,7 +29,7 @@ struct held *held_find(struct purg *p, const char *id)
 	return NULL;
 }
 
-struct proom *room_find(struct purg *p, const char *room_id)
+struct proom *room_find(struct purgatoryd *p, const char *room_id)
 {
 	if (!p->rcap) return NULL;
 	for (struct proom *r = p->rtab[hash_str(room_id) & (p->rcap - 1)]; r; r = r->hnext)
@@ -37,7 +37,7 @@ struct proom *room_find(struct purg *p, const char *room_id)
 	return NULL;
 }
 
-static void held_rehash(struct purg *p)
+static void held_rehash(struct purgatoryd *p)
 {
 	size_t nc = p->hcap ? p->hcap * 2 : 1024;
 	struct held **nt = xcalloc(nc, sizeof *nt);
@@ -51,7 +51,7 @@ static void held_rehash(struct purg *p)
 	p->htab = nt; p->hcap = nc;
 }
 
-static void room_rehash(struct purg *p)
+static void room_rehash(struct purgatoryd *p)
 {
 	size_t nc = p->rcap ? p->rcap * 2 : 64;
 	struct proom **nt = xcalloc(nc, sizeof *nt);
@@ -65,7 +65,7 @@ static void room_rehash(struct purg *p)
 	p->rtab = nt; p->rcap = nc;
 }
 
-struct proom *room_get(struct purg *p, const char *room_id)
+struct proom *room_get(struct purgatoryd *p, const char *room_id)
 {
 	struct proom *r = room_find(p, room_id);
 	if (r) return r;
@@ -80,7 +80,7 @@ struct proom *room_get(struct purg *p, const char *room_id)
 	return r;
 }
 
-static void room_free_if_idle(struct purg *p, struct proom *r)
+static void room_free_if_idle(struct purgatoryd *p, struct proom *r)
 {
 	if (r->nheld || r->inflight) return;
 	struct proom **pp = &p->rtab[hash_str(r->id) & (p->rcap - 1)];
@@ -93,7 +93,7 @@ static void room_free_if_idle(struct purg *p, struct proom *r)
 	*p->g_rooms = (int64_t)p->nrooms;
 }
 
-struct held *held_add(struct purg *p, const char *id, const char *room_id, long long first_seen)
+struct held *held_add(struct purgatoryd *p, const char *id, const char *room_id, long long first_seen)
 {
 	struct held *h = held_find(p, id);
 	if (h) return h;
@@ -115,7 +115,7 @@ struct held *held_add(struct purg *p, const char *id, const char *room_id, long 
 	return h;
 }
 
-void held_remove(struct purg *p, struct held *h)
+void held_remove(struct purgatoryd *p, struct held *h)
 {
 	struct held **pp = &p->htab[hash_str(h->id) & (p->hcap - 1)];
 	while (*pp && *pp != h) pp = &(*pp)->hnext;
@@ -130,7 +130,7 @@ void held_remove(struct purg *p, struct held *h)
 	room_free_if_idle(p, r);
 }
 
-void room_dirty(struct purg *p, struct proom *r)
+void room_dirty(struct purgatoryd *p, struct proom *r)
 {
 	if (r->dirty) return;
 	r->dirty = 1;
@@ -139,9 +139,9 @@ void room_dirty(struct purg *p, struct proom *r)
 
 /* Only the dirty rooms' held rows are read, and only those whose stored
  * values differ are written: one attempt costs one pass over its room. */
-void purgatory_persist_rooms(struct purg *p, struct tx *x)
+void purgatory_persist_rooms(struct purgatoryd *p, struct tx *x)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	size_t rewritten = 0;
 	for (size_t i = 0; i < p->rcap && p->ndirty; i++)
 		for (struct proom *r = p->rtab[i]; r && p->ndirty; r = r->hnext) {
@@ -169,7 +169,7 @@ void purgatory_persist_rooms(struct purg *p, struct tx *x)
 	if (rewritten) log_debug("persisted fetch pacing into %zu held rows", rewritten);
 }
 
-void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int rv,
+void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *pi, int rv,
                     int redacted, const char *from, const char *pdu, size_t n,
                     char missing[][PDU_EVENT_ID_MAX], int nmissing)
 {
@@ -207,13 +207,13 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 	h->pdu = pdu; h->pdu_len = n;
 	buf_reset(&p->scratch);
 	pstore_hold_encode(&p->scratch, h);
-	int rc = store_put(x->t, &p->d->st, DB_PURGATORY, pi->event_id, strlen(pi->event_id),
+	int rc = store_put(x->t, p->d->st, DB_PURGATORY, pi->event_id, strlen(pi->event_id),
 	                   p->scratch.data, p->scratch.len, 0);
 	if (rc) { tx_fail(x, rc, "purgatory put"); return; }
 	unsigned char k[2 * PDU_EVENT_ID_MAX];
 	for (int i = 0; i < nmissing; i++) {
 		size_t kn = store_key2((char *)k, sizeof k, missing[i], pi->event_id);
-		if ((rc = store_put(x->t, &p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0))) {
+		if ((rc = store_put(x->t, p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0))) {
 			tx_fail(x, rc, "missing_index put");
 			return;
 		}
@@ -225,18 +225,18 @@ void purgatory_hold(struct purg *p, struct tx *x, const struct pdu_info *pi, int
 	if (!nmissing) (*p->c_acl_blocked)++;
 }
 
-void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct hold_rec *h)
+void purgatory_unhold(struct purgatoryd *p, struct tx *x, const char *id, const struct hold_rec *h)
 {
 	unsigned char k[2 * PDU_EVENT_ID_MAX];
 	int rc;
 	for (int i = 0; i < h->nmissing; i++) {
 		size_t kn = store_key2((char *)k, sizeof k, h->missing[i], id);
-		if ((rc = store_del(x->t, &p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND) {
+		if ((rc = store_del(x->t, p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND) {
 			tx_fail(x, rc, "missing_index del");
 			return;
 		}
 	}
-	if ((rc = store_del(x->t, &p->d->st, DB_PURGATORY, id, strlen(id))) && rc != MDB_NOTFOUND) {
+	if ((rc = store_del(x->t, p->d->st, DB_PURGATORY, id, strlen(id))) && rc != MDB_NOTFOUND) {
 		tx_fail(x, rc, "purgatory del");
 		return;
 	}
@@ -248,7 +248,7 @@ void purgatory_unhold(struct purg *p, struct tx *x, const char *id, const struct
 
 static int load_cb(void *arg, const MDB_val *k, const MDB_val *v)
 {
-	struct purg *p = arg;
+	struct purgatoryd *p = arg;
 	char id[PDU_EVENT_ID_MAX];
 	if (k->mv_size >= sizeof id) return 0;
 	memcpy(id, k->mv_data, k->mv_size);
@@ -263,14 +263,14 @@ static int load_cb(void *arg, const MDB_val *k, const MDB_val *v)
 	return 0;
 }
 
-void purgatory_resync(struct purg *p)
+void purgatory_resync(struct purgatoryd *p)
 {
 	size_t before = p->nheld;
 	/* rooms with fetches in flight stay (their requests point at them) */
 	for (size_t i = 0; i < p->hcap; i++)
 		while (p->htab[i]) held_remove(p, p->htab[i]);
-	MDB_txn *t = store_begin(&p->d->st, 1);
-	int rc = pstore_prefix_each(t, &p->d->st, DB_PURGATORY, "", 0, load_cb, p);
+	MDB_txn *t = store_begin(p->d->st, 1);
+	int rc = pstore_prefix_each(t, p->d->st, DB_PURGATORY, "", 0, load_cb, p);
 	mdb_txn_abort(t);
 	if (rc) fatalx("re-reading purgatory: %s", mdb_strerror(rc));
 	long long now = now_ms();
@@ -280,10 +280,10 @@ void purgatory_resync(struct purg *p)
 	log_debug("held events re-read from the store: %zu (were %zu in memory)", p->nheld, before);
 }
 
-int purgatory_load(struct purg *p)
+int purgatory_load(struct purgatoryd *p)
 {
-	MDB_txn *t = store_begin(&p->d->st, 1);
-	int rc = pstore_prefix_each(t, &p->d->st, DB_PURGATORY, "", 0, load_cb, p);
+	MDB_txn *t = store_begin(p->d->st, 1);
+	int rc = pstore_prefix_each(t, p->d->st, DB_PURGATORY, "", 0, load_cb, p);
 	mdb_txn_abort(t);
 	if (rc) { log_err("reading purgatory: %s", mdb_strerror(rc)); return -1; }
 	/* outstanding fetches are asked again: every room is due after a debounce */
@@ -298,10 +298,10 @@ int purgatory_load(struct purg *p)
 
 /* ---- expiry ---- */
 
-static void expire_one(struct purg *p, struct tx *x, const char *id)
+static void expire_one(struct purgatoryd *p, struct tx *x, const char *id)
 {
 	MDB_val v;
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	struct hold_rec *h = p->hr;
 	if (store_get(x->t, s, DB_PURGATORY, id, strlen(id), &v) ||
 	    pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, h) < 0) {
@@ -343,7 +343,7 @@ static void expire_one(struct purg *p, struct tx *x, const char *id)
 	free(e);
 }
 
-void purgatory_expire_due(struct purg *p, long long now)
+void purgatory_expire_due(struct purgatoryd *p, long long now)
 {
 	char (*due)[PDU_EVENT_ID_MAX] = NULL;
 	size_t n = 0, cap = 0;
@@ -375,7 +375,7 @@ void purgatory_expire_due(struct purg *p, long long now)
 }
 
 /* fedctl purgatory drop: 0 dropped, -1 not held, -2 not written (store full) */
-int purgatory_drop(struct purg *p, const char *id)
+int purgatory_drop(struct purgatoryd *p, const char *id)
 {
 	MDB_val v;
 	struct tx x;
@@ -383,7 +383,7 @@ int purgatory_drop(struct purg *p, const char *id)
 again:
 	found = 0;
 	tx_begin(p, &x);
-	if (store_get(x.t, &p->d->st, DB_PURGATORY, id, strlen(id), &v) == 0) {
+	if (store_get(x.t, p->d->st, DB_PURGATORY, id, strlen(id), &v) == 0) {
 		found = 1;
 		if (pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, p->hr) < 0) p->hr->nmissing = 0;
 		purgatory_unhold(p, &x, id, p->hr);

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <sodium.h>
 #include "purgatory.h"
-#include "log.h"
+#include "core/log.h"
 
-static struct purg P;
+static struct purgatoryd purgatoryd;
 
-void purgatory_params(struct purg *p)
+void purgatory_params(struct purgatoryd *p)
 {
 	const struct config *c = &p->d->cfg;
 	p->debounce = cfg_ms(c, "purgatoryd", "debounce");
@@ -30,12 +30,12 @@ void purgatory_params(struct purg *p)
 	p->rejects_keep = cfg_ms(c, "purgatoryd", "rejects_keep");
 	/* Ranges are the parameter table's (checked at load): nothing to clamp. */
 	snprintf(p->server_name, sizeof p->server_name, "%s", cfg_str(c, "node", "server_name"));
-	p->d->st.map_max = (size_t)cfg_size(c, "node", "map_size_max");
+	p->d->st->map_max = (size_t)cfg_size(c, "node", "map_size_max");
 }
 
 /* Authorization at release time: the sender's server and the origin must
  * both pass the node's server ACL. */
-int purgatory_acl_ok(struct purg *p, const struct pdu_info *pi)
+int purgatory_acl_ok(struct purgatoryd *p, const struct pdu_info *pi)
 {
 	const struct config *c = &p->d->cfg;
 	if (pi->sender_server[0] && !cfg_acl_allows(c, pi->sender_server)) return 0;
@@ -43,7 +43,7 @@ int purgatory_acl_ok(struct purg *p, const struct pdu_info *pi)
 	return 1;
 }
 
-int purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from)
+int purgatory_by_sync(struct purgatoryd *p, MDB_txn *t, const char *from)
 {
 	const struct config *c = &p->d->cfg;
 	size_t fl = strlen(from);
@@ -59,7 +59,7 @@ int purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from)
 		k[nl] = 0;
 		memcpy(k + nl + 1, "server_name", 11);
 		MDB_val v;
-		if (store_get(t, &p->d->st, DB_FEDERATION_STATE, k, nl + 12, &v) == 0 &&
+		if (store_get(t, p->d->st, DB_FEDERATION_STATE, k, nl + 12, &v) == 0 &&
 		    v.mv_size == fl && !memcmp(v.mv_data, from, fl))
 			return 1;
 	}
@@ -70,9 +70,9 @@ int purgatory_by_sync(struct purg *p, MDB_txn *t, const char *from)
 
 /* rejects older than rejects_keep go, oldest first, a bounded number a tick
  * (Postfix keeps its bounce logs by age the same way). */
-static void prune_rejects(struct purg *p, long long now)
+static void prune_rejects(struct purgatoryd *p, long long now)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	if (p->rejects_keep <= 0) return;
 	long long cutoff = now - p->rejects_keep;
 	MDB_txn *t = store_begin(s, 1);
@@ -96,7 +96,7 @@ static void prune_rejects(struct purg *p, long long now)
 
 static void tick_cb(struct daemon *d, void *arg)
 {
-	struct purg *p = arg;
+	struct purgatoryd *p = arg;
 	long long now = now_ms();
 	if (p->stalled) {
 		/* the store was full: try the queued writes again */
@@ -108,12 +108,12 @@ static void tick_cb(struct daemon *d, void *arg)
 	purgatory_expire_due(p, now);
 	prune_rejects(p, now);
 	/* fetching brings rows to write: not while the store is full */
-	if (!p->d->st.full) purgatory_fetch_tick(p, now);
+	if (!p->d->st->full) purgatory_fetch_tick(p, now);
 }
 
 static int init(struct daemon *d)
 {
-	struct purg *p = &P;
+	struct purgatoryd *p = &purgatoryd;
 	d->priv = p;
 	p->d = d;
 	if (sodium_init() < 0) { log_err("libsodium failed to initialise"); return EXIT_TEMP; }
@@ -149,7 +149,7 @@ static int init(struct daemon *d)
 
 static void on_frame(struct daemon *d, struct conn *c, struct frame *f)
 {
-	struct purg *p = d->priv;
+	struct purgatoryd *p = d->priv;
 	const char *why = NULL;
 	switch (f->type) {
 	case FT_VERDICT:
@@ -179,7 +179,7 @@ static void on_frame(struct daemon *d, struct conn *c, struct frame *f)
 
 static void on_turn(struct daemon *d)
 {
-	struct purg *p = d->priv;
+	struct purgatoryd *p = d->priv;
 	if (p && (p->vq || p->ndirty)) purgatory_flush(p);
 }
 
@@ -200,7 +200,7 @@ static void on_close(struct daemon *d, struct conn *c)
  * [node] map_size_max lets a full store grow at the next retry. */
 static void on_reload(struct daemon *d, const struct config *old)
 {
-	struct purg *p = d->priv;
+	struct purgatoryd *p = d->priv;
 	if (!p) return;
 	long long tick = p->tick;
 	purgatory_params(p);
@@ -223,20 +223,20 @@ static void on_stdin_eof(struct daemon *d)
 
 static void stats(struct daemon *d, struct buf *json)
 {
-	struct purg *p = d->priv;
+	struct purgatoryd *p = d->priv;
 	buf_printf(json, ",\"held_events\":%zu,\"held_rooms\":%zu", p->nheld, p->nrooms);
 }
 
 static void fini(struct daemon *d)
 {
-	struct purg *p = d->priv;
+	struct purgatoryd *p = d->priv;
 	if (p && (p->vq || p->ndirty)) purgatory_flush(p);
 }
 
 static const struct daemon_ops ops = {
 	.name = "purgatoryd",
 	.summary = "hold events until their prev/auth events are stored; the event store's only writer",
-	.needs_store = 1,
+	.store = &store_for_daemon,
 	.init = init,
 	.on_frame = on_frame,
 	.on_connect = on_connect,

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
-#include "log.h"
+#include "core/log.h"
 
-void tx_begin(struct purg *p, struct tx *x)
+void tx_begin(struct purgatoryd *p, struct tx *x)
 {
-	x->t = store_begin(&p->d->st, 0);
+	x->t = store_begin(p->d->st, 0);
 	x->now = now_ms();
 	x->last_pos = 0;
 	x->stored = 0;
@@ -23,14 +23,14 @@ void tx_fail(struct tx *x, int rc, const char *what)
 	log_debug("%s: %s", what, mdb_strerror(rc));
 }
 
-int tx_commit(struct purg *p, struct tx *x)
+int tx_commit(struct purgatoryd *p, struct tx *x)
 {
 	int rc = x->err;
 	if (rc) mdb_txn_abort(x->t);
 	else rc = store_commit(x->t);           /* a failed commit frees the txn */
 	x->t = NULL;
 	if (rc) {
-		int again = store_write_failed(&p->d->st, rc);
+		int again = store_write_failed(p->d->st, rc);
 		/* memory already reflects the txn: anything but a full map is a
 		 * broken store, and a restart rebuilds from what LMDB holds */
 		if (!again && rc != MDB_MAP_FULL)
@@ -60,7 +60,7 @@ int tx_commit(struct purg *p, struct tx *x)
 	return 0;
 }
 
-static void stored_one(struct purg *p, struct tx *x, uint64_t pos)
+static void stored_one(struct purgatoryd *p, struct tx *x, uint64_t pos)
 {
 	x->stored++;
 	if (pos > x->last_pos) x->last_pos = pos;
@@ -94,9 +94,9 @@ static int waiter_cb(void *arg, const MDB_val *k, const MDB_val *v)
 }
 
 /* 1 stored, 0 stays held (still missing, or not authorized), -1 not held */
-int purgatory_try_release(struct purg *p, struct tx *x, const char *id)
+int purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	MDB_val v;
 	char err[160];
 	if (store_get(x->t, s, DB_PURGATORY, id, strlen(id), &v)) {
@@ -137,9 +137,9 @@ out:
 	return ret;
 }
 
-void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_id)
+void purgatory_release_waiters(struct purgatoryd *p, struct tx *x, const char *stored_id)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	struct idlist work = { 0 }, waiters = { 0 };
 	idl_push(&work, stored_id);
 	/* FIFO over work: breadth-first, each event only after its parents */
@@ -168,9 +168,9 @@ void purgatory_release_waiters(struct purg *p, struct tx *x, const char *stored_
 	free(waiters.v);
 }
 
-void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const char *from)
+void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, const char *from)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	struct pdu_info *pi = p->pi;
 	char err[200];
 	if (pstore_pdu_parse(&p->doc, v->body, v->body_len, pi, err, sizeof err) < 0) {
@@ -211,7 +211,7 @@ void purgatory_accept(struct purg *p, struct tx *x, struct verdict *v, const cha
 	free(missing);
 }
 
-void purgatory_recheck_all(struct purg *p)
+void purgatory_recheck_all(struct purgatoryd *p)
 {
 	struct idlist all = { 0 };
 	for (size_t i = 0; i < p->rcap; i++)

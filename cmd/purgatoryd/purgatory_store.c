@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
-#include "log.h"
+#include "core/log.h"
 
 void verdict_free(struct verdict *v)
 {
@@ -27,7 +27,7 @@ static char *dup_str(const struct json_doc *d, int t)
 }
 
 /* Check a VERDICT frame and queue it. -1 with *why on malformed input. */
-int purgatory_verdict_frame(struct purg *p, const struct frame *f, const char **why)
+int purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const char **why)
 {
 	const char *meta, *body;
 	size_t ml, bl;
@@ -83,9 +83,9 @@ bad:
 	return -1;
 }
 
-static void decide(struct purg *p, struct tx *x, struct verdict *v)
+static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 {
-	struct store *s = &p->d->st;
+	struct store *s = p->d->st;
 	struct inbox_rec ir;
 	char from[PSTORE_NAME_MAX] = "";
 	int in_inbox = 0;
@@ -125,7 +125,7 @@ static void decide(struct purg *p, struct tx *x, struct verdict *v)
  * this turn into their held rows, in the same transaction. */
 /* The batch's verdicts are kept until its txn commits: a txn that could not
  * be written (store full) puts them back in front of the queue, in order. */
-void purgatory_flush(struct purg *p)
+void purgatory_flush(struct purgatoryd *p)
 {
 	if (p->stalled) return;             /* the tick retries */
 	while (p->vq || p->ndirty) {

@@ -9,10 +9,11 @@
 #include <event2/http.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
-#include "daemon.h"
-#include "keys.h"
-#include "vclock.h"
-#include "pdu.h"
+#include "core/daemon.h"
+#include "store/store.h"
+#include "matrix/keys.h"
+#include "core/vclock.h"
+#include "matrix/pdu.h"
 #include "served_parse.h"
 
 #define SERVED_ID_MAX 256      /* longest event/room ID accepted in a path */

@@ -26,7 +26,7 @@
  * libevent), served still works: the header deadline then covers the whole
  * request and the key is checked after the body (logged once). */
 #include "served.h"
-#include "log.h"
+#include "core/log.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>

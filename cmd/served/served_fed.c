@@ -6,10 +6,10 @@
  * needs no new frame plumbing, costs nothing when nobody waits, and cannot
  * miss a commit the way a lost wakeup frame could. */
 #include "served.h"
-#include "syncd_state.h"
-#include "log.h"
-#include "json.h"
-#include "b64.h"
+#include "store/syncd_state.h"
+#include "core/log.h"
+#include "matrix/json.h"
+#include "matrix/b64.h"
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -26,7 +26,7 @@ static uint64_t stream_head(struct served *s, MDB_txn *t)
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t head = 0;
-	if (mdb_cursor_open(t, s->d->st.dbi[DB_STREAM], &c)) return 0;
+	if (mdb_cursor_open(t, s->d->st->dbi[DB_STREAM], &c)) return 0;
 	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) head = be64_get(k.mv_data);
 	mdb_cursor_close(c);
 	return head;
@@ -38,7 +38,7 @@ static uint64_t stream_head(struct served *s, MDB_txn *t)
 void fed_node_clock(struct served *s, MDB_txn *t, struct vclock *vc)
 {
 	vclock_init(vc);
-	fstate_merge_clocks(t, &s->d->st, vc);
+	fstate_merge_clocks(t, s->d->st, vc);
 	vclock_advance(vc, s->node_id, stream_head(s, t));
 }
 
@@ -46,7 +46,7 @@ void fed_identity(struct served *s, struct evhttp_request *req)
 {
 	struct vclock *vc = malloc(sizeof *vc);
 	if (!vc) { served_error(s, req, 500, "M_UNKNOWN", "out of memory"); return; }
-	MDB_txn *t = store_begin(&s->d->st, 1);
+	MDB_txn *t = store_begin(s->d->st, 1);
 	fed_node_clock(s, t, vc);
 	mdb_txn_abort(t);
 	struct buf b;
@@ -75,11 +75,11 @@ static int events_answer(struct served *s, struct evhttp_request *req, uint64_t 
 	struct buf b;
 	buf_init(&b);
 	buf_adds(&b, "{\"events\":[");
-	MDB_txn *t = store_begin(&s->d->st, 1);
+	MDB_txn *t = store_begin(s->d->st, 1);
 	MDB_cursor *c;
 	uint64_t next = since;
 	int n = 0;
-	if (mdb_cursor_open(t, s->d->st.dbi[DB_STREAM], &c) == 0) {
+	if (mdb_cursor_open(t, s->d->st->dbi[DB_STREAM], &c) == 0) {
 		unsigned char kb[8];
 		be64_put(kb, since + 1);
 		MDB_val k = { 8, kb }, v;
@@ -92,7 +92,7 @@ static int events_answer(struct served *s, struct evhttp_request *req, uint64_t 
 			id[v.mv_size] = 0;
 			struct event_rec r;
 			uint64_t pos = be64_get(k.mv_data);
-			if (store_event_get(t, &s->d->st, id, &r)) {
+			if (store_event_get(t, s->d->st, id, &r)) {
 				/* A stream row without its event is a store bug; skip it
 				 * rather than stall every follower on it forever. */
 				log_warnx("stream position %llu names %s, which is not in events",
@@ -137,7 +137,7 @@ static void poll_tick(evutil_socket_t fd, short ev, void *arg)
 	struct served *s = arg;
 	(void)fd; (void)ev;
 	if (!s->nwaiters) return;
-	MDB_txn *t = store_begin(&s->d->st, 1);
+	MDB_txn *t = store_begin(s->d->st, 1);
 	uint64_t head = stream_head(s, t);
 	mdb_txn_abort(t);
 	long long now = mono_ms();
@@ -173,7 +173,7 @@ void fed_events(struct served *s, struct evhttp_request *req)
 	if (limit > (uint64_t)s->events_limit) limit = (uint64_t)s->events_limit;
 	if (timeout > (uint64_t)s->longpoll_max) timeout = (uint64_t)s->longpoll_max;
 	if (timeout) {
-		MDB_txn *t = store_begin(&s->d->st, 1);
+		MDB_txn *t = store_begin(s->d->st, 1);
 		uint64_t head = stream_head(s, t);
 		mdb_txn_abort(t);
 		if (head <= since && s->nwaiters < s->max_waiters && s->nwaiters < s->waiters_cap) {

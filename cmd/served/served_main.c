@@ -3,8 +3,8 @@
  * checked here before a handler sees it; nothing a client sends ends the
  * process. */
 #include "served.h"
-#include "log.h"
-#include "json.h"
+#include "core/log.h"
+#include "matrix/json.h"
 #include <errno.h>
 #include <sodium.h>
 #include <netinet/in.h>
@@ -15,7 +15,7 @@
 #include <string.h>
 #include <event2/event.h>
 
-static struct served S;
+static struct served served;
 
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body)
 {
@@ -234,7 +234,7 @@ static void served_on_reload(struct daemon *d, const struct config *old)
 
 static int served_init(struct daemon *d)
 {
-	struct served *s = &S;
+	struct served *s = &served;
 	d->priv = s;
 	s->d = d;
 	if (sodium_init() < 0) fatalx("sodium_init failed");
@@ -244,7 +244,7 @@ static int served_init(struct daemon *d)
 		log_err("cannot load signing key: %s", err);
 		return EXIT_CONFIG;
 	}
-	if (store_node_id(&d->st, s->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
+	if (store_node_id(d->st, s->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 #define C(f, n) s->f = daemon_counter(d, n)
 	C(c_requests, "http_requests"); C(c_errors, "http_errors"); C(c_unauthorized, "http_unauthorized");
 	C(c_proxied, "proxied_requests"); C(c_event_hits, "event_hits"); C(c_event_misses, "event_misses");
@@ -322,7 +322,7 @@ static void served_fini(struct daemon *d)
 static const struct daemon_ops ops = {
 	.name = "served",
 	.summary = "the node's federation HTTP endpoint (Matrix reads, /_fed/v1 sync, metrics)",
-	.needs_store = 1,
+	.store = &store_for_daemon,
 	.init = served_init,
 	.on_frame = served_on_frame,
 	.on_reload = served_on_reload,

@@ -6,8 +6,8 @@
  * event is approximated (full state resolution is out of scope): the latest
  * (by depth) state event per (type, state_key) among the event's ancestors. */
 #include "served.h"
-#include "log.h"
-#include "json.h"
+#include "core/log.h"
+#include "matrix/json.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,7 +118,7 @@ static void walk_run(struct walk *w, size_t nstart, int include_starts, int prev
 		if (!idset_add(&w->seen, id) || (stop && idset_has(stop, id))) continue;
 		visited++;
 		struct event_rec r;
-		if (strlen(id) >= SERVED_ID_MAX || store_event_get(w->t, &w->s->d->st, id, &r)) continue;
+		if (strlen(id) >= SERVED_ID_MAX || store_event_get(w->t, w->s->d->st, id, &r)) continue;
 		if (w->room && (r.room_len != strlen(w->room) || memcmp(r.room_id, w->room, r.room_len))) continue;
 		if (json_parse(&d, r.pdu, r.pdu_len, JSON_MAX_DEPTH_DEFAULT) < 0) continue;
 		if (!is_start || include_starts) {
@@ -184,9 +184,9 @@ static void add_origin(struct served *s, struct buf *b)
 
 void mx_event(struct served *s, struct evhttp_request *req, const char *id, int proxied)
 {
-	MDB_txn *t = store_begin(&s->d->st, 1);
+	MDB_txn *t = store_begin(s->d->st, 1);
 	struct event_rec r;
-	if (store_event_get(t, &s->d->st, id, &r) == 0) {
+	if (store_event_get(t, s->d->st, id, &r) == 0) {
 		(*s->c_event_hits)++;
 		struct buf b;
 		buf_init(&b);
@@ -211,8 +211,8 @@ void mx_event(struct served *s, struct evhttp_request *req, const char *id, int 
 void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id)
 {
 	struct walk w = { .s = s, .room = room };
-	w.t = store_begin(&s->d->st, 1);
-	if (!store_event_exists(w.t, &s->d->st, id)) {
+	w.t = store_begin(s->d->st, 1);
+	if (!store_event_exists(w.t, s->d->st, id)) {
 		mdb_txn_abort(w.t);
 		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
 		return;
@@ -257,8 +257,8 @@ void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room
 	strcpy(id, v);
 	evhttp_clear_headers(&q);
 	struct walk w = { .s = s, .room = room };
-	w.t = store_begin(&s->d->st, 1);
-	if (!store_event_exists(w.t, &s->d->st, id)) {
+	w.t = store_begin(s->d->st, 1);
+	if (!store_event_exists(w.t, s->d->st, id)) {
 		mdb_txn_abort(w.t);
 		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
 		return;
@@ -351,7 +351,7 @@ void mx_get_missing(struct served *s, struct evhttp_request *req, const char *ro
 		walk_free(&starts);
 		goto out;
 	}
-	w.t = store_begin(&s->d->st, 1);
+	w.t = store_begin(s->d->st, 1);
 	/* Start from the latest events' prev_events: the latest themselves are
 	 * what the asker already has. */
 	for (size_t i = 0; i < starts.qn; i++) push(&w, starts.queue[i]);
@@ -403,7 +403,7 @@ void mx_backfill(struct served *s, struct evhttp_request *req, const char *room)
 	}
 	if (limit < 1) limit = 1;
 	if (limit > 100) limit = 100;
-	w.t = store_begin(&s->d->st, 1);
+	w.t = store_begin(s->d->st, 1);
 	walk_run(&w, w.qn, 1, 1, 0, NULL, (size_t)limit);
 	qsort(w.found, w.n, sizeof *w.found, by_depth);
 	struct buf b;

@@ -4,8 +4,8 @@
  * counters and the LMDB table sizes, then answers. A stage that is down or
  * slow shows as fedpipe_stage_up{stage="x"} 0; the loop is never blocked. */
 #include "served.h"
-#include "log.h"
-#include "json.h"
+#include "core/log.h"
+#include "matrix/json.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -77,15 +77,15 @@ static void scrape_finish(struct scrape *sc)
 	}
 	buf_adds(&out, "# HELP fedpipe_lmdb_entries Entries in each LMDB named database.\n"
 	               "# TYPE fedpipe_lmdb_entries gauge\n");
-	MDB_txn *t = store_begin(&s->d->st, 1);
+	MDB_txn *t = store_begin(s->d->st, 1);
 	for (int i = 0; i < DB__COUNT; i++) {
 		MDB_stat st;
-		if (mdb_stat(t, s->d->st.dbi[i], &st) == 0)
+		if (mdb_stat(t, s->d->st->dbi[i], &st) == 0)
 			buf_printf(&out, "fedpipe_lmdb_entries{db=\"%s\"} %zu\n", store_db_names[i], st.ms_entries);
 	}
 	MDB_envinfo ei;
 	MDB_stat es;
-	if (mdb_env_info(s->d->st.env, &ei) == 0 && mdb_env_stat(s->d->st.env, &es) == 0)
+	if (mdb_env_info(s->d->st->env, &ei) == 0 && mdb_env_stat(s->d->st->env, &es) == 0)
 		buf_printf(&out, "# HELP fedpipe_lmdb_used_bytes Bytes of the LMDB map in use.\n"
 		           "# TYPE fedpipe_lmdb_used_bytes gauge\nfedpipe_lmdb_used_bytes %llu\n",
 		           (unsigned long long)(ei.me_last_pgno + 1) * es.ms_psize);
@@ -199,9 +199,9 @@ void metrics_handle(struct served *s, struct evhttp_request *req)
 
 void healthz_handle(struct served *s, struct evhttp_request *req)
 {
-	MDB_txn *t = store_begin(&s->d->st, 1);
+	MDB_txn *t = store_begin(s->d->st, 1);
 	MDB_stat st;
-	int ok = mdb_stat(t, s->d->st.dbi[DB_EVENTS], &st) == 0;
+	int ok = mdb_stat(t, s->d->st->dbi[DB_EVENTS], &st) == 0;
 	mdb_txn_abort(t);
 	struct buf b;
 	buf_init(&b);

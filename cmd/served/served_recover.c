@@ -15,8 +15,8 @@
  * reported to store_write_failed; with the store full, claims fail open and
  * reads go on. */
 #include "served.h"
-#include "log.h"
-#include "json.h"
+#include "core/log.h"
+#include "matrix/json.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,21 +56,21 @@ static int claim(struct served *s, const char *id)
 	for (;;) {
 		long long now = now_ms();
 		MDB_txn *t;
-		int rc = mdb_txn_begin(s->d->st.env, NULL, 0, &t);
+		int rc = mdb_txn_begin(s->d->st->env, NULL, 0, &t);
 		if (rc) { (*s->c_rec_claim_errors)++; return 1; }
 		MDB_val v;
-		rc = store_get(t, &s->d->st, DB_CLAIMS, k, (size_t)kn, &v);
+		rc = store_get(t, s->d->st, DB_CLAIMS, k, (size_t)kn, &v);
 		if (rc == 0 && v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) {
 			mdb_txn_abort(t);
 			return 0;
 		}
 		unsigned char e[8];
 		be64_put(e, (uint64_t)(now + s->claim_ttl));
-		rc = store_put(t, &s->d->st, DB_CLAIMS, k, (size_t)kn, e, 8, 0);
+		rc = store_put(t, s->d->st, DB_CLAIMS, k, (size_t)kn, e, 8, 0);
 		if (rc) mdb_txn_abort(t);
 		else rc = mdb_txn_commit(t);          /* frees t, also on failure */
 		if (!rc) return 1;
-		if (store_write_failed(&s->d->st, rc)) continue;   /* map grown: redo */
+		if (store_write_failed(s->d->st, rc)) continue;   /* map grown: redo */
 		(*s->c_rec_claim_errors)++;
 		log_debug("recovery claim for %s failed (%s): recovering anyway", id, mdb_strerror(rc));
 		return 1;
@@ -92,9 +92,9 @@ static void sweep_cb(struct daemon *d, void *arg)
 	static size_t klen[SWEEP_SCAN];
 	int n = 0;
 	long long now = now_ms();
-	MDB_txn *t = store_begin(&d->st, 1);
+	MDB_txn *t = store_begin(d->st, 1);
 	MDB_cursor *c;
-	int rc = mdb_cursor_open(t, d->st.dbi[DB_CLAIMS], &c);
+	int rc = mdb_cursor_open(t, d->st->dbi[DB_CLAIMS], &c);
 	if (rc) { mdb_txn_abort(t); return; }
 	MDB_val k = { sweep_from_len, sweep_from }, v;
 	rc = mdb_cursor_get(c, &k, &v, sweep_from_len ? MDB_SET_RANGE : MDB_FIRST);
@@ -114,14 +114,14 @@ static void sweep_cb(struct daemon *d, void *arg)
 	mdb_cursor_close(c);
 	mdb_txn_abort(t);
 	if (!n) return;
-	if ((rc = mdb_txn_begin(d->st.env, NULL, 0, &t))) return;
+	if ((rc = mdb_txn_begin(d->st->env, NULL, 0, &t))) return;
 	int deleted = 0;
 	for (int i = 0; i < n && !rc; i++) {
-		rc = store_get(t, &d->st, DB_CLAIMS, keys[i], klen[i], &v);
+		rc = store_get(t, d->st, DB_CLAIMS, keys[i], klen[i], &v);
 		if (rc == MDB_NOTFOUND) { rc = 0; continue; }
 		if (rc) break;
 		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
-		rc = store_del(t, &d->st, DB_CLAIMS, keys[i], klen[i]);
+		rc = store_del(t, d->st, DB_CLAIMS, keys[i], klen[i]);
 		if (rc == MDB_NOTFOUND) rc = 0;
 		else if (!rc) deleted++;
 	}
@@ -129,7 +129,7 @@ static void sweep_cb(struct daemon *d, void *arg)
 	else rc = mdb_txn_commit(t);          /* frees t, also on failure */
 	if (rc) {
 		if (batch > 1) batch /= 2;
-		store_write_failed(&d->st, rc);   /* grown or not: the next turn retries */
+		store_write_failed(d->st, rc);   /* grown or not: the next turn retries */
 		sweep_from_len = 0;               /* from the start, these rows included */
 		return;
 	}
@@ -248,12 +248,12 @@ void recover_on_frame(struct served *s, struct frame *f)
 	uint64_t seqs[16];
 	int idx[16], n;
 	for (;;) {
-		MDB_txn *t = store_begin(&s->d->st, 0);
+		MDB_txn *t = store_begin(s->d->st, 0);
 		int rc = 0;
 		n = 0;
 		for (int e = json_first(&d, pdus); e >= 0 && n < 16; e = json_next_elem(&d, pdus, e)) {
 			if (d.tok[e].type != JSON_OBJECT) continue;
-			rc = store_inbox_put(t, &s->d->st, server, body + d.tok[e].start,
+			rc = store_inbox_put(t, s->d->st, server, body + d.tok[e].start,
 			                     d.tok[e].end - d.tok[e].start, &seqs[n]);
 			if (rc) break;
 			idx[n++] = e;
@@ -262,7 +262,7 @@ void recover_on_frame(struct served *s, struct frame *f)
 		else rc = mdb_txn_commit(t);          /* frees t, also on failure */
 		if (!rc) break;
 		n = 0;
-		if (store_write_failed(&s->d->st, rc)) continue;   /* map grown: redo */
+		if (store_write_failed(s->d->st, rc)) continue;   /* map grown: redo */
 		/* Store full (or broken): the recovery is lost, not the node's
 		 * data; the next miss for this event recovers it again. */
 		log_err("recovery of %s: inbox write failed: %s", job.event_id, mdb_strerror(rc));

@@ -6,8 +6,9 @@
 #define SYNCD_H
 #include <stdint.h>
 #include <curl/curl.h>
-#include "daemon.h"
-#include "vclock.h"
+#include "core/daemon.h"
+#include "store/store.h"
+#include "core/vclock.h"
 
 enum peer_phase { PH_IDLE, PH_IDENTITY, PH_KEYS, PH_PULL, PH_LONGPOLL, PH_STOPPED };
 
@@ -69,6 +70,6 @@ void peer_reschedule(struct peer *p);           /* an idle wait longer than the 
 void peer_http_done(struct peer *p, CURLcode rc);
 void peer_resend_inbox(struct syncd *sy);
 
-#include "syncd_state.h"
+#include "store/syncd_state.h"
 
 #endif

@@ -3,13 +3,13 @@
  * curl tells us which sockets and which timeout to watch; we tell it what
  * fired). One loop, any number of peers, TLS and timeouts by libcurl. */
 #include "syncd.h"
-#include "log.h"
+#include "core/log.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <event2/event.h>
 
-static struct syncd SY;
+static struct syncd syncd;
 
 struct sockctx { struct event *ev; };
 
@@ -136,8 +136,8 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 static int syncd_option(struct daemon *d, int opt, const char *arg)
 {
 	switch (opt) {
-	case 'O': SY.once = 1; return 0;
-	case 'P': SY.once_peer = arg; return 0;
+	case 'O': syncd.once = 1; return 0;
+	case 'P': syncd.once_peer = arg; return 0;
 	default: return -1;
 	}
 }
@@ -187,13 +187,13 @@ static void peer_free(struct peer *p)
 
 static int syncd_init(struct daemon *d)
 {
-	struct syncd *sy = &SY;
+	struct syncd *sy = &syncd;
 	d->priv = sy;
 	sy->d = d;
 	const struct config *c = &d->cfg;
 	read_limits(sy, c);
 	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
-	if (store_node_id(&d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
+	if (store_node_id(d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) { log_err("curl_global_init failed"); return EXIT_TEMP; }
 	sy->multi = curl_multi_init();
 	if (!sy->multi) fatalx("curl_multi_init failed");
@@ -232,7 +232,7 @@ static void syncd_on_connect(struct daemon *d, struct conn *c)
 {
 	/* validated (re)connected: what is still in the inbox goes again (its
 	 * own rescan would find it too; this is the fast path). */
-	if (!strcmp(conn_peer(c), "stage:validated") && !SY.once) peer_resend_inbox(&SY);
+	if (!strcmp(conn_peer(c), "stage:validated") && !syncd.once) peer_resend_inbox(&syncd);
 }
 
 static void syncd_stdin_eof(struct daemon *d) { (void)d; /* syncd reads nothing */ }
@@ -313,7 +313,7 @@ static const struct daemon_ops ops = {
 	         "      --peer NAME     only this peer\n",
 	.longopts = longopts,
 	.option = syncd_option,
-	.needs_store = 1,
+	.store = &store_for_daemon,
 	.init = syncd_init,
 	.on_connect = syncd_on_connect,
 	.on_reload = syncd_reload,

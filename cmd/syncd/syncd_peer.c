@@ -18,10 +18,10 @@
  * later change of either stops it like a node ID change. Keys are taken
  * only for that name, and a stored key never changes. */
 #include "syncd.h"
-#include "b64.h"
-#include "json.h"
-#include "keys.h"
-#include "log.h"
+#include "matrix/b64.h"
+#include "matrix/json.h"
+#include "matrix/keys.h"
+#include "core/log.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,7 @@ static void on_events(struct peer *p);
  * allocates pages at put time). 0 if it fits. */
 static int store_probe(struct peer *p)
 {
-	struct store *st = &p->sy->d->st;
+	struct store *st = p->sy->d->st;
 	char k[256];
 	size_t kn = store_key2(k, sizeof k, p->cfg.name, "probe");
 	MDB_val key = { kn, k }, val = { 256, NULL };
@@ -72,8 +72,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (p->phase == PH_STOPPED) {
 		/* Stopped on a changed identity: resume once the pin is reset. */
 		char pin[64];
-		MDB_txn *t = store_begin(&p->sy->d->st, 1);
-		int have = fstate_get(t, &p->sy->d->st, p->cfg.name, "node_id", pin, sizeof pin);
+		MDB_txn *t = store_begin(p->sy->d->st, 1);
+		int have = fstate_get(t, p->sy->d->st, p->cfg.name, "node_id", pin, sizeof pin);
 		mdb_txn_abort(t);
 		if (have > 0) {
 			struct timeval tv = { p->sy->interval / 1000, (p->sy->interval % 1000) * 1000 };
@@ -121,7 +121,7 @@ static void fail(struct peer *p, const char *kind, const char *fmt, ...)
 		log_info("peer %s: still %s (failure %d, next try in %llds)", p->cfg.name, kind, p->failures,
 		         p->wait_ms / 1000);
 	}
-	fstate_health(&sy->d->st, p->cfg.name, kind, msg, p->failures);
+	fstate_health(sy->d->st, p->cfg.name, kind, msg, p->failures);
 	p->phase = PH_IDLE;
 	if (sy->once) { once_done(p, 1); return; }
 	schedule(p, p->wait_ms);
@@ -131,7 +131,7 @@ static void succeeded(struct peer *p)
 {
 	if (p->failures || !p->last_kind[0]) {
 		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg.name, p->failures);
-		fstate_health(&p->sy->d->st, p->cfg.name, "ok", "", 0);
+		fstate_health(p->sy->d->st, p->cfg.name, "ok", "", 0);
 		snprintf(p->last_kind, sizeof p->last_kind, "ok");
 	}
 	p->failures = 0;
@@ -159,7 +159,7 @@ static void store_full(struct peer *p, int keep_body)
 	p->phase = PH_IDLE;
 	p->full_probe_ok = 0;
 	p->last_kind[0] = 0;      /* the next success records ok */
-	fstate_health(&sy->d->st, p->cfg.name, "store_full", "store full: pulls stopped", p->failures);
+	fstate_health(sy->d->st, p->cfg.name, "store_full", "store full: pulls stopped", p->failures);
 	if (sy->once) { once_done(p, 1); return; }
 	schedule(p, full_retry_ms(sy));
 }
@@ -169,7 +169,7 @@ static void store_full(struct peer *p, int keep_body)
  * stop and retry; another error: a failure with backoff). */
 static int write_failed(struct peer *p, int rc, const char *what)
 {
-	if (store_write_failed(&p->sy->d->st, rc)) return 1;
+	if (store_write_failed(p->sy->d->st, rc)) return 1;
 	if (rc == MDB_MAP_FULL) store_full(p, !strcmp(what, "inbox batch"));
 	else fail(p, "internal", "LMDB %s: %s", what, mdb_strerror(rc));
 	return 0;
@@ -188,7 +188,7 @@ void peer_start(struct peer *p)
 {
 	if (!strcmp(p->cfg.mode, "paused")) {
 		log_info("peer %s is paused: not contacted", p->cfg.name);
-		fstate_health(&p->sy->d->st, p->cfg.name, "paused", "mode = paused", 0);
+		fstate_health(p->sy->d->st, p->cfg.name, "paused", "mode = paused", 0);
 		p->phase = PH_STOPPED;
 		if (p->sy->once) once_done(p, 1);
 		return;
@@ -287,8 +287,8 @@ static void wait_more(struct peer *p)
 	struct syncd *sy = p->sy;
 	if (sy->once) { once_done(p, 0); return; }
 	if (sy->longpoll > 0) {
-		MDB_txn *t = store_begin(&sy->d->st, 1);
-		uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
+		MDB_txn *t = store_begin(sy->d->st, 1);
+		uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 		mdb_txn_abort(t);
 		char path[128];
 		snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d&timeout_ms=%lld",
@@ -311,10 +311,10 @@ static void decide(struct peer *p)
 	 * the real node forever; issue 13). */
 	struct vclock *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
 	if (!mine || !theirs) log_panic("out of memory");
-	MDB_txn *t = store_begin(&sy->d->st, 1);
-	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
+	MDB_txn *t = store_begin(sy->d->st, 1);
+	uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 	MDB_stat ist;
-	mdb_stat(t, sy->d->st.dbi[DB_INBOX], &ist);
+	mdb_stat(t, sy->d->st->dbi[DB_INBOX], &ist);
 	mdb_txn_abort(t);
 	vclock_init(mine);
 	vclock_advance(mine, p->node_id, cursor);
@@ -350,7 +350,7 @@ static void refuse_identity(struct peer *p, const char *kind, int stop, const ch
 		        "with: fedctl peer reset %s", p->cfg.name, p->cfg.endpoint, msg, p->cfg.name);
 	char m[1200];
 	snprintf(m, sizeof m, "%s; run: fedctl peer reset %s", msg, p->cfg.name);
-	fstate_health(&sy->d->st, p->cfg.name, kind, m, ++p->failures);
+	fstate_health(sy->d->st, p->cfg.name, kind, m, ++p->failures);
 	(*sy->c_failures)++;
 	p->phase = PH_STOPPED;
 	snprintf(p->last_kind, sizeof p->last_kind, "%s", kind);
@@ -376,8 +376,8 @@ static int name_claim_ok(struct peer *p, MDB_txn *t, const char *name, const cha
 			snprintf(msg, cap, "peer claims to be %s, the configured server_name of [peer %s]", name, q->name);
 			return -1;
 		}
-		if (fstate_get(t, &sy->d->st, q->name, "server_name", qname, sizeof qname) > 0 && !strcmp(qname, name)
-		    && fstate_get(t, &sy->d->st, q->name, "node_id", qid, sizeof qid) > 0 && strcmp(qid, id)) {
+		if (fstate_get(t, sy->d->st, q->name, "server_name", qname, sizeof qname) > 0 && !strcmp(qname, name)
+		    && fstate_get(t, sy->d->st, q->name, "node_id", qid, sizeof qid) > 0 && strcmp(qid, id)) {
 			snprintf(msg, cap, "peer claims to be %s, which peer %s is pinned to (node %s)", name, q->name, qid);
 			return -1;
 		}
@@ -388,7 +388,7 @@ static int name_claim_ok(struct peer *p, MDB_txn *t, const char *name, const cha
 static void on_identity(struct peer *p)
 {
 	struct syncd *sy = p->sy;
-	struct store *st = &sy->d->st;
+	struct store *st = sy->d->st;
 	struct json_doc d = {0};
 	int redo = 0;
 	if (parse_body(p, &d, "identity") < 0) goto out;
@@ -495,11 +495,11 @@ static void on_keys(struct peer *p)
 	}
 	/* Only keys of the peer's own (configured or pinned) name are taken;
 	 * a document with a key that conflicts with a stored one is refused. */
-	MDB_txn *t = store_begin(&sy->d->st, 0);
+	MDB_txn *t = store_begin(sy->d->st, 0);
 	int rc = 0, stored = 0, conflicts = 0;
 	for (size_t i = 0; i < kr.n && !rc; i++) {
 		if (strcmp(kr.k[i].server, p->server_name)) continue;
-		rc = store_key_put(t, &sy->d->st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+		rc = store_key_put(t, sy->d->st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
 		if (rc == STORE_KEY_CONFLICT) { key_conflict(p, &kr.k[i]); conflicts++; rc = 0; continue; }
 		stored++;
 	}
@@ -540,8 +540,8 @@ static void pull(struct peer *p)
 		schedule(p, 10);
 		return;
 	}
-	MDB_txn *t = store_begin(&sy->d->st, 1);
-	uint64_t cursor = fstate_cursor(t, &sy->d->st, p->cfg.name);
+	MDB_txn *t = store_begin(sy->d->st, 1);
+	uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 	mdb_txn_abort(t);
 	char path[128];
 	snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d", (unsigned long long)cursor, sy->batch);
@@ -553,7 +553,7 @@ static void pull(struct peer *p)
 static void on_events(struct peer *p)
 {
 	struct syncd *sy = p->sy;
-	struct store *st = &sy->d->st;
+	struct store *st = sy->d->st;
 	struct json_doc d = {0};
 	int was_longpoll = p->retry_body ? p->retry_longpoll : p->phase == PH_LONGPOLL;
 	p->retry_body = 0;
@@ -680,7 +680,7 @@ void peer_http_done(struct peer *p, CURLcode rc)
  * queue is full; validated's own rescan covers the rest. */
 void peer_resend_inbox(struct syncd *sy)
 {
-	struct store *st = &sy->d->st;
+	struct store *st = sy->d->st;
 	char names[16][256];
 	int nn = 0;
 	MDB_txn *t = store_begin(st, 1);

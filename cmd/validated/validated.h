@@ -4,10 +4,10 @@
 #ifndef VALIDATED_H
 #define VALIDATED_H
 #include <pthread.h>
-#include "config.h"
-#include "keys.h"
-#include "store.h"
-#include "validate.h"
+#include "core/config.h"
+#include "matrix/keys.h"
+#include "store/store.h"
+#include "matrix/validate.h"
 
 #define VALIDATED_USAGE_OPTS \
 	"  --keys FILE          JSON array of /_matrix/key/v2/server documents (repeatable)\n" \

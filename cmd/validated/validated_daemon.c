@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sodium.h>
 #include "validated.h"
-#include "daemon.h"
-#include "log.h"
+#include "core/daemon.h"
+#include "core/log.h"
 
 enum kf_state { KF_NONE, KF_INFLIGHT, KF_FAILED };
 struct keyfetch {
@@ -35,7 +35,7 @@ struct vworker {
 	size_t           from, to;
 };
 
-struct vd {
+struct validated {
 	struct vopts     vo;
 	struct val_opts  o;
 	struct vkeys     keys;
@@ -57,19 +57,19 @@ struct vd {
 	struct event    *rescan_ev;
 };
 
-static struct vd vd_state;
-#define VD(d) ((struct vd *)(d)->priv)
+static struct validated validated;
+#define VD(d) ((struct validated *)(d)->priv)
 
 static int known_in_store(void *arg, const char *event_id)
 {
 	struct daemon *d = arg;
-	MDB_txn *t = store_begin_shared(&d->st);     /* workers call this too */
-	int rc = store_event_exists(t, &d->st, event_id);
-	store_end_shared(&d->st, t);
+	MDB_txn *t = store_begin_shared(d->st);     /* workers call this too */
+	int rc = store_event_exists(t, d->st, event_id);
+	store_end_shared(d->st, t);
 	return rc == 1;
 }
 
-static struct keyfetch *kf_find(struct vd *v, const char *server, int create)
+static struct keyfetch *kf_find(struct validated *v, const char *server, int create)
 {
 	for (size_t i = 0; i < v->nkf; i++)
 		if (strcmp(v->kf[i].server, server) == 0)
@@ -87,7 +87,7 @@ static struct keyfetch *kf_find(struct vd *v, const char *server, int create)
 	return k;
 }
 
-static int waiting_has(struct vd *v, uint64_t seq)
+static int waiting_has(struct validated *v, uint64_t seq)
 {
 	for (size_t i = 0; i < v->nw; i++)
 		if (v->w[i].seq == seq)
@@ -95,7 +95,7 @@ static int waiting_has(struct vd *v, uint64_t seq)
 	return 0;
 }
 
-static void waiting_add(struct vd *v, uint64_t seq, const char *server)
+static void waiting_add(struct validated *v, uint64_t seq, const char *server)
 {
 	if (waiting_has(v, seq))
 		return;
@@ -114,7 +114,7 @@ static void waiting_add(struct vd *v, uint64_t seq, const char *server)
  * (fetchd down, recent transient failure: the inbox keeps the event). */
 static int keyfetch_want(struct daemon *d, const char *server)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	struct keyfetch *k = kf_find(v, server, 1);
 	long long now = mono_ms();
 
@@ -147,7 +147,7 @@ static int keyfetch_want(struct daemon *d, const char *server)
 static void emit_verdict(struct daemon *d, uint64_t seq, const char *bytes, size_t n,
                          const struct val_result *r)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 
 	buf_reset(&v->out);
 	val_result_meta(r, &v->out);
@@ -183,7 +183,7 @@ static void validate_pdu_flags(struct validator *val, const struct val_opts *bas
 static void finish_one(struct daemon *d, uint64_t seq, const char *bytes, size_t n,
                        const struct val_result *r)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	(*daemon_counter(d, "validated"))++;
 	if (r->skipped == 1) (*daemon_counter(d, "known_stored"))++;
 	if (r->skipped == 2) (*daemon_counter(d, "known_recent"))++;
@@ -202,7 +202,7 @@ static void finish_one(struct daemon *d, uint64_t seq, const char *bytes, size_t
 static void validate_one(struct daemon *d, uint64_t seq, uint16_t flags, const char *bytes,
                          size_t n)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	validate_pdu_flags(&v->v, &v->o, flags, bytes, n, &v->r);
 	finish_one(d, seq, bytes, n, &v->r);
 }
@@ -218,7 +218,7 @@ static void *vworker_run(void *arg)
 
 static void batch_run(struct daemon *d)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	size_t n = v->nb;
 	if (n == 0)
 		return;
@@ -253,7 +253,7 @@ static void batch_run(struct daemon *d)
 
 static void batch_add(struct daemon *d, struct frame *f)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	struct vitem *it = &v->batch[v->nb++];
 	it->seq = f->id;
 	it->flags = f->flags;
@@ -275,8 +275,8 @@ static void vd_turn(struct daemon *d)
 static void revalidate_seq(struct daemon *d, uint64_t seq)
 {
 	struct inbox_rec ir;
-	MDB_txn *t = store_begin(&d->st, 1);
-	if (store_inbox_get(t, &d->st, seq, &ir) != 0) {
+	MDB_txn *t = store_begin(d->st, 1);
+	if (store_inbox_get(t, d->st, seq, &ir) != 0) {
 		mdb_txn_abort(t);
 		return;
 	}
@@ -300,7 +300,7 @@ static int has_server(const struct keyring *kr, const char *server)
 
 static void on_key_result(struct daemon *d, struct frame *f)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	struct keyfetch *k = NULL;
 	for (size_t i = 0; i < v->nkf; i++)
 		if (v->kf[i].state == KF_INFLIGHT && v->kf[i].req_id == f->id)
@@ -336,12 +336,12 @@ static void on_key_result(struct daemon *d, struct frame *f)
 		} else {
 			int rc;
 			do {
-				MDB_txn *t = store_begin(&d->st, 0);
+				MDB_txn *t = store_begin(d->st, 0);
 				rc = 0;
 				for (size_t i = 0; i < v->keys.kr.n && !rc; i++) {
 					struct verify_key *vk = &v->keys.kr.k[i];
 					if (strcmp(vk->server, k->server) != 0) continue;
-					rc = store_key_put(t, &d->st, vk->server, vk->key_id, vk->pk,
+					rc = store_key_put(t, d->st, vk->server, vk->key_id, vk->pk,
 					                   vk->valid_until_ts);
 					if (rc == STORE_KEY_CONFLICT) {
 						/* A stored (server, key ID) keeps its key: this
@@ -356,7 +356,7 @@ static void on_key_result(struct daemon *d, struct frame *f)
 				}
 				if (rc) mdb_txn_abort(t);
 				else rc = store_commit(t);   /* a failed commit frees the txn */
-			} while (rc && store_write_failed(&d->st, rc));
+			} while (rc && store_write_failed(d->st, rc));
 			/* not stored (store full): the keys are in memory and in use;
 			 * they are fetched again after a restart */
 			if (rc) log_warnx("could not store the keys of %s: %s", k->server, mdb_strerror(rc));
@@ -408,7 +408,7 @@ static void on_key_result(struct daemon *d, struct frame *f)
 
 static void rescan(struct daemon *d, void *arg)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	long long now = now_ms();
 	(void)arg;
 
@@ -420,9 +420,9 @@ static void rescan(struct daemon *d, void *arg)
 	uint64_t *seqs = calloc(v->rescan_batch, sizeof *seqs);
 	size_t ns = 0;
 	int end = 1;
-	MDB_txn *t = store_begin(&d->st, 1);
+	MDB_txn *t = store_begin(d->st, 1);
 	MDB_cursor *cur;
-	if (mdb_cursor_open(t, d->st.dbi[DB_INBOX], &cur) == 0) {
+	if (mdb_cursor_open(t, d->st->dbi[DB_INBOX], &cur) == 0) {
 		unsigned char kb[8];
 		be64_put(kb, v->cursor + 1);
 		MDB_val key = { 8, kb }, val;
@@ -478,12 +478,12 @@ static void vd_on_frame(struct daemon *d, struct conn *c, struct frame *f)
 static int vd_option(struct daemon *d, int opt, const char *arg)
 {
 	(void)d;
-	return vopts_option(&vd_state.vo, opt, arg);
+	return vopts_option(&validated.vo, opt, arg);
 }
 
 /* The worker pool (workers > 1): each worker its own validator and seen
  * cache; nothing in flight when it is built or freed (between turns). */
-static void pool_build(struct vd *v)
+static void pool_build(struct validated *v)
 {
 	if (v->nworkers <= 1)
 		return;
@@ -499,7 +499,7 @@ static void pool_build(struct vd *v)
 		val_result_init(&v->batch[i].r);
 }
 
-static void pool_free(struct vd *v)
+static void pool_free(struct validated *v)
 {
 	if (!v->pool)
 		return;
@@ -516,7 +516,7 @@ static void pool_free(struct vd *v)
 	v->nb = 0;
 }
 
-static int workers_of(const struct vd *v, const struct config *c)
+static int workers_of(const struct validated *v, const struct config *c)
 {
 	/* 1..30 both ways: the parameter table and --workers check it. */
 	return v->vo.workers ? v->vo.workers : (int)cfg_int(c, "validated", "workers");
@@ -525,16 +525,16 @@ static int workers_of(const struct vd *v, const struct config *c)
 /* The values read from the configuration that can change at a reload. */
 static void vd_params(struct daemon *d)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	v->rescan_age_ms = cfg_ms(&d->cfg, "validated", "rescan_age");
 	v->retry_ms = cfg_ms(&d->cfg, "validated", "key_fetch_retry");
 	v->rescan_batch = (size_t)cfg_int(&d->cfg, "validated", "rescan_batch");
 	if (v->rescan_batch == 0) v->rescan_batch = 1000;
 	v->rescan_every = cfg_ms(&d->cfg, "validated", "rescan_every");
-	d->st.map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
+	d->st->map_max = (size_t)cfg_size(&d->cfg, "node", "map_size_max");
 }
 
-static void log_checks(struct vd *v, const char *what)
+static void log_checks(struct validated *v, const char *what)
 {
 	log_info("%s:%s%s%s room version %d, %zu verify key(s) loaded, %d worker(s)", what,
 	         (v->o.checks & VAL_CHECK_EVENT_ID) ? " event_id" : "",
@@ -545,19 +545,19 @@ static void log_checks(struct vd *v, const char *what)
 
 static int vd_init(struct daemon *d)
 {
-	struct vd *v = &vd_state;
+	struct validated *v = &validated;
 	d->priv = v;
 	if (sodium_init() < 0)
 		fatalx("libsodium init failed");
 	if (vopts_apply(&d->cfg, &v->vo, &v->o) < 0)
 		return EXIT_CONFIG;
-	vkeys_init(&v->keys, &d->st);
+	vkeys_init(&v->keys, d->st);
 	if (vkeys_load(&v->keys, &d->cfg, &v->vo) < 0)
 		return EXIT_CONFIG;
 	v->o.key = vkeys_lookup;
 	v->o.key_arg = &v->keys;
 	v->o.rv = vstore_room_version;
-	v->o.rv_arg = &d->st;
+	v->o.rv_arg = d->st;
 	v->o.known = known_in_store;
 	v->o.known_arg = d;
 	v->o.want_pdu = 1;
@@ -582,7 +582,7 @@ static int vd_init(struct daemon *d)
  * values shaped (seen caches remember verdicts made under the old checks). */
 static void vd_on_reload(struct daemon *d, const struct config *old)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	if (!v)
 		return;
 	batch_run(d);                 /* nothing of the old settings in flight */
@@ -599,7 +599,7 @@ static void vd_on_reload(struct daemon *d, const struct config *old)
 	/* verify keys: the files and the own key again (fetched keys stay in
 	 * LMDB, where lookups find them) */
 	struct vkeys nk;
-	vkeys_init(&nk, &d->st);
+	vkeys_init(&nk, d->st);
 	if (vkeys_load(&nk, &d->cfg, &v->vo) < 0) {
 		log_warnx("reload: keys not loaded; the previous keys stay");
 	} else {
@@ -627,7 +627,7 @@ static void vd_on_reload(struct daemon *d, const struct config *old)
 
 static void vd_fini(struct daemon *d)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	if (!v)
 		return;
 	validator_free(&v->v);
@@ -641,7 +641,7 @@ static void vd_fini(struct daemon *d)
 
 static void vd_stats(struct daemon *d, struct buf *json)
 {
-	struct vd *v = VD(d);
+	struct validated *v = VD(d);
 	uint64_t hits = v->v.n_seen_hits;
 	for (int i = 0; v->pool && i < v->nworkers; i++)
 		hits += v->pool[i].v.n_seen_hits;
@@ -667,7 +667,7 @@ int validated_daemon(int argc, char **argv)
 		.usage = VALIDATED_USAGE_OPTS,
 		.longopts = longopts,
 		.option = vd_option,
-		.needs_store = 1,
+		.store = &store_for_daemon,
 		.init = vd_init,
 		.on_frame = vd_on_frame,
 		.on_turn = vd_turn,

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <sodium.h>
 #include "validated.h"
-#include "log.h"
+#include "core/log.h"
 
 #define BATCH_PER_WORKER 256
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "validated.h"
-#include "log.h"
+#include "core/log.h"
 
 void vkeys_init(struct vkeys *k, struct store *st)
 {

@@ -8,8 +8,8 @@
  * header + payload, meta-line payloads split consistently and their meta
  * line goes through the strict JSON parser as the daemons parse it. A
  * refused header must never have allocated. */
-#include "frame.h"
-#include "json.h"
+#include "core/frame.h"
+#include "matrix/json.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

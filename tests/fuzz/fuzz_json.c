@@ -2,8 +2,8 @@
  * Whatever parses must canonicalise, the canonical form must parse again and
  * re-encode to the same bytes (a fixed point), also with the parser's
  * canonical-as-written flags cleared; anything else aborts. */
-#include "json.h"
-#include "buf.h"
+#include "matrix/json.h"
+#include "core/buf.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 /* fuzz_pdu.c: libFuzzer harness for pdu.c: whatever the strict parser
  * accepts must go through event IDs (v10, v11), the content hash, redaction
  * and the deep checks without crashing, and redaction must be idempotent. */
-#include "pdu.h"
-#include "json.h"
+#include "matrix/pdu.h"
+#include "matrix/json.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

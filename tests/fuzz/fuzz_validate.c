@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
-#include "validate.h"
+#include "matrix/validate.h"
 
 static unsigned char pk[32];
 

@@ -23,7 +23,7 @@ ok(len([u for u in units if u.endswith(".service")]) == 6 and "fedpipe.target" i
 # stages' descriptors): a flood meets the cap, never EMFILE.
 st = open(os.path.join(root, "systemd", "fedpipe-served.service")).read()
 m = re.search(r"^LimitNOFILE=(\d+)$", st, re.M)
-d = re.search(r'"max_connections",\s*"(\d+)"', open(os.path.join(root, "common", "params_served.c")).read())
+d = re.search(r'"max_connections",\s*"(\d+)"', open(os.path.join(root, "common", "core", "params_served.c")).read())
 ok(m is not None and d is not None and int(m.group(1)) >= int(d.group(1)) + 64,
    "served unit: LimitNOFILE (%s) above max_connections (%s) + 64" % (m and m.group(1), d and d.group(1)))
 

@@ -26,10 +26,10 @@
 #include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 #include <sodium.h>
-#include "json.h"
-#include "pdu.h"
-#include "keys.h"
-#include "log.h"
+#include "matrix/json.h"
+#include "matrix/pdu.h"
+#include "matrix/keys.h"
+#include "core/log.h"
 
 enum mode { M_EVENTS, M_STATIC, M_GARBAGE, M_WRONG, M_RESET, M_HANG };
 

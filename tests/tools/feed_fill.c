@@ -11,10 +11,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "buf.h"
-#include "frame.h"
-#include "log.h"
-#include "store.h"
+#include "core/buf.h"
+#include "core/frame.h"
+#include "core/log.h"
+#include "store/store.h"
 
 int main(int argc, char **argv)
 {

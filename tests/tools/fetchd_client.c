@@ -18,10 +18,10 @@
 #include <event2/event.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include "frame.h"
-#include "daemon.h"
-#include "fetchreq.h"
-#include "log.h"
+#include "core/frame.h"
+#include "core/daemon.h"
+#include "core/fetchreq.h"
+#include "core/log.h"
 
 struct cconn { struct bufferevent *bev; int idx; };
 

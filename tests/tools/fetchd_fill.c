@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config.h"
-#include "store.h"
+#include "core/config.h"
+#include "store/store.h"
 
 int main(int argc, char **argv)
 {

@@ -1,8 +1,8 @@
 /* fp_canon: canonical JSON filter for interop tests. Reads one JSON document
  * per line on stdin and writes its canonical form per line, or "ERR <code>"
  * (json_err_str) when the strict parser refuses it. */
-#include "json.h"
-#include "buf.h"
+#include "matrix/json.h"
+#include "core/buf.h"
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -1,10 +1,10 @@
 /* fp_pdu: line-oriented front end to pdu.c for interop tests (one event per
  * input line): `id RV` prints event IDs, `sign RV SERVER KEYFILE` prints
  * signed canonical PDUs, `verify RV SERVER KEYID PUBKEY_B64` prints ok/bad. */
-#include "pdu.h"
-#include "keys.h"
-#include "b64.h"
-#include "json.h"
+#include "matrix/pdu.h"
+#include "matrix/keys.h"
+#include "matrix/b64.h"
+#include "matrix/json.h"
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>

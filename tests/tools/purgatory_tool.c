@@ -16,13 +16,13 @@
 #include <unistd.h>
 #include <time.h>
 #include <sodium.h>
-#include "config.h"
-#include "store.h"
-#include "frame.h"
-#include "keys.h"
-#include "pdu.h"
-#include "pstore.h"
-#include "log.h"
+#include "core/config.h"
+#include "store/store.h"
+#include "core/frame.h"
+#include "matrix/keys.h"
+#include "matrix/pdu.h"
+#include "store/pstore.h"
+#include "core/log.h"
 
 static const char *optval(int argc, char **argv, const char *name, const char *dflt)
 {

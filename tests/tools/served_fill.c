@@ -4,12 +4,12 @@
  * (events + stream + rooms), or prints them as JSON lines (--jsonl).
  * usage: served_fill -c CONFIG [-N count] [-s body_bytes] [-o ids_file]
  *                    [--jsonl] [--keygen]   (--keygen: make the signing key if missing) */
-#include "config.h"
-#include "keys.h"
-#include "log.h"
-#include "pdu.h"
-#include "store.h"
-#include "json.h"
+#include "core/config.h"
+#include "matrix/keys.h"
+#include "core/log.h"
+#include "matrix/pdu.h"
+#include "store/store.h"
+#include "matrix/json.h"
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>

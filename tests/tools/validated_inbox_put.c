@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "buf.h"
-#include "log.h"
-#include "store.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "store/store.h"
 
 int main(int argc, char **argv)
 {

@@ -1,10 +1,10 @@
 /* test_b64.c: unpadded base64 against the spec vectors (vectors/matrix/
  * base64.json), both alphabets, and what the decoder must refuse. */
 #include "../lib/tap.h"
-#include "b64.h"
+#include "matrix/b64.h"
 #include <sodium.h>
-#include "json.h"
-#include "buf.h"
+#include "matrix/json.h"
+#include "core/buf.h"
 #include <string.h>
 
 static char *slurp(const char *path, size_t *len)

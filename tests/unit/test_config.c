@@ -1,6 +1,6 @@
 /* test_config.c: the one config file: defaults, sections, errors, helpers. */
 #include "../lib/tap.h"
-#include "config.h"
+#include "core/config.h"
 #include <string.h>
 #include <unistd.h>
 

@@ -1,6 +1,6 @@
 /* test_frame.c: the frame wire format and blocking frame I/O over a pipe. */
 #include "../lib/tap.h"
-#include "frame.h"
+#include "core/frame.h"
 #include <string.h>
 #include <unistd.h>
 

@@ -2,8 +2,8 @@
  * Matrix vectors (vectors/matrix/canonical_json.json, read with our own
  * parser), one refusal per error code, jsmn's known leniencies, and the API. */
 #include "../lib/tap.h"
-#include "json.h"
-#include "buf.h"
+#include "matrix/json.h"
+#include "core/buf.h"
 #include <string.h>
 
 static char *slurp(const char *path, size_t *len)

@@ -2,11 +2,11 @@
  * keyring fed by self-signed /_matrix/key/v2/server documents, including the
  * gomatrixserverlib/Synapse server key vector from json_signing.json. */
 #include "../lib/tap.h"
-#include "keys.h"
-#include "pdu.h"
-#include "b64.h"
-#include "json.h"
-#include "store.h"
+#include "matrix/keys.h"
+#include "matrix/pdu.h"
+#include "matrix/b64.h"
+#include "matrix/json.h"
+#include "store/store.h"
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>

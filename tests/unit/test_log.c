@@ -3,7 +3,7 @@
  * escaped as \xNN; well-formed UTF-8 passes unchanged. The log call runs in
  * a child whose stderr is a pipe, as under fedsup or journald. */
 #include "../lib/tap.h"
-#include "log.h"
+#include "core/log.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/wait.h>

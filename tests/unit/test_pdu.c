@@ -2,9 +2,9 @@
  * public Matrix vectors in vectors/matrix/ (redaction, event_ids,
  * event_signing, json_signing, signing_key) plus tamper and round-trip cases. */
 #include "../lib/tap.h"
-#include "pdu.h"
-#include "b64.h"
-#include "json.h"
+#include "matrix/pdu.h"
+#include "matrix/b64.h"
+#include "matrix/json.h"
 #include <sodium.h>
 #include <string.h>
 

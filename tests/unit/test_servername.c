@@ -1,7 +1,7 @@
 /* test_servername.c: the Matrix server-name grammar (common/servername.h):
  * names from the spec's examples and what a hostile ID may carry instead. */
 #include "../lib/tap.h"
-#include "servername.h"
+#include "matrix/servername.h"
 #include <string.h>
 
 static const char *const good[] = {

@@ -1,7 +1,7 @@
 /* test_store.c: the LMDB environment: every database, schema version,
  * sequences, inbox records, keys, node ID. Real LMDB files in /tmp. */
 #include "../lib/tap.h"
-#include "store.h"
+#include "store/store.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

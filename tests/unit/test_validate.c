@@ -2,9 +2,9 @@
  * real ed25519 keys: verdicts and exact reason codes for tier 1 conformance,
  * tier 2 event ID / content hash / signatures, switches, seen cache, reuse. */
 #include "../lib/tap.h"
-#include "validate.h"
-#include "keys.h"
-#include "pdu.h"
+#include "matrix/validate.h"
+#include "matrix/keys.h"
+#include "matrix/pdu.h"
 #include <sodium.h>
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* test_vclock.c: vector clock merge, compare, the 256-entry cap, JSON. */
 #include "../lib/tap.h"
-#include "vclock.h"
+#include "core/vclock.h"
 #include <stdio.h>
 #include <string.h>
 

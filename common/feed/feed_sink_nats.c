@@ -1,0 +1,222 @@
+/* feed_sink_nats.c: NATS JetStream as the feed. Nats-Msg-Id = event ID, so
+ * a retried publish inside the stream's duplicate window is acked as a
+ * duplicate carrying the original sequence; control version = that stream
+ * sequence. Batches are published asynchronously (submit returns at once,
+ * several batches may be in flight); acks come back on libnats' thread and
+ * are matched to their event by Nats-Msg-Id; wait collects a batch. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "feed/feed_nats.h"
+#include "core/buf.h"
+#include "core/log.h"
+
+/* A span = one submitted batch, waited for (released) in submit order. */
+struct span { struct feed_event *ev; size_t n, first, pending; };
+#define MAX_SPANS 256
+
+struct nats_sink {
+	struct feed_nats n;
+	char   subject[256], stream[128];
+	long long timeout_ms;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	struct span spans[MAX_SPANS]; size_t nspans;
+	unsigned long long dups;
+};
+
+static void mark(struct span *sp, struct feed_event *e)
+{
+	sp->pending--;
+	while (sp->first < sp->n && sp->ev[sp->first].rc != FEED_PENDING) sp->first++;
+	(void)e;
+}
+
+/* Acks come back in publish order, so the match is almost always the
+ * first pending event of the oldest span. */
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+	struct nats_sink *s = closure;
+	const char *id = NULL;
+	natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+	pthread_mutex_lock(&s->mu);
+	for (size_t k = 0; id && k < s->nspans; k++) {
+		struct span *sp = &s->spans[k];
+		for (size_t j = sp->first; j < sp->n; j++) {
+			struct feed_event *e = &sp->ev[j];
+			if (e->rc != FEED_PENDING || strcmp(e->event_id, id) != 0) continue;
+			if (pa) {
+				if (pa->Duplicate) s->dups++;
+				e->rc = FEED_OK;
+				e->control_version = pa->Sequence;
+			} else {
+				e->rc = FEED_ERR_SINK;
+				snprintf(e->err, sizeof e->err, "nats publish: %s%s%s",
+				         pae ? natsStatus_GetText(pae->Err) : "error",
+				         pae && pae->ErrText ? ": " : "", pae && pae->ErrText ? pae->ErrText : "");
+			}
+			mark(sp, e);
+			if (!sp->pending) pthread_cond_broadcast(&s->cv);
+			goto done;
+		}
+	}
+done:
+	pthread_mutex_unlock(&s->mu);
+	natsMsg_Destroy(msg);
+}
+
+static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err, size_t errlen)
+{
+	struct nats_sink *s = calloc(1, sizeof *s);
+	if (!s) { snprintf(err, errlen, "out of memory"); return -1; }
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	snprintf(s->subject, sizeof s->subject, "%s", o->nats_subject);
+	snprintf(s->stream, sizeof s->stream, "%s", o->nats_stream);
+	s->timeout_ms = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
+	if (feed_nats_connect(&s->n, o, on_ack, s, err, errlen) < 0) {
+		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv);
+		free(s);
+		return -1;
+	}
+	fs->priv = s;
+	return 0;
+}
+
+static struct span *span_of(struct nats_sink *s, const struct feed_event *ev)
+{
+	for (size_t k = 0; k < s->nspans; k++)
+		if (s->spans[k].ev == ev) return &s->spans[k];
+	return NULL;
+}
+
+static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
+{
+	struct nats_sink *s = fs->priv;
+	struct buf body;
+	buf_init(&body);
+	int64_t maxpay = natsConnection_GetMaxPayload(s->n.nc);
+	pthread_mutex_lock(&s->mu);
+	if (s->nspans == MAX_SPANS) {   /* the caller's window is bounded below this */
+		pthread_mutex_unlock(&s->mu);
+		for (size_t i = 0; i < n; i++) { ev[i].rc = FEED_ERR_SINK; snprintf(ev[i].err, sizeof ev[i].err, "not attempted"); }
+		log_err("nats sink: too many batches in flight");
+		return;
+	}
+	struct span *sp = &s->spans[s->nspans++];
+	sp->ev = ev; sp->n = n; sp->first = 0; sp->pending = n;
+	for (size_t i = 0; i < n; i++) ev[i].rc = FEED_PENDING;
+	pthread_mutex_unlock(&s->mu);
+
+	size_t i;
+	for (i = 0; i < n; i++) {
+		struct feed_event *e = &ev[i];
+		buf_reset(&body);
+		feed_event_json(&body, e);
+		if (maxpay > 0 && (int64_t)body.len > maxpay - 1024) {
+			pthread_mutex_lock(&s->mu);
+			sp = span_of(s, ev);
+			e->rc = FEED_ERR_EVENT;
+			snprintf(e->err, sizeof e->err, "event of %zu bytes exceeds NATS max_payload %lld",
+			         body.len, (long long)maxpay);
+			mark(sp, e);
+			pthread_mutex_unlock(&s->mu);
+			i++;
+			break;
+		}
+		natsMsg *m = NULL;
+		natsStatus st = natsMsg_Create(&m, s->subject, NULL, body.data, (int)body.len);
+		if (st == NATS_OK) st = natsMsgHeader_Set(m, "Nats-Msg-Id", e->event_id);
+		if (st == NATS_OK) {
+			jsPubOptions po;
+			jsPubOptions_Init(&po);
+			po.ExpectStream = s->stream;
+			po.MaxWait = s->timeout_ms;
+			st = js_PublishMsgAsync(s->n.js, &m, &po);   /* takes m on success */
+		}
+		if (st != NATS_OK) {
+			if (m) natsMsg_Destroy(m);
+			pthread_mutex_lock(&s->mu);
+			if (e->rc == FEED_PENDING) {
+				e->rc = FEED_ERR_SINK;
+				snprintf(e->err, sizeof e->err, "nats publish: %s (%s)", natsStatus_GetText(st),
+				         nats_GetLastError(NULL));
+				mark(span_of(s, ev), e);
+			}
+			pthread_mutex_unlock(&s->mu);
+			i++;
+			break;
+		}
+	}
+	/* What was not sent will never be acked. */
+	pthread_mutex_lock(&s->mu);
+	sp = span_of(s, ev);
+	for (; i < n; i++)
+		if (ev[i].rc == FEED_PENDING) {
+			ev[i].rc = FEED_ERR_SINK;
+			snprintf(ev[i].err, sizeof ev[i].err, "not attempted");
+			mark(sp, &ev[i]);
+		}
+	pthread_mutex_unlock(&s->mu);
+	buf_free(&body);
+}
+
+static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int block)
+{
+	struct nats_sink *s = fs->priv;
+	pthread_mutex_lock(&s->mu);
+	struct span *sp = span_of(s, ev);
+	if (!sp) { pthread_mutex_unlock(&s->mu); return 1; }
+	if (sp->pending && !block) { pthread_mutex_unlock(&s->mu); return 0; }
+	/* libnats reports an ack timeout itself after MaxWait; the extra second
+	 * covers a handler that never runs (connection torn down). */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	long long ms = s->timeout_ms + 1000;
+	dl.tv_sec += (time_t)(ms / 1000);
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+	while (sp->pending)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0) break;
+	for (size_t j = 0; j < sp->n; j++)
+		if (ev[j].rc == FEED_PENDING) {
+			ev[j].rc = FEED_ERR_SINK;
+			snprintf(ev[j].err, sizeof ev[j].err, "nats publish: no ack (timeout; server down?)");
+		}
+	/* Release: late acks for these IDs no longer find them. */
+	size_t k = (size_t)(sp - s->spans);
+	memmove(&s->spans[k], &s->spans[k + 1], (s->nspans - k - 1) * sizeof *sp);
+	s->nspans--;
+	unsigned long long dups = s->dups;
+	s->dups = 0;
+	pthread_mutex_unlock(&s->mu);
+	if (dups)
+		log_info("nats: %llu duplicate publish ack(s): retried event IDs resolved to their original sequence", dups);
+	(void)n;
+	return 1;
+}
+
+static void nats_append(struct feed_sink *fs, struct feed_event *ev, size_t n)
+{
+	nats_submit(fs, ev, n);
+	nats_wait(fs, ev, n, 1);
+}
+
+static void nats_close(struct feed_sink *fs)
+{
+	struct nats_sink *s = fs->priv;
+	if (!s) return;
+	feed_nats_close(&s->n);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+const struct feed_sink_ops feed_sink_nats_ops = {
+	.name = "nats", .help = "NATS JetStream ([feed] nats_url, nats_subject, nats_stream; control version = stream sequence)",
+	.open = nats_open, .append = nats_append, .close = nats_close,
+	.submit = nats_submit, .wait = nats_wait,
+};
+FEED_SINK_REGISTER(feed_sink_nats_ops)
