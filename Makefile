@@ -68,6 +68,11 @@ $(BIN)/$(1): $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cmd/$(1)/*.c)) $(LIB_ARS
 endef
 $(foreach p,$(PROGS),$(eval $(call PROG_template,$(p))))
 
+# The matrix library stands alone: this test links it and nothing else of ours.
+$(BUILD)/tests/test_matrix_alone: $(BUILD)/obj/tests/unit/test_matrix_alone.o $(BUILD)/libfpmatrix.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -Wl,--as-needed $(shell pkg-config --libs libsodium) -lm
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB_ARS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # bench/validated.sh: deep validation (event ID + content hash + ed25519
-# signature, common/validate.c) on ~1 KiB v10 events, beside the raw
+# signature, common/matrix/validate.c) on ~1 KiB v10 events, beside the raw
 # crypto_sign_verify_detached rate on the same bytes and python3-signedjson's
 # rate on the same events, all measured in this run. Targets: >= 90% of raw
 # verify, >= 1.8x signedjson, near-linear on 2 threads.

@@ -1,4 +1,4 @@
-/* validated_bench.c: deep-validation throughput of common/validate.c beside
+/* validated_bench.c: deep-validation throughput of common/matrix/validate.c beside
  * the raw crypto_sign_verify_detached rate on the same signed bytes, with 2
  * threads, and on a stream where every event arrives 3 times. Writes the
  * events (JSON lines) and key document to DIR for the signedjson baseline.

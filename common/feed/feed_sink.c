@@ -9,6 +9,7 @@
 #include "feed/feed_sink.h"
 #include "core/buf.h"
 #include "matrix/json.h"
+#include "core/xalloc.h"
 
 extern const struct feed_sink_ops feed_sink_nop_ops, feed_sink_file_ops,
 	feed_sink_stdout_ops, feed_sink_nats_ops;
@@ -45,8 +46,7 @@ struct feed_sink *feed_sink_open(const char *name, const struct feed_opts *o,
 	for (int i = 0; i < nsinks; i++) {
 		if (strcmp(sinks[i]->name, name) != 0)
 			continue;
-		struct feed_sink *s = calloc(1, sizeof *s);
-		if (!s) { snprintf(err, errlen, "out of memory"); return NULL; }
+		struct feed_sink *s = xcalloc(1, sizeof *s);
 		s->ops = sinks[i];
 		if (s->ops->open(s, o, err, errlen) < 0) { free(s); return NULL; }
 		return s;

@@ -12,6 +12,7 @@
 #include "feed/feed_nats.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 /* A span = one submitted batch, waited for (released) in submit order. */
 struct span { struct feed_event *ev; size_t n, first, pending; };
@@ -69,8 +70,7 @@ done:
 
 static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err, size_t errlen)
 {
-	struct nats_sink *s = calloc(1, sizeof *s);
-	if (!s) { snprintf(err, errlen, "out of memory"); return -1; }
+	struct nats_sink *s = xcalloc(1, sizeof *s);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	snprintf(s->subject, sizeof s->subject, "%s", o->nats_subject);

@@ -11,6 +11,7 @@
 #include "feed/feed_nats.h"
 #include "feed/feed_source.h"
 #include "core/buf.h"
+#include "core/xalloc.h"
 
 struct pending { char id[256]; natsMsg *msg; };
 struct nats_src {
@@ -28,8 +29,7 @@ struct nats_src {
 static int natssrc_open(struct feed_source *s, const char *arg, const struct feed_opts *o,
                         struct store *st, char *err, size_t errlen)
 {
-	struct nats_src *ns = calloc(1, sizeof *ns);
-	if (!ns) return -1;
+	struct nats_src *ns = xcalloc(1, sizeof *ns);
 	struct feed_opts oo = *o;
 	if (*arg) oo.nats_subject = arg;
 	snprintf(ns->subject, sizeof ns->subject, "%s", oo.nats_subject);
@@ -95,7 +95,7 @@ static int natssrc_poll(struct feed_source *s, uint64_t since, size_t max, long 
 		natsMsgList_Destroy(&list);
 		return -1;
 	}
-	struct feed_item *it = calloc((size_t)list.Count, sizeof *it);
+	struct feed_item *it = xcalloc((size_t)list.Count, sizeof *it);
 	size_t got = 0;
 	for (int i = 0; i < list.Count; i++) {
 		natsMsg *m = list.Msgs[i];
@@ -122,8 +122,7 @@ static int natssrc_poll(struct feed_source *s, uint64_t since, size_t max, long 
 		if (ns->durable) {           /* keep the handle until the caller acks */
 			if (ns->npend == ns->cap) {
 				ns->cap = ns->cap ? ns->cap * 2 : 64;
-				ns->pend = realloc(ns->pend, ns->cap * sizeof *ns->pend);
-				if (!ns->pend) abort();
+				ns->pend = xreallocarray(ns->pend, ns->cap, sizeof *ns->pend);
 			}
 			snprintf(ns->pend[ns->npend].id, sizeof ns->pend[0].id, "%s", id ? id : "");
 			ns->pend[ns->npend].msg = m;

@@ -1,6 +1,6 @@
 /* fuzz_served.c: libFuzzer harness for served's parsing of what the network
  * sends (cmd/served/served_parse.c, included whole: the fuzz build links
- * common/*.c only). The input is read as a request head: "METHOD TARGET
+ * the four common/ libraries only). The input is read as a request head: "METHOD TARGET
  * VERSION" then header lines; the target's path is split and each segment
  * percent-decoded (then judged as a recovery ID), every query value is read
  * as a digits-only number, and every header value goes through the bearer

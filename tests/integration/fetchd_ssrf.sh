@@ -1,7 +1,7 @@
 #!/bin/sh
 # Issue 13 item 3: nobody outside the configuration makes fetchd connect
 # where they choose. (a) Server names from IDs, hints and rooms must be
-# Matrix server names (common/servername.h), and a name the configuration
+# Matrix server names (common/matrix/servername.h), and a name the configuration
 # does not know gets no connection to a non-public address (Synapse's
 # default ip_range_blacklist): a loopback listener the configuration does
 # not name sees no connection at all, whatever the request carries, while

@@ -1,4 +1,4 @@
-/* test_servername.c: the Matrix server-name grammar (common/servername.h):
+/* test_servername.c: the Matrix server-name grammar (common/matrix/servername.h):
  * names from the spec's examples and what a hostile ID may carry instead. */
 #include "../lib/tap.h"
 #include "matrix/servername.h"

@@ -1,4 +1,4 @@
-/* test_validate.c: validate_pdu() (common/validate.c) on events signed with
+/* test_validate.c: validate_pdu() (common/matrix/validate.c) on events signed with
  * real ed25519 keys: verdicts and exact reason codes for tier 1 conformance,
  * tier 2 event ID / content hash / signatures, switches, seen cache, reuse. */
 #include "../lib/tap.h"
