@@ -76,7 +76,7 @@ int main(void)
 		TAP_OK(xmatrix_sign(&key, o, dst, m, uri, c, c ? strlen(c) : 0, &h) == 0 && strstr(h.data, sig),
 		       "%s: our signature is Synapse's", id);
 		/* our header orders destination before key; every value the same */
-		struct xmatrix_auth ours, theirs;
+		struct xmatrix_auth ours = { 0 }, theirs = { 0 };
 		TAP_OK(xmatrix_parse(h.data, h.len, &ours, err, sizeof err) == 0 && parse_s(hdr, &theirs, err) == 0 &&
 		       !strcmp(ours.origin, theirs.origin) && !strcmp(ours.destination, theirs.destination) &&
 		       !strcmp(ours.key, theirs.key) && !strcmp(ours.sig, theirs.sig),
