@@ -1,27 +1,12 @@
 /* test_b64.c: unpadded base64 against the spec vectors (vectors/matrix/
  * base64.json), both alphabets, and what the decoder must refuse. */
 #include "../lib/tap.h"
+#include "../lib/vectors.h"
 #include "matrix/b64.h"
 #include <sodium.h>
 #include "matrix/json.h"
 #include "core/buf.h"
 #include <string.h>
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	struct buf b;
-	buf_init(&b);
-	char tmp[65536];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		buf_add(&b, tmp, n);
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
 
 static int dec_is(const char *src, const char *want, size_t wn)
 {

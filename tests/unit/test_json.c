@@ -2,25 +2,10 @@
  * Matrix vectors (vectors/matrix/canonical_json.json, read with our own
  * parser), one refusal per error code, jsmn's known leniencies, and the API. */
 #include "../lib/tap.h"
+#include "../lib/vectors.h"
 #include "matrix/json.h"
 #include "core/buf.h"
 #include <string.h>
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	struct buf b;
-	buf_init(&b);
-	char tmp[65536];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
-		buf_add(&b, tmp, n);
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
 
 static int unhex(const char *h, size_t n, struct buf *out)
 {

@@ -2,6 +2,7 @@
  * keyring fed by self-signed /_matrix/key/v2/server documents, including the
  * gomatrixserverlib/Synapse server key vector from json_signing.json. */
 #include "../lib/tap.h"
+#include "../lib/vectors.h"
 #include "matrix/keys.h"
 #include "matrix/pdu.h"
 #include "matrix/b64.h"
@@ -21,23 +22,6 @@ static void write_file(const char *path, const char *text)
 	FILE *f = fopen(path, "wb");
 	fputs(text, f);
 	fclose(f);
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_add(&b, chunk, n);
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
 }
 
 static void test_key_files(void)

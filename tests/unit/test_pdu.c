@@ -2,71 +2,12 @@
  * public Matrix vectors in vectors/matrix/ (redaction, event_ids,
  * event_signing, json_signing, signing_key) plus tamper and round-trip cases. */
 #include "../lib/tap.h"
+#include "../lib/vectors.h"
 #include "matrix/pdu.h"
 #include "matrix/b64.h"
 #include "matrix/json.h"
 #include <sodium.h>
 #include <string.h>
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[8192];
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		buf_add(&b, chunk, n);
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
-
-/* A vector file parsed with our own strict parser; v = its "vectors" array. */
-struct vfile { char *text; struct json_doc d; int v; };
-
-static int vfile_open(struct vfile *f, const char *name)
-{
-	char path[1024];
-	size_t len;
-
-	memset(f, 0, sizeof *f);
-	snprintf(path, sizeof path, "%s/matrix/%s", tap_vectors(), name);
-	f->text = slurp(path, &len);
-	if (f->text == NULL || json_parse(&f->d, f->text, len, 64) < 0) {
-		TAP_OK(0, "load %s", path);
-		return -1;
-	}
-	f->v = json_obj_get(&f->d, 0, "vectors");
-	return 0;
-}
-
-static void vfile_close(struct vfile *f)
-{
-	json_doc_free(&f->d);
-	free(f->text);
-}
-
-/* Decoded string member (malloc'd) or NULL. */
-static char *str_member(const struct json_doc *d, int o, const char *key)
-{
-	int t = json_obj_get(d, o, key);
-	if (t < 0 || d->tok[t].type != JSON_STRING)
-		return NULL;
-	size_t n = json_str_len(d, t);
-	char *s = malloc(n + 1);
-	json_str_copy(d, t, s, n + 1);
-	return s;
-}
-
-static int member_is(const struct json_doc *d, int o, const char *key, const char *want)
-{
-	int t = json_obj_get(d, o, key);
-	return t >= 0 && d->tok[t].type == JSON_STRING && json_str_eq(d, t, want);
-}
 
 /* The spec's test signing key (signing_key.json). */
 static unsigned char spec_pk[32], spec_sk[64];

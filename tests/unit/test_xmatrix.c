@@ -12,31 +12,7 @@
 #include "matrix/matrix.h"
 #include "matrix/xmatrix.h"
 #include "../lib/tap.h"
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *s = malloc((size_t)n + 1);
-	if (!s || fread(s, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(s); return NULL; }
-	fclose(f);
-	s[n] = 0;
-	*len = (size_t)n;
-	return s;
-}
-
-static char *str(const struct json_doc *d, int o, const char *key)
-{
-	int t = json_obj_get(d, o, key);
-	if (t < 0 || d->tok[t].type != JSON_STRING) return NULL;
-	size_t n = json_str_len(d, t);
-	char *s = malloc(n + 1);
-	json_str_copy(d, t, s, n + 1);
-	return s;
-}
+#include "../lib/vectors.h"
 
 static int parse_s(const char *h, struct xmatrix_auth *a, char *err)
 {
@@ -55,7 +31,7 @@ int main(void)
 	if (!text) return tap_done();
 
 	int sk = json_obj_get(&d, 0, "signing_key");
-	char *seed64 = str(&d, sk, "seed_unpadded_b64"), *kid = str(&d, sk, "key_id"), *pub = str(&d, sk, "public_key");
+	char *seed64 = str_member(&d, sk, "seed_unpadded_b64"), *kid = str_member(&d, sk, "key_id"), *pub = str_member(&d, sk, "public_key");
 	struct signing_key key;
 	memset(&key, 0, sizeof key);
 	unsigned char pk[32];
@@ -67,10 +43,10 @@ int main(void)
 
 	int sv = json_obj_get(&d, 0, "sign");
 	for (int v = json_first(&d, sv); v >= 0; v = json_next_elem(&d, sv, v)) {
-		char *id = str(&d, v, "id"), *m = str(&d, v, "method"), *uri = str(&d, v, "uri"),
-		     *o = str(&d, v, "origin"), *dst = str(&d, v, "destination"),
-		     *c = str(&d, v, "content_text"), *sig = str(&d, v, "expected_sig"),
-		     *hdr = str(&d, v, "expected_header");
+		char *id = str_member(&d, v, "id"), *m = str_member(&d, v, "method"), *uri = str_member(&d, v, "uri"),
+		     *o = str_member(&d, v, "origin"), *dst = str_member(&d, v, "destination"),
+		     *c = str_member(&d, v, "content_text"), *sig = str_member(&d, v, "expected_sig"),
+		     *hdr = str_member(&d, v, "expected_header");
 		struct buf h;
 		buf_init(&h);
 		TAP_OK(xmatrix_sign(&key, o, dst, m, uri, c, c ? strlen(c) : 0, &h) == 0 && strstr(h.data, sig),
@@ -102,9 +78,9 @@ int main(void)
 
 	int pv = json_obj_get(&d, 0, "parse");
 	for (int v = json_first(&d, pv); v >= 0; v = json_next_elem(&d, pv, v)) {
-		char *id = str(&d, v, "id"), *hdr = str(&d, v, "header");
+		char *id = str_member(&d, v, "id"), *hdr = str_member(&d, v, "header");
 		int e = json_obj_get(&d, v, "expect");
-		char *o = str(&d, e, "origin"), *k = str(&d, e, "key"), *s = str(&d, e, "sig"), *dst = str(&d, e, "destination");
+		char *o = str_member(&d, e, "origin"), *k = str_member(&d, e, "key"), *s = str_member(&d, e, "sig"), *dst = str_member(&d, e, "destination");
 		struct xmatrix_auth a;
 		int rc = parse_s(hdr, &a, err);
 		TAP_OK(rc == 0 && !strcmp(a.origin, o) && !strcmp(a.key, k) && !strcmp(a.sig, s) &&
