@@ -1,5 +1,6 @@
 #!/bin/sh
-# Cache-warm recovery through one upstream (seed 002), with real nodes:
+# Cache-warm recovery through one upstream (a miss answers 404 at once and
+# is fetched in the background, so the retry finds it), with real nodes:
 # C (here: curl, an unproxied client) asks B for an event only A has: B
 # answers 404 at once, recovers it from A through its fetchd with
 # X-Fed-Proxied: 1 (A logs exactly one proxied request), validated and
