@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fedctl.h"
-#include "feed/feed_outbox.h"
 #include "feed/feed_source.h"
 #include "core/frame.h"
 #include "matrix/json.h"
 #include "core/log.h"
+#include "store/outbox.h"
 
 static void feed_usage(FILE *f)
 {
@@ -31,19 +31,18 @@ static void feed_usage(FILE *f)
 
 static int count_db(MDB_txn *t, struct store *st, int db, uint64_t *pending, uint64_t *published)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct store_iter it;
 	uint64_t n = 0;
-	if (mdb_cursor_open(t, st->dbi[db], &c)) return 0;
-	for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	if (store_iter_open(&it, t, st, db, NULL, 0)) return 0;
+	while (store_iter_next(&it) == 1) {
 		n++;
 		if (pending) {
 			struct outbox_row r;
-			if (outbox_row_parse(v.mv_data, v.mv_size, &r) == 0 && r.control_version) (*published)++;
+			if (outbox_row_parse(it.v.mv_data, it.v.mv_size, &r) == 0 && r.control_version) (*published)++;
 			else (*pending)++;
 		}
 	}
-	mdb_cursor_close(c);
+	store_iter_close(&it);
 	return (int)n;
 }
 
@@ -54,35 +53,40 @@ static int feed_status(struct fedctl *fc)
 	uint64_t pending = 0, published = 0;
 	count_db(t, st, DB_OUTBOX, &pending, &published);
 	int dead = count_db(t, st, DB_FEED_DEAD, NULL, NULL);
-	uint64_t cur = feed_cursor_get(t, st);
-	MDB_val v;
-	char lease[512] = "null";
-	if (store_get(t, st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY), &v) == 0 && v.mv_size < sizeof lease) {
-		memcpy(lease, v.mv_data, v.mv_size);
-		lease[v.mv_size] = 0;
-	}
+	uint64_t cur = outbox_cursor_get(t, st);
+	struct buf lease, head;
+	struct lease_rec l;
+	buf_init(&lease);
+	buf_init(&head);
+	if (outbox_lease_get(t, st, &l) == 0) outbox_lease_encode(&lease, &l);
+	else buf_adds(&lease, "null");
 	/* The first pending row says why the feed is stuck, if it is. */
-	char head[600] = "null";
-	MDB_cursor *c;
-	if (mdb_cursor_open(t, st->dbi[DB_OUTBOX], &c) == 0) {
-		unsigned char kb[8];
-		be64_put(kb, cur);
-		MDB_val k = { 8, kb };
-		for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	struct store_iter it;
+	unsigned char kb[8];
+	be64_put(kb, cur);
+	if (store_iter_open(&it, t, st, DB_OUTBOX, NULL, 0) == 0) {
+		store_iter_from(&it, kb, 8);
+		while (store_iter_next(&it) == 1) {
 			struct outbox_row r;
-			if (outbox_row_parse(v.mv_data, v.mv_size, &r) == 0 && r.control_version) continue;
-			if (v.mv_size < sizeof head) { memcpy(head, v.mv_data, v.mv_size); head[v.mv_size] = 0; }
+			int ok = outbox_row_parse(it.v.mv_data, it.v.mv_size, &r) == 0;
+			if (ok && r.control_version) continue;
+			if (ok) outbox_row_encode(&head, &r);
 			break;
 		}
-		mdb_cursor_close(c);
 	}
+	store_iter_close(&it);
 	mdb_txn_abort(t);
+	if (!head.len) buf_adds(&head, "null");
 	if (fc->json)
-		printf("{\"cursor\":%llu,\"dead\":%d,\"first_pending\":%s,\"lease\":%s,\"pending\":%llu,\"published\":%llu}\n",
-		       (unsigned long long)cur, dead, head, lease, (unsigned long long)pending, (unsigned long long)published);
+		printf("{\"cursor\":%llu,\"dead\":%d,\"first_pending\":%.*s,\"lease\":%.*s,\"pending\":%llu,\"published\":%llu}\n",
+		       (unsigned long long)cur, dead, (int)head.len, head.data, (int)lease.len, lease.data,
+		       (unsigned long long)pending, (unsigned long long)published);
 	else
-		printf("outbox: %llu published, %llu pending, %d dead; cursor %llu\nlease: %s\nfirst pending: %s\n",
-		       (unsigned long long)published, (unsigned long long)pending, dead, (unsigned long long)cur, lease, head);
+		printf("outbox: %llu published, %llu pending, %d dead; cursor %llu\nlease: %.*s\nfirst pending: %.*s\n",
+		       (unsigned long long)published, (unsigned long long)pending, dead, (unsigned long long)cur,
+		       (int)lease.len, lease.data, (int)head.len, head.data);
+	buf_free(&lease);
+	buf_free(&head);
 	return 0;
 }
 
@@ -90,22 +94,29 @@ static int feed_dead(struct fedctl *fc)
 {
 	struct store *st = fedctl_store(fc, 1);
 	MDB_txn *t = store_begin(st, 1);
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct store_iter it;
+	struct buf b;
 	int n = 0;
-	if (mdb_cursor_open(t, st->dbi[DB_FEED_DEAD], &c) == 0) {
-		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			if (k.mv_size != 8) continue;
+	buf_init(&b);
+	if (store_iter_open(&it, t, st, DB_FEED_DEAD, NULL, 0) == 0) {
+		while (store_iter_next(&it) == 1) {
+			uint64_t pos;
 			struct outbox_row r;
-			if (outbox_row_parse(v.mv_data, v.mv_size, &r) < 0) continue;
-			unsigned long long pos = (unsigned long long)be64_get(k.mv_data);
-			if (fc->json) printf("{\"pos\":%llu,\"row\":%.*s}\n", pos, (int)v.mv_size, (char *)v.mv_data);
-			else printf("%llu\t%s\tattempts=%lld\t%s\n", pos, r.event_id, (long long)r.attempts, r.last_error);
+			if (outbox_key_pos(&it.k, &pos) < 0 || outbox_row_parse(it.v.mv_data, it.v.mv_size, &r) < 0)
+				continue;
+			if (fc->json) {
+				buf_reset(&b);
+				outbox_row_encode(&b, &r);
+				printf("{\"pos\":%llu,\"row\":%.*s}\n", (unsigned long long)pos, (int)b.len, b.data);
+			} else
+				printf("%llu\t%s\tattempts=%lld\t%s\n", (unsigned long long)pos, r.event_id,
+				       (long long)r.attempts, r.last_error);
 			n++;
 		}
-		mdb_cursor_close(c);
 	}
+	store_iter_close(&it);
 	mdb_txn_abort(t);
+	buf_free(&b);
 	if (!fc->json && n == 0) printf("no dead rows\n");
 	return 0;
 }
@@ -125,38 +136,31 @@ static int feed_retry(struct fedctl *fc, const char *id)
 {
 	struct store *st = fedctl_store(fc, 0);
 	MDB_txn *t = store_begin(st, 0);
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct store_iter it;
 	uint64_t pos = 0;
 	struct outbox_row r;
 	int found = 0;
 	char *end;
 	unsigned long long want = strtoull(id, &end, 10);
 	int numeric = *id && !*end;
-	if (mdb_cursor_open(t, st->dbi[DB_FEED_DEAD], &c) == 0) {
-		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			if (k.mv_size != 8 || outbox_row_parse(v.mv_data, v.mv_size, &r) < 0) continue;
-			pos = be64_get(k.mv_data);
+	if (store_iter_open(&it, t, st, DB_FEED_DEAD, NULL, 0) == 0) {
+		while (store_iter_next(&it) == 1) {
+			if (outbox_key_pos(&it.k, &pos) < 0 || outbox_row_parse(it.v.mv_data, it.v.mv_size, &r) < 0)
+				continue;
 			if ((numeric && pos == want) || strcmp(r.event_id, id) == 0) { found = 1; break; }
 		}
-		mdb_cursor_close(c);
 	}
+	store_iter_close(&it);
 	if (!found) {
 		mdb_txn_abort(t);
 		fprintf(stderr, "fedctl: %s is not in feed_dead (fedctl feed dead lists them)\n", id);
 		return 1;
 	}
-	unsigned char kb[8];
-	be64_put(kb, pos);
 	r.attempts = 0;          /* a fresh budget; last_error stays for the record */
-	struct buf b;
-	buf_init(&b);
-	outbox_row_encode(&b, &r);
-	int rc = store_put(t, st, DB_OUTBOX, kb, 8, b.data, b.len, 0);
-	buf_free(&b);
-	if (!rc) rc = store_del(t, st, DB_FEED_DEAD, kb, 8);
+	int rc = outbox_row_put(t, st, DB_OUTBOX, pos, &r);
+	if (!rc) rc = outbox_row_del(t, st, DB_FEED_DEAD, pos);
 	/* Rewind the cursor so the drainer sees the row again. */
-	if (!rc && feed_cursor_get(t, st) > pos) rc = feed_cursor_put(t, st, pos);
+	if (!rc && outbox_cursor_get(t, st) > pos) rc = outbox_cursor_put(t, st, pos);
 	if (rc) mdb_txn_abort(t);
 	else rc = store_commit(t);            /* a failed commit frees the txn */
 	if (rc) {

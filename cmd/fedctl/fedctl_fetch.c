@@ -13,6 +13,7 @@
 #include "core/frame.h"
 #include "matrix/json.h"
 #include "core/log.h"
+#include "store/health.h"
 
 #define FETCH_USAGE "fetch OP ID [--room R] [--servers a,b] [--fanout geometric:1,2] [--limit N] " \
 	"[--events a,b] [--earliest a,b] [--checks event_id,hashes,signatures] [--max-width N] " \
@@ -123,19 +124,13 @@ static int cmd_fetch(struct fedctl *fc, int argc, char **argv)
 	return rc;
 }
 
-static long long jint(struct json_doc *d, const char *k)
-{
-	int t = json_obj_get(d, 0, k);
-	return t >= 0 && d->tok[t].type == JSON_INT ? d->tok[t].ival : 0;
-}
-
 static int cmd_servers(struct fedctl *fc, int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "wake")) {
 		if (argc != 3) { fprintf(stderr, "usage: fedctl servers wake NAME\n"); return 100; }
 		struct store *st = fedctl_store(fc, 0);
 		MDB_txn *t = store_begin(st, 0);
-		int rc = store_del(t, st, DB_SERVER_HEALTH, argv[2], strlen(argv[2]));
+		int rc = store_health_del(t, st, argv[2]);
 		if (rc && rc != MDB_NOTFOUND) {
 			mdb_txn_abort(t);
 			if (fedctl_write_failed(fc, rc, "clearing the backoff")) return cmd_servers(fc, argc, argv);
@@ -152,40 +147,39 @@ static int cmd_servers(struct fedctl *fc, int argc, char **argv)
 	if (argc > 1) { fprintf(stderr, "usage: fedctl servers [wake NAME]\n"); return 100; }
 	struct store *st = fedctl_store(fc, 1);
 	MDB_txn *t = store_begin(st, 1);
-	MDB_cursor *cur;
-	MDB_val k, v;
-	struct json_doc d = { 0 };
+	struct store_iter it;
+	struct buf b;
 	long long now = now_ms();
 	int n = 0;
-	if (mdb_cursor_open(t, st->dbi[DB_SERVER_HEALTH], &cur)) { mdb_txn_abort(t); return 1; }
+	if (store_iter_open(&it, t, st, DB_SERVER_HEALTH, NULL, 0)) { mdb_txn_abort(t); return 1; }
+	buf_init(&b);
 	if (fc->json) printf("[");
 	else printf("%-32s %6s %10s %8s %-10s %s\n", "SERVER", "STREAK", "BACKOFF_S", "LAT_MS", "STATE", "LAST_ERROR");
-	for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char err[160] = "";
-		if (json_parse(&d, v.mv_data, v.mv_size, 4) < 0 || d.tok[0].type != JSON_OBJECT) continue;
-		long long streak = jint(&d, "streak"), until = jint(&d, "until_ms");
-		int te = json_obj_get(&d, 0, "last_error");
-		if (te >= 0 && d.tok[te].type == JSON_STRING) json_str_copy(&d, te, err, sizeof err);
-		const char *state = until > now ? "backed-off" : streak > 0 ? "deprioritized" : "ok";
+	while (store_iter_next(&it) == 1) {
+		const char *name;
+		size_t nl;
+		struct health_rec h;
+		if (store_health_row(&it.k, &it.v, &name, &nl, &h) < 0) continue;
+		const char *state = h.until_ms > now ? "backed-off" : h.streak > 0 ? "deprioritized" : "ok";
+		long long backoff_s = h.until_ms > now ? (h.until_ms - now + 999) / 1000 : 0;
 		if (fc->json) {
-			printf("%s{\"server\":", n ? "," : "");
-			struct buf b; buf_init(&b);
-			json_put_string(&b, k.mv_data, k.mv_size);
-			printf("%s,\"state\":\"%s\",\"backoff_s\":%lld,\"record\":%.*s}", b.data, state,
-			       until > now ? (until - now + 999) / 1000 : 0, (int)v.mv_size, (char *)v.mv_data);
-			buf_free(&b);
+			buf_reset(&b);
+			buf_printf(&b, "%s{\"server\":", n ? "," : "");
+			json_put_string(&b, name, nl);
+			buf_printf(&b, ",\"state\":\"%s\",\"backoff_s\":%lld,\"record\":", state, backoff_s);
+			store_health_encode(&b, &h);
+			buf_addc(&b, '}');
+			fwrite(b.data, 1, b.len, stdout);
 		} else {
-			printf("%-32.*s %6lld %10lld %8lld %-10s %s\n", (int)k.mv_size, (char *)k.mv_data,
-			       streak, until > now ? (until - now + 999) / 1000 : 0, jint(&d, "latency_ms"),
-			       state, err);
+			printf("%-32.*s %6lld %10lld %8lld %-10s %s\n", (int)nl, name,
+			       h.streak, backoff_s, h.latency_ms, state, h.last_error);
 		}
 		n++;
 	}
 	if (fc->json) printf("]\n");
-	mdb_cursor_close(cur);
+	store_iter_close(&it);
 	mdb_txn_abort(t);
-	json_doc_free(&d);
+	buf_free(&b);
 	return 0;
 }
 

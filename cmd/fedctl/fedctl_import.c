@@ -5,6 +5,8 @@
 #include "fedctl.h"
 #include "core/frame.h"
 #include "core/log.h"
+#include "core/xalloc.h"
+#include "store/inbox.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +40,7 @@ static int cmd_import(struct fedctl *fc, int argc, char **argv)
 	int vfd = frame_connect_stage(cfg_str(&fc->cfg, "node", "run_dir"), "validated");
 	if (vfd < 0)
 		fprintf(stderr, "fedctl: validated is not running; the events wait in the inbox until it starts\n");
-	struct pending *batch = calloc(BATCH, sizeof(*batch));
-	if (!batch) log_panic("out of memory");
+	struct pending *batch = xcalloc(BATCH, sizeof(*batch));
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -52,9 +53,7 @@ static int cmd_import(struct fedctl *fc, int argc, char **argv)
 			done_bytes += n;
 			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
 			if (n == 0) { blank++; continue; }
-			batch[nb].bytes = malloc((size_t)n);
-			if (!batch[nb].bytes) log_panic("out of memory");
-			memcpy(batch[nb].bytes, line, (size_t)n);
+			batch[nb].bytes = xmemdup(line, (size_t)n);
 			batch[nb].n = (size_t)n;
 			nb++;
 		}

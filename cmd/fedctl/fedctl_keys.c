@@ -11,6 +11,7 @@
 #include "matrix/json.h"
 #include "matrix/keys.h"
 #include "core/log.h"
+#include "store/server_keys.h"
 #include "matrix/pdu.h"
 
 static int read_all(const char *path, struct buf *b)
@@ -212,30 +213,28 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 				return 1;
 			}
 		struct store *st = fedctl_store(fc, 0);
+		size_t conflicts;
+		int rc;
+	redo:                             /* the map grew: the whole txn again */
+		conflicts = 0;
+		rc = 0;
 		MDB_txn *t = store_begin(st, 0);
-		size_t conflicts = 0;
-		for (size_t i = 0; i < kr.n; i++) {
-			int r = store_key_put(t, st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
-			if (r == STORE_KEY_CONFLICT) {
+		for (size_t i = 0; i < kr.n && !rc; i++) {
+			rc = store_key_put(t, st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+			if (rc == STORE_KEY_CONFLICT) {
 				/* A stored key never changes: say so, import the rest. */
 				char pk[64];
 				b64_encode(pk, kr.k[i].pk, 32);
 				fprintf(stderr, "fedctl keys import: %s %s: a different public key is already stored; "
 				        "%s refused (a stored key never changes)\n", kr.k[i].server, kr.k[i].key_id, pk);
 				conflicts++;
-			} else if (r != 0) {
-				mdb_txn_abort(t);
-				store_write_failed(st, r);
-				fprintf(stderr, "fedctl keys import: cannot store %s %s: %s\n", kr.k[i].server,
-				        kr.k[i].key_id, mdb_strerror(r));
-				keyring_free(&kr);
-				return 1;
+				rc = 0;
 			}
 		}
-		int rc = store_commit(t);
-		if (rc)
-			store_write_failed(st, rc);
-		else
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);        /* a failed commit frees the txn */
+		if (rc && fedctl_write_failed(fc, rc, "fedctl keys import")) goto redo;
+		if (!rc)
 			printf("imported %zu key(s)%s\n", kr.n - conflicts, conflicts ? ", refused conflicting ones" : "");
 		keyring_free(&kr);
 		return rc || conflicts ? 1 : 0;
@@ -243,32 +242,28 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 	if (!strcmp(argv[1], "ls")) {
 		struct store *st = fedctl_store(fc, 1);
 		MDB_txn *t = store_begin(st, 1);
-		MDB_cursor *cur;
-		MDB_val k, v;
+		struct store_iter it;
 		int first = 1;
-		if (mdb_cursor_open(t, st->dbi[DB_SERVER_KEYS], &cur) != 0) {
+		if (store_iter_open(&it, t, st, DB_SERVER_KEYS, NULL, 0) != 0) {
 			mdb_txn_abort(t);
 			return 1;
 		}
 		if (fc->json) printf("[");
-		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			const char *key = k.mv_data;
-			const char *z = memchr(key, 0, k.mv_size);
-			if (!z || v.mv_size < 40) continue;
+		while (store_iter_next(&it) == 1) {
+			struct server_key sk;
+			if (store_key_row(&it.k, &it.v, &sk)) continue;
 			char pk[64];
-			b64_encode(pk, v.mv_data, 32);
-			long long until = (long long)be64_get((const unsigned char *)v.mv_data + 32);
-			int sl = (int)(z - key), kl = (int)(k.mv_size - (size_t)sl - 1);
+			b64_encode(pk, sk.pk, 32);
+			int sl = (int)sk.server_len, kl = (int)sk.key_id_len;
 			if (fc->json)
 				printf("%s{\"server\":\"%.*s\",\"key_id\":\"%.*s\",\"key\":\"%s\",\"valid_until_ts\":%lld}",
-				       first ? "" : ",", sl, key, kl, z + 1, pk, until);
+				       first ? "" : ",", sl, sk.server, kl, sk.key_id, pk, (long long)sk.valid_until_ts);
 			else
-				printf("%.*s\t%.*s\t%s\t%lld\n", sl, key, kl, z + 1, pk, until);
+				printf("%.*s\t%.*s\t%s\t%lld\n", sl, sk.server, kl, sk.key_id, pk, (long long)sk.valid_until_ts);
 			first = 0;
 		}
 		if (fc->json) printf("]\n");
-		mdb_cursor_close(cur);
+		store_iter_close(&it);
 		mdb_txn_abort(t);
 		return 0;
 	}

@@ -2,11 +2,11 @@
  * seen, pinned node ID, health with its fixed reason code, and clock) and
  * `fedctl peer reset NAME` (forget the pin, cursor, clock and health so
  * syncd handshakes afresh; idempotent). Reads what syncd keeps in
- * federation_state (common/syncd_state.h). */
+ * federation_state (store/fedstate.h). */
 #include "fedctl.h"
 #include "matrix/json.h"
 #include "core/log.h"
-#include "store/syncd_state.h"
+#include "store/fedstate.h"
 #include <stdio.h>
 #include <string.h>
 #include <time.h>

@@ -4,8 +4,11 @@
 #include <stdint.h>
 #include "core/daemon.h"
 #include "store/store.h"
-#include "feed/feed_outbox.h"
+#include "store/outbox.h"
 #include "feed/feed_sink.h"
+
+/* A sink's error is kept whole in the outbox row. */
+_Static_assert(FEED_ERR_MAX == OUTBOX_ERR_MAX, "the feed's error size is the outbox row's");
 
 struct fp_slot {
 	struct feed_event *ev;
@@ -27,6 +30,8 @@ struct feedpump {
 	int               once;             /* --once: drain until empty, exit */
 	/* lease */
 	int               have_lease;
+	long long         lease_until;      /* wall ms: the lease we last committed ends */
+	long long         lease_writing;    /* until_ms of the lease write not yet committed */
 	char              holder[160];
 	char              waiting_for[200]; /* last "why" logged while waiting */
 	/* scheduling */
@@ -49,8 +54,16 @@ int  fp_lease_acquire(struct feedpump *fp);                 /* 1 held, 0 waiting
 /* in a write txn: 0 still ours (renewed), -1 lost, >0 the LMDB error of the renewal */
 int  fp_lease_check_renew(struct feedpump *fp, MDB_txn *t);
 void fp_lease_release(struct feedpump *fp);
-/* 0 renewed (or not held, or lost), else the LMDB error (txn aborted) */
+/* 0 renewed (or not held, or lost), else the LMDB error (txn aborted);
+ * a failed renewal past the lease's end drops it (fp_lease_held). */
 int  fp_lease_renew(struct feedpump *fp);
+/* The txn that fp_lease_check_renew wrote into committed: the lease runs
+ * from it. */
+void fp_lease_committed(struct feedpump *fp);
+/* Do we still hold the lease? Not once its end has passed without a
+ * committed renewal: then have_lease is dropped (batches in flight too)
+ * and draining waits for fp_lease_acquire. */
+int  fp_lease_held(struct feedpump *fp);
 
 /* feedpump_drain.c */
 void fp_drain_schedule(struct feedpump *fp, long long delay_ms);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "feedpump.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 #define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
 #define WINDOW_ROWS 1024 /* rows in flight to an asynchronous sink (NATS MaxPending 4096) */
@@ -58,27 +59,25 @@ static void collect(struct feedpump *fp, struct fp_slot *x)
 {
 	struct store *st = fp->d->st;
 	MDB_txn *t = store_begin(st, 1);
-	MDB_cursor *c;
+	struct store_iter it;
 	uint64_t cur;
-	if (fp->inflight == 0) cur = fp->cur_in = feed_cursor_get(t, st);
+	if (fp->inflight == 0) cur = fp->cur_in = outbox_cursor_get(t, st);
 	else cur = fp->next_pos;
 	x->skip_to = cur;
 	size_t n = 0;
 	int skipping = 1, scanned = 0;
 	buf_reset(&x->arena);
 	/* Offsets into the arena first (it may grow), pointers fixed up after. */
-	size_t *off = calloc((size_t)fp->batch * 3, sizeof *off);
-	if (!off) log_panic("out of memory");
-	if (mdb_cursor_open(t, st->dbi[DB_OUTBOX], &c) != 0) log_panic("outbox cursor");
+	size_t *off = xcalloc((size_t)fp->batch * 3, sizeof *off);
+	if (store_iter_open(&it, t, st, DB_OUTBOX, NULL, 0) != 0) log_panic("outbox cursor");
 	unsigned char kb[8];
 	be64_put(kb, cur);
-	MDB_val k = { 8, kb }, v;
-	int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	for (; rc == 0 && n < (size_t)fp->batch; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8) continue;
-		uint64_t pos = be64_get(k.mv_data);
+	store_iter_from(&it, kb, 8);
+	while (n < (size_t)fp->batch && store_iter_next(&it) == 1) {
+		uint64_t pos;
+		if (outbox_key_pos(&it.k, &pos) < 0) continue;
 		struct outbox_row *r = &x->rows[n];
-		if (outbox_row_parse(v.mv_data, v.mv_size, r) < 0) {
+		if (outbox_row_parse(it.v.mv_data, it.v.mv_size, r) < 0) {
 			log_err("outbox row %llu is not valid JSON; treating it as an event refused",
 			        (unsigned long long)pos);
 			snprintf(r->event_id, sizeof r->event_id, "?pos%llu", (unsigned long long)pos);
@@ -108,7 +107,7 @@ static void collect(struct feedpump *fp, struct fp_slot *x)
 		}
 		n++;
 	}
-	mdb_cursor_close(c);
+	store_iter_close(&it);
 	mdb_txn_abort(t);
 	for (size_t i = 0; i < n; i++) {
 		x->ev[i].event_id = x->arena.data + off[i * 3];
@@ -146,18 +145,6 @@ void fp_drain_flush(struct feedpump *fp)
 	}
 	fp->head = 0;
 	fp->inflight = 0;
-}
-
-static int put_row(struct feedpump *fp, MDB_txn *t, int db, uint64_t pos, const struct outbox_row *r)
-{
-	unsigned char kb[8];
-	struct buf b;
-	be64_put(kb, pos);
-	buf_init(&b);
-	outbox_row_encode(&b, r);
-	int rc = store_put(t, fp->d->st, db, kb, 8, b.data, b.len, 0);
-	buf_free(&b);
-	return rc;
 }
 
 #define FULL_RETRY_MS 2000   /* the store is full: how often a small write probes it */
@@ -228,7 +215,7 @@ static int drain_batch(struct feedpump *fp)
 				r->attempts++;
 				r->control_version = e->control_version;
 				r->published_ms = now;
-				if ((wrc = put_row(fp, t, DB_OUTBOX, e->pos, r))) goto fail;
+				if ((wrc = outbox_row_put(t, d->st, DB_OUTBOX, e->pos, r))) goto fail;
 				ok++;
 				if (!blocked) new_cursor = e->pos + 1;
 				continue;
@@ -240,10 +227,8 @@ static int drain_batch(struct feedpump *fp)
 			feed_clip_utf8(r->last_error, e->err, strlen(e->err), FEED_ERR_MAX);
 			(*fp->c_failed)++;
 			if (e->rc == FEED_ERR_EVENT && r->attempts >= fp->max_attempts) {
-				unsigned char kb[8];
-				be64_put(kb, e->pos);
-				if ((wrc = put_row(fp, t, DB_FEED_DEAD, e->pos, r))) goto fail;
-				if ((wrc = store_del(t, d->st, DB_OUTBOX, kb, 8))) goto fail;
+				if ((wrc = outbox_row_put(t, d->st, DB_FEED_DEAD, e->pos, r))) goto fail;
+				if ((wrc = outbox_row_del(t, d->st, DB_OUTBOX, e->pos))) goto fail;
 				log_err("outbox %llu (%s) moved to feed_dead after %lld attempts: %s",
 				        (unsigned long long)e->pos, r->event_id, (long long)r->attempts, r->last_error);
 				dead++;
@@ -251,7 +236,7 @@ static int drain_batch(struct feedpump *fp)
 				more = 1;
 				continue;
 			}
-			if ((wrc = put_row(fp, t, DB_OUTBOX, e->pos, r))) goto fail;
+			if ((wrc = outbox_row_put(t, d->st, DB_OUTBOX, e->pos, r))) goto fail;
 			retry_delay = backoff_for(fp, r->attempts);
 			log_warnx("publishing outbox %llu (%s) failed (attempt %lld, retry in %lld ms): %s",
 			          (unsigned long long)e->pos, r->event_id, (long long)r->attempts, retry_delay, r->last_error);
@@ -261,12 +246,13 @@ static int drain_batch(struct feedpump *fp)
 	 * rewinds it; its rewind must win). */
 	int rewound = 0;
 	if (new_cursor != cur_in) {
-		if (feed_cursor_get(t, d->st) == cur_in) {
-			if ((wrc = feed_cursor_put(t, d->st, new_cursor))) goto fail;
+		if (outbox_cursor_get(t, d->st) == cur_in) {
+			if ((wrc = outbox_cursor_put(t, d->st, new_cursor))) goto fail;
 		} else rewound = more = 1;
 	}
 	if ((wrc = store_commit(t)))           /* a failed commit frees the txn */
 		return write_failed(fp, wrc);
+	fp_lease_committed(fp);               /* renewed in this txn */
 	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
 	fp->head = (fp->head + m) % fp->window;
 	fp->inflight -= m;
@@ -299,7 +285,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct feedpump *fp = arg;
 	if (fp->stopping) return;
-	if (!fp->have_lease && !fp_lease_acquire(fp)) {
+	if (!fp_lease_held(fp) && !fp_lease_acquire(fp)) {
 		fp_drain_schedule(fp, fp->d->st->full ? FULL_RETRY_MS : 500);
 		return;
 	}
@@ -334,12 +320,10 @@ static void slots_make(struct feedpump *fp)
 		if (fp->window < 2) fp->window = 2;
 		if (fp->window > 64) fp->window = 64;
 	}
-	fp->slots = calloc((size_t)fp->window, sizeof *fp->slots);
-	if (!fp->slots) fatalx("out of memory");
+	fp->slots = xcalloc((size_t)fp->window, sizeof *fp->slots);
 	for (int i = 0; i < fp->window; i++) {
-		fp->slots[i].ev = calloc((size_t)fp->batch, sizeof *fp->slots[i].ev);
-		fp->slots[i].rows = calloc((size_t)fp->batch, sizeof *fp->slots[i].rows);
-		if (!fp->slots[i].ev || !fp->slots[i].rows) fatalx("out of memory");
+		fp->slots[i].ev = xcalloc((size_t)fp->batch, sizeof *fp->slots[i].ev);
+		fp->slots[i].rows = xcalloc((size_t)fp->batch, sizeof *fp->slots[i].rows);
 		buf_init(&fp->slots[i].arena);
 	}
 }

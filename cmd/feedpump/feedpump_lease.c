@@ -1,5 +1,5 @@
 /* feedpump_lease.c: only one drainer, enforced by a lease in LMDB
- * (leases["feedpump"] = {"holder","pid","until_ms","renewed"}). A second
+ * (store/outbox.h: the "feedpump" row of leases). A second
  * feedpump waits and says why; it takes over when the lease expires or when
  * the holder is on this host and its pid is gone (kill -9 must not cost a
  * whole lease period). Every write-back txn re-checks and renews the lease,
@@ -10,47 +10,22 @@
 #include <string.h>
 #include <unistd.h>
 #include "feedpump.h"
-#include "matrix/json.h"
 #include "core/log.h"
-
-struct lease { char holder[160]; long long pid, until_ms, renewed; };
-
-static int lease_read(MDB_txn *t, struct store *st, struct lease *l)
-{
-	MDB_val v;
-	memset(l, 0, sizeof *l);
-	if (store_get(t, st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY), &v) != 0)
-		return -1;
-	struct json_doc d = {0};
-	int rc = -1;
-	if (json_parse(&d, v.mv_data, v.mv_size, 4) == 0 && d.tok[0].type == JSON_OBJECT) {
-		int k;
-		if ((k = json_obj_get(&d, 0, "holder")) >= 0 && d.tok[k].type == JSON_STRING)
-			json_str_copy(&d, k, l->holder, sizeof l->holder);
-		if ((k = json_obj_get(&d, 0, "pid")) >= 0 && d.tok[k].type == JSON_INT) l->pid = d.tok[k].ival;
-		if ((k = json_obj_get(&d, 0, "until_ms")) >= 0 && d.tok[k].type == JSON_INT) l->until_ms = d.tok[k].ival;
-		if ((k = json_obj_get(&d, 0, "renewed")) >= 0 && d.tok[k].type == JSON_INT) l->renewed = d.tok[k].ival;
-		rc = 0;
-	}
-	json_doc_free(&d);
-	return rc;
-}
 
 static int lease_write(struct feedpump *fp, MDB_txn *t)
 {
-	struct buf b;
-	buf_init(&b);
+	struct lease_rec l;
 	long long now = now_ms();
-	buf_adds(&b, "{\"holder\":");
-	json_put_string(&b, fp->holder, strlen(fp->holder));
-	buf_printf(&b, ",\"pid\":%d,\"renewed\":%lld,\"until_ms\":%lld}", (int)getpid(), now, now + fp->lease_ttl);
-	int rc = store_put(t, fp->d->st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY), b.data, b.len, 0);
-	buf_free(&b);
-	return rc;
+	memset(&l, 0, sizeof l);
+	snprintf(l.holder, sizeof l.holder, "%s", fp->holder);
+	l.pid = (long long)getpid();
+	l.renewed = now;
+	l.until_ms = fp->lease_writing = now + fp->lease_ttl;
+	return outbox_lease_put(t, fp->d->st, &l);
 }
 
 /* Same host (holder "host:pid") and the pid no longer exists. */
-static int holder_dead(const struct lease *l)
+static int holder_dead(const struct lease_rec *l)
 {
 	char host[128];
 	if (gethostname(host, sizeof host) < 0) return 0;
@@ -64,9 +39,9 @@ int fp_lease_acquire(struct feedpump *fp)
 {
 	struct store *st = fp->d->st;
 	MDB_txn *t = store_begin(st, 0);
-	struct lease l;
+	struct lease_rec l;
 	long long now = now_ms();
-	int have = lease_read(t, st, &l) == 0;
+	int have = outbox_lease_get(t, st, &l) == 0;
 	char why[200] = "";
 	if (have && strcmp(l.holder, fp->holder) != 0 && l.until_ms > now && !holder_dead(&l)) {
 		snprintf(why, sizeof why, "%.120s (pid %lld) until %lld ms from now",
@@ -95,6 +70,7 @@ int fp_lease_acquire(struct feedpump *fp)
 		return 0;
 	}
 	fp->have_lease = 1;
+	fp_lease_committed(fp);
 	fp->waiting_for[0] = 0;
 	*fp->g_lease = 1;
 	log_info("holding the drain lease as %s", fp->holder);
@@ -103,8 +79,8 @@ int fp_lease_acquire(struct feedpump *fp)
 
 int fp_lease_check_renew(struct feedpump *fp, MDB_txn *t)
 {
-	struct lease l;
-	if (lease_read(t, fp->d->st, &l) != 0 || strcmp(l.holder, fp->holder) != 0) {
+	struct lease_rec l;
+	if (outbox_lease_get(t, fp->d->st, &l) != 0 || strcmp(l.holder, fp->holder) != 0) {
 		log_warnx("lost the drain lease to %s (pid %lld); not writing", l.holder, l.pid);
 		fp->have_lease = 0;
 		*fp->g_lease = 0;
@@ -118,12 +94,30 @@ void fp_lease_release(struct feedpump *fp)
 	if (!fp->have_lease) return;
 	struct store *st = fp->d->st;
 	MDB_txn *t = store_begin(st, 0);
-	struct lease l;
+	struct lease_rec l;
 	int rc = 0;
-	if (lease_read(t, st, &l) == 0 && strcmp(l.holder, fp->holder) == 0)
-		rc = store_del(t, st, DB_LEASES, FEED_LEASE_KEY, strlen(FEED_LEASE_KEY));
+	if (outbox_lease_get(t, st, &l) == 0 && strcmp(l.holder, fp->holder) == 0)
+		rc = outbox_lease_del(t, st);
 	if (rc) mdb_txn_abort(t);         /* the lease then just expires */
 	else if (store_commit(t) == 0) fp->have_lease = 0;
+}
+
+void fp_lease_committed(struct feedpump *fp)
+{
+	fp->lease_until = fp->lease_writing;
+}
+
+int fp_lease_held(struct feedpump *fp)
+{
+	if (!fp->have_lease) return 0;
+	if (now_ms() < fp->lease_until) return 1;
+	/* Renewals failed until the lease ran out: another feedpump may take
+	 * it now, so this one publishes nothing more until it holds it again. */
+	log_warnx("the drain lease ran out without a renewal; draining stops until it is held again");
+	fp->have_lease = 0;
+	*fp->g_lease = 0;
+	fp_drain_flush(fp);
+	return 0;
 }
 
 int fp_lease_renew(struct feedpump *fp)
@@ -135,6 +129,12 @@ int fp_lease_renew(struct feedpump *fp)
 		if (rc < 0) { mdb_txn_abort(t); return 0; }
 		if (rc) mdb_txn_abort(t);
 		else rc = store_commit(t);
-		if (!rc || !store_write_failed(fp->d->st, rc)) return rc;
+		if (!rc) { fp_lease_committed(fp); return 0; }
+		if (store_write_failed(fp->d->st, rc)) continue;   /* the map grew: redo */
+		if (rc != MDB_MAP_FULL)             /* full: the store said so, once */
+			log_warnx("cannot renew the drain lease (%s); it ends in %lld ms unless a renewal succeeds",
+			          mdb_strerror(rc), fp->lease_until - now_ms());
+		fp_lease_held(fp);                  /* past its end: not ours any more */
+		return rc;
 	}
 }

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
-#include "matrix/json.h"
 #include "core/log.h"
+#include "core/xalloc.h"
+#include "store/events.h"
+#include "store/health.h"
 
 struct health_upd {
 	int   kind;               /* H_OK, H_FAIL, H_GONE, or -1: room seen */
@@ -17,30 +19,6 @@ struct health_upd {
 	char  err[96];
 	long long latency_ms;
 };
-
-struct hrec { long long streak, until_ms, last_ok_ms, latency_ms; char last_error[128]; };
-
-static void hrec_parse(const MDB_val *v, struct hrec *h)
-{
-	static struct json_doc d;
-	memset(h, 0, sizeof *h);
-	if (json_parse(&d, v->mv_data, v->mv_size, 4) < 0 || d.tok[0].type != JSON_OBJECT) return;
-	int t;
-	if ((t = json_obj_get(&d, 0, "streak")) >= 0 && d.tok[t].type == JSON_INT) h->streak = d.tok[t].ival;
-	if ((t = json_obj_get(&d, 0, "until_ms")) >= 0 && d.tok[t].type == JSON_INT) h->until_ms = d.tok[t].ival;
-	if ((t = json_obj_get(&d, 0, "last_ok_ms")) >= 0 && d.tok[t].type == JSON_INT) h->last_ok_ms = d.tok[t].ival;
-	if ((t = json_obj_get(&d, 0, "latency_ms")) >= 0 && d.tok[t].type == JSON_INT) h->latency_ms = d.tok[t].ival;
-	if ((t = json_obj_get(&d, 0, "last_error")) >= 0 && d.tok[t].type == JSON_STRING)
-		json_str_copy(&d, t, h->last_error, sizeof h->last_error);
-}
-
-static void hrec_encode(const struct hrec *h, struct buf *b)
-{
-	buf_printf(b, "{\"last_error\":");
-	json_put_string(b, h->last_error, strlen(h->last_error));
-	buf_printf(b, ",\"last_ok_ms\":%lld,\"latency_ms\":%lld,\"streak\":%lld,\"until_ms\":%lld}",
-	           h->last_ok_ms, h->latency_ms, h->streak, h->until_ms);
-}
 
 static long long backoff_until(struct fetchd *fd, long long streak, int gone, long long now)
 {
@@ -58,16 +36,14 @@ static void queue(struct fetchd *fd, int kind, const char *server, const char *r
 {
 	if (fd->nhq == fd->capq) {
 		int ncap = fd->capq ? fd->capq * 2 : 64;
-		struct health_upd *n = realloc(fd->hq, (size_t)ncap * sizeof *n);
-		if (!n) log_panic("out of memory");
-		fd->hq = n;
+		fd->hq = xreallocarray(fd->hq, (size_t)ncap, sizeof *fd->hq);
 		fd->capq = ncap;
 	}
 	struct health_upd *u = &fd->hq[fd->nhq++];
 	memset(u, 0, sizeof *u);
 	u->kind = kind;
-	if (!(u->server = strdup(server))) log_panic("out of memory");
-	if (room && !(u->room = strdup(room))) log_panic("out of memory");
+	u->server = xstrdup(server);
+	if (room) u->room = xstrdup(room);
 	if (err) snprintf(u->err, sizeof u->err, "%s", err);
 	u->latency_ms = lat;
 }
@@ -113,36 +89,34 @@ static int cmp_victim(const void *a, const void *b)
 static int health_prune(struct fetchd *fd, MDB_txn *t, long long now)
 {
 	struct store *st = fd->d->st;
-	MDB_stat ms;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc = mdb_stat(t, st->dbi[DB_SERVER_HEALTH], &ms);
-	if (rc || ms.ms_entries <= fd->servers_max) return rc;
+	size_t entries;
+	int rc = store_entries(t, st, DB_SERVER_HEALTH, &entries);
+	if (rc || entries <= fd->servers_max) return rc;
 	size_t n = 0, target = fd->servers_max - fd->servers_max / 8;
-	struct victim *vs = calloc(ms.ms_entries, sizeof *vs);
-	if (!vs) log_panic("out of memory");
-	if ((rc = mdb_cursor_open(t, st->dbi[DB_SERVER_HEALTH], &cur))) { free(vs); return rc; }
-	for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0 && n < ms.ms_entries;
-	     r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	struct victim *vs = xcalloc(entries, sizeof *vs);
+	struct store_iter it;
+	if ((rc = store_iter_open(&it, t, st, DB_SERVER_HEALTH, NULL, 0))) { free(vs); return rc; }
+	while (n < entries && store_iter_next(&it) == 1) {
 		char name[256];
-		struct hrec h;
-		if (k.mv_size >= sizeof name) continue;
-		memcpy(name, k.mv_data, k.mv_size);
-		name[k.mv_size] = 0;
+		const char *key;
+		size_t kl;
+		struct health_rec h;
+		store_health_row(&it.k, &it.v, &key, &kl, &h);   /* malformed: all zero, least valuable */
+		if (kl >= sizeof name) continue;
+		memcpy(name, key, kl);
+		name[kl] = 0;
 		if (server_configured(fd, name)) continue;
-		hrec_parse(&v, &h);
 		vs[n].cls = h.last_ok_ms ? 2 : h.until_ms > now ? 1 : 0;
 		vs[n].t = h.last_ok_ms ? h.last_ok_ms : h.until_ms;
-		vs[n].len = k.mv_size;
-		if (!(vs[n].name = malloc(k.mv_size))) log_panic("out of memory");
-		memcpy(vs[n].name, k.mv_data, k.mv_size);
+		vs[n].len = kl;
+		vs[n].name = xmemdup(key, kl);
 		n++;
 	}
-	mdb_cursor_close(cur);
+	store_iter_close(&it);
 	if (n > 1) qsort(vs, n, sizeof *vs, cmp_victim);
-	size_t drop = ms.ms_entries - target, dropped = 0;
+	size_t drop = entries - target, dropped = 0;
 	for (size_t i = 0; i < n && dropped < drop && rc == 0; i++) {
-		rc = store_del(t, st, DB_SERVER_HEALTH, vs[i].name, vs[i].len);
+		rc = store_health_del(t, st, vs[i].name);
 		if (rc == MDB_NOTFOUND) rc = 0;
 		else if (rc == 0) dropped++;
 	}
@@ -151,49 +125,34 @@ static int health_prune(struct fetchd *fd, MDB_txn *t, long long now)
 	if (rc == 0) {
 		*fd->c_health_pruned += dropped;
 		log_debug("server_health: %zu rows pruned (%zu kept, servers_max %zu)", dropped,
-		          (size_t)ms.ms_entries - dropped, fd->servers_max);
+		          entries - dropped, fd->servers_max);
 	}
 	return rc;
 }
 
-/* Another process grew the map: take its size (no txn of ours may be live). */
+/* Selection's read transaction: reset between uses and renewed (no
+ * allocation), since selection reads health once per fetch. A reset txn
+ * holds no snapshot, so a map another process grew may be adopted (by
+ * store_begin) while it waits. */
 static MDB_txn *rtxn;
-
-static int map_adopt(struct store *st)
-{
-	if (rtxn) { mdb_txn_abort(rtxn); rtxn = NULL; }
-	int rc = mdb_env_set_mapsize(st->env, 0);
-	if (rc) log_warnx("LMDB: cannot take the grown map size: %s", mdb_strerror(rc));
-	return rc;
-}
 
 /* Every queued update in one write txn; 0 or the LMDB error (the caller
  * aborts). The cached state of each server follows what is written. */
-static int health_write(struct fetchd *fd, MDB_txn *t, struct buf *b, long long now)
+static int health_write(struct fetchd *fd, MDB_txn *t, long long now)
 {
 	struct store *st = fd->d->st;
 	int rc = 0, added = 0;
 	for (int i = 0; i < fd->nhq && rc == 0; i++) {
 		struct health_upd *u = &fd->hq[i];
-		size_t sl = strlen(u->server);
 		if (u->kind < 0) {
-			unsigned char v[8];
-			size_t rl = strlen(u->room);
-			char *k = malloc(rl + 1 + sl);
-			if (!k) log_panic("out of memory");
-			memcpy(k, u->room, rl + 1);
-			memcpy(k + rl + 1, u->server, sl);
-			be64_put(v, (uint64_t)now);
-			rc = store_put(t, st, DB_ROOM_SERVERS, k, rl + 1 + sl, v, 8, 0);
-			free(k);
+			rc = store_room_server_seen(t, st, u->room, u->server, now, 0);
 			continue;
 		}
-		struct hrec h;
-		MDB_val v;
-		rc = store_get(t, st, DB_SERVER_HEALTH, u->server, sl, &v);
-		if (rc == 0) hrec_parse(&v, &h);
-		else if (rc == MDB_NOTFOUND) { memset(&h, 0, sizeof h); added = 1; rc = 0; }
-		else break;
+		struct health_rec h;
+		rc = store_health_get(t, st, u->server, &h);
+		if (rc == MDB_NOTFOUND) { added = 1; rc = 0; }
+		else if (rc == MDB_CORRUPTED) rc = 0;    /* rewritten whole below */
+		else if (rc) break;
 		if (u->latency_ms) h.latency_ms = u->latency_ms;
 		if (u->kind == H_OK) {
 			h.streak = 0;
@@ -210,9 +169,7 @@ static int health_write(struct fetchd *fd, MDB_txn *t, struct buf *b, long long 
 		if (h.streak && h.until_ms)
 			log_notice("server %s backed off for %lld s (streak %lld: %s)", u->server,
 			           (h.until_ms - now) / 1000, h.streak, h.last_error);
-		buf_reset(b);
-		hrec_encode(&h, b);
-		rc = store_put(t, st, DB_SERVER_HEALTH, u->server, sl, b->data, b->len, 0);
+		rc = store_health_put(t, st, u->server, &h);
 	}
 	if (rc == 0 && added) rc = health_prune(fd, t, now);
 	return rc;
@@ -228,20 +185,13 @@ void health_flush(struct fetchd *fd)
 	static long long logged_ms;
 	if (!fd->nhq) return;
 	struct store *st = fd->d->st;
-	struct buf b;
 	long long now = now_ms();
 	int rc;
-	buf_init(&b);
 	for (;;) {
-		MDB_txn *t = NULL;
-		rc = mdb_txn_begin(st->env, NULL, 0, &t);
-		if (rc == MDB_MAP_RESIZED && map_adopt(st) == 0)
-			continue;                        /* another process grew the map: adopt it */
-		if (rc == 0) {
-			rc = health_write(fd, t, &b, now);
-			if (rc) mdb_txn_abort(t);
-			else rc = mdb_txn_commit(t);     /* frees t either way */
-		}
+		MDB_txn *t = store_begin(st, 0);   /* adopts a map another process grew */
+		rc = health_write(fd, t, now);
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);         /* frees t either way */
 		if (rc == 0 || !store_write_failed(st, rc)) break;
 	}
 	/* One line per change of state, at most one a minute (a store at its
@@ -263,11 +213,7 @@ void health_flush(struct fetchd *fd)
 	}
 	for (int i = 0; i < fd->nhq; i++) { free(fd->hq[i].server); free(fd->hq[i].room); }
 	fd->nhq = 0;
-	buf_free(&b);
 }
-
-/* One read transaction (rtxn, above), reset between uses and renewed (no
- * allocation): selection reads health once per fetch. */
 
 void health_load(struct fetchd *fd, struct server **sv, int n)
 {
@@ -282,22 +228,11 @@ void health_load(struct fetchd *fd, struct server **sv, int n)
 		if (sv[i]->h_turn != fd->turn) stale = 1;
 	if (!stale) return;
 	if (rtxn && mdb_txn_renew(rtxn) != 0) { mdb_txn_abort(rtxn); rtxn = NULL; }
-	int rc = rtxn ? 0 : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn);
-	if (rc == MDB_MAP_RESIZED && map_adopt(st) == 0)
-		rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &rtxn);
-	if (rc) {
-		rtxn = NULL;
-		log_warnx("server_health: cannot begin a read transaction");
-		return;
-	}
+	if (!rtxn) rtxn = store_begin(st, 1);   /* adopts a map another process grew */
 	t = rtxn;
 	for (i = 0; i < n; i++) {
-		MDB_val v;
-		struct hrec h;
-		if (store_get(t, st, DB_SERVER_HEALTH, sv[i]->name, strlen(sv[i]->name), &v) == 0)
-			hrec_parse(&v, &h);
-		else
-			memset(&h, 0, sizeof h);
+		struct health_rec h;
+		store_health_get(t, st, sv[i]->name, &h);   /* none or malformed: all zero */
 		sv[i]->streak = (int)h.streak;
 		sv[i]->until_ms = h.until_ms;
 		if (!sv[i]->latency_ms) sv[i]->latency_ms = h.latency_ms;

@@ -6,13 +6,15 @@
  * recent latency breaking ties. A recovery (FF_PROXIED) or a request with
  * "hints_only" asks only the caller's hints. A name from anywhere but the configuration
  * (a hint, an ID, a room_servers row) must be a Matrix server name
- * (common/servername.h) or it is no candidate: "127.0.0.1:1/x?cmd=" from an
+ * (matrix/servername.h) or it is no candidate: "127.0.0.1:1/x?cmd=" from an
  * ID never becomes a URL. */
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include "matrix/servername.h"
+#include "store/events.h"
 
 #define CAND_MAX 64
 
@@ -45,10 +47,8 @@ static void cand_add(struct fetchd *fd, struct fetch *f, const char *name, size_
 		return;
 	}
 	if (server_excluded(fd, tmp) || cand_has(f, tmp)) return;
-	char **c = realloc(f->cand, (size_t)(f->ncand + 1) * sizeof *c);
-	if (!c || !(c[f->ncand] = strdup(tmp))) log_panic("out of memory");
-	f->cand = c;
-	f->ncand++;
+	f->cand = xreallocarray(f->cand, (size_t)f->ncand + 1, sizeof *f->cand);
+	f->cand[f->ncand++] = xstrdup(tmp);
 }
 
 /* "!opaque:server" / "$opaque:server" (pre-v4 event IDs): the server part. */
@@ -58,44 +58,20 @@ static void cand_from_id(struct fetchd *fd, struct fetch *f, const char *id)
 	if (colon && colon[1]) cand_add(fd, f, colon + 1, strlen(colon + 1));
 }
 
-struct seen { char name[256]; uint64_t ms; };
-
 static int cmp_seen(const void *a, const void *b)
 {
-	const struct seen *x = a, *y = b;
-	return x->ms < y->ms ? 1 : x->ms > y->ms ? -1 : 0;
+	const struct room_server *x = a, *y = b;
+	return x->last_seen_ms < y->last_seen_ms ? 1 : x->last_seen_ms > y->last_seen_ms ? -1 : 0;
 }
 
 static void cand_from_room(struct fetchd *fd, struct fetch *f, const char *room)
 {
 	struct store *st = fd->d->st;
-	size_t rl = strlen(room);
-	struct seen s[CAND_MAX];
-	int n = 0;
+	struct room_server s[CAND_MAX];
 	MDB_txn *t = store_begin(st, 1);
-	MDB_cursor *cur;
-	if (mdb_cursor_open(t, st->dbi[DB_ROOM_SERVERS], &cur) == 0) {
-		MDB_val k = { rl + 1, NULL }, v;
-		char *key = malloc(rl + 1);
-		if (!key) log_panic("out of memory");
-		memcpy(key, room, rl + 1);
-		k.mv_data = key;
-		int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-		while (rc == 0 && n < CAND_MAX && k.mv_size > rl + 1 &&
-		       memcmp(k.mv_data, room, rl + 1) == 0) {
-			size_t sl = k.mv_size - rl - 1;
-			if (sl < sizeof s[n].name) {
-				memcpy(s[n].name, (char *)k.mv_data + rl + 1, sl);
-				s[n].name[sl] = 0;
-				s[n].ms = v.mv_size >= 8 ? be64_get(v.mv_data) : 0;
-				n++;
-			}
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-		}
-		mdb_cursor_close(cur);
-		free(key);
-	}
+	int n = store_room_servers(t, st, room, s, CAND_MAX);
 	mdb_txn_abort(t);
+	if (n < 0) n = 0;       /* a read error: the other sources remain */
 	if (n > 1) qsort(s, (size_t)n, sizeof *s, cmp_seen);
 	for (int i = 0; i < n; i++) cand_add(fd, f, s[i].name, strlen(s[i].name));
 }
@@ -119,9 +95,8 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 	long long now = now_ms();
 	int usable = 0;
 	if (n > 8) {                       /* the usual one or few: no allocation */
-		sv = calloc((size_t)n, sizeof *sv);
-		r = calloc((size_t)n, sizeof *r);
-		if (!sv || !r) log_panic("out of memory");
+		sv = xcalloc((size_t)n, sizeof *sv);
+		r = xcalloc((size_t)n, sizeof *r);
 	}
 	for (int i = 0; i < n; i++) sv[i] = server_get(fd, f->cand[from + i]);
 	health_load(fd, sv, n);

@@ -6,8 +6,10 @@
  * needs no new frame plumbing, costs nothing when nobody waits, and cannot
  * miss a commit the way a lost wakeup frame could. */
 #include "served.h"
-#include "store/syncd_state.h"
+#include "store/events.h"
+#include "store/fedstate.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include "matrix/json.h"
 #include "matrix/b64.h"
 #include <stdlib.h>
@@ -23,13 +25,7 @@ struct waiter {
 
 static uint64_t stream_head(struct served *s, MDB_txn *t)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	uint64_t head = 0;
-	if (mdb_cursor_open(t, s->d->st->dbi[DB_STREAM], &c)) return 0;
-	if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) head = be64_get(k.mv_data);
-	mdb_cursor_close(c);
-	return head;
+	return store_stream_head(t, s->d->st);
 }
 
 /* The node's clock: its own stream head, merged with the clocks its peers
@@ -44,8 +40,7 @@ void fed_node_clock(struct served *s, MDB_txn *t, struct vclock *vc)
 
 void fed_identity(struct served *s, struct evhttp_request *req)
 {
-	struct vclock *vc = malloc(sizeof *vc);
-	if (!vc) { served_error(s, req, 500, "M_UNKNOWN", "out of memory"); return; }
+	struct vclock *vc = xmalloc(sizeof *vc);
 	MDB_txn *t = store_begin(s->d->st, 1);
 	fed_node_clock(s, t, vc);
 	mdb_txn_abort(t);
@@ -76,43 +71,37 @@ static int events_answer(struct served *s, struct evhttp_request *req, uint64_t 
 	buf_init(&b);
 	buf_adds(&b, "{\"events\":[");
 	MDB_txn *t = store_begin(s->d->st, 1);
-	MDB_cursor *c;
+	struct store_stream ss;
 	uint64_t next = since;
 	int n = 0;
-	if (mdb_cursor_open(t, s->d->st->dbi[DB_STREAM], &c) == 0) {
-		unsigned char kb[8];
-		be64_put(kb, since + 1);
-		MDB_val k = { 8, kb }, v;
-		int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		for (; rc == 0 && n < limit; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			if (k.mv_size != 8) continue;
+	if (store_stream_open(&ss, t, s->d->st, since + 1) == 0) {
+		while (n < limit && store_stream_next(&ss) == 1) {
 			char id[SERVED_ID_MAX];
-			if (v.mv_size == 0 || v.mv_size >= sizeof id) continue;
-			memcpy(id, v.mv_data, v.mv_size);
-			id[v.mv_size] = 0;
+			if (ss.id_len >= sizeof id) continue;
+			memcpy(id, ss.event_id, ss.id_len);
+			id[ss.id_len] = 0;
 			struct event_rec r;
-			uint64_t pos = be64_get(k.mv_data);
 			if (store_event_get(t, s->d->st, id, &r)) {
 				/* A stream row without its event is a store bug; skip it
 				 * rather than stall every follower on it forever. */
 				log_warnx("stream position %llu names %s, which is not in events",
-				          (unsigned long long)pos, id);
-				next = pos;
+				          (unsigned long long)ss.pos, id);
+				next = ss.pos;
 				continue;
 			}
 			if (n > 0 && b.len + r.pdu_len > s->events_max_bytes) break;
 			if (n) buf_addc(&b, ',');
 			buf_add(&b, r.pdu, r.pdu_len);
-			next = pos;
+			next = ss.pos;
 			n++;
 		}
-		mdb_cursor_close(c);
 	}
-	struct vclock *vc = malloc(sizeof *vc);
-	if (vc) fed_node_clock(s, t, vc);
+	store_stream_close(&ss);
+	struct vclock *vc = xmalloc(sizeof *vc);
+	fed_node_clock(s, t, vc);
 	mdb_txn_abort(t);
 	buf_printf(&b, "],\"next\":%llu,\"vclock\":", (unsigned long long)next);
-	if (vc) vclock_to_json(vc, &b); else buf_adds(&b, "{}");
+	vclock_to_json(vc, &b);
 	buf_addc(&b, '}');
 	free(vc);
 	*s->c_events_served += (uint64_t)n;
@@ -200,8 +189,7 @@ size_t fed_waiter_size(void) { return sizeof(struct waiter); }
 void fed_init(struct served *s)
 {
 	s->waiters_cap = s->max_waiters > 0 ? s->max_waiters : 1;
-	s->waiters = calloc((size_t)s->waiters_cap, sizeof *s->waiters);
-	if (!s->waiters) fatalx("out of memory");
+	s->waiters = xcalloc((size_t)s->waiters_cap, sizeof *s->waiters);
 	s->poll_ev = event_new(s->d->base, -1, EV_PERSIST, poll_tick, s);
 	if (!s->poll_ev) fatalx("event_new failed");
 }

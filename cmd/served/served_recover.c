@@ -1,4 +1,4 @@
-/* served_recover.c: cache-warm recovery (seed 002). A miss for an event is
+/* served_recover.c: cache-warm recovery. A miss for an event is
  * answered 404 at once; recovery runs behind it: a bounded in-process queue
  * (full: drop and count), in-memory dedup of what is queued or in flight,
  * then cross-request/cross-instance dedup by a SetNX claim with a TTL in
@@ -7,7 +7,7 @@
  * carries X-Fed-Proxied: 1 and the upstream never re-proxies (one hop).
  * Recovered PDUs go into inbox (one txn) and on to validated as FT_EVENT;
  * purgatoryd stores them and the next request finds them.
- * Hostile-world rules (issue 13): recovery asks only [served] upstreams,
+ * Hostile-world rules: recovery asks only [served] upstreams,
  * so an ID naming another server (room v1/v2 "$x:server") is not recovered
  * (fetchd would ask that server too); one client address has at most
  * recover_per_client jobs queued or in flight; expired claims are swept a
@@ -16,6 +16,8 @@
  * reads go on. */
 #include "served.h"
 #include "core/log.h"
+#include "core/xalloc.h"
+#include "store/claims.h"
 #include "matrix/json.h"
 #include <stdlib.h>
 #include <string.h>
@@ -54,21 +56,15 @@ static int claim(struct served *s, const char *id)
 	char k[SERVED_ID_MAX + 16];
 	int kn = snprintf(k, sizeof k, "recover:%s", id);
 	for (;;) {
-		long long now = now_ms();
-		MDB_txn *t;
-		int rc = mdb_txn_begin(s->d->st->env, NULL, 0, &t);
-		if (rc) { (*s->c_rec_claim_errors)++; return 1; }
-		MDB_val v;
-		rc = store_get(t, s->d->st, DB_CLAIMS, k, (size_t)kn, &v);
-		if (rc == 0 && v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) {
+		MDB_txn *t = store_begin(s->d->st, 0);
+		int held;
+		int rc = store_claim_take(t, s->d->st, k, (size_t)kn, now_ms(), s->claim_ttl, &held);
+		if (!rc && held) {
 			mdb_txn_abort(t);
 			return 0;
 		}
-		unsigned char e[8];
-		be64_put(e, (uint64_t)(now + s->claim_ttl));
-		rc = store_put(t, s->d->st, DB_CLAIMS, k, (size_t)kn, e, 8, 0);
 		if (rc) mdb_txn_abort(t);
-		else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+		else rc = store_commit(t);            /* frees t, also on failure */
 		if (!rc) return 1;
 		if (store_write_failed(s->d->st, rc)) continue;   /* map grown: redo */
 		(*s->c_rec_claim_errors)++;
@@ -93,40 +89,37 @@ static void sweep_cb(struct daemon *d, void *arg)
 	int n = 0;
 	long long now = now_ms();
 	MDB_txn *t = store_begin(d->st, 1);
-	MDB_cursor *c;
-	int rc = mdb_cursor_open(t, d->st->dbi[DB_CLAIMS], &c);
-	if (rc) { mdb_txn_abort(t); return; }
-	MDB_val k = { sweep_from_len, sweep_from }, v;
-	rc = mdb_cursor_get(c, &k, &v, sweep_from_len ? MDB_SET_RANGE : MDB_FIRST);
-	for (int scanned = 0; rc == 0 && scanned < SWEEP_SCAN && n < batch;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), scanned++) {
-		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
-		if (k.mv_size > sizeof keys[0]) continue;
-		memcpy(keys[n], k.mv_data, k.mv_size);
-		klen[n++] = k.mv_size;
+	struct store_iter it;
+	int rc = store_iter_open(&it, t, d->st, DB_CLAIMS, NULL, 0);
+	if (rc) { store_iter_close(&it); mdb_txn_abort(t); return; }
+	if (sweep_from_len) store_iter_from(&it, sweep_from, sweep_from_len);
+	int r = 0, scanned = 0;
+	while (scanned < SWEEP_SCAN && n < batch && (r = store_iter_next(&it)) == 1) {
+		scanned++;
+		if (!store_claim_expired(&it.v, now)) continue;
+		if (it.k.mv_size > sizeof keys[0]) continue;
+		memcpy(keys[n], it.k.mv_data, it.k.mv_size);
+		klen[n++] = it.k.mv_size;
 	}
-	if (rc == 0 && k.mv_size <= sizeof sweep_from) {   /* stopped early: resume here */
-		memcpy(sweep_from, k.mv_data, k.mv_size);
-		sweep_from_len = k.mv_size;
+	/* Stopped early (not at the end, no error): resume at the next row. */
+	if (r == 1 && store_iter_next(&it) == 1 && it.k.mv_size <= sizeof sweep_from) {
+		memcpy(sweep_from, it.k.mv_data, it.k.mv_size);
+		sweep_from_len = it.k.mv_size;
 	} else {
 		sweep_from_len = 0;                           /* the end (or an error): wrap */
 	}
-	mdb_cursor_close(c);
+	store_iter_close(&it);
 	mdb_txn_abort(t);
 	if (!n) return;
-	if ((rc = mdb_txn_begin(d->st->env, NULL, 0, &t))) return;
+	t = store_begin(d->st, 0);
 	int deleted = 0;
 	for (int i = 0; i < n && !rc; i++) {
-		rc = store_get(t, d->st, DB_CLAIMS, keys[i], klen[i], &v);
-		if (rc == MDB_NOTFOUND) { rc = 0; continue; }
-		if (rc) break;
-		if (v.mv_size == 8 && (long long)be64_get(v.mv_data) > now) continue;
-		rc = store_del(t, d->st, DB_CLAIMS, keys[i], klen[i]);
-		if (rc == MDB_NOTFOUND) rc = 0;
-		else if (!rc) deleted++;
+		int del;
+		rc = store_claim_del_expired(t, d->st, keys[i], klen[i], now, &del);
+		deleted += del;
 	}
 	if (rc) mdb_txn_abort(t);
-	else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+	else rc = store_commit(t);            /* frees t, also on failure */
 	if (rc) {
 		if (batch > 1) batch /= 2;
 		store_write_failed(d->st, rc);   /* grown or not: the next turn retries */
@@ -259,7 +252,7 @@ void recover_on_frame(struct served *s, struct frame *f)
 			idx[n++] = e;
 		}
 		if (rc) mdb_txn_abort(t);
-		else rc = mdb_txn_commit(t);          /* frees t, also on failure */
+		else rc = store_commit(t);            /* frees t, also on failure */
 		if (!rc) break;
 		n = 0;
 		if (store_write_failed(s->d->st, rc)) continue;   /* map grown: redo */
@@ -290,8 +283,7 @@ void recover_apply(struct served *s)
 	s->rec_per_client = (int)cfg_int(&d->cfg, "served", "recover_per_client");
 	int cap = (int)cfg_int(&d->cfg, "served", "recover_queue");
 	if (cap != s->rq_cap) {              /* new ring; jobs beyond the new cap are dropped */
-		struct recover_job *nq = calloc((size_t)cap, sizeof *nq);
-		if (!nq) fatalx("out of memory");
+		struct recover_job *nq = xcalloc((size_t)cap, sizeof *nq);
 		int keep = s->rq_len < cap ? s->rq_len : cap;
 		for (int i = 0; i < keep; i++) nq[i] = s->rq[(s->rq_head + i) % s->rq_cap];
 		*s->c_rec_dropped += (uint64_t)(s->rq_len - keep);
@@ -301,8 +293,7 @@ void recover_apply(struct served *s)
 	int icap = (int)cfg_int(&d->cfg, "served", "recover_inflight");
 	if (icap != s->inflight_cap) {       /* room for what is already in flight */
 		int room = icap > s->ninflight ? icap : s->ninflight;
-		struct recover_job *ni = calloc((size_t)room, sizeof *ni);
-		if (!ni) fatalx("out of memory");
+		struct recover_job *ni = xcalloc((size_t)room, sizeof *ni);
 		if (s->ninflight) memcpy(ni, s->inflight, (size_t)s->ninflight * sizeof *ni);
 		free(s->inflight);
 		s->inflight = ni;
@@ -319,9 +310,8 @@ void recover_apply(struct served *s)
 	for (const char *p = list; *p;) {
 		size_t l = strcspn(p, ", \t");
 		if (l) {
-			char **nu = realloc(upstream, (nupstream + 1) * sizeof *nu);
-			if (!nu || !(nu[nupstream] = strndup(p, l))) fatalx("out of memory");
-			upstream = nu;
+			upstream = xreallocarray(upstream, nupstream + 1, sizeof *upstream);
+			upstream[nupstream] = xmemdup(p, l);
 			if (nupstream++) buf_addc(&upstream_json, ',');
 			json_put_string(&upstream_json, p, l);
 			p += l;

@@ -1,4 +1,4 @@
-/* syncd_peer.c: one pull loop per peer (seed 001). A round: identity
+/* syncd_peer.c: one pull loop per peer. A round: identity
  * handshake (schema supported, node ID non-empty, pinned on first success,
  * a changed ID stops the peer until `fedctl peer reset`), the peer's key
  * document (verified, stored for validated), then pulls from the durable
@@ -13,7 +13,7 @@
  * Health reason codes (fixed): ok, paused, refused, timeout, dns, tls,
  * unauthorized, http_status, bad_body, too_large, schema_unsupported,
  * identity_changed, name_mismatch, bad_key_doc, key_conflict, internal.
- * Trust (issue 13): the peer is the server [peer] server_name names, or
+ * Trust: the peer is the server [peer] server_name names, or
  * (unset) the one it said at first success, pinned with its node ID; a
  * later change of either stops it like a node ID change. Keys are taken
  * only for that name, and a stored key never changes. */
@@ -22,6 +22,9 @@
 #include "matrix/json.h"
 #include "matrix/keys.h"
 #include "core/log.h"
+#include "core/xalloc.h"
+#include "store/fedstate.h"
+#include "store/health.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,20 +36,6 @@ static void schedule(struct peer *p, long long ms);
 static long long full_retry_ms(struct syncd *sy);
 
 static void on_events(struct peer *p);
-
-/* Does a small write fit now? Tried in a write txn, then aborted (LMDB
- * allocates pages at put time). 0 if it fits. */
-static int store_probe(struct peer *p)
-{
-	struct store *st = p->sy->d->st;
-	char k[256];
-	size_t kn = store_key2(k, sizeof k, p->cfg.name, "probe");
-	MDB_val key = { kn, k }, val = { 256, NULL };
-	MDB_txn *t = store_begin(st, 0);
-	int rc = mdb_put(t, st->dbi[DB_FEDERATION_STATE], &key, &val, MDB_RESERVE);
-	mdb_txn_abort(t);
-	return rc;
-}
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -61,7 +50,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (sy->full) {
 		/* Store full: no request to the peer until a small write fits. */
-		if (store_probe(p)) {
+		if (fstate_probe(p->sy->d->st, p->cfg.name)) {
 			(*sy->c_store_full_waits)++;
 			schedule(p, full_retry_ms(sy));
 			return;
@@ -308,13 +297,12 @@ static void decide(struct peer *p)
 	/* Skip a pull only on what the peer says of its own stream against our
 	 * cursor on it: never on what any peer asserted about another node
 	 * (a clock merged from peers' claims could be poisoned to make us skip
-	 * the real node forever; issue 13). */
-	struct vclock *mine = malloc(sizeof *mine), *theirs = malloc(sizeof *theirs);
-	if (!mine || !theirs) log_panic("out of memory");
+	 * the real node forever). */
+	struct vclock *mine = xmalloc(sizeof *mine), *theirs = xmalloc(sizeof *theirs);
 	MDB_txn *t = store_begin(sy->d->st, 1);
 	uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
-	MDB_stat ist;
-	mdb_stat(t, sy->d->st->dbi[DB_INBOX], &ist);
+	size_t inbox_rows;
+	store_entries(t, sy->d->st, DB_INBOX, &inbox_rows);   /* an error reads as 0 */
 	mdb_txn_abort(t);
 	vclock_init(mine);
 	vclock_advance(mine, p->node_id, cursor);
@@ -322,9 +310,9 @@ static void decide(struct peer *p)
 	enum vclock_order o = vclock_compare(theirs, mine);
 	free(mine);
 	free(theirs);
-	if ((long long)ist.ms_entries > sy->inbox_high) {
+	if ((long long)inbox_rows > sy->inbox_high) {
 		log_info("peer %s: inbox holds %zu entries (> %lld): pausing pulls", p->cfg.name,
-		         ist.ms_entries, sy->inbox_high);
+		         inbox_rows, sy->inbox_high);
 		p->phase = PH_IDLE;
 		schedule(p, 1000);
 		return;
@@ -567,8 +555,7 @@ static void on_events(struct peer *p)
 		if (d.tok[e].type != JSON_OBJECT) { fail(p, "bad_body", "events[] holds a non-object"); goto out; }
 	int n = (int)d.tok[ev].size;
 	uint64_t next = (uint64_t)d.tok[nx].ival;
-	struct vclock *rv = malloc(sizeof *rv);
-	if (!rv) log_panic("out of memory");
+	struct vclock *rv = xmalloc(sizeof *rv);
 	vclock_init(rv);
 	if (vc >= 0) vclock_from_json(rv, &d, vc);
 	/* One txn: inbox entries + cursor + last_seen (+ clock). Any error
@@ -599,9 +586,9 @@ static void on_events(struct peer *p)
 		be64_put(b8, (uint64_t)now_ms());
 		if (!rc) rc = fstate_put(t, st, p->cfg.name, "last_seen", b8, 8);
 		/* An answer from the peer is inbound traffic from its server: fetchd's
-		 * backoff for that server no longer holds (issue 4). */
+		 * backoff for that server no longer holds. */
 		if (!rc) {
-			int r2 = store_del(t, st, DB_SERVER_HEALTH, p->server_name, strlen(p->server_name));
+			int r2 = store_health_del(t, st, p->server_name);
 			if (r2 && r2 != MDB_NOTFOUND) rc = r2;
 		}
 		if (!rc && caught_up && rv->n) {
@@ -686,22 +673,22 @@ void peer_resend_inbox(struct syncd *sy)
 	MDB_txn *t = store_begin(st, 1);
 	for (size_t i = 0; i < sy->npeers && nn < 16; i++)
 		if (fstate_get(t, st, sy->peers[i]->cfg.name, "server_name", names[nn], sizeof names[nn]) > 0) nn++;
-	MDB_cursor *c;
-	MDB_val k, v;
+	struct store_iter it;
 	uint64_t sent = 0;
-	if (nn && mdb_cursor_open(t, st->dbi[DB_INBOX], &c) == 0) {
-		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+	if (nn && store_iter_open(&it, t, st, DB_INBOX, NULL, 0) == 0) {
+		while (store_iter_next(&it) == 1) {
 			struct inbox_rec r;
-			if (k.mv_size != 8 || store_inbox_parse(&v, &r)) continue;
+			uint64_t seq;
+			if (store_inbox_row(&it.k, &it.v, &seq, &r)) continue;
 			int ours = 0;
 			for (int i = 0; i < nn && !ours; i++)
 				ours = strlen(names[i]) == r.from_len && !memcmp(names[i], r.from, r.from_len);
 			if (!ours) continue;
-			if (daemon_emit(sy->d, "validated", FT_EVENT, 0, be64_get(k.mv_data), r.bytes, r.len) < 0) break;
+			if (daemon_emit(sy->d, "validated", FT_EVENT, 0, seq, r.bytes, r.len) < 0) break;
 			sent++;
 		}
-		mdb_cursor_close(c);
 	}
+	if (nn) store_iter_close(&it);
 	mdb_txn_abort(t);
 	*sy->c_resent += sent;
 	if (sent) log_info("re-sent %llu inbox entries to validated", (unsigned long long)sent);

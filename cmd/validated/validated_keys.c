@@ -7,6 +7,7 @@
 #include <string.h>
 #include "validated.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 void vkeys_init(struct vkeys *k, struct store *st)
 {
@@ -33,10 +34,7 @@ static void add_own_key(struct vkeys *k, const struct config *c)
 	}
 	if (k->kr.n == k->kr.cap) {
 		size_t cap = k->kr.cap ? k->kr.cap * 2 : 8;
-		struct verify_key *nk = realloc(k->kr.k, cap * sizeof *nk);
-		if (!nk)
-			fatal("out of memory");
-		k->kr.k = nk;
+		k->kr.k = xreallocarray(k->kr.k, cap, sizeof *k->kr.k);
 		k->kr.cap = cap;
 	}
 	struct verify_key *v = &k->kr.k[k->kr.n++];

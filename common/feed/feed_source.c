@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include "feed/feed_source.h"
 #include "core/buf.h"
+#include "core/xalloc.h"
+#include "store/events.h"
 
 extern const struct feed_source_ops feed_source_nats_ops;
 const void *const feed_source_builtin_anchor[] = { &feed_source_nats_ops };
@@ -32,8 +34,7 @@ struct feed_source *feed_source_open(const char *spec, const struct feed_opts *o
 	const char *arg = colon ? colon + 1 : "";
 	for (int i = 0; i < nsources; i++) {
 		if (strlen(sources[i]->name) != nl || strncmp(sources[i]->name, spec, nl)) continue;
-		struct feed_source *s = calloc(1, sizeof *s);
-		if (!s) { snprintf(err, errlen, "out of memory"); return NULL; }
+		struct feed_source *s = xcalloc(1, sizeof *s);
 		s->ops = sources[i];
 		if (s->ops->open(s, arg, o, st, err, errlen) < 0) { free(s); return NULL; }
 		return s;
@@ -88,8 +89,7 @@ static int filesrc_open(struct feed_source *s, const char *arg, const struct fee
 	const char *dir = *arg ? arg : o->dir;
 	if (!dir || !*dir) { snprintf(err, errlen, "file source: no directory (file:DIR or [feed] dir)"); return -1; }
 	if (access(dir, R_OK | X_OK) < 0) { snprintf(err, errlen, "file source %.200s: %s", dir, strerror(errno)); return -1; }
-	struct file_src *f = calloc(1, sizeof *f);
-	if (!f) return -1;
+	struct file_src *f = xcalloc(1, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "%s", dir);
 	s->priv = f;
 	return 0;
@@ -125,18 +125,16 @@ static int filesrc_poll(struct feed_source *s, uint64_t since, size_t max, long 
 		if (feed_file_parse(de->d_name, &cv, id, sizeof id) < 0 || cv <= since) continue;
 		if (nv == cap) {
 			cap = cap ? cap * 2 : 256;
-			struct name_cv *nvv = realloc(v, cap * sizeof *v);
-			if (!nvv) abort();
-			v = nvv;
+			v = xreallocarray(v, cap, sizeof *v);
 		}
 		v[nv].cv = cv;
-		v[nv].name = strdup(de->d_name);
+		v[nv].name = xstrdup(de->d_name);
 		nv++;
 	}
 	closedir(d);
 	if (nv > 1) qsort(v, nv, sizeof *v, cmp_cv);   /* v is NULL when nothing is new */
 	size_t take = nv < max ? nv : max;
-	struct feed_item *it = take ? calloc(take, sizeof *it) : NULL;
+	struct feed_item *it = take ? xcalloc(take, sizeof *it) : NULL;
 	size_t got = 0;
 	for (size_t i = 0; i < take; i++) {
 		char path[1400];
@@ -175,25 +173,26 @@ static int localsrc_poll(struct feed_source *s, uint64_t since, size_t max, long
 {
 	struct store *st = s->priv;
 	MDB_txn *t = store_begin(st, 1);
-	MDB_cursor *c;
-	if (mdb_cursor_open(t, st->dbi[DB_STREAM], &c)) { mdb_txn_abort(t); snprintf(err, errlen, "stream cursor"); return -1; }
-	unsigned char kb[8];
-	be64_put(kb, since + 1);
-	MDB_val k = { 8, kb }, v;
-	struct feed_item *it = calloc(max ? max : 1, sizeof *it);
+	struct store_stream ss;
+	if (store_stream_open(&ss, t, st, since + 1)) {
+		store_stream_close(&ss);
+		mdb_txn_abort(t);
+		snprintf(err, errlen, "stream cursor");
+		return -1;
+	}
+	struct feed_item *it = xcalloc(max ? max : 1, sizeof *it);
 	size_t got = 0;
 	struct buf b;
 	buf_init(&b);
-	for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && got < max;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 || v.mv_size == 0 || v.mv_size >= sizeof it[0].event_id) continue;
+	while (got < max && store_stream_next(&ss) == 1) {
+		if (ss.id_len >= sizeof it[0].event_id) continue;
 		struct feed_event e = {0};
 		char id[256];
-		memcpy(id, v.mv_data, v.mv_size);
-		id[v.mv_size] = 0;
+		memcpy(id, ss.event_id, ss.id_len);
+		id[ss.id_len] = 0;
 		struct event_rec er;
 		if (store_event_get(t, st, id, &er) != 0) continue;
-		e.pos = e.control_version = be64_get(k.mv_data);
+		e.pos = e.control_version = ss.pos;
 		e.event_id = id;
 		e.room_id = er.room_id; e.room_len = er.room_len;
 		e.pdu = er.pdu; e.pdu_len = er.pdu_len;
@@ -206,7 +205,7 @@ static int localsrc_poll(struct feed_source *s, uint64_t since, size_t max, long
 		got++;
 	}
 	buf_free(&b);
-	mdb_cursor_close(c);
+	store_stream_close(&ss);
 	mdb_txn_abort(t);
 	*items = it; *n = got;
 	return 0;

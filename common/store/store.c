@@ -1,9 +1,12 @@
 /* store.c: the LMDB environment: every named database opened once, schema
- * version checked, and the small record helpers several stages share
- * (see store.h for layouts and which stage writes which table). */
+ * version checked, begin/commit and the store-full state, the prefix-scan
+ * iterator, counters and the node ID in meta. Each table family's records
+ * live in its own module (events.c, inbox.c, outbox.c, fedstate.c,
+ * server_keys.c, health.c, claims.c; pstore.c for purgatory). */
 #include "store/store.h"
 #include "core/log.h"
 #include "core/daemon.h"
+#include "core/xalloc.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -44,8 +47,9 @@ static size_t map_now(struct store *s)
  * process (the gate is held, or there is one thread). Returns the size. */
 static size_t adopt_map(struct store *s, size_t floor)
 {
-	if (mdb_env_set_mapsize(s->env, 0) == 0 && map_now(s) < floor)
-		mdb_env_set_mapsize(s->env, floor);
+	int rc = mdb_env_set_mapsize(s->env, 0);
+	if (rc == 0 && map_now(s) < floor) rc = mdb_env_set_mapsize(s->env, floor);
+	if (rc) log_warnx("LMDB: cannot set the map size: %s", mdb_strerror(rc));
 	return map_now(s);
 }
 
@@ -62,9 +66,14 @@ int store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
 	}
 	int rc = mdb_env_create(&s->env);
 	if (rc) { snprintf(err, errlen, "mdb_env_create: %s", mdb_strerror(rc)); return -1; }
-	mdb_env_set_maxdbs(s->env, DB__COUNT + 4);
-	mdb_env_set_maxreaders(s->env, 512);
-	mdb_env_set_mapsize(s->env, mapsize ? mapsize : (size_t)8 << 30);
+	if ((rc = mdb_env_set_maxdbs(s->env, DB__COUNT + 4)) ||
+	    (rc = mdb_env_set_maxreaders(s->env, 512)) ||
+	    (rc = mdb_env_set_mapsize(s->env, mapsize ? mapsize : (size_t)8 << 30))) {
+		snprintf(err, errlen, "cannot set up LMDB environment %s: %s", dir, mdb_strerror(rc));
+		mdb_env_close(s->env);
+		s->env = NULL;
+		return -1;
+	}
 	/* NOTLS: read txns are not tied to threads (validated's workers). The
 	 * environment is always opened read-write so a first reader can create
 	 * the databases; "readonly" users only ever begin read txns. */
@@ -75,7 +84,7 @@ int store_open(struct store *s, const char *dir, size_t mapsize, int readonly,
 		s->env = NULL;
 		return -1;
 	}
-	mdb_env_set_userctx(s->env, s);
+	(void)mdb_env_set_userctx(s->env, s);   /* fails only without an env */
 	/* A map grown earlier (by any process) is recorded in the environment:
 	 * use the larger of it and the configured size, never less. */
 	size_t want = mapsize ? mapsize : (size_t)8 << 30;
@@ -249,6 +258,14 @@ int store_del(MDB_txn *t, struct store *s, int db, const void *k, size_t kn)
 	return mdb_del(t, s->dbi[db], &key, NULL);
 }
 
+int store_entries(MDB_txn *t, struct store *s, int db, size_t *n)
+{
+	MDB_stat ms;
+	int rc = mdb_stat(t, s->dbi[db], &ms);
+	*n = rc ? 0 : ms.ms_entries;
+	return rc;
+}
+
 int store_seq_take(MDB_txn *t, struct store *s, const char *name, uint64_t *out)
 {
 	MDB_val v;
@@ -268,81 +285,6 @@ uint64_t store_next_seq(MDB_txn *t, struct store *s, const char *name)
 	return store_seq_take(t, s, name, &next) ? 0 : next;
 }
 
-int store_event_get(MDB_txn *t, struct store *s, const char *event_id, struct event_rec *r)
-{
-	MDB_val v;
-	int rc = store_get(t, s, DB_EVENTS, event_id, strlen(event_id), &v);
-	if (rc) return rc;
-	const unsigned char *p = v.mv_data;
-	if (v.mv_size < 12) return MDB_CORRUPTED;
-	r->pos = be64_get(p);
-	r->room_version = p[8];
-	r->redacted = p[9] & 1;
-	r->room_len = be16_get(p + 10);
-	if (12 + r->room_len > v.mv_size) return MDB_CORRUPTED;
-	r->room_id = (const char *)p + 12;
-	r->pdu = (const char *)p + 12 + r->room_len;
-	r->pdu_len = v.mv_size - 12 - r->room_len;
-	return 0;
-}
-
-int store_event_exists(MDB_txn *t, struct store *s, const char *event_id)
-{
-	MDB_val v;
-	return store_get(t, s, DB_EVENTS, event_id, strlen(event_id), &v) == 0;
-}
-
-int store_room_version(MDB_txn *t, struct store *s, const char *room_id)
-{
-	MDB_val v;
-	if (store_get(t, s, DB_ROOMS, room_id, strlen(room_id), &v) || v.mv_size < 1) return 0;
-	return ((const unsigned char *)v.mv_data)[0];
-}
-
-int store_inbox_put(MDB_txn *t, struct store *s, const char *from, const void *bytes,
-                    size_t n, uint64_t *seq_out)
-{
-	size_t fl = from ? strlen(from) : 0;
-	if (fl > 65535) fl = 65535;
-	uint64_t seq;
-	int rc = store_seq_take(t, s, "inbox_next", &seq);
-	if (rc) return rc;
-	unsigned char k[8];
-	be64_put(k, seq);
-	MDB_val key = { 8, k }, val = { 8 + 2 + fl + n, NULL };
-	rc = mdb_put(t, s->dbi[DB_INBOX], &key, &val, MDB_RESERVE);
-	if (rc) return rc;
-	unsigned char *p = val.mv_data;
-	be64_put(p, (uint64_t)now_ms());
-	be16_put(p + 8, (uint16_t)fl);
-	if (fl) memcpy(p + 10, from, fl);
-	if (n) memcpy(p + 10 + fl, bytes, n);
-	if (seq_out) *seq_out = seq;
-	return 0;
-}
-
-int store_inbox_parse(const MDB_val *v, struct inbox_rec *r)
-{
-	const unsigned char *p = v->mv_data;
-	if (v->mv_size < 10) return MDB_CORRUPTED;
-	r->received_ms = be64_get(p);
-	r->from_len = be16_get(p + 8);
-	if (10 + r->from_len > v->mv_size) return MDB_CORRUPTED;
-	r->from = (const char *)p + 10;
-	r->bytes = (const char *)p + 10 + r->from_len;
-	r->len = v->mv_size - 10 - r->from_len;
-	return 0;
-}
-
-int store_inbox_get(MDB_txn *t, struct store *s, uint64_t seq, struct inbox_rec *r)
-{
-	unsigned char k[8];
-	be64_put(k, seq);
-	MDB_val v;
-	int rc = store_get(t, s, DB_INBOX, k, 8, &v);
-	return rc ? rc : store_inbox_parse(&v, r);
-}
-
 size_t store_key2(char *out, size_t cap, const char *a, const char *b)
 {
 	size_t an = strlen(a), bn = strlen(b);
@@ -351,44 +293,6 @@ size_t store_key2(char *out, size_t cap, const char *a, const char *b)
 	out[an] = 0;
 	memcpy(out + an + 1, b, bn);
 	return an + 1 + bn;
-}
-
-int store_key_put(MDB_txn *t, struct store *s, const char *server, const char *key_id,
-                  const unsigned char pk[32], int64_t valid_until_ts)
-{
-	char k[512];
-	size_t kn = store_key2(k, sizeof(k), server, key_id);
-	if (!kn) return MDB_BAD_VALSIZE;
-	/* A (server, key ID) names one public key forever: whoever hands us
-	 * another one for it is refused (only its validity may change). */
-	MDB_val have;
-	int rc = store_get(t, s, DB_SERVER_KEYS, k, kn, &have);
-	if (rc == 0) {
-		if (have.mv_size != 40) return MDB_CORRUPTED;
-		if (memcmp(have.mv_data, pk, 32)) return STORE_KEY_CONFLICT;
-		if ((int64_t)be64_get((const unsigned char *)have.mv_data + 32) == valid_until_ts) return 0;
-	} else if (rc != MDB_NOTFOUND) {
-		return rc;
-	}
-	unsigned char v[40];
-	memcpy(v, pk, 32);
-	be64_put(v + 32, (uint64_t)valid_until_ts);
-	return store_put(t, s, DB_SERVER_KEYS, k, kn, v, sizeof(v), 0);
-}
-
-int store_key_get(MDB_txn *t, struct store *s, const char *server, const char *key_id,
-                  unsigned char pk[32], int64_t *valid_until_ts)
-{
-	char k[512];
-	size_t kn = store_key2(k, sizeof(k), server, key_id);
-	if (!kn) return MDB_NOTFOUND;
-	MDB_val v;
-	int rc = store_get(t, s, DB_SERVER_KEYS, k, kn, &v);
-	if (rc) return rc;
-	if (v.mv_size != 40) return MDB_CORRUPTED;
-	memcpy(pk, v.mv_data, 32);
-	if (valid_until_ts) *valid_until_ts = (int64_t)be64_get((const unsigned char *)v.mv_data + 32);
-	return 0;
 }
 
 /* ULID: 48-bit millisecond time + 80 random bits, Crockford base32. */
@@ -484,8 +388,7 @@ int store_write_failed(struct store *s, int rc)
 static int daemon_store_open(struct daemon *d)
 {
 	char err[1024];
-	struct store *s = calloc(1, sizeof *s);
-	if (!s) log_panic("out of memory");
+	struct store *s = xcalloc(1, sizeof *s);
 	const char *dir = cfg_str(&d->cfg, "node", "state_dir");
 	if (store_open(s, dir, (size_t)cfg_size(&d->cfg, "node", "map_size"), 0, err, sizeof(err)) < 0) {
 		log_err("%s", err);

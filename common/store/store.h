@@ -21,7 +21,18 @@
  *   applied_events  feed consumers (fedctl feed apply)
  *   meta .......... whoever opens a new environment first (schema, node_id)
  *
- * Record layouts (all integers big-endian; "str" = u16 length + bytes):
+ * Record layouts (all integers big-endian; "str" = u16 length + bytes).
+ * Each table's bytes are known by one module, whose header says so:
+ *   store/events.h ...... events, stream, rooms, room_extremities, room_servers
+ *   store/inbox.h ....... inbox
+ *   store/pstore.h ...... purgatory, missing_index, rejects, expired
+ *   store/outbox.h ...... outbox, feed_dead, leases (the lease, the feed cursor)
+ *   store/fedstate.h .... federation_state
+ *   store/server_keys.h . server_keys
+ *   store/health.h ...... server_health
+ *   store/claims.h ...... claims
+ *   store.c ............. meta
+ *
  *   events      key event_id            val u64 stream_pos | u8 room_version |
  *                                           u8 flags (1 = stored redacted) | str room_id |
  *                                           canonical PDU bytes (rest)
@@ -45,12 +56,13 @@
  *   federation_state key "<peer>\0<field>"   val bytes (fields: cursor, last_seen,
  *                                           node_id, vclock (the peer's, as last
  *                                           caught up), health, server_name; see
- *                                           common/syncd_state.h)
+ *                                           store/fedstate.h)
  *   server_keys key server \0 key_id    val 32-byte ed25519 pk | u64 valid_until_ts
  *   server_health key server            val JSON {"streak","until_ms","last_error",
  *                                           "last_ok_ms","latency_ms"}
  *   claims      key string              val u64 expires_ms ("recover:<event_id>")
- *   leases      key name                val JSON {"holder","pid","until_ms"}
+ *   leases      key name                val JSON {"holder","pid","renewed","until_ms"}
+ *               key "feed_cursor"       val u64 (the first outbox position not yet done)
  *   meta        key string              val bytes ("schema_version" = u32, "node_id" = ULID,
  *                                           "stream_next" = u64, "inbox_next" = u64)
  */
@@ -132,6 +144,8 @@ int  store_get(MDB_txn *t, struct store *s, int db, const void *k, size_t kn, MD
 int  store_put(MDB_txn *t, struct store *s, int db, const void *k, size_t kn,
                const void *v, size_t vn, unsigned flags);
 int  store_del(MDB_txn *t, struct store *s, int db, const void *k, size_t kn);
+/* How many rows db holds: 0 (*n set) or the LMDB error. */
+int  store_entries(MDB_txn *t, struct store *s, int db, size_t *n);
 /* A two-part key "a \0 b" (set-valued and per-peer tables) into out;
  * returns its length, or 0 if it does not fit in cap. */
 size_t store_key2(char *out, size_t cap, const char *a, const char *b);
@@ -172,38 +186,6 @@ int  store_iter_next(struct store_iter *it);
 int  store_iter_del(struct store_iter *it);
 void store_iter_close(struct store_iter *it);
 
-/* events */
-struct event_rec {
-	uint64_t    pos;
-	int         room_version;
-	int         redacted;
-	const char *room_id; size_t room_len;
-	const char *pdu;     size_t pdu_len;    /* point into the txn's map */
-};
-int  store_event_get(MDB_txn *t, struct store *s, const char *event_id, struct event_rec *r);
-int  store_event_exists(MDB_txn *t, struct store *s, const char *event_id);
-/* Room version from the rooms table; 0 if the room is unknown. */
-int  store_room_version(MDB_txn *t, struct store *s, const char *room_id);
-
-/* inbox */
-int  store_inbox_put(MDB_txn *t, struct store *s, const char *from, const void *bytes,
-                     size_t n, uint64_t *seq_out);
-struct inbox_rec { uint64_t received_ms; const char *from; size_t from_len;
-                   const char *bytes; size_t len; };
-int  store_inbox_get(MDB_txn *t, struct store *s, uint64_t seq, struct inbox_rec *r);
-int  store_inbox_parse(const MDB_val *v, struct inbox_rec *r);
-
-/* server_keys (verified keys only). store_key_put never changes the public
- * key of a stored (server, key ID): a different pk is refused with
- * STORE_KEY_CONFLICT (nothing written, the txn stays usable; not an LMDB
- * error: LMDB's are MDB_* or errno values); the same pk updates
- * valid_until_ts. Other returns: 0 or an LMDB error (abort the txn). */
-#define STORE_KEY_CONFLICT (-30000)
-int  store_key_put(MDB_txn *t, struct store *s, const char *server, const char *key_id,
-                   const unsigned char pk[32], int64_t valid_until_ts);
-int  store_key_get(MDB_txn *t, struct store *s, const char *server, const char *key_id,
-                   unsigned char pk[32], int64_t *valid_until_ts);
-
 /* The daemon skeleton's hook (core/daemon.h): a daemon whose ops name it
  * opens [node] state_dir read-write with map_size / map_size_max before
  * its init, and closes it after fini. */
@@ -212,5 +194,11 @@ extern const struct daemon_store store_for_daemon;
 
 /* meta: node ID (a ULID, made once) */
 int  store_node_id(struct store *s, char out[27]);
+
+/* The modules whose functions store.h declared before the split, so their
+ * callers keep compiling; new code includes the module's header itself. */
+#include "store/events.h"
+#include "store/inbox.h"
+#include "store/server_keys.h"
 
 #endif
