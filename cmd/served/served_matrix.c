@@ -7,6 +7,8 @@
  * (by depth) state event per (type, state_key) among the event's ancestors. */
 #include "served.h"
 #include "core/log.h"
+#include "core/hmap.h"
+#include "core/xalloc.h"
 #include "matrix/json.h"
 #include <stdlib.h>
 #include <string.h>
@@ -20,59 +22,41 @@ struct item {
 	const char *pdu; size_t len;    /* into the read txn's map */
 };
 
-struct idset { char **k; size_t cap, n; };
+/* A set of event IDs (core/hmap), each entry owning a copy of its ID. */
+struct idset { struct hmap m; };
+struct idnode { struct hmap_node hn; char id[]; };
 
-static uint64_t hash(const char *s)
+static int idset_find(const struct idset *set, const char *id, uint64_t h)
 {
-	uint64_t h = 1469598103934665603ull;
-	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
-	return h;
+	HMAP_FOR_HASH(&set->m, h, n)
+		if (!strcmp(HMAP_ENTRY(n, struct idnode, hn)->id, id)) return 1;
+	return 0;
 }
 
 /* Add; 1 if new, 0 if present. */
 static int idset_add(struct idset *set, const char *id)
 {
-	if (set->n * 2 >= set->cap) {
-		size_t nc = set->cap ? set->cap * 2 : 64;
-		char **nk = calloc(nc, sizeof *nk);
-		if (!nk) log_panic("out of memory");
-		for (size_t i = 0; i < set->cap; i++) {
-			if (!set->k[i]) continue;
-			size_t j = hash(set->k[i]) & (nc - 1);
-			while (nk[j]) j = (j + 1) & (nc - 1);
-			nk[j] = set->k[i];
-		}
-		free(set->k);
-		set->k = nk;
-		set->cap = nc;
-	}
-	size_t j = hash(id) & (set->cap - 1);
-	while (set->k[j]) {
-		if (!strcmp(set->k[j], id)) return 0;
-		j = (j + 1) & (set->cap - 1);
-	}
-	set->k[j] = strdup(id);
-	if (!set->k[j]) log_panic("out of memory");
-	set->n++;
+	uint64_t h = hmap_hash_str(id);
+	if (idset_find(set, id, h)) return 0;
+	size_t n = strlen(id);
+	struct idnode *e = xmalloc(sizeof *e + n + 1);
+	memcpy(e->id, id, n + 1);
+	hmap_insert(&set->m, &e->hn, h);
 	return 1;
 }
 
 static int idset_has(const struct idset *set, const char *id)
 {
-	if (!set->cap) return 0;
-	size_t j = hash(id) & (set->cap - 1);
-	while (set->k[j]) {
-		if (!strcmp(set->k[j], id)) return 1;
-		j = (j + 1) & (set->cap - 1);
-	}
-	return 0;
+	return idset_find(set, id, hmap_hash_str(id));
 }
 
 static void idset_free(struct idset *set)
 {
-	for (size_t i = 0; i < set->cap; i++) free(set->k[i]);
-	free(set->k);
-	memset(set, 0, sizeof *set);
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &set->m);
+	while ((n = hmap_iter_next(&it))) free(HMAP_ENTRY(n, struct idnode, hn));
+	hmap_free(&set->m);
 }
 
 struct walk {
@@ -88,18 +72,16 @@ static void push(struct walk *w, const char *id)
 {
 	if (w->qn == w->qcap) {
 		w->qcap = w->qcap ? w->qcap * 2 : 64;
-		w->queue = realloc(w->queue, w->qcap * sizeof *w->queue);
-		if (!w->queue) log_panic("out of memory");
+		w->queue = xreallocarray(w->queue, w->qcap, sizeof *w->queue);
 	}
-	w->queue[w->qn++] = strdup(id);
+	w->queue[w->qn++] = xstrdup(id);
 }
 
 static char *tok_dup(const struct json_doc *d, int t)
 {
 	if (t < 0 || d->tok[t].type != JSON_STRING) return NULL;
 	size_t n = json_str_len(d, t);
-	char *s = malloc(n + 1);
-	if (!s) log_panic("out of memory");
+	char *s = xmalloc(n + 1);
 	json_str_copy(d, t, s, n + 1);
 	return s;
 }
@@ -124,11 +106,10 @@ static void walk_run(struct walk *w, size_t nstart, int include_starts, int prev
 		if (!is_start || include_starts) {
 			if (w->n == w->cap) {
 				w->cap = w->cap ? w->cap * 2 : 32;
-				w->found = realloc(w->found, w->cap * sizeof *w->found);
-				if (!w->found) log_panic("out of memory");
+				w->found = xreallocarray(w->found, w->cap, sizeof *w->found);
 			}
 			struct item *it = &w->found[w->n++];
-			it->id = strdup(id);
+			it->id = xstrdup(id);
 			int dt = json_obj_get(&d, 0, "depth");
 			it->depth = dt >= 0 && d.tok[dt].type == JSON_INT ? d.tok[dt].ival : 0;
 			it->type = tok_dup(&d, json_obj_get(&d, 0, "type"));
