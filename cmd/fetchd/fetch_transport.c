@@ -420,8 +420,9 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 	return len;
 }
 
-/* Percent-encode all but RFC 3986 unreserved characters, as
- * curl_easy_escape does, without its allocation per call. */
+/* Percent-encode every byte but the unreserved characters (ASCII letters,
+ * digits and - . _ ~), as curl_easy_escape does, without its allocation
+ * per call. */
 static void add_escaped(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";

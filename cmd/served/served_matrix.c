@@ -189,17 +189,26 @@ void mx_event(struct served *s, struct evhttp_request *req, const char *id, int 
 	else recover_miss(s, id, served_client(req));
 }
 
+/* Begin w's read txn and walk from the stored event id (not a result
+ * itself) along prev and/or auth edges. -1 (404 sent, txn ended) when the
+ * event is not stored. */
+static int walk_from(struct walk *w, struct evhttp_request *req, const char *id, int prev, int auth)
+{
+	w->t = store_begin(w->s->d->st, 1);
+	if (!store_event_exists(w->t, w->s->d->st, id)) {
+		mdb_txn_abort(w->t);
+		served_error(w->s, req, 404, "M_NOT_FOUND", "event not found");
+		return -1;
+	}
+	push(w, id);
+	walk_run(w, 1, 0, prev, auth, NULL, WALK_MAX);
+	return 0;
+}
+
 void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id)
 {
 	struct walk w = { .s = s, .room = room };
-	w.t = store_begin(s->d->st, 1);
-	if (!store_event_exists(w.t, s->d->st, id)) {
-		mdb_txn_abort(w.t);
-		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
-		return;
-	}
-	push(&w, id);
-	walk_run(&w, 1, 0, 0, 1, NULL, WALK_MAX);
+	if (walk_from(&w, req, id, 0, 1) < 0) return;
 	qsort(w.found, w.n, sizeof *w.found, by_depth);
 	struct buf b;
 	buf_init(&b);
@@ -238,14 +247,7 @@ void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room
 	strcpy(id, v);
 	evhttp_clear_headers(&q);
 	struct walk w = { .s = s, .room = room };
-	w.t = store_begin(s->d->st, 1);
-	if (!store_event_exists(w.t, s->d->st, id)) {
-		mdb_txn_abort(w.t);
-		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
-		return;
-	}
-	push(&w, id);
-	walk_run(&w, 1, 0, 1, 1, NULL, WALK_MAX);
+	if (walk_from(&w, req, id, 1, 1) < 0) return;
 	/* Keep state events only, the deepest per (type, state_key). */
 	size_t k = 0;
 	for (size_t i = 0; i < w.n; i++) {
