@@ -510,25 +510,17 @@ static void build_request(struct fetchd *fd, struct attempt *a, struct buf *url)
 	(void)fd;
 }
 
-/* curl_slist_append that cannot fail (NULL from curl means out of memory). */
-static struct curl_slist *hdr_add(struct curl_slist *l, const char *h)
-{
-	struct curl_slist *n = curl_slist_append(l, h);
-	if (!n) log_panic("out of memory");
-	return n;
-}
-
 static struct curl_slist *base_headers(const struct server *s, struct curl_slist *l)
 {
 	/* User-Agent as a plain header: CURLOPT_USERAGENT costs an aprintf
 	 * (~6,000 instructions) per transfer; a header in the list is sent
 	 * as it is. */
-	l = hdr_add(l, "User-Agent: fedpipe-fetchd/" FP_VERSION);
-	l = hdr_add(l, "Accept: application/json");
+	l = curlev_header(l, "User-Agent: fedpipe-fetchd/" FP_VERSION);
+	l = curlev_header(l, "Accept: application/json");
 	if (s->key[0]) {
 		char h[300];
 		snprintf(h, sizeof h, "Authorization: Bearer %s", s->key);
-		l = hdr_add(l, h);
+		l = curlev_header(l, h);
 	}
 	return l;
 }
@@ -560,10 +552,10 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	} else {
 		a->hdrs = base_headers(s, NULL);
 		a->own_hdrs = 1;
-		if (a->f->flags & FF_PROXIED) a->hdrs = hdr_add(a->hdrs, "X-Fed-Proxied: 1");
+		if (a->f->flags & FF_PROXIED) a->hdrs = curlev_header(a->hdrs, "X-Fed-Proxied: 1");
 		if (a->post) {
-			a->hdrs = hdr_add(a->hdrs, "Content-Type: application/json");
-			a->hdrs = hdr_add(a->hdrs, "Expect:");
+			a->hdrs = curlev_header(a->hdrs, "Content-Type: application/json");
+			a->hdrs = curlev_header(a->hdrs, "Expect:");
 			curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->post);
 			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(a->post));
 		}

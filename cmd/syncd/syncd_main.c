@@ -31,14 +31,6 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* curl_slist_append that cannot fail (NULL from curl means out of memory). */
-static struct curl_slist *hdr_add(struct curl_slist *l, const char *h)
-{
-	struct curl_slist *n = curl_slist_append(l, h);
-	if (!n) log_panic("out of memory");
-	return n;
-}
-
 int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_ms)
 {
 	struct syncd *sy = p->sy;
@@ -53,11 +45,11 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	while (el && ep[el - 1] == '/') el--;
 	snprintf(url, sizeof url, "%.*s%s", (int)el, ep, path);
 	curl_slist_free_all(p->hdrs);
-	p->hdrs = hdr_add(NULL, "Accept: application/json");
+	p->hdrs = curlev_header(NULL, "Accept: application/json");
 	if (p->cfg.key[0]) {
 		char h[300];
 		snprintf(h, sizeof h, "Authorization: Bearer %s", p->cfg.key);
-		p->hdrs = hdr_add(p->hdrs, h);
+		p->hdrs = curlev_header(p->hdrs, h);
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);

@@ -206,3 +206,10 @@ int curlev_socket_close(void *arg, curl_socket_t s)
 	}
 	return close(s);
 }
+
+struct curl_slist *curlev_header(struct curl_slist *l, const char *header)
+{
+	struct curl_slist *n = curl_slist_append(l, header);
+	if (!n) log_panic("out of memory");
+	return n;
+}

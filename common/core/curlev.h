@@ -42,4 +42,7 @@ curl_socket_t curlev_socket_open(struct curlev *ce, const struct curl_sockaddr *
 /* A CURLOPT_CLOSESOCKETFUNCTION; CURLOPT_CLOSESOCKETDATA = the curlev. */
 int    curlev_socket_close(void *ce, curl_socket_t s);
 
+/* curl_slist_append that cannot fail: out of memory aborts (as xalloc). */
+struct curl_slist *curlev_header(struct curl_slist *l, const char *header);
+
 #endif
