@@ -13,7 +13,13 @@
 #include <event2/event_struct.h>
 
 /* One per socket fd curl gives us, in a table indexed by fd (sockets are
- * small integers; an entry is reused when the kernel reuses the fd). */
+ * small integers; an entry is reused when the kernel reuses the fd).
+ * Sockets of ours stay registered while their connection idles in curl's
+ * cache (curl says REMOVE after each transfer and IN again on reuse): only
+ * a real change of the wanted events costs an epoll_ctl; curlev_socket_close
+ * unregisters them before the fd is closed. Other sockets (resolver pipes,
+ * connections of handles without our open/close callbacks) are dropped at
+ * REMOVE, as curl may close them behind our back. */
 struct sockinfo {
 	struct event ev;
 	short kind;          /* registered events, 0 if none */
