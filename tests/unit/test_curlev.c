@@ -2,8 +2,10 @@
  * evhttp on 127.0.0.1, in the same loop). Concurrent transfers each come
  * back once with their private pointer, status and body; a done callback
  * may start the next transfer; sockets opened through curlev_socket_open
- * are reused across transfers (one connect for a run of requests), survive
- * the server closing an idle connection, and are closed through
+ * are reused across transfers (one connect for a run of requests) and stay
+ * registered with the loop, for reading only, while idle; an idle one the
+ * server closes is dropped from the loop and the next transfer still
+ * works; they are closed through
  * curlev_socket_close at curlev_free; a refused connection and a timeout
  * come back as curl errors; a removed transfer never comes back. */
 #include <errno.h>
@@ -55,6 +57,7 @@ struct xfer {
 };
 
 static int n_done, n_expect, n_opened, n_closed, priv_ok = 1;
+static curl_socket_t last_sock = -1;     /* the socket open_cb made last */
 
 static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 {
@@ -67,7 +70,7 @@ static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockad
 {
 	(void)arg; (void)purpose;
 	n_opened++;
-	return curlev_socket_open(ce, a);
+	return last_sock = curlev_socket_open(ce, a);
 }
 
 static int close_cb(void *arg, curl_socket_t s)
@@ -134,6 +137,24 @@ static void spin(long ms)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	event_base_loopexit(base, &tv);
 	event_base_dispatch(base);
+}
+
+/* The events the loop watches on fd (the client's end: the server's events
+ * are on other fds). */
+struct watch_q { evutil_socket_t fd; short what; };
+static int watch_cb(const struct event_base *b, const struct event *ev, void *arg)
+{
+	struct watch_q *q = arg;
+	(void)b;
+	if (event_get_fd(ev) == q->fd) q->what |= event_get_events(ev) & (EV_READ | EV_WRITE);
+	return 0;
+}
+
+static short watched(curl_socket_t fd)
+{
+	struct watch_q q = { fd, 0 };
+	event_base_foreach_event(base, watch_cb, &q);
+	return q.what;
 }
 
 static int free_port(void)
@@ -203,12 +224,15 @@ int main(void)
 	       "each ended once, the last with its body");
 	TAP_OK(n_opened == 1 && c.connects == 1, "one socket opened, one connect for six transfers (opened %d, connects %ld)",
 	       n_opened, c.connects);
+	TAP_OK(watched(last_sock) == EV_READ, "the idle connection's socket stays registered, for reading only");
 
 	/* 3. the server closes the idle connection (evhttp's timeout): the
 	 * next transfer still works, on a new connection */
 	xfer_setup(&c, "/x", 5000, 1);
 	TAP_OK(curlev_add(ce, c.e) == 0 && run(1) == 0 && c.status == 200, "a transfer (server idle timeout 1 s)");
+	curl_socket_t idle = last_sock;
 	spin(2500);                /* the server drops the idle connection meanwhile */
+	TAP_OK(watched(idle) == 0, "the idle socket that became readable (server closed) is no longer watched");
 	xfer_setup(&c, "/after-close", 5000, 1);
 	c.connects = 0;
 	TAP_OK(curlev_add(ce, c.e) == 0 && run(1) == 0 && c.rc == CURLE_OK && c.status == 200 &&
