@@ -5,9 +5,9 @@
  * are reused across transfers (one connect for a run of requests) and stay
  * registered with the loop, for reading only, while idle; an idle one the
  * server closes is dropped from the loop and the next transfer still
- * works; they are closed through
- * curlev_socket_close at curlev_free; a refused connection and a timeout
- * come back as curl errors; a removed transfer never comes back. */
+ * works; they are closed through curlev_socket_close at curlev_free. A
+ * refused connection and a timeout come back as curl errors; a removed
+ * transfer never comes back. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
