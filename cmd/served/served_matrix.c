@@ -205,20 +205,32 @@ static int walk_from(struct walk *w, struct evhttp_request *req, const char *id,
 	return 0;
 }
 
+/* Answer 200 with {["origin" and "origin_server_ts",] field: [the walk's
+ * PDUs by depth]}; ends w's read txn and frees w. */
+static void walk_reply(struct evhttp_request *req, struct walk *w, const char *field, int origin)
+{
+	struct buf b;
+	qsort(w->found, w->n, sizeof *w->found, by_depth);
+	buf_init(&b);
+	buf_addc(&b, '{');
+	if (origin) {
+		add_origin(w->s, &b);
+		buf_addc(&b, ',');
+	}
+	buf_printf(&b, "\"%s\":[", field);
+	add_pdus(&b, w);
+	buf_adds(&b, "]}");
+	mdb_txn_abort(w->t);
+	walk_free(w);
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
+
 void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id)
 {
 	struct walk w = { .s = s, .room = room };
 	if (walk_from(&w, req, id, 0, 1) < 0) return;
-	qsort(w.found, w.n, sizeof *w.found, by_depth);
-	struct buf b;
-	buf_init(&b);
-	buf_adds(&b, "{\"auth_chain\":[");
-	add_pdus(&b, &w);
-	buf_adds(&b, "]}");
-	mdb_txn_abort(w.t);
-	walk_free(&w);
-	served_json(req, 200, "OK", &b);
-	buf_free(&b);
+	walk_reply(req, &w, "auth_chain", 0);
 }
 
 static int by_state(const void *a, const void *b)
@@ -339,18 +351,9 @@ void mx_get_missing(struct served *s, struct evhttp_request *req, const char *ro
 	 * what the asker already has. */
 	for (size_t i = 0; i < starts.qn; i++) push(&w, starts.queue[i]);
 	walk_run(&w, starts.qn, 0, 1, 0, &earliest, (size_t)limit);
-	qsort(w.found, w.n, sizeof *w.found, by_depth);
-	struct buf b;
-	buf_init(&b);
-	buf_adds(&b, "{\"events\":[");
-	add_pdus(&b, &w);
-	buf_adds(&b, "]}");
-	mdb_txn_abort(w.t);
-	walk_free(&w);
 	walk_free(&starts);
 	idset_free(&earliest);
-	served_json(req, 200, "OK", &b);
-	buf_free(&b);
+	walk_reply(req, &w, "events", 0);
 out:
 	json_doc_free(&d);
 	buf_free(&body);
@@ -388,18 +391,7 @@ void mx_backfill(struct served *s, struct evhttp_request *req, const char *room)
 	if (limit > 100) limit = 100;
 	w.t = store_begin(s->d->st, 1);
 	walk_run(&w, w.qn, 1, 1, 0, NULL, (size_t)limit);
-	qsort(w.found, w.n, sizeof *w.found, by_depth);
-	struct buf b;
-	buf_init(&b);
-	buf_addc(&b, '{');
-	add_origin(s, &b);
-	buf_adds(&b, ",\"pdus\":[");
-	add_pdus(&b, &w);
-	buf_adds(&b, "]}");
-	mdb_txn_abort(w.t);
-	walk_free(&w);
-	served_json(req, 200, "OK", &b);
-	buf_free(&b);
+	walk_reply(req, &w, "pdus", 1);
 }
 
 void mx_server_key(struct served *s, struct evhttp_request *req)
