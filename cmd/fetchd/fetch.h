@@ -10,10 +10,11 @@
 #include "core/daemon.h"
 #include "store/store.h"
 #include "core/fetchreq.h"
+#include "core/hmap.h"
 
 struct fetch;
 struct fetchd;
-struct sockinfo;
+struct curlev;
 
 /* A caller: one (connection, request id) interested in one fetch. */
 struct waiter {
@@ -46,7 +47,7 @@ struct server {
 	char            base[256];       /* URL prefix (cfg_server_url) */
 	char            key[256];        /* bearer key sent to it */
 	char            ca[256];         /* CA file for https */
-	struct server  *hnext;
+	struct hmap_node hn;             /* in fd->servers, by name */
 	TAILQ_ENTRY(server) lru;         /* fd->lru: least recently used first */
 	unsigned long   used_turn;       /* loop turn it was last handed out in */
 	int             conf;            /* named by the configuration ([server], a [peer] endpoint) */
@@ -94,9 +95,8 @@ struct attempt {
 enum fetch_state { FS_QUEUED, FS_ACTIVE };
 
 struct fetch {
-	uint64_t        hash;
+	struct hmap_node hn;              /* in fd->map, by key */
 	char           *key;  size_t keylen;
-	struct fetch   *hnext;
 	int             state;
 	uint16_t        flags;            /* FF_PROXIED */
 	int             lo;               /* a recovery: after every other fetch (FETCH_LOW_PRIO) */
@@ -121,17 +121,16 @@ struct fetch {
 
 struct fetchd {
 	struct daemon  *d;
-	CURLM          *multi;
-	struct event   *curl_timer;
-	/* coalescing map */
-	struct fetch  **map; size_t map_cap, map_n;
+	struct curlev  *curl;             /* libcurl multi on the loop (core/curlev) */
+	/* coalescing map: struct fetch by key */
+	struct hmap     map;
 	TAILQ_HEAD(fetch_q, fetch) queue; int queued;  /* admission: queue before queue_lo */
 	struct fetch_q  queue_lo;              /* recoveries (FF_PROXIED) */
 	int             queued_lo;
 	int             active;           /* FS_ACTIVE fetches (REQUESTS_MAX) */
 	int             nwaiters;
 	/* servers */
-	struct server **srv; size_t srv_cap;
+	struct hmap     servers;          /* struct server by name */
 	TAILQ_HEAD(, server) lru;         /* every server, least recently used first */
 	size_t          nsrv, servers_max;
 	TAILQ_HEAD(, server) retired;     /* replaced at a reload, still busy (lru link) */
@@ -151,7 +150,6 @@ struct fetchd {
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;
-	struct sockinfo **socks; size_t nsocks;   /* by socket fd (transport) */
 	/* pending health updates, written in one txn per loop turn */
 	struct health_upd *hq; int nhq, capq;
 	/* counters */

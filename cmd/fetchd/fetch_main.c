@@ -5,6 +5,7 @@
 #include <sodium.h>
 #include "fetch.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 static struct fetchd fetchd;
 
@@ -12,7 +13,7 @@ static struct client *client_of(struct conn *c)
 {
 	struct client *cl = conn_user(c);
 	if (cl) return cl;
-	if (!(cl = calloc(1, sizeof *cl))) log_panic("out of memory");
+	cl = xcalloc(1, sizeof *cl);
 	cl->c = c;
 	TAILQ_INIT(&cl->waiters);
 	conn_set_user(c, cl);

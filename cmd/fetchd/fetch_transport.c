@@ -1,6 +1,7 @@
 /* fetch_transport.c: the federation transport. libcurl's multi interface in
- * its socket-action form, driven by the daemon's libevent loop (curl tells
- * us which sockets and timeouts to watch; the loop tells curl what fired).
+ * its socket-action form, driven by the daemon's libevent loop through
+ * core/curlev (curl tells it which sockets and timeouts to watch; the loop
+ * tells curl what fired; a finished transfer comes back to transfer_done).
  * Also the per-server throttle (at most N concurrent and M per minute per
  * server; waiting attempts are served in arrival order, one per fetch, so
  * fetches take turns, recoveries after all others), the bounded server
@@ -17,30 +18,12 @@
 #include "fetch.h"
 #include "matrix/json.h"
 #include "core/log.h"
-
-/* One per socket fd curl gives us. Sockets curl opened through open_cb stay
- * registered with the loop while their connection idles in curl's cache
- * (curl says REMOVE after each transfer and IN again on reuse): only a real
- * change of the wanted events costs an epoll_ctl; close_cb unregisters them
- * before the fd is closed. Other sockets (resolver pipes...) are dropped at
- * REMOVE as curl may close them behind our back. */
-struct sockinfo {
-	struct event ev;
-	short kind;          /* registered events, 0 if none */
-	int   watched;       /* curl wants events on it now */
-	int   ours;          /* opened by open_cb, closed by close_cb */
-};
+#include "core/curlev.h"
+#include "core/xalloc.h"
 
 static struct fetchd *fetchd;   /* the program state (fetch_main.c), for libcurl callbacks */
 
 /* ---- servers ----------------------------------------------------------- */
-
-static uint64_t hash_name(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ULL; }
-	return h;
-}
 
 static void strip_slash(char *s)
 {
@@ -54,9 +37,7 @@ static char *env_dup(const char *a, const char *b)
 {
 	const char *v = getenv(a);
 	if (!v && b) v = getenv(b);
-	char *r = strdup(v ? v : "");
-	if (!r) log_panic("out of memory");
-	return r;
+	return xstrdup(v ? v : "");
 }
 
 /* The proxy for a server, by libcurl's own rules (<scheme>_proxy, then
@@ -179,9 +160,7 @@ static void server_parse_base(struct server *s)
 
 static void server_unhash(struct fetchd *fd, struct server *s)
 {
-	struct server **pp = &fd->srv[hash_name(s->name) & (fd->srv_cap - 1)];
-	while (*pp && *pp != s) pp = &(*pp)->hnext;
-	if (*pp) *pp = s->hnext;
+	hmap_remove(&fd->servers, &s->hn);
 }
 
 static void server_free(struct fetchd *fd, struct server *s)
@@ -239,39 +218,21 @@ static void server_evict(struct fetchd *fd, size_t keep)
 	}
 }
 
-static void server_table_size(struct fetchd *fd)
-{
-	size_t cap = 64;
-	while (cap < fd->servers_max && cap < (1u << 20)) cap *= 2;
-	if (cap <= fd->srv_cap) return;
-	struct server **ns = calloc(cap, sizeof *ns);
-	if (!ns) log_panic("out of memory");
-	for (size_t i = 0; i < fd->srv_cap; i++)
-		for (struct server *s = fd->srv[i], *nx; s; s = nx) {
-			nx = s->hnext;
-			size_t slot = hash_name(s->name) & (cap - 1);
-			s->hnext = ns[slot];
-			ns[slot] = s;
-		}
-	free(fd->srv);
-	fd->srv = ns;
-	fd->srv_cap = cap;
-}
-
 struct server *server_get(struct fetchd *fd, const char *name)
 {
-	if (!fd->srv_cap) server_table_size(fd);
-	size_t slot = hash_name(name) & (fd->srv_cap - 1);
-	for (struct server *s = fd->srv[slot]; s; s = s->hnext)
+	uint64_t h = hmap_hash_str(name);
+	HMAP_FOR_HASH(&fd->servers, h, n) {
+		struct server *s = HMAP_ENTRY(n, struct server, hn);
 		if (strcmp(s->name, name) == 0) {
 			s->used_turn = fd->turn;
 			TAILQ_REMOVE(&fd->lru, s, lru);
 			TAILQ_INSERT_TAIL(&fd->lru, s, lru);
 			return s;
 		}
+	}
 	server_evict(fd, fd->servers_max - 1);
-	struct server *s = calloc(1, sizeof *s);
-	if (!s || !(s->name = strdup(name))) log_panic("out of memory");
+	struct server *s = xcalloc(1, sizeof *s);
+	s->name = xstrdup(name);
 	TAILQ_INIT(&s->waitq);
 	TAILQ_INIT(&s->waitq_lo);
 	s->tokens = fd->srv_rate;
@@ -281,8 +242,7 @@ struct server *server_get(struct fetchd *fd, const char *name)
 	server_conf(fd, name, s->base, s->key, s->ca, &s->conf);
 	server_proxy(s);
 	server_parse_base(s);
-	s->hnext = fd->srv[slot];
-	fd->srv[slot] = s;
+	hmap_insert(&fd->servers, &s->hn, h);
 	TAILQ_INSERT_TAIL(&fd->lru, s, lru);
 	fd->nsrv++;
 	return s;
@@ -301,8 +261,7 @@ static void dispatch(struct fetchd *fd, struct server *s);
 void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate)
 {
 	struct server *s, *nx;
-	server_table_size(fd);
-	curl_multi_setopt(fd->multi, CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
+	curl_multi_setopt(curlev_multi(fd->curl), CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
 	for (s = TAILQ_FIRST(&fd->lru); s; s = nx) {
 		char base[256], key[256], ca[256];
 		int conf;
@@ -387,103 +346,26 @@ static int addr_denied(const struct sockaddr *sa)
 	return 1;
 }
 
-/* ---- curl <-> libevent -------------------------------------------------- */
+/* ---- curl <-> libevent (core/curlev) ------------------------------------ */
 
-static void check_multi_info(struct fetchd *fd)
-{
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(fd->multi, &left))) {
-		if (m->msg != CURLMSG_DONE) continue;
-		CURL *e = m->easy_handle;
-		CURLcode cc = m->data.result;
-		struct attempt *a = NULL;
-		long status = 0;
-		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&a);
-		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-		curl_multi_remove_handle(fd->multi, e);
-		if (!a) continue;
-		a->state = AT_WAITING;     /* no longer in the multi */
-		server_release(fd, a->s);
-		fetch_attempt_done(fd, a, cc, status);
-	}
-}
-
-static struct sockinfo *sock_info(struct fetchd *fd, curl_socket_t s)
-{
-	if (s < 0) return NULL;
-	if ((size_t)s >= fd->nsocks) {
-		size_t n = fd->nsocks ? fd->nsocks : 64;
-		while (n <= (size_t)s) n *= 2;
-		struct sockinfo **ns = realloc(fd->socks, n * sizeof *ns);
-		if (!ns) log_panic("out of memory");
-		memset(ns + fd->nsocks, 0, (n - fd->nsocks) * sizeof *ns);
-		fd->socks = ns;
-		fd->nsocks = n;
-	}
-	if (!fd->socks[s] && !(fd->socks[s] = calloc(1, sizeof **fd->socks)))
-		log_panic("out of memory");
-	return fd->socks[s];
-}
-
-static void sock_unregister(struct sockinfo *si)
-{
-	if (si->kind) event_del(&si->ev);
-	si->kind = 0;
-}
-
-static void sock_event_cb(evutil_socket_t s, short kind, void *arg)
+/* A transfer finished (it has left the multi). */
+static void transfer_done(void *arg, CURL *e, void *priv, CURLcode cc, long status)
 {
 	struct fetchd *fd = arg;
-	struct sockinfo *si = fd->socks[s];
-	int running, action = (kind & EV_READ ? CURL_CSELECT_IN : 0) |
-	                      (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	if (!si->watched) {
-		/* An idle cached connection became readable (the server closed
-		 * it): stop watching; curl notices when it next checks it. */
-		sock_unregister(si);
-		return;
-	}
-	curl_multi_socket_action(fd->multi, s, action, &running);
-	check_multi_info(fd);
-}
-
-static void curl_timer_cb(evutil_socket_t s, short kind, void *arg)
-{
-	struct fetchd *fd = arg;
-	int running;
-	(void)s; (void)kind;
-	curl_multi_socket_action(fd->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_multi_info(fd);
-}
-
-static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
-{
-	struct fetchd *fd = userp;
-	struct sockinfo *si = sock_info(fd, s);
-	(void)e; (void)sockp;
-	if (what == CURL_POLL_REMOVE) {
-		si->watched = 0;
-		/* Keep an idle socket of ours registered for reading only (a
-		 * registered write interest would fire at once, forever). */
-		if (!si->ours || si->kind != EV_READ) sock_unregister(si);
-		return 0;
-	}
-	short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) |
-	                     (what & CURL_POLL_OUT ? EV_WRITE : 0));
-	si->watched = 1;
-	if (si->kind == kind) return 0;            /* already registered so */
-	sock_unregister(si);
-	event_assign(&si->ev, fd->d->base, s, kind | EV_PERSIST, sock_event_cb, fd);
-	event_add(&si->ev, NULL);
-	si->kind = kind;
-	return 0;
+	struct attempt *a = priv;
+	(void)e;
+	if (!a) return;
+	a->state = AT_WAITING;     /* no longer in the multi */
+	server_release(fd, a->s);
+	fetch_attempt_done(fd, a, cc, status);
 }
 
 /* arg: the attempt (set per transfer). A server outside the configuration
  * gets no connection to a non-public address, whatever its name resolved
  * to ("localhost", a DNS name pointing at 10.0.0.1, an IP literal): curl
- * tries the next address, or the attempt fails as "address not allowed". */
+ * tries the next address, or the attempt fails as "address not allowed".
+ * The sockets opened here stay registered with the loop while their
+ * connection idles in curl's cache (see core/curlev.h). */
 static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct fetchd *fd = fetchd;
@@ -493,54 +375,14 @@ static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockad
 		(*fd->c_denied)++;
 		return CURL_SOCKET_BAD;
 	}
-	curl_socket_t s = socket(a->family, a->socktype, a->protocol);
-	if (s != CURL_SOCKET_BAD) {
-		struct sockinfo *si = sock_info(fd, s);
-		sock_unregister(si);          /* a stale one, should never be */
-		si->watched = 0;
-		si->ours = 1;
-	}
-	return s;
-}
-
-static int close_cb(void *arg, curl_socket_t s)
-{
-	struct fetchd *fd = arg;
-	if (s >= 0 && (size_t)s < fd->nsocks && fd->socks[s]) {
-		sock_unregister(fd->socks[s]);
-		fd->socks[s]->watched = 0;
-		fd->socks[s]->ours = 0;
-	}
-	return close(s);
-}
-
-static int curl_timer_set(CURLM *m, long timeout_ms, void *userp)
-{
-	struct fetchd *fd = userp;
-	(void)m;
-	if (timeout_ms < 0) {
-		evtimer_del(fd->curl_timer);
-	} else {
-		struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-		evtimer_add(fd->curl_timer, &tv);
-	}
-	return 0;
+	return curlev_socket_open(fd->curl, a);
 }
 
 int transport_init(struct fetchd *fd)
 {
 	fetchd = fd;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_err("curl_global_init failed");
-		return -1;
-	}
-	if (!(fd->multi = curl_multi_init())) { log_err("curl_multi_init failed"); return -1; }
-	if (!(fd->curl_timer = evtimer_new(fd->d->base, curl_timer_cb, fd))) return -1;
-	curl_multi_setopt(fd->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-	curl_multi_setopt(fd->multi, CURLMOPT_SOCKETDATA, fd);
-	curl_multi_setopt(fd->multi, CURLMOPT_TIMERFUNCTION, curl_timer_set);
-	curl_multi_setopt(fd->multi, CURLMOPT_TIMERDATA, fd);
-	curl_multi_setopt(fd->multi, CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
+	if (!(fd->curl = curlev_new(fd->d->base, transfer_done, fd))) return -1;
+	curl_multi_setopt(curlev_multi(fd->curl), CURLMOPT_MAXCONNECTS, (long)(fd->requests_max + 16));
 	return 0;
 }
 
@@ -548,25 +390,13 @@ void transport_fini(struct fetchd *fd)
 {
 	while (!TAILQ_EMPTY(&fd->lru)) server_free(fd, TAILQ_FIRST(&fd->lru));
 	while (!TAILQ_EMPTY(&fd->retired)) server_free(fd, TAILQ_FIRST(&fd->retired));
-	free(fd->srv);
-	fd->srv = NULL;
-	fd->srv_cap = 0;
+	hmap_free(&fd->servers);
 	for (int i = 0; i < fd->npool; i++) curl_easy_cleanup(fd->easy_pool[i]);
 	free(fd->easy_pool);
 	fd->easy_pool = NULL;
 	fd->npool = 0;
-	if (fd->multi) curl_multi_cleanup(fd->multi);   /* closes through close_cb */
-	for (size_t i = 0; i < fd->nsocks; i++) {
-		if (fd->socks[i]) sock_unregister(fd->socks[i]);
-		free(fd->socks[i]);
-	}
-	free(fd->socks);
-	fd->socks = NULL;
-	fd->nsocks = 0;
-	if (fd->curl_timer) event_free(fd->curl_timer);
-	fd->multi = NULL;
-	fd->curl_timer = NULL;
-	curl_global_cleanup();
+	curlev_free(fd->curl);          /* closes cached connections */
+	fd->curl = NULL;
 }
 
 /* ---- one request ------------------------------------------------------- */
@@ -590,8 +420,9 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 	return len;
 }
 
-/* Percent-encode all but RFC 3986 unreserved characters, as
- * curl_easy_escape does, without its allocation per call. */
+/* Percent-encode every byte but the unreserved characters (ASCII letters,
+ * digits and - . _ ~), as curl_easy_escape does, without its allocation
+ * per call. */
 static void add_escaped(struct buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -684,14 +515,13 @@ static struct curl_slist *base_headers(const struct server *s, struct curl_slist
 	/* User-Agent as a plain header: CURLOPT_USERAGENT costs an aprintf
 	 * (~6,000 instructions) per transfer; a header in the list is sent
 	 * as it is. */
-	l = curl_slist_append(l, "User-Agent: fedpipe-fetchd/" FP_VERSION);
-	if (l) l = curl_slist_append(l, "Accept: application/json");
-	if (l && s->key[0]) {
+	l = curlev_header(l, "User-Agent: fedpipe-fetchd/" FP_VERSION);
+	l = curlev_header(l, "Accept: application/json");
+	if (s->key[0]) {
 		char h[300];
 		snprintf(h, sizeof h, "Authorization: Bearer %s", s->key);
-		l = curl_slist_append(l, h);
+		l = curlev_header(l, h);
 	}
-	if (!l) log_panic("out of memory");
 	return l;
 }
 
@@ -705,8 +535,8 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_cb);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* never: the key stays with its host */
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, fd);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, curlev_socket_close);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, fd->curl);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)fd->request_timeout);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)fd->connect_timeout);
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
@@ -722,18 +552,16 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	} else {
 		a->hdrs = base_headers(s, NULL);
 		a->own_hdrs = 1;
-		if (a->f->flags & FF_PROXIED) a->hdrs = curl_slist_append(a->hdrs, "X-Fed-Proxied: 1");
+		if (a->f->flags & FF_PROXIED) a->hdrs = curlev_header(a->hdrs, "X-Fed-Proxied: 1");
 		if (a->post) {
-			a->hdrs = curl_slist_append(a->hdrs, "Content-Type: application/json");
-			a->hdrs = curl_slist_append(a->hdrs, "Expect:");
+			a->hdrs = curlev_header(a->hdrs, "Content-Type: application/json");
+			a->hdrs = curlev_header(a->hdrs, "Expect:");
 			curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->post);
 			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(a->post));
 		}
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
 }
-
-#define SERVER_GETS_MAX 64
 
 static void attempt_run(struct fetchd *fd, struct attempt *a)
 {
@@ -779,7 +607,7 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);
 	/* Fails only when out of memory or on a misused handle: both bugs. */
-	if (curl_multi_add_handle(fd->multi, e) != CURLM_OK)
+	if (curlev_add(fd->curl, e) < 0)
 		log_panic("curl_multi_add_handle failed");
 	a->state = AT_RUNNING;
 	s->active++;
@@ -850,14 +678,12 @@ void attempt_free(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
 	if (a->easy && a->plain_get && s->ngets < SERVER_GETS_MAX) {
-		if (!s->gets && !(s->gets = calloc(SERVER_GETS_MAX, sizeof *s->gets)))
-			log_panic("out of memory");
+		if (!s->gets) s->gets = xcalloc(SERVER_GETS_MAX, sizeof *s->gets);
 		s->gets[s->ngets++] = a->easy;
 	} else if (a->easy) {
 		curl_easy_reset(a->easy);
 		if (fd->npool < 64) {
-			if (!fd->easy_pool && !(fd->easy_pool = calloc(64, sizeof *fd->easy_pool)))
-				log_panic("out of memory");
+			if (!fd->easy_pool) fd->easy_pool = xcalloc(64, sizeof *fd->easy_pool);
 			fd->easy_pool[fd->npool++] = a->easy;
 		} else {
 			curl_easy_cleanup(a->easy);
@@ -874,7 +700,7 @@ void attempt_abort(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
 	if (a->state == AT_RUNNING) {
-		curl_multi_remove_handle(fd->multi, a->easy);
+		curlev_remove(fd->curl, a->easy);
 		attempt_free(fd, a);
 		server_release(fd, s);
 	} else {

@@ -2,7 +2,7 @@
  * HTTP status, size cap (in the transport), strict JSON, the op's response
  * shape, and for event ops the requested event present with the right
  * reference hash. Deep tier per request toggles (content hashes,
- * signatures) with the validator validated uses (common/validate.h).
+ * signatures) with the validator validated uses (matrix/validate.h).
  * A bad or wrong answer counts against the server; 4xx other than 429 does
  * not (the server is fine, it just lacks the event). */
 #include <stdlib.h>

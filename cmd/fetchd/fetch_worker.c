@@ -7,6 +7,7 @@
 #include "fetch.h"
 #include "matrix/json.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 /* Per-op default profiles: growth, width ceiling, attempt budget, limit. */
 static const struct profile {
@@ -42,13 +43,6 @@ static void key_list(struct buf *k, char **l, size_t n)
 		buf_addc(k, ',');
 	}
 	buf_addc(k, '\x1f');
-}
-
-static uint64_t fnv1a(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
-	return h;
 }
 
 static void key_int(struct buf *k, long long v)
@@ -87,40 +81,17 @@ static void make_key(struct fetch_req *r, uint16_t flags, struct buf *k)
 
 static struct fetch *map_find(struct fetchd *fd, uint64_t h, const char *key, size_t n)
 {
-	if (!fd->map_cap) return NULL;
-	for (struct fetch *f = fd->map[h & (fd->map_cap - 1)]; f; f = f->hnext)
-		if (f->hash == h && f->keylen == n && memcmp(f->key, key, n) == 0)
+	HMAP_FOR_HASH(&fd->map, h, node) {
+		struct fetch *f = HMAP_ENTRY(node, struct fetch, hn);
+		if (f->keylen == n && memcmp(f->key, key, n) == 0)
 			return f;     /* the hash matched and the full key confirms it */
-	return NULL;
-}
-
-static void map_insert(struct fetchd *fd, struct fetch *f)
-{
-	if (fd->map_n + 1 > fd->map_cap / 2) {
-		size_t ncap = fd->map_cap ? fd->map_cap * 2 : 1024;
-		struct fetch **nm = calloc(ncap, sizeof *nm);
-		if (!nm) log_panic("out of memory");
-		for (size_t i = 0; i < fd->map_cap; i++)
-			for (struct fetch *e = fd->map[i], *nx; e; e = nx) {
-				nx = e->hnext;
-				e->hnext = nm[e->hash & (ncap - 1)];
-				nm[e->hash & (ncap - 1)] = e;
-			}
-		free(fd->map);
-		fd->map = nm;
-		fd->map_cap = ncap;
 	}
-	struct fetch **slot = &fd->map[f->hash & (fd->map_cap - 1)];
-	f->hnext = *slot;
-	*slot = f;
-	fd->map_n++;
+	return NULL;
 }
 
 static void map_remove(struct fetchd *fd, struct fetch *f)
 {
-	struct fetch **pp = &fd->map[f->hash & (fd->map_cap - 1)];
-	while (*pp && *pp != f) pp = &(*pp)->hnext;
-	if (*pp) { *pp = f->hnext; fd->map_n--; }
+	hmap_remove(&fd->map, &f->hn);
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -153,9 +124,8 @@ void reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *
 static struct outcome *outcome_new(struct fetch *f, int ok, const char *error,
                                    const char *server, const char *body, size_t n)
 {
-	struct outcome *o = calloc(1, sizeof *o);
+	struct outcome *o = xcalloc(1, sizeof *o);
 	struct buf b;
-	if (!o) log_panic("out of memory");
 	buf_init(&b);
 	buf_reserve(&b, 96 + (server ? strlen(server) : 0) + n);   /* one allocation */
 	fetchres_meta(&b, ok, error, server, f->tried, ok ? NULL : f->why, (size_t)f->ntried);
@@ -235,8 +205,7 @@ static void waiter_timeout_cb(evutil_socket_t s, short ev, void *arg)
 static void waiter_add(struct fetchd *fd, struct fetch *f, struct client *cl, uint64_t id,
                        long long timeout_ms)
 {
-	struct waiter *w = calloc(1, sizeof *w);
-	if (!w) log_panic("out of memory");
+	struct waiter *w = xcalloc(1, sizeof *w);
 	w->f = f; w->cl = cl; w->id = id; w->t0 = mono_ms();
 	TAILQ_INSERT_TAIL(&f->waiters, w, f_link);
 	TAILQ_INSERT_TAIL(&cl->waiters, w, c_link);
@@ -315,7 +284,7 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 	}
 	buf_init(&k);
 	make_key(req, flags, &k);
-	uint64_t h = fnv1a(k.data, k.len);
+	uint64_t h = hmap_hash(k.data, k.len);
 	struct fetch *f = map_find(fd, h, k.data, k.len);
 	if (f) {
 		(*fd->c_coalesced)++;
@@ -353,8 +322,7 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 		fetchreq_free(req);
 		return;
 	}
-	if (!(f = calloc(1, sizeof *f))) log_panic("out of memory");
-	f->hash = h;
+	f = xcalloc(1, sizeof *f);
 	f->keylen = k.len;
 	f->key = buf_steal(&k);
 	f->flags = flags;
@@ -364,7 +332,7 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 	TAILQ_INIT(&f->waiters);
 	TAILQ_INIT(&f->attempts_list);
 	f->t0 = mono_ms();
-	map_insert(fd, f);
+	hmap_insert(&fd->map, &f->hn, h);
 	waiter_add(fd, f, cl, id, f->req.timeout_ms);
 	if (start) {
 		fetch_start(fd, f);
@@ -423,13 +391,10 @@ static void fetch_start(struct fetchd *fd, struct fetch *f)
 
 static void tried_add(struct fetch *f, const char *server, const char *why)
 {
-	char **t = realloc(f->tried, (size_t)(f->ntried + 1) * sizeof *t);
-	char **w = t ? realloc(f->why, (size_t)(f->ntried + 1) * sizeof *w) : NULL;
-	if (!t || !w) log_panic("out of memory");
-	f->tried = t; f->why = w;
-	t[f->ntried] = strdup(server);
-	w[f->ntried] = strdup(why);
-	if (!t[f->ntried] || !w[f->ntried]) log_panic("out of memory");
+	f->tried = xreallocarray(f->tried, (size_t)f->ntried + 1, sizeof *f->tried);
+	f->why = xreallocarray(f->why, (size_t)f->ntried + 1, sizeof *f->why);
+	f->tried[f->ntried] = xstrdup(server);
+	f->why[f->ntried] = xstrdup(why);
 	f->ntried++;
 }
 
@@ -457,8 +422,7 @@ static void next_round(struct fetchd *fd, struct fetch *f)
 		}
 		f->round++;
 		for (int i = 0; i < w; i++) {
-			struct attempt *a = calloc(1, sizeof *a);
-			if (!a) log_panic("out of memory");
+			struct attempt *a = xcalloc(1, sizeof *a);
 			a->f = f;
 			a->s = server_get(fd, f->cand[f->next++]);
 			buf_init(&a->body);
@@ -544,18 +508,16 @@ int fetch_idle(const struct fetchd *fd)
 
 void fetch_shutdown(struct fetchd *fd)
 {
-	for (size_t i = 0; i < fd->map_cap; i++) {
-		struct fetch *f;
-		while ((f = fd->map[i])) {
-			struct waiter *w;
-			fd->map[i] = f->hnext;
-			while ((w = TAILQ_FIRST(&f->waiters))) waiter_free(fd, w);
-			if (f->state == FS_QUEUED) queue_remove(fd, f);
-			fetch_free(fd, f);
-		}
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &fd->map);
+	while ((n = hmap_iter_next(&it))) {
+		struct fetch *f = HMAP_ENTRY(n, struct fetch, hn);
+		struct waiter *w;
+		while ((w = TAILQ_FIRST(&f->waiters))) waiter_free(fd, w);
+		if (f->state == FS_QUEUED) queue_remove(fd, f);
+		fetch_free(fd, f);
 	}
-	free(fd->map);
-	fd->map = NULL;
-	fd->map_cap = fd->map_n = 0;
+	hmap_free(&fd->map);
 	fd->active = fd->queued = fd->queued_lo = 0;
 }

@@ -7,6 +7,8 @@
  * (by depth) state event per (type, state_key) among the event's ancestors. */
 #include "served.h"
 #include "core/log.h"
+#include "core/hmap.h"
+#include "core/xalloc.h"
 #include "matrix/json.h"
 #include <stdlib.h>
 #include <string.h>
@@ -20,59 +22,41 @@ struct item {
 	const char *pdu; size_t len;    /* into the read txn's map */
 };
 
-struct idset { char **k; size_t cap, n; };
+/* A set of event IDs (core/hmap), each entry owning a copy of its ID. */
+struct idset { struct hmap m; };
+struct idnode { struct hmap_node hn; char id[]; };
 
-static uint64_t hash(const char *s)
+static int idset_find(const struct idset *set, const char *id, uint64_t h)
 {
-	uint64_t h = 1469598103934665603ull;
-	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
-	return h;
+	HMAP_FOR_HASH(&set->m, h, n)
+		if (!strcmp(HMAP_ENTRY(n, struct idnode, hn)->id, id)) return 1;
+	return 0;
 }
 
 /* Add; 1 if new, 0 if present. */
 static int idset_add(struct idset *set, const char *id)
 {
-	if (set->n * 2 >= set->cap) {
-		size_t nc = set->cap ? set->cap * 2 : 64;
-		char **nk = calloc(nc, sizeof *nk);
-		if (!nk) log_panic("out of memory");
-		for (size_t i = 0; i < set->cap; i++) {
-			if (!set->k[i]) continue;
-			size_t j = hash(set->k[i]) & (nc - 1);
-			while (nk[j]) j = (j + 1) & (nc - 1);
-			nk[j] = set->k[i];
-		}
-		free(set->k);
-		set->k = nk;
-		set->cap = nc;
-	}
-	size_t j = hash(id) & (set->cap - 1);
-	while (set->k[j]) {
-		if (!strcmp(set->k[j], id)) return 0;
-		j = (j + 1) & (set->cap - 1);
-	}
-	set->k[j] = strdup(id);
-	if (!set->k[j]) log_panic("out of memory");
-	set->n++;
+	uint64_t h = hmap_hash_str(id);
+	if (idset_find(set, id, h)) return 0;
+	size_t n = strlen(id);
+	struct idnode *e = xmalloc(sizeof *e + n + 1);
+	memcpy(e->id, id, n + 1);
+	hmap_insert(&set->m, &e->hn, h);
 	return 1;
 }
 
 static int idset_has(const struct idset *set, const char *id)
 {
-	if (!set->cap) return 0;
-	size_t j = hash(id) & (set->cap - 1);
-	while (set->k[j]) {
-		if (!strcmp(set->k[j], id)) return 1;
-		j = (j + 1) & (set->cap - 1);
-	}
-	return 0;
+	return idset_find(set, id, hmap_hash_str(id));
 }
 
 static void idset_free(struct idset *set)
 {
-	for (size_t i = 0; i < set->cap; i++) free(set->k[i]);
-	free(set->k);
-	memset(set, 0, sizeof *set);
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &set->m);
+	while ((n = hmap_iter_next(&it))) free(HMAP_ENTRY(n, struct idnode, hn));
+	hmap_free(&set->m);
 }
 
 struct walk {
@@ -88,18 +72,16 @@ static void push(struct walk *w, const char *id)
 {
 	if (w->qn == w->qcap) {
 		w->qcap = w->qcap ? w->qcap * 2 : 64;
-		w->queue = realloc(w->queue, w->qcap * sizeof *w->queue);
-		if (!w->queue) log_panic("out of memory");
+		w->queue = xreallocarray(w->queue, w->qcap, sizeof *w->queue);
 	}
-	w->queue[w->qn++] = strdup(id);
+	w->queue[w->qn++] = xstrdup(id);
 }
 
 static char *tok_dup(const struct json_doc *d, int t)
 {
 	if (t < 0 || d->tok[t].type != JSON_STRING) return NULL;
 	size_t n = json_str_len(d, t);
-	char *s = malloc(n + 1);
-	if (!s) log_panic("out of memory");
+	char *s = xmalloc(n + 1);
 	json_str_copy(d, t, s, n + 1);
 	return s;
 }
@@ -124,11 +106,10 @@ static void walk_run(struct walk *w, size_t nstart, int include_starts, int prev
 		if (!is_start || include_starts) {
 			if (w->n == w->cap) {
 				w->cap = w->cap ? w->cap * 2 : 32;
-				w->found = realloc(w->found, w->cap * sizeof *w->found);
-				if (!w->found) log_panic("out of memory");
+				w->found = xreallocarray(w->found, w->cap, sizeof *w->found);
 			}
 			struct item *it = &w->found[w->n++];
-			it->id = strdup(id);
+			it->id = xstrdup(id);
 			int dt = json_obj_get(&d, 0, "depth");
 			it->depth = dt >= 0 && d.tok[dt].type == JSON_INT ? d.tok[dt].ival : 0;
 			it->type = tok_dup(&d, json_obj_get(&d, 0, "type"));
@@ -208,27 +189,48 @@ void mx_event(struct served *s, struct evhttp_request *req, const char *id, int 
 	else recover_miss(s, id, served_client(req));
 }
 
+/* Begin w's read txn and walk from the stored event id (not a result
+ * itself) along prev and/or auth edges. -1 (404 sent, txn ended) when the
+ * event is not stored. */
+static int walk_from(struct walk *w, struct evhttp_request *req, const char *id, int prev, int auth)
+{
+	w->t = store_begin(w->s->d->st, 1);
+	if (!store_event_exists(w->t, w->s->d->st, id)) {
+		mdb_txn_abort(w->t);
+		served_error(w->s, req, 404, "M_NOT_FOUND", "event not found");
+		return -1;
+	}
+	push(w, id);
+	walk_run(w, 1, 0, prev, auth, NULL, WALK_MAX);
+	return 0;
+}
+
+/* Answer 200 with {["origin" and "origin_server_ts",] field: [the walk's
+ * PDUs by depth]}; ends w's read txn and frees w. */
+static void walk_reply(struct evhttp_request *req, struct walk *w, const char *field, int origin)
+{
+	struct buf b;
+	qsort(w->found, w->n, sizeof *w->found, by_depth);
+	buf_init(&b);
+	buf_addc(&b, '{');
+	if (origin) {
+		add_origin(w->s, &b);
+		buf_addc(&b, ',');
+	}
+	buf_printf(&b, "\"%s\":[", field);
+	add_pdus(&b, w);
+	buf_adds(&b, "]}");
+	mdb_txn_abort(w->t);
+	walk_free(w);
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
+
 void mx_event_auth(struct served *s, struct evhttp_request *req, const char *room, const char *id)
 {
 	struct walk w = { .s = s, .room = room };
-	w.t = store_begin(s->d->st, 1);
-	if (!store_event_exists(w.t, s->d->st, id)) {
-		mdb_txn_abort(w.t);
-		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
-		return;
-	}
-	push(&w, id);
-	walk_run(&w, 1, 0, 0, 1, NULL, WALK_MAX);
-	qsort(w.found, w.n, sizeof *w.found, by_depth);
-	struct buf b;
-	buf_init(&b);
-	buf_adds(&b, "{\"auth_chain\":[");
-	add_pdus(&b, &w);
-	buf_adds(&b, "]}");
-	mdb_txn_abort(w.t);
-	walk_free(&w);
-	served_json(req, 200, "OK", &b);
-	buf_free(&b);
+	if (walk_from(&w, req, id, 0, 1) < 0) return;
+	walk_reply(req, &w, "auth_chain", 0);
 }
 
 static int by_state(const void *a, const void *b)
@@ -257,14 +259,7 @@ void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room
 	strcpy(id, v);
 	evhttp_clear_headers(&q);
 	struct walk w = { .s = s, .room = room };
-	w.t = store_begin(s->d->st, 1);
-	if (!store_event_exists(w.t, s->d->st, id)) {
-		mdb_txn_abort(w.t);
-		served_error(s, req, 404, "M_NOT_FOUND", "event not found");
-		return;
-	}
-	push(&w, id);
-	walk_run(&w, 1, 0, 1, 1, NULL, WALK_MAX);
+	if (walk_from(&w, req, id, 1, 1) < 0) return;
 	/* Keep state events only, the deepest per (type, state_key). */
 	size_t k = 0;
 	for (size_t i = 0; i < w.n; i++) {
@@ -356,18 +351,9 @@ void mx_get_missing(struct served *s, struct evhttp_request *req, const char *ro
 	 * what the asker already has. */
 	for (size_t i = 0; i < starts.qn; i++) push(&w, starts.queue[i]);
 	walk_run(&w, starts.qn, 0, 1, 0, &earliest, (size_t)limit);
-	qsort(w.found, w.n, sizeof *w.found, by_depth);
-	struct buf b;
-	buf_init(&b);
-	buf_adds(&b, "{\"events\":[");
-	add_pdus(&b, &w);
-	buf_adds(&b, "]}");
-	mdb_txn_abort(w.t);
-	walk_free(&w);
 	walk_free(&starts);
 	idset_free(&earliest);
-	served_json(req, 200, "OK", &b);
-	buf_free(&b);
+	walk_reply(req, &w, "events", 0);
 out:
 	json_doc_free(&d);
 	buf_free(&body);
@@ -405,18 +391,7 @@ void mx_backfill(struct served *s, struct evhttp_request *req, const char *room)
 	if (limit > 100) limit = 100;
 	w.t = store_begin(s->d->st, 1);
 	walk_run(&w, w.qn, 1, 1, 0, NULL, (size_t)limit);
-	qsort(w.found, w.n, sizeof *w.found, by_depth);
-	struct buf b;
-	buf_init(&b);
-	buf_addc(&b, '{');
-	add_origin(s, &b);
-	buf_adds(&b, ",\"pdus\":[");
-	add_pdus(&b, &w);
-	buf_adds(&b, "]}");
-	mdb_txn_abort(w.t);
-	walk_free(&w);
-	served_json(req, 200, "OK", &b);
-	buf_free(&b);
+	walk_reply(req, &w, "pdus", 1);
 }
 
 void mx_server_key(struct served *s, struct evhttp_request *req)

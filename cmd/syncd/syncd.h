@@ -1,11 +1,15 @@
-/* syncd.h: private header of syncd, the pull syncer (seed 001). Files:
- * syncd_main.c (ops, options, libcurl multi on the libevent loop),
- * syncd_peer.c (one state machine per peer: identity, keys, pulls, backoff),
- * common/syncd_state.c (federation_state records shared with fedctl peers). */
+/* syncd.h: private header of syncd, the pull syncer: it pulls events from
+ * each configured peer over HTTP (identity, key document, then pages of
+ * events, long-polling when caught up) into the inbox and hands them on to
+ * validated. Files: syncd_main.c (ops, options, HTTP requests through
+ * core/curlev), syncd_peer.c (one state machine per peer: identity, keys,
+ * pulls, backoff), store/syncd_state.c (federation_state records shared
+ * with fedctl peers). */
 #ifndef SYNCD_H
 #define SYNCD_H
 #include <stdint.h>
 #include <curl/curl.h>
+#include "core/curlev.h"
 #include "core/daemon.h"
 #include "store/store.h"
 #include "core/vclock.h"
@@ -40,8 +44,8 @@ struct peer {
 
 struct syncd {
 	struct daemon *d;
-	CURLM         *multi;
-	struct event  *curl_timer;
+	struct curlev *curl;                 /* libcurl multi on the loop (core/curlev) */
+	CURLM         *multi;                /* curlev_multi(curl) */
 	struct peer  **peers;                /* each its own allocation: timers and curl hold it */
 	size_t         npeers;
 	const char    *once_peer;            /* --once --peer NAME */

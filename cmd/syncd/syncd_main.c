@@ -1,9 +1,12 @@
-/* syncd_main.c: syncd's daemon ops and options, and libcurl's multi
- * interface driven by the daemon's libevent loop (the hiperfifo pattern:
- * curl tells us which sockets and which timeout to watch; we tell it what
- * fired). One loop, any number of peers, TLS and timeouts by libcurl. */
+/* syncd_main.c: syncd's daemon ops and options, and its HTTP requests:
+ * libcurl's multi interface on the daemon's libevent loop (core/curlev:
+ * curl says which sockets and which timeout to watch, the loop tells it
+ * what fired, a finished request comes back to http_done). One loop, any
+ * number of peers, TLS and timeouts by libcurl. */
 #include "syncd.h"
 #include "core/log.h"
+#include "core/curlev.h"
+#include "core/xalloc.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,68 +14,12 @@
 
 static struct syncd syncd;
 
-struct sockctx { struct event *ev; };
-
-static void check_done(struct syncd *sy)
+/* A request finished (it has left the multi): its peer goes on. */
+static void http_done(void *arg, CURL *e, void *priv, CURLcode rc, long status)
 {
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(sy->multi, &left))) {
-		if (m->msg != CURLMSG_DONE) continue;
-		struct peer *p = NULL;
-		CURL *e = m->easy_handle;
-		CURLcode rc = m->data.result;
-		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
-		curl_multi_remove_handle(sy->multi, e);
-		if (p) peer_http_done(p, rc);
-	}
-}
-
-static void sock_cb_ev(evutil_socket_t fd, short what, void *arg)
-{
-	struct syncd *sy = arg;
-	int running, flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	curl_multi_socket_action(sy->multi, fd, flags, &running);
-	check_done(sy);
-}
-
-static int curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
-{
-	struct syncd *sy = userp;
-	struct sockctx *c = sockp;
-	if (what == CURL_POLL_REMOVE) {
-		if (c) { event_free(c->ev); free(c); }
-		curl_multi_assign(sy->multi, s, NULL);
-		return 0;
-	}
-	short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) | EV_PERSIST);
-	if (!c) {
-		c = calloc(1, sizeof *c);
-		if (!c) log_panic("out of memory");
-		curl_multi_assign(sy->multi, s, c);
-	} else {
-		event_free(c->ev);
-	}
-	c->ev = event_new(sy->d->base, s, kind, sock_cb_ev, sy);
-	event_add(c->ev, NULL);
-	return 0;
-}
-
-static void timer_ev(evutil_socket_t fd, short what, void *arg)
-{
-	struct syncd *sy = arg;
-	int running;
-	curl_multi_socket_action(sy->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(sy);
-}
-
-static int curl_timer_cb(CURLM *m, long ms, void *userp)
-{
-	struct syncd *sy = userp;
-	if (ms < 0) { evtimer_del(sy->curl_timer); return 0; }
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	evtimer_add(sy->curl_timer, &tv);
-	return 0;
+	struct peer *p = priv;
+	(void)arg; (void)e; (void)status;
+	if (p) peer_http_done(p, rc);
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
@@ -98,11 +45,11 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	while (el && ep[el - 1] == '/') el--;
 	snprintf(url, sizeof url, "%.*s%s", (int)el, ep, path);
 	curl_slist_free_all(p->hdrs);
-	p->hdrs = curl_slist_append(NULL, "Accept: application/json");
+	p->hdrs = curlev_header(NULL, "Accept: application/json");
 	if (p->cfg.key[0]) {
 		char h[300];
 		snprintf(h, sizeof h, "Authorization: Bearer %s", p->cfg.key);
-		p->hdrs = curl_slist_append(p->hdrs, h);
+		p->hdrs = curlev_header(p->hdrs, h);
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
@@ -128,7 +75,7 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
 	if (p->cfg.key[0] && !strncasecmp(p->cfg.endpoint, "http://", 7)) curl_easy_setopt(e, CURLOPT_PROXY, "");
-	if (curl_multi_add_handle(sy->multi, e) != CURLM_OK) return -1;
+	if (curlev_add(sy->curl, e) < 0) return -1;
 	log_debug("peer %s: GET %s", p->cfg.name, url);
 	return 0;
 }
@@ -163,10 +110,8 @@ static void read_limits(struct syncd *sy, const struct config *c)
 
 static struct peer *peer_new(struct syncd *sy, const struct peer_cfg *pc)
 {
-	struct peer *p = calloc(1, sizeof *p);
-	struct peer **np = realloc(sy->peers, (sy->npeers + 1) * sizeof *np);
-	if (!p || !np) log_panic("out of memory");
-	sy->peers = np;
+	struct peer *p = xcalloc(1, sizeof *p);
+	sy->peers = xreallocarray(sy->peers, sy->npeers + 1, sizeof *sy->peers);
 	sy->peers[sy->npeers++] = p;
 	p->sy = sy;
 	p->cfg = *pc;
@@ -194,15 +139,8 @@ static int syncd_init(struct daemon *d)
 	read_limits(sy, c);
 	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
 	if (store_node_id(d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
-	if (curl_global_init(CURL_GLOBAL_DEFAULT)) { log_err("curl_global_init failed"); return EXIT_TEMP; }
-	sy->multi = curl_multi_init();
-	if (!sy->multi) fatalx("curl_multi_init failed");
-	curl_multi_setopt(sy->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-	curl_multi_setopt(sy->multi, CURLMOPT_SOCKETDATA, sy);
-	curl_multi_setopt(sy->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(sy->multi, CURLMOPT_TIMERDATA, sy);
-	sy->curl_timer = evtimer_new(d->base, timer_ev, sy);
-	if (!sy->curl_timer) fatalx("out of memory");
+	if (!(sy->curl = curlev_new(d->base, http_done, sy))) return EXIT_TEMP;   /* logged */
+	sy->multi = curlev_multi(sy->curl);
 	for (size_t i = 0; i < c->npeers; i++) {
 		const struct peer_cfg *pc = &c->peers[i];
 		if (sy->once_peer && strcmp(pc->name, sy->once_peer)) continue;
@@ -223,7 +161,10 @@ static int syncd_init(struct daemon *d)
 	sy->g_active = daemon_gauge(d, "peers_syncing");
 	if (!sy->once && !d->stdio) daemon_connect(d, "validated");   /* on_connect re-sends the inbox */
 	/* Start after the loop runs, so readiness is not delayed by peers. */
-	event_base_once(d->base, -1, EV_TIMEOUT, start_peers, sy, NULL);
+	if (event_base_once(d->base, -1, EV_TIMEOUT, start_peers, sy, NULL) < 0) {
+		log_err("cannot schedule the peers' start");
+		return EXIT_TEMP;
+	}
 	log_info("syncd: %zu peer(s)%s", sy->npeers, sy->once ? " (once)" : "");
 	return 0;
 }
@@ -242,10 +183,10 @@ static void syncd_fini(struct daemon *d)
 	struct syncd *sy = d->priv;
 	if (!sy) return;
 	for (size_t i = 0; i < sy->npeers; i++) peer_free(sy->peers[i]);
-	if (sy->multi) curl_multi_cleanup(sy->multi);
-	if (sy->curl_timer) event_free(sy->curl_timer);
+	curlev_free(sy->curl);
+	sy->curl = NULL;
+	sy->multi = NULL;
 	free(sy->peers);
-	curl_global_cleanup();
 }
 
 static void syncd_stats(struct daemon *d, struct buf *b)

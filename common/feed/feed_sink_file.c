@@ -17,64 +17,46 @@
 #include <unistd.h>
 #include "feed/feed_sink.h"
 #include "core/buf.h"
+#include "core/hmap.h"
+#include "core/xalloc.h"
 
-struct idx_ent { char *id; uint64_t cv; };
+/* The index: event ID -> control version (core/hmap), each entry owning
+ * a copy of its ID. */
+struct idx_ent { struct hmap_node hn; uint64_t cv; char id[]; };
 struct file_sink {
 	char        dir[1024];
 	int         dirfd;
 	int         lockfd;
 	int         loaded;
 	uint64_t    max_cv;
-	struct idx_ent *tab; size_t cap, used;
+	struct hmap idx;
 	struct buf  body;
 };
 
-static uint64_t hash_str(const char *s)
+static struct idx_ent *idx_find_h(struct file_sink *f, const char *id, uint64_t h)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++) { h ^= (unsigned char)*s; h *= 1099511628211ull; }
-	return h;
+	HMAP_FOR_HASH(&f->idx, h, n) {
+		struct idx_ent *e = HMAP_ENTRY(n, struct idx_ent, hn);
+		if (strcmp(e->id, id) == 0) return e;
+	}
+	return NULL;
 }
 
 static struct idx_ent *idx_find(struct file_sink *f, const char *id)
 {
-	if (!f->cap) return NULL;
-	for (size_t i = hash_str(id) & (f->cap - 1);; i = (i + 1) & (f->cap - 1)) {
-		if (!f->tab[i].id) return NULL;
-		if (strcmp(f->tab[i].id, id) == 0) return &f->tab[i];
-	}
-}
-
-static void idx_put(struct file_sink *f, const char *id, uint64_t cv);
-static void idx_grow(struct file_sink *f)
-{
-	struct idx_ent *old = f->tab;
-	size_t oldcap = f->cap;
-	f->cap = oldcap ? oldcap * 2 : 1024;
-	f->tab = calloc(f->cap, sizeof *f->tab);
-	if (!f->tab) { perror("feed file index"); abort(); }
-	f->used = 0;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].id) {
-			size_t j = hash_str(old[i].id) & (f->cap - 1);
-			while (f->tab[j].id) j = (j + 1) & (f->cap - 1);
-			f->tab[j] = old[i];
-			f->used++;
-		}
-	free(old);
+	return idx_find_h(f, id, hmap_hash_str(id));
 }
 
 static void idx_put(struct file_sink *f, const char *id, uint64_t cv)
 {
-	if ((f->used + 1) * 2 > f->cap) idx_grow(f);
-	struct idx_ent *e = idx_find(f, id);
+	uint64_t h = hmap_hash_str(id);
+	struct idx_ent *e = idx_find_h(f, id, h);
 	if (e) { if (cv < e->cv) e->cv = cv; return; }   /* keep the first (lowest) */
-	size_t j = hash_str(id) & (f->cap - 1);
-	while (f->tab[j].id) j = (j + 1) & (f->cap - 1);
-	f->tab[j].id = strdup(id);
-	if (!f->tab[j].id) abort();
-	f->tab[j].cv = cv;
-	f->used++;
+	size_t n = strlen(id);
+	e = xmalloc(sizeof *e + n + 1);
+	memcpy(e->id, id, n + 1);
+	e->cv = cv;
+	hmap_insert(&f->idx, &e->hn, h);
 	if (cv > f->max_cv) f->max_cv = cv;
 }
 
@@ -99,8 +81,7 @@ static int file_load(struct file_sink *f, char *err, size_t errlen)
 static int file_open(struct feed_sink *s, const struct feed_opts *o, char *err, size_t errlen)
 {
 	if (!o->dir || !*o->dir) { snprintf(err, errlen, "file sink: no directory ([feed] dir or --dir)"); return -1; }
-	struct file_sink *f = calloc(1, sizeof *f);
-	if (!f) { snprintf(err, errlen, "out of memory"); return -1; }
+	struct file_sink *f = xcalloc(1, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "%s", o->dir);
 	f->lockfd = -1;
 	if (mkdir(f->dir, 0755) < 0 && errno != EEXIST) {
@@ -204,8 +185,11 @@ static void file_close(struct feed_sink *s)
 {
 	struct file_sink *f = s->priv;
 	if (!f) return;
-	for (size_t i = 0; i < f->cap; i++) free(f->tab[i].id);
-	free(f->tab);
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &f->idx);
+	while ((n = hmap_iter_next(&it))) free(HMAP_ENTRY(n, struct idx_ent, hn));
+	hmap_free(&f->idx);
 	buf_free(&f->body);
 	if (f->lockfd >= 0) close(f->lockfd);
 	close(f->dirfd);

@@ -28,6 +28,8 @@
 #include <sodium.h>
 #include "matrix/json.h"
 #include "matrix/pdu.h"
+#include "core/hmap.h"
+#include "core/xalloc.h"
 #include "matrix/keys.h"
 #include "core/log.h"
 
@@ -56,12 +58,12 @@ struct pending {
 	int    hanging;
 };
 
-struct ev { char id[PDU_EVENT_ID_MAX]; char *pdu; size_t len; struct ev *next, *lnext; };
+struct ev { struct hmap_node hn; char id[PDU_EVENT_ID_MAX]; char *pdu; size_t len; struct ev *lnext; };
 
 static struct event_base *base;
 static struct rule *rules; static int nrules;
 static const char *rules_path;
-static struct ev **evmap; static size_t evcap = 1 << 16; static size_t nevents;
+static struct hmap evmap; static size_t nevents;     /* struct ev by event ID */
 static struct ev *first_ev, *last_ev;
 static char server_name[256] = "peer.test";
 static char *keydoc; static size_t keydoc_len;
@@ -69,18 +71,18 @@ static unsigned long n_req, n_answered, n_cancelled, n_reset, n_hung;
 static unsigned long n_inflight, n_inflight_max;   /* requests not yet ended */
 static int rv = 10;
 
-static uint64_t h64(const char *s)
+static struct ev *ev_find_h(const char *id, uint64_t h)
 {
-	uint64_t h = 1469598103934665603ULL;
-	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ULL; }
-	return h;
+	HMAP_FOR_HASH(&evmap, h, n) {
+		struct ev *e = HMAP_ENTRY(n, struct ev, hn);
+		if (strcmp(e->id, id) == 0) return e;
+	}
+	return NULL;
 }
 
 static struct ev *ev_find(const char *id)
 {
-	for (struct ev *e = evmap[h64(id) & (evcap - 1)]; e; e = e->next)
-		if (strcmp(e->id, id) == 0) return e;
-	return NULL;
+	return ev_find_h(id, hmap_hash_str(id));
 }
 
 static int load_events(const char *path)
@@ -94,18 +96,18 @@ static int load_events(const char *path)
 	while ((n = getline(&line, &cap, f)) > 0) {
 		while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
 		if (!n) continue;
-		struct ev *e = calloc(1, sizeof *e);
-		if (!e) abort();
+		struct ev *e = xcalloc(1, sizeof *e);
 		if (json_parse(&d, line, (size_t)n, 64) < 0 || pdu_event_id(&d, 0, rv, e->id) < 0) {
 			fprintf(stderr, "fedpeer: %s: bad PDU line skipped\n", path);
 			free(e);
 			continue;
 		}
-		e->pdu = strndup(line, (size_t)n);
+		e->pdu = xmemdup(line, (size_t)n);
 		e->len = (size_t)n;
-		size_t s = h64(e->id) & (evcap - 1);
-		e->next = evmap[s];
-		evmap[s] = e;
+		uint64_t h = hmap_hash_str(e->id);
+		struct ev *dup = ev_find_h(e->id, h);
+		if (dup) hmap_remove(&evmap, &dup->hn);    /* a repeated ID: the last line answers */
+		hmap_insert(&evmap, &e->hn, h);
 		if (!first_ev) first_ev = e; else last_ev->lnext = e;
 		last_ev = e;
 		nevents++;
@@ -152,7 +154,7 @@ static int load_rules(const char *path)
 	int arr = json_obj_get(&d, 0, "rules");
 	if (arr < 0 || d.tok[arr].type != JSON_ARRAY) { fprintf(stderr, "fedpeer: no rules array\n"); goto out; }
 	rules_free();
-	rules = calloc(d.tok[arr].size + 1, sizeof *rules);
+	rules = xcalloc((size_t)d.tok[arr].size + 1, sizeof *rules);
 	for (int e = json_first(&d, arr); e >= 0; e = json_next_elem(&d, arr, e)) {
 		struct rule *r = &rules[nrules];
 		char tmp[4096];
@@ -170,7 +172,7 @@ static int load_rules(const char *path)
 		if ((t = json_obj_get(&d, e, "times")) >= 0) r->times = (long)d.tok[t].ival;
 		if ((t = json_obj_get(&d, e, "body")) >= 0) {
 			size_t n = json_str_len(&d, t);
-			r->body = malloc(n + 1);
+			r->body = xmalloc(n + 1);
 			json_str_copy(&d, t, r->body, n + 1);
 			r->body_len = n;
 			r->mode = M_STATIC;
@@ -368,8 +370,7 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	(void)arg;
 	if (!path) path = "/";
 	if (strncmp(path, "/_peer/stats", 12) == 0) { stats_cb(req); return; }
-	struct pending *p = calloc(1, sizeof *p);
-	if (!p) abort();
+	struct pending *p = xcalloc(1, sizeof *p);
 	p->req = req;
 	p->evcon = evhttp_request_get_connection(req);
 	p->id = ++n_req;
@@ -378,7 +379,7 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	const struct rule *r = match_rule(path);
 	if (r) {
 		p->r = *r;
-		if (r->body) { p->rbody = malloc(r->body_len + 1); memcpy(p->rbody, r->body, r->body_len); }
+		if (r->body) p->rbody = xmemdup(r->body, r->body_len);
 	} else {
 		p->r.mode = M_EVENTS;
 	}
@@ -496,7 +497,6 @@ int main(int argc, char **argv)
 	}
 	if (port <= 0) { usage(); return 2; }
 	signal(SIGPIPE, SIG_IGN);
-	evmap = calloc(evcap, sizeof *evmap);
 	if (events && load_events(events) < 0) return 1;
 	if (rules_path && load_rules(rules_path) < 0) return 1;
 	if (keyfile) {
