@@ -94,7 +94,7 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 		/* validated accepted it, yet we cannot read it: record why, lose nothing */
 		log_warnx("accepted event %s cannot be stored: %s; recorded in rejects", v->event_id, err);
 		int rc = purg_reject_put(x->t, s, v->event_id, "unstorable", err, from, v->body,
-		                           v->body_len, x->now);
+		                         v->body_len, x->now);
 		if (rc) tx_fail(x, rc, "rejects put");
 		else (*p->c_rejected)++;
 		return;

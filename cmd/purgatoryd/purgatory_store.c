@@ -157,7 +157,7 @@ static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 		purgatory_accept(p, x, v, from);
 	else {
 		int rc = purg_reject_put(x->t, s, v->event_id, v->reason[0] ? v->reason : "rejected",
-		                           v->message, from, v->body, v->body_len, x->now);
+		                         v->message, from, v->body, v->body_len, x->now);
 		if (rc) { tx_fail(x, rc, "rejects put"); return; }
 		(*p->c_rejected)++;
 		log_debug("rejected %s from %s: %s", v->event_id[0] ? v->event_id : "(no id)",

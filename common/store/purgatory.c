@@ -38,7 +38,7 @@ static int add_dep(struct pdu_info *pi, const struct json_doc *d, int t)
 }
 
 int purg_pdu_parse(struct json_doc *d, const char *pdu, size_t n, struct pdu_info *pi,
-                     char *err, size_t errlen)
+                   char *err, size_t errlen)
 {
 	char sender[PURG_NAME_MAX];
 	pi->room_id[0] = pi->sender_server[0] = pi->origin[0] = pi->type[0] = 0;
@@ -99,7 +99,7 @@ int purg_room_version_for(MDB_txn *t, struct store *s, const struct pdu_info *pi
 }
 
 int purg_room_get(MDB_txn *t, struct store *s, const char *room_id, int *rv,
-                    uint64_t *max_depth, char *create_id, size_t cap)
+                  uint64_t *max_depth, char *create_id, size_t cap)
 {
 	MDB_val v;
 	int rc = store_get(t, s, DB_ROOMS, room_id, strlen(room_id), &v);
@@ -133,7 +133,7 @@ static int put_room_server(MDB_txn *t, struct store *s, const char *room, const 
 }
 
 int purg_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, int rv,
-                       int redacted, const char *pdu, size_t n, long long now, uint64_t *posp)
+                     int redacted, const char *pdu, size_t n, long long now, uint64_t *posp)
 {
 	MDB_val v;
 	int rc;
@@ -200,7 +200,7 @@ int purg_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, int
 }
 
 int purg_missing(MDB_txn *t, struct store *s, const struct pdu_info *pi,
-                   char missing[][PDU_EVENT_ID_MAX])
+                 char missing[][PDU_EVENT_ID_MAX])
 {
 	int n = 0;
 	MDB_val v;
@@ -216,8 +216,8 @@ static void put_str(struct buf *b, const char *s)
 }
 
 int purg_reject_put(MDB_txn *t, struct store *s, const char *event_id, const char *reason,
-                      const char *message, const char *from, const void *bytes, size_t n,
-                      long long now)
+                    const char *message, const char *from, const void *bytes, size_t n,
+                    long long now)
 {
 	struct buf b;
 	buf_init(&b);
@@ -268,15 +268,15 @@ long long purg_reject_oldest_ms(MDB_txn *t, struct store *s)
 int purg_rejects_prune(MDB_txn *t, struct store *s, long long before_ms, int max, int *deleted)
 {
 	struct store_iter it;
-	int rc, more = 0;
+	int rc;
 	*deleted = 0;
 	if ((rc = store_iter_open(&it, t, s, DB_REJECTS, NULL, 0))) return rc;
-	while (*deleted < max && (more = store_iter_next(&it)) == 1) {
+	while (*deleted < max && store_iter_next(&it) == 1) {
 		if (reject_at_ms(&it.v) >= before_ms) break;
 		if (store_iter_del(&it)) break;
 		(*deleted)++;
 	}
-	rc = more < 0 || it.rc ? it.rc : 0;
+	rc = it.rc;                 /* 0, or the LMDB error of the walk or a delete */
 	store_iter_close(&it);
 	return rc;
 }

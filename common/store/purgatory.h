@@ -15,7 +15,7 @@
 #include "matrix/pdu.h"
 #include "core/buf.h"
 
-#define PURG_DEPS_MAX 64          /* prev_events + auth_events we accept */
+#define PURG_DEPS_MAX 64        /* prev_events + auth_events we accept */
 #define PURG_NAME_MAX 256
 
 /* What the store needs from a PDU. deps = prev_events then auth_events,
@@ -24,7 +24,7 @@ struct pdu_info {
 	char    event_id[PDU_EVENT_ID_MAX];
 	char    room_id[PURG_NAME_MAX];
 	char    sender_server[PURG_NAME_MAX];
-	char    origin[PURG_NAME_MAX];       /* "origin" member, "" if absent */
+	char    origin[PURG_NAME_MAX];         /* "origin" member, "" if absent */
 	char    type[128];
 	int     is_create;                     /* m.room.create with state_key "" */
 	int     create_rv;                     /* its content.room_version, else 0 */
@@ -36,24 +36,24 @@ struct pdu_info {
 /* Parse the fields above out of canonical PDU bytes (event_id is left as
  * is: the caller knows it). 0, or -1 with a reason in err. */
 int  purg_pdu_parse(struct json_doc *d, const char *pdu, size_t n, struct pdu_info *pi,
-                      char *err, size_t errlen);
+                    char *err, size_t errlen);
 
 /* Store an accepted, satisfiable event: events, stream (stream_next), rooms
  * (create / max_depth), room_extremities (+ this, - its prevs), room_servers
  * (sender's server, origin), outbox (key = stream pos). Returns 0 stored
  * (*pos set), 1 already stored (no-op), or an LMDB error. */
 int  purg_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, int rv,
-                        int redacted, const char *pdu, size_t n, long long now,
-                        uint64_t *pos);
+                      int redacted, const char *pdu, size_t n, long long now,
+                      uint64_t *pos);
 
 /* Dependencies of pi not in events: copied to missing[], count returned. */
 int  purg_missing(MDB_txn *t, struct store *s, const struct pdu_info *pi,
-                    char missing[][PDU_EVENT_ID_MAX]);
+                  char missing[][PDU_EVENT_ID_MAX]);
 
 /* rejects: key = next "rejects_next" seq. */
 int  purg_reject_put(MDB_txn *t, struct store *s, const char *event_id, const char *reason,
-                       const char *message, const char *from, const void *bytes, size_t n,
-                       long long now);
+                     const char *message, const char *from, const void *bytes, size_t n,
+                     long long now);
 /* The at_ms of the oldest reject (rows are in seq order, which is arrival
  * order): -1 if there is none. */
 long long purg_reject_oldest_ms(MDB_txn *t, struct store *s);
@@ -123,13 +123,13 @@ int  purg_expired_put(MDB_txn *t, struct store *s, const char *event_id, const s
 
 /* Room forward extremities (ids and depths), at most max, deepest first. */
 int  purg_extremities(MDB_txn *t, struct store *s, const char *room_id,
-                        char ids[][PDU_EVENT_ID_MAX], int64_t *depths, int max);
+                      char ids[][PDU_EVENT_ID_MAX], int64_t *depths, int max);
 /* Known servers of a room (room_servers), at most max; returns count. */
 int  purg_room_servers(MDB_txn *t, struct store *s, const char *room_id,
-                         char out[][PURG_NAME_MAX], int max);
+                       char out[][PURG_NAME_MAX], int max);
 /* rooms record: create event id and max depth; 0 or MDB_NOTFOUND. */
 int  purg_room_get(MDB_txn *t, struct store *s, const char *room_id, int *rv,
-                     uint64_t *max_depth, char *create_id, size_t cap);
+                   uint64_t *max_depth, char *create_id, size_t cap);
 
 /* The room version to use for a PDU: the rooms table, else the create's own
  * content.room_version, else dflt. */
@@ -138,7 +138,7 @@ int  purg_room_version_for(MDB_txn *t, struct store *s, const struct pdu_info *p
 /* Move an expired event back into the inbox (from = its original from) and
  * delete the expired row, in t. 0 (*seq set, bytes in *pdu), MDB_NOTFOUND. */
 int  purg_requeue_expired(MDB_txn *t, struct store *s, const char *event_id,
-                            uint64_t *seq, struct buf *pdu);
+                          uint64_t *seq, struct buf *pdu);
 
 /* Server part of "@user:server" (or "" if none) into out. */
 void purg_server_of(const char *user, size_t n, char *out, size_t cap);

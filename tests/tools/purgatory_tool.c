@@ -63,7 +63,7 @@ static int gen(int argc, char **argv)
 	long seed = atol(optval(argc, argv, "--shuffle", "0"));
 	const char *idf = optval(argc, argv, "--ids", NULL);
 	FILE *ids = idf ? fopen(idf, "w") : NULL;
-	char **lines = calloc((size_t)n * (size_t)rooms, sizeof *lines);
+	char **lines = xcalloc((size_t)n * (size_t)rooms, sizeof *lines);
 	size_t nl = 0;
 	struct buf ev, out;
 	buf_init(&ev); buf_init(&out);
@@ -89,7 +89,7 @@ static int gen(int argc, char **argv)
 			}
 			if (i == 0) memcpy(create, prev, sizeof create);
 			if (ids) fprintf(ids, "%s\n", prev);
-			lines[nl++] = strdup(out.data);
+			lines[nl++] = xstrdup(out.data);
 		}
 	}
 	if (seed) {
@@ -126,7 +126,7 @@ static int submit(int argc, char **argv)
 		len = getline(&line, &cap, f);
 		if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
 		if (len > 0) {
-			batch[nb].l = strndup(line, (size_t)len);
+			batch[nb].l = xmemdup(line, (size_t)len);
 			batch[nb].n = (size_t)len;
 			nb++;
 		}
