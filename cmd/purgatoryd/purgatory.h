@@ -118,13 +118,14 @@ int  purgatory_acl_ok(struct purgatoryd *p, const struct pdu_info *pi);
 int  purgatory_by_sync(struct purgatoryd *p, MDB_txn *t, const char *from);
 
 /* purgatory_hold.c: the in-memory indexes and the held rows */
-struct held  *held_find(struct purgatoryd *p, const char *id);
-struct proom *room_find(struct purgatoryd *p, const char *room_id);
-struct proom *room_get(struct purgatoryd *p, const char *room_id);
-struct held  *held_add(struct purgatoryd *p, const char *id, const char *room_id, long long first_seen);
-void held_remove(struct purgatoryd *p, struct held *h);
+struct held  *purgatory_held_find(struct purgatoryd *p, const char *id);
+struct proom *purgatory_room_find(struct purgatoryd *p, const char *room_id);
+struct proom *purgatory_room_get(struct purgatoryd *p, const char *room_id);
+struct held  *purgatory_held_add(struct purgatoryd *p, const char *id, const char *room_id,
+                                 long long first_seen);
+void purgatory_held_remove(struct purgatoryd *p, struct held *h);
 /* The room's attempt count / next try changed (an attempt started or ended). */
-void room_dirty(struct purgatoryd *p, struct proom *r);
+void purgatory_room_dirty(struct purgatoryd *p, struct proom *r);
 /* Write attempts and next_try_ms into the held rows of every dirty room, in x
  * (the turn's transaction); only rows whose values differ are rewritten. */
 void purgatory_persist_rooms(struct purgatoryd *p, struct tx *x);
@@ -148,17 +149,17 @@ int  purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id);
 void purgatory_recheck_all(struct purgatoryd *p);
 
 /* purgatory_store.c: the write transaction and the verdict batch */
-void tx_begin(struct purgatoryd *p, struct tx *x);
+void purgatory_tx_begin(struct purgatoryd *p, struct tx *x);
 /* A write in x failed: keep the first error; the txn is dead. */
-void tx_fail(struct tx *x, int rc, const char *what);
+void purgatory_tx_fail(struct tx *x, int rc, const char *what);
 /* Commit (or, after a failure, abort) x. 0 committed; 1 the map was grown:
  * redo the whole txn now; -1 not written (the store is full: p->stalled
  * is set and the tick retries). On 1 and -1 the in-memory indexes have
  * been rebuilt from the store (they had followed the lost txn). */
-int  tx_commit(struct purgatoryd *p, struct tx *x);
+int  purgatory_tx_commit(struct purgatoryd *p, struct tx *x);
 int  purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const char **why);
 void purgatory_flush(struct purgatoryd *p);
-void verdict_free(struct verdict *v);
+void purgatory_verdict_free(struct verdict *v);
 
 /* purgatory_fetch.c */
 void purgatory_fetch_tick(struct purgatoryd *p, long long now);

@@ -68,7 +68,7 @@ static void finish_attempt(struct purgatoryd *p, struct proom *r, long long now)
 		         r->id, r->attempts, r->backoff_ms);
 	}
 	r->gained = 0;
-	room_dirty(p, r);
+	purgatory_room_dirty(p, r);
 }
 
 static int send_req(struct purgatoryd *p, struct proom *r, struct fetch_req *fr, long long now)
@@ -118,7 +118,7 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 		int frontier = 0;
 		for (int i = 0; i < p->hr->nmissing; i++) {
 			const char *m = p->hr->missing[i];
-			if (store_event_exists(t, s, m) || held_find(p, m) ||
+			if (store_event_exists(t, s, m) || purgatory_held_find(p, m) ||
 			    recent_has(r, m, now, p->fetch_timeout))
 				continue;
 			idset_add(&ab, m);
@@ -144,7 +144,7 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 		 * nothing to ask for until something changes */
 		r->due_ms = now + p->backoff_max;
 		r->idle_wait = 1;
-		room_dirty(p, r);
+		purgatory_room_dirty(p, r);
 		goto out;
 	}
 	r->attempts++;
@@ -179,7 +179,7 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 	} else {
 		/* the held rows say: attempt N, under way now */
 		r->due_ms = now;
-		room_dirty(p, r);
+		purgatory_room_dirty(p, r);
 		log_debug("room %s: attempt %lld, %d request(s) (%s) for %d missing events",
 		          r->id, r->attempts, sent, use_missing ? "missing_events" : "event", ab.n);
 	}
@@ -283,13 +283,14 @@ void purgatory_fetch_result(struct purgatoryd *p, const struct frame *f)
 	struct tx x;
 again:
 	ngot = 0;
-	tx_begin(p, &x);
+	purgatory_tx_begin(p, &x);
 	for (int e = json_first(d, arr); e >= 0 && !x.err; e = json_next_elem(d, arr, e)) {
 		if (d->tok[e].type != JSON_OBJECT) continue;
 		char id[PDU_EVENT_ID_MAX];
 		int rv = pdu_rv(p, x.t, d, e, r->id);
 		if (pdu_event_id(d, e, rv, id) < 0) continue;
-		if (store_event_exists(x.t, s, id) || held_find(p, id) || recent_has(r, id, now, p->fetch_timeout))
+		if (store_event_exists(x.t, s, id) || purgatory_held_find(p, id) ||
+		    recent_has(r, id, now, p->fetch_timeout))
 			continue;
 		int seen = 0;
 		for (int i = 0; i < ngot && !seen; i++) seen = !strcmp(got[i].id, id);
@@ -298,7 +299,7 @@ again:
 		const char *bytes = res.body + d->tok[e].start;
 		size_t n = d->tok[e].end - d->tok[e].start;
 		int rc = store_inbox_put(x.t, s, res.server[0] ? res.server : "fetchd", bytes, n, &seq);
-		if (rc) { tx_fail(&x, rc, "inbox put (fetched)"); break; }
+		if (rc) { purgatory_tx_fail(&x, rc, "inbox put (fetched)"); break; }
 		if (ngot == cap) {
 			cap = cap ? cap * 2 : 16;
 			got = xreallocarray(got, (size_t)cap, sizeof *got);
@@ -309,7 +310,7 @@ again:
 		memcpy(got[ngot].id, id, sizeof id);
 		ngot++;
 	}
-	if ((wrc = tx_commit(p, &x)) == 1) goto again;
+	if ((wrc = purgatory_tx_commit(p, &x)) == 1) goto again;
 	if (wrc < 0) ngot = 0;          /* not kept: the room's next attempt asks again */
 	for (int i = 0; i < ngot; i++) {
 		recent_add(r, got[i].id, now, p->fetch_timeout);
@@ -370,7 +371,7 @@ void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame 
 	int t = json_obj_get(d, 0, !strcmp(op, "drop") ? "event_id" : "room_id");
 	if (t >= 0 && d->tok[t].type == JSON_STRING) (void)json_str_copy(d, t, arg, sizeof arg);
 	if (!strcmp(op, "retry") && arg[0]) {
-		struct proom *r = room_find(p, arg);
+		struct proom *r = purgatory_room_find(p, arg);
 		if (!r || !r->nheld) buf_adds(&b, "{\"ok\":false,\"error\":\"not_found\"}");
 		else {
 			long long now = now_ms();

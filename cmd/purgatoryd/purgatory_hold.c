@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-struct held *held_find(struct purgatoryd *p, const char *id)
+struct held *purgatory_held_find(struct purgatoryd *p, const char *id)
 {
 	uint64_t hv = hmap_hash_str(id);
 	HMAP_FOR_HASH(&p->held, hv, n) {
@@ -18,7 +18,7 @@ struct held *held_find(struct purgatoryd *p, const char *id)
 	return NULL;
 }
 
-struct proom *room_find(struct purgatoryd *p, const char *room_id)
+struct proom *purgatory_room_find(struct purgatoryd *p, const char *room_id)
 {
 	uint64_t hv = hmap_hash_str(room_id);
 	HMAP_FOR_HASH(&p->rooms, hv, n) {
@@ -28,9 +28,9 @@ struct proom *room_find(struct purgatoryd *p, const char *room_id)
 	return NULL;
 }
 
-struct proom *room_get(struct purgatoryd *p, const char *room_id)
+struct proom *purgatory_room_get(struct purgatoryd *p, const char *room_id)
 {
-	struct proom *r = room_find(p, room_id);
+	struct proom *r = purgatory_room_find(p, room_id);
 	if (r) return r;
 	size_t l = strlen(room_id);
 	r = xcalloc(1, sizeof *r + l + 1);
@@ -52,11 +52,12 @@ static void room_free_if_idle(struct purgatoryd *p, struct proom *r)
 	*p->g_rooms = (int64_t)p->nrooms;
 }
 
-struct held *held_add(struct purgatoryd *p, const char *id, const char *room_id, long long first_seen)
+struct held *purgatory_held_add(struct purgatoryd *p, const char *id, const char *room_id,
+                                long long first_seen)
 {
-	struct held *h = held_find(p, id);
+	struct held *h = purgatory_held_find(p, id);
 	if (h) return h;
-	struct proom *r = room_get(p, room_id);
+	struct proom *r = purgatory_room_get(p, room_id);
 	h = xcalloc(1, sizeof *h);
 	snprintf(h->id, sizeof h->id, "%s", id);
 	h->room = r;
@@ -72,7 +73,7 @@ struct held *held_add(struct purgatoryd *p, const char *id, const char *room_id,
 	return h;
 }
 
-void held_remove(struct purgatoryd *p, struct held *h)
+void purgatory_held_remove(struct purgatoryd *p, struct held *h)
 {
 	hmap_remove(&p->held, &h->hn);
 	struct proom *r = h->room;
@@ -85,7 +86,7 @@ void held_remove(struct purgatoryd *p, struct held *h)
 	room_free_if_idle(p, r);
 }
 
-void room_dirty(struct purgatoryd *p, struct proom *r)
+void purgatory_room_dirty(struct purgatoryd *p, struct proom *r)
 {
 	if (r->dirty) return;
 	r->dirty = 1;
@@ -110,7 +111,7 @@ void purgatory_persist_rooms(struct purgatoryd *p, struct tx *x)
 			int rc = purg_hold_set_pacing(x->t, s, h->id, r->attempts, r->due_ms, &p->doc,
 			                              &p->scratch);
 			if (rc == 1 || rc == MDB_NOTFOUND || rc == MDB_CORRUPTED) continue;
-			if (rc) { tx_fail(x, rc, "purgatory put (pacing)"); p->ndirty = 0; return; }
+			if (rc) { purgatory_tx_fail(x, rc, "purgatory put (pacing)"); p->ndirty = 0; return; }
 			rewritten++;
 		}
 	}
@@ -123,7 +124,7 @@ void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *p
                     char missing[][PDU_EVENT_ID_MAX], int nmissing)
 {
 	struct hold_rec *h = p->hr;
-	struct proom *r = room_find(p, pi->room_id);
+	struct proom *r = purgatory_room_find(p, pi->room_id);
 	int fresh = !r || !r->nheld, pulled = 0;
 	long long due = r ? r->due_ms : 0;
 	/* a room starts its pacing with this event, or had nothing to ask for
@@ -155,10 +156,10 @@ void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *p
 	h->reason[0] = 0;
 	h->pdu = pdu; h->pdu_len = n;
 	int rc = purg_hold_put(x->t, p->d->st, pi->event_id, h, &p->scratch);
-	if (rc) { tx_fail(x, rc, "purgatory put"); return; }
-	struct held *hd = held_add(p, pi->event_id, pi->room_id, x->now);
+	if (rc) { purgatory_tx_fail(x, rc, "purgatory put"); return; }
+	struct held *hd = purgatory_held_add(p, pi->event_id, pi->room_id, x->now);
 	hd->room->due_ms = due;
-	if (pulled) room_dirty(p, hd->room);     /* the other rows said backoff_max */
+	if (pulled) purgatory_room_dirty(p, hd->room);     /* the other rows said backoff_max */
 	(*p->c_held)++;
 	if (!nmissing) (*p->c_acl_blocked)++;
 }
@@ -166,9 +167,9 @@ void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *p
 void purgatory_unhold(struct purgatoryd *p, struct tx *x, const char *id, const struct hold_rec *h)
 {
 	int rc = purg_hold_del(x->t, p->d->st, id, h);
-	if (rc) { tx_fail(x, rc, "purgatory del"); return; }
-	struct held *hd = held_find(p, id);
-	if (hd) held_remove(p, hd);
+	if (rc) { purgatory_tx_fail(x, rc, "purgatory del"); return; }
+	struct held *hd = purgatory_held_find(p, id);
+	if (hd) purgatory_held_remove(p, hd);
 }
 
 /* ---- startup: rebuild the indexes from the purgatory table ---- */
@@ -188,7 +189,7 @@ static int load_rows(struct purgatoryd *p)
 			log_warnx("purgatory row %s is unreadable; it stays until dropped", id);
 			continue;
 		}
-		struct held *h = held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
+		struct held *h = purgatory_held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
 		/* the attempt count goes on across restarts (the rows carry it) */
 		if (p->hr->attempts > h->room->attempts) h->room->attempts = p->hr->attempts;
 	}
@@ -205,7 +206,7 @@ void purgatory_resync(struct purgatoryd *p)
 	struct hmap_node *n;
 	/* rooms with fetches in flight stay (their requests point at them) */
 	hmap_iter_init(&it, &p->held);
-	while ((n = hmap_iter_next(&it))) held_remove(p, HMAP_ENTRY(n, struct held, hn));
+	while ((n = hmap_iter_next(&it))) purgatory_held_remove(p, HMAP_ENTRY(n, struct held, hn));
 	int rc = load_rows(p);
 	if (rc) fatalx("re-reading purgatory: %s", mdb_strerror(rc));
 	long long now = now_ms();
@@ -240,8 +241,8 @@ static void expire_one(struct purgatoryd *p, struct tx *x, const char *id)
 	struct store *s = p->d->st;
 	struct hold_rec *h = p->hr;
 	if (purg_hold_get(x->t, s, DB_PURGATORY, id, &p->doc, h)) {
-		struct held *hd = held_find(p, id);
-		if (hd) held_remove(p, hd);
+		struct held *hd = purgatory_held_find(p, id);
+		if (hd) purgatory_held_remove(p, hd);
 		return;
 	}
 	/* what is still missing now, not what was missing when held */
@@ -265,10 +266,10 @@ static void expire_one(struct purgatoryd *p, struct tx *x, const char *id)
 			snprintf(e->reason, sizeof e->reason, "unreleasable: %s", err);
 	}
 	e->expired_ms = x->now;
-	struct held *hd = held_find(p, id);
+	struct held *hd = purgatory_held_find(p, id);
 	if (hd) e->attempts = hd->room->attempts;
 	int rc = purg_expired_put(x->t, s, id, e, &p->scratch);
-	if (rc) { tx_fail(x, rc, "expired put"); free(e); return; }
+	if (rc) { purgatory_tx_fail(x, rc, "expired put"); free(e); return; }
 	log_notice("expired %s (room %s): %s", id, e->room_id, e->reason);
 	purgatory_unhold(p, x, id, h);
 	(*p->c_expired)++;
@@ -302,9 +303,9 @@ void purgatory_expire_due(struct purgatoryd *p, long long now)
 	if (!n) return;
 	struct tx x;
 	do {
-		tx_begin(p, &x);
+		purgatory_tx_begin(p, &x);
 		for (size_t i = 0; i < n && !x.err; i++) expire_one(p, &x, due[i]);
-	} while (tx_commit(p, &x) == 1);     /* not written: the next tick tries again */
+	} while (purgatory_tx_commit(p, &x) == 1);     /* not written: the next tick tries again */
 	free(due);
 }
 
@@ -315,7 +316,7 @@ int purgatory_drop(struct purgatoryd *p, const char *id)
 	int found, rc;
 again:
 	found = 0;
-	tx_begin(p, &x);
+	purgatory_tx_begin(p, &x);
 	if ((rc = purg_hold_get(x.t, p->d->st, DB_PURGATORY, id, &p->doc, p->hr)) == 0 ||
 	    rc == MDB_CORRUPTED) {
 		found = 1;
@@ -323,10 +324,10 @@ again:
 		purgatory_unhold(p, &x, id, p->hr);
 		log_notice("dropped held event %s on operator request", id);
 	} else {
-		struct held *hd = held_find(p, id);
-		if (hd) { held_remove(p, hd); found = 1; }
+		struct held *hd = purgatory_held_find(p, id);
+		if (hd) { purgatory_held_remove(p, hd); found = 1; }
 	}
-	if ((rc = tx_commit(p, &x)) == 1) goto again;
+	if ((rc = purgatory_tx_commit(p, &x)) == 1) goto again;
 	if (rc < 0) return -2;
 	return found ? 0 : -1;
 }

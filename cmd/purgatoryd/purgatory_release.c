@@ -22,8 +22,8 @@ int purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id)
 	char err[160];
 	int rc = purg_hold_get(x->t, s, DB_PURGATORY, id, &p->doc, h);
 	if (rc && rc != MDB_CORRUPTED) {
-		struct held *hd = held_find(p, id);
-		if (hd) held_remove(p, hd);
+		struct held *hd = purgatory_held_find(p, id);
+		if (hd) purgatory_held_remove(p, hd);
 		return -1;
 	}
 	/* copy the PDU: the txn's own writes may move the page it sits on */
@@ -49,7 +49,7 @@ int purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id)
 	uint64_t pos = 0;
 	rc = purg_store_event(x->t, s, pi, h->room_version ? h->room_version : p->default_rv,
 	                            h->redacted, h->pdu, h->pdu_len, x->now, &pos);
-	if (rc < 0 || rc > 1) { tx_fail(x, rc, "storing a released event"); goto out; }
+	if (rc < 0 || rc > 1) { purgatory_tx_fail(x, rc, "storing a released event"); goto out; }
 	if (rc == 0) stored_one(p, x, pos);
 	purgatory_unhold(p, x, id, h);
 	(*p->c_released)++;
@@ -71,10 +71,10 @@ void purgatory_release_waiters(struct purgatoryd *p, struct tx *x, const char *s
 		memcpy(cur, work.v[wi], sizeof cur);
 		waiters.n = 0;
 		int rc = purg_waiters(x->t, s, cur, &waiters);
-		if (rc) { tx_fail(x, rc, "missing_index scan"); break; }
+		if (rc) { purgatory_tx_fail(x, rc, "missing_index scan"); break; }
 		for (size_t i = 0; i < waiters.n; i++) {
 			if ((rc = purg_waiter_del(x->t, s, cur, waiters.v[i]))) {
-				tx_fail(x, rc, "missing_index del");
+				purgatory_tx_fail(x, rc, "missing_index del");
 				break;
 			}
 			if (purgatory_try_release(p, x, waiters.v[i]) == 1)
@@ -95,12 +95,12 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 		log_warnx("accepted event %s cannot be stored: %s; recorded in rejects", v->event_id, err);
 		int rc = purg_reject_put(x->t, s, v->event_id, "unstorable", err, from, v->body,
 		                         v->body_len, x->now);
-		if (rc) tx_fail(x, rc, "rejects put");
+		if (rc) purgatory_tx_fail(x, rc, "rejects put");
 		else (*p->c_rejected)++;
 		return;
 	}
 	snprintf(pi->event_id, sizeof pi->event_id, "%s", v->event_id);
-	if (store_event_exists(x->t, s, v->event_id) || held_find(p, v->event_id)) {
+	if (store_event_exists(x->t, s, v->event_id) || purgatory_held_find(p, v->event_id)) {
 		(*p->c_dups)++;
 		return;
 	}
@@ -110,7 +110,7 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 	if (nm == 0 && purgatory_acl_ok(p, pi)) {
 		uint64_t pos = 0;
 		int rc = purg_store_event(x->t, s, pi, rv, v->redacted, v->body, v->body_len, x->now, &pos);
-		if (rc < 0 || rc > 1) { tx_fail(x, rc, "storing an event"); free(missing); return; }
+		if (rc < 0 || rc > 1) { purgatory_tx_fail(x, rc, "storing an event"); free(missing); return; }
 		if (rc == 0) stored_one(p, x, pos);
 		char id[PDU_EVENT_ID_MAX];
 		memcpy(id, pi->event_id, sizeof id);
@@ -143,15 +143,15 @@ void purgatory_recheck_all(struct purgatoryd *p)
 	int rc;
 	do {
 		released = 0;
-		tx_begin(p, &x);
+		purgatory_tx_begin(p, &x);
 		for (size_t i = 0; i < all.n && !x.err; i++) {
-			if (!held_find(p, all.v[i])) continue;    /* released by an earlier cascade */
+			if (!purgatory_held_find(p, all.v[i])) continue;    /* released by an earlier cascade */
 			if (purgatory_try_release(p, &x, all.v[i]) == 1) {
 				released++;
 				purgatory_release_waiters(p, &x, all.v[i]);
 			}
 		}
-	} while ((rc = tx_commit(p, &x)) == 1);
+	} while ((rc = purgatory_tx_commit(p, &x)) == 1);
 	if (rc < 0) p->recheck_pending = 1;       /* the tick redoes it */
 	else if (released) log_info("recheck released %zu held events", released);
 	free(all.v);

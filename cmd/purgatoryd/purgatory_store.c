@@ -9,7 +9,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-void tx_begin(struct purgatoryd *p, struct tx *x)
+void purgatory_tx_begin(struct purgatoryd *p, struct tx *x)
 {
 	x->t = store_begin(p->d->st, 0);
 	x->now = now_ms();
@@ -18,14 +18,14 @@ void tx_begin(struct purgatoryd *p, struct tx *x)
 	x->err = 0;
 }
 
-void tx_fail(struct tx *x, int rc, const char *what)
+void purgatory_tx_fail(struct tx *x, int rc, const char *what)
 {
 	if (x->err) return;
 	x->err = rc;
 	log_debug("%s: %s", what, mdb_strerror(rc));
 }
 
-int tx_commit(struct purgatoryd *p, struct tx *x)
+int purgatory_tx_commit(struct purgatoryd *p, struct tx *x)
 {
 	int rc = x->err;
 	if (rc) mdb_txn_abort(x->t);
@@ -62,7 +62,7 @@ int tx_commit(struct purgatoryd *p, struct tx *x)
 	return 0;
 }
 
-void verdict_free(struct verdict *v)
+void purgatory_verdict_free(struct verdict *v)
 {
 	if (!v) return;
 	free(v->message);
@@ -121,7 +121,7 @@ int purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const c
 		/* the store is full: this verdict's inbox row stays, and
 		 * validated's rescan sends it again (nothing is lost) */
 		p->dropped_full++;
-		verdict_free(v);
+		purgatory_verdict_free(v);
 		return 0;
 	}
 	*p->vq_tail = v;
@@ -129,7 +129,7 @@ int purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const c
 	p->nvq++;
 	return 0;
 bad:
-	verdict_free(v);
+	purgatory_verdict_free(v);
 	return -1;
 }
 
@@ -158,7 +158,7 @@ static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 	else {
 		int rc = purg_reject_put(x->t, s, v->event_id, v->reason[0] ? v->reason : "rejected",
 		                         v->message, from, v->body, v->body_len, x->now);
-		if (rc) { tx_fail(x, rc, "rejects put"); return; }
+		if (rc) { purgatory_tx_fail(x, rc, "rejects put"); return; }
 		(*p->c_rejected)++;
 		log_debug("rejected %s from %s: %s", v->event_id[0] ? v->event_id : "(no id)",
 		          from[0] ? from : "-", v->reason);
@@ -167,7 +167,7 @@ static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 		unsigned char k[8];
 		be64_put(k, v->inbox);
 		int rc = store_del(x->t, s, DB_INBOX, k, 8);
-		if (rc && rc != MDB_NOTFOUND) tx_fail(x, rc, "inbox del");
+		if (rc && rc != MDB_NOTFOUND) purgatory_tx_fail(x, rc, "inbox del");
 	}
 }
 
@@ -182,7 +182,7 @@ void purgatory_flush(struct purgatoryd *p)
 		struct tx x;
 		struct verdict *batch = NULL, **bt = &batch;
 		size_t nb = 0;
-		tx_begin(p, &x);
+		purgatory_tx_begin(p, &x);
 		for (int n = 0; p->vq && n < p->batch_max && !x.err; n++) {
 			struct verdict *v = p->vq;
 			p->vq = v->next;
@@ -195,12 +195,12 @@ void purgatory_flush(struct purgatoryd *p)
 			nb++;
 		}
 		if (p->ndirty && !x.err) purgatory_persist_rooms(p, &x);
-		int rc = tx_commit(p, &x);
+		int rc = purgatory_tx_commit(p, &x);
 		if (rc == 0) {
 			while (batch) {
 				struct verdict *v = batch;
 				batch = v->next;
-				verdict_free(v);
+				purgatory_verdict_free(v);
 			}
 			continue;
 		}
