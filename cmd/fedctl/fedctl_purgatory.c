@@ -1,47 +1,19 @@
 /* fedctl_purgatory.c: the operator's view of purgatoryd's tables (purgatory,
- * expired, rejects) and originating events locally (create-room, send).
- * Reads go straight to LMDB; changes to held events go through purgatoryd's
- * socket (it is their only writer) unless it is not running; new or requeued
- * events enter through the inbox and are validated like any other. */
+ * expired, rejects). Reads go straight to LMDB; changes to held events go
+ * through purgatoryd's socket (FT_PURG_CTL: it is their only writer) unless
+ * it is not running; requeued events enter through the inbox and are
+ * validated like any other. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sodium.h>
-#include "fedctl.h"
+#include "fedctl_args.h"
 #include "core/frame.h"
-#include "matrix/keys.h"
 #include "matrix/pdu.h"
-#include "store/pstore.h"
-#include "matrix/b64.h"
+#include "store/purgatory.h"
 #include "core/log.h"
-
-static void put_str(struct buf *b, const char *s) { json_put_string(b, s, strlen(s)); }
-
-static const char *opt_arg(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i < argc - 1; i++) if (!strcmp(argv[i], name)) return argv[i + 1];
-	return NULL;
-}
-static int has_flag(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i < argc; i++) if (!strcmp(argv[i], name)) return 1;
-	return 0;
-}
-/* the n-th argument that is neither an option nor an option's value */
-static const char *pos_arg(int argc, char **argv, int n, const char *const *with_value)
-{
-	for (int i = 1; i < argc; i++) {
-		if (argv[i][0] == '-' && argv[i][1] == '-') {
-			for (const char *const *w = with_value; w && *w; w++)
-				if (!strcmp(argv[i], *w)) { i++; break; }
-			continue;
-		}
-		if (n-- == 0) return argv[i];
-	}
-	return NULL;
-}
+#include "core/xalloc.h"
 
 static void age_str(char *out, size_t cap, long long ms)
 {
@@ -76,12 +48,12 @@ struct ls_ctx {
 	const char *room; int expired; long long now; int n, limit;
 };
 
-static int hold_ls_cb(void *arg, const MDB_val *k, const MDB_val *v)
+/* One listing line for the row (k, v); 1 = the limit is reached: stop. */
+static int hold_ls_row(struct ls_ctx *c, const MDB_val *k, const MDB_val *v)
 {
-	struct ls_ctx *c = arg;
 	char id[PDU_EVENT_ID_MAX], age[32];
 	snprintf(id, sizeof id, "%.*s", (int)k->mv_size, (char *)k->mv_data);
-	if (pstore_hold_decode(&c->d, v->mv_data, v->mv_size, c->h) < 0) {
+	if (purg_hold_decode(&c->d, v->mv_data, v->mv_size, c->h) < 0) {
 		if (!c->fc->json) printf("%-46s (unreadable row)\n", id);
 		return 0;
 	}
@@ -124,13 +96,17 @@ static int hold_ls_cb(void *arg, const MDB_val *k, const MDB_val *v)
 static int list_holds(struct fedctl *fc, int db, const char *room, int limit)
 {
 	struct ls_ctx c = { .fc = fc, .room = room, .expired = db == DB_EXPIRED, .now = now_ms(), .limit = limit };
+	struct store_iter it;
 	c.s = fedctl_store(fc, 1);
-	c.h = malloc(sizeof *c.h);
-	if (!c.h) return 1;
+	c.h = xmalloc(sizeof *c.h);
 	c.t = store_begin(c.s, 1);
 	if (fc->json) printf("[");
 	else printf("%-46s %-28s %6s\n", "EVENT", "ROOM", db == DB_EXPIRED ? "EXPIRED" : "HELD");
-	int rc = pstore_prefix_each(c.t, c.s, db, "", 0, hold_ls_cb, &c);
+	int rc = store_iter_open(&it, c.t, c.s, db, NULL, 0);
+	while (!rc && store_iter_next(&it) == 1 && !hold_ls_row(&c, &it.k, &it.v))
+		;
+	if (!rc) rc = it.rc;
+	store_iter_close(&it);
 	if (fc->json) printf("]\n");
 	else printf("%d %s\n", c.n, db == DB_EXPIRED ? "expired" : "held");
 	mdb_txn_abort(c.t);
@@ -144,21 +120,25 @@ static int show_hold(struct fedctl *fc, int db, const char *id)
 	struct store *s = fedctl_store(fc, 1);
 	MDB_txn *t = store_begin(s, 1);
 	MDB_val v;
-	int rc = 1;
-	if (store_get(t, s, db, id, strlen(id), &v)) {
+	struct json_doc d = { 0 };
+	struct hold_rec *h = xmalloc(sizeof *h);
+	int rc = purg_hold_get(t, s, db, id, &d, h);
+	if (rc == MDB_CORRUPTED) {
+		fprintf(stderr, "fedctl: the row of %s is unreadable\n", id);
+		rc = 1;
+		goto out;
+	}
+	if (rc) {
 		fprintf(stderr, "fedctl: %s is not %s\n", id, db == DB_EXPIRED ? "in expired" : "held in purgatory");
+		rc = 1;
 		goto out;
 	}
 	if (fc->json) {
-		printf("%.*s\n", (int)v.mv_size, (char *)v.mv_data);
-		rc = 0;
-		goto out;
-	}
-	struct json_doc d = { 0 };
-	struct hold_rec *h = malloc(sizeof *h);
-	if (!h || pstore_hold_decode(&d, v.mv_data, v.mv_size, h) < 0) {
-		fprintf(stderr, "fedctl: the row of %s is unreadable\n", id);
-		free(h); json_doc_free(&d);
+		struct buf b;
+		buf_init(&b);
+		purg_hold_json(&b, h);
+		printf("%.*s\n", (int)b.len, b.data);
+		buf_free(&b);
 		goto out;
 	}
 	char age[32];
@@ -180,9 +160,9 @@ static int show_hold(struct fedctl *fc, int db, const char *id)
 		printf("  %-46s %s\n", h->missing[i], st);
 	}
 	printf("pdu         %.*s\n", (int)h->pdu_len, h->pdu);
-	free(h); json_doc_free(&d);
-	rc = 0;
 out:
+	free(h);
+	json_doc_free(&d);
 	mdb_txn_abort(t);
 	return rc;
 }
@@ -196,7 +176,7 @@ static int control(struct fedctl *fc, const char *op, const char *key, const cha
 	buf_adds(&b, "{\"op\":"); put_str(&b, op);
 	buf_printf(&b, ",\"%s\":", key); put_str(&b, val);
 	buf_addc(&b, '}');
-	int r = fedctl_request(fc, "purgatoryd", FT_FETCH_REQ, b.data, b.len, &f, 5000);
+	int r = fedctl_request(fc, "purgatoryd", FT_PURG_CTL, b.data, b.len, &f, 5000);
 	buf_free(&b);
 	if (r < 0) return -1;
 	int ok = strstr(f.payload, "\"ok\":true") != NULL;
@@ -216,24 +196,17 @@ static int drop_offline(struct fedctl *fc, const char *id)
 {
 	struct store *s = fedctl_store(fc, 0);
 	MDB_txn *t = store_begin(s, 0);
-	MDB_val v;
 	struct json_doc d = { 0 };
-	struct hold_rec *h = malloc(sizeof *h);
+	struct hold_rec *h = xmalloc(sizeof *h);
 	int rc = 1;
-	if (!h) { mdb_txn_abort(t); return 1; }
-	if (store_get(t, s, DB_PURGATORY, id, strlen(id), &v)) {
+	int e = purg_hold_get(t, s, DB_PURGATORY, id, &d, h);
+	if (e && e != MDB_CORRUPTED) {
 		fprintf(stderr, "fedctl: %s is not held in purgatory\n", id);
 		mdb_txn_abort(t);
 		goto out;
 	}
-	if (pstore_hold_decode(&d, v.mv_data, v.mv_size, h) < 0) h->nmissing = 0;
-	int e = 0;
-	for (int i = 0; i < h->nmissing && !e; i++) {
-		char k[2 * PDU_EVENT_ID_MAX];
-		size_t kn = store_key2(k, sizeof k, h->missing[i], id);
-		if (kn && (e = store_del(t, s, DB_MISSING_INDEX, k, kn)) == MDB_NOTFOUND) e = 0;
-	}
-	if (!e && (e = store_del(t, s, DB_PURGATORY, id, strlen(id))) == MDB_NOTFOUND) e = 0;
+	if (e) h->nmissing = 0;                   /* unreadable: the row goes anyway */
+	e = purg_hold_del(t, s, id, h);
 	if (e) mdb_txn_abort(t);
 	else e = store_commit(t);
 	if (e) {
@@ -279,22 +252,6 @@ static int cmd_purgatory(struct fedctl *fc, int argc, char **argv)
 FEDCTL_COMMAND(purgatory_cmd, "purgatory", "purgatory ls [--room R]|show ID|retry ROOM|drop ID",
                "events held until their prev/auth events arrive", cmd_purgatory)
 
-/* Send FT_EVENT frames for inbox rows to validated, if it runs (it rescans
- * the inbox anyway: this is only the fast path). */
-static void notify_validated(struct fedctl *fc, const uint64_t *seqs, char **bytes,
-                             const size_t *lens, size_t n)
-{
-	int fd = frame_connect_stage(cfg_str(&fc->cfg, "node", "run_dir"), "validated");
-	if (fd < 0) {
-		if (!fc->json)
-			fprintf(stderr, "fedctl: validated is not running; the event waits in the inbox\n");
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (frame_write_fd(fd, FT_EVENT, 0, seqs[i], bytes[i], lens[i]) < 0) break;
-	close(fd);
-}
-
 static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 {
 	static const char *const wv[] = { "--limit", NULL };
@@ -313,20 +270,22 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 	char (*ids)[PDU_EVENT_ID_MAX] = NULL;
 	size_t n = 0, cap = 0;
 	if (arg) {
-		ids = malloc(sizeof *ids);
+		ids = xmalloc(sizeof *ids);
 		snprintf(ids[0], PDU_EVENT_ID_MAX, "%s", arg);
 		n = 1;
 	} else {
 		MDB_txn *t = store_begin(s, 1);
-		MDB_cursor *c;
-		MDB_val k, v;
-		mdb_cursor_open(t, s->dbi[DB_EXPIRED], &c);
-		for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			if (k.mv_size >= PDU_EVENT_ID_MAX) continue;
-			if (n == cap) { cap = cap ? cap * 2 : 64; ids = realloc(ids, cap * sizeof *ids); }
-			snprintf(ids[n++], PDU_EVENT_ID_MAX, "%.*s", (int)k.mv_size, (char *)k.mv_data);
-		}
-		mdb_cursor_close(c);
+		struct store_iter it;
+		if (store_iter_open(&it, t, s, DB_EXPIRED, NULL, 0) == 0)
+			while (store_iter_next(&it) == 1) {
+				if (it.k.mv_size >= PDU_EVENT_ID_MAX) continue;
+				if (n == cap) {
+					cap = cap ? cap * 2 : 64;
+					ids = xreallocarray(ids, cap, sizeof *ids);
+				}
+				snprintf(ids[n++], PDU_EVENT_ID_MAX, "%.*s", (int)it.k.mv_size, (char *)it.k.mv_data);
+			}
+		store_iter_close(&it);
 		mdb_txn_abort(t);
 	}
 	size_t done = 0, failed = 0;
@@ -339,7 +298,7 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 		MDB_txn *t = store_begin(s, 0);
 		int werr = 0;
 		for (; i < n && m < 256; i++) {
-			int rc = pstore_requeue_expired(t, s, ids[i], &seqs[m], &pdu);
+			int rc = purg_requeue_expired(t, s, ids[i], &seqs[m], &pdu);
 			if (rc && rc != MDB_NOTFOUND && rc != MDB_CORRUPTED) { werr = rc; break; }
 			if (rc) {
 				fprintf(stderr, "fedctl: cannot requeue %s: %s\n", ids[i],
@@ -347,7 +306,7 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 				failed++;
 				continue;
 			}
-			bytes[m] = strdup(pdu.data);
+			bytes[m] = xstrdup(pdu.data);
 			lens[m] = pdu.len;
 			m++;
 		}
@@ -360,7 +319,7 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 			free(ids);
 			return 1;
 		}
-		notify_validated(fc, seqs, bytes, lens, m);
+		fedctl_notify_validated(fc, seqs, bytes, lens, m);
 		for (size_t j = 0; j < m; j++) free(bytes[j]);
 		done += m;
 		if (n > 1) fedctl_progress("requeued", (long long)done, (long long)n);
@@ -375,9 +334,9 @@ static int cmd_expired(struct fedctl *fc, int argc, char **argv)
 FEDCTL_COMMAND(expired_cmd, "expired", "expired ls|show ID|requeue ID|requeue --all",
                "held events that expired (dead letters); requeue sends them back through validated", cmd_expired)
 
-static int rejects_cb(void *arg, const MDB_val *k, const MDB_val *v)
+/* One listing line for a rejects row; 1 = the limit is reached: stop. */
+static int rejects_row(struct ls_ctx *c, const MDB_val *k, const MDB_val *v)
 {
-	struct ls_ctx *c = arg;
 	if (c->limit && c->n >= c->limit) return 1;
 	if (c->fc->json) {
 		printf("%s{\"seq\":%llu,\"record\":%.*s}", c->n ? ",\n" : "", (unsigned long long)be64_get(k->mv_data),
@@ -409,8 +368,13 @@ static int cmd_rejects(struct fedctl *fc, int argc, char **argv)
 	struct ls_ctx c = { .fc = fc, .now = now_ms(), .limit = lim ? atoi(lim) : 0 };
 	struct store *s = fedctl_store(fc, 1);
 	MDB_txn *t = store_begin(s, 1);
+	struct store_iter it;
 	if (fc->json) printf("[");
-	int rc = pstore_prefix_each(t, s, DB_REJECTS, "", 0, rejects_cb, &c);
+	int rc = store_iter_open(&it, t, s, DB_REJECTS, NULL, 0);
+	while (!rc && store_iter_next(&it) == 1 && !rejects_row(&c, &it.k, &it.v))
+		;
+	if (!rc) rc = it.rc;
+	store_iter_close(&it);
 	if (fc->json) printf("]\n");
 	else printf("%d rejected\n", c.n);
 	mdb_txn_abort(t);
@@ -418,185 +382,3 @@ static int cmd_rejects(struct fedctl *fc, int argc, char **argv)
 	return rc ? 1 : 0;
 }
 FEDCTL_COMMAND(rejects_cmd, "rejects", "rejects ls [--limit N]", "events validated rejected, with reason and origin", cmd_rejects)
-
-/* ---- originating events ---- */
-
-struct origin_ctx {
-	struct fedctl *fc;
-	struct signing_key key;
-	const char *server;
-	char sender[300];
-};
-
-static int origin_init(struct fedctl *fc, struct origin_ctx *o, int argc, char **argv)
-{
-	char err[256];
-	o->fc = fc;
-	if (sodium_init() < 0) { fprintf(stderr, "fedctl: libsodium failed\n"); return 111; }
-	if (signing_key_load(&o->key, cfg_str(&fc->cfg, "node", "signing_key"), err, sizeof err) < 0) {
-		fprintf(stderr, "fedctl: signing key: %s (fedctl keygen makes one)\n", err);
-		return 100;
-	}
-	o->server = cfg_str(&fc->cfg, "node", "server_name");
-	const char *lp = opt_arg(argc, argv, "--sender");
-	snprintf(o->sender, sizeof o->sender, "@%s:%s", lp ? lp : "admin", o->server);
-	return 0;
-}
-
-/* Sign ev (an event without hashes/signatures), then either print it
- * (--no-submit) or put it in the inbox and tell validated. */
-static int originate(struct origin_ctx *o, const struct buf *ev, int rv, int submit, char *event_id)
-{
-	struct buf out;
-	buf_init(&out);
-	if (pdu_sign(ev->data, ev->len, rv, o->server, o->key.key_id, o->key.sk, &out, event_id) < 0) {
-		fprintf(stderr, "fedctl: signing the event failed\n");
-		buf_free(&out);
-		return 1;
-	}
-	if (out.len > PDU_MAX_BYTES) {
-		fprintf(stderr, "fedctl: the event is %zu bytes, over the %d-byte PDU limit\n", out.len, PDU_MAX_BYTES);
-		buf_free(&out);
-		return 1;
-	}
-	if (!submit) { printf("%s\n", out.data); buf_free(&out); return 0; }
-	struct store *s = fedctl_store(o->fc, 0);
-	uint64_t seq;
-	for (;;) {
-		MDB_txn *t = store_begin(s, 0);
-		int rc = store_inbox_put(t, s, o->server, out.data, out.len, &seq);
-		if (rc) mdb_txn_abort(t);
-		else rc = store_commit(t);       /* a failed commit frees the txn */
-		if (!rc) break;
-		if (!fedctl_write_failed(o->fc, rc, "putting the event in the inbox")) {
-			buf_free(&out);
-			return 1;
-		}
-	}
-	char *b = out.data;
-	notify_validated(o->fc, &seq, &b, &out.len, 1);
-	buf_free(&out);
-	return 0;
-}
-
-static void rand_id(char *out, size_t n)
-{
-	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-	for (size_t i = 0; i + 1 < n; i++) out[i] = al[randombytes_uniform(sizeof al - 1)];
-	out[n - 1] = 0;
-}
-
-static int cmd_create_room(struct fedctl *fc, int argc, char **argv)
-{
-	struct origin_ctx o;
-	int rc = origin_init(fc, &o, argc, argv);
-	if (rc) return rc;
-	const char *rvs = opt_arg(argc, argv, "--room-version");
-	int rv = rvs ? atoi(rvs) : (int)cfg_int(&fc->cfg, "node", "room_version");
-	if (rv != 10 && rv != 11) { fprintf(stderr, "fedctl: room version %d is not supported (10 or 11)\n", rv); return 100; }
-	int submit = !has_flag(argc, argv, "--no-submit");
-	char rid[19], room[300], create[PDU_EVENT_ID_MAX], member[PDU_EVENT_ID_MAX];
-	rand_id(rid, sizeof rid);
-	snprintf(room, sizeof room, "!%s:%s", rid, o.server);
-	long long ts = now_ms();
-	struct buf ev;
-	buf_init(&ev);
-	/* v11 dropped content.creator: the sender is the creator */
-	buf_adds(&ev, "{\"auth_events\":[],\"content\":{");
-	if (rv == 10) { buf_adds(&ev, "\"creator\":"); put_str(&ev, o.sender); buf_addc(&ev, ','); }
-	buf_printf(&ev, "\"room_version\":\"%d\"},\"depth\":1,\"origin\":", rv);
-	put_str(&ev, o.server);
-	buf_printf(&ev, ",\"origin_server_ts\":%lld,\"prev_events\":[],\"room_id\":", ts);
-	put_str(&ev, room);
-	buf_adds(&ev, ",\"sender\":"); put_str(&ev, o.sender);
-	buf_adds(&ev, ",\"state_key\":\"\",\"type\":\"m.room.create\"}");
-	if ((rc = originate(&o, &ev, rv, submit, create))) goto out;
-	/* the creator's join: prev and auth = the create event */
-	buf_reset(&ev);
-	buf_printf(&ev, "{\"auth_events\":[\"%s\"],\"content\":{\"membership\":\"join\"},\"depth\":2,\"origin\":", create);
-	put_str(&ev, o.server);
-	buf_printf(&ev, ",\"origin_server_ts\":%lld,\"prev_events\":[\"%s\"],\"room_id\":", ts, create);
-	put_str(&ev, room);
-	buf_adds(&ev, ",\"sender\":"); put_str(&ev, o.sender);
-	buf_adds(&ev, ",\"state_key\":"); put_str(&ev, o.sender);
-	buf_adds(&ev, ",\"type\":\"m.room.member\"}");
-	if ((rc = originate(&o, &ev, rv, submit, member))) goto out;
-	if (fc->json) printf("{\"room_id\":\"%s\",\"create_event\":\"%s\",\"member_event\":\"%s\"}\n", room, create, member);
-	else if (submit) printf("%s\n%s\n", room, create);
-out:
-	buf_free(&ev);
-	return rc;
-}
-FEDCTL_COMMAND(create_room_cmd, "create-room", "create-room [--room-version N] [--sender LOCAL] [--no-submit]",
-               "create a room (create + join events, signed with the node key)", cmd_create_room)
-
-static int cmd_send(struct fedctl *fc, int argc, char **argv)
-{
-	static const char *const wv[] = { "--state-key", "--sender", NULL };
-	const char *room = pos_arg(argc, argv, 0, wv), *type = pos_arg(argc, argv, 1, wv),
-	           *content = pos_arg(argc, argv, 2, wv), *sk = opt_arg(argc, argv, "--state-key");
-	if (!room || !type || !content) {
-		fprintf(stderr, "usage: fedctl send ROOM TYPE JSON [--state-key K] [--sender LOCAL] [--no-submit]\n");
-		return 100;
-	}
-	struct json_doc d = { 0 };
-	if (json_parse(&d, content, strlen(content), 32) < 0 || d.tok[0].type != JSON_OBJECT) {
-		fprintf(stderr, "fedctl: content is not a strict JSON object: %s at byte %u\n",
-		        json_err_str(d.err), d.err_off);
-		json_doc_free(&d);
-		return 100;
-	}
-	struct buf canon;
-	buf_init(&canon);
-	json_canonical(&d, 0, &canon, NULL, NULL);
-	json_doc_free(&d);
-	struct origin_ctx o;
-	int rc = origin_init(fc, &o, argc, argv);
-	if (rc) { buf_free(&canon); return rc; }
-	struct store *s = fedctl_store(fc, 1);
-	MDB_txn *t = store_begin(s, 1);
-	int rv = 0;
-	uint64_t maxd;
-	char create[PDU_EVENT_ID_MAX], ext[10][PDU_EVENT_ID_MAX];
-	int64_t depths[10];
-	if (pstore_room_get(t, s, room, &rv, &maxd, create, sizeof create) || !create[0]) {
-		fprintf(stderr, "fedctl: room %s is not known here (its create event is not stored yet)\n", room);
-		mdb_txn_abort(t);
-		buf_free(&canon);
-		return 1;
-	}
-	int ne = pstore_extremities(t, s, room, ext, depths, 10);
-	mdb_txn_abort(t);
-	if (!ne) {
-		fprintf(stderr, "fedctl: room %s has no forward extremities stored\n", room);
-		buf_free(&canon);
-		return 1;
-	}
-	int64_t depth = 0;
-	for (int i = 0; i < ne; i++) if (depths[i] > depth) depth = depths[i];
-	struct buf ev;
-	buf_init(&ev);
-	buf_printf(&ev, "{\"auth_events\":[\"%s\"],\"content\":", create);
-	buf_add(&ev, canon.data, canon.len);
-	buf_printf(&ev, ",\"depth\":%lld,\"origin\":", (long long)depth + 1);
-	put_str(&ev, o.server);
-	buf_printf(&ev, ",\"origin_server_ts\":%lld,\"prev_events\":[", now_ms());
-	for (int i = 0; i < ne; i++) buf_printf(&ev, "%s\"%s\"", i ? "," : "", ext[i]);
-	buf_adds(&ev, "],\"room_id\":"); put_str(&ev, room);
-	buf_adds(&ev, ",\"sender\":"); put_str(&ev, o.sender);
-	if (sk) { buf_adds(&ev, ",\"state_key\":"); put_str(&ev, sk); }
-	buf_adds(&ev, ",\"type\":"); put_str(&ev, type);
-	buf_addc(&ev, '}');
-	char id[PDU_EVENT_ID_MAX];
-	int submit = !has_flag(argc, argv, "--no-submit");
-	rc = originate(&o, &ev, rv ? rv : (int)cfg_int(&fc->cfg, "node", "room_version"), submit, id);
-	if (!rc && submit) {
-		if (fc->json) printf("{\"event_id\":\"%s\"}\n", id);
-		else printf("%s\n", id);
-	}
-	buf_free(&ev);
-	buf_free(&canon);
-	return rc;
-}
-FEDCTL_COMMAND(send_cmd, "send", "send ROOM TYPE JSON [--state-key K] [--sender LOCAL] [--no-submit]",
-               "originate an event (prev = the room's forward extremities), signed with the node key", cmd_send)

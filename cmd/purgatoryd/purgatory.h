@@ -7,12 +7,13 @@
 #include <stdint.h>
 #include "core/daemon.h"
 #include "store/store.h"
-#include "store/pstore.h"
+#include "store/purgatory.h"
+#include "core/hmap.h"
 
 struct proom;
 
 struct held {
-	struct held  *hnext;           /* hash chain */
+	struct hmap_node hn;           /* in purgatoryd->held, by id */
 	struct held  *rprev, *rnext;   /* the room's list, oldest first */
 	struct proom *room;
 	long long     first_seen_ms;
@@ -21,7 +22,7 @@ struct held {
 
 #define RECENT_MAX 256
 struct proom {
-	struct proom *hnext;
+	struct hmap_node hn;           /* in purgatoryd->rooms, by id */
 	struct held  *head, *tail;
 	size_t        nheld;
 	long long     oldest_ms;       /* <= first_seen of every held event */
@@ -75,10 +76,11 @@ struct purgatoryd {
 	long long debounce, debounce_other, backoff_min, backoff_max, max_hold, tick, fetch_timeout, fetch_retry;
 	int       batch_max, fetch_limit, fetch_latest_max, fetch_events_max, fetch_servers_max;
 	int       default_rv;
-	char      server_name[PSTORE_NAME_MAX];
+	char      server_name[PURG_NAME_MAX];
 
-	struct held  **htab;  size_t hcap, nheld;
-	struct proom **rtab;  size_t rcap, nrooms;
+	struct hmap held;              /* struct held by event ID */
+	struct hmap rooms;             /* struct proom by room ID */
+	size_t    nheld, nrooms;       /* their counts (the gauges) */
 
 	struct verdict *vq, **vq_tail;
 	size_t    nvq;
@@ -116,13 +118,14 @@ int  purgatory_acl_ok(struct purgatoryd *p, const struct pdu_info *pi);
 int  purgatory_by_sync(struct purgatoryd *p, MDB_txn *t, const char *from);
 
 /* purgatory_hold.c: the in-memory indexes and the held rows */
-struct held  *held_find(struct purgatoryd *p, const char *id);
-struct proom *room_find(struct purgatoryd *p, const char *room_id);
-struct proom *room_get(struct purgatoryd *p, const char *room_id);
-struct held  *held_add(struct purgatoryd *p, const char *id, const char *room_id, long long first_seen);
-void held_remove(struct purgatoryd *p, struct held *h);
+struct held  *purgatory_held_find(struct purgatoryd *p, const char *id);
+struct proom *purgatory_room_find(struct purgatoryd *p, const char *room_id);
+struct proom *purgatory_room_get(struct purgatoryd *p, const char *room_id);
+struct held  *purgatory_held_add(struct purgatoryd *p, const char *id, const char *room_id,
+                                 long long first_seen);
+void purgatory_held_remove(struct purgatoryd *p, struct held *h);
 /* The room's attempt count / next try changed (an attempt started or ended). */
-void room_dirty(struct purgatoryd *p, struct proom *r);
+void purgatory_room_dirty(struct purgatoryd *p, struct proom *r);
 /* Write attempts and next_try_ms into the held rows of every dirty room, in x
  * (the turn's transaction); only rows whose values differ are rewritten. */
 void purgatory_persist_rooms(struct purgatoryd *p, struct tx *x);
@@ -139,28 +142,29 @@ void purgatory_expire_due(struct purgatoryd *p, long long now);
 int  purgatory_drop(struct purgatoryd *p, const char *id);
 
 /* purgatory_release.c */
-void tx_begin(struct purgatoryd *p, struct tx *x);
-/* A write in x failed: keep the first error; the txn is dead. */
-void tx_fail(struct tx *x, int rc, const char *what);
-/* Commit (or, after a failure, abort) x. 0 committed; 1 the map was grown:
- * redo the whole txn now; -1 not written (the store is full: p->stalled
- * is set and the tick retries). On 1 and -1 the in-memory indexes have
- * been rebuilt from the store (they had followed the lost txn). */
-int  tx_commit(struct purgatoryd *p, struct tx *x);
 /* An accepted verdict: store, or hold; then release what it satisfies. */
 void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, const char *from);
 void purgatory_release_waiters(struct purgatoryd *p, struct tx *x, const char *stored_id);
 int  purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id);
 void purgatory_recheck_all(struct purgatoryd *p);
 
-/* purgatory_store.c: the verdict batch */
+/* purgatory_store.c: the write transaction and the verdict batch */
+void purgatory_tx_begin(struct purgatoryd *p, struct tx *x);
+/* A write in x failed: keep the first error; the txn is dead. */
+void purgatory_tx_fail(struct tx *x, int rc, const char *what);
+/* Commit (or, after a failure, abort) x. 0 committed; 1 the map was grown:
+ * redo the whole txn now; -1 not written (the store is full: p->stalled
+ * is set and the tick retries). On 1 and -1 the in-memory indexes have
+ * been rebuilt from the store (they had followed the lost txn). */
+int  purgatory_tx_commit(struct purgatoryd *p, struct tx *x);
 int  purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const char **why);
 void purgatory_flush(struct purgatoryd *p);
-void verdict_free(struct verdict *v);
+void purgatory_verdict_free(struct verdict *v);
 
 /* purgatory_fetch.c */
 void purgatory_fetch_tick(struct purgatoryd *p, long long now);
 void purgatory_fetch_result(struct purgatoryd *p, const struct frame *f);
+/* An operator's request (FT_PURG_CTL: retry a room, drop a held event). */
 void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame *f);
 void purgatory_fetchd_up(struct purgatoryd *p);
 void purgatory_fetchd_down(struct purgatoryd *p);

@@ -1,15 +1,17 @@
-/* purgatory_fetch.c: asking fetchd for what held events miss. Per room (the
- * seed's "identifier"): a debounce after the first hold, one attempt at a
- * time (in-progress = outstanding requests), backoff doubling from
- * backoff_min to backoff_max after fruitless attempts, reset by progress.
- * Fetched PDUs go into the inbox (from = the answering server) and on to
- * validated; they come back as verdicts and release their waiters. Also the
- * operator's control requests (retry a room, drop a held event). */
+/* purgatory_fetch.c: asking fetchd for what held events miss. The unit of
+ * pacing is the room (its held events share their missing ancestors): a
+ * debounce after the first hold, one attempt at a time (in-progress =
+ * outstanding requests), backoff doubling from backoff_min to backoff_max
+ * after fruitless attempts, reset by progress. Fetched PDUs go into the
+ * inbox (from = the answering server) and on to validated; they come back
+ * as verdicts and release their waiters. Also the operator's control
+ * requests (FT_PURG_CTL: retry a room, drop a held event). */
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
 #include "core/fetchreq.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 #define ROOMS_PER_TICK 200       /* attempts started per tick, so 1,000 held rooms
                                     do not hit fetchd all in the same second */
@@ -37,20 +39,17 @@ static int recent_has(struct proom *r, const char *id, long long now, long long 
 
 static void recent_add(struct proom *r, const char *id, long long now, long long ttl)
 {
-	if (!r->recent) {
-		r->recent = calloc(RECENT_MAX, PDU_EVENT_ID_MAX);
-		if (!r->recent) log_panic("out of memory");
-	}
+	if (!r->recent) r->recent = xcalloc(RECENT_MAX, PDU_EVENT_ID_MAX);
 	if (r->recent_ms + ttl < now || r->nrecent >= RECENT_MAX) r->nrecent = 0;
 	r->recent_ms = now;
 	snprintf(r->recent[r->nrecent++], PDU_EVENT_ID_MAX, "%s", id);
 }
 
-static void add_server(struct purgatoryd *p, char (*sv)[PSTORE_NAME_MAX], int *n, const char *name)
+static void add_server(struct purgatoryd *p, char (*sv)[PURG_NAME_MAX], int *n, const char *name)
 {
 	if (!name[0] || *n >= p->fetch_servers_max || !strcmp(name, p->server_name)) return;
 	for (int i = 0; i < *n; i++) if (!strcmp(sv[i], name)) return;
-	snprintf(sv[(*n)++], PSTORE_NAME_MAX, "%s", name);
+	snprintf(sv[(*n)++], PURG_NAME_MAX, "%s", name);
 }
 
 static void finish_attempt(struct purgatoryd *p, struct proom *r, long long now)
@@ -69,7 +68,7 @@ static void finish_attempt(struct purgatoryd *p, struct proom *r, long long now)
 		         r->id, r->attempts, r->backoff_ms);
 	}
 	r->gained = 0;
-	room_dirty(p, r);
+	purgatory_room_dirty(p, r);
 }
 
 static int send_req(struct purgatoryd *p, struct proom *r, struct fetch_req *fr, long long now)
@@ -81,8 +80,7 @@ static int send_req(struct purgatoryd *p, struct proom *r, struct fetch_req *fr,
 	int rc = daemon_emit(p->d, "fetchd", FT_FETCH_REQ, 0, id, b.data, b.len);
 	buf_free(&b);
 	if (rc < 0) return -1;
-	struct preq *q = calloc(1, sizeof *q);
-	if (!q) log_panic("out of memory");
+	struct preq *q = xcalloc(1, sizeof *q);
 	q->id = id;
 	q->room = r;
 	q->deadline_ms = now + p->fetch_timeout;
@@ -105,26 +103,22 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 		return;
 	}
 	r->idle_wait = 0;
-	char (*absent)[PDU_EVENT_ID_MAX] = calloc(PSTORE_DEPS_MAX, PDU_EVENT_ID_MAX);
-	char (*latest)[PDU_EVENT_ID_MAX] = calloc(PSTORE_DEPS_MAX, PDU_EVENT_ID_MAX);
-	char (*earliest)[PDU_EVENT_ID_MAX] = calloc(20, PDU_EVENT_ID_MAX);
-	char (*servers)[PSTORE_NAME_MAX] = calloc(32, PSTORE_NAME_MAX);
+	char (*absent)[PDU_EVENT_ID_MAX] = xcalloc(PURG_DEPS_MAX, PDU_EVENT_ID_MAX);
+	char (*latest)[PDU_EVENT_ID_MAX] = xcalloc(PURG_DEPS_MAX, PDU_EVENT_ID_MAX);
+	char (*earliest)[PDU_EVENT_ID_MAX] = xcalloc(20, PDU_EVENT_ID_MAX);
+	char (*servers)[PURG_NAME_MAX] = xcalloc(32, PURG_NAME_MAX);
 	int64_t depths[20];
-	if (!absent || !latest || !earliest || !servers) log_panic("out of memory");
-	struct idset ab = { absent, 0, PSTORE_DEPS_MAX }, la = { latest, 0, p->fetch_latest_max };
+	struct idset ab = { absent, 0, PURG_DEPS_MAX }, la = { latest, 0, p->fetch_latest_max };
 	int nserv = 0, nearly = 0, scanned = 0;
 	char err[128];
 
 	MDB_txn *t = store_begin(s, 1);
 	for (struct held *h = r->head; h && scanned < SCAN_HELD_MAX; h = h->rnext, scanned++) {
-		MDB_val v;
-		if (store_get(t, s, DB_PURGATORY, h->id, strlen(h->id), &v) ||
-		    pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, p->hr) < 0)
-			continue;
+		if (purg_hold_get(t, s, DB_PURGATORY, h->id, &p->doc, p->hr)) continue;
 		int frontier = 0;
 		for (int i = 0; i < p->hr->nmissing; i++) {
 			const char *m = p->hr->missing[i];
-			if (store_event_exists(t, s, m) || held_find(p, m) ||
+			if (store_event_exists(t, s, m) || purgatory_held_find(p, m) ||
 			    recent_has(r, m, now, p->fetch_timeout))
 				continue;
 			idset_add(&ab, m);
@@ -133,17 +127,16 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 		if (!frontier || la.n >= la.max) continue;
 		idset_add(&la, h->id);
 		add_server(p, servers, &nserv, p->hr->from);
-		if (pstore_pdu_parse(&p->doc2, p->hr->pdu, p->hr->pdu_len, p->pi, err, sizeof err) == 0) {
+		if (purg_pdu_parse(&p->doc2, p->hr->pdu, p->hr->pdu_len, p->pi, err, sizeof err) == 0) {
 			add_server(p, servers, &nserv, p->pi->sender_server);
 			add_server(p, servers, &nserv, p->pi->origin);
 		}
 	}
-	char (*rs)[PSTORE_NAME_MAX] = calloc(32, PSTORE_NAME_MAX);
-	if (!rs) log_panic("out of memory");
-	int nrs = pstore_room_servers(t, s, r->id, rs, 32);
+	char (*rs)[PURG_NAME_MAX] = xcalloc(32, PURG_NAME_MAX);
+	int nrs = purg_room_servers(t, s, r->id, rs, 32);
 	for (int i = 0; i < nrs; i++) add_server(p, servers, &nserv, rs[i]);
 	free(rs);
-	nearly = pstore_extremities(t, s, r->id, earliest, depths, 20);
+	nearly = purg_extremities(t, s, r->id, earliest, depths, 20);
 	mdb_txn_abort(t);
 
 	if (!ab.n) {
@@ -151,7 +144,7 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 		 * nothing to ask for until something changes */
 		r->due_ms = now + p->backoff_max;
 		r->idle_wait = 1;
-		room_dirty(p, r);
+		purgatory_room_dirty(p, r);
 		goto out;
 	}
 	r->attempts++;
@@ -186,7 +179,7 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 	} else {
 		/* the held rows say: attempt N, under way now */
 		r->due_ms = now;
-		room_dirty(p, r);
+		purgatory_room_dirty(p, r);
 		log_debug("room %s: attempt %lld, %d request(s) (%s) for %d missing events",
 		          r->id, r->attempts, sent, use_missing ? "missing_events" : "event", ab.n);
 	}
@@ -215,13 +208,15 @@ void purgatory_fetch_tick(struct purgatoryd *p, long long now)
 		req_done(p, q, now);
 	}
 	int started = 0;
-	for (size_t i = 0; i < p->rcap && started < ROOMS_PER_TICK; i++)
-		for (struct proom *r = p->rtab[i], *n; r && started < ROOMS_PER_TICK; r = n) {
-			n = r->hnext;
-			if (!r->nheld || r->inflight || r->due_ms > now) continue;
-			attempt(p, r, now);
-			started++;
-		}
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &p->rooms);
+	while (started < ROOMS_PER_TICK && (n = hmap_iter_next(&it))) {
+		struct proom *r = HMAP_ENTRY(n, struct proom, hn);
+		if (!r->nheld || r->inflight || r->due_ms > now) continue;
+		attempt(p, r, now);
+		started++;
+	}
 }
 
 static int pdu_rv(struct purgatoryd *p, MDB_txn *t, const struct json_doc *d, int e, const char *room)
@@ -288,13 +283,14 @@ void purgatory_fetch_result(struct purgatoryd *p, const struct frame *f)
 	struct tx x;
 again:
 	ngot = 0;
-	tx_begin(p, &x);
+	purgatory_tx_begin(p, &x);
 	for (int e = json_first(d, arr); e >= 0 && !x.err; e = json_next_elem(d, arr, e)) {
 		if (d->tok[e].type != JSON_OBJECT) continue;
 		char id[PDU_EVENT_ID_MAX];
 		int rv = pdu_rv(p, x.t, d, e, r->id);
 		if (pdu_event_id(d, e, rv, id) < 0) continue;
-		if (store_event_exists(x.t, s, id) || held_find(p, id) || recent_has(r, id, now, p->fetch_timeout))
+		if (store_event_exists(x.t, s, id) || purgatory_held_find(p, id) ||
+		    recent_has(r, id, now, p->fetch_timeout))
 			continue;
 		int seen = 0;
 		for (int i = 0; i < ngot && !seen; i++) seen = !strcmp(got[i].id, id);
@@ -303,11 +299,10 @@ again:
 		const char *bytes = res.body + d->tok[e].start;
 		size_t n = d->tok[e].end - d->tok[e].start;
 		int rc = store_inbox_put(x.t, s, res.server[0] ? res.server : "fetchd", bytes, n, &seq);
-		if (rc) { tx_fail(&x, rc, "inbox put (fetched)"); break; }
+		if (rc) { purgatory_tx_fail(&x, rc, "inbox put (fetched)"); break; }
 		if (ngot == cap) {
 			cap = cap ? cap * 2 : 16;
-			got = realloc(got, (size_t)cap * sizeof *got);
-			if (!got) log_panic("out of memory");
+			got = xreallocarray(got, (size_t)cap, sizeof *got);
 		}
 		got[ngot].seq = seq;
 		got[ngot].off = d->tok[e].start;
@@ -315,7 +310,7 @@ again:
 		memcpy(got[ngot].id, id, sizeof id);
 		ngot++;
 	}
-	if ((wrc = tx_commit(p, &x)) == 1) goto again;
+	if ((wrc = purgatory_tx_commit(p, &x)) == 1) goto again;
 	if (wrc < 0) ngot = 0;          /* not kept: the room's next attempt asks again */
 	for (int i = 0; i < ngot; i++) {
 		recent_add(r, got[i].id, now, p->fetch_timeout);
@@ -332,9 +327,13 @@ again:
 void purgatory_fetchd_up(struct purgatoryd *p)
 {
 	long long now = now_ms();
-	for (size_t i = 0; i < p->rcap; i++)
-		for (struct proom *r = p->rtab[i]; r; r = r->hnext)
-			if (r->fetchd_wait) { r->fetchd_wait = 0; r->due_ms = now; }
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &p->rooms);
+	while ((n = hmap_iter_next(&it))) {
+		struct proom *r = HMAP_ENTRY(n, struct proom, hn);
+		if (r->fetchd_wait) { r->fetchd_wait = 0; r->due_ms = now; }
+	}
 }
 
 void purgatory_fetchd_down(struct purgatoryd *p)
@@ -352,28 +351,28 @@ void purgatory_fetchd_down(struct purgatoryd *p)
 	}
 }
 
-/* Operator requests (fedctl) arrive as FETCH_REQ frames with ops of our own:
- * {"op":"retry","room_id":R} and {"op":"drop","event_id":E}. */
+/* Operator requests (fedctl), FT_PURG_CTL frames (see core/frame.h):
+ * {"op":"retry","room_id":R} and {"op":"drop","event_id":E}. An unreadable
+ * one is a bug of the sender: the connection is dropped. */
 void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame *f)
 {
 	struct json_doc *d = &p->doc;
-	char op[32] = "", arg[PSTORE_NAME_MAX] = "";
+	char op[32] = "", arg[PURG_NAME_MAX] = "";
 	struct buf b;
-	buf_init(&b);
 	int ot = -1;
 	if (json_parse(d, f->payload, f->len, 8) < 0 || d->tok[0].type != JSON_OBJECT ||
 	    (ot = json_obj_get(d, 0, "op")) < 0 || d->tok[ot].type != JSON_STRING ||
 	    json_str_copy(d, ot, op, sizeof op) < 0) {
 		log_warnx("%s: unreadable control request; dropping the connection", conn_peer(c));
 		conn_close(c);
-		buf_free(&b);
 		return;
 	}
+	buf_init(&b);
 	int t = json_obj_get(d, 0, !strcmp(op, "drop") ? "event_id" : "room_id");
 	if (t >= 0 && d->tok[t].type == JSON_STRING) (void)json_str_copy(d, t, arg, sizeof arg);
 	if (!strcmp(op, "retry") && arg[0]) {
-		struct proom *r = room_find(p, arg);
-		if (!r || !r->nheld) fetchres_meta(&b, 0, "not_found", NULL, NULL, NULL, 0);
+		struct proom *r = purgatory_room_find(p, arg);
+		if (!r || !r->nheld) buf_adds(&b, "{\"ok\":false,\"error\":\"not_found\"}");
 		else {
 			long long now = now_ms();
 			r->failures = 0;
@@ -386,10 +385,9 @@ void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame 
 	} else if (!strcmp(op, "drop") && arg[0]) {
 		int rc = purgatory_drop(p, arg);
 		if (rc == 0) buf_adds(&b, "{\"ok\":true}");
-		else fetchres_meta(&b, 0, rc == -2 ? "store_full" : "not_found", NULL, NULL, NULL, 0);
+		else buf_printf(&b, "{\"ok\":false,\"error\":\"%s\"}", rc == -2 ? "store_full" : "not_found");
 	} else
-		fetchres_meta(&b, 0, "bad_request", NULL, NULL, NULL, 0);
-	buf_addc(&b, '\n');
-	conn_send(c, FT_FETCH_RESULT, FF_REPLY, f->id, b.data, b.len);
+		buf_adds(&b, "{\"ok\":false,\"error\":\"bad_request\"}");
+	conn_send(c, FT_PURG_CTL, FF_REPLY, f->id, b.data, b.len);
 	buf_free(&b);
 }

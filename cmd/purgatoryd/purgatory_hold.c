@@ -1,80 +1,41 @@
 /* purgatory_hold.c: holding events. The rows (purgatory, missing_index) are
- * the truth; memory keeps two hash indexes rebuilt from them at startup:
+ * the truth; memory keeps two hash maps rebuilt from them at startup:
  * held events by ID and rooms (each with its held list, oldest first, and its
  * fetch pacing). Also expiry into the dead-letter table `expired`. */
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
-static uint64_t hash_str(const char *s)
+struct held *purgatory_held_find(struct purgatoryd *p, const char *id)
 {
-	uint64_t h = 1469598103934665603ull;
-	while (*s) { h ^= (unsigned char)*s++; h *= 1099511628211ull; }
-	return h;
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n, sz);
-	if (!p) log_panic("out of memory");
-	return p;
-}
-
-struct held *held_find(struct purgatoryd *p, const char *id)
-{
-	if (!p->hcap) return NULL;
-	for (struct held *h = p->htab[hash_str(id) & (p->hcap - 1)]; h; h = h->hnext)
+	uint64_t hv = hmap_hash_str(id);
+	HMAP_FOR_HASH(&p->held, hv, n) {
+		struct held *h = HMAP_ENTRY(n, struct held, hn);
 		if (!strcmp(h->id, id)) return h;
+	}
 	return NULL;
 }
 
-struct proom *room_find(struct purgatoryd *p, const char *room_id)
+struct proom *purgatory_room_find(struct purgatoryd *p, const char *room_id)
 {
-	if (!p->rcap) return NULL;
-	for (struct proom *r = p->rtab[hash_str(room_id) & (p->rcap - 1)]; r; r = r->hnext)
+	uint64_t hv = hmap_hash_str(room_id);
+	HMAP_FOR_HASH(&p->rooms, hv, n) {
+		struct proom *r = HMAP_ENTRY(n, struct proom, hn);
 		if (!strcmp(r->id, room_id)) return r;
+	}
 	return NULL;
 }
 
-static void held_rehash(struct purgatoryd *p)
+struct proom *purgatory_room_get(struct purgatoryd *p, const char *room_id)
 {
-	size_t nc = p->hcap ? p->hcap * 2 : 1024;
-	struct held **nt = xcalloc(nc, sizeof *nt);
-	for (size_t i = 0; i < p->hcap; i++)
-		for (struct held *h = p->htab[i], *n; h; h = n) {
-			n = h->hnext;
-			size_t b = hash_str(h->id) & (nc - 1);
-			h->hnext = nt[b]; nt[b] = h;
-		}
-	free(p->htab);
-	p->htab = nt; p->hcap = nc;
-}
-
-static void room_rehash(struct purgatoryd *p)
-{
-	size_t nc = p->rcap ? p->rcap * 2 : 64;
-	struct proom **nt = xcalloc(nc, sizeof *nt);
-	for (size_t i = 0; i < p->rcap; i++)
-		for (struct proom *r = p->rtab[i], *n; r; r = n) {
-			n = r->hnext;
-			size_t b = hash_str(r->id) & (nc - 1);
-			r->hnext = nt[b]; nt[b] = r;
-		}
-	free(p->rtab);
-	p->rtab = nt; p->rcap = nc;
-}
-
-struct proom *room_get(struct purgatoryd *p, const char *room_id)
-{
-	struct proom *r = room_find(p, room_id);
+	struct proom *r = purgatory_room_find(p, room_id);
 	if (r) return r;
-	if (p->nrooms + 1 > p->rcap) room_rehash(p);
 	size_t l = strlen(room_id);
 	r = xcalloc(1, sizeof *r + l + 1);
 	memcpy(r->id, room_id, l + 1);
-	size_t b = hash_str(room_id) & (p->rcap - 1);
-	r->hnext = p->rtab[b]; p->rtab[b] = r;
+	hmap_insert(&p->rooms, &r->hn, hmap_hash_str(room_id));
 	p->nrooms++;
 	*p->g_rooms = (int64_t)p->nrooms;
 	return r;
@@ -83,9 +44,7 @@ struct proom *room_get(struct purgatoryd *p, const char *room_id)
 static void room_free_if_idle(struct purgatoryd *p, struct proom *r)
 {
 	if (r->nheld || r->inflight) return;
-	struct proom **pp = &p->rtab[hash_str(r->id) & (p->rcap - 1)];
-	while (*pp && *pp != r) pp = &(*pp)->hnext;
-	if (*pp) *pp = r->hnext;
+	hmap_remove(&p->rooms, &r->hn);
 	if (r->dirty) p->ndirty--;
 	free(r->recent);
 	free(r);
@@ -93,18 +52,17 @@ static void room_free_if_idle(struct purgatoryd *p, struct proom *r)
 	*p->g_rooms = (int64_t)p->nrooms;
 }
 
-struct held *held_add(struct purgatoryd *p, const char *id, const char *room_id, long long first_seen)
+struct held *purgatory_held_add(struct purgatoryd *p, const char *id, const char *room_id,
+                                long long first_seen)
 {
-	struct held *h = held_find(p, id);
+	struct held *h = purgatory_held_find(p, id);
 	if (h) return h;
-	if (p->nheld + 1 > p->hcap) held_rehash(p);
-	struct proom *r = room_get(p, room_id);
+	struct proom *r = purgatory_room_get(p, room_id);
 	h = xcalloc(1, sizeof *h);
 	snprintf(h->id, sizeof h->id, "%s", id);
 	h->room = r;
 	h->first_seen_ms = first_seen;
-	size_t b = hash_str(id) & (p->hcap - 1);
-	h->hnext = p->htab[b]; p->htab[b] = h;
+	hmap_insert(&p->held, &h->hn, hmap_hash_str(h->id));
 	h->rprev = r->tail;
 	if (r->tail) r->tail->rnext = h; else r->head = h;
 	r->tail = h;
@@ -115,11 +73,9 @@ struct held *held_add(struct purgatoryd *p, const char *id, const char *room_id,
 	return h;
 }
 
-void held_remove(struct purgatoryd *p, struct held *h)
+void purgatory_held_remove(struct purgatoryd *p, struct held *h)
 {
-	struct held **pp = &p->htab[hash_str(h->id) & (p->hcap - 1)];
-	while (*pp && *pp != h) pp = &(*pp)->hnext;
-	if (*pp) *pp = h->hnext;
+	hmap_remove(&p->held, &h->hn);
 	struct proom *r = h->room;
 	if (h->rprev) h->rprev->rnext = h->rnext; else r->head = h->rnext;
 	if (h->rnext) h->rnext->rprev = h->rprev; else r->tail = h->rprev;
@@ -130,7 +86,7 @@ void held_remove(struct purgatoryd *p, struct held *h)
 	room_free_if_idle(p, r);
 }
 
-void room_dirty(struct purgatoryd *p, struct proom *r)
+void purgatory_room_dirty(struct purgatoryd *p, struct proom *r)
 {
 	if (r->dirty) return;
 	r->dirty = 1;
@@ -143,28 +99,22 @@ void purgatory_persist_rooms(struct purgatoryd *p, struct tx *x)
 {
 	struct store *s = p->d->st;
 	size_t rewritten = 0;
-	for (size_t i = 0; i < p->rcap && p->ndirty; i++)
-		for (struct proom *r = p->rtab[i]; r && p->ndirty; r = r->hnext) {
-			if (!r->dirty) continue;
-			r->dirty = 0;
-			p->ndirty--;
-			for (struct held *h = r->head; h; h = h->rnext) {
-				MDB_val v;
-				if (store_get(x->t, s, DB_PURGATORY, h->id, strlen(h->id), &v) ||
-				    pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, p->hr) < 0)
-					continue;
-				if (p->hr->attempts == r->attempts && p->hr->next_try_ms == r->due_ms) continue;
-				p->hr->attempts = r->attempts;
-				p->hr->next_try_ms = r->due_ms;
-				/* encoded (copied) before the put moves anything */
-				buf_reset(&p->scratch);
-				pstore_hold_encode(&p->scratch, p->hr);
-				int rc = store_put(x->t, s, DB_PURGATORY, h->id, strlen(h->id),
-				                   p->scratch.data, p->scratch.len, 0);
-				if (rc) { tx_fail(x, rc, "purgatory put (pacing)"); p->ndirty = 0; return; }
-				rewritten++;
-			}
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &p->rooms);
+	while (p->ndirty && (n = hmap_iter_next(&it))) {
+		struct proom *r = HMAP_ENTRY(n, struct proom, hn);
+		if (!r->dirty) continue;
+		r->dirty = 0;
+		p->ndirty--;
+		for (struct held *h = r->head; h; h = h->rnext) {
+			int rc = purg_hold_set_pacing(x->t, s, h->id, r->attempts, r->due_ms, &p->doc,
+			                              &p->scratch);
+			if (rc == 1 || rc == MDB_NOTFOUND || rc == MDB_CORRUPTED) continue;
+			if (rc) { purgatory_tx_fail(x, rc, "purgatory put (pacing)"); p->ndirty = 0; return; }
+			rewritten++;
 		}
+	}
 	p->ndirty = 0;
 	if (rewritten) log_debug("persisted fetch pacing into %zu held rows", rewritten);
 }
@@ -174,7 +124,7 @@ void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *p
                     char missing[][PDU_EVENT_ID_MAX], int nmissing)
 {
 	struct hold_rec *h = p->hr;
-	struct proom *r = room_find(p, pi->room_id);
+	struct proom *r = purgatory_room_find(p, pi->room_id);
 	int fresh = !r || !r->nheld, pulled = 0;
 	long long due = r ? r->due_ms : 0;
 	/* a room starts its pacing with this event, or had nothing to ask for
@@ -205,91 +155,79 @@ void purgatory_hold(struct purgatoryd *p, struct tx *x, const struct pdu_info *p
 	h->redacted = redacted;
 	h->reason[0] = 0;
 	h->pdu = pdu; h->pdu_len = n;
-	buf_reset(&p->scratch);
-	pstore_hold_encode(&p->scratch, h);
-	int rc = store_put(x->t, p->d->st, DB_PURGATORY, pi->event_id, strlen(pi->event_id),
-	                   p->scratch.data, p->scratch.len, 0);
-	if (rc) { tx_fail(x, rc, "purgatory put"); return; }
-	unsigned char k[2 * PDU_EVENT_ID_MAX];
-	for (int i = 0; i < nmissing; i++) {
-		size_t kn = store_key2((char *)k, sizeof k, missing[i], pi->event_id);
-		if ((rc = store_put(x->t, p->d->st, DB_MISSING_INDEX, k, kn, "", 0, 0))) {
-			tx_fail(x, rc, "missing_index put");
-			return;
-		}
-	}
-	struct held *hd = held_add(p, pi->event_id, pi->room_id, x->now);
+	int rc = purg_hold_put(x->t, p->d->st, pi->event_id, h, &p->scratch);
+	if (rc) { purgatory_tx_fail(x, rc, "purgatory put"); return; }
+	struct held *hd = purgatory_held_add(p, pi->event_id, pi->room_id, x->now);
 	hd->room->due_ms = due;
-	if (pulled) room_dirty(p, hd->room);     /* the other rows said backoff_max */
+	if (pulled) purgatory_room_dirty(p, hd->room);     /* the other rows said backoff_max */
 	(*p->c_held)++;
 	if (!nmissing) (*p->c_acl_blocked)++;
 }
 
 void purgatory_unhold(struct purgatoryd *p, struct tx *x, const char *id, const struct hold_rec *h)
 {
-	unsigned char k[2 * PDU_EVENT_ID_MAX];
-	int rc;
-	for (int i = 0; i < h->nmissing; i++) {
-		size_t kn = store_key2((char *)k, sizeof k, h->missing[i], id);
-		if ((rc = store_del(x->t, p->d->st, DB_MISSING_INDEX, k, kn)) && rc != MDB_NOTFOUND) {
-			tx_fail(x, rc, "missing_index del");
-			return;
-		}
-	}
-	if ((rc = store_del(x->t, p->d->st, DB_PURGATORY, id, strlen(id))) && rc != MDB_NOTFOUND) {
-		tx_fail(x, rc, "purgatory del");
-		return;
-	}
-	struct held *hd = held_find(p, id);
-	if (hd) held_remove(p, hd);
+	int rc = purg_hold_del(x->t, p->d->st, id, h);
+	if (rc) { purgatory_tx_fail(x, rc, "purgatory del"); return; }
+	struct held *hd = purgatory_held_find(p, id);
+	if (hd) purgatory_held_remove(p, hd);
 }
 
 /* ---- startup: rebuild the indexes from the purgatory table ---- */
 
-static int load_cb(void *arg, const MDB_val *k, const MDB_val *v)
+/* Every row of purgatory into memory: 0 or the LMDB error. */
+static int load_rows(struct purgatoryd *p)
 {
-	struct purgatoryd *p = arg;
-	char id[PDU_EVENT_ID_MAX];
-	if (k->mv_size >= sizeof id) return 0;
-	memcpy(id, k->mv_data, k->mv_size);
-	id[k->mv_size] = 0;
-	if (pstore_hold_decode(&p->doc, v->mv_data, v->mv_size, p->hr) < 0) {
-		log_warnx("purgatory row %s is unreadable; it stays until dropped", id);
-		return 0;
+	struct store_iter it;
+	MDB_txn *t = store_begin(p->d->st, 1);
+	int rc = store_iter_open(&it, t, p->d->st, DB_PURGATORY, NULL, 0);
+	while (!rc && store_iter_next(&it) == 1) {
+		char id[PDU_EVENT_ID_MAX];
+		if (it.k.mv_size >= sizeof id) continue;
+		memcpy(id, it.k.mv_data, it.k.mv_size);
+		id[it.k.mv_size] = 0;
+		if (purg_hold_decode(&p->doc, it.v.mv_data, it.v.mv_size, p->hr) < 0) {
+			log_warnx("purgatory row %s is unreadable; it stays until dropped", id);
+			continue;
+		}
+		struct held *h = purgatory_held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
+		/* the attempt count goes on across restarts (the rows carry it) */
+		if (p->hr->attempts > h->room->attempts) h->room->attempts = p->hr->attempts;
 	}
-	struct held *h = held_add(p, id, p->hr->room_id, p->hr->first_seen_ms);
-	/* the attempt count goes on across restarts (the rows carry it) */
-	if (p->hr->attempts > h->room->attempts) h->room->attempts = p->hr->attempts;
-	return 0;
+	if (!rc) rc = it.rc;
+	store_iter_close(&it);
+	mdb_txn_abort(t);
+	return rc;
 }
 
 void purgatory_resync(struct purgatoryd *p)
 {
 	size_t before = p->nheld;
+	struct hmap_iter it;
+	struct hmap_node *n;
 	/* rooms with fetches in flight stay (their requests point at them) */
-	for (size_t i = 0; i < p->hcap; i++)
-		while (p->htab[i]) held_remove(p, p->htab[i]);
-	MDB_txn *t = store_begin(p->d->st, 1);
-	int rc = pstore_prefix_each(t, p->d->st, DB_PURGATORY, "", 0, load_cb, p);
-	mdb_txn_abort(t);
+	hmap_iter_init(&it, &p->held);
+	while ((n = hmap_iter_next(&it))) purgatory_held_remove(p, HMAP_ENTRY(n, struct held, hn));
+	int rc = load_rows(p);
 	if (rc) fatalx("re-reading purgatory: %s", mdb_strerror(rc));
 	long long now = now_ms();
-	for (size_t i = 0; i < p->rcap; i++)
-		for (struct proom *r = p->rtab[i]; r; r = r->hnext)
-			if (!r->inflight && r->due_ms < now + p->debounce) r->due_ms = now + p->debounce;
+	hmap_iter_init(&it, &p->rooms);
+	while ((n = hmap_iter_next(&it))) {
+		struct proom *r = HMAP_ENTRY(n, struct proom, hn);
+		if (!r->inflight && r->due_ms < now + p->debounce) r->due_ms = now + p->debounce;
+	}
 	log_debug("held events re-read from the store: %zu (were %zu in memory)", p->nheld, before);
 }
 
 int purgatory_load(struct purgatoryd *p)
 {
-	MDB_txn *t = store_begin(p->d->st, 1);
-	int rc = pstore_prefix_each(t, p->d->st, DB_PURGATORY, "", 0, load_cb, p);
-	mdb_txn_abort(t);
+	int rc = load_rows(p);
 	if (rc) { log_err("reading purgatory: %s", mdb_strerror(rc)); return -1; }
 	/* outstanding fetches are asked again: every room is due after a debounce */
 	long long now = now_ms();
-	for (size_t i = 0; i < p->rcap; i++)
-		for (struct proom *r = p->rtab[i]; r; r = r->hnext) r->due_ms = now + p->debounce;
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &p->rooms);
+	while ((n = hmap_iter_next(&it))) HMAP_ENTRY(n, struct proom, hn)->due_ms = now + p->debounce;
 	if (p->nheld) log_info("%zu held events in %zu rooms", p->nheld, p->nrooms);
 	/* deps may have been stored, or the ACL changed, while we were down */
 	purgatory_recheck_all(p);
@@ -300,18 +238,15 @@ int purgatory_load(struct purgatoryd *p)
 
 static void expire_one(struct purgatoryd *p, struct tx *x, const char *id)
 {
-	MDB_val v;
 	struct store *s = p->d->st;
 	struct hold_rec *h = p->hr;
-	if (store_get(x->t, s, DB_PURGATORY, id, strlen(id), &v) ||
-	    pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, h) < 0) {
-		struct held *hd = held_find(p, id);
-		if (hd) held_remove(p, hd);
+	if (purg_hold_get(x->t, s, DB_PURGATORY, id, &p->doc, h)) {
+		struct held *hd = purgatory_held_find(p, id);
+		if (hd) purgatory_held_remove(p, hd);
 		return;
 	}
 	/* what is still missing now, not what was missing when held */
-	struct hold_rec *e = malloc(sizeof *e);
-	if (!e) log_panic("out of memory");
+	struct hold_rec *e = xmalloc(sizeof *e);
 	memcpy(e, h, sizeof *e);
 	e->nmissing = 0;
 	for (int i = 0; i < h->nmissing; i++)
@@ -323,7 +258,7 @@ static void expire_one(struct purgatoryd *p, struct tx *x, const char *id)
 	else {
 		struct pdu_info *pi = p->pi;
 		char err[128];
-		if (pstore_pdu_parse(&p->doc2, h->pdu, h->pdu_len, pi, err, sizeof err) == 0)
+		if (purg_pdu_parse(&p->doc2, h->pdu, h->pdu_len, pi, err, sizeof err) == 0)
 			snprintf(e->reason, sizeof e->reason, "acl: server %s is not allowed by the node's "
 			         "server ACL", !cfg_acl_allows(&p->d->cfg, pi->sender_server) ?
 			         pi->sender_server : pi->origin);
@@ -331,12 +266,10 @@ static void expire_one(struct purgatoryd *p, struct tx *x, const char *id)
 			snprintf(e->reason, sizeof e->reason, "unreleasable: %s", err);
 	}
 	e->expired_ms = x->now;
-	struct held *hd = held_find(p, id);
+	struct held *hd = purgatory_held_find(p, id);
 	if (hd) e->attempts = hd->room->attempts;
-	buf_reset(&p->scratch);
-	pstore_hold_encode(&p->scratch, e);
-	int rc = store_put(x->t, s, DB_EXPIRED, id, strlen(id), p->scratch.data, p->scratch.len, 0);
-	if (rc) { tx_fail(x, rc, "expired put"); free(e); return; }
+	int rc = purg_expired_put(x->t, s, id, e, &p->scratch);
+	if (rc) { purgatory_tx_fail(x, rc, "expired put"); free(e); return; }
 	log_notice("expired %s (room %s): %s", id, e->room_id, e->reason);
 	purgatory_unhold(p, x, id, h);
 	(*p->c_expired)++;
@@ -348,51 +281,53 @@ void purgatory_expire_due(struct purgatoryd *p, long long now)
 	char (*due)[PDU_EVENT_ID_MAX] = NULL;
 	size_t n = 0, cap = 0;
 	if (p->max_hold <= 0) return;
-	for (size_t i = 0; i < p->rcap; i++)
-		for (struct proom *r = p->rtab[i]; r; r = r->hnext) {
-			if (!r->nheld || r->oldest_ms + p->max_hold > now) continue;
-			long long oldest = now;
-			for (struct held *h = r->head; h; h = h->rnext) {
-				if (h->first_seen_ms + p->max_hold <= now) {
-					if (n == cap) {
-						cap = cap ? cap * 2 : 64;
-						due = realloc(due, cap * sizeof *due);
-						if (!due) log_panic("out of memory");
-					}
-					memcpy(due[n++], h->id, PDU_EVENT_ID_MAX);
-				} else if (h->first_seen_ms < oldest)
-					oldest = h->first_seen_ms;
-			}
-			r->oldest_ms = oldest;
+	struct hmap_iter it;
+	struct hmap_node *node;
+	hmap_iter_init(&it, &p->rooms);
+	while ((node = hmap_iter_next(&it))) {
+		struct proom *r = HMAP_ENTRY(node, struct proom, hn);
+		if (!r->nheld || r->oldest_ms + p->max_hold > now) continue;
+		long long oldest = now;
+		for (struct held *h = r->head; h; h = h->rnext) {
+			if (h->first_seen_ms + p->max_hold <= now) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 64;
+					due = xreallocarray(due, cap, sizeof *due);
+				}
+				memcpy(due[n++], h->id, PDU_EVENT_ID_MAX);
+			} else if (h->first_seen_ms < oldest)
+				oldest = h->first_seen_ms;
 		}
+		r->oldest_ms = oldest;
+	}
 	if (!n) return;
 	struct tx x;
 	do {
-		tx_begin(p, &x);
+		purgatory_tx_begin(p, &x);
 		for (size_t i = 0; i < n && !x.err; i++) expire_one(p, &x, due[i]);
-	} while (tx_commit(p, &x) == 1);     /* not written: the next tick tries again */
+	} while (purgatory_tx_commit(p, &x) == 1);     /* not written: the next tick tries again */
 	free(due);
 }
 
 /* fedctl purgatory drop: 0 dropped, -1 not held, -2 not written (store full) */
 int purgatory_drop(struct purgatoryd *p, const char *id)
 {
-	MDB_val v;
 	struct tx x;
 	int found, rc;
 again:
 	found = 0;
-	tx_begin(p, &x);
-	if (store_get(x.t, p->d->st, DB_PURGATORY, id, strlen(id), &v) == 0) {
+	purgatory_tx_begin(p, &x);
+	if ((rc = purg_hold_get(x.t, p->d->st, DB_PURGATORY, id, &p->doc, p->hr)) == 0 ||
+	    rc == MDB_CORRUPTED) {
 		found = 1;
-		if (pstore_hold_decode(&p->doc, v.mv_data, v.mv_size, p->hr) < 0) p->hr->nmissing = 0;
+		if (rc) p->hr->nmissing = 0;
 		purgatory_unhold(p, &x, id, p->hr);
 		log_notice("dropped held event %s on operator request", id);
 	} else {
-		struct held *hd = held_find(p, id);
-		if (hd) { held_remove(p, hd); found = 1; }
+		struct held *hd = purgatory_held_find(p, id);
+		if (hd) { purgatory_held_remove(p, hd); found = 1; }
 	}
-	if ((rc = tx_commit(p, &x)) == 1) goto again;
+	if ((rc = purgatory_tx_commit(p, &x)) == 1) goto again;
 	if (rc < 0) return -2;
 	return found ? 0 : -1;
 }

@@ -7,6 +7,8 @@
 #include <sodium.h>
 #include "purgatory.h"
 #include "core/log.h"
+#include "core/xalloc.h"
+#include "store/syncd_state.h"
 
 static struct purgatoryd purgatoryd;
 
@@ -51,16 +53,10 @@ int purgatory_by_sync(struct purgatoryd *p, MDB_txn *t, const char *from)
 	for (size_t i = 0; i < c->npeers; i++) {
 		const char *name = c->peers[i].name;
 		if (!strcmp(name, from)) return 1;
-		/* federation_state key "<peer>\0server_name" (store.h), written by
-		 * syncd at the identity handshake */
-		char k[sizeof c->peers[i].name + 16];
-		size_t nl = strlen(name);
-		memcpy(k, name, nl);
-		k[nl] = 0;
-		memcpy(k + nl + 1, "server_name", 11);
-		MDB_val v;
-		if (store_get(t, p->d->st, DB_FEDERATION_STATE, k, nl + 12, &v) == 0 &&
-		    v.mv_size == fl && !memcmp(v.mv_data, from, fl))
+		/* the server name syncd pinned for this peer at the identity handshake */
+		char pinned[PURG_NAME_MAX];
+		if (fstate_get(t, p->d->st, name, "server_name", pinned, sizeof pinned) == (int)fl &&
+		    !memcmp(pinned, from, fl))
 			return 1;
 	}
 	return 0;
@@ -69,20 +65,20 @@ int purgatory_by_sync(struct purgatoryd *p, MDB_txn *t, const char *from)
 #define REJECTS_PRUNE_MAX 1000   /* rows deleted per tick: bounded work */
 
 /* rejects older than rejects_keep go, oldest first, a bounded number a tick
- * (Postfix keeps its bounce logs by age the same way). */
+ * (the table is a log kept by age, not by size). */
 static void prune_rejects(struct purgatoryd *p, long long now)
 {
 	struct store *s = p->d->st;
 	if (p->rejects_keep <= 0) return;
 	long long cutoff = now - p->rejects_keep;
 	MDB_txn *t = store_begin(s, 1);
-	long long oldest = pstore_reject_oldest_ms(t, s);
+	long long oldest = purg_reject_oldest_ms(t, s);
 	mdb_txn_abort(t);
 	if (oldest < 0 || oldest >= cutoff) return;
 	int n = 0, rc;
 	do {
 		t = store_begin(s, 0);
-		rc = pstore_rejects_prune(t, s, cutoff, REJECTS_PRUNE_MAX, &n);
+		rc = purg_rejects_prune(t, s, cutoff, REJECTS_PRUNE_MAX, &n);
 		if (rc) mdb_txn_abort(t);
 		else rc = store_commit(t);          /* a failed commit frees the txn */
 	} while (rc && store_write_failed(s, rc));
@@ -121,9 +117,8 @@ static int init(struct daemon *d)
 	p->vq_tail = &p->vq;
 	p->next_req = 1;
 	buf_init(&p->scratch);
-	p->pi = calloc(1, sizeof *p->pi);
-	p->hr = calloc(1, sizeof *p->hr);
-	if (!p->pi || !p->hr) log_panic("out of memory");
+	p->pi = xcalloc(1, sizeof *p->pi);
+	p->hr = xcalloc(1, sizeof *p->hr);
 	p->c_verdicts = daemon_counter(d, "verdicts");
 	p->c_stored = daemon_counter(d, "stored");
 	p->c_held = daemon_counter(d, "held");
@@ -163,7 +158,7 @@ static void on_frame(struct daemon *d, struct conn *c, struct frame *f)
 	case FT_FETCH_RESULT:
 		purgatory_fetch_result(p, f);
 		break;
-	case FT_FETCH_REQ:
+	case FT_PURG_CTL:
 		purgatory_control(p, c, f);
 		break;
 	case FT_HELLO:

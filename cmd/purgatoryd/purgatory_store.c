@@ -1,13 +1,68 @@
-/* purgatory_store.c: the write batch. Verdicts are checked and queued as they
- * arrive; at the end of the loop turn everything queued is decided in one
- * transaction (strfry's writer): store / hold / reject, each one's inbox row
- * deleted in that same transaction; then feedpump is woken. */
+/* purgatory_store.c: the write transaction and the write batch. Verdicts are
+ * checked and queued as they arrive; at the end of the loop turn everything
+ * queued is decided in one transaction: store / hold / reject, each one's
+ * inbox row deleted in that same transaction; then, once it is committed,
+ * feedpump is woken. A failed commit leaves the batch queued, in order. */
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
-void verdict_free(struct verdict *v)
+void purgatory_tx_begin(struct purgatoryd *p, struct tx *x)
+{
+	x->t = store_begin(p->d->st, 0);
+	x->now = now_ms();
+	x->last_pos = 0;
+	x->stored = 0;
+	x->err = 0;
+}
+
+void purgatory_tx_fail(struct tx *x, int rc, const char *what)
+{
+	if (x->err) return;
+	x->err = rc;
+	log_debug("%s: %s", what, mdb_strerror(rc));
+}
+
+int purgatory_tx_commit(struct purgatoryd *p, struct tx *x)
+{
+	int rc = x->err;
+	if (rc) mdb_txn_abort(x->t);
+	else rc = store_commit(x->t);           /* a failed commit frees the txn */
+	x->t = NULL;
+	if (rc) {
+		int again = store_write_failed(p->d->st, rc);
+		/* memory already reflects the txn: anything but a full map is a
+		 * broken store, and a restart rebuilds from what LMDB holds */
+		if (!again && rc != MDB_MAP_FULL)
+			fatalx("LMDB write failed: %s; restarting to rebuild from the store", mdb_strerror(rc));
+		purgatory_resync(p);
+		if (again) return 1;
+		if (!p->full_logged)
+			log_warnx("store full: storing stops; verdicts wait (their inbox rows stay); "
+			          "retrying every %lld ms", p->tick);
+		p->full_logged = 1;
+		p->stalled = 1;
+		return -1;
+	}
+	p->full_logged = 0;
+	if (p->dropped_full) {
+		log_notice("storing again; %llu verdict(s) left in the inbox while full come back "
+		           "with validated's rescan", (unsigned long long)p->dropped_full);
+		p->dropped_full = 0;
+	}
+	*p->c_stored += (uint64_t)x->stored;
+	(*p->c_batches)++;
+	if (x->stored) {
+		char w[64];
+		int n = snprintf(w, sizeof w, "{\"outbox\":%llu}", (unsigned long long)x->last_pos);
+		daemon_emit(p->d, "feedpump", FT_WAKEUP, 0, 0, w, (size_t)n);
+	}
+	return 0;
+}
+
+void purgatory_verdict_free(struct verdict *v)
 {
 	if (!v) return;
 	free(v->message);
@@ -20,8 +75,7 @@ static char *dup_str(const struct json_doc *d, int t)
 {
 	if (t < 0 || d->tok[t].type != JSON_STRING) return NULL;
 	size_t n = json_str_len(d, t);
-	char *s = malloc(n + 1);
-	if (!s) log_panic("out of memory");
+	char *s = xmalloc(n + 1);
 	if (json_str_copy(d, t, s, n + 1) < 0) { free(s); return NULL; }
 	return s;
 }
@@ -36,8 +90,7 @@ int purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const c
 	if (json_parse(d, meta, ml, 8) < 0 || d->tok[0].type != JSON_OBJECT) {
 		*why = "meta line is not a JSON object"; return -1;
 	}
-	struct verdict *v = calloc(1, sizeof *v);
-	if (!v) log_panic("out of memory");
+	struct verdict *v = xcalloc(1, sizeof *v);
 	v->inbox = f->id;
 	int t = json_obj_get(d, 0, "verdict");
 	if (t >= 0 && json_str_eq(d, t, "accept")) v->accept = 1;
@@ -62,16 +115,13 @@ int purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const c
 		if (json_str_copy(d, t, rv, sizeof rv) > 0) v->rv = atoi(rv);
 	}
 	if (v->accept && (bl == 0 || bl > PDU_MAX_BYTES * 2)) { *why = "accepted verdict without PDU bytes"; goto bad; }
-	v->body = malloc(bl + 1);
-	if (!v->body) log_panic("out of memory");
-	memcpy(v->body, body, bl);
-	v->body[bl] = 0;
+	v->body = xmemdup(body, bl);
 	v->body_len = bl;
 	if (p->stalled && p->nvq >= (size_t)p->batch_max) {
 		/* the store is full: this verdict's inbox row stays, and
 		 * validated's rescan sends it again (nothing is lost) */
 		p->dropped_full++;
-		verdict_free(v);
+		purgatory_verdict_free(v);
 		return 0;
 	}
 	*p->vq_tail = v;
@@ -79,7 +129,7 @@ int purgatory_verdict_frame(struct purgatoryd *p, const struct frame *f, const c
 	p->nvq++;
 	return 0;
 bad:
-	verdict_free(v);
+	purgatory_verdict_free(v);
 	return -1;
 }
 
@@ -87,7 +137,7 @@ static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 {
 	struct store *s = p->d->st;
 	struct inbox_rec ir;
-	char from[PSTORE_NAME_MAX] = "";
+	char from[PURG_NAME_MAX] = "";
 	int in_inbox = 0;
 	(*p->c_verdicts)++;
 	if (v->inbox) {
@@ -106,9 +156,9 @@ static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 	if (v->accept)
 		purgatory_accept(p, x, v, from);
 	else {
-		int rc = pstore_reject_put(x->t, s, v->event_id, v->reason[0] ? v->reason : "rejected",
-		                           v->message, from, v->body, v->body_len, x->now);
-		if (rc) { tx_fail(x, rc, "rejects put"); return; }
+		int rc = purg_reject_put(x->t, s, v->event_id, v->reason[0] ? v->reason : "rejected",
+		                         v->message, from, v->body, v->body_len, x->now);
+		if (rc) { purgatory_tx_fail(x, rc, "rejects put"); return; }
 		(*p->c_rejected)++;
 		log_debug("rejected %s from %s: %s", v->event_id[0] ? v->event_id : "(no id)",
 		          from[0] ? from : "-", v->reason);
@@ -117,7 +167,7 @@ static void decide(struct purgatoryd *p, struct tx *x, struct verdict *v)
 		unsigned char k[8];
 		be64_put(k, v->inbox);
 		int rc = store_del(x->t, s, DB_INBOX, k, 8);
-		if (rc && rc != MDB_NOTFOUND) tx_fail(x, rc, "inbox del");
+		if (rc && rc != MDB_NOTFOUND) purgatory_tx_fail(x, rc, "inbox del");
 	}
 }
 
@@ -132,7 +182,7 @@ void purgatory_flush(struct purgatoryd *p)
 		struct tx x;
 		struct verdict *batch = NULL, **bt = &batch;
 		size_t nb = 0;
-		tx_begin(p, &x);
+		purgatory_tx_begin(p, &x);
 		for (int n = 0; p->vq && n < p->batch_max && !x.err; n++) {
 			struct verdict *v = p->vq;
 			p->vq = v->next;
@@ -145,12 +195,12 @@ void purgatory_flush(struct purgatoryd *p)
 			nb++;
 		}
 		if (p->ndirty && !x.err) purgatory_persist_rooms(p, &x);
-		int rc = tx_commit(p, &x);
+		int rc = purgatory_tx_commit(p, &x);
 		if (rc == 0) {
 			while (batch) {
 				struct verdict *v = batch;
 				batch = v->next;
-				verdict_free(v);
+				purgatory_verdict_free(v);
 			}
 			continue;
 		}

@@ -12,7 +12,7 @@
 
 static const char *const type_names[FT__MAX + 1] = {
 	"?", "event", "verdict", "fetch_req", "fetch_result", "wakeup",
-	"stats_req", "stats", "error", "cancel", "recover", "hello"
+	"stats_req", "stats", "error", "cancel", "recover", "hello", "purg_ctl"
 };
 
 const char *frame_type_name(int type)

@@ -30,7 +30,12 @@ enum frame_type {
 	FT_CANCEL       = 9,  /* empty; cancels the caller's request with the same id */
 	FT_RECOVER      = 10, /* JSON {"event_id","room_id","servers":[]} cache-warm recovery job */
 	FT_HELLO        = 11, /* JSON {"stage": name} first frame a client may send */
-	FT__MAX         = 11
+	FT_PURG_CTL     = 12, /* an operator's request to purgatoryd, JSON {"op":"retry","room_id"}
+	                         (fetch the room's missing events now, backoff reset) or
+	                         {"op":"drop","event_id"} (forget a held event); the reply has
+	                         the same type and id, FF_REPLY, JSON {"ok":true,...} or
+	                         {"ok":false,"error":"not_found"|"store_full"|"bad_request"} */
+	FT__MAX         = 12
 };
 
 #define FF_PROXIED  0x0001   /* made on behalf of another node: never re-proxy */

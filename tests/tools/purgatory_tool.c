@@ -9,7 +9,11 @@
  *   check -c CONF    events/stream/outbox consistency and topological order:
  *       prints "events=N stream=N outbox=N inbox=N purgatory=N expired=N
  *       rejects=N missing_index=N consistent=0|1 topo=0|1"
- *   stream -c CONF   "pos event_id" per stream row */
+ *   stream -c CONF   "pos event_id" per stream row
+ *   hold-json -c CONF --missing ID [--from NAME] FILE|-   hold the PDU (one
+ *       JSON line) as a row in the format before the binary one (a JSON
+ *       object with the PDU embedded) + its missing_index row, as a node
+ *       upgraded with held events has them (purgatoryd must not run) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +25,9 @@
 #include "core/frame.h"
 #include "matrix/keys.h"
 #include "matrix/pdu.h"
-#include "store/pstore.h"
+#include "store/purgatory.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 
 static const char *optval(int argc, char **argv, const char *name, const char *dflt)
 {
@@ -58,7 +63,7 @@ static int gen(int argc, char **argv)
 	long seed = atol(optval(argc, argv, "--shuffle", "0"));
 	const char *idf = optval(argc, argv, "--ids", NULL);
 	FILE *ids = idf ? fopen(idf, "w") : NULL;
-	char **lines = calloc((size_t)n * (size_t)rooms, sizeof *lines);
+	char **lines = xcalloc((size_t)n * (size_t)rooms, sizeof *lines);
 	size_t nl = 0;
 	struct buf ev, out;
 	buf_init(&ev); buf_init(&out);
@@ -84,7 +89,7 @@ static int gen(int argc, char **argv)
 			}
 			if (i == 0) memcpy(create, prev, sizeof create);
 			if (ids) fprintf(ids, "%s\n", prev);
-			lines[nl++] = strdup(out.data);
+			lines[nl++] = xstrdup(out.data);
 		}
 	}
 	if (seed) {
@@ -121,7 +126,7 @@ static int submit(int argc, char **argv)
 		len = getline(&line, &cap, f);
 		if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
 		if (len > 0) {
-			batch[nb].l = strndup(line, (size_t)len);
+			batch[nb].l = xmemdup(line, (size_t)len);
 			batch[nb].n = (size_t)len;
 			nb++;
 		}
@@ -164,24 +169,22 @@ static int verdicts(int argc, char **argv)
 		int left = 0;
 		if (fd < 0) fd = frame_connect_stage(run, "purgatoryd");
 		MDB_txn *t = store_begin(&st, 1);
-		MDB_cursor *c;
-		MDB_val k, v;
-		mdb_cursor_open(t, st.dbi[DB_INBOX], &c);
-		int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct store_iter it;
+		store_iter_open(&it, t, &st, DB_INBOX, NULL, 0);
+		while (store_iter_next(&it) == 1) {
 			struct inbox_rec ir;
 			char id[PDU_EVENT_ID_MAX];
 			left++;
-			if (store_inbox_parse(&v, &ir) < 0 || fd < 0) continue;
+			if (store_inbox_parse(&it.v, &ir) < 0 || fd < 0) continue;
 			if (json_parse(&d, ir.bytes, ir.len, 64) < 0 || pdu_event_id(&d, 0, rv, id) < 0) continue;
 			buf_reset(&b);
 			buf_printf(&b, "{\"event_id\":\"%s\",\"verdict\":\"accept\",\"room_version\":%d}\n", id, rv);
 			buf_add(&b, ir.bytes, ir.len);
-			if (frame_write_fd(fd, FT_VERDICT, 0, be64_get(k.mv_data), b.data, b.len) < 0) {
+			if (frame_write_fd(fd, FT_VERDICT, 0, be64_get(it.k.mv_data), b.data, b.len) < 0) {
 				close(fd); fd = -1;
 			}
 		}
-		mdb_cursor_close(c);
+		store_iter_close(&it);
 		mdb_txn_abort(t);
 		if (!loop || (hasopt(argc, argv, "--until-empty") && left == 0)) break;
 		usleep((useconds_t)loop * 1000);
@@ -199,16 +202,15 @@ static int check(int argc, char **argv, int print_stream)
 	long long cnt[DB__COUNT];
 	for (int i = 0; i < DB__COUNT; i++) { mdb_stat(t, st.dbi[i], &ms); cnt[i] = (long long)ms.ms_entries; }
 	int consistent = 1, topo = 1;
-	MDB_cursor *c;
-	MDB_val k, v;
 	struct json_doc d = { 0 };
-	struct pdu_info *pi = malloc(sizeof *pi);
+	struct pdu_info *pi = xmalloc(sizeof *pi);
 	char err[200];
-	mdb_cursor_open(t, st.dbi[DB_STREAM], &c);
-	for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		uint64_t pos = be64_get(k.mv_data);
+	struct store_iter it;
+	store_iter_open(&it, t, &st, DB_STREAM, NULL, 0);
+	while (store_iter_next(&it) == 1) {
+		uint64_t pos = be64_get(it.k.mv_data);
 		char id[PDU_EVENT_ID_MAX];
-		snprintf(id, sizeof id, "%.*s", (int)v.mv_size, (char *)v.mv_data);
+		snprintf(id, sizeof id, "%.*s", (int)it.v.mv_size, (char *)it.v.mv_data);
 		if (print_stream) printf("%llu %s\n", (unsigned long long)pos, id);
 		struct event_rec er;
 		if (store_event_get(t, &st, id, &er) || er.pos != pos) {
@@ -225,7 +227,7 @@ static int check(int argc, char **argv, int print_stream)
 			if (consistent) fprintf(stderr, "outbox %llu does not name %s\n", (unsigned long long)pos, id);
 			consistent = 0;
 		}
-		if (pstore_pdu_parse(&d, er.pdu, er.pdu_len, pi, err, sizeof err) < 0) { topo = 0; continue; }
+		if (purg_pdu_parse(&d, er.pdu, er.pdu_len, pi, err, sizeof err) < 0) { topo = 0; continue; }
 		for (int i = 0; i < pi->ndeps; i++) {
 			struct event_rec pr;
 			if (store_event_get(t, &st, pi->deps[i], &pr) || pr.pos >= pos) {
@@ -235,7 +237,7 @@ static int check(int argc, char **argv, int print_stream)
 			}
 		}
 	}
-	mdb_cursor_close(c);
+	store_iter_close(&it);
 	if (cnt[DB_EVENTS] != cnt[DB_STREAM] || cnt[DB_STREAM] != cnt[DB_OUTBOX]) consistent = 0;
 	if (!print_stream)
 		printf("events=%lld stream=%lld outbox=%lld inbox=%lld purgatory=%lld expired=%lld rejects=%lld "
@@ -246,11 +248,63 @@ static int check(int argc, char **argv, int print_stream)
 	return 0;
 }
 
+/* An old-format purgatory row, written the way purgatoryd wrote them
+ * before the binary record (purg_hold_json is that encoder). */
+static int hold_json(int argc, char **argv)
+{
+	struct config cfg;
+	struct store st;
+	open_store(argc, argv, &cfg, &st, 0);
+	const char *missing = optval(argc, argv, "--missing", NULL), *file = argv[argc - 1];
+	if (!missing) { fprintf(stderr, "hold-json: --missing ID required\n"); return 100; }
+	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!f) { perror(file); return 1; }
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len = getline(&line, &cap, f);
+	if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
+	struct json_doc d = { 0 };
+	struct pdu_info *pi = xcalloc(1, sizeof *pi);
+	struct hold_rec *h = xcalloc(1, sizeof *h);
+	char err[200];
+	int rv = (int)cfg_int(&cfg, "node", "room_version");
+	if (len <= 0 || json_parse(&d, line, (size_t)len, 64) < 0 || pdu_event_id(&d, 0, rv, pi->event_id) < 0 ||
+	    purg_pdu_parse(&d, line, (size_t)len, pi, err, sizeof err) < 0) {
+		fprintf(stderr, "hold-json: not a PDU\n");
+		return 1;
+	}
+	snprintf(h->room_id, sizeof h->room_id, "%s", pi->room_id);
+	snprintf(h->from, sizeof h->from, "%s", optval(argc, argv, "--from", "peer.test"));
+	snprintf(h->missing[0], PDU_EVENT_ID_MAX, "%s", missing);
+	h->nmissing = 1;
+	h->first_seen_ms = h->next_try_ms = (int64_t)time(NULL) * 1000;
+	h->room_version = rv;
+	h->pdu = line;
+	h->pdu_len = (size_t)len;
+	struct buf b;
+	buf_init(&b);
+	purg_hold_json(&b, h);
+	char k[2 * PDU_EVENT_ID_MAX];
+	size_t kn = store_key2(k, sizeof k, missing, pi->event_id);
+	MDB_txn *t = store_begin(&st, 0);
+	if (store_put(t, &st, DB_PURGATORY, pi->event_id, strlen(pi->event_id), b.data, b.len, 0) ||
+	    store_put(t, &st, DB_MISSING_INDEX, k, kn, "", 0, 0) || store_commit(t)) {
+		fprintf(stderr, "hold-json: write failed\n");
+		return 1;
+	}
+	printf("%s\n", pi->event_id);
+	buf_free(&b);
+	json_doc_free(&d);
+	free(pi); free(h); free(line);
+	store_close(&st);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	log_init("purgatory_tool", 0);
 	if (sodium_init() < 0) return 111;
-	if (argc < 2) { fprintf(stderr, "usage: purgatory_tool gen|submit|verdicts|check|stream ...\n"); return 100; }
+	if (argc < 2) { fprintf(stderr, "usage: purgatory_tool gen|submit|verdicts|check|stream|hold-json ...\n"); return 100; }
 	const char *cmd = argv[1];
 	argc -= 1; argv += 1;
 	if (!strcmp(cmd, "gen")) return gen(argc, argv);
@@ -258,6 +312,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "verdicts")) return verdicts(argc, argv);
 	if (!strcmp(cmd, "check")) return check(argc, argv, 0);
 	if (!strcmp(cmd, "stream")) return check(argc, argv, 1);
+	if (!strcmp(cmd, "hold-json")) return hold_json(argc, argv);
 	fprintf(stderr, "purgatory_tool: unknown command %s\n", cmd);
 	return 100;
 }
