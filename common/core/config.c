@@ -199,8 +199,9 @@ static void copy_field(char *dst, size_t cap, const char *v, struct load_ctx *lc
 	memcpy(dst, v, strlen(v) + 1);
 }
 
-/* Debian's libinih only knows ';' inline comments; DESIGN.md's example uses
- * '#' after whitespace, so strip that too (values never contain " #"). */
+/* Debian's libinih only knows ';' inline comments; our documented example
+ * configurations put '#' comments after whitespace too, so strip those as
+ * well (values never contain " #"). */
 static const char *strip_comment(const char *value, char *tmp, size_t cap)
 {
 	const char *h = value;

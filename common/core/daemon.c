@@ -202,7 +202,7 @@ static void reply_stats(struct daemon *d, struct conn *c, uint64_t id)
  * further read (and no EAGAIN round trip). Plain read() into reserved
  * space, not evbuffer_read: that one asks FIONREAD first and still caps at
  * 4 KiB. EOF and errors are left for the bufferevent to see on its next read. */
-size_t evbuffer_read_burst(struct evbuffer *in, int fd, size_t max)
+size_t daemon_read_burst(struct evbuffer *in, int fd, size_t max)
 {
 	size_t got = 0;
 	while (got < max) {
@@ -235,7 +235,7 @@ static void read_burst(struct conn *c, struct bufferevent *bev, struct evbuffer 
 	evutil_socket_t fd = bufferevent_getfd(bev);
 	if (fd < 0 || evbuffer_get_length(in) < c->in_left + 4096) return;
 	evbuffer_unfreeze(in, 0);
-	evbuffer_read_burst(in, fd, READ_CHUNK);
+	daemon_read_burst(in, fd, READ_CHUNK);
 	evbuffer_freeze(in, 0);
 }
 
