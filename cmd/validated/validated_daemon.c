@@ -621,13 +621,7 @@ static void vd_stats(struct daemon *d, struct buf *json)
 int validated_daemon(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "keys", required_argument, NULL, OPT_KEYS },
-		{ "room-version", required_argument, NULL, OPT_RV },
-		{ "no-event-id", no_argument, NULL, OPT_NO_EID },
-		{ "no-hashes", no_argument, NULL, OPT_NO_HASH },
-		{ "no-signatures", no_argument, NULL, OPT_NO_SIG },
-		{ "raw-max", required_argument, NULL, OPT_RAW_MAX },
-		{ "workers", required_argument, NULL, OPT_WORKERS },
+		VALIDATED_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
 	static const struct daemon_ops ops = {

@@ -83,13 +83,7 @@ int validated_jsonl(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "jsonl", no_argument, NULL, OPT_JSONL },
-		{ "keys", required_argument, NULL, OPT_KEYS },
-		{ "room-version", required_argument, NULL, OPT_RV },
-		{ "no-event-id", no_argument, NULL, OPT_NO_EID },
-		{ "no-hashes", no_argument, NULL, OPT_NO_HASH },
-		{ "no-signatures", no_argument, NULL, OPT_NO_SIG },
-		{ "raw-max", required_argument, NULL, OPT_RAW_MAX },
-		{ "workers", required_argument, NULL, OPT_WORKERS },
+		VALIDATED_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }

@@ -6,18 +6,13 @@
 #include "core/stages.h"
 
 const struct stage stage_table[STAGE_COUNT] = {
-	{ "validated",  "validated.sock",  "fedpipe-validated.service",  1,
-	  "purgatoryd fetchd", "waiting_for_keys,pending" },
-	{ "purgatoryd", "purgatoryd.sock", "fedpipe-purgatoryd.service", 2,
-	  "fetchd validated feedpump", "held" },
-	{ "fetchd",     "fetchd.sock",     "fedpipe-fetchd.service",     3,
-	  "", "inflight,queue" },
-	{ "feedpump",   "feedpump.sock",   "fedpipe-feedpump.service",   4,
-	  "", "pending" },
-	{ "served",     "served.sock",     "fedpipe-served.service",     5,
-	  "validated fetchd", "queue" },
-	{ "syncd",      "syncd.sock",      "fedpipe-syncd.service",      0,
-	  "validated", "peers_syncing" },
+	/* name          socket             unit                          flow emits                       queue gauges */
+	{ "validated",  "validated.sock",  "fedpipe-validated.service",  1, "purgatoryd fetchd",          "waiting_for_keys,pending" },
+	{ "purgatoryd", "purgatoryd.sock", "fedpipe-purgatoryd.service", 2, "fetchd validated feedpump", "held" },
+	{ "fetchd",     "fetchd.sock",     "fedpipe-fetchd.service",     3, "",                           "inflight,queue" },
+	{ "feedpump",   "feedpump.sock",   "fedpipe-feedpump.service",   4, "",                           "pending" },
+	{ "served",     "served.sock",     "fedpipe-served.service",     5, "validated fetchd",           "queue" },
+	{ "syncd",      "syncd.sock",      "fedpipe-syncd.service",      0, "validated",                  "peers_syncing" },
 };
 
 const struct stage *stage_by_name(const char *name)
