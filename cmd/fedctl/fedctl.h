@@ -1,7 +1,8 @@
 /* fedctl.h: the operator CLI's command registry. Each fedctl_<area>.c file
  * registers its subcommands from a constructor (FEDCTL_COMMAND), so adding
  * an area touches no other file. Commands get the loaded config and the
- * remaining arguments (argv[0] = the subcommand), and return an exit code
+ * remaining arguments (argv[0] = the subcommand; a no_config command gets
+ * fc->cfg unloaded and zeroed), and return an exit code
  * (0 ok, 1 failure, 100 usage/config error). `--json` anywhere on the
  * command line sets fc->json for machine output. */
 #ifndef FEDCTL_H
@@ -19,6 +20,7 @@ struct fedctl {
 };
 
 struct fedctl_cmd {
+	int no_config;            /* runs without loading a configuration */
 	const char *name;         /* "purgatory", "keygen", ... */
 	const char *usage;        /* "purgatory ls|show ID|retry ROOM|drop ID" */
 	const char *help;         /* one line */
@@ -26,8 +28,10 @@ struct fedctl_cmd {
 };
 
 void fedctl_register(const struct fedctl_cmd *c);
-#define FEDCTL_COMMAND(var, ...) \
-	static const struct fedctl_cmd var = { __VA_ARGS__ }; \
+#define FEDCTL_COMMAND(var, ...) FEDCTL_COMMAND_(var, 0, __VA_ARGS__)
+#define FEDCTL_COMMAND_NO_CONFIG(var, ...) FEDCTL_COMMAND_(var, 1, __VA_ARGS__)
+#define FEDCTL_COMMAND_(var, noconf, ...) \
+	static const struct fedctl_cmd var = { noconf, __VA_ARGS__ }; \
 	__attribute__((constructor)) static void var##_register(void) { fedctl_register(&var); }
 
 /* Open the node's LMDB environment (state_dir from the config) once;

@@ -10,6 +10,7 @@
 #include "fedctl.h"
 #include "matrix/b64.h"
 #include "core/frame.h"
+#include "core/xalloc.h"
 #include "matrix/json.h"
 
 static int type_by_name(const char *s)
@@ -73,7 +74,7 @@ static void put_value(struct buf *b, const char *key, const char *p, size_t n)
 	if (json_parse(&d, p, n, 512) == 0) {
 		json_canonical(&d, 0, b, NULL, NULL);
 	} else {
-		char *s = malloc(n + 3);
+		char *s = xmalloc(n + 3);
 		memcpy(s + 1, p, n);
 		s[0] = s[n + 1] = '"';
 		s[n + 2] = 0;
@@ -89,7 +90,7 @@ b64:
 		if (ok_str) {
 			json_put_string(b, p, n);
 		} else {
-			char *e = malloc(b64_enc_len(n));
+			char *e = xmalloc(b64_enc_len(n));
 			b64_encode(e, (const unsigned char *)p, n);
 			b->len--;                       /* replace the ':' key with key_b64 */
 			while (b->len && b->data[b->len - 1] != ',') b->len--;

@@ -1,10 +1,11 @@
 /* main.c: fedctl, the operator CLI. Global options, the subcommand
  * registry (areas register from their own files), and the commands that
- * belong to no stage: config, status, stats. */
+ * belong to no stage: config, stages, status, stats. */
 #include "fedctl.h"
 #include "core/frame.h"
 #include "core/log.h"
 #include "core/buf.h"
+#include "core/stages.h"
 #include "matrix/json.h"
 #include <errno.h>
 #include <poll.h>
@@ -17,8 +18,6 @@
 #define MAX_CMDS 64
 static const struct fedctl_cmd *cmds[MAX_CMDS];
 static int ncmds;
-
-static const char *const stages[] = { "syncd", "validated", "purgatoryd", "fetchd", "feedpump", "served", NULL };
 
 void fedctl_register(const struct fedctl_cmd *c)
 {
@@ -180,19 +179,20 @@ static int cmd_stats(struct fedctl *fc, int argc, char **argv)
 {
 	int any = 0, rc = 0;
 	printf(fc->json ? "{" : "");
-	for (int i = 0; stages[i]; i++) {
-		if (argc > 1 && strcmp(argv[1], stages[i])) continue;
+	for (size_t i = 0; i < STAGE_COUNT; i++) {
+		const char *name = stage_in_flow(i)->name;
+		if (argc > 1 && strcmp(argv[1], name)) continue;
 		struct frame f;
 		int saved = fc->json;
 		fc->json = 1;  /* silence "not running" */
-		int r = get_stats(fc, stages[i], &f);
+		int r = get_stats(fc, name, &f);
 		fc->json = saved;
 		if (fc->json) {
-			printf("%s\"%s\":%s", any++ ? "," : "", stages[i], r == 0 ? f.payload : "null");
+			printf("%s\"%s\":%s", any++ ? "," : "", name, r == 0 ? f.payload : "null");
 		} else if (r == 0) {
-			printf("%s %s\n", stages[i], f.payload);
+			printf("%s %s\n", name, f.payload);
 		} else {
-			printf("%s down\n", stages[i]);
+			printf("%s down\n", name);
 			if (argc > 1) rc = 1;
 		}
 		if (r == 0) frame_free(&f);
@@ -226,17 +226,6 @@ static long long stat_pick(const struct json_doc *d, const char *group, const ch
 	return sum;
 }
 
-/* What "queue depth" means for each stage: the gauges summed. */
-static const char *queue_gauges(const char *stage)
-{
-	if (!strcmp(stage, "purgatoryd")) return "held";
-	if (!strcmp(stage, "fetchd")) return "inflight,queue";
-	if (!strcmp(stage, "syncd")) return "peers_syncing";
-	if (!strcmp(stage, "feedpump")) return "pending";
-	if (!strcmp(stage, "validated")) return "waiting_for_keys,pending";
-	return "queue";
-}
-
 static long long table_entries(struct store *s, int db)
 {
 	MDB_txn *t = store_begin(s, 1);
@@ -251,26 +240,27 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 	int down = 0;
 	if (fc->json) printf("{\"stages\":[");
 	else printf("%-11s %-5s %-8s %-10s %-6s %s\n", "STAGE", "STATE", "PID", "UPTIME", "QUEUE", "COUNTERS (non-zero)");
-	for (int i = 0; stages[i]; i++) {
+	for (size_t i = 0; i < STAGE_COUNT; i++) {
+		const struct stage *sg = stage_in_flow(i);
 		struct frame f;
 		int saved = fc->json;
 		fc->json = 1;
-		int r = get_stats(fc, stages[i], &f);
+		int r = get_stats(fc, sg->name, &f);
 		fc->json = saved;
 		if (r < 0) {
 			down++;
-			if (fc->json) printf("%s{\"stage\":\"%s\",\"up\":false}", i ? "," : "", stages[i]);
-			else printf("%-11s %-5s\n", stages[i], "down");
+			if (fc->json) printf("%s{\"stage\":\"%s\",\"up\":false}", i ? "," : "", sg->name);
+			else printf("%-11s %-5s\n", sg->name, "down");
 			continue;
 		}
 		if (fc->json) {
-			printf("%s{\"stage\":\"%s\",\"up\":true,\"stats\":%s}", i ? "," : "", stages[i], f.payload);
+			printf("%s{\"stage\":\"%s\",\"up\":true,\"stats\":%s}", i ? "," : "", sg->name, f.payload);
 			frame_free(&f);
 			continue;
 		}
 		struct json_doc d = {0};
 		if (json_parse(&d, f.payload, f.len, 16) < 0) {
-			printf("%-11s %-5s (unreadable stats: %s)\n", stages[i], "up", json_err_str(d.err));
+			printf("%-11s %-5s (unreadable stats: %s)\n", sg->name, "up", json_err_str(d.err));
 		} else {
 			int pt = json_obj_get(&d, 0, "pid"), ut = json_obj_get(&d, 0, "uptime_s");
 			long long up = ut >= 0 ? (long long)d.tok[ut].ival : 0;
@@ -288,10 +278,10 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 				if (w < 0 || (size_t)w >= sizeof(keyc) - kl) { snprintf(keyc + kl, sizeof(keyc) - kl, "..."); break; }
 				kl += (size_t)w;
 			}
-			long long q = stat_pick(&d, "gauges", queue_gauges(stages[i]));
+			long long q = stat_pick(&d, "gauges", sg->queue);
 			char qs[24] = "-";
 			if (q >= 0) snprintf(qs, sizeof(qs), "%lld", q);
-			printf("%-11s %-5s %-8lld %-10s %-6s %s\n", stages[i], "up",
+			printf("%-11s %-5s %-8lld %-10s %-6s %s\n", sg->name, "up",
 			       pt >= 0 ? (long long)d.tok[pt].ival : 0LL, upt, qs, keyc);
 		}
 		json_doc_free(&d);
@@ -324,6 +314,59 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 }
 FEDCTL_COMMAND(status_cmd, "status", "status", "every stage: up or down, pid, uptime, queues, counters", cmd_status)
 
+/* ---- stages ---- */
+/* A space-separated list as a JSON array of strings. */
+static void put_list(struct buf *b, const char *list, char sep)
+{
+	buf_addc(b, '[');
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, sep);
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (p != list) buf_addc(b, ',');
+		json_put_string(b, p, l);
+		p += l + (e ? 1 : 0);
+	}
+	buf_addc(b, ']');
+}
+
+/* The stage table, for scripts: fedsup and systemd/gen.sh read the names
+ * (one per line, in start order) from here. Needs no configuration. */
+static int cmd_stages(struct fedctl *fc, int argc, char **argv)
+{
+	if (argc > 1) {
+		fprintf(stderr, "usage: fedctl stages [--json]\n");
+		return EXIT_CONFIG;
+	}
+	if (!fc->json) {
+		for (size_t i = 0; i < STAGE_COUNT; i++)
+			printf("%s\n", stage_table[i].name);
+		return 0;
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_addc(&b, '[');
+	for (size_t i = 0; i < STAGE_COUNT; i++) {
+		const struct stage *sg = &stage_table[i];
+		buf_adds(&b, i ? ",{\"name\":" : "{\"name\":");
+		json_put_string(&b, sg->name, strlen(sg->name));
+		buf_adds(&b, ",\"socket\":");
+		json_put_string(&b, sg->sock, strlen(sg->sock));
+		buf_adds(&b, ",\"unit\":");
+		json_put_string(&b, sg->unit, strlen(sg->unit));
+		buf_printf(&b, ",\"start\":%zu,\"flow\":%d,\"emits\":", i, sg->flow);
+		put_list(&b, sg->emits, ' ');
+		buf_adds(&b, ",\"queue_gauges\":");
+		put_list(&b, sg->queue, ',');
+		buf_addc(&b, '}');
+	}
+	buf_adds(&b, "]\n");
+	int rc = fwrite(b.data, 1, b.len, stdout) == b.len ? 0 : 1;
+	buf_free(&b);
+	return rc;
+}
+FEDCTL_COMMAND_NO_CONFIG(stages_cmd, "stages", "stages",
+                         "every stage, in start order (--json: socket, unit, flow order, ...)", cmd_stages)
+
 int main(int argc, char **argv)
 {
 	struct fedctl fc;
@@ -348,6 +391,11 @@ int main(int argc, char **argv)
 	}
 	argc = i + n;
 	log_verbose(fc.verbose);
+	const struct fedctl_cmd *cmd = NULL;
+	for (int k = 0; i < argc && k < ncmds; k++)
+		if (!strcmp(cmds[k]->name, argv[i])) cmd = cmds[k];
+	if (cmd && cmd->no_config && !check)
+		return cmd->run(&fc, argc - i, argv + i);
 	if (!fc.cfg_path && access("/etc/fedpipe/fedpipe.conf", R_OK) == 0) fc.cfg_path = "/etc/fedpipe/fedpipe.conf";
 	char err[1024];
 	if (config_load(&fc.cfg, fc.cfg_path, err, sizeof(err)) < 0) {
@@ -356,13 +404,12 @@ int main(int argc, char **argv)
 	}
 	if (check) { printf("configuration OK\n"); config_free(&fc.cfg); return 0; }
 	if (i >= argc) { usage(stderr); config_free(&fc.cfg); return EXIT_CONFIG; }
-	for (int k = 0; k < ncmds; k++)
-		if (!strcmp(cmds[k]->name, argv[i])) {
-			int rc = cmds[k]->run(&fc, argc - i, argv + i);
-			if (fc.st_open) store_close(&fc.st);
-			config_free(&fc.cfg);
-			return rc;
-		}
+	if (cmd) {
+		int rc = cmd->run(&fc, argc - i, argv + i);
+		if (fc.st_open) store_close(&fc.st);
+		config_free(&fc.cfg);
+		return rc;
+	}
 	fprintf(stderr, "fedctl: unknown command '%s' (fedctl --help lists them)\n", argv[i]);
 	config_free(&fc.cfg);
 	return EXIT_CONFIG;

@@ -1,4 +1,4 @@
-/* served_conn.c: the connection gate in front of evhttp (issue 13, item 2).
+/* served_conn.c: the connection gate in front of evhttp.
  * served faces the internet, so what one client can hold is bounded:
  *   - max_connections / max_connections_per_ip: a connection beyond either
  *     is closed as soon as it is accepted, counted, and reported in one log
@@ -27,6 +27,7 @@
  * request and the key is checked after the body (logged once). */
 #include "served.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -64,7 +65,7 @@ static struct gate {
 	long long backoff;
 	int hook_seen, hook_warned;
 	struct ratelog rl_cap, rl_ip, rl_accept, rl_auth;
-} G;
+} gate;
 
 /* At most one line a minute per kind; the count of the lines held back
  * goes with the next one. Returns 1 when this one may be logged. */
@@ -105,21 +106,20 @@ static void ip_str(const unsigned char a[16], char *out, size_t n)
 
 static struct ipent *ip_get(const unsigned char a[16])
 {
-	unsigned h = ip_hash(a) & G.ipmask;
-	for (struct ipent *e = G.ipt[h]; e; e = e->next)
+	unsigned h = ip_hash(a) & gate.ipmask;
+	for (struct ipent *e = gate.ipt[h]; e; e = e->next)
 		if (!memcmp(e->a, a, 16)) return e;
-	struct ipent *e = calloc(1, sizeof *e);
-	if (!e) log_panic("out of memory");
+	struct ipent *e = xcalloc(1, sizeof *e);
 	memcpy(e->a, a, 16);
-	e->next = G.ipt[h];
-	G.ipt[h] = e;
+	e->next = gate.ipt[h];
+	gate.ipt[h] = e;
 	return e;
 }
 
 static void ip_put(struct ipent *e)
 {
 	if (--e->n > 0) return;
-	struct ipent **p = &G.ipt[ip_hash(e->a) & G.ipmask];
+	struct ipent **p = &gate.ipt[ip_hash(e->a) & gate.ipmask];
 	while (*p != e) p = &(*p)->next;
 	*p = e->next;
 	free(e);
@@ -130,21 +130,21 @@ static struct cslot *slot_of(struct evhttp_connection *evcon)
 	if (!evcon) return NULL;
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
 	int fd = bev ? (int)bufferevent_getfd(bev) : -1;
-	if (fd >= 0 && fd < G.nbyfd && G.byfd[fd] && G.byfd[fd]->evcon == evcon) return G.byfd[fd];
-	for (int i = 0; i < G.nactive; i++)     /* fd already gone: look it up */
-		if (G.active[i]->evcon == evcon) return G.active[i];
+	if (fd >= 0 && fd < gate.nbyfd && gate.byfd[fd] && gate.byfd[fd]->evcon == evcon) return gate.byfd[fd];
+	for (int i = 0; i < gate.nactive; i++)     /* fd already gone: look it up */
+		if (gate.active[i]->evcon == evcon) return gate.active[i];
 	return NULL;
 }
 
 static void slot_release(struct cslot *c)
 {
-	struct served *s = G.s;
-	if (c->fd >= 0 && c->fd < G.nbyfd && G.byfd[c->fd] == c) G.byfd[c->fd] = NULL;
-	G.active[c->idx] = G.active[--G.nactive];
-	G.active[c->idx]->idx = c->idx;
+	struct served *s = gate.s;
+	if (c->fd >= 0 && c->fd < gate.nbyfd && gate.byfd[c->fd] == c) gate.byfd[c->fd] = NULL;
+	gate.active[c->idx] = gate.active[--gate.nactive];
+	gate.active[c->idx]->idx = c->idx;
 	ip_put(c->ip);
 	free(c);
-	*s->g_conns = G.nactive;
+	*s->g_conns = gate.nactive;
 }
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
@@ -181,10 +181,10 @@ static void refuse(struct evhttp_connection *evcon, struct ratelog *rl, uint64_t
 static void admit(evutil_socket_t fd_, short ev, void *arg)
 {
 	(void)fd_; (void)ev; (void)arg;
-	struct served *s = G.s;
+	struct served *s = gate.s;
 	long long now = mono_ms();
-	for (size_t i = 0; i < G.npending; i++) {
-		struct bufferevent *bev = G.pending[i];
+	for (size_t i = 0; i < gate.npending; i++) {
+		struct bufferevent *bev = gate.pending[i];
 		void *cbarg = NULL;
 		bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
 		struct evhttp_connection *evcon = cbarg;
@@ -199,45 +199,42 @@ static void admit(evutil_socket_t fd_, short ev, void *arg)
 		getpeername(fd, (struct sockaddr *)&ss, &sl);
 		unsigned char a[16];
 		ip_key(&ss, a);
-		if (G.nactive >= s->max_conns) {
-			refuse(evcon, &G.rl_cap, s->c_conn_refused, a, "over max_connections", s->max_conns);
+		if (gate.nactive >= s->max_conns) {
+			refuse(evcon, &gate.rl_cap, s->c_conn_refused, a, "over max_connections", s->max_conns);
 			continue;
 		}
 		struct ipent *ip = ip_get(a);
 		if (ip->n >= s->max_conns_ip) {
 			ip->n++;              /* ip_put below frees it if new */
 			ip_put(ip);
-			refuse(evcon, &G.rl_ip, s->c_conn_refused_ip, a, "over max_connections_per_ip",
+			refuse(evcon, &gate.rl_ip, s->c_conn_refused_ip, a, "over max_connections_per_ip",
 			       s->max_conns_ip);
 			continue;
 		}
 		ip->n++;
-		struct cslot *c = calloc(1, sizeof *c);
-		if (!c) log_panic("out of memory");
+		struct cslot *c = xcalloc(1, sizeof *c);
 		c->evcon = evcon; c->ip = ip; c->fd = fd;
 		c->phase = PH_HEADERS;
 		c->deadline = now + s->header_timeout;
-		if (fd >= G.nbyfd) {
-			int n = G.nbyfd ? G.nbyfd : 256;
+		if (fd >= gate.nbyfd) {
+			int n = gate.nbyfd ? gate.nbyfd : 256;
 			while (n <= fd) n *= 2;
-			G.byfd = realloc(G.byfd, (size_t)n * sizeof *G.byfd);
-			if (!G.byfd) log_panic("out of memory");
-			memset(G.byfd + G.nbyfd, 0, (size_t)(n - G.nbyfd) * sizeof *G.byfd);
-			G.nbyfd = n;
+			gate.byfd = xreallocarray(gate.byfd, (size_t)n, sizeof *gate.byfd);
+			memset(gate.byfd + gate.nbyfd, 0, (size_t)(n - gate.nbyfd) * sizeof *gate.byfd);
+			gate.nbyfd = n;
 		}
-		G.byfd[fd] = c;
-		if (G.nactive == G.cap_active) {
-			G.cap_active = G.cap_active ? G.cap_active * 2 : 256;
-			G.active = realloc(G.active, (size_t)G.cap_active * sizeof *G.active);
-			if (!G.active) log_panic("out of memory");
+		gate.byfd[fd] = c;
+		if (gate.nactive == gate.cap_active) {
+			gate.cap_active = gate.cap_active ? gate.cap_active * 2 : 256;
+			gate.active = xreallocarray(gate.active, (size_t)gate.cap_active, sizeof *gate.active);
 		}
-		c->idx = G.nactive;
-		G.active[G.nactive++] = c;
+		c->idx = gate.nactive;
+		gate.active[gate.nactive++] = c;
 		evhttp_connection_set_closecb(evcon, on_conn_close, NULL);
 	}
-	G.npending = 0;
-	*s->g_conns = G.nactive;
-	if (G.backoff) G.backoff = 0;      /* accepting again */
+	gate.npending = 0;
+	*s->g_conns = gate.nactive;
+	if (gate.backoff) gate.backoff = 0;      /* accepting again */
 }
 
 /* evhttp asks us for each accepted connection's bufferevent (no fd yet).
@@ -247,40 +244,40 @@ static void admit(evutil_socket_t fd_, short ev, void *arg)
 static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
 	(void)arg;
-	if (G.npending) admit(-1, 0, NULL);
+	if (gate.npending) admit(-1, 0, NULL);
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
 	if (!bev) return NULL;
-	if (G.npending == G.cap_pending) {
-		G.cap_pending = G.cap_pending ? G.cap_pending * 2 : 64;
-		G.pending = realloc(G.pending, G.cap_pending * sizeof *G.pending);
-		if (!G.pending) log_panic("out of memory");
+	if (gate.npending == gate.cap_pending) {
+		gate.cap_pending = gate.cap_pending ? gate.cap_pending * 2 : 64;
+		gate.pending = xreallocarray(gate.pending, gate.cap_pending, sizeof *gate.pending);
 	}
-	G.pending[G.npending++] = bev;
-	event_active(G.admit_ev, EV_TIMEOUT, 1);
+	gate.pending[gate.npending++] = bev;
+	event_active(gate.admit_ev, EV_TIMEOUT, 1);
 	return bev;
 }
 
 static void resume_accept(evutil_socket_t fd, short ev, void *arg)
 {
 	(void)fd; (void)ev; (void)arg;
-	if (G.lev) evconnlistener_enable(G.lev);
+	if (gate.lev) evconnlistener_enable(gate.lev);
 }
 
 static void accept_error(struct evconnlistener *lev, void *arg)
 {
 	(void)arg;
 	int err = EVUTIL_SOCKET_ERROR();
-	struct served *s = G.s;
+	struct served *s = gate.s;
 	(*s->c_accept_errors)++;
-	G.backoff = G.backoff ? G.backoff * 2 : 50;
-	if (G.backoff > 1000) G.backoff = 1000;
+	gate.backoff = gate.backoff ? gate.backoff * 2 : 50;
+	if (gate.backoff > 1000) gate.backoff = 1000;
 	uint64_t held;
-	if (rl_pass(&G.rl_accept, &held))
+	if (rl_pass(&gate.rl_accept, &held))
 		log_warnx("accept failed: %s: pausing new connections (%d open; %llu more such errors "
-		          "since the last report)", strerror(err), G.nactive, (unsigned long long)held);
+		          "since the last report)", strerror(err), gate.nactive, (unsigned long long)held);
 	evconnlistener_disable(lev);
-	struct timeval tv = { G.backoff / 1000, (G.backoff % 1000) * 1000 };
-	event_add(G.resume_ev, &tv);
+	struct timeval tv = { gate.backoff / 1000, (gate.backoff % 1000) * 1000 };
+	if (event_add(gate.resume_ev, &tv) < 0)
+		evconnlistener_enable(lev);    /* no timer to resume it: never stay paused */
 }
 
 /* Deadlines: drop connections still reading a request past them. */
@@ -289,9 +286,9 @@ static void sweep(struct daemon *d, void *arg)
 	(void)d;
 	struct served *s = arg;
 	long long now = mono_ms();
-	for (int i = G.nactive - 1; i >= 0; i--) {
-		if (i >= G.nactive) continue;
-		struct cslot *c = G.active[i];
+	for (int i = gate.nactive - 1; i >= 0; i--) {
+		if (i >= gate.nactive) continue;
+		struct cslot *c = gate.active[i];
 		if (c->phase == PH_HANDLER || now < c->deadline) continue;
 		(*(c->phase == PH_HEADERS ? s->c_header_timeouts : s->c_body_timeouts))++;
 		slot_drop(c);
@@ -309,8 +306,8 @@ static int has_body(struct evhttp_request *req)
 static int header_cb(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
-	struct served *s = G.s;
-	G.hook_seen = 1;
+	struct served *s = gate.s;
+	gate.hook_seen = 1;
 	struct cslot *c = slot_of(evhttp_request_get_connection(req));
 	if (c) { c->phase = PH_BODY; c->deadline = mono_ms() + s->body_timeout; }
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -319,7 +316,7 @@ static int header_cb(struct evhttp_request *req, void *arg)
 	(*s->c_unauthorized)++;
 	(*s->c_early_refused)++;
 	uint64_t held;
-	if (rl_pass(&G.rl_auth, &held))
+	if (rl_pass(&gate.rl_auth, &held))
 		log_info("401 before the body for %s: missing or wrong bearer key (%llu more since the "
 		         "last report)", path ? path : "?", (unsigned long long)held);
 	static const char body[] = "{\"errcode\":\"M_UNAUTHORIZED\",\"error\":\"missing or wrong bearer key\"}";
@@ -343,7 +340,7 @@ struct evhttp_request *evhttp_request_new(void (*cb)(struct evhttp_request *, vo
 		memcpy(&real, &p, sizeof real);
 	}
 	struct evhttp_request *r = real(cb, arg);
-	if (r && G.s && G.s->http && arg == G.s->http) evhttp_request_set_header_cb(r, header_cb);
+	if (r && gate.s && gate.s->http && arg == gate.s->http) evhttp_request_set_header_cb(r, header_cb);
 	return r;
 }
 
@@ -351,13 +348,13 @@ static void on_complete(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
 	struct cslot *c = slot_of(evhttp_request_get_connection(req));
-	if (c) { c->phase = PH_HEADERS; c->deadline = mono_ms() + G.s->header_timeout; }
+	if (c) { c->phase = PH_HEADERS; c->deadline = mono_ms() + gate.s->header_timeout; }
 }
 
 void gate_request(struct served *s, struct evhttp_request *req)
 {
-	if (!G.hook_seen && !G.hook_warned) {
-		G.hook_warned = 1;
+	if (!gate.hook_seen && !gate.hook_warned) {
+		gate.hook_warned = 1;
 		log_warnx("libevent's request hook is not reached: the header deadline covers whole "
 		          "requests and the bearer key is checked after the body");
 	}
@@ -387,34 +384,34 @@ int gate_init(struct served *s, const char *listen)
 {
 	struct sockaddr_storage ss;
 	int sl = sizeof ss;
-	memset(&G, 0, sizeof G);
-	G.s = s;
+	memset(&gate, 0, sizeof gate);
+	gate.s = s;
 	if (evutil_parse_sockaddr_port(listen, (struct sockaddr *)&ss, &sl) < 0) {
 		log_err("[node] listen = '%s' is not HOST:PORT", listen);
 		return EXIT_CONFIG;
 	}
 	gate_apply(s);
-	G.ipmask = 1023;
-	G.ipt = calloc(G.ipmask + 1, sizeof *G.ipt);
-	G.admit_ev = event_new(s->d->base, -1, 0, admit, NULL);
-	G.resume_ev = evtimer_new(s->d->base, resume_accept, NULL);
-	if (!G.ipt || !G.admit_ev || !G.resume_ev) fatalx("out of memory");
-	G.lev = evconnlistener_new_bind(s->d->base, NULL, NULL,
+	gate.ipmask = 1023;
+	gate.ipt = xcalloc(gate.ipmask + 1, sizeof *gate.ipt);
+	gate.admit_ev = event_new(s->d->base, -1, 0, admit, NULL);
+	gate.resume_ev = evtimer_new(s->d->base, resume_accept, NULL);
+	if (!gate.admit_ev || !gate.resume_ev) fatalx("event_new failed");
+	gate.lev = evconnlistener_new_bind(s->d->base, NULL, NULL,
 	                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 	                                511, (struct sockaddr *)&ss, sl);
-	if (!G.lev) {
+	if (!gate.lev) {
 		log_err("cannot listen on %s: %s", listen, strerror(errno));
 		return EXIT_TEMP;
 	}
-	evconnlistener_set_error_cb(G.lev, accept_error);
+	evconnlistener_set_error_cb(gate.lev, accept_error);
 	/* Accepted sockets inherit TCP_NODELAY from the listener (Linux).
 	 * Without it a keep-alive client stalls ~40 ms per large answer: the
 	 * answer's last short segment waits for the client's delayed ACK. */
 	int one = 1;
-	setsockopt(evconnlistener_get_fd(G.lev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	setsockopt(evconnlistener_get_fd(gate.lev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	evhttp_set_bevcb(s->http, make_bev, NULL);
-	if (!evhttp_bind_listener(s->http, G.lev)) fatalx("evhttp_bind_listener failed");
-	G.sweep = daemon_timer(s->d, 200, sweep, s);
+	if (!evhttp_bind_listener(s->http, gate.lev)) fatalx("evhttp_bind_listener failed");
+	gate.sweep = daemon_timer(s->d, 200, sweep, s);
 	return 0;
 }
 
@@ -422,15 +419,15 @@ void gate_fini(struct served *s)
 {
 	(void)s;
 	/* evhttp_free frees the listener and every connection (closecb: release). */
-	if (G.admit_ev) event_free(G.admit_ev);
-	if (G.resume_ev) event_free(G.resume_ev);
-	G.admit_ev = G.resume_ev = NULL;
+	if (gate.admit_ev) event_free(gate.admit_ev);
+	if (gate.resume_ev) event_free(gate.resume_ev);
+	gate.admit_ev = gate.resume_ev = NULL;
 }
 
 void gate_fini_after(void)
 {
-	while (G.nactive) slot_release(G.active[G.nactive - 1]);
-	free(G.active); free(G.byfd); free(G.pending);
-	if (G.ipt) free(G.ipt);
-	memset(&G, 0, sizeof G);
+	while (gate.nactive) slot_release(gate.active[gate.nactive - 1]);
+	free(gate.active); free(gate.byfd); free(gate.pending);
+	if (gate.ipt) free(gate.ipt);
+	memset(&gate, 0, sizeof gate);
 }

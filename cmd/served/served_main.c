@@ -4,6 +4,7 @@
  * process. */
 #include "served.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include "matrix/json.h"
 #include <errno.h>
 #include <sodium.h>
@@ -20,12 +21,16 @@ static struct served served;
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
 	struct evbuffer *out = evbuffer_new();
-	if (!out) { evhttp_send_error(req, 500, "out of memory"); return; }
-	evbuffer_add(out, body->data, body->len);
-	evhttp_send_reply(req, code, reason, out);
-	evbuffer_free(out);
+	if (!out || evhttp_add_header(h, "Content-Type", "application/json") < 0
+	    || evbuffer_add(out, body->data, body->len) < 0) {
+		log_warnx("no memory for an HTTP answer (%zu bytes)", body->len);
+		evhttp_send_error(req, 500, "out of memory");
+	} else {
+		evhttp_send_reply(req, code, reason, out);
+	}
+	if (out)
+		evbuffer_free(out);
 }
 
 void served_error(struct served *s, struct evhttp_request *req, int code, const char *errcode,
@@ -210,9 +215,7 @@ static void served_apply(struct served *s)
 	s->stats_timeout = cfg_ms(cfg, "served", "stats_timeout");
 	int mw = (int)cfg_int(cfg, "served", "longpoll_waiters");
 	if (s->waiters && mw > s->max_waiters) {     /* grow; a smaller cap applies to new waiters */
-		struct waiter *nw = realloc(s->waiters, (size_t)mw * fed_waiter_size());
-		if (!nw) fatalx("out of memory");
-		s->waiters = nw;
+		s->waiters = xreallocarray(s->waiters, (size_t)mw, fed_waiter_size());
 		s->waiters_cap = mw;
 	}
 	s->max_waiters = mw;

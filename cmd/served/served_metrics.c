@@ -5,6 +5,8 @@
  * slow shows as fedpipe_stage_up{stage="x"} 0; the loop is never blocked. */
 #include "served.h"
 #include "core/log.h"
+#include "core/stages.h"
+#include "core/xalloc.h"
 #include "matrix/json.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -15,17 +17,29 @@
 #include <unistd.h>
 #include <event2/bufferevent.h>
 
-static const char *const stages[] = { "syncd", "validated", "purgatoryd", "fetchd", "feedpump" };
-#define NSTAGES (sizeof stages / sizeof stages[0])
+/* The other stages (the stage table in flow order, served itself left
+ * out: it samples its own counters directly). */
+#define NSTAGES (STAGE_COUNT - 1)
 
 struct scrape {
 	struct served *s;
 	struct evhttp_request *req;
+	const char *stage[NSTAGES];
 	struct bufferevent *bev[NSTAGES];
 	char *reply[NSTAGES];
 	int pending;
 	struct event *timeout;
 };
+
+static void scrape_stages(struct scrape *sc, const char *self)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < STAGE_COUNT; i++) {
+		const struct stage *sg = stage_in_flow(i);
+		if (strcmp(sg->name, self) != 0 && n < NSTAGES)
+			sc->stage[n++] = sg->name;
+	}
+}
 
 static void sample_stage(struct buf *out, const char *stage, const char *json, size_t n)
 {
@@ -72,8 +86,8 @@ static void scrape_finish(struct scrape *sc)
 	daemon_stats_json(s->d, &self);
 	sample_stage(&out, "served", self.data, self.len);
 	for (size_t i = 0; i < NSTAGES; i++) {
-		if (sc->reply[i]) sample_stage(&out, stages[i], sc->reply[i], strlen(sc->reply[i]));
-		else buf_printf(&out, "fedpipe_stage_up{stage=\"%s\"} 0\n", stages[i]);
+		if (sc->reply[i]) sample_stage(&out, sc->stage[i], sc->reply[i], strlen(sc->reply[i]));
+		else buf_printf(&out, "fedpipe_stage_up{stage=\"%s\"} 0\n", sc->stage[i]);
 	}
 	buf_adds(&out, "# HELP fedpipe_lmdb_entries Entries in each LMDB named database.\n"
 	               "# TYPE fedpipe_lmdb_entries gauge\n");
@@ -91,22 +105,24 @@ static void scrape_finish(struct scrape *sc)
 		           (unsigned long long)(ei.me_last_pgno + 1) * es.ms_psize);
 	mdb_txn_abort(t);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(sc->req);
-	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4");
 	struct evbuffer *eb = evbuffer_new();
-	if (eb) {
-		evbuffer_add(eb, out.data, out.len);
+	if (eb && evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4") == 0
+	    && evbuffer_add(eb, out.data, out.len) == 0) {
 		evhttp_send_reply(sc->req, 200, "OK", eb);
-		evbuffer_free(eb);
 	} else {
+		log_warnx("/metrics: no memory for the answer");
 		evhttp_send_error(sc->req, 500, NULL);
 	}
+	if (eb)
+		evbuffer_free(eb);
 	buf_free(&out);
 	buf_free(&self);
 	for (size_t i = 0; i < NSTAGES; i++) {
 		if (sc->bev[i]) bufferevent_free(sc->bev[i]);
 		free(sc->reply[i]);
 	}
-	event_free(sc->timeout);
+	if (sc->timeout)
+		event_free(sc->timeout);
 	free(sc);
 }
 
@@ -137,9 +153,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		if (frame_hdr_decode(h, 1u << 20, &f, &why) < 0) { stage_done(sc, i); return; }
 		if (evbuffer_get_length(in) < FRAME_HDR_LEN + (size_t)f.len) return;
 		evbuffer_drain(in, FRAME_HDR_LEN);
-		char *p = malloc((size_t)f.len + 1);
-		if (!p) log_panic("out of memory");
-		evbuffer_remove(in, p, f.len);
+		char *p = xmalloc((size_t)f.len + 1);
+		if (evbuffer_remove(in, p, f.len) != (int)f.len) { free(p); stage_done(sc, i); return; }
 		p[f.len] = 0;
 		if (f.type == FT_STATS) { sc->reply[i] = p; stage_done(sc, i); return; }
 		free(p);
@@ -166,15 +181,23 @@ static void timeout_cb(evutil_socket_t fd, short ev, void *arg)
 
 void metrics_handle(struct served *s, struct evhttp_request *req)
 {
-	struct scrape *sc = calloc(1, sizeof *sc);
-	if (!sc) { served_error(s, req, 500, "M_UNKNOWN", "out of memory"); return; }
+	struct scrape *sc = xcalloc(1, sizeof *sc);
 	sc->s = s;
 	sc->req = req;
 	sc->pending = 1;     /* our own hold, released below */
+	scrape_stages(sc, s->d->ops->name);
+	/* the timer first: without it a silent stage would hold the answer */
+	sc->timeout = evtimer_new(s->d->base, timeout_cb, sc);
+	if (!sc->timeout) {
+		log_warnx("/metrics: cannot make a timer (event_new failed)");
+		served_error(s, req, 500, "M_UNKNOWN", "out of resources");
+		free(sc);
+		return;
+	}
 	const char *run_dir = cfg_str(&s->d->cfg, "node", "run_dir");
 	for (size_t i = 0; i < NSTAGES; i++) {
 		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		frame_stage_path(sa.sun_path, sizeof sa.sun_path, run_dir, stages[i]);
+		frame_stage_path(sa.sun_path, sizeof sa.sun_path, run_dir, sc->stage[i]);
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) continue;
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS && errno != EAGAIN) {
@@ -185,15 +208,21 @@ void metrics_handle(struct served *s, struct evhttp_request *req)
 		if (!bev) { close(fd); continue; }
 		unsigned char h[FRAME_HDR_LEN];
 		frame_hdr_encode(h, 0, FT_STATS_REQ, 0, 1);
-		bufferevent_write(bev, h, sizeof h);
 		bufferevent_setcb(bev, read_cb, NULL, event_cb, sc);
-		bufferevent_enable(bev, EV_READ);
+		if (bufferevent_write(bev, h, sizeof h) < 0 || bufferevent_enable(bev, EV_READ) < 0) {
+			bufferevent_free(bev);     /* shows as down */
+			continue;
+		}
 		sc->bev[i] = bev;
 		sc->pending++;
 	}
-	sc->timeout = evtimer_new(s->d->base, timeout_cb, sc);
 	struct timeval tv = { s->stats_timeout / 1000, (s->stats_timeout % 1000) * 1000 };
-	evtimer_add(sc->timeout, &tv);
+	if (evtimer_add(sc->timeout, &tv) < 0) {
+		/* no deadline: answer with what is there now */
+		log_warnx("/metrics: cannot arm the stats timer; answering without waiting");
+		timeout_cb(-1, 0, sc);
+		return;
+	}
 	stage_done(sc, NSTAGES);
 }
 

@@ -3,6 +3,7 @@
  * the --jsonl filter; validated_daemon.c: daemon and --stdio modes. */
 #ifndef VALIDATED_H
 #define VALIDATED_H
+#include <getopt.h>
 #include <pthread.h>
 #include "core/config.h"
 #include "matrix/keys.h"
@@ -58,6 +59,14 @@ int  vopts_apply(const struct config *c, const struct vopts *vo, struct val_opts
 /* Long options both modes accept (getopt codes >= 256). */
 enum { OPT_KEYS = 256, OPT_RV, OPT_NO_EID, OPT_NO_HASH, OPT_NO_SIG, OPT_RAW_MAX,
        OPT_WORKERS, OPT_JSONL };
+#define VALIDATED_LONGOPTS \
+	{ "keys", required_argument, NULL, OPT_KEYS }, \
+	{ "room-version", required_argument, NULL, OPT_RV }, \
+	{ "no-event-id", no_argument, NULL, OPT_NO_EID }, \
+	{ "no-hashes", no_argument, NULL, OPT_NO_HASH }, \
+	{ "no-signatures", no_argument, NULL, OPT_NO_SIG }, \
+	{ "raw-max", required_argument, NULL, OPT_RAW_MAX }, \
+	{ "workers", required_argument, NULL, OPT_WORKERS }
 int  vopts_option(struct vopts *vo, int opt, const char *arg);
 
 int  validated_jsonl(int argc, char **argv);

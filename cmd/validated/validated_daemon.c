@@ -11,6 +11,8 @@
 #include "validated.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "core/pool.h"
+#include "core/xalloc.h"
 
 enum kf_state { KF_NONE, KF_INFLIGHT, KF_FAILED };
 struct keyfetch {
@@ -22,18 +24,12 @@ struct keyfetch {
 struct waiting { uint64_t seq; char server[256]; };
 
 /* With workers > 1, the events that arrive in a loop turn are validated in
- * parallel at the end of the turn (each worker its own validator and seen
- * cache; keys, LMDB and the room-version lookup are thread-safe), then
- * their verdicts go out in arrival order from the loop thread. */
+ * parallel at the end of the turn on the worker pool (each worker its own
+ * validator and seen cache; keys, LMDB and the room-version lookup are
+ * thread-safe), then their verdicts go out in arrival order from the loop
+ * thread. */
 #define VD_BATCH_MAX 1024
 struct vitem { uint64_t seq; uint16_t flags; char *p; size_t n; struct val_result r; };
-struct vworker {
-	pthread_t        th;
-	struct validator v;
-	const struct val_opts *o;
-	struct vitem    *items;
-	size_t           from, to;
-};
 
 struct validated {
 	struct vopts     vo;
@@ -50,7 +46,8 @@ struct validated {
 	struct waiting  *w;   size_t nw, wcap;
 	uint64_t         next_req;
 	int              nworkers;
-	struct vworker  *pool;
+	struct pool      pool;            /* workers > 1 */
+	struct validator *wv;             /* one per worker; NULL: no pool */
 	struct vitem    *batch; size_t nb;
 	size_t           seen;            /* [validated] seen_cache */
 	long long        rescan_every;
@@ -78,8 +75,7 @@ static struct keyfetch *kf_find(struct validated *v, const char *server, int cre
 		return NULL;
 	if (v->nkf == v->kfcap) {
 		v->kfcap = v->kfcap ? v->kfcap * 2 : 16;
-		if (!(v->kf = realloc(v->kf, v->kfcap * sizeof *v->kf)))
-			fatal("out of memory");
+		v->kf = xreallocarray(v->kf, v->kfcap, sizeof *v->kf);
 	}
 	struct keyfetch *k = &v->kf[v->nkf++];
 	memset(k, 0, sizeof *k);
@@ -101,8 +97,7 @@ static void waiting_add(struct validated *v, uint64_t seq, const char *server)
 		return;
 	if (v->nw == v->wcap) {
 		v->wcap = v->wcap ? v->wcap * 2 : 64;
-		if (!(v->w = realloc(v->w, v->wcap * sizeof *v->w)))
-			fatal("out of memory");
+		v->w = xreallocarray(v->w, v->wcap, sizeof *v->w);
 	}
 	v->w[v->nw].seq = seq;
 	snprintf(v->w[v->nw].server, sizeof v->w[v->nw].server, "%s", server);
@@ -207,13 +202,13 @@ static void validate_one(struct daemon *d, uint64_t seq, uint16_t flags, const c
 	finish_one(d, seq, bytes, n, &v->r);
 }
 
-static void *vworker_run(void *arg)
+/* One worker's share of the batch (a pool_fn; runs off the loop thread). */
+static void batch_validate(void *arg, int worker, size_t from, size_t to)
 {
-	struct vworker *w = arg;
-	for (size_t i = w->from; i < w->to; i++)
-		validate_pdu_flags(&w->v, w->o, w->items[i].flags, w->items[i].p, w->items[i].n,
-		                   &w->items[i].r);
-	return NULL;
+	struct validated *v = arg;
+	for (size_t i = from; i < to; i++)
+		validate_pdu_flags(&v->wv[worker], &v->o, v->batch[i].flags, v->batch[i].p,
+		                   v->batch[i].n, &v->batch[i].r);
 }
 
 static void batch_run(struct daemon *d)
@@ -222,26 +217,7 @@ static void batch_run(struct daemon *d)
 	size_t n = v->nb;
 	if (n == 0)
 		return;
-	int used = v->nworkers < (int)n ? v->nworkers : (int)n;
-	size_t per = (n + (size_t)used - 1) / (size_t)used;
-	int started = 0;
-	for (int i = 0; i < used; i++) {
-		struct vworker *w = &v->pool[i];
-		w->items = v->batch;
-		w->from = (size_t)i * per;
-		w->to = w->from + per > n ? n : w->from + per;
-		/* worker 0 is this thread; if a thread cannot start, this one
-		 * does that share too (slower, never wrong) */
-		if (i > 0 && pthread_create(&w->th, NULL, vworker_run, w) == 0)
-			started |= 1 << i;
-	}
-	vworker_run(&v->pool[0]);
-	for (int i = 1; i < used; i++) {
-		if (started & (1 << i))
-			pthread_join(v->pool[i].th, NULL);
-		else
-			vworker_run(&v->pool[i]);
-	}
+	pool_run(&v->pool, n, batch_validate, v);
 	for (size_t i = 0; i < n; i++) {
 		struct vitem *it = &v->batch[i];
 		finish_one(d, it->seq, it->p, it->n, &it->r);
@@ -280,10 +256,7 @@ static void revalidate_seq(struct daemon *d, uint64_t seq)
 		mdb_txn_abort(t);
 		return;
 	}
-	char *copy = malloc(ir.len + 1);
-	if (!copy)
-		fatal("out of memory");
-	memcpy(copy, ir.bytes, ir.len);
+	char *copy = xmemdup(ir.bytes, ir.len);
 	size_t n = ir.len;
 	mdb_txn_abort(t);
 	validate_one(d, seq, 0, copy, n);
@@ -393,8 +366,7 @@ static void on_key_result(struct daemon *d, struct frame *f)
 	size_t ns = 0, j = 0;
 	for (size_t i = 0; i < v->nw; i++) {
 		if (strcmp(v->w[i].server, server) == 0) {
-			if (!(seqs = realloc(seqs, (ns + 1) * sizeof *seqs)))
-				fatal("out of memory");
+			seqs = xreallocarray(seqs, ns + 1, sizeof *seqs);
 			seqs[ns++] = v->w[i].seq;
 		} else {
 			v->w[j++] = v->w[i];
@@ -417,28 +389,26 @@ static void rescan(struct daemon *d, void *arg)
 			return;
 		v->pass_started_ms = mono_ms();
 	}
-	uint64_t *seqs = calloc(v->rescan_batch, sizeof *seqs);
+	uint64_t *seqs = xcalloc(v->rescan_batch, sizeof *seqs);
 	size_t ns = 0;
 	int end = 1;
 	MDB_txn *t = store_begin(d->st, 1);
-	MDB_cursor *cur;
-	if (mdb_cursor_open(t, d->st->dbi[DB_INBOX], &cur) == 0) {
-		unsigned char kb[8];
-		be64_put(kb, v->cursor + 1);
-		MDB_val key = { 8, kb }, val;
-		int rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		while (rc == 0) {
-			if (ns == v->rescan_batch) { end = 0; break; }
-			struct inbox_rec ir;
-			uint64_t seq = key.mv_size == 8 ? be64_get(key.mv_data) : 0;
-			v->cursor = seq;
-			if (seq && store_inbox_parse(&val, &ir) == 0
-			    && (long long)ir.received_ms < now - v->rescan_age_ms && !waiting_has(v, seq))
-				seqs[ns++] = seq;
-			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-		}
-		mdb_cursor_close(cur);
+	/* the inbox keyed by big-endian seq: walk on from the cursor */
+	struct store_iter it;
+	unsigned char kb[8];
+	be64_put(kb, v->cursor + 1);
+	store_iter_open(&it, t, d->st, DB_INBOX, NULL, 0);
+	store_iter_from(&it, kb, sizeof kb);
+	while (store_iter_next(&it) == 1) {
+		if (ns == v->rescan_batch) { end = 0; break; }
+		struct inbox_rec ir;
+		uint64_t seq = it.k.mv_size == 8 ? be64_get(it.k.mv_data) : 0;
+		v->cursor = seq;
+		if (seq && store_inbox_parse(&it.v, &ir) == 0
+		    && (long long)ir.received_ms < now - v->rescan_age_ms && !waiting_has(v, seq))
+			seqs[ns++] = seq;
 	}
+	store_iter_close(&it);
 	mdb_txn_abort(t);
 	if (end)
 		v->cursor = 0;
@@ -481,37 +451,36 @@ static int vd_option(struct daemon *d, int opt, const char *arg)
 	return vopts_option(&validated.vo, opt, arg);
 }
 
-/* The worker pool (workers > 1): each worker its own validator and seen
- * cache; nothing in flight when it is built or freed (between turns). */
-static void pool_build(struct validated *v)
+/* The workers (workers > 1): the pool, each worker its own validator and
+ * seen cache, the batch; nothing in flight when they are built or freed
+ * (between turns). */
+static void workers_build(struct validated *v)
 {
 	if (v->nworkers <= 1)
 		return;
-	v->pool = calloc((size_t)v->nworkers, sizeof *v->pool);
-	v->batch = calloc(VD_BATCH_MAX, sizeof *v->batch);
-	if (!v->pool || !v->batch)
-		fatal("out of memory");
-	for (int i = 0; i < v->nworkers; i++) {
-		validator_init(&v->pool[i].v, v->seen / (size_t)v->nworkers);
-		v->pool[i].o = &v->o;
-	}
+	pool_init(&v->pool, v->nworkers);
+	v->wv = xcalloc((size_t)v->nworkers, sizeof *v->wv);
+	v->batch = xcalloc(VD_BATCH_MAX, sizeof *v->batch);
+	for (int i = 0; i < v->nworkers; i++)
+		validator_init(&v->wv[i], v->seen / (size_t)v->nworkers);
 	for (size_t i = 0; i < VD_BATCH_MAX; i++)
 		val_result_init(&v->batch[i].r);
 }
 
-static void pool_free(struct validated *v)
+static void workers_free(struct validated *v)
 {
-	if (!v->pool)
+	if (!v->wv)
 		return;
 	for (int i = 0; i < v->nworkers; i++)
-		validator_free(&v->pool[i].v);
+		validator_free(&v->wv[i]);
 	for (size_t i = 0; i < VD_BATCH_MAX; i++) {
 		free(v->batch[i].p);
 		val_result_free(&v->batch[i].r);
 	}
-	free(v->pool);
+	pool_free(&v->pool);
+	free(v->wv);
 	free(v->batch);
-	v->pool = NULL;
+	v->wv = NULL;
 	v->batch = NULL;
 	v->nb = 0;
 }
@@ -565,7 +534,7 @@ static int vd_init(struct daemon *d)
 	validator_init(&v->v, v->seen);
 	val_result_init(&v->r);
 	v->nworkers = workers_of(v, &d->cfg);
-	pool_build(v);
+	workers_build(v);
 	buf_init(&v->out);
 	vd_params(d);
 	if (!d->stdio) {
@@ -610,12 +579,12 @@ static void vd_on_reload(struct daemon *d, const struct config *old)
 		pthread_rwlock_unlock(&v->keys.lock);
 	}
 	vkeys_free(&nk);
-	pool_free(v);
+	workers_free(v);
 	validator_free(&v->v);
 	v->seen = (size_t)cfg_int(&d->cfg, "validated", "seen_cache");
 	validator_init(&v->v, v->seen);
 	v->nworkers = workers_of(v, &d->cfg);
-	pool_build(v);
+	workers_build(v);
 	long long every = v->rescan_every;
 	vd_params(d);
 	if (v->rescan_ev && every != v->rescan_every) {
@@ -632,7 +601,7 @@ static void vd_fini(struct daemon *d)
 		return;
 	validator_free(&v->v);
 	val_result_free(&v->r);
-	pool_free(v);
+	workers_free(v);
 	buf_free(&v->out);
 	vkeys_free(&v->keys);
 	free(v->kf);
@@ -643,8 +612,8 @@ static void vd_stats(struct daemon *d, struct buf *json)
 {
 	struct validated *v = VD(d);
 	uint64_t hits = v->v.n_seen_hits;
-	for (int i = 0; v->pool && i < v->nworkers; i++)
-		hits += v->pool[i].v.n_seen_hits;
+	for (int i = 0; v->wv && i < v->nworkers; i++)
+		hits += v->wv[i].n_seen_hits;
 	buf_printf(json, ",\"waiting_for_keys\":%zu,\"seen_hits\":%llu,\"workers\":%d", v->nw,
 	           (unsigned long long)hits, v->nworkers);
 }
@@ -652,13 +621,7 @@ static void vd_stats(struct daemon *d, struct buf *json)
 int validated_daemon(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "keys", required_argument, NULL, OPT_KEYS },
-		{ "room-version", required_argument, NULL, OPT_RV },
-		{ "no-event-id", no_argument, NULL, OPT_NO_EID },
-		{ "no-hashes", no_argument, NULL, OPT_NO_HASH },
-		{ "no-signatures", no_argument, NULL, OPT_NO_SIG },
-		{ "raw-max", required_argument, NULL, OPT_RAW_MAX },
-		{ "workers", required_argument, NULL, OPT_WORKERS },
+		VALIDATED_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
 	static const struct daemon_ops ops = {

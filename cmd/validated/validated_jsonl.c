@@ -13,25 +13,26 @@
 #include <sodium.h>
 #include "validated.h"
 #include "core/log.h"
+#include "core/pool.h"
+#include "core/xalloc.h"
 
 #define BATCH_PER_WORKER 256
 
 struct item { char *p; size_t n; struct val_result r; };
 
-struct worker {
-	pthread_t        th;
-	struct validator v;
+/* One batch on the worker pool: each worker its own validator (and seen
+ * cache), the options and the keys shared (read-only / thread-safe). */
+struct jbatch {
 	const struct val_opts *o;
-	struct item     *items;
-	size_t           from, to;
+	struct validator      *v;       /* one per worker */
+	struct item           *items;
 };
 
-static void *worker_run(void *arg)
+static void batch_validate(void *arg, int worker, size_t from, size_t to)
 {
-	struct worker *w = arg;
-	for (size_t i = w->from; i < w->to; i++)
-		validate_pdu(&w->v, w->o, w->items[i].p, w->items[i].n, &w->items[i].r);
-	return NULL;
+	struct jbatch *b = arg;
+	for (size_t i = from; i < to; i++)
+		validate_pdu(&b->v[worker], b->o, b->items[i].p, b->items[i].n, &b->items[i].r);
 }
 
 static void usage(FILE *f)
@@ -47,15 +48,12 @@ static int read_file(const char *path, size_t cap, char **out, size_t *len)
 	if (!f)
 		return -1;
 	size_t n = 0, sz = 4096;
-	char *p = malloc(sz);
-	if (!p)
-		fatal("out of memory");
+	char *p = xmalloc(sz);
 	for (;;) {
 		if (n == sz) {
 			if (n > cap) break;          /* over the cap: enough to say so */
 			sz *= 2;
-			if (!(p = realloc(p, sz)))
-				fatal("out of memory");
+			p = xrealloc(p, sz);
 		}
 		size_t got = fread(p + n, 1, sz - n, f);
 		n += got;
@@ -85,13 +83,7 @@ int validated_jsonl(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "jsonl", no_argument, NULL, OPT_JSONL },
-		{ "keys", required_argument, NULL, OPT_KEYS },
-		{ "room-version", required_argument, NULL, OPT_RV },
-		{ "no-event-id", no_argument, NULL, OPT_NO_EID },
-		{ "no-hashes", no_argument, NULL, OPT_NO_HASH },
-		{ "no-signatures", no_argument, NULL, OPT_NO_SIG },
-		{ "raw-max", required_argument, NULL, OPT_RAW_MAX },
-		{ "workers", required_argument, NULL, OPT_WORKERS },
+		VALIDATED_LONGOPTS,
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -161,16 +153,13 @@ int validated_jsonl(int argc, char **argv)
 
 	int nw = vo.workers ? vo.workers : (int)cfg_int(&cfg, "validated", "workers");
 	size_t seen = (size_t)cfg_int(&cfg, "validated", "seen_cache");
-	struct worker *w = calloc((size_t)nw, sizeof *w);
 	size_t cap = (size_t)nw * BATCH_PER_WORKER;
-	struct item *items = calloc(cap, sizeof *items);
-	if (!w || !items)
-		fatal("out of memory");
-	for (int i = 0; i < nw; i++) {
-		validator_init(&w[i].v, seen / (size_t)nw);
-		w[i].o = &o;
-		w[i].items = items;
-	}
+	struct jbatch jb = { &o, xcalloc((size_t)nw, sizeof *jb.v), xcalloc(cap, sizeof *jb.items) };
+	struct item *items = jb.items;
+	struct pool pool;
+	pool_init(&pool, nw);
+	for (int i = 0; i < nw; i++)
+		validator_init(&jb.v[i], seen / (size_t)nw);
 	for (size_t i = 0; i < cap; i++)
 		val_result_init(&items[i].r);
 
@@ -210,33 +199,14 @@ int validated_jsonl(int argc, char **argv)
 					len--;
 				if (blank(line, len))
 					continue;
-				items[n].p = malloc(len + 1);
-				if (!items[n].p)
-					fatal("out of memory");
-				memcpy(items[n].p, line, len);
+				items[n].p = xmemdup(line, len);
 				items[n].n = len;
 				n++;
 			}
 		}
 		if (n == 0)
 			break;
-		/* validate it */
-		int used = nw;
-		if ((size_t)used > n) used = (int)n;
-		size_t per = (n + (size_t)used - 1) / (size_t)used;
-		for (int i = 0; i < used; i++) {
-			w[i].from = (size_t)i * per;
-			w[i].to = w[i].from + per > n ? n : w[i].from + per;
-		}
-		if (used == 1) {
-			worker_run(&w[0]);
-		} else {
-			for (int i = 0; i < used; i++)
-				if (pthread_create(&w[i].th, NULL, worker_run, &w[i]) != 0)
-					fatal("pthread_create");
-			for (int i = 0; i < used; i++)
-				pthread_join(w[i].th, NULL);
-		}
+		pool_run(&pool, n, batch_validate, &jb);
 		/* write the verdicts, in input order */
 		buf_reset(&out);
 		for (size_t i = 0; i < n; i++) {
@@ -254,15 +224,16 @@ int validated_jsonl(int argc, char **argv)
 	if (verbose) {
 		uint64_t hits = 0;
 		for (int i = 0; i < nw; i++)
-			hits += w[i].v.n_seen_hits;
+			hits += jb.v[i].n_seen_hits;
 		log_info("%llu events skipped as recently verified", (unsigned long long)hits);
 	}
 	for (int i = 0; i < nw; i++)
-		validator_free(&w[i].v);
+		validator_free(&jb.v[i]);
 	for (size_t i = 0; i < cap; i++)
 		val_result_free(&items[i].r);
+	pool_free(&pool);
 	free(items);
-	free(w);
+	free(jb.v);
 	free(line);
 	buf_free(&out);
 	vkeys_free(&keys);

@@ -1,4 +1,6 @@
-/* buf.c: growable byte buffer (see buf.h). */
+/* buf.c: growable byte buffer (see buf.h). The matrix library uses it and
+ * links without the rest of core, so allocation failure is handled here
+ * (message, abort) rather than through xalloc and the log. */
 #include "core/buf.h"
 #include <stdio.h>
 #include <stdlib.h>

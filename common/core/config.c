@@ -3,6 +3,7 @@
  * malformed numbers are reported when the file is loaded, not when used. */
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include "matrix/servername.h"
 #include <ctype.h>
 #include <errno.h>
@@ -198,8 +199,9 @@ static void copy_field(char *dst, size_t cap, const char *v, struct load_ctx *lc
 	memcpy(dst, v, strlen(v) + 1);
 }
 
-/* Debian's libinih only knows ';' inline comments; DESIGN.md's example uses
- * '#' after whitespace, so strip that too (values never contain " #"). */
+/* Debian's libinih only knows ';' inline comments; our documented example
+ * configurations put '#' comments after whitespace too, so strip those as
+ * well (values never contain " #"). */
 static const char *strip_comment(const char *value, char *tmp, size_t cap)
 {
 	const char *h = value;
@@ -232,8 +234,7 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 			struct peer_cfg *p = NULL;
 			for (size_t i = 0; i < c->npeers; i++) if (!strcmp(c->peers[i].name, name)) p = &c->peers[i];
 			if (!p) {
-				c->peers = realloc(c->peers, (c->npeers + 1) * sizeof(*p));
-				if (!c->peers) log_panic("out of memory");
+				c->peers = xreallocarray(c->peers, c->npeers + 1, sizeof(*p));
 				p = &c->peers[c->npeers++];
 				memset(p, 0, sizeof(*p));
 				strcpy(p->mode, "sync");
@@ -274,8 +275,7 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 			struct server_cfg *s = NULL;
 			for (size_t i = 0; i < c->nservers; i++) if (!strcmp(c->servers[i].name, name)) s = &c->servers[i];
 			if (!s) {
-				c->servers = realloc(c->servers, (c->nservers + 1) * sizeof(*s));
-				if (!c->servers) log_panic("out of memory");
+				c->servers = xreallocarray(c->servers, c->nservers + 1, sizeof(*s));
 				s = &c->servers[c->nservers++];
 				memset(s, 0, sizeof(*s));
 				copy_field(s->name, sizeof(s->name), name, lc, "server name");
@@ -302,8 +302,7 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 	}
 	if (param_check(c->p[i], value, lc->err, lc->errlen) < 0) return 0;
 	free(c->val[i]);
-	c->val[i] = strdup(value);
-	if (!c->val[i]) log_panic("out of memory");
+	c->val[i] = xstrdup(value);
 	c->set[i] = 1;
 	return 1;
 }
@@ -344,16 +343,14 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 	snprintf(c->path, sizeof(c->path), "%s", path ? path : "(defaults)");
 	for (const struct param *const *t = all_tables(); *t; t++)
 		for (const struct param *p = *t; p->section; p++) c->n++;
-	c->p = calloc(c->n, sizeof(*c->p));
-	c->val = calloc(c->n, sizeof(*c->val));
-	c->set = calloc(c->n, 1);
-	if (!c->p || !c->val || !c->set) log_panic("out of memory");
+	c->p = xcalloc(c->n, sizeof(*c->p));
+	c->val = xcalloc(c->n, sizeof(*c->val));
+	c->set = xcalloc(c->n, 1);
 	size_t i = 0;
 	for (const struct param *const *t = all_tables(); *t; t++)
 		for (const struct param *p = *t; p->section; p++) {
 			c->p[i] = p;
-			c->val[i] = strdup(p->def);
-			if (!c->val[i]) log_panic("out of memory");
+			c->val[i] = xstrdup(p->def);
 			i++;
 		}
 	if (path) {

@@ -4,6 +4,7 @@
  * (sd_notify and an s6-style fd), watchdog, per-turn hook, stats frames. */
 #include "core/daemon.h"
 #include "core/log.h"
+#include "core/xalloc.h"
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/listener.h>
@@ -76,8 +77,7 @@ static void conn_parse_frames(struct conn *c, struct bufferevent *bev, struct ev
 
 static struct conn *conn_new(struct daemon *d, enum conn_kind kind, const char *name)
 {
-	struct conn *c = calloc(1, sizeof(*c));
-	if (!c) log_panic("out of memory");
+	struct conn *c = xcalloc(1, sizeof(*c));
 	c->d = d;
 	c->kind = kind;
 	snprintf(c->name, sizeof(c->name), "%s", name);
@@ -117,7 +117,8 @@ void conn_close(struct conn *c)
 	conn_unlink(c);
 	if (c->in) bufferevent_disable(c->in, EV_READ | EV_WRITE);
 	/* Freed on the next turn: the caller may still be inside a callback of c. */
-	event_base_once(c->d->base, -1, EV_TIMEOUT, conn_destroy_cb, c, NULL);
+	if (event_base_once(c->d->base, -1, EV_TIMEOUT, conn_destroy_cb, c, NULL) < 0)
+		log_panic("event_base_once failed: cannot free a closed connection");
 }
 
 int conn_up(const struct conn *c) { return c && c->up && !c->closing; }
@@ -201,7 +202,7 @@ static void reply_stats(struct daemon *d, struct conn *c, uint64_t id)
  * further read (and no EAGAIN round trip). Plain read() into reserved
  * space, not evbuffer_read: that one asks FIONREAD first and still caps at
  * 4 KiB. EOF and errors are left for the bufferevent to see on its next read. */
-size_t evbuffer_read_burst(struct evbuffer *in, int fd, size_t max)
+size_t daemon_read_burst(struct evbuffer *in, int fd, size_t max)
 {
 	size_t got = 0;
 	while (got < max) {
@@ -234,7 +235,7 @@ static void read_burst(struct conn *c, struct bufferevent *bev, struct evbuffer 
 	evutil_socket_t fd = bufferevent_getfd(bev);
 	if (fd < 0 || evbuffer_get_length(in) < c->in_left + 4096) return;
 	evbuffer_unfreeze(in, 0);
-	evbuffer_read_burst(in, fd, READ_CHUNK);
+	daemon_read_burst(in, fd, READ_CHUNK);
 	evbuffer_freeze(in, 0);
 }
 
@@ -272,9 +273,10 @@ static void conn_parse_frames(struct conn *c, struct bufferevent *bev, struct ev
 		}
 		bufferevent_setwatermark(bev, EV_READ, 0, 0);
 		evbuffer_drain(in, FRAME_HDR_LEN);
-		f.payload = malloc((size_t)f.len + 1);
-		if (!f.payload) log_panic("out of memory for a %u-byte frame", f.len);
-		evbuffer_remove(in, f.payload, f.len);
+		f.payload = xmalloc((size_t)f.len + 1);
+		int got = evbuffer_remove(in, f.payload, f.len);
+		if (got < 0 || (size_t)got != f.len)
+			log_panic("%s: %u bytes counted in the input buffer could not be taken out", c->name, f.len);
 		f.payload[f.len] = 0;
 		(*daemon_counter(d, "frames_in"))++;
 		if (f.type == FT_STATS_REQ)
@@ -373,11 +375,12 @@ static void client_try_connect(evutil_socket_t fd, short what, void *arg)
 	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_set_max_single_write(c->in, READ_CHUNK);
 	bufferevent_setcb(c->in, conn_read_cb, out_write_cb, conn_event_cb, c);
-	bufferevent_enable(c->in, EV_READ | EV_WRITE);   /* EV_WRITE sees the connect */
 	c->own_write = 0;
 	c->in_left = 0;
 	c->connecting = 1;
-	if (bufferevent_socket_connect(c->in, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	/* EV_WRITE sees the connect */
+	if (bufferevent_enable(c->in, EV_READ | EV_WRITE) < 0
+	    || bufferevent_socket_connect(c->in, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		c->connecting = 0;
 		/* conn_event_cb may already have run and rescheduled. */
 		if (c->in) {
@@ -396,7 +399,9 @@ static void schedule_reconnect(struct conn *c)
 	if (!c->retry) c->retry = evtimer_new(c->d->base, client_try_connect, c);
 	long long ms = DS(c->d)->reconnect_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	evtimer_add(c->retry, &tv);
+	/* a conn that never reconnects would stall the pipeline silently */
+	if (!c->retry || evtimer_add(c->retry, &tv) < 0)
+		log_panic("cannot arm the reconnect timer for %s", c->stage);
 }
 
 struct conn *daemon_connect(struct daemon *d, const char *stage)
@@ -476,7 +481,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_set_max_single_read(c->in, READ_CHUNK);
 	bufferevent_set_max_single_write(c->in, READ_CHUNK);
 	bufferevent_setcb(c->in, conn_read_cb, out_write_cb, conn_event_cb, c);
-	bufferevent_enable(c->in, EV_READ);
+	if (bufferevent_enable(c->in, EV_READ) < 0) {
+		log_warnx("%s: cannot watch the new connection; closing it", c->name);
+		conn_free_bevs(c);
+		conn_unlink(c);
+		free(c);
+		return;
+	}
 	own_writes(c);
 }
 
@@ -553,8 +564,8 @@ static void setup_stdio(struct daemon *d)
 	bufferevent_set_max_single_write(c->out, READ_CHUNK);
 	bufferevent_setcb(c->in, conn_read_cb, NULL, conn_event_cb, c);
 	bufferevent_setcb(c->out, NULL, out_write_cb, conn_event_cb, c);
-	bufferevent_enable(c->in, EV_READ);
-	bufferevent_enable(c->out, EV_WRITE);
+	if (bufferevent_enable(c->in, EV_READ) < 0 || bufferevent_enable(c->out, EV_WRITE) < 0)
+		log_panic("bufferevent for stdio failed");
 	c->up = 1;
 	d->stdin_conn = c;
 }
@@ -608,13 +619,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 struct event *daemon_timer(struct daemon *d, long long every_ms, void (*cb)(struct daemon *, void *), void *arg)
 {
-	struct timer_ctx *t = malloc(sizeof(*t));
-	if (!t) log_panic("out of memory");
+	struct timer_ctx *t = xmalloc(sizeof(*t));
 	t->d = d; t->cb = cb; t->arg = arg;
 	struct event *ev = event_new(d->base, -1, EV_PERSIST, timer_cb, t);
 	if (!ev) log_panic("event_new failed");
 	struct timeval tv = { every_ms / 1000, (every_ms % 1000) * 1000 };
-	event_add(ev, &tv);
+	if (event_add(ev, &tv) < 0) log_panic("event_add failed for a %lld ms timer", every_ms);
 	return ev;
 }
 
@@ -650,8 +660,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 				if (strcmp(nc.val[i], was)) {
 					log_warnx("reload: [%s] %s changed to '%s': takes effect at the next restart (keeping '%s')",
 					          restart_only[k][0], restart_only[k][1], nc.val[i], was);
-					char *keep = strdup(was);
-					if (!keep) log_panic("out of memory");
+					char *keep = xstrdup(was);
 					free(nc.val[i]);
 					nc.val[i] = keep;
 				}
@@ -710,8 +719,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	};
 	size_t nb = sizeof(base_opts) / sizeof(base_opts[0]), ne = 0;
 	if (ops->longopts) while (ops->longopts[ne].name) ne++;
-	struct option *opts = calloc(nb + ne + 1, sizeof(*opts));
-	if (!opts) log_panic("out of memory");
+	struct option *opts = xcalloc(nb + ne + 1, sizeof(*opts));
 	memcpy(opts, base_opts, sizeof(base_opts));
 	if (ne) memcpy(opts + nb, ops->longopts, ne * sizeof(*opts));
 	char shortopts[64];
@@ -750,6 +758,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	if (ds.reconnect_ms <= 0) ds.reconnect_ms = 1000;
 
 	struct event_config *ec = event_config_new();
+	if (!ec) fatalx("cannot create the event loop (event_config_new failed)");
 	/* --stdio may be handed regular files, which epoll refuses. */
 	if (d->stdio) event_config_avoid_method(ec, "epoll");
 	d->base = event_base_new_with_config(ec);
@@ -763,9 +772,9 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 	ds.sig_term = evsignal_new(d->base, SIGTERM, on_signal, d);
 	ds.sig_int = evsignal_new(d->base, SIGINT, on_signal, d);
 	ds.sig_hup = evsignal_new(d->base, SIGHUP, on_signal, d);
-	event_add(ds.sig_term, NULL);
-	event_add(ds.sig_int, NULL);
-	event_add(ds.sig_hup, NULL);
+	if (!ds.sig_term || !ds.sig_int || !ds.sig_hup || event_add(ds.sig_term, NULL) < 0 ||
+	    event_add(ds.sig_int, NULL) < 0 || event_add(ds.sig_hup, NULL) < 0)
+		fatalx("cannot watch SIGTERM, SIGINT and SIGHUP on the event loop");
 
 	if (d->stdio) setup_stdio(d);
 	if (ops->init) {

@@ -118,7 +118,7 @@ void  daemon_stats_json(struct daemon *d, struct buf *out);
  * For a bufferevent's input, unfreeze its end around the call. Returns the
  * bytes read; EOF and errors are left for the next read to see. */
 struct evbuffer;
-size_t evbuffer_read_burst(struct evbuffer *in, int fd, size_t max);
+size_t daemon_read_burst(struct evbuffer *in, int fd, size_t max);
 
 /* A repeating timer on the daemon's loop. */
 struct event *daemon_timer(struct daemon *d, long long every_ms,

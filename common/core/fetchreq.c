@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/xalloc.h"
 #include "core/fetchreq.h"
 #include "matrix/json.h"
 
@@ -94,10 +95,8 @@ void fetchreq_free(struct fetch_req *r)
 
 void fetchreq_list_add(char ***list, size_t *n, const char *s)
 {
-	char **l = realloc(*list, (*n + 1) * sizeof *l);
-	char *d = strdup(s);
-	if (!l || !d) { fprintf(stderr, "out of memory\n"); abort(); }
-	l[(*n)++] = d;
+	char **l = xreallocarray(*list, *n + 1, sizeof *l);
+	l[(*n)++] = xstrdup(s);
 	*list = l;
 }
 

@@ -3,19 +3,19 @@
  * arrivals, debounce_other for the rest, backoff, in-progress timeout), and
  * how long an event may stay held.
  *
- * debounce vs debounce_other (issue 3, seed 003: "500ms for sync-triggered,
- * 3min default"). An arrival is by sync when its inbox from is a configured
+ * debounce vs debounce_other: a short wait (500 ms) for what sync brought,
+ * a longer one for the rest. An arrival is by sync when its inbox from is a configured
  * peer's server name (the one syncd pinned in federation_state at the
  * identity handshake) or a [peer] section's own name. Everything else waits
- * debounce_other, default 2 s rather than the seed's 3 min: there a fetch is
- * a git clone, here it is one HTTP request that fetchd coalesces and
- * rate-limits per server. 2 s is what the other arrivals need: after a fetch
+ * debounce_other, default 2 s rather than minutes: a fetch here is one HTTP
+ * request that fetchd coalesces and rate-limits per server, not an
+ * expensive clone. 2 s is what the other arrivals need: after a fetch
  * that brought events, validated must return their verdicts (up to
  * fetch_limit PDUs, signature checks on a busy node) before the next attempt
  * can see the new frontier; an import or requeue delivers the rest of a
  * backlog within that time, so we do not ask remote servers for events that
  * are about to arrive locally. A fetched gap of depth N then fills in about
- * N / fetch_limit * 2 s instead of 3 min per round. */
+ * N / fetch_limit * 2 s rather than minutes per round. */
 #include <stddef.h>
 #include "core/config.h"
 

@@ -1,4 +1,5 @@
-/* vclock.h: vector clocks for pull sync (seed 001). A clock maps node IDs
+/* vclock.h: vector clocks for pull sync (a peer that is known to hold
+ * everything another peer has need not be pulled for it). A clock maps node IDs
  * (ULIDs) to stream positions on that node. Promises: entries are kept
  * sorted by node ID; merge takes the maximum per entry and never holds more
  * than VCLOCK_MAX entries (when full, new IDs are dropped, lowest first kept
@@ -33,7 +34,7 @@ int      vclock_advance(struct vclock *v, const char *id, uint64_t pos);
 void     vclock_merge(struct vclock *dst, const struct vclock *src);
 /* Trust: a clock received from node id is believed only about id itself
  * (its own stream head); what it says of third nodes may be a lie meant to
- * make us skip pulls (issue 13). dst = { id: src[id] } (empty if absent).
+ * make us skip pulls (a hostile peer). dst = { id: src[id] } (empty if absent).
  * A skip decision compares such self entries only, never merged clocks. */
 void     vclock_self(struct vclock *dst, const struct vclock *src, const char *id);
 enum vclock_order vclock_compare(const struct vclock *a, const struct vclock *b);

@@ -19,6 +19,20 @@ tmp = tempfile.mkdtemp(prefix="fp-units-")
 units = sorted(f for f in os.listdir(os.path.join(root, "systemd")) if f.endswith((".service", ".target")))
 ok(len([u for u in units if u.endswith(".service")]) == 6 and "fedpipe.target" in units, "one unit per stage and a target")
 
+# The stage table (fedctl stages) names exactly the stages with a unit, and
+# the committed units are what systemd/gen.sh makes from it, byte for byte.
+r = subprocess.run([os.path.join(fpbin, "fedctl"), "stages"], capture_output=True, text=True)
+table = r.stdout.split()
+ok(r.returncode == 0 and sorted("fedpipe-%s.service" % t for t in table) ==
+   [u for u in units if u.endswith(".service")], "fedctl stages lists exactly the stages with a unit: %s" % " ".join(table))
+gdir = os.path.join(tmp, "gen")
+shutil.copytree(os.path.join(root, "systemd"), gdir)
+r = subprocess.run(["sh", os.path.join(gdir, "gen.sh")], env=dict(os.environ, FEDCTL=os.path.join(fpbin, "fedctl")),
+                   capture_output=True, text=True)
+same = all(open(os.path.join(gdir, u), "rb").read() == open(os.path.join(root, "systemd", u), "rb").read()
+           for u in units)
+ok(r.returncode == 0 and same, "systemd/gen.sh regenerates the committed units byte for byte" + (": " + r.stderr.strip() if r.stderr else ""))
+
 # served's file limit sits above its connection cap (plus the store's and
 # stages' descriptors): a flood meets the cap, never EMFILE.
 st = open(os.path.join(root, "systemd", "fedpipe-served.service")).read()
