@@ -227,7 +227,7 @@ static int feed_tail(struct fedctl *fc, struct feed_args *a)
 			buf_reset(&line);
 			buf_add(&line, it[i].json, it[i].json_len);
 			buf_addc(&line, '\n');
-			if (fd_write_all(1, line.data, line.len) < 0) { feed_items_free(it, n); goto out; }  /* reader gone */
+			if (frame_write_all(1, line.data, line.len) < 0) { feed_items_free(it, n); goto out; }  /* reader gone */
 			if (it[i].cv > since) since = it[i].cv;
 			printed++;
 		}
@@ -389,7 +389,7 @@ static int cmd_feed(struct fedctl *fc, int argc, char **argv)
 		else if (!strcmp(o, "--consumer")) a.consumer = v;
 		else if (!strcmp(o, "--nats-url")) a.nats_url = v;
 		else if (!strcmp(o, "--durable")) a.durable = v;
-		else if (!strcmp(o, "--idle")) a.idle_ms = v[strspn(v, "0123456789")] ? parse_ms(v) : atoll(v);   /* bare number: ms */
+		else if (!strcmp(o, "--idle")) a.idle_ms = v[strspn(v, "0123456789")] ? cfg_parse_ms(v) : atoll(v);   /* bare number: ms */
 		else { fprintf(stderr, "fedctl feed: unknown option %s\n", o); feed_usage(stderr); return EXIT_CONFIG; }
 	}
 	if (!strcmp(sub, "tail")) return feed_tail(fc, &a);

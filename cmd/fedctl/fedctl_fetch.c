@@ -25,7 +25,7 @@ static int cmd_fetch(struct fedctl *fc, int argc, char **argv)
 	uint16_t flags = 0;
 	long long wait_ms = 120000;
 	fetchreq_init(&r);
-	if (argc < 3 || (r.op = fetch_op_parse(argv[1])) < 0) {
+	if (argc < 3 || (r.op = fetchreq_op_parse(argv[1])) < 0) {
 		fprintf(stderr, "usage: fedctl " FETCH_USAGE "\n  OP: event auth_event auth_chain "
 		        "state_ids missing_events backfill server_keys (ID: the server name)\n");
 		return 100;
@@ -43,13 +43,13 @@ static int cmd_fetch(struct fedctl *fc, int argc, char **argv)
 		else if (!strcmp(a, "--limit")) r.limit = atoi(v);
 		else if (!strcmp(a, "--max-width")) r.max_width = atoi(v);
 		else if (!strcmp(a, "--max-attempts")) r.max_attempts = atoi(v);
-		else if (!strcmp(a, "--timeout")) { r.timeout_ms = parse_ms(v); wait_ms = r.timeout_ms + 5000; }
+		else if (!strcmp(a, "--timeout")) { r.timeout_ms = cfg_parse_ms(v); wait_ms = r.timeout_ms + 5000; }
 		else if (!strcmp(a, "--checks")) {
 			r.checks = (strstr(v, "event_id") ? FETCH_CHECK_EVENT_ID : 0) |
 			           (strstr(v, "hashes") ? FETCH_CHECK_HASHES : 0) |
 			           (strstr(v, "signatures") ? FETCH_CHECK_SIGNATURES : 0);
 		} else if (!strcmp(a, "--fanout")) {
-			if (fetch_fanout_parse(v, &r.fanout) < 0) {
+			if (fetchreq_fanout_parse(v, &r.fanout) < 0) {
 				fprintf(stderr, "fedctl fetch: bad --fanout '%s' (fixed:N | linear:S,STEP | "
 				        "geometric:S,F)\n", v);
 				fetchreq_free(&r);

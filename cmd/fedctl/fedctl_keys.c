@@ -188,7 +188,7 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 	if (!strcmp(argv[1], "doc")) {
 		struct signing_key k;
 		long long valid = 7LL * 24 * 3600 * 1000;
-		if (argc > 3 && !strcmp(argv[2], "--valid-for")) valid = parse_ms(argv[3]);
+		if (argc > 3 && !strcmp(argv[2], "--valid-for")) valid = cfg_parse_ms(argv[3]);
 		if (valid < 0) { fprintf(stderr, "fedctl keys doc: bad duration\n"); return 100; }
 		if (load_node_key(fc, &k, NULL) < 0)
 			return 1;

@@ -166,7 +166,7 @@ static int cmd_send(struct fedctl *fc, int argc, char **argv)
 	uint64_t maxd;
 	char create[PDU_EVENT_ID_MAX], ext[10][PDU_EVENT_ID_MAX];
 	int64_t depths[10];
-	if (purg_room_get(t, s, room, &rv, &maxd, create, sizeof create) || !create[0]) {
+	if (store_room_get(t, s, room, &rv, &maxd, create, sizeof create) || !create[0]) {
 		fprintf(stderr, "fedctl: room %s is not known here (its create event is not stored yet)\n", room);
 		mdb_txn_abort(t);
 		buf_free(&canon);

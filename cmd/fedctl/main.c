@@ -229,8 +229,8 @@ static long long stat_pick(const struct json_doc *d, const char *group, const ch
 static long long table_entries(struct store *s, int db)
 {
 	MDB_txn *t = store_begin(s, 1);
-	MDB_stat st;
-	long long n = mdb_stat(t, s->dbi[db], &st) == 0 ? (long long)st.ms_entries : -1;
+	size_t e;
+	long long n = store_entries(t, s, db, &e) == 0 ? (long long)e : -1;
 	mdb_txn_abort(t);
 	return n;
 }

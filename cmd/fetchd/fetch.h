@@ -171,28 +171,28 @@ struct fetchd {
 void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t flags,
                   struct fetch_req *req);       /* takes the req's contents */
 void fetch_cancel(struct fetchd *fd, struct client *cl, uint64_t id, int reply);
-void client_gone(struct fetchd *fd, struct client *cl);
+void fetch_client_gone(struct fetchd *fd, struct client *cl);
 void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long status);
 void fetch_shutdown(struct fetchd *fd);
 void fetch_admit(struct fetchd *fd);             /* start queued fetches while slots are free */
 int  fetch_idle(const struct fetchd *fd);
-void reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
+void fetch_reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
                  const char *why);
 
 /* fetch_select.c: ranked candidates for a request (fills f->cand). */
 void fetch_select(struct fetchd *fd, struct fetch *f);
 void fetch_add_hints(struct fetchd *fd, struct fetch *f, char *const *hints, size_t n);
-int  server_excluded(struct fetchd *fd, const char *name);
+int  fetch_server_excluded(struct fetchd *fd, const char *name);
 
 /* fetch_transport.c */
 int  transport_init(struct fetchd *fd);
 void transport_fini(struct fetchd *fd);
-struct server *server_get(struct fetchd *fd, const char *name);
-int  server_configured(struct fetchd *fd, const char *name);  /* [server NAME] exists */
-void attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then run */
-void attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
-void attempt_free(struct fetchd *fd, struct attempt *a);
-void server_release(struct fetchd *fd, struct server *s);    /* a running request ended */
+struct server *transport_server_get(struct fetchd *fd, const char *name);
+int  transport_server_configured(struct fetchd *fd, const char *name);  /* [server NAME] exists */
+void transport_attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then run */
+void transport_attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
+void transport_attempt_free(struct fetchd *fd, struct attempt *a);
+void transport_server_release(struct fetchd *fd, struct server *s);    /* a running request ended */
 /* After a reload: servers whose configuration changed are rebuilt (retired
  * while busy), handles with old timeouts dropped, throttles re-run. */
 void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate);

@@ -105,7 +105,7 @@ static int health_prune(struct fetchd *fd, MDB_txn *t, long long now)
 		if (kl >= sizeof name) continue;
 		memcpy(name, key, kl);
 		name[kl] = 0;
-		if (server_configured(fd, name)) continue;
+		if (transport_server_configured(fd, name)) continue;
 		vs[n].cls = h.last_ok_ms ? 2 : h.until_ms > now ? 1 : 0;
 		vs[n].t = h.last_ok_ms ? h.last_ok_ms : h.until_ms;
 		vs[n].len = kl;
@@ -163,7 +163,7 @@ static int health_write(struct fetchd *fd, MDB_txn *t, long long now)
 			h.until_ms = backoff_until(fd, h.streak, u->kind == H_GONE, now);
 			snprintf(h.last_error, sizeof h.last_error, "%s", u->err);
 		}
-		struct server *s = server_get(fd, u->server);
+		struct server *s = transport_server_get(fd, u->server);
 		s->streak = (int)h.streak;
 		s->until_ms = h.until_ms;
 		if (h.streak && h.until_ms)

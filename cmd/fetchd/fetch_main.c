@@ -170,7 +170,7 @@ static void fetchd_frame(struct daemon *d, struct conn *c, struct frame *f)
 			log_warnx("%s: bad fetch request %llu: %s", conn_peer(c),
 			          (unsigned long long)f->id, err);
 			(*fd->c_bad_request)++;
-			reply_error(fd, cl, f->id, "bad_request", err);
+			fetch_reply_error(fd, cl, f->id, "bad_request", err);
 			return;
 		}
 		fetch_submit(fd, cl, f->id, (f->flags & FF_PROXIED) | (rec ? FF_PROXIED : 0), &req);
@@ -220,7 +220,7 @@ static void fetchd_close(struct daemon *d, struct conn *c)
 {
 	struct client *cl = conn_user(c);
 	if (!cl) return;
-	client_gone(d->priv, cl);
+	fetch_client_gone(d->priv, cl);
 	conn_set_user(c, NULL);
 	free(cl);
 }

@@ -18,7 +18,7 @@
 
 #define CAND_MAX 64
 
-int server_excluded(struct fetchd *fd, const char *name)
+int fetch_server_excluded(struct fetchd *fd, const char *name)
 {
 	return !*name || strcmp(name, fd->own) == 0 || !cfg_acl_allows(&fd->d->cfg, name);
 }
@@ -41,12 +41,12 @@ static void cand_add(struct fetchd *fd, struct fetch *f, const char *name, size_
 	}
 	memcpy(tmp, name, n);
 	tmp[n] = 0;
-	if (!server_name_valid(tmp, n) && !server_configured(fd, tmp)) {
+	if (!server_name_valid(tmp, n) && !transport_server_configured(fd, tmp)) {
 		(*fd->c_bad_names)++;
 		log_debug("fetch %s: '%s' is not a server name: no candidate", f->req.event_id, tmp);
 		return;
 	}
-	if (server_excluded(fd, tmp) || cand_has(f, tmp)) return;
+	if (fetch_server_excluded(fd, tmp) || cand_has(f, tmp)) return;
 	f->cand = xreallocarray(f->cand, (size_t)f->ncand + 1, sizeof *f->cand);
 	f->cand[f->ncand++] = xstrdup(tmp);
 }
@@ -98,7 +98,7 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 		sv = xcalloc((size_t)n, sizeof *sv);
 		r = xcalloc((size_t)n, sizeof *r);
 	}
-	for (int i = 0; i < n; i++) sv[i] = server_get(fd, f->cand[from + i]);
+	for (int i = 0; i < n; i++) sv[i] = transport_server_get(fd, f->cand[from + i]);
 	health_load(fd, sv, n);
 	for (int i = 0; i < n; i++) {
 		r[i].name = f->cand[from + i];

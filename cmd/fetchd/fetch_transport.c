@@ -53,7 +53,7 @@ static void server_proxy(struct server *s)
 	s->noproxy = env_dup("no_proxy", "NO_PROXY");
 }
 
-int server_configured(struct fetchd *fd, const char *name)
+int transport_server_configured(struct fetchd *fd, const char *name)
 {
 	return cfg_server(&fd->d->cfg, name) != NULL;
 }
@@ -218,7 +218,7 @@ static void server_evict(struct fetchd *fd, size_t keep)
 	}
 }
 
-struct server *server_get(struct fetchd *fd, const char *name)
+struct server *transport_server_get(struct fetchd *fd, const char *name)
 {
 	uint64_t h = hmap_hash_str(name);
 	HMAP_FOR_HASH(&fd->servers, h, n) {
@@ -356,7 +356,7 @@ static void transfer_done(void *arg, CURL *e, void *priv, CURLcode cc, long stat
 	(void)e;
 	if (!a) return;
 	a->state = AT_WAITING;     /* no longer in the multi */
-	server_release(fd, a->s);
+	transport_server_release(fd, a->s);
 	fetch_attempt_done(fd, a, cc, status);
 }
 
@@ -604,7 +604,7 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
-	log_debug("fetch %s %s -> %s", fetch_op_name(a->f->req.op), a->f->req.event_id, url.data);
+	log_debug("fetch %s %s -> %s", fetchreq_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);
 	/* Fails only when out of memory or on a misused handle: both bugs. */
 	if (curlev_add(fd->curl, e) < 0)
@@ -659,7 +659,7 @@ static void server_wake_cb(evutil_socket_t x, short ev, void *arg)
 	dispatch(fetchd, arg);
 }
 
-void attempt_launch(struct fetchd *fd, struct attempt *a)
+void transport_attempt_launch(struct fetchd *fd, struct attempt *a)
 {
 	a->state = AT_WAITING;
 	TAILQ_INSERT_TAIL(a->f->lo ? &a->s->waitq_lo : &a->s->waitq, a, s_link);
@@ -668,13 +668,13 @@ void attempt_launch(struct fetchd *fd, struct attempt *a)
 	else log_debug("fetch %s: waiting for %s's throttle", a->f->req.event_id, a->s->name);
 }
 
-void server_release(struct fetchd *fd, struct server *s)
+void transport_server_release(struct fetchd *fd, struct server *s)
 {
 	s->active--;
 	dispatch(fd, s);
 }
 
-void attempt_free(struct fetchd *fd, struct attempt *a)
+void transport_attempt_free(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
 	if (a->easy && a->plain_get && s->ngets < SERVER_GETS_MAX) {
@@ -696,15 +696,15 @@ void attempt_free(struct fetchd *fd, struct attempt *a)
 	free(a);
 }
 
-void attempt_abort(struct fetchd *fd, struct attempt *a)
+void transport_attempt_abort(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
 	if (a->state == AT_RUNNING) {
 		curlev_remove(fd->curl, a->easy);
-		attempt_free(fd, a);
-		server_release(fd, s);
+		transport_attempt_free(fd, a);
+		transport_server_release(fd, s);
 	} else {
 		if (!a->easy) TAILQ_REMOVE(a->f->lo ? &s->waitq_lo : &s->waitq, a, s_link);
-		attempt_free(fd, a);
+		transport_attempt_free(fd, a);
 	}
 }

@@ -60,7 +60,7 @@ static void key_int(struct buf *k, long long v)
 static void make_key(struct fetch_req *r, uint16_t flags, struct buf *k)
 {
 	char fan[64] = "default";
-	if (r->fanout.kind != FAN_DEFAULT) fetch_fanout_str(&r->fanout, fan, sizeof fan);
+	if (r->fanout.kind != FAN_DEFAULT) fetchreq_fanout_str(&r->fanout, fan, sizeof fan);
 	buf_reserve(k, 128 + strlen(r->room_id) + strlen(r->event_id));
 	key_int(k, r->op);
 	key_int(k, flags);
@@ -105,7 +105,7 @@ static void send_reply(struct fetchd *fd, struct client *cl, uint64_t id, const 
 	}
 }
 
-void reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
+void fetch_reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const char *error,
                  const char *why)
 {
 	struct buf b;
@@ -159,7 +159,7 @@ static void fetch_free(struct fetchd *fd, struct fetch *f)
 	struct attempt *a;
 	while ((a = TAILQ_FIRST(&f->attempts_list))) {
 		TAILQ_REMOVE(&f->attempts_list, a, f_link);
-		attempt_abort(fd, a);
+		transport_attempt_abort(fd, a);
 	}
 	if (f->has_deadline) event_del(&f->deadline);
 	for (int i = 0; i < f->ncand; i++) free(f->cand[i]);
@@ -197,7 +197,7 @@ static void waiter_timeout_cb(evutil_socket_t s, short ev, void *arg)
 	struct fetch *f = w->f;
 	(void)s; (void)ev;
 	(*fetchd->c_timeout)++;
-	reply_error(fetchd, w->cl, w->id, "timeout", "caller's timeout_ms passed");
+	fetch_reply_error(fetchd, w->cl, w->id, "timeout", "caller's timeout_ms passed");
 	waiter_free(fetchd, w);
 	fetch_orphaned(fetchd, f);
 }
@@ -227,12 +227,12 @@ void fetch_cancel(struct fetchd *fd, struct client *cl, uint64_t id, int reply)
 	if (!w) return;               /* already answered: nothing to cancel */
 	struct fetch *f = w->f;
 	(*fd->c_cancelled)++;
-	if (reply) reply_error(fd, cl, id, "cancelled", "cancelled by the caller");
+	if (reply) fetch_reply_error(fd, cl, id, "cancelled", "cancelled by the caller");
 	waiter_free(fd, w);
 	fetch_orphaned(fd, f);
 }
 
-void client_gone(struct fetchd *fd, struct client *cl)
+void fetch_client_gone(struct fetchd *fd, struct client *cl)
 {
 	struct waiter *w;
 	while ((w = TAILQ_FIRST(&cl->waiters))) {
@@ -270,14 +270,14 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 	if (!req->limit) req->limit = p->limit;
 	if ((req->op == FOP_AUTH_CHAIN || req->op == FOP_STATE_IDS ||
 	     req->op == FOP_MISSING_EVENTS || req->op == FOP_BACKFILL) && !req->room_id[0]) {
-		reply_error(fd, cl, id, "bad_request", "this op needs room_id");
+		fetch_reply_error(fd, cl, id, "bad_request", "this op needs room_id");
 		(*fd->c_bad_request)++;
 		fetchreq_free(req);
 		return;
 	}
 	if (!req->event_id[0] && !(req->op == FOP_MISSING_EVENTS && req->nevents) &&
 	    !(req->op == FOP_BACKFILL && req->nevents)) {
-		reply_error(fd, cl, id, "bad_request", "event_id (or events) missing");
+		fetch_reply_error(fd, cl, id, "bad_request", "event_id (or events) missing");
 		(*fd->c_bad_request)++;
 		fetchreq_free(req);
 		return;
@@ -290,7 +290,7 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 		(*fd->c_coalesced)++;
 		if (f->nwaiters == 0 && f->state == FS_ACTIVE) {
 			(*fd->c_revived)++;
-			log_debug("fetch %s %s revived during wind-down", fetch_op_name(f->req.op),
+			log_debug("fetch %s %s revived during wind-down", fetchreq_op_name(f->req.op),
 			          f->req.event_id);
 		}
 		waiter_add(fd, f, cl, id, req->timeout_ms);
@@ -310,14 +310,14 @@ void fetch_submit(struct fetchd *fd, struct client *cl, uint64_t id, uint16_t fl
 		queue_remove(fd, v);
 		map_remove(fd, v);
 		while ((w = TAILQ_FIRST(&v->waiters))) {
-			reply_error(fd, w->cl, w->id, "busy", "queue full: a recovery gave way");
+			fetch_reply_error(fd, w->cl, w->id, "busy", "queue full: a recovery gave way");
 			waiter_free(fd, w);
 		}
 		fetch_free(fd, v);
 	}
 	if (!start && fd->queued >= fd->queue_max) {
 		(*fd->c_busy)++;
-		reply_error(fd, cl, id, "busy", "too many fetches in flight and queued");
+		fetch_reply_error(fd, cl, id, "busy", "too many fetches in flight and queued");
 		buf_free(&k);
 		fetchreq_free(req);
 		return;
@@ -404,12 +404,12 @@ static void next_round(struct fetchd *fd, struct fetch *f)
 {
 	while (f->running == 0) {
 		if (f->nwaiters == 0) {            /* wound down: stop at this boundary */
-			log_debug("fetch %s %s stopped: no caller left", fetch_op_name(f->req.op),
+			log_debug("fetch %s %s stopped: no caller left", fetchreq_op_name(f->req.op),
 			          f->req.event_id);
 			fetch_end(fd, f, NULL);
 			return;
 		}
-		int w = fetch_fanout_width(&f->growth, f->round);
+		int w = fetchreq_fanout_width(&f->growth, f->round);
 		if (w > f->width_max) w = f->width_max;
 		if (w > f->attempts_max - f->attempts) w = f->attempts_max - f->attempts;
 		if (w > f->ncand - f->next) w = f->ncand - f->next;
@@ -424,12 +424,12 @@ static void next_round(struct fetchd *fd, struct fetch *f)
 		for (int i = 0; i < w; i++) {
 			struct attempt *a = xcalloc(1, sizeof *a);
 			a->f = f;
-			a->s = server_get(fd, f->cand[f->next++]);
+			a->s = transport_server_get(fd, f->cand[f->next++]);
 			buf_init(&a->body);
 			f->attempts++;
 			f->running++;
 			TAILQ_INSERT_TAIL(&f->attempts_list, a, f_link);
-			attempt_launch(fd, a);
+			transport_attempt_launch(fd, a);
 		}
 	}
 }
@@ -456,20 +456,20 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	if (ok) {
 		health_note(fd, a->s, H_OK, NULL, lat);
 		(*fd->c_ok)++;
-		log_debug("fetch %s %s: %s answered in %lld ms", fetch_op_name(f->req.op),
+		log_debug("fetch %s %s: %s answered in %lld ms", fetchreq_op_name(f->req.op),
 		          f->req.event_id, a->s->name, lat);
 		struct outcome *o = outcome_new(f, 1, NULL, a->s->name, a->body.data, a->body.len);
 		if (f->req.room_id[0]) health_room_seen(fd, f->req.room_id, a->s->name);
-		attempt_free(fd, a);
+		transport_attempt_free(fd, a);
 		fetch_end(fd, f, o);
 		return;
 	}
 	(*fd->c_bad_answer)++;
-	log_info("fetch %s %s: %s failed: %s", fetch_op_name(f->req.op), f->req.event_id,
+	log_info("fetch %s %s: %s failed: %s", fetchreq_op_name(f->req.op), f->req.event_id,
 	         a->s->name, why);
 	if (counts) health_note(fd, a->s, status == 410 ? H_GONE : H_FAIL, why, lat);
 	tried_add(f, a->s->name, why);
-	attempt_free(fd, a);
+	transport_attempt_free(fd, a);
 	if (f->running == 0) next_round(fd, f);
 }
 
@@ -485,7 +485,7 @@ static void fetch_end(struct fetchd *fd, struct fetch *f, struct outcome *o)
 		TAILQ_REMOVE(&f->attempts_list, a, f_link);
 		log_debug("fetch %s: cancelling the attempt at %s", f->req.event_id, a->s->name);
 		tried_add(f, a->s->name, "cancelled");
-		attempt_abort(fd, a);
+		transport_attempt_abort(fd, a);
 	}
 	while ((w = TAILQ_FIRST(&f->waiters))) {
 		if (o) send_reply(fd, w->cl, w->id, o->payload, o->len);

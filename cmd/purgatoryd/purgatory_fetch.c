@@ -84,7 +84,7 @@ static int send_req(struct purgatoryd *p, struct proom *r, struct fetch_req *fr,
 	q->id = id;
 	q->room = r;
 	q->deadline_ms = now + p->fetch_timeout;
-	snprintf(q->op, sizeof q->op, "%s", fetch_op_name(fr->op));
+	snprintf(q->op, sizeof q->op, "%s", fetchreq_op_name(fr->op));
 	q->next = p->reqs;
 	p->reqs = q;
 	r->inflight++;
@@ -132,9 +132,9 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 			add_server(p, servers, &nserv, p->pi->origin);
 		}
 	}
-	char (*rs)[PURG_NAME_MAX] = xcalloc(32, PURG_NAME_MAX);
-	int nrs = purg_room_servers(t, s, r->id, rs, 32);
-	for (int i = 0; i < nrs; i++) add_server(p, servers, &nserv, rs[i]);
+	struct room_server *rs = xcalloc(32, sizeof *rs);
+	int nrs = store_room_servers(t, s, r->id, rs, 32);
+	for (int i = 0; i < nrs; i++) add_server(p, servers, &nserv, rs[i].name);
 	free(rs);
 	nearly = purg_extremities(t, s, r->id, earliest, depths, 20);
 	mdb_txn_abort(t);

@@ -8,7 +8,7 @@
 #include "purgatory.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "store/syncd_state.h"
+#include "store/fedstate.h"
 
 static struct purgatoryd purgatoryd;
 

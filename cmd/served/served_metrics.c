@@ -93,9 +93,9 @@ static void scrape_finish(struct scrape *sc)
 	               "# TYPE fedpipe_lmdb_entries gauge\n");
 	MDB_txn *t = store_begin(s->d->st, 1);
 	for (int i = 0; i < DB__COUNT; i++) {
-		MDB_stat st;
-		if (mdb_stat(t, s->d->st->dbi[i], &st) == 0)
-			buf_printf(&out, "fedpipe_lmdb_entries{db=\"%s\"} %zu\n", store_db_names[i], st.ms_entries);
+		size_t e;
+		if (store_entries(t, s->d->st, i, &e) == 0)
+			buf_printf(&out, "fedpipe_lmdb_entries{db=\"%s\"} %zu\n", store_db_names[i], e);
 	}
 	MDB_envinfo ei;
 	MDB_stat es;
@@ -229,8 +229,8 @@ void metrics_handle(struct served *s, struct evhttp_request *req)
 void healthz_handle(struct served *s, struct evhttp_request *req)
 {
 	MDB_txn *t = store_begin(s->d->st, 1);
-	MDB_stat st;
-	int ok = mdb_stat(t, s->d->st->dbi[DB_EVENTS], &st) == 0;
+	size_t e;
+	int ok = store_entries(t, s->d->st, DB_EVENTS, &e) == 0;
 	mdb_txn_abort(t);
 	struct buf b;
 	buf_init(&b);

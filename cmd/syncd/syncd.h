@@ -3,7 +3,7 @@
  * events, long-polling when caught up) into the inbox and hands them on to
  * validated. Files: syncd_main.c (ops, options, HTTP requests through
  * core/curlev), syncd_peer.c (one state machine per peer: identity, keys,
- * pulls, backoff), store/syncd_state.c (federation_state records shared
+ * pulls, backoff), store/fedstate.c (federation_state records shared
  * with fedctl peers). */
 #ifndef SYNCD_H
 #define SYNCD_H
@@ -45,7 +45,6 @@ struct peer {
 struct syncd {
 	struct daemon *d;
 	struct curlev *curl;                 /* libcurl multi on the loop (core/curlev) */
-	CURLM         *multi;                /* curlev_multi(curl) */
 	struct peer  **peers;                /* each its own allocation: timers and curl hold it */
 	size_t         npeers;
 	const char    *once_peer;            /* --once --peer NAME */
@@ -74,6 +73,6 @@ void peer_reschedule(struct peer *p);           /* an idle wait longer than the 
 void peer_http_done(struct peer *p, CURLcode rc);
 void peer_resend_inbox(struct syncd *sy);
 
-#include "store/syncd_state.h"
+#include "store/fedstate.h"
 
 #endif

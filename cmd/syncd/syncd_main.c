@@ -140,7 +140,6 @@ static int syncd_init(struct daemon *d)
 	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
 	if (store_node_id(d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 	if (!(sy->curl = curlev_new(d->base, http_done, sy))) return EXIT_TEMP;   /* logged */
-	sy->multi = curlev_multi(sy->curl);
 	for (size_t i = 0; i < c->npeers; i++) {
 		const struct peer_cfg *pc = &c->peers[i];
 		if (sy->once_peer && strcmp(pc->name, sy->once_peer)) continue;
@@ -185,7 +184,6 @@ static void syncd_fini(struct daemon *d)
 	for (size_t i = 0; i < sy->npeers; i++) peer_free(sy->peers[i]);
 	curlev_free(sy->curl);
 	sy->curl = NULL;
-	sy->multi = NULL;
 	free(sy->peers);
 }
 

@@ -188,7 +188,7 @@ void peer_start(struct peer *p)
 
 void peer_stop(struct peer *p)
 {
-	if (p->easy) curl_multi_remove_handle(p->sy->multi, p->easy);   /* no-op if not added */
+	if (p->easy) curlev_remove(p->sy->curl, p->easy);   /* no-op if not added */
 	if (p->timer) evtimer_del(p->timer);
 	p->pull_pending = 0;
 	p->retry_body = 0;        /* a batch the full store refused is pulled again */

@@ -129,7 +129,7 @@ int vopts_option(struct vopts *vo, int opt, const char *arg)
 	case OPT_NO_HASH: vo->no_hashes = 1; return 0;
 	case OPT_NO_SIG:  vo->no_signatures = 1; return 0;
 	case OPT_RAW_MAX:
-		vo->raw_max = parse_size(arg);
+		vo->raw_max = cfg_parse_size(arg);
 		if (vo->raw_max <= 0) {
 			log_err("--raw-max: bad size '%s'", arg);
 			return -1;

@@ -22,7 +22,7 @@ static const struct param *const *all_tables(void)
 	return t;
 }
 
-long long parse_ms(const char *s)
+long long cfg_parse_ms(const char *s)
 {
 	char *end;
 	errno = 0;
@@ -37,7 +37,7 @@ long long parse_ms(const char *s)
 	return -1;
 }
 
-long long parse_size(const char *s)
+long long cfg_parse_size(const char *s)
 {
 	char *end;
 	if (!isdigit((unsigned char)s[0])) return -1;
@@ -141,12 +141,12 @@ int param_check(const struct param *p, const char *v, char *err, size_t errlen)
 		if (!bad) { parse_int(p->min, &lo); parse_int(p->max, &hi); bad = x < lo || x > hi; }
 		break;
 	case PT_SIZE:
-		x = parse_size(v);
-		bad = x < 0 || x < parse_size(p->min) || x > parse_size(p->max);
+		x = cfg_parse_size(v);
+		bad = x < 0 || x < cfg_parse_size(p->min) || x > cfg_parse_size(p->max);
 		break;
 	case PT_DURATION:
-		x = parse_ms(v);
-		bad = x < 0 || x < parse_ms(p->min) || x > parse_ms(p->max);
+		x = cfg_parse_ms(v);
+		bad = x < 0 || x < cfg_parse_ms(p->min) || x > cfg_parse_ms(p->max);
 		break;
 	case PT_ENUM: bad = !allowed_has(p->allowed, v, strlen(v)); break;
 	case PT_LIST:
@@ -392,12 +392,12 @@ long long cfg_int(const struct config *c, const char *section, const char *key)
 
 long long cfg_ms(const struct config *c, const char *section, const char *key)
 {
-	return parse_ms(cfg_str(c, section, key));
+	return cfg_parse_ms(cfg_str(c, section, key));
 }
 
 long long cfg_size(const struct config *c, const char *section, const char *key)
 {
-	return parse_size(cfg_str(c, section, key));
+	return cfg_parse_size(cfg_str(c, section, key));
 }
 
 int cfg_bool(const struct config *c, const char *section, const char *key)

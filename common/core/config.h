@@ -110,7 +110,7 @@ void cfg_server_url(const struct config *c, const char *name, char *out, size_t 
 int  cfg_acl_allows(const struct config *c, const char *server);
 
 /* Parse helpers shared with CLI flags. -1 on a malformed value. */
-long long parse_ms(const char *s);
-long long parse_size(const char *s);
+long long cfg_parse_ms(const char *s);
+long long cfg_parse_size(const char *s);
 
 #endif

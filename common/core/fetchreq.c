@@ -12,19 +12,19 @@ static const char *const op_names[FOP__COUNT] = {
 	"server_keys"
 };
 
-const char *fetch_op_name(int op)
+const char *fetchreq_op_name(int op)
 {
 	return op >= 0 && op < FOP__COUNT ? op_names[op] : "?";
 }
 
-int fetch_op_parse(const char *s)
+int fetchreq_op_parse(const char *s)
 {
 	for (int i = 0; i < FOP__COUNT; i++)
 		if (strcmp(s, op_names[i]) == 0) return i;
 	return -1;
 }
 
-int fetch_fanout_parse(const char *s, struct fetch_fanout *f)
+int fetchreq_fanout_parse(const char *s, struct fetch_fanout *f)
 {
 	int a = 0, b = 0, n = 0;
 	memset(f, 0, sizeof *f);
@@ -46,7 +46,7 @@ int fetch_fanout_parse(const char *s, struct fetch_fanout *f)
 	return -1;
 }
 
-void fetch_fanout_str(const struct fetch_fanout *f, char *out, size_t cap)
+void fetchreq_fanout_str(const struct fetch_fanout *f, char *out, size_t cap)
 {
 	switch (f->kind) {
 	case FAN_FIXED:     snprintf(out, cap, "fixed:%d", f->a); break;
@@ -56,7 +56,7 @@ void fetch_fanout_str(const struct fetch_fanout *f, char *out, size_t cap)
 	}
 }
 
-int fetch_fanout_width(const struct fetch_fanout *f, int r)
+int fetchreq_fanout_width(const struct fetch_fanout *f, int r)
 {
 	long long w = 1;
 	switch (f->kind) {
@@ -184,7 +184,7 @@ int fetchreq_parse_op(const char *json, size_t n, int default_op, struct fetch_r
 	if (d.tok[0].type != JSON_OBJECT) { snprintf(err, errlen, "not an object"); goto out; }
 	if (get_str(&d, 0, "op", opname, sizeof opname, err, errlen) < 0) goto out;
 	if (!opname[0] && default_op >= 0 && default_op < FOP__COUNT) r->op = default_op;
-	else if ((r->op = fetch_op_parse(opname)) < 0) {
+	else if ((r->op = fetchreq_op_parse(opname)) < 0) {
 		snprintf(err, errlen, "unknown op '%s'", opname);
 		goto out;
 	}
@@ -203,7 +203,7 @@ int fetchreq_parse_op(const char *json, size_t n, int default_op, struct fetch_r
 	r->max_attempts = (int)v;
 	v = 0; if (get_int(&d, 0, "timeout_ms", 0, 86400000LL, &v, err, errlen) < 0) goto out;
 	r->timeout_ms = v;
-	if (fan[0] && strcmp(fan, "default") && fetch_fanout_parse(fan, &r->fanout) < 0) {
+	if (fan[0] && strcmp(fan, "default") && fetchreq_fanout_parse(fan, &r->fanout) < 0) {
 		snprintf(err, errlen, "bad fanout '%s' (fixed:N | linear:S,STEP | geometric:S,F)", fan);
 		goto out;
 	}
@@ -253,7 +253,7 @@ static void put_list(struct buf *out, const char *key, char *const *l, size_t n)
 void fetchreq_encode(const struct fetch_req *r, struct buf *out)
 {
 	buf_adds(out, "{\"op\":");
-	json_put_string(out, fetch_op_name(r->op), strlen(fetch_op_name(r->op)));
+	json_put_string(out, fetchreq_op_name(r->op), strlen(fetchreq_op_name(r->op)));
 	if (r->event_id[0]) {
 		buf_adds(out, ",\"event_id\":");
 		json_put_string(out, r->event_id, strlen(r->event_id));
@@ -268,7 +268,7 @@ void fetchreq_encode(const struct fetch_req *r, struct buf *out)
 	if (r->limit) buf_printf(out, ",\"limit\":%d", r->limit);
 	if (r->fanout.kind != FAN_DEFAULT) {
 		char f[64];
-		fetch_fanout_str(&r->fanout, f, sizeof f);
+		fetchreq_fanout_str(&r->fanout, f, sizeof f);
 		buf_printf(out, ",\"fanout\":\"%s\"", f);
 	}
 	if (r->max_width) buf_printf(out, ",\"max_width\":%d", r->max_width);

@@ -31,17 +31,17 @@ enum fetch_op {
 	FOP_EVENT, FOP_AUTH_EVENT, FOP_AUTH_CHAIN, FOP_STATE_IDS,
 	FOP_MISSING_EVENTS, FOP_BACKFILL, FOP_SERVER_KEYS, FOP__COUNT
 };
-const char *fetch_op_name(int op);
-int  fetch_op_parse(const char *s);            /* -1 if unknown */
+const char *fetchreq_op_name(int op);
+int  fetchreq_op_parse(const char *s);            /* -1 if unknown */
 
 /* Staged fan-out growth: width of round r (0-based) before clamps. */
 enum fanout_kind { FAN_DEFAULT = 0, FAN_FIXED, FAN_LINEAR, FAN_GEOMETRIC };
 struct fetch_fanout { int kind; int a, b; };   /* fixed:a | linear:a,b | geometric:a,b */
 /* "fixed:N", "linear:START,STEP", "geometric:START,FACTOR" (also "sequential"). */
-int  fetch_fanout_parse(const char *s, struct fetch_fanout *f);
-void fetch_fanout_str(const struct fetch_fanout *f, char *out, size_t cap);
+int  fetchreq_fanout_parse(const char *s, struct fetch_fanout *f);
+void fetchreq_fanout_str(const struct fetch_fanout *f, char *out, size_t cap);
 /* Width of round r (>= 1, saturating). */
-int  fetch_fanout_width(const struct fetch_fanout *f, int r);
+int  fetchreq_fanout_width(const struct fetch_fanout *f, int r);
 
 #define FETCH_CHECK_EVENT_ID   0x1     /* same bits as VAL_CHECK_* */
 #define FETCH_CHECK_HASHES     0x2

@@ -90,7 +90,7 @@ int frame_read_fd(int fd, uint32_t max, struct frame *f, const char **why)
 	return 1;
 }
 
-int fd_write_all(int fd, const void *p, size_t n)
+int frame_write_all(int fd, const void *p, size_t n)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -111,10 +111,10 @@ int frame_write_fd(int fd, int type, uint16_t flags, uint64_t id, const void *p,
 		unsigned char tmp[FRAME_HDR_LEN + 4096];
 		memcpy(tmp, h, sizeof(h));
 		if (n) memcpy(tmp + sizeof(h), p, n);
-		return fd_write_all(fd, tmp, sizeof(h) + n);
+		return frame_write_all(fd, tmp, sizeof(h) + n);
 	}
-	if (fd_write_all(fd, h, sizeof(h)) < 0) return -1;
-	return fd_write_all(fd, p, n);
+	if (frame_write_all(fd, h, sizeof(h)) < 0) return -1;
+	return frame_write_all(fd, p, n);
 }
 
 int frame_split_meta(const struct frame *f, const char **meta, size_t *metalen,

@@ -64,7 +64,7 @@ int  frame_hdr_decode(const unsigned char *h, uint32_t max, struct frame *f, con
 int  frame_read_fd(int fd, uint32_t max, struct frame *f, const char **why);
 int  frame_write_fd(int fd, int type, uint16_t flags, uint64_t id, const void *p, size_t n);
 /* write(2) all n bytes (retrying EINTR and short writes); 0 or -1 (errno). */
-int  fd_write_all(int fd, const void *p, size_t n);
+int  frame_write_all(int fd, const void *p, size_t n);
 
 /* Split a meta-line payload: meta = first line (JSON), body = the rest.
  * Returns 0, or -1 if there is no '\n'. */

@@ -42,7 +42,7 @@ static void stdout_append(struct feed_sink *s, struct feed_event *ev, size_t n)
 		buf_reset(&o->line);
 		feed_event_json(&o->line, &ev[i]);
 		buf_addc(&o->line, '\n');
-		if (fd_write_all(o->fd, o->line.data, o->line.len) < 0) {
+		if (frame_write_all(o->fd, o->line.data, o->line.len) < 0) {
 			int e = errno;
 			ev[i].rc = (e == EPIPE) ? FEED_ERR_CLOSED : FEED_ERR_SINK;
 			snprintf(ev[i].err, sizeof ev[i].err, "stdout: %s", strerror(e));

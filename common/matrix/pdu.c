@@ -377,7 +377,7 @@ int pdu_canonical(const struct json_doc *d, int t, struct buf *out)
 
 /* --- signatures ------------------------------------------------------------ */
 
-int sig_verify_b64(const char *sig_b64, size_t siglen, const unsigned char *msg,
+int pdu_sig_verify_b64(const char *sig_b64, size_t siglen, const unsigned char *msg,
                    size_t msglen, const unsigned char pk[32])
 {
 	unsigned char sig[crypto_sign_BYTES + 8];
@@ -407,7 +407,7 @@ static int find_signature(const struct json_doc *d, int t, const char *server, c
 /* A signature string is base64 inside JSON: it may be written with escapes
  * ("\/", "\u0041") and is the same value, so it is unescaped before it is
  * base64-decoded (json_str_b64). */
-int sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg, size_t msglen,
+int pdu_sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg, size_t msglen,
                    const unsigned char pk[32])
 {
 	unsigned char sig[crypto_sign_BYTES + 8];
@@ -421,7 +421,7 @@ int sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg, si
 static int verify_sig_tok(const struct json_doc *d, int s, const struct buf *msg,
                           const unsigned char pk[32])
 {
-	return sig_verify_tok(d, s, (const unsigned char *)msg->data, msg->len, pk);
+	return pdu_sig_verify_tok(d, s, (const unsigned char *)msg->data, msg->len, pk);
 }
 
 const char *pdu_verdict_str(enum pdu_verdict v)

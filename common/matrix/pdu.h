@@ -49,11 +49,11 @@ int  json_sign_object(const char *json, size_t n, const char *server,
 
 /* Check the ed25519 signature `sig_b64` (any base64 variant) by pk over the
  * bytes msg. Returns 0 if valid, -1 otherwise. */
-int  sig_verify_b64(const char *sig_b64, size_t siglen, const unsigned char *msg,
+int  pdu_sig_verify_b64(const char *sig_b64, size_t siglen, const unsigned char *msg,
                     size_t msglen, const unsigned char pk[32]);
 /* The same for the signature held in string token s of d: JSON escapes are
  * undone before the base64 is decoded. */
-int  sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg,
+int  pdu_sig_verify_tok(const struct json_doc *d, int s, const unsigned char *msg,
                     size_t msglen, const unsigned char pk[32]);
 
 /* --- additions: deep checks sharing one scratch buffer ------------------

@@ -499,7 +499,7 @@ static enum val_reason check_signatures(const struct json_doc *d, const struct t
 			expired = 1;
 			continue;
 		}
-		if (sig_verify_tok(d, k + 1, (const unsigned char *)msg->data, msg->len, pk) < 0) {
+		if (pdu_sig_verify_tok(d, k + 1, (const unsigned char *)msg->data, msg->len, pk) < 0) {
 			reject(r, VR_BAD_SIGNATURE, "signature %s of %s does not verify", key_id,
 			       r->sender_server);
 			return VR_BAD_SIGNATURE;

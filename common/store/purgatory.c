@@ -98,103 +98,37 @@ int purg_room_version_for(MDB_txn *t, struct store *s, const struct pdu_info *pi
 	return dflt;
 }
 
-int purg_room_get(MDB_txn *t, struct store *s, const char *room_id, int *rv,
-                  uint64_t *max_depth, char *create_id, size_t cap)
-{
-	MDB_val v;
-	int rc = store_get(t, s, DB_ROOMS, room_id, strlen(room_id), &v);
-	if (rc) return rc;
-	const unsigned char *p = v.mv_data;
-	if (v.mv_size < 11) return MDB_NOTFOUND;
-	if (rv) *rv = p[0];
-	if (max_depth) *max_depth = be64_get(p + 1);
-	size_t l = be16_get(p + 9);
-	if (create_id && cap) {
-		if (11 + l > v.mv_size || l >= cap) l = 0;
-		memcpy(create_id, p + 11, l);
-		create_id[l] = 0;
-	}
-	return 0;
-}
-
-static int put_room_server(MDB_txn *t, struct store *s, const char *room, const char *server,
-                           long long now)
-{
-	unsigned char k[2 * PURG_NAME_MAX], v[8];
-	size_t kn = store_key2((char *)k, sizeof k, room, server);
-	MDB_val old;
-	if (!kn || !server[0]) return 0;
-	/* last_seen only needs minute precision; skip the write otherwise */
-	if (store_get(t, s, DB_ROOM_SERVERS, k, kn, &old) == 0 && old.mv_size == 8 &&
-	    (long long)be64_get(old.mv_data) + 60000 > now)
-		return 0;
-	be64_put(v, (uint64_t)now);
-	return store_put(t, s, DB_ROOM_SERVERS, k, kn, v, 8, 0);
-}
-
 int purg_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, int rv,
                      int redacted, const char *pdu, size_t n, long long now, uint64_t *posp)
 {
-	MDB_val v;
-	int rc;
-	size_t idlen = strlen(pi->event_id), rlen = strlen(pi->room_id);
-	if (store_get(t, s, DB_EVENTS, pi->event_id, idlen, &v) == 0) return 1;
-	uint64_t pos;
+	int rc = store_event_exists(t, s, pi->event_id);
+	if (rc == 1) return 1;
+	uint64_t pos, depth = (uint64_t)(pi->depth > 0 ? pi->depth : 0);
 	if ((rc = store_seq_take(t, s, "stream_next", &pos))) return rc;
-	unsigned char pk[8];
-	be64_put(pk, pos);
-
-	/* events: u64 pos | u8 rv | u8 flags | str room | pdu, written in place */
-	MDB_val key = { idlen, (void *)pi->event_id }, val = { 12 + rlen + n, NULL };
-	if ((rc = mdb_put(t, s->dbi[DB_EVENTS], &key, &val, MDB_RESERVE))) return rc;
-	unsigned char *p = val.mv_data;
-	be64_put(p, pos);
-	p[8] = (unsigned char)rv;
-	p[9] = redacted ? 1 : 0;
-	be16_put(p + 10, (uint16_t)rlen);
-	memcpy(p + 12, pi->room_id, rlen);
-	memcpy(p + 12 + rlen, pdu, n);
-
-	if ((rc = store_put(t, s, DB_STREAM, pk, 8, pi->event_id, idlen, MDB_APPEND))) return rc;
+	if ((rc = store_event_put(t, s, pi->event_id, pos, rv, redacted, pi->room_id, pdu, n))) return rc;
+	if ((rc = store_stream_put(t, s, pos, pi->event_id))) return rc;
 
 	/* rooms: the create event names the version; later events raise max_depth */
-	if (pi->is_create) {
-		unsigned char r[11 + PDU_EVENT_ID_MAX];
-		r[0] = (unsigned char)(pi->create_rv > 0 && pi->create_rv < 256 ? pi->create_rv : rv);
-		be64_put(r + 1, (uint64_t)(pi->depth > 0 ? pi->depth : 0));
-		be16_put(r + 9, (uint16_t)idlen);
-		memcpy(r + 11, pi->event_id, idlen);
-		if ((rc = store_put(t, s, DB_ROOMS, pi->room_id, rlen, r, 11 + idlen, 0))) return rc;
-	} else if (store_get(t, s, DB_ROOMS, pi->room_id, rlen, &v) == 0 && v.mv_size >= 11 &&
-	           pi->depth > 0 && (uint64_t)pi->depth > be64_get((unsigned char *)v.mv_data + 1)) {
-		unsigned char r[11 + PDU_EVENT_ID_MAX + 256];
-		if (v.mv_size <= sizeof r) {
-			memcpy(r, v.mv_data, v.mv_size);
-			be64_put(r + 1, (uint64_t)pi->depth);
-			if ((rc = store_put(t, s, DB_ROOMS, pi->room_id, rlen, r, v.mv_size, 0))) return rc;
-		}
-	}
+	if (pi->is_create)
+		rc = store_room_put(t, s, pi->room_id,
+		                    pi->create_rv > 0 && pi->create_rv < 256 ? pi->create_rv : rv,
+		                    depth, pi->event_id);
+	else if (pi->depth > 0)
+		rc = store_room_raise_depth(t, s, pi->room_id, depth);
+	if (rc) return rc;
 
 	/* forward extremities: this event is one, its parents no longer are */
-	unsigned char k[PURG_NAME_MAX + PDU_EVENT_ID_MAX + 2], d8[8];
-	size_t kn = store_key2((char *)k, sizeof k, pi->room_id, pi->event_id);
-	be64_put(d8, (uint64_t)(pi->depth > 0 ? pi->depth : 0));
-	if (kn && (rc = store_put(t, s, DB_ROOM_EXTREMITIES, k, kn, d8, 8, 0))) return rc;
-	for (int i = 0; i < pi->nprev; i++) {
-		kn = store_key2((char *)k, sizeof k, pi->room_id, pi->deps[i]);
-		if (kn && (rc = store_del(t, s, DB_ROOM_EXTREMITIES, k, kn)) && rc != MDB_NOTFOUND)
-			return rc;
-	}
+	if ((rc = store_extremity_put(t, s, pi->room_id, pi->event_id, depth))) return rc;
+	for (int i = 0; i < pi->nprev; i++)
+		if ((rc = store_extremity_del(t, s, pi->room_id, pi->deps[i]))) return rc;
 
-	if ((rc = put_room_server(t, s, pi->room_id, pi->sender_server, now))) return rc;
+	/* last_seen only needs minute precision: skip writes within a minute */
+	if ((rc = store_room_server_seen(t, s, pi->room_id, pi->sender_server, now, 60000))) return rc;
 	if (pi->origin[0] && strcmp(pi->origin, pi->sender_server) &&
-	    (rc = put_room_server(t, s, pi->room_id, pi->origin, now)))
+	    (rc = store_room_server_seen(t, s, pi->room_id, pi->origin, now, 60000)))
 		return rc;
 
-	char ob[160];
-	int on = snprintf(ob, sizeof ob, "{\"attempts\":0,\"control_version\":0,\"event_id\":\"%s\","
-	                  "\"last_error\":\"\",\"published_ms\":0}", pi->event_id);
-	if ((rc = store_put(t, s, DB_OUTBOX, pk, 8, ob, (size_t)on, MDB_APPEND))) return rc;
+	if ((rc = outbox_append(t, s, pos, pi->event_id))) return rc;
 	if (posp) *posp = pos;
 	return 0;
 }
@@ -203,9 +137,8 @@ int purg_missing(MDB_txn *t, struct store *s, const struct pdu_info *pi,
                  char missing[][PDU_EVENT_ID_MAX])
 {
 	int n = 0;
-	MDB_val v;
 	for (int i = 0; i < pi->ndeps; i++)
-		if (store_get(t, s, DB_EVENTS, pi->deps[i], strlen(pi->deps[i]), &v) != 0)
+		if (!store_event_exists(t, s, pi->deps[i]))
 			memcpy(missing[n++], pi->deps[i], PDU_EVENT_ID_MAX);
 	return n;
 }
@@ -567,25 +500,6 @@ int purg_extremities(MDB_txn *t, struct store *s, const char *room_id,
 		}
 	}
 	/* an LMDB error part way: what was read so far, as before */
-	store_iter_close(&it);
-	return it.rc ? 0 : n;
-}
-
-int purg_room_servers(MDB_txn *t, struct store *s, const char *room_id,
-                      char out[][PURG_NAME_MAX], int max)
-{
-	size_t plen = strlen(room_id) + 1;
-	int n = 0;
-	struct store_iter it;
-	if (max <= 0) return 0;
-	if (store_iter_open(&it, t, s, DB_ROOM_SERVERS, room_id, plen)) return 0;
-	while (n < max && store_iter_next(&it) == 1) {
-		size_t l = it.k.mv_size - plen;
-		if (l >= PURG_NAME_MAX) continue;
-		memcpy(out[n], (const char *)it.k.mv_data + plen, l);
-		out[n][l] = 0;
-		n++;
-	}
 	store_iter_close(&it);
 	return it.rc ? 0 : n;
 }

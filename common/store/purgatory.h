@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "store/store.h"
+#include "store/events.h"
+#include "store/outbox.h"
 #include "matrix/json.h"
 #include "matrix/pdu.h"
 #include "core/buf.h"
@@ -124,12 +126,6 @@ int  purg_expired_put(MDB_txn *t, struct store *s, const char *event_id, const s
 /* Room forward extremities (ids and depths), at most max, deepest first. */
 int  purg_extremities(MDB_txn *t, struct store *s, const char *room_id,
                       char ids[][PDU_EVENT_ID_MAX], int64_t *depths, int max);
-/* Known servers of a room (room_servers), at most max; returns count. */
-int  purg_room_servers(MDB_txn *t, struct store *s, const char *room_id,
-                       char out[][PURG_NAME_MAX], int max);
-/* rooms record: create event id and max depth; 0 or MDB_NOTFOUND. */
-int  purg_room_get(MDB_txn *t, struct store *s, const char *room_id, int *rv,
-                   uint64_t *max_depth, char *create_id, size_t cap);
 
 /* The room version to use for a PDU: the rooms table, else the create's own
  * content.room_version, else dflt. */

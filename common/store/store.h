@@ -42,13 +42,15 @@
  *   room_extremities key room_id \0 event_id   val u64 depth
  *   room_servers     key room_id \0 server     val u64 last_seen_ms
  *   inbox       key u64 seq             val u64 received_ms | str from | raw bytes (rest)
- *   purgatory   key event_id            val JSON {"room_id","from","missing":[..],
- *                                           "attempts","next_try_ms","first_seen_ms",
- *                                           "room_version","redacted","pdu":<canonical PDU>}
+ *   purgatory   key event_id            val u8 1 (format) | u8 flags (1 = redacted) | u8 nmissing |
+ *                                           u32 room_version | u64 attempts | u64 next_try_ms |
+ *                                           u64 first_seen_ms | u64 expired_ms | str room_id | str from |
+ *                                           str reason | nmissing x str event_id | canonical PDU (rest);
+ *                                           older rows: a JSON object, still read (store/purgatory.h)
  *   missing_index key missing_id \0 waiting_id  val empty
  *   rejects     key u64 seq             val JSON {"event_id","reason","message","from",
  *                                           "at_ms","bytes_b64"}
- *   expired     key event_id            val JSON (purgatory record + "reason","expired_ms")
+ *   expired     key event_id            val the purgatory record with reason and expired_ms set
  *   outbox      key u64 stream_pos      val JSON {"event_id","attempts","last_error",
  *                                           "control_version","published_ms"}
  *   feed_dead   key u64 stream_pos      val the outbox JSON at the time it moved

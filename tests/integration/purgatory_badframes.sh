@@ -40,7 +40,7 @@ check "  ... log names the bad verdict" grep -q "bad verdict frame" "$LOG"
 check "verdict without a newline: dropped" send 'H(5, 2) + b"{}{}{"'
 check "accepted verdict without event_id: dropped" send 'H(len(b"{\"verdict\":\"accept\"}\n{}"), 2) + b"{\"verdict\":\"accept\"}\n{}"'
 check "unexpected EVENT frame: dropped" send 'H(2, 1) + b"{}"'
-check "control request that is not JSON: dropped" send 'H(3, 3) + b"xyz"'
+check "control request that is not JSON: dropped" send 'H(3, 12) + b"xyz"'
 check "purgatoryd is still running" kill -0 $PURG
 check_eq "nothing held was lost" 18 "$(stat_of purgatory)"
 sed -n 2p "$T_TMP/bf.jsonl" | $PT submit -c "$CONF" - 2>/dev/null

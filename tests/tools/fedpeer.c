@@ -315,7 +315,7 @@ static void respond(struct pending *p)
 
 /* Has the client closed its end? (evhttp does not read while we owe it a
  * response, so peek at the socket.) */
-static int client_gone(struct pending *p)
+static int fetch_client_gone(struct pending *p)
 {
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
 	int fd = bev ? bufferevent_getfd(bev) : -1;
@@ -329,7 +329,7 @@ static void poll_cb(evutil_socket_t s, short ev, void *arg)
 {
 	struct pending *p = arg;
 	(void)s; (void)ev;
-	if (!client_gone(p)) return;
+	if (!fetch_client_gone(p)) return;
 	struct evhttp_connection *evcon = p->evcon;
 	evhttp_connection_set_closecb(evcon, NULL, NULL);
 	n_cancelled++;
@@ -342,7 +342,7 @@ static void delay_cb(evutil_socket_t s, short ev, void *arg)
 {
 	struct pending *p = arg;
 	(void)s; (void)ev;
-	if (client_gone(p)) { poll_cb(-1, 0, p); return; }
+	if (fetch_client_gone(p)) { poll_cb(-1, 0, p); return; }
 	if (p->r.mode == M_HANG) return;   /* never answers; poll notices the close */
 	respond(p);
 }

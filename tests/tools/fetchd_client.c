@@ -48,7 +48,7 @@ static long long t_start;
  * table of bare 64-bit values: no entry to link into an hmap. */
 static uint64_t fingerprint(const char *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL ^ n, w;
+	uint64_t h = 0x243F6A8885A308D3ULL ^ n, w;
 	size_t i = 0;
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&w, p + i, 8);
@@ -98,7 +98,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	/* libevent hands over 4 KiB per callback: take the whole burst, as the
 	 * daemons do, so a turn of replies is one read, not one per 3 replies */
 	evbuffer_unfreeze(in, 0);
-	evbuffer_read_burst(in, bufferevent_getfd(bev), 1u << 20);
+	daemon_read_burst(in, bufferevent_getfd(bev), 1u << 20);
 	evbuffer_freeze(in, 0);
 	for (;;) {
 		unsigned char h[FRAME_HDR_LEN];

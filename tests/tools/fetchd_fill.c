@@ -16,7 +16,7 @@ int main(int argc, char **argv)
 	char err[256], k[32], v[1024];
 	long n = 0;
 	if (argc < 3) { fprintf(stderr, "usage: fetchd_fill DIR MAP [--free]\n"); return 100; }
-	if (store_open(&st, argv[1], (size_t)parse_size(argv[2]), 0, err, sizeof err) < 0) {
+	if (store_open(&st, argv[1], (size_t)cfg_parse_size(argv[2]), 0, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return 111;
 	}

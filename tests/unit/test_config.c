@@ -95,13 +95,13 @@ int main(void)
 			break;
 		case PT_SIZE:
 			strcpy(bad[nb++], "4Q"); strcpy(bad[nb++], "-4M"); strcpy(bad[nb++], "lots");
-			snprintf(bad[nb++], 64, "%lld", parse_size(q->max) + 1);
-			if (parse_size(q->min) > 0) snprintf(bad[nb++], 64, "%lld", parse_size(q->min) - 1);
+			snprintf(bad[nb++], 64, "%lld", cfg_parse_size(q->max) + 1);
+			if (cfg_parse_size(q->min) > 0) snprintf(bad[nb++], 64, "%lld", cfg_parse_size(q->min) - 1);
 			break;
 		case PT_DURATION:
 			strcpy(bad[nb++], "5 parsecs"); strcpy(bad[nb++], "-1s"); strcpy(bad[nb++], "soon");
-			snprintf(bad[nb++], 64, "%lldms", parse_ms(q->max) + 1);
-			if (parse_ms(q->min) > 0) snprintf(bad[nb++], 64, "%lldms", parse_ms(q->min) - 1);
+			snprintf(bad[nb++], 64, "%lldms", cfg_parse_ms(q->max) + 1);
+			if (cfg_parse_ms(q->min) > 0) snprintf(bad[nb++], 64, "%lldms", cfg_parse_ms(q->min) - 1);
 			break;
 		case PT_ENUM: strcpy(bad[nb++], "bogus"); break;
 		case PT_NAME: strcpy(bad[nb++], "$x:127.0.0.1:19102/internal?cmd="); strcpy(bad[nb++], "a@b"); break;
@@ -148,9 +148,9 @@ int main(void)
 		unlink(path);
 	}
 
-	TAP_OK(parse_ms("500ms") == 500 && parse_ms("20s") == 20000 && parse_ms("30m") == 1800000 &&
-	       parse_ms("24h") == 86400000 && parse_ms("2") == 2000 && parse_ms("x") < 0, "parse_ms");
-	TAP_OK(parse_size("64K") == 65536 && parse_size("4M") == 4 << 20 && parse_size("8G") == 8LL << 30 &&
-	       parse_size("12") == 12 && parse_size("1Q") < 0, "parse_size");
+	TAP_OK(cfg_parse_ms("500ms") == 500 && cfg_parse_ms("20s") == 20000 && cfg_parse_ms("30m") == 1800000 &&
+	       cfg_parse_ms("24h") == 86400000 && cfg_parse_ms("2") == 2000 && cfg_parse_ms("x") < 0, "cfg_parse_ms");
+	TAP_OK(cfg_parse_size("64K") == 65536 && cfg_parse_size("4M") == 4 << 20 && cfg_parse_size("8G") == 8LL << 30 &&
+	       cfg_parse_size("12") == 12 && cfg_parse_size("1Q") < 0, "cfg_parse_size");
 	return tap_done();
 }

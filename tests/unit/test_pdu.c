@@ -554,17 +554,17 @@ static void test_roundtrip_and_tamper(void)
 	json_doc_free(&d);
 	buf_free(&out);
 
-	/* sig_verify_b64: any base64 variant, 64 bytes exactly */
+	/* pdu_sig_verify_b64: any base64 variant, 64 bytes exactly */
 	unsigned char sig[64], msg[3] = { 1, 2, 3 };
 	char s64[100];
 	crypto_sign_detached(sig, NULL, msg, 3, sk);
 	b64_encode(s64, sig, 64);
-	TAP_OK(sig_verify_b64(s64, strlen(s64), msg, 3, pk) == 0, "sig_verify_b64 standard");
+	TAP_OK(pdu_sig_verify_b64(s64, strlen(s64), msg, 3, pk) == 0, "pdu_sig_verify_b64 standard");
 	b64_encode_url(s64, sig, 64);
-	TAP_OK(sig_verify_b64(s64, strlen(s64), msg, 3, pk) == 0, "sig_verify_b64 URL-safe");
+	TAP_OK(pdu_sig_verify_b64(s64, strlen(s64), msg, 3, pk) == 0, "pdu_sig_verify_b64 URL-safe");
 	b64_encode(s64, sig, 63);
-	TAP_OK(sig_verify_b64(s64, strlen(s64), msg, 3, pk) == -1, "sig_verify_b64 63 bytes refused");
-	TAP_OK(sig_verify_b64("!!", 2, msg, 3, pk) == -1, "sig_verify_b64 garbage refused");
+	TAP_OK(pdu_sig_verify_b64(s64, strlen(s64), msg, 3, pk) == -1, "pdu_sig_verify_b64 63 bytes refused");
+	TAP_OK(pdu_sig_verify_b64("!!", 2, msg, 3, pk) == -1, "pdu_sig_verify_b64 garbage refused");
 }
 
 /* The v11 member third_party_invite rules at full depth. */

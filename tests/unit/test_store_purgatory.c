@@ -235,15 +235,16 @@ int main(void)
 	TAP_OK(purg_pdu_parse(&d, child, strlen(child), pi, perr, sizeof perr) == 0, "parse child: %s", perr);
 	snprintf(pi->event_id, sizeof pi->event_id, "$ch");
 	TAP_OK(purg_store_event(t, &s, pi, 10, 0, child, strlen(child), 1000, &pos) == 0, "store child");
-	char ids[4][PDU_EVENT_ID_MAX], srv[4][PURG_NAME_MAX];
+	char ids[4][PDU_EVENT_ID_MAX];
+	struct room_server srv[4];
 	int64_t depths[4];
 	TAP_OK(purg_extremities(t, &s, "!q:x", ids, depths, 4) == 1 && !strcmp(ids[0], "$ch") && depths[0] == 2,
 	       "the child is the one forward extremity");
-	int ns = purg_room_servers(t, &s, "!q:x", srv, 4);
-	TAP_OK(ns == 3 && !strcmp(srv[0], "o.test") && !strcmp(srv[1], "x") && !strcmp(srv[2], "y"),
+	int ns = store_room_servers(t, &s, "!q:x", srv, 4);
+	TAP_OK(ns == 3 && !strcmp(srv[0].name, "o.test") && !strcmp(srv[1].name, "x") && !strcmp(srv[2].name, "y"),
 	       "room servers: origin and both senders' servers (%d)", ns);
-	TAP_OK(purg_room_servers(t, &s, "!q:x", srv, 2) == 2, "room servers bounded by max");
-	TAP_OK(purg_room_servers(t, &s, "!q:", srv, 4) == 0, "another room's prefix finds nothing");
+	TAP_OK(store_room_servers(t, &s, "!q:x", srv, 2) == 2, "room servers bounded by max");
+	TAP_OK(store_room_servers(t, &s, "!q:", srv, 4) == 0, "another room's prefix finds nothing");
 	TAP_OK(store_commit(t) == 0, "commit");
 
 	free(pi); free(w.v);
