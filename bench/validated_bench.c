@@ -168,7 +168,7 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof path, "%s/keys.json", argv[1]);
 	f = fopen(path, "w");
 	buf_reset(&out);
-	server_key_doc(&key, SERVER, 0, 4102444800000LL, &out);
+	signing_key_doc(&key, SERVER, 0, 4102444800000LL, &out);
 	fprintf(f, "[%s]\n", out.data);
 	fclose(f);
 	printf("event_bytes %zu\n", total / (size_t)nev);

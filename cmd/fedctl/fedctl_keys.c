@@ -194,7 +194,7 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 			return 1;
 		struct buf b;
 		buf_init(&b);
-		int rc = server_key_doc(&k, cfg_str(&fc->cfg, "node", "server_name"), now_ms(), valid, &b);
+		int rc = signing_key_doc(&k, cfg_str(&fc->cfg, "node", "server_name"), now_ms(), valid, &b);
 		if (rc == 0)
 			printf("%s\n", b.data);
 		buf_free(&b);

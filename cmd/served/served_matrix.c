@@ -398,7 +398,7 @@ void mx_server_key(struct served *s, struct evhttp_request *req)
 {
 	struct buf b;
 	buf_init(&b);
-	if (server_key_doc(&s->key, s->server_name, now_ms(),
+	if (signing_key_doc(&s->key, s->server_name, now_ms(),
 	                   cfg_ms(&s->d->cfg, "served", "key_valid_for"), &b) < 0) {
 		buf_free(&b);
 		served_error(s, req, 500, "M_UNKNOWN", "cannot build the key document");

@@ -460,7 +460,7 @@ int keyring_load_file(struct keyring *kr, const char *path, char *err, size_t er
 	return total;
 }
 
-int server_key_doc(const struct signing_key *k, const char *server_name,
+int signing_key_doc(const struct signing_key *k, const char *server_name,
                    int64_t now_ms, int64_t valid_for_ms, struct buf *out)
 {
 	struct buf text;

@@ -48,7 +48,7 @@ const struct verify_key *keyring_find(const struct keyring *kr, const char *serv
                                       const char *key_id);
 
 /* Build this node's self-signed key document (valid for valid_for_ms). */
-int  server_key_doc(const struct signing_key *k, const char *server_name,
+int  signing_key_doc(const struct signing_key *k, const char *server_name,
                     int64_t now_ms, int64_t valid_for_ms, struct buf *out);
 
 #endif

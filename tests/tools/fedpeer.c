@@ -505,7 +505,7 @@ int main(int argc, char **argv)
 		struct buf b;
 		buf_init(&b);
 		if (signing_key_load(&k, keyfile, err, sizeof err) < 0 ||
-		    server_key_doc(&k, server_name, now_ms(), 86400000LL * 7, &b) < 0) {
+		    signing_key_doc(&k, server_name, now_ms(), 86400000LL * 7, &b) < 0) {
 			fprintf(stderr, "fedpeer: key %s: %s\n", keyfile, err);
 			return 1;
 		}

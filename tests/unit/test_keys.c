@@ -188,14 +188,14 @@ static void test_keyring(void)
 	/* our own document, and how the keyring treats it */
 	signing_key_generate(&k, "a_Test");
 	buf_init(&doc);
-	TAP_OK(server_key_doc(&k, "alpha.test:8448", 1000, 3600000, &doc) == 0, "server_key_doc");
+	TAP_OK(signing_key_doc(&k, "alpha.test:8448", 1000, 3600000, &doc) == 0, "signing_key_doc");
 	struct json_doc d = { 0 };
 	TAP_OK(json_parse(&d, doc.data, doc.len, 64) == 0
 	       && json_verify_object(&d, 0, "alpha.test:8448", "ed25519:a_Test", k.pk) == PDU_OK,
-	       "server_key_doc is self-signed: %s", doc.data);
+	       "signing_key_doc is self-signed: %s", doc.data);
 	int vu = json_obj_get(&d, 0, "valid_until_ts");
 	TAP_OK(vu >= 0 && d.tok[vu].ival == 3601000 && json_obj_get(&d, 0, "old_verify_keys") >= 0,
-	       "server_key_doc has valid_until_ts and old_verify_keys");
+	       "signing_key_doc has valid_until_ts and old_verify_keys");
 	json_doc_free(&d);
 	TAP_OK(keyring_add_server_doc(&kr, doc.data, doc.len, err, sizeof err) == 1, "own doc loads");
 	vk = keyring_find(&kr, "alpha.test:8448", "ed25519:a_Test");

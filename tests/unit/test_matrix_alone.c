@@ -31,7 +31,7 @@ int main(void)
 	struct keyring kr;
 	keyring_init(&kr);
 	char err[256] = "";
-	TAP_OK(server_key_doc(&key, "alone.test", 0, 86400000LL * 365 * 100, &doc) == 0 &&
+	TAP_OK(signing_key_doc(&key, "alone.test", 0, 86400000LL * 365 * 100, &doc) == 0 &&
 	       keyring_add_server_doc(&kr, doc.data, doc.len, err, sizeof err) > 0,
 	       "the self-signed key document enters the keyring %s", err);
 

@@ -36,7 +36,7 @@ static void ring(struct keyring *kr, const struct signing_key *k, int64_t valid_
 	char err[256] = "";
 	buf_init(&doc);
 	keyring_init(kr);
-	int ok = server_key_doc(k, SERVER, 0, valid_for, &doc) == 0
+	int ok = signing_key_doc(k, SERVER, 0, valid_for, &doc) == 0
 	         && keyring_add_server_doc(kr, doc.data, doc.len, err, sizeof err) > 0;
 	if (!ok) {
 		printf("Bail out! key document: %s\n", err);
