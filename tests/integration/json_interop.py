@@ -9,17 +9,11 @@ import random
 import subprocess
 import sys
 
-# Debian's python3-canonicaljson lives in /usr/bin/python3's dist-packages; a
-# pyenv (or venv) python3 earlier in PATH does not see it.
-try:
-    import canonicaljson
-except ImportError:
-    if os.path.exists("/usr/bin/python3") and os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") \
-            and not os.environ.get("FP_INTEROP_REEXEC"):
-        os.environ["FP_INTEROP_REEXEC"] = "1"
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("not ok 1 - python3-canonicaljson is not importable (apt install python3-canonicaljson)")
-    sys.exit(1)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
+taplib.debian_python("canonicaljson")
+import canonicaljson  # noqa: E402
 
 MAX_SAFE = 2**53 - 1
 SEED = int(os.environ.get("FP_INTEROP_SEED", "20240611"))
@@ -147,16 +141,6 @@ def bad_docs():
 def main():
     build = os.environ.get("FP_BUILD", "build")
     tool = os.path.join(build, "tools", "fp_canon")
-    n = 0
-    failed = 0
-
-    def ok(cond, msg):
-        nonlocal n, failed
-        n += 1
-        if not cond:
-            failed += 1
-        print(("ok" if cond else "not ok") + " %d - %s" % (n, msg))
-        sys.stdout.flush()
 
     if not os.access(tool, os.X_OK):
         ok(False, "%s is built (make %s)" % (tool, tool))
@@ -190,9 +174,8 @@ def main():
             mism += 1
             if mism <= 10:
                 print("not ok %d - doc %d differs:\n#   in:   %r\n#   want: %r\n#   got:  %r"
-                      % (n + mism, i, line[:300], w[:300], got[i][:300]))
-    n += min(mism, 10)
-    failed += min(mism, 10)
+                      % (taplib.n + mism, i, line[:300], w[:300], got[i][:300]))
+    taplib.failed_lines(min(mism, 10))
     ok(mism == 0, "%d valid documents match canonicaljson byte for byte (%d differ)" % (len(lines), mism))
 
     # Our canonical output is a fixed point of our own encoder.
@@ -211,8 +194,7 @@ def main():
             print("#   %s: %r -> %r" % (cat, r[1][:200], r[2][:200]))
         ok(not badrows, "%d %s documents refused with the right code (%d wrong)" % (len(rows), cat, len(badrows)))
 
-    print("# %d checks, %d failed (seed %d)" % (n, failed, SEED))
-    return 1 if failed else 0
+    return taplib.done(" (seed %d)" % SEED)
 
 
 if __name__ == "__main__":

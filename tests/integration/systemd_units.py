@@ -4,14 +4,9 @@
 # systemd itself is never started (PID 1 here is not systemd).
 import os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
-n = 0
-failed = 0
-def ok(cond, desc):
-    global n, failed
-    n += 1
-    if not cond:
-        failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n, desc), flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
 
 root = os.environ.get("FP_ROOT", os.getcwd())
 fpbin = os.environ.get("FP_BIN", os.path.join(root, "bin"))
@@ -59,7 +54,7 @@ if have_analyze:
         print("# %s exposure: %s" % (u, m.group(1) + " " + m.group(2) if m else "unknown"))
         ok(m is not None and float(m.group(1)) <= 3.0, "%s exposure <= 3.0 (%s)" % (u, m.group(1) if m else "?"))
 else:
-    print("ok %d - systemd-analyze missing # SKIP" % (n + 1)); n += 1
+    taplib.skip("systemd-analyze missing")
 
 # A node to run the ExecStart lines against.
 node = os.path.join(tmp, "node")
@@ -114,5 +109,4 @@ for u in units:
     ns.close()
 
 shutil.rmtree(tmp, ignore_errors=True)
-print("# %d checks, %d failed" % (n, failed))
-sys.exit(1 if failed else 0)
+sys.exit(taplib.done())

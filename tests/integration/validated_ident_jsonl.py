@@ -10,20 +10,9 @@ from validated_pdu import *  # noqa: E402
 
 BIN = os.path.join(os.environ.get("FP_BIN", "bin"), "validated")
 tmp = tempfile.mkdtemp(prefix="fp-vident.")
-n = fails = 0
-
-
-def ok(cond, what):
-    global n, fails
-    n += 1
-    fails += 0 if cond else 1
-    print("%sok %d - %s" % ("" if cond else "not ", n, what), flush=True)
-
-
-def skip(what):
-    global n
-    n += 1
-    print("ok %d - %s # SKIP" % (n, what), flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import taplib  # noqa: E402
+from taplib import ok, skip  # noqa: E402
 
 
 SRV = "alpha.test:8448"
@@ -129,5 +118,4 @@ ok(r2.returncode == 0 and out2 and out2[0].get("verdict") == "accept",
    r2.stderr.decode(errors="replace").strip()[:120])
 
 import shutil; shutil.rmtree(tmp, ignore_errors=True)
-print("# %d checks, %d failed" % (n, fails))
-sys.exit(1 if fails else 0)
+sys.exit(taplib.done())

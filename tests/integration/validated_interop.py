@@ -11,14 +11,9 @@ FP_BIN = os.environ.get("FP_BIN", "bin")
 VAL = os.path.join(FP_BIN, "validated")
 FEDCTL = os.path.join(FP_BIN, "fedctl")
 tmp = tempfile.mkdtemp(prefix="fp-vinterop.")
-n = fails = 0
-
-
-def ok(cond, what):
-    global n, fails
-    n += 1
-    fails += 0 if cond else 1
-    print("%sok %d - %s" % ("" if cond else "not ", n, what), flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
 
 
 SRV = "py.test:8448"
@@ -114,5 +109,4 @@ for rv in (10, 11):
     ok(j["event_id"] == eids[0] and encode_canonical_json(j["pdu"]).decode() == pdus[0],
        "v%d: fedctl --json sign prints {event_id, pdu}" % rv)
 
-print("# %d checks, %d failed" % (n, fails))
-sys.exit(1 if fails else 0)
+sys.exit(taplib.done())

@@ -7,16 +7,9 @@ from validated_pdu import *  # noqa: E402
 
 BIN = os.path.join(os.environ.get("FP_BIN", "bin"), "validated")
 tmp = tempfile.mkdtemp(prefix="fp-vreasons.")
-n = 0
-fails = 0
-
-
-def ok(cond, what):
-    global n, fails
-    n += 1
-    if not cond:
-        fails += 1
-    print("%sok %d - %s" % ("" if cond else "not ", n, what), flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import taplib  # noqa: E402
+from taplib import ok  # noqa: E402
 
 
 SRV = "alpha.test:8448"
@@ -185,5 +178,4 @@ ok(r.returncode == 111, "unreadable file exits 111 (got %d)" % r.returncode)
 r = subprocess.run([BIN, "--jsonl", "--keys", os.path.join(tmp, "nokeys")], capture_output=True)
 ok(r.returncode == 100, "missing --keys file exits 100 (got %d)" % r.returncode)
 
-print("# %d checks, %d failed" % (n, fails))
-sys.exit(1 if fails else 0)
+sys.exit(taplib.done())

@@ -14,26 +14,12 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import signedjson.key
-    import signedjson.sign
-except ImportError:
-    if sys.executable != "/usr/bin/python3" and os.path.exists("/usr/bin/python3"):
-        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
-    print("not ok 1 - python3-signedjson importable")
-    sys.exit(1)
-
-N = 0
-FAILED = 0
-
-
-def tap(cond, name):
-    global N, FAILED
-    N += 1
-    if not cond:
-        FAILED += 1
-    print("%sok %d - %s" % ("" if cond else "not ", N, name), flush=True)
-    return cond
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import taplib  # noqa: E402
+from taplib import ok as tap  # noqa: E402
+taplib.debian_python("signedjson.key", "signedjson.sign")
+import signedjson.key  # noqa: E402
+import signedjson.sign  # noqa: E402
 
 
 build = os.environ.get("FP_BUILD", "build")
@@ -121,5 +107,4 @@ for method, uri, content in REQS:
     rc, out = run(["verify", pk_b64, "fp.test", method, uri, syn] + bodyfile)
     tap(rc == 0, "%s: Synapse's header layout verified (%s)" % (method, out))
 
-print("# %d checks, %d failed" % (N, FAILED))
-sys.exit(1 if FAILED else 0)
+sys.exit(taplib.done())

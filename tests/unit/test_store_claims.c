@@ -4,14 +4,13 @@
 #include <string.h>
 #include "store/claims.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 int main(void)
 {
-	char dir[] = "/tmp/fp-claims-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "claims", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	int held = -1, del = -1;
 	TAP_OK(store_claim_take(t, &s, "recover:$a", 10, 1000, 500, &held) == 0 && held == 0, "a free name is claimed");
@@ -32,9 +31,6 @@ int main(void)
 	store_put(t, &s, DB_CLAIMS, "junk", 4, "x", 1, 0);
 	TAP_OK(store_claim_del_expired(t, &s, "junk", 4, 0, &del) == 0 && del == 1, "a malformed one is swept");
 	mdb_txn_abort(t);
-	store_close(&s);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

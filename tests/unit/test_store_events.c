@@ -5,14 +5,13 @@
 #include <string.h>
 #include "store/events.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 int main(void)
 {
-	char dir[] = "/tmp/fp-events-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 24, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "events", 1 << 24);
 	MDB_txn *t = store_begin(&s, 0);
 
 	/* events */
@@ -117,9 +116,6 @@ int main(void)
 	TAP_OK(store_room_server_seen(t, &s, "!a:x", "s1.test", 70000, 60000) == 0 &&
 	       store_room_servers(t, &s, "!a:x", rs, 8) == 2 && rs[0].last_seen_ms == 70000, "past min_gap: rewritten");
 	TAP_OK(store_commit(t) == 0, "commit");
-	store_close(&s);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

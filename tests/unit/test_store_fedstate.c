@@ -6,6 +6,7 @@
 #include "store/fedstate.h"
 #include "core/vclock.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 int main(void)
 {
@@ -13,11 +14,9 @@ int main(void)
 	TAP_OK(fstate_key(k, sizeof k, "p1", "cursor") == 9 && !memcmp(k, "p1\0cursor", 9), "the key is peer NUL field");
 	TAP_OK(fstate_key(k, 8, "p1", "cursor") == 0, "a key that does not fit: 0");
 
-	char dir[] = "/tmp/fp-fstate-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "", out[64];
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64], out[64];
+	tmpstore_open(&s, dir, "fstate", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	TAP_OK(fstate_get(t, &s, "p1", "node_id", out, sizeof out) == -1, "absent field: -1");
 	TAP_OK(fstate_put(t, &s, "p1", "node_id", "01ABC", 5) == 0 &&
@@ -57,9 +56,6 @@ int main(void)
 	mdb_txn_abort(t);
 	TAP_OK(hl > 0 && strstr(hb, "\"failures\":3") && strstr(hb, "\"reason\":\"timeout\"") &&
 	       strstr(hb, "\"message\":\"no answer \\\"x\\\"\""), "health record (%s)", hl > 0 ? hb : "");
-	store_close(&s);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

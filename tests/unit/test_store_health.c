@@ -5,6 +5,7 @@
 #include <string.h>
 #include "store/health.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 static int zero(const struct health_rec *h)
 {
@@ -32,11 +33,9 @@ int main(void)
 	TAP_OK(store_health_decode(typed2, strlen(typed2), &g) == 0 && g.streak == 0 && !g.last_error[0] &&
 	       g.latency_ms == 9, "mistyped members read as 0 / \"\", the rest kept");
 
-	char dir[] = "/tmp/fp-health-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "health", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	TAP_OK(store_health_get(t, &s, "a.test", &g) == MDB_NOTFOUND && zero(&g), "absent: MDB_NOTFOUND, zero");
 	TAP_OK(store_health_put(t, &s, "a.test", &h) == 0 && store_health_get(t, &s, "a.test", &g) == 0 &&
@@ -55,10 +54,7 @@ int main(void)
 	TAP_OK(n == 1 && bad_rows == 1, "a walk: one good row, one malformed");
 	TAP_OK(store_health_del(t, &s, "a.test") == 0 && store_health_del(t, &s, "a.test") == MDB_NOTFOUND, "del, then absent");
 	mdb_txn_abort(t);
-	store_close(&s);
 	buf_free(&b);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

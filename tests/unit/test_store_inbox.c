@@ -4,14 +4,13 @@
 #include <string.h>
 #include "store/inbox.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 int main(void)
 {
-	char dir[] = "/tmp/fp-inbox-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "inbox", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	uint64_t s1 = 0, s2 = 0, seq;
 	struct inbox_rec r;
@@ -49,9 +48,6 @@ int main(void)
 	store_put(t, &s, DB_INBOX, k5, 8, "short", 5, 0);
 	TAP_OK(store_inbox_get(t, &s, 5, &r) == MDB_CORRUPTED, "get of a malformed row: MDB_CORRUPTED");
 	mdb_txn_abort(t);
-	store_close(&s);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "store/store.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 static int walk(MDB_txn *t, struct store *s, const char *pre, size_t pl, const char *from,
                 int rev, char *out, size_t cap)
@@ -39,11 +40,9 @@ static void put(MDB_txn *t, struct store *s, const char *a, const char *b)
 
 int main(void)
 {
-	char dir[] = "/tmp/fp-iter-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "", out[1024];
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64], out[1024];
+	tmpstore_open(&s, dir, "iter", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	TAP_OK(walk(t, &s, NULL, 0, NULL, 0, out, sizeof out) == 0, "an empty table walks nothing");
 	put(t, &s, "!a:x", "s1"); put(t, &s, "!a:x", "s2"); put(t, &s, "!a:x", "s3");
@@ -84,9 +83,6 @@ int main(void)
 	store_iter_close(&it);
 	TAP_OK(walk(t, &s, NULL, 0, NULL, 0, out, sizeof out) == 0, "deleting every row while walking empties the table");
 	mdb_txn_abort(t);
-	store_close(&s);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

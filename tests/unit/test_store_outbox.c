@@ -6,6 +6,7 @@
 #include <string.h>
 #include "store/outbox.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 int main(void)
 {
@@ -58,11 +59,9 @@ int main(void)
 		       "malformed lease '%s': error, all zero", badl[i]);
 	}
 
-	char dir[] = "/tmp/fp-outbox-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "outbox", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	TAP_OK(outbox_append(t, &s, 1, "$a") == 0 && outbox_append(t, &s, 2, "$b") == 0, "append");
 	TAP_OK(outbox_append(t, &s, 2, "$c") != 0 && outbox_append(t, &s, 1, "$c") != 0, "append never goes back");
@@ -97,10 +96,7 @@ int main(void)
 	store_put(t, &s, DB_LEASES, "feed_cursor", 11, "abc", 3, 0);
 	TAP_OK(outbox_cursor_get(t, &s) == 0, "a malformed cursor reads as 0");
 	mdb_txn_abort(t);
-	store_close(&s);
 	buf_free(&b);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "store/purgatory.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 static const char PDU[] = "{\"auth_events\":[\"$c\"],\"content\":{\"body\":\"hi\"},\"depth\":3,"
                           "\"prev_events\":[\"$p\"],\"room_id\":\"!r:x\",\"sender\":\"@u:x\","
@@ -135,11 +136,9 @@ int main(void)
 {
 	codec();
 
-	char dir[] = "/tmp/fp-purg-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "purg", 1 << 22);
 	struct json_doc d = { 0 };
 	struct hold_rec *h = malloc(sizeof *h), *g = malloc(sizeof *g);
 	struct buf scratch, b;
@@ -251,9 +250,6 @@ int main(void)
 	buf_free(&scratch); buf_free(&b);
 	json_doc_free(&d);
 	free(h); free(g);
-	store_close(&s);
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }

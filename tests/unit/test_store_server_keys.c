@@ -5,14 +5,13 @@
 #include <string.h>
 #include "store/server_keys.h"
 #include "../lib/tap.h"
+#include "../lib/tmpstore.h"
 
 int main(void)
 {
-	char dir[] = "/tmp/fp-keys-XXXXXX";
-	if (!mkdtemp(dir)) return 1;
 	struct store s;
-	char err[512] = "";
-	TAP_OK(store_open(&s, dir, 1 << 22, 0, err, sizeof err) == 0, "open: %s", err);
+	char dir[64];
+	tmpstore_open(&s, dir, "keys", 1 << 22);
 	MDB_txn *t = store_begin(&s, 0);
 	unsigned char pk[32], pk2[32], got[32];
 	memset(pk, 7, 32); memset(pk2, 8, 32);
@@ -54,9 +53,6 @@ int main(void)
 	TAP_OK(store_key_put(t, &s, "a.test", longid, pk, 1) == MDB_BAD_VALSIZE &&
 	       store_key_get(t, &s, "a.test", longid, got, &until) == MDB_NOTFOUND, "an over-long key ID: refused / absent");
 	mdb_txn_abort(t);
-	store_close(&s);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd)) return 1;
+	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
 }
