@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "core/fetchreq.h"
 #include "core/hmap.h"
+#include "matrix/keys.h"
 
 struct fetch;
 struct fetchd;
@@ -82,6 +83,8 @@ struct attempt {
 	CURLU          *uh;              /* this request's URL, handed to curl parsed */
 	struct curl_slist *hdrs;
 	int             own_hdrs;        /* else hdrs is the server's shared list */
+	char           *auth;            /* "Authorization: X-Matrix ..." (NULL: unsigned) */
+	struct curl_slist auth_node;     /* auth, put before hdrs (the list curl is given) */
 	int             plain_get;       /* easy is set up for s's plain GET: back to s->gets */
 	struct buf      body;
 	char           *post;
@@ -146,7 +149,8 @@ struct fetchd {
 	int             backoff_grace;
 	int             checks_default;
 	int             room_version;
-	char            own[256];
+	char            own[256];         /* [node] server_name: the origin we sign as */
+	struct signing_key sk;            /* [node] signing_key (both restart-only) */
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;

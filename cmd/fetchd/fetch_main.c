@@ -119,6 +119,13 @@ static int fetchd_init(struct daemon *d)
 		return EXIT_CONFIG;
 	}
 	params_apply(fd, &p);
+	/* Every /_matrix/federation request is signed (X-Matrix) with this
+	 * key as [node] server_name; both are restart-only (daemon.c keeps
+	 * them at a reload), so they are read here once. */
+	if (signing_key_load(&fd->sk, cfg_str(&d->cfg, "node", "signing_key"), err, sizeof err) < 0) {
+		log_err("cannot load [node] signing_key (fetchd signs its federation requests): %s", err);
+		return EXIT_CONFIG;
+	}
 	fd->c_requests = daemon_counter(d, "requests");
 	fd->c_coalesced = daemon_counter(d, "coalesced");
 	fd->c_upstream = daemon_counter(d, "upstream_requests");
@@ -150,8 +157,9 @@ static int fetchd_init(struct daemon *d)
 	TAILQ_INIT(&fd->retired);
 	fd->turn = 1;
 	if (transport_init(fd) < 0) return EXIT_TEMP;
-	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min",
-	         fd->requests_max, fd->queue_max, fd->srv_conc, fd->srv_rate);
+	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min; "
+	         "signing as %s with %s", fd->requests_max, fd->queue_max, fd->srv_conc, fd->srv_rate,
+	         fd->own, fd->sk.key_id);
 	return 0;
 }
 
@@ -257,6 +265,7 @@ static void fetchd_fini(struct daemon *d)
 	health_flush(fd);
 	health_fini();
 	transport_fini(fd);
+	sodium_memzero(&fd->sk, sizeof fd->sk);
 }
 
 static const struct daemon_ops fetchd_ops = {

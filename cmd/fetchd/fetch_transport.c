@@ -17,6 +17,7 @@
 #include <event2/event_struct.h>
 #include "fetch.h"
 #include "matrix/json.h"
+#include "matrix/xmatrix.h"
 #include "core/log.h"
 #include "core/curlev.h"
 #include "core/xalloc.h"
@@ -422,10 +423,13 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 
 /* Percent-encode every byte but the unreserved characters (ASCII letters,
  * digits and - . _ ~), as curl_easy_escape does, without its allocation
- * per call. */
+ * per call. Lower-case hex (RFC 3986 2.1: equal to upper-case): curl's URL
+ * API (7.88) lower-cases the escapes of a path or query set as a part, so
+ * only these bytes are both what is signed (X-Matrix signs the target as
+ * sent) and what curl sends, parsed URL or string. */
 static void add_escaped(struct buf *b, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
+	static const char hex[] = "0123456789abcdef";
 	size_t n = strlen(s);
 	buf_reserve(b, 3 * n);
 	char *o = b->data + b->len;
@@ -504,10 +508,39 @@ static void build_request(struct fetchd *fd, struct attempt *a, struct buf *url)
 		buf_printf(url, "limit=%d", q->limit);
 		break;
 	case FOP_SERVER_KEYS:
-		buf_adds(url, "/_matrix/key/v2/server");
+		/* The server's own document from the server itself; from
+		 * anyone else (a notary) the query for that server. */
+		if (strcmp(a->s->name, q->event_id) == 0) {
+			buf_adds(url, "/_matrix/key/v2/server");
+		} else {
+			buf_adds(url, "/_matrix/key/v2/query/");
+			add_escaped(url, q->event_id);
+		}
 		break;
 	}
 	(void)fd;
+}
+
+/* Sign a federation request (X-Matrix, common/matrix/xmatrix): origin our
+ * [node] server_name, destination the server name the request is for
+ * (s->name, as the request names it, port included: never its address),
+ * uri the request target as it goes on the wire (the URL from its path on:
+ * any endpoint path prefix, our path, the query; percent-encoding as
+ * built), content the JSON body. The key endpoints are never signed. */
+static void attempt_sign(struct fetchd *fd, struct attempt *a, const char *url)
+{
+	struct buf h;
+	const char *uri = strstr(url, "://");
+	uri = uri ? uri + 3 : url;
+	uri += strcspn(uri, "/?");
+	if (a->f->req.op == FOP_SERVER_KEYS) return;
+	buf_init(&h);
+	buf_reserve(&h, 512);
+	buf_adds(&h, "Authorization: ");
+	if (xmatrix_sign(&fd->sk, fd->own, a->s->name, a->post ? "POST" : "GET", uri,
+	                 a->post, a->post ? strlen(a->post) : 0, &h) < 0)
+		log_panic("fetch %s: X-Matrix: our own request body is not JSON", a->f->req.event_id);
+	a->auth = buf_steal(&h);
 }
 
 static struct curl_slist *base_headers(const struct server *s, struct curl_slist *l)
@@ -570,6 +603,7 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	CURL *e;
 	buf_init(&url);
 	build_request(fd, a, &url);
+	attempt_sign(fd, a, url.data);
 	a->t0 = mono_ms();
 	a->plain_get = !(a->f->flags & FF_PROXIED) && !a->post;
 	if (a->plain_get && s->ngets > 0) {
@@ -583,6 +617,16 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		easy_setup(fd, a, e);
 	}
 	a->easy = e;
+	/* The signature differs per request: its header goes first, in a list
+	 * node of the attempt's own before the (possibly shared) rest. Set on
+	 * every run: a reused handle may point at a freed node otherwise. */
+	if (a->auth) {
+		a->auth_node.data = a->auth;
+		a->auth_node.next = a->hdrs;
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, &a->auth_node);
+	} else {
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
+	}
 	a->uh = NULL;
 	if (s->base_uh && (a->uh = curl_url_dup(s->base_uh))) {
 		size_t bl = strlen(s->base);
@@ -690,6 +734,7 @@ void transport_attempt_free(struct fetchd *fd, struct attempt *a)
 		}
 	}
 	if (a->own_hdrs) curl_slist_free_all(a->hdrs);
+	free(a->auth);
 	curl_url_cleanup(a->uh);      /* curl is done with it: the handle left the multi */
 	free(a->post);
 	buf_free(&a->body);
