@@ -13,6 +13,7 @@
 #include "core/daemon.h"
 #include "store/store.h"
 #include "core/vclock.h"
+#include "matrix/keys.h"
 
 enum peer_phase { PH_IDLE, PH_IDENTITY, PH_KEYS, PH_PULL, PH_LONGPOLL, PH_STOPPED };
 
@@ -53,6 +54,8 @@ struct syncd {
 	long long      max_body, inbox_high;
 	int            batch;
 	char           node_id[27];
+	char           own[256];             /* [node] server_name: the origin we sign as */
+	struct signing_key sk;               /* [node] signing_key (both restart-only) */
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
 	uint64_t *c_key_conflicts, *c_identity_refused, *c_store_full, *c_store_full_waits;
 	int       full;                      /* the store was full: pulls stop until a write succeeds */

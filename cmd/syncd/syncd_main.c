@@ -7,10 +7,12 @@
 #include "core/log.h"
 #include "core/curlev.h"
 #include "core/xalloc.h"
+#include "matrix/xmatrix.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <event2/event.h>
+#include <sodium.h>
 
 static struct syncd syncd;
 
@@ -29,6 +31,49 @@ static size_t write_cb(char *ptr, size_t size, size_t n, void *arg)
 	if (p->body.len + len > (size_t)p->sy->max_body) { p->too_large = 1; return 0; }
 	buf_add(&p->body, ptr, len);
 	return len;
+}
+
+/* The server a request to the peer is for (X-Matrix destination): its
+ * [peer] server_name, else the name it is pinned to (this run's identity,
+ * or the one stored with its node ID), else its endpoint's host[:port]. */
+static void peer_destination(struct peer *p, char *out, size_t cap)
+{
+	struct store *st = p->sy->d->st;
+	out[0] = 0;
+	if (p->cfg.server_name[0]) { snprintf(out, cap, "%s", p->cfg.server_name); return; }
+	if (p->server_name[0]) { snprintf(out, cap, "%s", p->server_name); return; }
+	MDB_txn *t = st ? store_begin(st, 1) : NULL;
+	if (t) {
+		int have = fstate_get(t, st, p->cfg.name, "server_name", out, cap);
+		mdb_txn_abort(t);
+		if (have > 0 && out[0]) return;
+	}
+	out[0] = 0;
+	const char *h = strstr(p->cfg.endpoint, "://");
+	h = h ? h + 3 : p->cfg.endpoint;
+	size_t n = strcspn(h, "/?#");
+	const char *at = memchr(h, '@', n);     /* no userinfo in a server name */
+	if (at) { n -= (size_t)(at + 1 - h); h = at + 1; }
+	snprintf(out, cap, "%.*s", (int)n, h);
+}
+
+/* X-Matrix over the request as sent: method GET, uri from the path on
+ * (an endpoint's own path prefix included), no content. */
+static void peer_sign(struct peer *p, const char *url)
+{
+	struct syncd *sy = p->sy;
+	char dest[256];
+	struct buf h;
+	const char *uri = strstr(url, "://");
+	uri = uri ? uri + 3 : url;
+	uri += strcspn(uri, "/?");
+	peer_destination(p, dest, sizeof dest);
+	buf_init(&h);
+	buf_adds(&h, "Authorization: ");
+	if (xmatrix_sign(&sy->sk, sy->own, dest, "GET", uri, NULL, 0, &h) < 0)
+		log_panic("X-Matrix signing failed");
+	p->hdrs = curlev_header(p->hdrs, h.data);
+	buf_free(&h);
 }
 
 int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_ms)
@@ -51,6 +96,9 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 		snprintf(h, sizeof h, "Authorization: Bearer %s", p->cfg.key);
 		p->hdrs = curlev_header(p->hdrs, h);
 	}
+	/* Signed as well (after the bearer: a server reading the first
+	 * Authorization header still finds the key it expects). */
+	peer_sign(p, url);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->hdrs);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, p);
@@ -137,6 +185,15 @@ static int syncd_init(struct daemon *d)
 	sy->d = d;
 	const struct config *c = &d->cfg;
 	read_limits(sy, c);
+	if (sodium_init() < 0) { log_err("sodium_init failed"); return EXIT_TEMP; }
+	/* Every request to a peer is signed (X-Matrix) with this key as
+	 * [node] server_name; both are restart-only, read once. */
+	snprintf(sy->own, sizeof sy->own, "%s", cfg_str(c, "node", "server_name"));
+	char err[256];
+	if (signing_key_load(&sy->sk, cfg_str(c, "node", "signing_key"), err, sizeof err) < 0) {
+		log_err("cannot load [node] signing_key (syncd signs its requests to peers): %s", err);
+		return EXIT_CONFIG;
+	}
 	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
 	if (store_node_id(d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 	if (!(sy->curl = curlev_new(d->base, http_done, sy))) return EXIT_TEMP;   /* logged */
@@ -185,6 +242,7 @@ static void syncd_fini(struct daemon *d)
 	curlev_free(sy->curl);
 	sy->curl = NULL;
 	free(sy->peers);
+	sodium_memzero(&sy->sk, sizeof sy->sk);
 }
 
 static void syncd_stats(struct daemon *d, struct buf *b)
