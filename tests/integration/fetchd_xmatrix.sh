@@ -100,14 +100,14 @@ fd_stop
 
 # An unreadable signing key: fetchd does not start, exit 100, says which file.
 sed "s|^signing_key = .*|signing_key = $FD_DIR/nokey|" "$FD_CONF" >"$FD_DIR/nokey.conf"
-timeout 30 fetchd -c "$FD_DIR/nokey.conf" -d 2>"$FD_DIR/nokey.err"
+timeout 20 fetchd -c "$FD_DIR/nokey.conf" -d 2>"$FD_DIR/nokey.err"
 rc=$?
 check_eq "a missing signing key: exit 100" 100 "$rc"
 check "and the error names [node] signing_key and the file" \
 	grep -q "signing_key.*$FD_DIR/nokey" "$FD_DIR/nokey.err"
 printf 'ed25519 a_x notbase64!!\n' >"$FD_DIR/bad.key"
 sed "s|^signing_key = .*|signing_key = $FD_DIR/bad.key|" "$FD_CONF" >"$FD_DIR/bad.conf"
-timeout 30 fetchd -c "$FD_DIR/bad.conf" -d 2>"$FD_DIR/bad.err"
+timeout 20 fetchd -c "$FD_DIR/bad.conf" -d 2>"$FD_DIR/bad.err"
 check_eq "a malformed signing key: exit 100" 100 "$?"
 check "and the error names the file" grep -q "$FD_DIR/bad.key" "$FD_DIR/bad.err"
 finish

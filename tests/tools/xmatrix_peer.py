@@ -65,6 +65,7 @@ def main():
     ap.add_argument("--ids", help="their event IDs, one a line (fedpeer --ids)")
     ap.add_argument("--identity", help="file answered for /_fed/v1/identity")
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--listen-port", type=int, default=0, help="0: any free port")
     ap.add_argument("--log", required=True)
     a = ap.parse_args()
 
@@ -191,7 +192,7 @@ def main():
         def log_message(self, *args):
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.listen_port), H)
     with open(a.port_file + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(a.port_file + ".tmp", a.port_file)
