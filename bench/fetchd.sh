@@ -6,6 +6,11 @@
 #    same number in flight, in the same run. Goal: ratio >= 0.7.
 # 2. N = 1, 100, 10,000 concurrent callers of one event (peer answers after
 #    200 ms): upstream requests (goal 1) and median caller latency.
+# 3. X-Matrix signing (fetchd signs every federation request): the same
+#    curl loop with a per-request signed Authorization header (as fetchd
+#    builds it) beside the unsigned one, CPU us/fetch added; and the
+#    signature alone (xmatrix_sign vs crypto_sign_detached of the same
+#    bytes), us/request added beyond the raw ed25519 signature.
 # Rates are medians of paired rounds. Timings are printed, never asserted.
 ROOT=${FP_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 BIN=${FP_BIN:-$ROOT/bin}; B=${FP_BUILD:-$ROOT/build}
@@ -29,6 +34,7 @@ cat >"$T/c.conf" <<CONF
 server_name = bench.test
 state_dir = $T/state
 run_dir = $T/run
+signing_key = $T/k
 [fetchd]
 server_rate = 0
 server_concurrency = $W
@@ -67,7 +73,9 @@ fc() {  # fc CONNS WINDOW -> "rate ok cpu_ms"
 : >"$T/rounds"
 for r in $(seq 1 "$R"); do
 	base=$(fetchd_curl "$T/urls" "$W")
-	echo "$(val "$base" rate) $(val "$base" cpu_ms) $(fc 1 "$W") $(fc 1 $((2 * W))) $(fc 8 "$W")" >>"$T/rounds"
+	signed=$(fetchd_curl "$T/urls" "$W" "$T/k" bench.test fast.test)
+	echo "$(val "$base" rate) $(val "$base" cpu_ms) $(fc 1 "$W") $(fc 1 $((2 * W))) $(fc 8 "$W")" \
+		"$(val "$signed" rate) $(val "$signed" cpu_ms)" >>"$T/rounds"
 done
 python3 - "$T/rounds" "$W" "$N" <<'PY'
 import statistics as st, sys
@@ -84,9 +92,15 @@ rowsdef = [(2, f"fetchd, 1 caller conn, window {w}"),
            (8, f"fetchd, 8 caller conns, window {w}")]
 for i, label in rowsdef:
     print(f"  {label:46} {med(i):9.0f} {ratio(i):6.2f} {us(i + 2):13.1f}  (ok {min(r[i + 1] for r in rows)}/{n})")
+print(f"  {'the same loop, each request X-Matrix signed':46} {med(11):9.0f} {ratio(11):6.2f} {us(12):13.1f}"
+      f"  (signing adds {st.median((r[12] - r[1]) * 1000.0 / n for r in rows):.1f} us/fetch)")
 print(f"  goal: ratio >= 0.70 (1 caller conn: how purgatoryd and syncd call fetchd);")
 print(f"  per-round ratios (1 conn, window {w}): " + " ".join(f"{r[2] / r[0]:.2f}" for r in rows))
 PY
+sc=$(fetchd_curl --sign-cost "$T/k" "$T/urls" 9)
+echo "X-Matrix signature alone, per request ($N targets x 9 paired rounds, medians):"
+echo "  xmatrix_sign $(val "$sc" sign_us) us, crypto_sign_detached of the same bytes $(val "$sc" raw_us) us:" \
+	"added beyond the raw signature $(val "$sc" added_us) us/request"
 echo
 echo "one event, N concurrent callers (peer answers after 200 ms):"
 printf '  %8s %18s %18s %14s\n' N "upstream requests" "median latency ms" "all identical"

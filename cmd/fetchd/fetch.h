@@ -84,7 +84,8 @@ struct attempt {
 	struct curl_slist *hdrs;
 	int             own_hdrs;        /* else hdrs is the server's shared list */
 	char           *auth;            /* "Authorization: X-Matrix ..." (NULL: unsigned) */
-	struct curl_slist auth_node;     /* auth, put before hdrs (the list curl is given) */
+	struct curl_slist auth_node;     /* auth, spliced into hdrs after any bearer */
+	struct curl_slist bearer_node;   /* a copy of hdrs' first node (the bearer) */
 	int             plain_get;       /* easy is set up for s's plain GET: back to s->gets */
 	struct buf      body;
 	char           *post;

@@ -545,16 +545,18 @@ static void attempt_sign(struct fetchd *fd, struct attempt *a, const char *url)
 
 static struct curl_slist *base_headers(const struct server *s, struct curl_slist *l)
 {
-	/* User-Agent as a plain header: CURLOPT_USERAGENT costs an aprintf
-	 * (~6,000 instructions) per transfer; a header in the list is sent
-	 * as it is. */
-	l = curlev_header(l, "User-Agent: fedpipe-fetchd/" FP_VERSION);
-	l = curlev_header(l, "Accept: application/json");
+	/* The bearer first: a signed request's X-Matrix header goes right
+	 * after it (attempt_run), so a server reading the first Authorization
+	 * header (served) still finds the key. User-Agent as a plain header:
+	 * CURLOPT_USERAGENT costs an aprintf (~6,000 instructions) per
+	 * transfer; a header in the list is sent as it is. */
 	if (s->key[0]) {
 		char h[300];
 		snprintf(h, sizeof h, "Authorization: Bearer %s", s->key);
 		l = curlev_header(l, h);
 	}
+	l = curlev_header(l, "User-Agent: fedpipe-fetchd/" FP_VERSION);
+	l = curlev_header(l, "Accept: application/json");
 	return l;
 }
 
@@ -617,13 +619,22 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		easy_setup(fd, a, e);
 	}
 	a->easy = e;
-	/* The signature differs per request: its header goes first, in a list
-	 * node of the attempt's own before the (possibly shared) rest. Set on
-	 * every run: a reused handle may point at a freed node otherwise. */
+	/* The signature differs per request: its header goes in a list node
+	 * of the attempt's own, spliced in front of the (possibly shared) list,
+	 * after the bearer when there is one (a copy of that first node points
+	 * at it). Set on every run: a reused handle may point at a freed node
+	 * otherwise. */
 	if (a->auth) {
 		a->auth_node.data = a->auth;
 		a->auth_node.next = a->hdrs;
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, &a->auth_node);
+		if (s->key[0]) {
+			a->bearer_node.data = a->hdrs->data;
+			a->auth_node.next = a->hdrs->next;
+			a->bearer_node.next = &a->auth_node;
+			curl_easy_setopt(e, CURLOPT_HTTPHEADER, &a->bearer_node);
+		} else {
+			curl_easy_setopt(e, CURLOPT_HTTPHEADER, &a->auth_node);
+		}
 	} else {
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
 	}

@@ -363,7 +363,23 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	const char *path = u ? evhttp_uri_get_path(u) : "/";
 	const char *q = u ? evhttp_uri_get_query(u) : NULL;
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *auth = evhttp_find_header(h, "Authorization");
+	/* Each Authorization header: the bearer one is logged as auth=, an
+	 * X-Matrix one as xmatrix=<origin> (else -): fetchd sends both. */
+	const char *auth = NULL, *xm = NULL;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, "Authorization") != 0) continue;
+		if (strncasecmp(kv->value, "X-Matrix ", 9) == 0) { if (!xm) xm = kv->value; }
+		else if (!auth) auth = kv->value;
+	}
+	char xorig[128] = "-";
+	if (xm) {
+		const char *o = strstr(xm, "origin=");
+		if (o) {
+			o += 7;
+			if (*o == '"') o++;
+			snprintf(xorig, sizeof xorig, "%.*s", (int)strcspn(o, "\",\r\n"), o);
+		}
+	}
 	const char *prox = evhttp_find_header(h, "X-Fed-Proxied");
 	const char *ua = evhttp_find_header(h, "User-Agent");
 	const char *hosthdr = evhttp_find_header(h, "Host");
@@ -388,10 +404,10 @@ static void req_cb(struct evhttp_request *req, void *arg)
 	 * target: logged as target=host:port, else target=-. */
 	const char *thost = u ? evhttp_uri_get_host(u) : NULL;
 	int tport = u ? evhttp_uri_get_port(u) : -1;
-	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s proxied=%s mode=%d delay=%ld host=%s target=%s%s%.0d ua=%s\n",
+	fprintf(stderr, "fedpeer[%s]: req=%lu %s %s%s%s auth=%s xmatrix=%s proxied=%s mode=%d delay=%ld host=%s target=%s%s%.0d ua=%s\n",
 	        server_name, p->id,
 	        evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET", path,
-	        q ? "?" : "", q ? q : "", auth ? auth : "-", prox ? prox : "0", p->r.mode,
+	        q ? "?" : "", q ? q : "", auth ? auth : "-", xorig, prox ? prox : "0", p->r.mode,
 	        p->r.delay_ms, hosthdr ? hosthdr : "-", thost ? thost : "-", thost && tport > 0 ? ":" : "",
 	        thost && tport > 0 ? tport : 0, ua ? ua : "-");
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) {
