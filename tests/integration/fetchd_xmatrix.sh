@@ -36,6 +36,7 @@ xm_peer() {
 }
 xm_peer a xm.test
 xm_peer b 'xmp.test:8448'
+xm_peer c keyed.test
 FD_SERVERS="
 [server xm.test]
 endpoint = http://127.0.0.1:$XP_a
@@ -43,6 +44,9 @@ endpoint = http://127.0.0.1:$XP_a
 endpoint = http://127.0.0.1:$XP_b
 [server alias.test]
 endpoint = http://127.0.0.1:$XP_a
+[server keyed.test]
+endpoint = http://127.0.0.1:$XP_c
+key = s3cret
 "
 fd_config "server_rate = 0
 backoff_grace = 100"
@@ -71,6 +75,17 @@ rc=$?
 check "a request for alias.test is refused by the server at its address (exit $rc)" [ "$rc" -ne 0 ]
 check "with HTTP 401" grep -q "http 401" "$FD_DIR/err"
 check "because the destination named alias.test" grep -q "destination 'alias.test', I am 'xm.test'" "$FD_DIR/a.log"
+
+# A server with a bearer key gets both: the bearer first (served reads the
+# first Authorization header), the X-Matrix header after it.
+fetch event "$(id 1)" --servers keyed.test
+check_eq "keyed.test: fetched, the X-Matrix header verified" "0 ok" \
+	"$? $(jq -r .verdict "$FD_DIR/c.jsonl" | sort -u)"
+check_eq "keyed.test: Bearer first, X-Matrix second" "Bearer s3cret|X-Matrix" \
+	"$(jq -r '.authorization | .[0] + "|" + (.[1] | split(" ")[0])' "$FD_DIR/c.jsonl")"
+fetch missing_events "$(id 3)" --room "!room:keyed.test" --servers keyed.test --earliest "$(id 1)" --limit 5
+check_eq "keyed.test: a POST (its own header list) too: bearer first, verified" "0 Bearer s3cret|X-Matrix ok" \
+	"$? $(jq -r 'select(.method == "POST") | (.authorization | .[0] + "|" + (.[1] | split(" ")[0])) + " " + .verdict' "$FD_DIR/c.jsonl")"
 
 J="$FD_DIR/a.jsonl $FD_DIR/b.jsonl"
 fed() { cat $J | jq -c 'select(.target | startswith("/_matrix/federation/"))'; }
