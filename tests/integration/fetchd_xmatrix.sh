@@ -37,6 +37,7 @@ xm_peer() {
 xm_peer a xm.test
 xm_peer b 'xmp.test:8448'
 xm_peer c keyed.test
+xm_peer d pfx.test
 FD_SERVERS="
 [server xm.test]
 endpoint = http://127.0.0.1:$XP_a
@@ -44,6 +45,8 @@ endpoint = http://127.0.0.1:$XP_a
 endpoint = http://127.0.0.1:$XP_b
 [server alias.test]
 endpoint = http://127.0.0.1:$XP_a
+[server pfx.test]
+endpoint = http://127.0.0.1:$XP_d/fed/prefix/
 [server keyed.test]
 endpoint = http://127.0.0.1:$XP_c
 key = s3cret
@@ -86,6 +89,13 @@ check_eq "keyed.test: Bearer first, X-Matrix second" "Bearer s3cret|X-Matrix" \
 fetch missing_events "$(id 3)" --room "!room:keyed.test" --servers keyed.test --earliest "$(id 1)" --limit 5
 check_eq "keyed.test: a POST (its own header list) too: bearer first, verified" "0 Bearer s3cret|X-Matrix ok" \
 	"$? $(jq -r 'select(.method == "POST") | (.authorization | .[0] + "|" + (.[1] | split(" ")[0])) + " " + .verdict' "$FD_DIR/c.jsonl")"
+
+# An endpoint with a path of its own: the signed uri is the whole target
+# sent, prefix included (the peer, knowing no such prefix, answers 404).
+fetch event "$(id 1)" --servers pfx.test
+check_eq "pfx.test: the target sent under the endpoint's prefix was what was signed" \
+	"/fed/prefix/_matrix/federation/v1/event/$(id 1 | sed 's/\$/%24/') ok" \
+	"$(jq -r '.target + " " + .verdict' "$FD_DIR/d.jsonl")"
 
 J="$FD_DIR/a.jsonl $FD_DIR/b.jsonl"
 fed() { cat $J | jq -c 'select(.target | startswith("/_matrix/federation/"))'; }
