@@ -43,7 +43,13 @@ fd_peer_stat() {
 }
 
 # fd_config [extra [fetchd] lines]: write the config (call after the peers).
+# fetchd signs its requests with origin.key (made here if fd_events was not
+# called: fetchd does not start without its signing key).
 fd_config() {
+	if [ ! -s "$FD_DIR/origin.key" ]; then
+		printf '[node]\nsigning_key = %s/origin.key\n' "$FD_DIR" >"$FD_DIR/key.conf"
+		fedctl -c "$FD_DIR/key.conf" keygen >/dev/null 2>&1
+	fi
 	cat >"$FD_CONF" <<CONF
 [node]
 server_name = self.test
