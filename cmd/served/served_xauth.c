@@ -15,9 +15,10 @@
  * verified again. A fetch that failed is not repeated for that origin for
  * FAIL_HOLD_MS (fetchd backs off too): requests naming an unknown key
  * in between get 401 at once.
+ * An origin the [acl] section denies gets 403 before any key lookup (fetchd
+ * never contacts a denied server; a denied name costs no fetch).
  * Every refusal is 401 M_UNAUTHORIZED with one log line saying why (at most
- * LOG_PER_S a second, the rest counted); an authenticated origin the [acl]
- * denies gets 403 M_FORBIDDEN. */
+ * LOG_PER_S a second, the rest counted); 403 is M_FORBIDDEN. */
 #include "served.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -178,10 +179,6 @@ static int finish(struct served *s, struct evhttp_request *req, int kind,
 		refuse(s, req, 401, a->origin, "bad signature (key %s)", a->key);
 		return 1;
 	}
-	if (kind == XA_MATRIX && !cfg_acl_allows(&s->d->cfg, a->origin)) {
-		refuse(s, req, 403, a->origin, "server %s is denied by the [acl] section", a->origin);
-		return 1;
-	}
 	(*xs.c_ok)++;
 	served_dispatch(s, req);
 	return 1;
@@ -270,6 +267,12 @@ void xauth_check(struct served *s, struct evhttp_request *req, int kind)
 	}
 	if (!server_name_valid(w.a.origin, strlen(w.a.origin))) {
 		refuse(s, req, 401, NULL, "origin is not a valid server name");
+		return;
+	}
+	/* Before any key lookup: fetchd never contacts a denied server, and a
+	 * denied name must not cost a key fetch. */
+	if (kind == XA_MATRIX && !cfg_acl_allows(&s->d->cfg, w.a.origin)) {
+		refuse(s, req, 403, w.a.origin, "server %s is denied by the [acl] section", w.a.origin);
 		return;
 	}
 	if (kind == XA_FED) {
