@@ -18,6 +18,9 @@ P=$(free_port); K1=$(free_port); K2=$(free_port); K3=$(free_port); K4=$(free_por
 R1=r1.test:$K1; R2=r2.test:$K2; R3=r3.test:$K3; R4=r4.test:$K4
 for r in r1:$K1 r2:$K2 r3:$K3 r4:$K4; do node_config "${r%%:*}" "${r#*:}" >/dev/null; done
 A=$(node_config a "$P" "$FED_COMMON
+[peer r1]
+endpoint = http://127.0.0.1:$K1
+server_name = $R1
 [served]
 key_wait = 5s
 max_connections_per_ip = 128
@@ -32,6 +35,7 @@ endpoint = http://127.0.0.1:$K3
 [server $R4]
 endpoint = http://127.0.0.1:$K4")
 ME=a.test:$P
+sed -i 's/^\[node\]$/[node]\nshared_key = k3y/' "$A"
 served_fill -c "$A" -N 5 -o "$T_TMP/ids" >/dev/null
 bg "$PY" tests/tools/served_keyserver.py "$T_TMP/r1/signing.key" "$R1" "$K1" "$T_TMP/hits1"
 bg "$PY" tests/tools/served_keyserver.py "$T_TMP/r2/signing.key" "$R2" "$K2" "$T_TMP/hits2"
@@ -104,7 +108,16 @@ check_eq "key/v2/server open" 200 "$(code "$U/_matrix/key/v2/server")"
 check_eq "federation/v1/version open" fedpipe "$(curl -s "$U/_matrix/federation/v1/version" | jq -r .server.name)"
 check_eq "key/v2/query is not behind X-Matrix" 1 "$(c=$(code "$U/_matrix/key/v2/query/$R1"); [ "$c" != 401 ] && echo 1 || echo "$c")"
 check_eq "healthz open" 200 "$(code "$U/healthz")"
-check_eq "metrics open (no shared_key)" 200 "$(code "$U/metrics")"
+check_eq "metrics keeps the bearer key" "401 200" "$(code "$U/metrics") $(code -H 'Authorization: Bearer k3y' "$U/metrics")"
+# /_fed/v1: the bearer key, or X-Matrix from a configured [peer]'s server name.
+FI=/_fed/v1/identity
+check_eq "/_fed/v1 without auth: 401" 401 "$(code "$U$FI")"
+check_eq "/_fed/v1 with the bearer key: 200" 200 "$(code -H 'Authorization: Bearer k3y' "$U$FI")"
+check_eq "/_fed/v1 X-Matrix from the peer's server name: 200" 200 "$(code -H "Authorization: $(sign r1 "$R1" "$ME" GET "$FI")" "$U$FI")"
+check_eq "/_fed/v1 X-Matrix from a server that is no peer: 401" 401 "$(code -H "Authorization: $(sign r3 "$R3" "$ME" GET "$FI")" "$U$FI")"
+check "... logged" grep -q "not the server_name of a configured \[peer\]" "$T_TMP/a/served.log"
+check_eq "/_fed/v1 X-Matrix from the peer, tampered query: 401" 401 "$(code -H "Authorization: $(sign r1 "$R1" "$ME" GET "$FI")" "$U$FI?x=1")"
+check_eq "/_fed/v1 X-Matrix from the peer, signed by another key: 401" 401 "$(code -H "Authorization: $(sign r3 "$R1" "$ME" GET "$FI" | sed "s/key=\"[^\"]*\"/key=\"$K1ID\"/")" "$U$FI")"
 # signedjson (Synapse's library) as the signer.
 HS=$("$PY" - "$T_TMP/r1/signing.key" "$R1" "$ME" "$PATHQ" <<'PY'
 import sys, signedjson.key, signedjson.sign
