@@ -307,8 +307,8 @@ static void served_on_reload(struct daemon *d, const struct config *old)
 	recover_apply(s);
 	if (s->http) { http_apply(s); gate_apply(s); tls_reload(s); }
 	log_info("configuration reloaded: events_limit %d, max_connections %d (per address %d), "
-	         "upstreams %s", s->events_limit, s->max_conns, s->max_conns_ip,
-	         cfg_str(&d->cfg, "served", "upstreams"));
+	         "upstreams %s, matrix_auth %s", s->events_limit, s->max_conns, s->max_conns_ip,
+	         cfg_str(&d->cfg, "served", "upstreams"), s->matrix_auth ? "xmatrix" : "open");
 }
 
 static int served_init(struct daemon *d)
