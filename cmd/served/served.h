@@ -134,6 +134,7 @@ void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room
 void mx_get_missing(struct served *s, struct evhttp_request *req, const char *room);
 void mx_backfill(struct served *s, struct evhttp_request *req, const char *room);
 void mx_server_key(struct served *s, struct evhttp_request *req);
+void mx_key_query(struct served *s, struct evhttp_request *req, const char *path);
 
 /* served_recover.c */
 void recover_init(struct served *s);

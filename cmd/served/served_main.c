@@ -227,6 +227,8 @@ void served_dispatch(struct served *s, struct evhttp_request *req)
 	} else if (!strcmp(path, "/_matrix/key/v2/server")) {
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		mx_server_key(s, req);
+	} else if (!strncmp(path, "/_matrix/key/v2/query", 21) && (!path[21] || path[21] == '/')) {
+		mx_key_query(s, req, path);
 	} else if (!strcmp(path, "/_matrix/federation/v1/version")) {
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		fed_version(s, req);

@@ -106,7 +106,15 @@ check "another server's document: logged" grep -Eq "keys of $R4 refused|unknown 
 # Always open.
 check_eq "key/v2/server open" 200 "$(code "$U/_matrix/key/v2/server")"
 check_eq "federation/v1/version open" fedpipe "$(curl -s "$U/_matrix/federation/v1/version" | jq -r .server.name)"
-check_eq "key/v2/query is not behind X-Matrix" 1 "$(c=$(code "$U/_matrix/key/v2/query/$R1"); [ "$c" != 401 ] && echo 1 || echo "$c")"
+check_eq "key/v2/query/{our name}: open, our document" "200 $ME" "$(code "$U/_matrix/key/v2/query/$ME") $(jq -r '.server_keys[0].server_name' "$T_TMP/body")"
+check "... self-signed (signedjson verifies it)" "$PY" -c '
+import sys, json, base64, signedjson.key, signedjson.sign
+d = json.load(open(sys.argv[1]))["server_keys"][0]; (kid, v), = d["verify_keys"].items()
+vk = signedjson.key.decode_verify_key_bytes(kid, base64.b64decode(v["key"] + "=="))
+signedjson.sign.verify_signed_json(d, d["server_name"], vk)' "$T_TMP/body"
+check_eq "POST key/v2/query: open, our document" "200 1" "$(code -X POST -H 'Content-Type: application/json' -d "{\"server_keys\":{\"$ME\":{},\"$R1\":{}}}" "$U/_matrix/key/v2/query") $(jq '.server_keys|length' "$T_TMP/body")"
+check_eq "key/v2/query of a server whose document we do not hold: empty list" "200 0" "$(code "$U/_matrix/key/v2/query/$R1") $(jq '.server_keys|length' "$T_TMP/body")"
+check_eq "POST key/v2/query with a bad body: 400" 400 "$(code -X POST -d 'nope' "$U/_matrix/key/v2/query")"
 check_eq "healthz open" 200 "$(code "$U/healthz")"
 check_eq "metrics keeps the bearer key" "401 200" "$(code "$U/metrics") $(code -H 'Authorization: Bearer k3y' "$U/metrics")"
 # /_fed/v1: the bearer key, or X-Matrix from a configured [peer]'s server name.
