@@ -13,8 +13,10 @@
  * origin; its keys are stored (a different key under a stored ID is
  * refused: store_key_put's STORE_KEY_CONFLICT) and the waiting requests
  * verified again. A fetch that failed is not repeated for that origin for
- * FAIL_HOLD_MS (fetchd backs off too): requests naming an unknown key
- * in between get 401 at once.
+ * FAIL_HOLD_MS (fetchd backs off too), nor one that succeeded for
+ * REFETCH_MS: requests naming a key ID we do not hold get 401 at once in
+ * between (a stream of made-up key IDs costs the origin one fetch per
+ * REFETCH_MS, not one per request).
  * An origin the [acl] section denies gets 403 before any key lookup (fetchd
  * never contacts a denied server; a denied name costs no fetch).
  * Every refusal is 401 M_UNAUTHORIZED with one log line saying why (at most
@@ -33,11 +35,12 @@
 #include <string.h>
 
 #define FAIL_HOLD_MS 10000     /* a failed key fetch is not repeated sooner */
+#define REFETCH_MS   10000     /* nor a good one (a key ID not in it: 401) */
 #define WAITERS_MAX  4096      /* requests parked for keys, all origins */
 #define FETCHES_MAX  1024      /* origins tracked at once */
 #define LOG_PER_S    20
 
-enum { KF_IDLE, KF_INFLIGHT, KF_FAILED };
+enum { KF_IDLE, KF_INFLIGHT, KF_FAILED, KF_FETCHED };
 
 struct kfetch {
 	char      origin[XMATRIX_FIELD_MAX];
@@ -119,7 +122,7 @@ static struct kfetch *kf_find(const char *origin, int create)
 	long long now = mono_ms();
 	if (xs.nf == FETCHES_MAX) {                /* reuse an idle or settled slot */
 		for (size_t i = 0; i < xs.nf; i++)
-			if (xs.f[i].state == KF_IDLE || now >= xs.f[i].until) {
+			if (xs.f[i].state != KF_INFLIGHT && (xs.f[i].state == KF_IDLE || now >= xs.f[i].until)) {
 				xs.f[i] = xs.f[--xs.nf];
 				break;
 			}
@@ -225,6 +228,7 @@ static int fetch_want(struct served *s, const char *origin, const char **why)
 	if (!k) { *why = "too many origins with key fetches"; return 0; }
 	if (k->state == KF_INFLIGHT && now < k->until) return 1;
 	if (k->state == KF_FAILED && now < k->until) { *why = "its key document could not be had recently"; return 0; }
+	if (k->state == KF_FETCHED && now < k->until) { *why = "not in its key document, fetched moments ago"; return 0; }
 	struct buf q;
 	buf_init(&q);
 	buf_adds(&q, "{\"op\":\"server_keys\",\"event_id\":");
@@ -376,7 +380,8 @@ int xauth_on_frame(struct served *s, struct frame *f)
 	} else {
 		int n = store_keys(s, origin, &kr);
 		log_info("stored %d key(s) of %s", n, origin);
-		k->state = KF_IDLE;
+		k->state = KF_FETCHED;
+		k->until = mono_ms() + REFETCH_MS;
 	}
 	/* Settle every request that waited for this origin. */
 	for (size_t i = 0; i < xs.nw;) {

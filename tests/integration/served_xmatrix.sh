@@ -82,7 +82,10 @@ HB=$(sign r1 "evil/../x" "$ME" GET "$PATHQ")
 check_eq "origin not a server name: 401" 401 "$(code -H "Authorization: $HB" "$U$PATHQ")"
 # Unknown key ID of a known origin: a refetch, still unknown -> 401.
 HK=$(echo "$H" | sed 's/key="[^"]*"/key="ed25519:nope"/')
+HB1=$(cat "$T_TMP/hits1")
 check_eq "unknown key ID: 401" 401 "$(code -H "Authorization: $HK" "$U$PATHQ")"
+code -H "Authorization: $HK" "$U$PATHQ" >/dev/null; code -H "Authorization: $HK" "$U$PATHQ" >/dev/null
+check_eq "made-up key IDs of a just-fetched origin: no refetch each" "$HB1" "$(cat "$T_TMP/hits1")"
 check "unknown key: logged" grep -q "unknown key ed25519:nope" "$T_TMP/a/served.log"
 # A body is signed too.
 ROOM=$(curl -s -H "Authorization: $H" "$U$PATHQ" | jq -r '.pdus[0].room_id')
