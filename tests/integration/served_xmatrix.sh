@@ -14,9 +14,10 @@
 . tests/tools/federation_lib.sh
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
-P=$(free_port); K1=$(free_port); K2=$(free_port); K3=$(free_port); K4=$(free_port)
+P=$(free_port); K1=$(free_port); K2=$(free_port); K3=$(free_port); K4=$(free_port); K5=$(free_port)
 R1=r1.test:$K1; R2=r2.test:$K2; R3=r3.test:$K3; R4=r4.test:$K4
-for r in r1:$K1 r2:$K2 r3:$K3 r4:$K4; do node_config "${r%%:*}" "${r#*:}" >/dev/null; done
+R5=r5.test:$K5
+for r in r1:$K1 r2:$K2 r3:$K3 r4:$K4 r5:$K5; do node_config "${r%%:*}" "${r#*:}" >/dev/null; done
 A=$(node_config a "$P" "$FED_COMMON
 [peer r1]
 endpoint = http://127.0.0.1:$K1
@@ -33,7 +34,9 @@ endpoint = http://127.0.0.1:$K2
 [server $R3]
 endpoint = http://127.0.0.1:$K3
 [server $R4]
-endpoint = http://127.0.0.1:$K4")
+endpoint = http://127.0.0.1:$K4
+[server $R5]
+endpoint = http://127.0.0.1:$K5")
 ME=a.test:$P
 sed -i 's/^\[node\]$/[node]\nshared_key = k3y/' "$A"
 served_fill -c "$A" -N 5 -o "$T_TMP/ids" >/dev/null
@@ -42,6 +45,8 @@ bg "$PY" tests/tools/served_keyserver.py "$T_TMP/r2/signing.key" "$R2" "$K2" "$T
 bg "$PY" tests/tools/served_keyserver.py "$T_TMP/r3/signing.key" "$R3" "$K3" "$T_TMP/hits3" 1
 # r4's key server hands out r1's document: a key from someone not entitled.
 bg "$PY" tests/tools/served_keyserver.py "$T_TMP/r1/signing.key" "$R1" "$K4" "$T_TMP/hits4"
+# r5's key server accepts and never answers: the request waits key_wait, no longer.
+bg python3 tests/tools/served_listener.py "$K5" "$T_TMP/hits5" hang
 node_start a fetchd served
 U=http://127.0.0.1:$P
 check "up" wait_for "http_up $U/healthz"
@@ -149,5 +154,8 @@ done
 wait_for "[ \$(wc -l <$T_TMP/codes) -ge 50 ]" 300
 check_eq "50 concurrent requests of an unknown origin: all 200" 50 "$(grep -c '^200$' "$T_TMP/codes")"
 check_eq "50 concurrent requests of an unknown origin: one key fetch" 1 "$(cat "$T_TMP/hits3")"
+H5=$(sign r5 "$R5" "$ME" GET "$PATHQ")
+check_eq "origin whose key server hangs: 401 (bounded by key_wait)" 401 "$(code -m 30 -H "Authorization: $H5" "$U$PATHQ")"
+check "... logged (key_wait passed, or fetchd timed out at key_wait)" grep -Eq "r5.*(no key document within key_wait|fetchd could not get it .timeout.)" "$T_TMP/a/served.log"
 check "served still up" http_up "$U/healthz"
 finish
