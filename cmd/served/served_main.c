@@ -1,7 +1,11 @@
-/* served_main.c: served's daemon ops, the evhttp server, routing, bearer
- * auth (constant time) and JSON errors. Everything the network sends is
- * checked here before a handler sees it; nothing a client sends ends the
- * process. */
+/* served_main.c: served's daemon ops, the evhttp server, routing, who may
+ * ask what, bearer auth (constant time) and JSON errors. Always open:
+ * /healthz, /_matrix/key/v2/server, /_matrix/key/v2/query (and below it),
+ * /_matrix/federation/v1/version. Other /_matrix/federation/ paths: X-Matrix
+ * (served_xauth.c) unless [served] matrix_auth = open (then the bearer key,
+ * as everything else). /_fed/v1/ paths: the bearer key, or X-Matrix from a
+ * configured [peer]'s server_name. Everything the network sends is checked
+ * here before a handler sees it; nothing a client sends ends the process. */
 #include "served.h"
 #include "core/log.h"
 #include "core/xalloc.h"
