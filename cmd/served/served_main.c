@@ -156,7 +156,7 @@ int served_early_ok(struct served *s, struct evhttp_request *req, const char *pa
 	switch (served_auth_class(s, path)) {
 	case AUTH_OPEN: return 1;
 	case AUTH_XMATRIX: return has_xmatrix(req);
-	case AUTH_BEARER_OR_PEER: return served_auth_ok(s, req) || has_xmatrix(req);
+	case AUTH_BEARER_OR_PEER: return (s->auth && served_auth_ok(s, req)) || has_xmatrix(req);
 	default: return served_auth_ok(s, req);
 	}
 }
@@ -176,7 +176,8 @@ static void route(struct evhttp_request *req, void *arg)
 		xauth_check(s, req, XA_MATRIX);
 		return;
 	case AUTH_BEARER_OR_PEER:
-		if (served_auth_ok(s, req)) break;
+		/* A [peer] names its server: no longer open without a key. */
+		if (s->auth && served_auth_ok(s, req)) break;
 		if (has_xmatrix(req)) { xauth_check(s, req, XA_FED); return; }
 		deny_bearer(s, req);
 		return;

@@ -154,6 +154,16 @@ done
 wait_for "[ \$(wc -l <$T_TMP/codes) -ge 50 ]" 300
 check_eq "50 concurrent requests of an unknown origin: all 200" 50 "$(grep -c '^200$' "$T_TMP/codes")"
 check_eq "50 concurrent requests of an unknown origin: one key fetch" 1 "$(cat "$T_TMP/hits3")"
+# A node with a [peer] server_name and no shared_key: /_fed/v1 is no longer open.
+PC=$(free_port)
+C=$(node_config c "$PC" "[peer r1]
+endpoint = http://127.0.0.1:$K1
+server_name = $R1")
+fedctl -c "$T_TMP/r1/fedpipe.conf" keys doc >"$T_TMP/r1doc.json" && fedctl -c "$C" keys import "$T_TMP/r1doc.json" >/dev/null
+node_start c served
+check "node c up" wait_for "http_up http://127.0.0.1:$PC/healthz"
+check_eq "peer configured, no shared_key: unauthenticated /_fed/v1 gets 401" 401 "$(code "http://127.0.0.1:$PC$FI")"
+check_eq "... the peer's X-Matrix gets 200" 200 "$(code -H "Authorization: $(sign r1 "$R1" "c.test:$PC" GET "$FI")" "http://127.0.0.1:$PC$FI")"
 H5=$(sign r5 "$R5" "$ME" GET "$PATHQ")
 check_eq "origin whose key server hangs: 401 (bounded by key_wait)" 401 "$(code -m 30 -H "Authorization: $H5" "$U$PATHQ")"
 check "... logged (key_wait passed, or fetchd timed out at key_wait)" grep -Eq "r5.*(no key document within key_wait|fetchd could not get it .timeout.)" "$T_TMP/a/served.log"
