@@ -4,7 +4,8 @@
  * key document), served_recover.c (cache-warm recovery), served_conn.c
  * (the connection gate: caps, deadlines, early 401), served_parse.c (pure
  * request parsing), served_metrics.c (/metrics over every stage of the
- * stage table, /healthz). */
+ * stage table, /healthz), served_xauth.c (X-Matrix request authentication,
+ * key fetches through fetchd), served_tls.c (HTTPS: the SSL_CTX, reload). */
 #ifndef SERVED_H
 #define SERVED_H
 #include <stdint.h>
@@ -62,7 +63,15 @@ struct served {
 	uint64_t *c_conn_refused, *c_conn_refused_ip, *c_accept_errors, *c_header_timeouts,
 	         *c_body_timeouts, *c_early_refused;
 	int64_t  *g_conns;
+	/* X-Matrix (served_xauth.c) */
+	int                matrix_auth;        /* 1: xmatrix, 0: open */
+	int                fed_xmatrix;        /* a [peer] names its server_name */
+	long long          key_wait;
+	/* TLS (served_tls.c) */
+	void              *ssl_ctx;            /* SSL_CTX *, NULL: plain HTTP */
 };
+
+enum { XA_MATRIX, XA_FED };
 
 /* served_main.c */
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body);
@@ -74,6 +83,32 @@ int  served_segment(const char *seg, size_t n, char *out, size_t cap);
 const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const char *key);
 /* Whether the request carries the node's bearer key (or none is required). */
 int  served_auth_ok(struct served *s, struct evhttp_request *req);
+
+/* How a path is authorized. */
+enum { AUTH_OPEN, AUTH_BEARER, AUTH_XMATRIX, AUTH_BEARER_OR_PEER };
+int  served_auth_class(struct served *s, const char *path);
+/* From the headers alone: whether req may still be authorized (its body is
+ * worth reading). */
+int  served_early_ok(struct served *s, struct evhttp_request *req, const char *path);
+/* Route an authenticated request to its handler. */
+void served_dispatch(struct served *s, struct evhttp_request *req);
+
+/* served_xauth.c: check req's X-Matrix header (kind XA_MATRIX or XA_FED)
+ * and dispatch it, now or once the origin's key is fetched; or refuse it
+ * (401, 403). */
+void xauth_check(struct served *s, struct evhttp_request *req, int kind);
+int  xauth_on_frame(struct served *s, struct frame *f);   /* 1: a key fetch's answer */
+void xauth_apply(struct served *s);
+void xauth_init(struct served *s);
+void xauth_fini(struct served *s);
+
+/* served_tls.c: 0 (s->ssl_ctx set, or NULL when [node] tls_cert is empty),
+ * or an exit code. tls_reload: a new pair, or the old one kept (logged). */
+int  tls_init(struct served *s);
+void tls_reload(struct served *s);
+void tls_fini(struct served *s);
+/* A bufferevent for an accepted connection: TLS when configured. */
+struct bufferevent *tls_bev(struct served *s, struct event_base *base);
 
 /* served_conn.c: listener, connection caps, deadlines, auth before body */
 int  gate_init(struct served *s, const char *listen);
@@ -99,6 +134,7 @@ void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room
 void mx_get_missing(struct served *s, struct evhttp_request *req, const char *room);
 void mx_backfill(struct served *s, struct evhttp_request *req, const char *room);
 void mx_server_key(struct served *s, struct evhttp_request *req);
+void mx_key_query(struct served *s, struct evhttp_request *req, const char *path);
 
 /* served_recover.c */
 void recover_init(struct served *s);

@@ -245,7 +245,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 {
 	(void)arg;
 	if (gate.npending) admit(-1, 0, NULL);
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	struct bufferevent *bev = tls_bev(gate.s, base);
 	if (!bev) return NULL;
 	if (gate.npending == gate.cap_pending) {
 		gate.cap_pending = gate.cap_pending ? gate.cap_pending * 2 : 64;
@@ -312,20 +312,22 @@ static int header_cb(struct evhttp_request *req, void *arg)
 	if (c) { c->phase = PH_BODY; c->deadline = mono_ms() + s->body_timeout; }
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
-	if (!has_body(req) || (path && !strcmp(path, "/healthz")) || served_auth_ok(s, req)) return 0;
+	if (!has_body(req) || !path || served_early_ok(s, req, path)) return 0;
 	(*s->c_unauthorized)++;
 	(*s->c_early_refused)++;
 	uint64_t held;
 	if (rl_pass(&gate.rl_auth, &held))
-		log_info("401 before the body for %s: missing or wrong bearer key (%llu more since the "
-		         "last report)", path ? path : "?", (unsigned long long)held);
-	static const char body[] = "{\"errcode\":\"M_UNAUTHORIZED\",\"error\":\"missing or wrong bearer key\"}";
+		log_info("401 before the body for %s: %s (%llu more since the last report)",
+		         path ? path : "?", served_auth_class(s, path) == AUTH_XMATRIX ?
+		         "no X-Matrix Authorization header" : "missing or wrong bearer key",
+		         (unsigned long long)held);
+	static const char body[] = "{\"errcode\":\"M_UNAUTHORIZED\",\"error\":\"missing or wrong authorization\"}";
 	char msg[320];
 	int n = snprintf(msg, sizeof msg, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
 	                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", sizeof body - 1, body);
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
 	int fd = bev ? (int)bufferevent_getfd(bev) : -1;
-	if (fd >= 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* best effort */ }
+	if (fd >= 0 && !s->ssl_ctx && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) { /* best effort */ }
 	return -1;                  /* evhttp closes the connection, body unread */
 }
 

@@ -1,7 +1,11 @@
-/* served_main.c: served's daemon ops, the evhttp server, routing, bearer
- * auth (constant time) and JSON errors. Everything the network sends is
- * checked here before a handler sees it; nothing a client sends ends the
- * process. */
+/* served_main.c: served's daemon ops, the evhttp server, routing, who may
+ * ask what, bearer auth (constant time) and JSON errors. Always open:
+ * /healthz, /_matrix/key/v2/server, /_matrix/key/v2/query (and below it),
+ * /_matrix/federation/v1/version. Other /_matrix/federation/ paths: X-Matrix
+ * (served_xauth.c) unless [served] matrix_auth = open (then the bearer key,
+ * as everything else). /_fed/v1/ paths: the bearer key, or X-Matrix from a
+ * configured [peer]'s server_name. Everything the network sends is checked
+ * here before a handler sees it; nothing a client sends ends the process. */
 #include "served.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -14,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <event2/event.h>
 
 static struct served served;
@@ -103,33 +108,105 @@ static const char *method_name(enum evhttp_cmd_type c)
 	}
 }
 
+static void deny_bearer(struct served *s, struct evhttp_request *req)
+{
+	/* Anyone can send these: one log line a minute at most. */
+	static long long last;
+	static uint64_t held;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = u ? evhttp_uri_get_path(u) : "?";
+	(*s->c_unauthorized)++;
+	if (last && mono_ms() - last < 60000) held++;
+	else {
+		log_info("401 for %s %s: missing or wrong bearer key (%llu more since the last report)",
+		         method_name(m), path, (unsigned long long)held);
+		last = mono_ms();
+		held = 0;
+	}
+	served_error(s, req, 401, "M_UNAUTHORIZED", "missing or wrong bearer key");
+}
+
+static const char fed_prefix[] = "/_matrix/federation/";
+
+/* Paths anyone may ask without any authorization. */
+static int always_open(const char *path)
+{
+	return !strcmp(path, "/healthz") || !strcmp(path, "/_matrix/key/v2/server") ||
+	       !strncmp(path, "/_matrix/key/v2/query", 21) ||
+	       !strcmp(path, "/_matrix/federation/v1/version");
+}
+
+static int has_xmatrix(struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	return h && !strncasecmp(h, "X-Matrix", 8) && (h[8] == ' ' || h[8] == '\t');
+}
+
+int served_auth_class(struct served *s, const char *path)
+{
+	if (always_open(path)) return AUTH_OPEN;
+	if (s->matrix_auth && !strncmp(path, fed_prefix, sizeof fed_prefix - 1)) return AUTH_XMATRIX;
+	if (s->fed_xmatrix && !strncmp(path, "/_fed/v1/", 9)) return AUTH_BEARER_OR_PEER;
+	return AUTH_BEARER;
+}
+
+int served_early_ok(struct served *s, struct evhttp_request *req, const char *path)
+{
+	switch (served_auth_class(s, path)) {
+	case AUTH_OPEN: return 1;
+	case AUTH_XMATRIX: return has_xmatrix(req);
+	case AUTH_BEARER_OR_PEER: return (s->auth && served_auth_ok(s, req)) || has_xmatrix(req);
+	default: return served_auth_ok(s, req);
+	}
+}
+
 static void route(struct evhttp_request *req, void *arg)
 {
 	struct served *s = arg;
 	(*s->c_requests)++;
 	gate_request(s, req);
-	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
 	const char *path = u ? evhttp_uri_get_path(u) : NULL;
 	if (!path || !*path) { served_error(s, req, 400, "M_UNRECOGNIZED", "bad request URI"); return; }
+	switch (served_auth_class(s, path)) {
+	case AUTH_OPEN:
+		break;
+	case AUTH_XMATRIX:
+		xauth_check(s, req, XA_MATRIX);
+		return;
+	case AUTH_BEARER_OR_PEER:
+		/* A [peer] names its server: no longer open without a key. */
+		if (s->auth && served_auth_ok(s, req)) break;
+		if (has_xmatrix(req)) { xauth_check(s, req, XA_FED); return; }
+		deny_bearer(s, req);
+		return;
+	default:
+		if (!served_auth_ok(s, req)) { deny_bearer(s, req); return; }
+	}
+	served_dispatch(s, req);
+}
+
+static void fed_version(struct served *s, struct evhttp_request *req)
+{
+	(void)s;
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"server\":{\"name\":\"fedpipe\",\"version\":");
+	json_put_string(&b, FP_VERSION, strlen(FP_VERSION));
+	buf_adds(&b, "}}");
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}
+
+void served_dispatch(struct served *s, struct evhttp_request *req)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+	const char *path = evhttp_uri_get_path(u);
 	if (!strcmp(path, "/healthz")) {
 		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) goto bad_method;
 		healthz_handle(s, req);
-		return;
-	}
-	if (!served_auth_ok(s, req)) {
-		/* Anyone can send these: one log line a minute at most. */
-		static long long last;
-		static uint64_t held;
-		(*s->c_unauthorized)++;
-		if (last && mono_ms() - last < 60000) held++;
-		else {
-			log_info("401 for %s %s: missing or wrong bearer key (%llu more since the last report)",
-			         method_name(m), path, (unsigned long long)held);
-			last = mono_ms();
-			held = 0;
-		}
-		served_error(s, req, 401, "M_UNAUTHORIZED", "missing or wrong bearer key");
 		return;
 	}
 	int proxied = is_proxied(req);
@@ -155,6 +232,11 @@ static void route(struct evhttp_request *req, void *arg)
 	} else if (!strcmp(path, "/_matrix/key/v2/server")) {
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		mx_server_key(s, req);
+	} else if (!strncmp(path, "/_matrix/key/v2/query", 21) && (!path[21] || path[21] == '/')) {
+		mx_key_query(s, req, path);
+	} else if (!strcmp(path, "/_matrix/federation/v1/version")) {
+		if (m != EVHTTP_REQ_GET) goto bad_method;
+		fed_version(s, req);
 	} else if (!strncmp(path, fed, sizeof fed - 1)) {
 		int n = sp_split(path + sizeof fed - 1, seg, sl, 6);
 		if (n < 2) goto not_found;
@@ -219,6 +301,7 @@ static void served_apply(struct served *s)
 		s->waiters_cap = mw;
 	}
 	s->max_waiters = mw;
+	xauth_apply(s);
 }
 
 static void served_on_reload(struct daemon *d, const struct config *old)
@@ -229,10 +312,10 @@ static void served_on_reload(struct daemon *d, const struct config *old)
 		log_warnx("[node] server_name changed: takes effect at restart");
 	served_apply(s);
 	recover_apply(s);
-	if (s->http) { http_apply(s); gate_apply(s); }
+	if (s->http) { http_apply(s); gate_apply(s); tls_reload(s); }
 	log_info("configuration reloaded: events_limit %d, max_connections %d (per address %d), "
-	         "upstreams %s", s->events_limit, s->max_conns, s->max_conns_ip,
-	         cfg_str(&d->cfg, "served", "upstreams"));
+	         "upstreams %s, matrix_auth %s", s->events_limit, s->max_conns, s->max_conns_ip,
+	         cfg_str(&d->cfg, "served", "upstreams"), s->matrix_auth ? "xmatrix" : "open");
 }
 
 static int served_init(struct daemon *d)
@@ -284,12 +367,16 @@ static int served_init(struct daemon *d)
 	                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 	                           EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(s->http, route, s);
-	int rc = gate_init(s, listen);
+	int rc = tls_init(s);
+	if (rc) return rc;
+	rc = gate_init(s, listen);
 	if (rc) return rc;
 	fed_init(s);
 	recover_init(s);
-	log_info("serving %s as %s (node %s)%s", listen, s->server_name, s->node_id,
-	         s->auth ? ", bearer key required" : "");
+	xauth_init(s);
+	log_info("serving %s%s as %s (node %s)%s; /_matrix/federation/* %s", s->ssl_ctx ? "https://" : "http://",
+	         listen, s->server_name, s->node_id, s->auth ? ", bearer key required" : "",
+	         s->matrix_auth ? "needs X-Matrix" : "open (matrix_auth = open)");
 	return 0;
 }
 
@@ -298,7 +385,7 @@ static void served_on_frame(struct daemon *d, struct conn *c, struct frame *f)
 	struct served *s = d->priv;
 	switch (f->type) {
 	case FT_FETCH_RESULT:
-		recover_on_frame(s, f);
+		if (!xauth_on_frame(s, f)) recover_on_frame(s, f);
 		break;
 	case FT_WAKEUP:
 		break;   /* long-pollers are woken by the stream poll */
@@ -312,11 +399,13 @@ static void served_fini(struct daemon *d)
 	struct served *s = d->priv;
 	if (!s) return;
 	fed_fini(s);
+	if (s->http) xauth_fini(s);
 	recover_fini(s);
 	if (s->http) {
 		gate_fini(s);
 		evhttp_free(s->http);
 		gate_fini_after();
+		tls_fini(s);
 	}
 	s->http = NULL;
 	sodium_memzero(&s->key, sizeof s->key);

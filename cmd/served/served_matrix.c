@@ -407,3 +407,61 @@ void mx_server_key(struct served *s, struct evhttp_request *req)
 	served_json(req, 200, "OK", &b);
 	buf_free(&b);
 }
+
+/* /_matrix/key/v2/query (GET .../query/{serverName}, POST with
+ * {"server_keys":{name:{...}}}): the notary endpoint, always open. served
+ * answers for the one server whose signed key document it holds: itself
+ * (self-signed, so the notary signature is the same one). Other servers'
+ * keys are stored without their documents (store/server_keys.h), and a
+ * notary answer must carry the origin's own signature: they are left out,
+ * which the API allows (an empty "server_keys" list). */
+void mx_key_query(struct served *s, struct evhttp_request *req, const char *path)
+{
+	static const char pre[] = "/_matrix/key/v2/query";
+	const char *rest = path + sizeof pre - 1;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	int ours = 0;
+	if (m == EVHTTP_REQ_GET && rest[0] == '/' && rest[1]) {
+		char name[SERVED_ID_MAX];
+		if (strchr(rest + 1, '/') || served_segment(rest + 1, strlen(rest + 1), name, sizeof name) < 0) {
+			served_error(s, req, 400, "M_INVALID_PARAM", "bad server name in path");
+			return;
+		}
+		ours = !strcmp(name, s->server_name);
+	} else if (m == EVHTTP_REQ_POST && !rest[0]) {
+		struct buf body;
+		buf_init(&body);
+		struct json_doc d = {0};
+		int sk = -1;
+		if (read_body(req, &body) < 0 || json_parse(&d, body.data, body.len, 8) < 0 ||
+		    d.tok[0].type != JSON_OBJECT || (sk = json_obj_get(&d, 0, "server_keys")) < 0 ||
+		    d.tok[sk].type != JSON_OBJECT) {
+			json_doc_free(&d);
+			buf_free(&body);
+			served_error(s, req, 400, "M_BAD_JSON", "body must be {\"server_keys\":{SERVER:{...}}}");
+			return;
+		}
+		for (int k = json_first(&d, sk); k >= 0; k = json_next_kv(&d, sk, k))
+			if (json_str_eq(&d, k, s->server_name)) ours = 1;
+		json_doc_free(&d);
+		buf_free(&body);
+	} else if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_POST) {
+		served_error(s, req, 404, "M_UNRECOGNIZED", "unrecognized request path");
+		return;
+	} else {
+		served_error(s, req, 405, "M_UNRECOGNIZED", "method not allowed here");
+		return;
+	}
+	struct buf b;
+	buf_init(&b);
+	buf_adds(&b, "{\"server_keys\":[");
+	if (ours && signing_key_doc(&s->key, s->server_name, now_ms(),
+	                            cfg_ms(&s->d->cfg, "served", "key_valid_for"), &b) < 0) {
+		buf_free(&b);
+		served_error(s, req, 500, "M_UNKNOWN", "cannot build the key document");
+		return;
+	}
+	buf_adds(&b, "]}");
+	served_json(req, 200, "OK", &b);
+	buf_free(&b);
+}

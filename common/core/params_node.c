@@ -8,6 +8,8 @@ const struct param params_node[] = {
 	P_PATH("node", "run_dir", "/run/fedpipe", "Unix sockets: <run_dir>/<stage>.sock"),
 	P_PATH("node", "signing_key", "/etc/fedpipe/signing.key", "Synapse-format ed25519 signing key file"),
 	P_STR("node", "listen", "127.0.0.1:8448", "address served listens on"),
+	P_PATH("node", "tls_cert", "", "PEM certificate chain served speaks HTTPS with (empty: plain HTTP; with tls_key; reread on SIGHUP)"),
+	P_PATH("node", "tls_key", "", "PEM private key of tls_cert"),
 	P_STR("node", "shared_key", "", "bearer key peers must present (empty: open)"),
 	P_ENUM("node", "room_version", "10", "10|11", "room version when a room's create event is unknown (10|11)"),
 	P_SIZE("node", "map_size", "8G", "32K", "64T", "LMDB map size (address space reserved)"),

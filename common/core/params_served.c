@@ -24,5 +24,7 @@ const struct param params_served[] = {
 	P_DUR("served", "claim_ttl", "60s", "1s", "24h", "cross-request dedup claim lifetime for a recovery"),
 	P_DUR("served", "key_valid_for", "168h", "1m", "3650d", "validity advertised in the self-signed key document"),
 	P_DUR("served", "stats_timeout", "250ms", "1ms", "1m", "how long /metrics waits for each stage's stats"),
+	P_ENUM("served", "matrix_auth", "xmatrix", "xmatrix|open", "/_matrix/federation/* requests: xmatrix (a valid X-Matrix signature required; 401 otherwise) | open"),
+	P_DUR("served", "key_wait", "5s", "100ms", "1m", "how long a request waits while fetchd gets an unknown origin's key (401 after)"),
 	P_END
 };

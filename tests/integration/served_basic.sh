@@ -8,7 +8,8 @@
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 P=$(free_port)
-A=$(node_config a "$P")
+A=$(node_config a "$P" "[served]
+matrix_auth = open")
 sed -i 's/^\[node\]$/[node]\nshared_key = k3y/' "$A"
 served_fill -c "$A" -N 250 -o "$T_TMP/ids" >/dev/null
 node_start a served

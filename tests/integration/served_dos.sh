@@ -14,6 +14,7 @@
 ATK="python3 tests/tools/served_attack.py"
 P=$(free_port)
 A=$(node_config a "$P" "[served]
+matrix_auth = open
 max_connections_per_ip = 32
 header_timeout = 3s
 body_timeout = 4s")
@@ -66,6 +67,7 @@ stop $SP
 # Part 2: EMFILE.
 P2=$(free_port)
 B=$(node_config b "$P2" "[served]
+matrix_auth = open
 max_connections = 1000
 max_connections_per_ip = 1000
 header_timeout = 2s")

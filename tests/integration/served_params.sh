@@ -7,7 +7,8 @@
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 P=$(free_port)
-A=$(node_config a "$P")
+A=$(node_config a "$P" "[served]
+matrix_auth = open")
 served_fill -c "$A" -N 20 -o "$T_TMP/ids" >/dev/null
 node_start a served
 U=http://127.0.0.1:$P

@@ -17,6 +17,7 @@ bg python3 tests/tools/served_listener.py "$PU" "$T_TMP/up.count" 404
 bg python3 tests/tools/served_listener.py "$PL" "$T_TMP/bogus.count" 404
 B=$(node_config b "$PB" "$FED_COMMON
 [served]
+matrix_auth = open
 upstreams = up.test:$PU
 recover_per_client = 5
 claim_ttl = 3s

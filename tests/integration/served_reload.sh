@@ -8,6 +8,7 @@
 P=$(free_port); PU=$(free_port)
 bg python3 tests/tools/served_listener.py "$PU" "$T_TMP/up.count" 404
 A=$(node_config a "$P" "[served]
+matrix_auth = open
 events_limit = 100
 max_connections_per_ip = 32
 [server up.test:$PU]

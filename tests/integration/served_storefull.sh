@@ -7,6 +7,7 @@
 . tests/tools/federation_lib.sh
 P=$(free_port)
 A=$(node_config a "$P" "[served]
+matrix_auth = open
 upstreams = up.test:1
 recover_per_client = 100000
 recover_queue = 100000")
