@@ -23,10 +23,14 @@ static int key_lookup(void *arg, const char *server, const char *key_id,
                       unsigned char pk[32], int64_t *valid_until_ts)
 {
 	struct fetchd *fd = arg;
+	struct key_rec r;
 	MDB_txn *t = store_begin(fd->d->st, 1);
-	int rc = store_key_get(t, fd->d->st, server, key_id, pk, valid_until_ts);
+	int rc = store_key_get_rec(t, fd->d->st, server, key_id, &r);
 	mdb_txn_abort(t);
-	return rc == 0 ? 0 : -1;
+	if (rc) return -1;
+	memcpy(pk, r.pk, 32);
+	*valid_until_ts = store_key_valid_until(&r);   /* fetched + 7 days at most */
+	return 0;
 }
 
 static int rv_lookup(void *arg, const char *room_id)
