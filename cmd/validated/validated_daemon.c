@@ -14,8 +14,9 @@
 #include "core/pool.h"
 #include "core/xalloc.h"
 
-/* KF_DONE: fetched until_ms ago or less: the document is the truth, a key
- * it lacks (or still shows expired) is final for that long. */
+/* KF_DONE: fetched less than retry_ms ago: for the events that waited for
+ * that document it is the truth (a key it lacks, or shows expired, is
+ * final: reject); a newer event waits in the inbox for the next fetch. */
 enum kf_state { KF_NONE, KF_INFLIGHT, KF_FAILED, KF_DONE };
 struct keyfetch {
 	char      server[256];
@@ -54,6 +55,7 @@ struct validated {
 	size_t           seen;            /* [validated] seen_cache */
 	long long        rescan_every;
 	struct event    *rescan_ev;
+	const char      *revalidating;    /* on_key_result: the server whose events are revalidated */
 };
 
 static struct validated validated;
@@ -156,8 +158,12 @@ static int keyfetch_want(struct daemon *d, const char *server)
 
 	if (k->state == KF_INFLIGHT && now < k->until_ms)
 		return 1;
-	if ((k->state == KF_FAILED || k->state == KF_DONE) && now < k->until_ms)
+	if (k->state == KF_FAILED && now < k->until_ms)
 		return 0;
+	/* just fetched: final for the events that waited for that document;
+	 * a newer event waits in the inbox for the next fetch (rescan) */
+	if (k->state == KF_DONE && now < k->until_ms)
+		return v->revalidating && strcmp(v->revalidating, server) == 0 ? 0 : -1;
 	struct buf q;
 	buf_init(&q);
 	buf_adds(&q, "{\"op\":\"server_keys\",\"event_id\":");
@@ -455,8 +461,10 @@ static void on_key_result(struct daemon *d, struct frame *f)
 		}
 	}
 	v->nw = j;
+	v->revalidating = server;
 	for (size_t i = 0; i < ns; i++)
 		revalidate_seq(d, seqs[i]);
+	v->revalidating = NULL;
 	free(seqs);
 }
 
