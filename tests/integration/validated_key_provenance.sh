@@ -19,9 +19,9 @@
 #    with expired_ts, the node signs with the new one.
 . tests/lib/lib.sh
 P1=$(free_port); P2=$(free_port); P3=$(free_port); P3B=$(free_port); P4=$(free_port)
-PE=$(free_port); PN=$(free_port); P5=$(free_port); P6=$(free_port)
+PE=$(free_port); PN=$(free_port); P5=$(free_port); P6=$(free_port); P7=$(free_port)
 S1=s1.test:$P1 S2=s2.test:$P2 S3=s3.test:$P3 S3B=s3b.test:$P3B S4=s4.test:$P4
-EV=evil.test:$PE NT=notary.test:$PN S5=s5.test:$P5 S6=s6.test:$P6
+EV=evil.test:$PE NT=notary.test:$PN S5=s5.test:$P5 S6=s6.test:$P6 S7=s7.test:$P7
 srv() { printf '[server %s]\nendpoint = http://127.0.0.1:%s\n' "$1" "$2"; }
 pipeline_node alpha "[validated]
 key_fetch_retry = 1s
@@ -34,16 +34,17 @@ $(srv $S4 $P4)
 $(srv $EV $PE)
 $(srv $NT $PN)
 $(srv $S5 $P5)
-$(srv $S6 $P6)"
+$(srv $S6 $P6)
+$(srv $S7 $P7)"
 PY=/usr/bin/python3; [ -x $PY ] || PY=python3
-$PY - "$T_TMP" "$S1 $S2 $S3 $S3B $S4 $EV $NT $S5 $S6" <<'PY' &
-import json, sys, os, threading, http.server
+$PY - "$T_TMP" "$S1 $S2 $S3 $S3B $S4 $EV $NT $S5 $S6 $S7" <<'PY' &
+import json, sys, os, threading, http.server, urllib.parse
 sys.path.insert(0, os.path.join(os.getcwd(), "tests/tools"))
 from validated_pdu import new_key, key_doc, sign_event, sample_event, dumps, event_id, encode_verify_key_base64
 from signedjson.key import get_verify_key
 from signedjson.sign import sign_json
 tmp, names = sys.argv[1], sys.argv[2].split()
-S1, S2, S3, S3B, S4, EV, NT, S5, S6 = names
+S1, S2, S3, S3B, S4, EV, NT, S5, S6, S7 = names
 FUT = 4102444800000
 def vk(k): return encode_verify_key_base64(get_verify_key(k))
 def doc(server, keys, signers, until=FUT, old=None):
@@ -51,8 +52,8 @@ def doc(server, keys, signers, until=FUT, old=None):
          "verify_keys": {"ed25519:" + k.version: {"key": vk(k)} for k in keys}}
     for sname, sk in signers: d = sign_json(d, sname, sk)
     return d
-k1, kev, k2, k3, k3b, k4o, k4n, kn, kn2, k5, k6 = [new_key(v) for v in
-    ("s1", "s1", "s2", "s3", "s3b", "old", "new", "n1", "n1", "s5", "s6")]
+k1, kev, k2, k3, k3b, k4o, k4n, kn, kn2, k5, k6, k7 = [new_key(v) for v in
+    ("s1", "s1", "s2", "s3", "s3b", "old", "new", "n1", "n1", "s5", "s6", "s7")]
 # what each key server answers: (own /_matrix/key/v2/server, /query/<S> answers)
 serve = {
   S1: (None, {}),
@@ -65,11 +66,11 @@ serve = {
       # S5's key swapped by the notary: S5's own signature no longer holds
       S5: {"server_keys": [sign_json(dict(doc(S5, [k5], [(S5, k5)]),
               verify_keys={"ed25519:s5": {"key": vk(kev)}}), NT, kn)]},
-      S6: {"server_keys": [doc(S6, [k6], [(S6, k6), (NT, kn)])]}}),
-  S5: (None, {}), S6: (None, {}),
+      S6: {"server_keys": [doc(S6, [k6], [(S6, k6), (NT, kn)])]},
+      # countersigned by a key that is not the notary's (kn2 under its ID)
+      S7: {"server_keys": [doc(S7, [k7], [(S7, k7), (NT, kn2)])]}}),
+  S5: (None, {}), S6: (None, {}), S7: (None, {}),
 }
-# countersigned by a key that is not the notary's (kn2 under the same ID)
-serve[NT][1]["bad." + S6] = None
 files = {
   "e1": sign_event(sample_event(S1, 1), S1, kev, 10),
   "e2": sign_event(sample_event(S2, 2), S2, k2, 10),
@@ -79,6 +80,7 @@ files = {
   "e4ok": sign_event(dict(sample_event(S4, 6), origin_server_ts=1600000000000), S4, k4o, 10),
   "e5": sign_event(sample_event(S5, 7), S5, kev, 10),
   "e6": sign_event(sample_event(S6, 8), S6, k6, 10),
+  "e7": sign_event(sample_event(S7, 9), S7, k7, 10),
 }
 for n, e in files.items():
     open("%s/%s.jsonl" % (tmp, n), "w").write(dumps(e) + "\n")
@@ -94,7 +96,7 @@ def handler(name):
             body = None
             if self.path.startswith("/_matrix/key/v2/server"): body = own
             elif self.path.startswith("/_matrix/key/v2/query/"):
-                body = query.get(self.path[len("/_matrix/key/v2/query/"):].split("?")[0])
+                body = query.get(urllib.parse.unquote(self.path[len("/_matrix/key/v2/query/"):].split("?")[0]))
             body = json.dumps(body).encode() if body is not None else b'{"errcode":"M_NOT_FOUND"}'
             self.send_response(404 if body.startswith(b'{"errcode"') else 200)
             self.send_header("Content-Type", "application/json")
@@ -158,6 +160,10 @@ if grep -q 'key/v2/query' cmd/fetchd/fetch_transport.c; then
 	check_eq "  ... no key of S5 stored" "" "$(keys_of "$S5")"
 	check "  ... the notary's own key was fetched from the notary" wait_for "grep -q 'stored 1 key(s) of $NT (from $NT)' $VLOG" 300
 	submit e6
+	submit e7
+	check "  a notary countersigning with a key not its own: refused" wait_for "grep -q 'keys of $S7 from $NT refused: the notary $NT.s signature ed25519:n1 does not verify' $FLOG" 300
+	check "  ... S7's event rejected" wait_for "rejected e7 unknown_key" 300
+	check_eq "  ... no key of S7 stored" "" "$(keys_of "$S7")"
 	check "  a good notary answer (signed by S6 and the notary): S6's event accepted" wait_for "[ \"\$(stat_of purgatory)\" = 3 ]" 300
 else
 	skip "5 notary answers: fetchd does not ask /_matrix/key/v2/query yet (fetch_transport.c)"
