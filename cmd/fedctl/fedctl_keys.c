@@ -47,21 +47,53 @@ static int load_node_key(struct fedctl *fc, struct signing_key *k, const char *p
 	return 0;
 }
 
-/* fedctl keygen [--force] [--out FILE] [--key-version V] */
+/* fedctl keygen --rotate [--key-version V]: a new key; the old one to
+ * <signing_key>.old with expired_ts = now (published in old_verify_keys). */
+static int keygen_rotate(struct fedctl *fc, const char *out, const char *version)
+{
+	struct signing_key k;
+	char err[512];
+	int rc = signing_key_rotate(out, version, now_ms(), &k, err, sizeof err);
+	if (rc == -1) {
+		fprintf(stderr, "fedctl keygen --rotate: %s\n", err);
+		return 1;
+	}
+	if (rc == -2)
+		fprintf(stderr, "fedctl: warning: %s\n", err);
+	char pk[64];
+	b64_encode(pk, k.pk, 32);
+	if (fc->json)
+		printf("{\"key_id\":\"%s\",\"public_key\":\"%s\",\"rotated\":true}\n", k.key_id, pk);
+	else
+		printf("%s %s\n", k.key_id, pk);
+	fprintf(stderr, "fedctl: the old key is in %s.old (old_verify_keys); restart or reload the stages "
+	        "that sign (served, syncd, fetchd) to sign with %s\n", out, k.key_id);
+	sodium_memzero(&k, sizeof k);
+	return 0;
+}
+
+/* fedctl keygen [--force] [--rotate] [--out FILE] [--key-version V] */
 static int cmd_keygen(struct fedctl *fc, int argc, char **argv)
 {
 	const char *out = NULL, *version = NULL;
-	int force = 0;
+	int force = 0, rotate = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--force")) force = 1;
+		else if (!strcmp(argv[i], "--rotate")) rotate = 1;
 		else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
 		else if (!strcmp(argv[i], "--key-version") && i + 1 < argc) version = argv[++i];
-		else { fprintf(stderr, "usage: fedctl keygen [--force] [--out FILE] [--key-version V]\n"); return 100; }
+		else { fprintf(stderr, "usage: fedctl keygen [--force | --rotate] [--out FILE] [--key-version V]\n"); return 100; }
 	}
 	if (!out)
 		out = cfg_str(&fc->cfg, "node", "signing_key");
+	if (rotate && force) {
+		fprintf(stderr, "fedctl keygen: --rotate keeps the old key as an old one; --force throws it away: not both\n");
+		return 100;
+	}
+	if (rotate)
+		return keygen_rotate(fc, out, version);
 	if (!force && access(out, F_OK) == 0) {
-		fprintf(stderr, "fedctl: %s exists; not overwritten (use --force)\n", out);
+		fprintf(stderr, "fedctl: %s exists; not overwritten (use --force, or --rotate)\n", out);
 		return 1;
 	}
 	struct signing_key k;
@@ -194,7 +226,19 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 			return 1;
 		struct buf b;
 		buf_init(&b);
-		int rc = signing_key_doc(&k, cfg_str(&fc->cfg, "node", "server_name"), now_ms(), valid, &b);
+		struct old_key *old;
+		size_t nold;
+		char err[512];
+		const char *path = cfg_str(&fc->cfg, "node", "signing_key");
+		if (signing_key_old_load(path, &old, &nold, err, sizeof err) < 0) {
+			fprintf(stderr, "fedctl keys doc: %s\n", err);
+			sodium_memzero(&k, sizeof k);
+			buf_free(&b);
+			return 1;
+		}
+		int rc = signing_key_doc_old(&k, cfg_str(&fc->cfg, "node", "server_name"), now_ms(), valid,
+		                             old, nold, &b);
+		free(old);
 		if (rc == 0)
 			printf("%s\n", b.data);
 		buf_free(&b);
@@ -220,7 +264,13 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 		rc = 0;
 		MDB_txn *t = store_begin(st, 0);
 		for (size_t i = 0; i < kr.n && !rc; i++) {
-			rc = store_key_put(t, st, kr.k[i].server, kr.k[i].key_id, kr.k[i].pk, kr.k[i].valid_until_ts);
+			/* the operator vouches: no fetched + 7 days bound */
+			struct key_rec r;
+			memcpy(r.pk, kr.k[i].pk, 32);
+			r.valid_until_ts = kr.k[i].valid_until_ts;
+			r.fetched_ts = now_ms();
+			r.flags = KEY_OPERATOR | (kr.k[i].old ? KEY_OLD : 0);
+			rc = store_key_put_rec(t, st, kr.k[i].server, kr.k[i].key_id, &r);
 			if (rc == STORE_KEY_CONFLICT) {
 				/* A stored key never changes: say so, import the rest. */
 				char pk[64];
@@ -256,10 +306,15 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 			b64_encode(pk, sk.pk, 32);
 			int sl = (int)sk.server_len, kl = (int)sk.key_id_len;
 			if (fc->json)
-				printf("%s{\"server\":\"%.*s\",\"key_id\":\"%.*s\",\"key\":\"%s\",\"valid_until_ts\":%lld}",
-				       first ? "" : ",", sl, sk.server, kl, sk.key_id, pk, (long long)sk.valid_until_ts);
+				printf("%s{\"server\":\"%.*s\",\"key_id\":\"%.*s\",\"key\":\"%s\",\"valid_until_ts\":%lld,"
+				       "\"fetched_ts\":%lld,\"old\":%s,\"operator\":%s}",
+				       first ? "" : ",", sl, sk.server, kl, sk.key_id, pk, (long long)sk.valid_until_ts,
+				       (long long)sk.fetched_ts, (sk.flags & KEY_OLD) ? "true" : "false",
+				       (sk.flags & KEY_OPERATOR) ? "true" : "false");
 			else
-				printf("%.*s\t%.*s\t%s\t%lld\n", sl, sk.server, kl, sk.key_id, pk, (long long)sk.valid_until_ts);
+				printf("%.*s\t%.*s\t%s\t%lld\t%lld\t%s\n", sl, sk.server, kl, sk.key_id, pk,
+				       (long long)sk.valid_until_ts, (long long)sk.fetched_ts,
+				       (sk.flags & KEY_OLD) ? "old" : (sk.flags & KEY_OPERATOR) ? "operator" : "fetched");
 			first = 0;
 		}
 		if (fc->json) printf("]\n");
@@ -271,8 +326,8 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 	return 100;
 }
 
-FEDCTL_COMMAND(keygen_cmd, "keygen", "keygen [--force] [--out FILE] [--key-version V]",
-               "write the node's ed25519 signing key (Synapse format); prints key ID and public key",
+FEDCTL_COMMAND(keygen_cmd, "keygen", "keygen [--force | --rotate] [--out FILE] [--key-version V]",
+               "write the node's ed25519 signing key (Synapse format); prints key ID and public key; --rotate: the old key to <signing_key>.old (old_verify_keys, expired_ts now)",
                cmd_keygen)
 FEDCTL_COMMAND(sign_cmd, "sign", "sign [--room-version 10|11] [--server NAME] [--key FILE] [FILE|-]",
                "add hashes + signature to unsigned event(s): PDU lines on stdout, event IDs on stderr (--json: {\"event_id\",\"pdu\"} lines)",

@@ -7,7 +7,11 @@
  * "hints_only" asks only the caller's hints. A name from anywhere but the configuration
  * (a hint, an ID, a room_servers row) must be a Matrix server name
  * (matrix/servername.h) or it is no candidate: "127.0.0.1:1/x?cmd=" from an
- * ID never becomes a URL. */
+ * ID never becomes a URL.
+ * A server's keys (op server_keys, ID = the server S) come only from those
+ * entitled to give them: the notaries of [validated] trusted_key_servers
+ * (first), then S itself. A caller's hint is a candidate only if it is one
+ * of those notaries; the keys of a notary come from the notary alone. */
 #include <stdlib.h>
 #include <string.h>
 #include "fetch.h"
@@ -120,17 +124,44 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 	if (sv != sv_small) { free(sv); free(r); }
 }
 
+static int fetch_key_notary(struct fetchd *fd, const char *name)
+{
+	return cfg_list_has(&fd->d->cfg, "validated", "trusted_key_servers", name);
+}
+
+/* A hint for a key fetch: S itself or a trusted notary (not for a notary's
+ * own keys); anyone else would be trust on delivery. */
+static void key_hint(struct fetchd *fd, struct fetch *f, const char *name)
+{
+	if (strcmp(name, f->req.event_id) == 0 || (fetch_key_notary(fd, name) && !fetch_key_notary(fd, f->req.event_id))) {
+		cand_add(fd, f, name, strlen(name));
+		return;
+	}
+	(*fd->c_bad_names)++;
+	log_info("fetch keys of %s: %s is neither the server nor a trusted notary: not asked",
+	         f->req.event_id, name);
+}
+
 void fetch_select(struct fetchd *fd, struct fetch *f)
 {
 	struct fetch_req *q = &f->req;
-	if (q->hints_only || f->lo) {
+	if (q->op == FOP_SERVER_KEYS) {
+		if (!q->hints_only && !fetch_key_notary(fd, q->event_id)) {
+			const char *l = cfg_str(&fd->d->cfg, "validated", "trusted_key_servers");
+			while (*l) {
+				size_t n = strcspn(l, ", \t");
+				if (n) cand_add(fd, f, l, n);
+				l += n;
+				l += strspn(l, ", \t");
+			}
+		}
+		if (!q->hints_only) cand_add(fd, f, q->event_id, strlen(q->event_id));
+		for (size_t i = 0; i < q->nservers; i++)
+			key_hint(fd, f, q->servers[i]);
+	} else if (q->hints_only || f->lo) {
 		/* A recovery asks only its caller's servers (served's configured
 		 * upstreams), never one an outsider named inside the ID. */
 		for (size_t i = 0; i < q->nservers; i++)
-			cand_add(fd, f, q->servers[i], strlen(q->servers[i]));
-	} else if (q->op == FOP_SERVER_KEYS) {
-		cand_add(fd, f, q->event_id, strlen(q->event_id));
-		for (size_t i = 0; i < q->nservers; i++)   /* a hint may stand in (notary) */
 			cand_add(fd, f, q->servers[i], strlen(q->servers[i]));
 	} else {
 		for (size_t i = 0; i < q->nservers; i++)
@@ -152,7 +183,9 @@ void fetch_add_hints(struct fetchd *fd, struct fetch *f, char *const *hints, siz
 		int known = 0;
 		for (int j = 0; j < f->ntried; j++)
 			if (strcmp(f->tried[j], hints[i]) == 0) known = 1;
-		if (!known) cand_add(fd, f, hints[i], strlen(hints[i]));
+		if (known) continue;
+		if (f->req.op == FOP_SERVER_KEYS) key_hint(fd, f, hints[i]);
+		else cand_add(fd, f, hints[i], strlen(hints[i]));
 	}
 	rank(fd, f, from);
 }

@@ -13,6 +13,7 @@
 #include "matrix/pdu.h"
 #include "matrix/validate.h"
 #include "core/log.h"
+#include "store/server_keys.h"
 
 static struct json_doc doc;
 static struct validator val;
@@ -22,10 +23,14 @@ static int key_lookup(void *arg, const char *server, const char *key_id,
                       unsigned char pk[32], int64_t *valid_until_ts)
 {
 	struct fetchd *fd = arg;
+	struct key_rec r;
 	MDB_txn *t = store_begin(fd->d->st, 1);
-	int rc = store_key_get(t, fd->d->st, server, key_id, pk, valid_until_ts);
+	int rc = store_key_get_rec(t, fd->d->st, server, key_id, &r);
 	mdb_txn_abort(t);
-	return rc == 0 ? 0 : -1;
+	if (rc) return -1;
+	memcpy(pk, r.pk, 32);
+	*valid_until_ts = store_key_valid_until(&r);   /* fetched + 7 days at most */
+	return 0;
 }
 
 static int rv_lookup(void *arg, const char *room_id)
@@ -100,6 +105,50 @@ static int has_id(int t, const char *want)
 	return 0;
 }
 
+/* A notary key counts if it is stored, current (not an old key) and
+ * usable now (store/server_keys.h: fetched + 7 days, valid_until_ts). */
+static int notary_key(void *arg, const char *server, const char *key_id, unsigned char pk[32])
+{
+	struct fetchd *fd = arg;
+	struct key_rec r;
+	MDB_txn *t = store_begin(fd->d->st, 1);
+	int rc = store_key_get_rec(t, fd->d->st, server, key_id, &r);
+	mdb_txn_abort(t);
+	if (rc || (r.flags & KEY_OLD) || store_key_valid_until(&r) < now_ms()) return -1;
+	memcpy(pk, r.pk, 32);
+	return 0;
+}
+
+/* Keys of S (the request's ID): from S itself, a document naming S
+ * self-signed by one of its verify_keys; from a trusted notary N,
+ * {"server_keys":[...]} whose documents for S are self-signed and signed by
+ * N with a key N served itself. Anyone else's answer is refused. */
+static int check_keys(struct fetchd *fd, struct fetch *f, struct attempt *a, const char *body,
+                      char *why, size_t cap)
+{
+	const char *s = f->req.event_id, *from = a->s->name;
+	struct keyring kr;
+	char err[200];
+	int n;
+	keyring_init(&kr);
+	if (strcmp(from, s) == 0) {
+		n = keyring_add_server_doc_for(&kr, body, a->body.len, s, err, sizeof err);
+	} else if (cfg_list_has(&fd->d->cfg, "validated", "trusted_key_servers", from)
+	           && !cfg_list_has(&fd->d->cfg, "validated", "trusted_key_servers", s)) {
+		n = keyring_add_notary_answer(&kr, body, a->body.len, s, from, notary_key, fd, err, sizeof err);
+	} else {
+		n = -1;
+		snprintf(err, sizeof err, "%.80s is neither %.80s nor a trusted notary", from, s);
+	}
+	keyring_free(&kr);
+	if (n <= 0) {
+		snprintf(why, cap, "key document refused: %s", n < 0 ? err : "no ed25519 keys");
+		log_info("keys of %s from %s refused: %s", s, from, n < 0 ? err : "no ed25519 keys");
+		return -1;
+	}
+	return 0;
+}
+
 int fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
                        long status, char *why, size_t cap, int *counts)
 {
@@ -145,20 +194,8 @@ int fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
 		if (array_of("pdu_ids", 0, JSON_STRING, why, cap) < 0 ||
 		    array_of("auth_chain_ids", 0, JSON_STRING, why, cap) < 0) return -1;
 		return 0;
-	case FOP_SERVER_KEYS: {
-		int t = json_obj_get(&doc, 0, "server_name");
-		if (t < 0 || doc.tok[t].type != JSON_STRING || !json_str_eq(&doc, t, q->event_id)) {
-			snprintf(why, cap, "key document for another server");
-			return -1;
-		}
-		struct keyring kr;
-		char err[128];
-		keyring_init(&kr);
-		int n = keyring_add_server_doc(&kr, body, a->body.len, err, sizeof err);
-		keyring_free(&kr);
-		if (n <= 0) { snprintf(why, cap, "key document: %s", n < 0 ? err : "no keys"); return -1; }
-		return 0;
-	}
+	case FOP_SERVER_KEYS:
+		return check_keys(fd, f, a, body, why, cap);
 	}
 	snprintf(why, cap, "unknown op");
 	return -1;

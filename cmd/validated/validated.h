@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "matrix/keys.h"
 #include "store/store.h"
+#include "store/server_keys.h"
 #include "matrix/validate.h"
 
 #define VALIDATED_USAGE_OPTS \
@@ -45,11 +46,20 @@ void vkeys_free(struct vkeys *k);
 /* Load every --keys file and [validated] keys, plus the node's own key when its
  * signing key file is readable. 0, or -1 with a message on stderr. */
 int  vkeys_load(struct vkeys *k, const struct config *c, const struct vopts *vo);
-/* Add one document (fetched): returns keys added or -1 with err. */
-int  vkeys_add_doc(struct vkeys *k, const char *json, size_t n, char *err, size_t errlen);
-/* The val_key_fn. */
+/* The val_key_fn: *valid_until_ts is the last origin_server_ts the key may
+ * verify (a fetched key: min(valid_until_ts, fetched + 7 days)). */
 int  vkeys_lookup(void *arg, const char *server, const char *key_id,
                   unsigned char pk[32], int64_t *valid_until_ts);
+/* A keys_lookup_fn for notary signatures: current keys usable now. */
+int  vkeys_notary_key(void *arg, const char *server, const char *key_id, unsigned char pk[32]);
+/* 1 if server has a current key usable now (memory or LMDB). */
+int  vkeys_usable(struct vkeys *k, const char *server);
+/* After VR_EXPIRED_KEY: 0 if every key of server the event is signed with
+ * is a known old key (past its expired_ts: a refetch cannot help), else 1. */
+int  vkeys_refetch_helps(struct vkeys *k, const char *bytes, size_t n, const char *server);
+/* Keep a fetched key in memory (where the store could not take it), bounded
+ * by fetched_ms + 7 days like a stored one. */
+void vkeys_keep(struct vkeys *k, const struct verify_key *v, int64_t fetched_ms);
 /* The val_rv_fn over LMDB rooms (arg = struct store *). */
 int  vstore_room_version(void *arg, const char *room_id);
 

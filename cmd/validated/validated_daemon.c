@@ -14,7 +14,10 @@
 #include "core/pool.h"
 #include "core/xalloc.h"
 
-enum kf_state { KF_NONE, KF_INFLIGHT, KF_FAILED };
+/* KF_DONE: fetched less than retry_ms ago: for the events that waited for
+ * that document it is the truth (a key it lacks, or shows expired, is
+ * final: reject); a newer event waits in the inbox for the next fetch. */
+enum kf_state { KF_NONE, KF_INFLIGHT, KF_FAILED, KF_DONE };
 struct keyfetch {
 	char      server[256];
 	int       state;
@@ -52,6 +55,7 @@ struct validated {
 	size_t           seen;            /* [validated] seen_cache */
 	long long        rescan_every;
 	struct event    *rescan_ev;
+	const char      *revalidating;    /* on_key_result: the server whose events are revalidated */
 };
 
 static struct validated validated;
@@ -104,9 +108,48 @@ static void waiting_add(struct validated *v, uint64_t seq, const char *server)
 	v->nw++;
 }
 
+static int keyfetch_want(struct daemon *d, const char *server);
+
+/* The trusted notaries ([validated] trusted_key_servers) lacking a usable
+ * key of their own get theirs fetched (from themselves only): a notary's
+ * answer counts only with a key the notary served. */
+static void notary_keys_want(struct daemon *d, const char *server)
+{
+	const char *l = cfg_str(&d->cfg, "validated", "trusted_key_servers");
+	if (cfg_list_has(&d->cfg, "validated", "trusted_key_servers", server))
+		return;
+	while (*l) {
+		char name[256];
+		size_t n = strcspn(l, ", \t");
+		if (n && n < sizeof name) {
+			memcpy(name, l, n);
+			name[n] = 0;
+			if (!vkeys_usable(&VD(d)->keys, name))
+				keyfetch_want(d, name);
+		}
+		l += n;
+		l += strspn(l, ", \t");
+	}
+}
+
+static int notaries_count(const struct config *c)
+{
+	const char *l = cfg_str(c, "validated", "trusted_key_servers");
+	int n = 0;
+	while (*l) {
+		size_t k = strcspn(l, ", \t");
+		if (k) n++;
+		l += k;
+		l += strspn(l, ", \t");
+	}
+	return n;
+}
+
 /* Ask fetchd for server's key document. 1 if a fetch is (now) in flight,
- * 0 if the server's keys definitely cannot be had (reject), -1 if not now
- * (fetchd down, recent transient failure: the inbox keeps the event). */
+ * 0 if the server's keys definitely cannot be had, or were just fetched
+ * (reject), -1 if not now (fetchd down, recent transient failure: the
+ * inbox keeps the event). fetchd asks the trusted notaries, then the
+ * server itself (fetch_select.c). */
 static int keyfetch_want(struct daemon *d, const char *server)
 {
 	struct validated *v = VD(d);
@@ -117,13 +160,21 @@ static int keyfetch_want(struct daemon *d, const char *server)
 		return 1;
 	if (k->state == KF_FAILED && now < k->until_ms)
 		return 0;
+	/* just fetched: final for the events that waited for that document;
+	 * a newer event waits in the inbox for the next fetch (rescan) */
+	if (k->state == KF_DONE && now < k->until_ms)
+		return v->revalidating && strcmp(v->revalidating, server) == 0 ? 0 : -1;
 	struct buf q;
 	buf_init(&q);
 	buf_adds(&q, "{\"op\":\"server_keys\",\"event_id\":");
 	json_put_string(&q, server, strlen(server));
 	buf_adds(&q, ",\"servers\":[");
 	json_put_string(&q, server, strlen(server));
-	buf_adds(&q, "]}");
+	buf_adds(&q, "]");
+	int nn = notaries_count(&d->cfg);
+	if (nn > 1)
+		buf_printf(&q, ",\"max_attempts\":%d", nn + 1);
+	buf_adds(&q, "}");
 	k->req_id = ++v->next_req;
 	int rc = daemon_emit(d, "fetchd", FT_FETCH_REQ, 0, k->req_id, q.data, q.len);
 	buf_free(&q);
@@ -136,6 +187,7 @@ static int keyfetch_want(struct daemon *d, const char *server)
 	log_info("asked fetchd for the keys of %s", server);
 	k->state = KF_INFLIGHT;
 	k->until_ms = now + v->retry_ms;
+	notary_keys_want(d, server);
 	return 1;
 }
 
@@ -182,7 +234,12 @@ static void finish_one(struct daemon *d, uint64_t seq, const char *bytes, size_t
 	(*daemon_counter(d, "validated"))++;
 	if (r->skipped == 1) (*daemon_counter(d, "known_stored"))++;
 	if (r->skipped == 2) (*daemon_counter(d, "known_recent"))++;
-	if (!r->accept && r->reason == VR_UNKNOWN_KEY && seq != 0 && !d->stdio) {
+	/* An unknown key, or a key past its validity (valid_until_ts, or
+	 * fetched 7 days ago): ask for the server's keys again, the event
+	 * waits. Only old keys past their expired_ts are final at once. */
+	if (!r->accept && seq != 0 && !d->stdio
+	    && (r->reason == VR_UNKNOWN_KEY
+	        || (r->reason == VR_EXPIRED_KEY && vkeys_refetch_helps(&v->keys, bytes, n, r->sender_server)))) {
 		int k = keyfetch_want(d, r->sender_server);
 		if (k != 0) {
 			if (k > 0)
@@ -263,14 +320,6 @@ static void revalidate_seq(struct daemon *d, uint64_t seq)
 	free(copy);
 }
 
-static int has_server(const struct keyring *kr, const char *server)
-{
-	for (size_t i = 0; i < kr->n; i++)
-		if (strcmp(kr->k[i].server, server) == 0)
-			return 1;
-	return 0;
-}
-
 static void on_key_result(struct daemon *d, struct frame *f)
 {
 	struct validated *v = VD(d);
@@ -285,7 +334,7 @@ static void on_key_result(struct daemon *d, struct frame *f)
 	const char *meta, *body;
 	size_t ml, bl;
 	struct json_doc jd = {0};
-	char err[256] = "", ecode[32] = "";
+	char err[256] = "", ecode[32] = "", from[256] = "";
 	int ok = 0;
 	if (frame_split_meta(f, &meta, &ml, &body, &bl) < 0 || json_parse(&jd, meta, ml, 8) < 0
 	    || jd.tok[0].type != JSON_OBJECT) {
@@ -297,47 +346,86 @@ static void on_key_result(struct daemon *d, struct frame *f)
 		t = json_obj_get(&jd, 0, "error");
 		if (t >= 0 && jd.tok[t].type == JSON_STRING)
 			json_str_copy(&jd, t, ecode, sizeof ecode);
+		t = json_obj_get(&jd, 0, "server");
+		if (t >= 0 && jd.tok[t].type == JSON_STRING)
+			json_str_copy(&jd, t, from, sizeof from);
 	}
 	json_doc_free(&jd);
 	long long now = mono_ms();
 	if (ok) {
-		int added = vkeys_add_doc(&v->keys, body, bl, err, sizeof err);
-		if (added <= 0 || !has_server(&v->keys.kr, k->server)) {
-			log_warnx("keys of %s: %s", k->server, added < 0 ? err : "document names another server");
+		/* Checked again here, by who answered: the server itself, or a
+		 * trusted notary countersigning with a key it served itself. */
+		struct keyring got;
+		int added;
+		keyring_init(&got);
+		if (strcmp(from, k->server) == 0) {
+			added = keyring_add_server_doc_for(&got, body, bl, k->server, err, sizeof err);
+		} else if (from[0] && cfg_list_has(&d->cfg, "validated", "trusted_key_servers", from)
+		           && !cfg_list_has(&d->cfg, "validated", "trusted_key_servers", k->server)) {
+			added = keyring_add_notary_answer(&got, body, bl, k->server, from, vkeys_notary_key,
+			                                  &v->keys, err, sizeof err);
+			if (added == KEYS_NOTARY_KEY_UNKNOWN)
+				keyfetch_want(d, from);
+		} else {
+			added = -1;
+			snprintf(err, sizeof err, "answered by %.100s, neither the server nor a trusted notary",
+			         from[0] ? from : "(nobody)");
+		}
+		if (added <= 0) {
+			log_warnx("keys of %s refused: %s", k->server, added < 0 ? err : "no ed25519 keys");
+			(*daemon_counter(d, "keys_refused"))++;
 			ok = 0;
 			snprintf(ecode, sizeof ecode, "not_found");
 		} else {
-			int rc;
+			int rc, stored = 0;
+			int64_t fetched = now_ms();
 			do {
 				MDB_txn *t = store_begin(d->st, 0);
 				rc = 0;
-				for (size_t i = 0; i < v->keys.kr.n && !rc; i++) {
-					struct verify_key *vk = &v->keys.kr.k[i];
-					if (strcmp(vk->server, k->server) != 0) continue;
-					rc = store_key_put(t, d->st, vk->server, vk->key_id, vk->pk,
-					                   vk->valid_until_ts);
+				stored = 0;
+				for (size_t i = 0; i < got.n && !rc; i++) {
+					struct verify_key *vk = &got.k[i];
+					struct key_rec kr;
+					memcpy(kr.pk, vk->pk, 32);
+					kr.valid_until_ts = vk->valid_until_ts;
+					kr.fetched_ts = fetched;
+					kr.flags = vk->old ? KEY_OLD : 0;
+					rc = store_key_put_rec(t, d->st, vk->server, vk->key_id, &kr);
 					if (rc == STORE_KEY_CONFLICT) {
 						/* A stored (server, key ID) keeps its key: this
-						 * one is dropped from memory too, never used. */
+						 * one is dropped, never used. */
 						log_warnx("keys of %s: %s is not the key stored under that ID; refused",
 						          vk->server, vk->key_id);
 						(*daemon_counter(d, "key_conflicts"))++;
-						v->keys.kr.k[i] = v->keys.kr.k[--v->keys.kr.n];
+						got.k[i] = got.k[--got.n];
 						i--;
 						rc = 0;
+					} else if (rc == 0) {
+						stored++;
 					}
 				}
 				if (rc) mdb_txn_abort(t);
 				else rc = store_commit(t);   /* a failed commit frees the txn */
 			} while (rc && store_write_failed(d->st, rc));
-			/* not stored (store full): the keys are in memory and in use;
-			 * they are fetched again after a restart */
+			/* not stored (store full): the keys are kept in memory and
+			 * used; they are fetched again after a restart. Memory copies
+			 * of stored keys follow the newest document too. */
+			for (size_t i = 0; i < got.n; i++) {
+				int in_mem;
+				pthread_rwlock_rdlock(&v->keys.lock);
+				in_mem = keyring_find(&v->keys.kr, got.k[i].server, got.k[i].key_id) != NULL;
+				pthread_rwlock_unlock(&v->keys.lock);
+				if (rc || in_mem)
+					vkeys_keep(&v->keys, &got.k[i], fetched);
+			}
 			if (rc) log_warnx("could not store the keys of %s: %s", k->server, mdb_strerror(rc));
-			else log_info("stored %d key(s) of %s", added, k->server);
+			else log_info("stored %d key(s) of %s (from %s)", stored, k->server, from);
 		}
+		keyring_free(&got);
 	}
 	if (ok) {
-		k->state = KF_NONE;
+		k->state = KF_DONE;
+		k->until_ms = now + v->retry_ms;
 	} else if (!strcmp(ecode, "not_found") || !strcmp(ecode, "no_candidates")
 	           || !strcmp(ecode, "bad_request")) {
 		k->state = KF_FAILED;
@@ -373,8 +461,10 @@ static void on_key_result(struct daemon *d, struct frame *f)
 		}
 	}
 	v->nw = j;
+	v->revalidating = server;
 	for (size_t i = 0; i < ns; i++)
 		revalidate_seq(d, seqs[i]);
+	v->revalidating = NULL;
 	free(seqs);
 }
 

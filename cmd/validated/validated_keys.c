@@ -8,6 +8,7 @@
 #include "validated.h"
 #include "core/log.h"
 #include "core/xalloc.h"
+#include "matrix/json.h"
 
 void vkeys_init(struct vkeys *k, struct store *st)
 {
@@ -44,6 +45,30 @@ static void add_own_key(struct vkeys *k, const struct config *c)
 	memcpy(v->pk, sk.pk, 32);
 	v->valid_until_ts = INT64_MAX;
 	memset(&sk, 0, sizeof sk);
+	/* the node's rotated keys verify its events up to their expired_ts */
+	struct old_key *old;
+	size_t nold;
+	if (signing_key_old_load(path, &old, &nold, err, sizeof err) < 0) {
+		log_warnx("own old keys not loaded: %s", err);
+		return;
+	}
+	for (size_t i = 0; i < nold; i++) {
+		if (keyring_find(&k->kr, cfg_str(c, "node", "server_name"), old[i].key_id))
+			continue;
+		if (k->kr.n == k->kr.cap) {
+			size_t cap = k->kr.cap ? k->kr.cap * 2 : 8;
+			k->kr.k = xreallocarray(k->kr.k, cap, sizeof *k->kr.k);
+			k->kr.cap = cap;
+		}
+		v = &k->kr.k[k->kr.n++];
+		memset(v, 0, sizeof *v);
+		snprintf(v->server, sizeof v->server, "%s", cfg_str(c, "node", "server_name"));
+		snprintf(v->key_id, sizeof v->key_id, "%s", old[i].key_id);
+		memcpy(v->pk, old[i].pk, 32);
+		v->valid_until_ts = old[i].expired_ts;
+		v->old = 1;
+	}
+	free(old);
 }
 
 int vkeys_load(struct vkeys *k, const struct config *c, const struct vopts *vo)
@@ -64,35 +89,122 @@ int vkeys_load(struct vkeys *k, const struct config *c, const struct vopts *vo)
 	return 0;
 }
 
-int vkeys_add_doc(struct vkeys *k, const char *json, size_t n, char *err, size_t errlen)
+/* Memory first (the --keys files, the own keys, fetched keys the store
+ * could not take); LMDB's row when memory has none, or has the same key
+ * with a shorter validity (a later fetch extended it). A stored row counts
+ * up to store_key_valid_until (fetched + 7 days, valid_until_ts). */
+static int lookup_rec(struct vkeys *k, const char *server, const char *key_id,
+                      unsigned char pk[32], int64_t *until, int *old)
 {
-	pthread_rwlock_wrlock(&k->lock);
-	int rc = keyring_add_server_doc(&k->kr, json, n, err, errlen);
-	pthread_rwlock_unlock(&k->lock);
-	return rc;
-}
-
-int vkeys_lookup(void *arg, const char *server, const char *key_id,
-                 unsigned char pk[32], int64_t *valid_until_ts)
-{
-	struct vkeys *k = arg;
 	int rc = -1;
 
 	pthread_rwlock_rdlock(&k->lock);
 	const struct verify_key *v = keyring_find(&k->kr, server, key_id);
 	if (v) {
 		memcpy(pk, v->pk, 32);
-		*valid_until_ts = v->valid_until_ts;
+		*until = v->valid_until_ts;
+		*old = v->old;
 		rc = 0;
 	}
 	pthread_rwlock_unlock(&k->lock);
-	if (rc == 0 || !k->st)
+	if (!k->st)
 		return rc;
 	/* may run in a worker thread: a shared read txn (store.h) */
+	struct key_rec r;
 	MDB_txn *t = store_begin_shared(k->st);
-	rc = store_key_get(t, k->st, server, key_id, pk, valid_until_ts) == 0 ? 0 : -1;
+	int got = store_key_get_rec(t, k->st, server, key_id, &r) == 0;
 	store_end_shared(k->st, t);
-	return rc;
+	if (!got)
+		return rc;
+	int64_t su = store_key_valid_until(&r);
+	if (rc == 0 && (memcmp(r.pk, pk, 32) != 0 || su <= *until))
+		return 0;
+	memcpy(pk, r.pk, 32);
+	*until = su;
+	*old = (r.flags & KEY_OLD) != 0;
+	return 0;
+}
+
+int vkeys_lookup(void *arg, const char *server, const char *key_id,
+                 unsigned char pk[32], int64_t *valid_until_ts)
+{
+	int old;
+	return lookup_rec(arg, server, key_id, pk, valid_until_ts, &old);
+}
+
+int vkeys_notary_key(void *arg, const char *server, const char *key_id, unsigned char pk[32])
+{
+	int64_t until;
+	int old;
+	if (lookup_rec(arg, server, key_id, pk, &until, &old) < 0 || old || until < now_ms())
+		return -1;
+	return 0;
+}
+
+int vkeys_usable(struct vkeys *k, const char *server)
+{
+	int64_t now = now_ms();
+	int found = 0;
+	pthread_rwlock_rdlock(&k->lock);
+	for (size_t i = 0; i < k->kr.n && !found; i++)
+		found = !k->kr.k[i].old && k->kr.k[i].valid_until_ts >= now
+		        && strcmp(k->kr.k[i].server, server) == 0;
+	pthread_rwlock_unlock(&k->lock);
+	if (found || !k->st)
+		return found;
+	MDB_txn *t = store_begin_shared(k->st);
+	found = store_key_usable(t, k->st, server, now) == 1;
+	store_end_shared(k->st, t);
+	return found;
+}
+
+int vkeys_refetch_helps(struct vkeys *k, const char *bytes, size_t n, const char *server)
+{
+	struct json_doc d = { 0 };
+	int helps = 1;
+	if (json_parse(&d, bytes, n, JSON_MAX_DEPTH_DEFAULT) < 0 || d.tok[0].type != JSON_OBJECT)
+		goto out;
+	int sigs = json_obj_get(&d, 0, "signatures");
+	int srv = sigs >= 0 && d.tok[sigs].type == JSON_OBJECT ? json_obj_get(&d, sigs, server) : -1;
+	if (srv < 0 || d.tok[srv].type != JSON_OBJECT)
+		goto out;
+	int any = 0;
+	for (int t = json_first(&d, srv); t >= 0; t = json_next_kv(&d, srv, t)) {
+		char id[64];
+		unsigned char pk[32];
+		int64_t until;
+		int old;
+		if (json_str_copy(&d, t, id, sizeof id) < 0 || strncmp(id, "ed25519:", 8) != 0)
+			continue;
+		if (lookup_rec(k, server, id, pk, &until, &old) < 0 || !old)
+			goto out;      /* unknown, or a current key: its document may have moved on */
+		any = 1;
+	}
+	helps = !any;          /* only old keys, past their expired_ts: final */
+out:
+	json_doc_free(&d);
+	return helps;
+}
+
+void vkeys_keep(struct vkeys *k, const struct verify_key *v, int64_t fetched_ms)
+{
+	struct verify_key c = *v;
+	if (!c.old && fetched_ms <= INT64_MAX - KEY_FETCHED_MAX_AGE_MS
+	    && c.valid_until_ts > fetched_ms + KEY_FETCHED_MAX_AGE_MS)
+		c.valid_until_ts = fetched_ms + KEY_FETCHED_MAX_AGE_MS;
+	pthread_rwlock_wrlock(&k->lock);
+	struct verify_key *have = (struct verify_key *)keyring_find(&k->kr, c.server, c.key_id);
+	if (have) {
+		*have = c;
+	} else {
+		if (k->kr.n == k->kr.cap) {
+			size_t cap = k->kr.cap ? k->kr.cap * 2 : 8;
+			k->kr.k = xreallocarray(k->kr.k, cap, sizeof *k->kr.k);
+			k->kr.cap = cap;
+		}
+		k->kr.k[k->kr.n++] = c;
+	}
+	pthread_rwlock_unlock(&k->lock);
 }
 
 int vstore_room_version(void *arg, const char *room_id)

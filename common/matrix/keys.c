@@ -211,33 +211,19 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
-int signing_key_save(const struct signing_key *k, const char *path)
+static int write_durable(const char *path, const char *data, size_t n, mode_t mode)
 {
-	char tmp[4096], seed[64], line[160];
-	const char *ver = k->key_id;
+	char tmp[4096];
 
-	if (strncmp(ver, ED25519_PREFIX, strlen(ED25519_PREFIX)) == 0)
-		ver += strlen(ED25519_PREFIX);
 	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	b64_encode(seed, k->seed, sizeof k->seed);
-	int n = snprintf(line, sizeof line, "ed25519 %s %s\n", ver, seed);
-	sodium_memzero(seed, sizeof seed);
-	if (n < 0 || n >= (int)sizeof line) {
-		sodium_memzero(line, sizeof line);
-		errno = EINVAL;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
 		return -1;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		sodium_memzero(line, sizeof line);
-		return -1;
-	}
-	int ok = fchmod(fd, 0600) == 0 && write(fd, line, (size_t)n) == n && fsync(fd) == 0;
+	int ok = fchmod(fd, mode) == 0 && write(fd, data, n) == (ssize_t)n && fsync(fd) == 0;
 	int saved = errno;
-	sodium_memzero(line, sizeof line);
 	if (close(fd) != 0 && ok) {
 		ok = 0;
 		saved = errno;
@@ -250,8 +236,30 @@ int signing_key_save(const struct signing_key *k, const char *path)
 		return -1;
 	}
 	if (fsync_dir_of(path) != 0)
-		return -2;            /* renamed (the new key is in place), not known durable */
+		return -2;            /* renamed (the new file is in place), not known durable */
 	return 0;
+}
+
+int signing_key_save(const struct signing_key *k, const char *path)
+{
+	char seed[64], line[160];
+	const char *ver = k->key_id;
+
+	if (strncmp(ver, ED25519_PREFIX, strlen(ED25519_PREFIX)) == 0)
+		ver += strlen(ED25519_PREFIX);
+	b64_encode(seed, k->seed, sizeof k->seed);
+	int n = snprintf(line, sizeof line, "ed25519 %s %s\n", ver, seed);
+	sodium_memzero(seed, sizeof seed);
+	if (n < 0 || n >= (int)sizeof line) {
+		sodium_memzero(line, sizeof line);
+		errno = EINVAL;
+		return -1;
+	}
+	int rc = write_durable(path, line, (size_t)n, 0600);
+	int saved = errno;
+	sodium_memzero(line, sizeof line);
+	errno = saved;
+	return rc;
 }
 
 /* --- keyring ---------------------------------------------------------------- */
@@ -338,7 +346,43 @@ static int parse_key_entry(const struct json_doc *d, int key, int val, const cha
 	return 1;
 }
 
-static int add_doc(struct keyring *kr, const struct json_doc *d, int t, char *err, size_t errlen)
+/* The notary's signature on document t: KEYS_OK with a key lookup knows
+ * (and that verifies), KEYS_NOTARY_KEY_UNKNOWN, or -1. */
+static int notary_signed(const struct json_doc *d, int t, const char *notary,
+                         keys_lookup_fn lookup, void *arg, char *err, size_t errlen)
+{
+	int sigs = json_obj_get(d, t, "signatures");
+	int ns = sigs >= 0 && d->tok[sigs].type == JSON_OBJECT ? json_obj_get(d, sigs, notary) : -1;
+	char unknown[64] = "";
+
+	if (ns < 0 || d->tok[ns].type != JSON_OBJECT) {
+		seterr(err, errlen, "not signed by the notary %s", notary);
+		return -1;
+	}
+	for (int k = json_first(d, ns); k >= 0; k = json_next_kv(d, ns, k)) {
+		char id[64];
+		unsigned char pk[32];
+		if (json_str_copy(d, k, id, sizeof id) < 0 || strncmp(id, ED25519_PREFIX, strlen(ED25519_PREFIX)))
+			continue;
+		if (lookup(arg, notary, id, pk) < 0) {
+			if (!unknown[0])
+				snprintf(unknown, sizeof unknown, "%s", id);
+			continue;
+		}
+		if (json_verify_object(d, t, notary, id, pk) == PDU_OK)
+			return 0;
+		seterr(err, errlen, "the notary %s's signature %s does not verify", notary, id);
+		return -1;
+	}
+	seterr(err, errlen, "the notary %s signed with no key of its we know%s%s", notary,
+	       unknown[0] ? ": " : "", unknown);
+	return KEYS_NOTARY_KEY_UNKNOWN;
+}
+
+/* expect: the server the document must name (NULL: any); notary (with
+ * lookup): who must have countersigned it. */
+static int add_doc(struct keyring *kr, const struct json_doc *d, int t, const char *expect,
+                   const char *notary, keys_lookup_fn lookup, void *arg, char *err, size_t errlen)
 {
 	char server[sizeof kr->k->server];
 	struct verify_key found[64], v;
@@ -355,6 +399,10 @@ static int add_doc(struct keyring *kr, const struct json_doc *d, int t, char *er
 	if (sn < 0 || d->tok[sn].type != JSON_STRING || json_str_has_ctl(d, sn)
 	    || json_str_copy(d, sn, server, sizeof server) <= 0) {
 		seterr(err, errlen, "no usable server_name");
+		return -1;
+	}
+	if (expect && strcmp(server, expect) != 0) {
+		seterr(err, errlen, "the document names %s, not %s", server, expect);
 		return -1;
 	}
 	if (vk < 0 || d->tok[vk].type != JSON_OBJECT) {
@@ -379,6 +427,7 @@ static int add_doc(struct keyring *kr, const struct json_doc *d, int t, char *er
 			continue;
 		for (int k = json_first(d, o); k >= 0; k = json_next_kv(d, o, k)) {
 			v.valid_until_ts = d->tok[vu].ival;
+			v.old = pass;
 			int r = parse_key_entry(d, k, k + 1, pass ? "expired_ts" : NULL, &v, err, errlen);
 			if (r < 0)
 				return -1;
@@ -402,6 +451,11 @@ static int add_doc(struct keyring *kr, const struct json_doc *d, int t, char *er
 		seterr(err, errlen, "%s: not signed by any of its own ed25519 verify_keys", server);
 		return -1;
 	}
+	if (notary) {
+		int r = notary_signed(d, t, notary, lookup, arg, err, errlen);
+		if (r < 0)
+			return r;
+	}
 	for (size_t i = 0; i < nfound; i++)
 		keyring_put(kr, &found[i]);
 	return (int)nfound;
@@ -417,7 +471,7 @@ int keyring_add_server_doc(struct keyring *kr, const char *json, size_t n,
 		seterr(err, errlen, "key document: %s at byte %u", json_err_str(d.err), d.err_off);
 		rc = -1;
 	} else {
-		rc = add_doc(kr, &d, 0, err, errlen);
+		rc = add_doc(kr, &d, 0, NULL, NULL, NULL, NULL, err, errlen);
 	}
 	json_doc_free(&d);
 	return rc;
@@ -441,7 +495,7 @@ int keyring_load_file(struct keyring *kr, const char *path, char *err, size_t er
 		int i = 0;
 		total = 0;
 		for (int el = json_first(&d, 0); el >= 0; el = json_next_elem(&d, 0, el), i++) {
-			int r = add_doc(kr, &d, el, e, sizeof e);
+			int r = add_doc(kr, &d, el, NULL, NULL, NULL, NULL, e, sizeof e);
 			if (r < 0) {
 				seterr(err, errlen, "%s: document %d: %s", path, i, e);
 				total = -1;
@@ -451,7 +505,7 @@ int keyring_load_file(struct keyring *kr, const char *path, char *err, size_t er
 		}
 	} else {
 		char e[200];
-		total = add_doc(kr, &d, 0, e, sizeof e);
+		total = add_doc(kr, &d, 0, NULL, NULL, NULL, NULL, e, sizeof e);
 		if (total < 0)
 			seterr(err, errlen, "%s: %s", path, e);
 	}
@@ -460,21 +514,278 @@ int keyring_load_file(struct keyring *kr, const char *path, char *err, size_t er
 	return total;
 }
 
+int keyring_add_server_doc_for(struct keyring *kr, const char *json, size_t n,
+                               const char *server, char *err, size_t errlen)
+{
+	struct json_doc d = { 0 };
+	int rc;
+
+	if (json_parse(&d, json, n, JSON_MAX_DEPTH_DEFAULT) < 0) {
+		seterr(err, errlen, "key document: %s at byte %u", json_err_str(d.err), d.err_off);
+		rc = -1;
+	} else {
+		rc = add_doc(kr, &d, 0, server, NULL, NULL, NULL, err, errlen);
+	}
+	json_doc_free(&d);
+	return rc;
+}
+
+/* {"server_keys":[doc, ...]}: every document naming server must pass
+ * (self-signed, countersigned by the notary); documents naming others are
+ * not looked at; at least one must name server. */
+int keyring_add_notary_answer(struct keyring *kr, const char *json, size_t n,
+                              const char *server, const char *notary,
+                              keys_lookup_fn lookup, void *arg, char *err, size_t errlen)
+{
+	struct json_doc d = { 0 };
+	struct keyring tmp;
+	int rc = -1, found = 0;
+
+	keyring_init(&tmp);
+	if (json_parse(&d, json, n, JSON_MAX_DEPTH_DEFAULT) < 0) {
+		seterr(err, errlen, "notary answer: %s at byte %u", json_err_str(d.err), d.err_off);
+		goto out;
+	}
+	int a = d.tok[0].type == JSON_OBJECT ? json_obj_get(&d, 0, "server_keys") : -1;
+	if (a < 0 || d.tok[a].type != JSON_ARRAY) {
+		seterr(err, errlen, "notary answer from %s: no server_keys array", notary);
+		goto out;
+	}
+	for (int el = json_first(&d, a); el >= 0; el = json_next_elem(&d, a, el)) {
+		int sn = d.tok[el].type == JSON_OBJECT ? json_obj_get(&d, el, "server_name") : -1;
+		if (sn < 0 || d.tok[sn].type != JSON_STRING || !json_str_eq(&d, sn, server))
+			continue;
+		found = 1;
+		int r = add_doc(&tmp, &d, el, server, notary, lookup, arg, err, errlen);
+		if (r < 0) {
+			rc = r;
+			goto out;
+		}
+	}
+	if (!found) {
+		seterr(err, errlen, "notary answer from %s: no document for %s", notary, server);
+		goto out;
+	}
+	for (size_t i = 0; i < tmp.n; i++)
+		keyring_put(kr, &tmp.k[i]);
+	rc = (int)tmp.n;
+out:
+	keyring_free(&tmp);
+	json_doc_free(&d);
+	return rc;
+}
+
+/* --- this node's old keys (<signing_key>.old) ------------------------------ */
+
+static int old_path(char *out, size_t cap, const char *signing_key_path)
+{
+	if (snprintf(out, cap, "%s.old", signing_key_path) >= (int)cap) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int signing_key_old_load(const char *signing_key_path, struct old_key **out, size_t *nout,
+                         char *err, size_t errlen)
+{
+	char path[4096];
+	size_t len, n = 0;
+	struct old_key *v = NULL;
+
+	*out = NULL;
+	*nout = 0;
+	if (old_path(path, sizeof path, signing_key_path) < 0) {
+		seterr(err, errlen, "%s: path too long", signing_key_path);
+		return -1;
+	}
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return 0;                 /* never rotated */
+	char *text = slurp(path, KEY_DOC_FILE_MAX, &len, err, errlen);
+	if (text == NULL)
+		return -1;
+	if (memchr(text, 0, len)) {
+		seterr(err, errlen, "%s: NUL byte", path);
+		goto bad;
+	}
+	int lineno = 0;
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		lineno++;
+		if (!line[0] || line[0] == '#')
+			continue;
+		char id[64], pk[64];
+		long long ts;
+		int used = 0;
+		if (sscanf(line, "%63s %63s %lld%n", id, pk, &ts, &used) != 3 || line[used] != 0
+		    || strncmp(id, ED25519_PREFIX, strlen(ED25519_PREFIX)) != 0
+		    || !version_ok(id + strlen(ED25519_PREFIX), strlen(id) - strlen(ED25519_PREFIX))) {
+			seterr(err, errlen, "%s:%d: expected \"ed25519:<version> <base64 key> <expired_ts>\"", path, lineno);
+			goto bad;
+		}
+		struct old_key *nv = realloc(v, (n + 1) * sizeof *v);
+		if (nv == NULL) {
+			seterr(err, errlen, "%s: out of memory", path);
+			goto bad;
+		}
+		v = nv;
+		if (b64_decode(v[n].pk, 32, pk, strlen(pk)) != 32) {
+			seterr(err, errlen, "%s:%d: the key is not base64 of 32 bytes", path, lineno);
+			goto bad;
+		}
+		snprintf(v[n].key_id, sizeof v[n].key_id, "%s", id);
+		v[n].expired_ts = ts;
+		n++;
+	}
+	free(text);
+	*out = v;
+	*nout = n;
+	return 0;
+bad:
+	free(text);
+	free(v);
+	return -1;
+}
+
+/* Durably replace path with data (the signing key's way: see
+ * signing_key_save). */
+static int write_durable(const char *path, const char *data, size_t n, mode_t mode);
+
+int signing_key_old_save(const char *signing_key_path, const struct old_key *k, size_t n)
+{
+	char path[4096], pk[64];
+	struct buf b;
+
+	if (old_path(path, sizeof path, signing_key_path) < 0)
+		return -1;
+	buf_init(&b);
+	buf_reserve(&b, 0);
+	for (size_t i = 0; i < n; i++) {
+		b64_encode(pk, k[i].pk, 32);
+		buf_printf(&b, "%s %s %lld\n", k[i].key_id, pk, (long long)k[i].expired_ts);
+	}
+	if (b.data == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	int rc = write_durable(path, b.data, b.len, 0644);
+	buf_free(&b);
+	return rc;
+}
+
+int signing_key_rotate(const char *path, const char *version, int64_t now_ms,
+                       struct signing_key *newk, char *err, size_t errlen)
+{
+	struct signing_key cur;
+	struct old_key *old = NULL;
+	size_t n = 0;
+
+	if (signing_key_load(&cur, path, err, errlen) < 0)
+		return -1;
+	if (signing_key_old_load(path, &old, &n, err, errlen) < 0) {
+		sodium_memzero(&cur, sizeof cur);
+		return -1;
+	}
+	/* the new key's ID differs from the current one and from every old one */
+	for (int tries = 0;; tries++) {
+		int clash = 0;
+		if (signing_key_generate(newk, version) < 0 || tries == 16) {
+			seterr(err, errlen, version ? "bad key version" : "cannot make a new key ID");
+			goto fail;
+		}
+		clash = strcmp(newk->key_id, cur.key_id) == 0;
+		for (size_t i = 0; i < n && !clash; i++)
+			clash = strcmp(newk->key_id, old[i].key_id) == 0;
+		if (!clash)
+			break;
+		if (version) {
+			seterr(err, errlen, "key ID %s was already used", newk->key_id);
+			goto fail;
+		}
+	}
+	/* the old key goes to <path>.old first: a crash before the new key
+	 * is in place leaves the current key also listed as old, which
+	 * signing_key_doc_old skips (and a second --rotate replaces) */
+	size_t j = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(old[i].key_id, cur.key_id) != 0)
+			old[j++] = old[i];
+	n = j;
+	struct old_key *nv = realloc(old, (n + 1) * sizeof *old);
+	if (nv == NULL) {
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	old = nv;
+	snprintf(old[n].key_id, sizeof old[n].key_id, "%s", cur.key_id);
+	memcpy(old[n].pk, cur.pk, 32);
+	old[n].expired_ts = now_ms;
+	n++;
+	if (signing_key_old_save(path, old, n) != 0) {
+		seterr(err, errlen, "%s.old: %s; nothing changed", path, strerror(errno));
+		goto fail;
+	}
+	int s = signing_key_save(newk, path);
+	if (s == -1) {
+		seterr(err, errlen, "%s: %s; the old key stays in use (also listed in %s.old)", path,
+		       strerror(errno), path);
+		goto fail;
+	}
+	free(old);
+	sodium_memzero(&cur, sizeof cur);
+	if (s == -2) {
+		seterr(err, errlen, "%s written, but its directory could not be synced: %s", path, strerror(errno));
+		return -2;
+	}
+	return 0;
+fail:
+	free(old);
+	sodium_memzero(&cur, sizeof cur);
+	sodium_memzero(newk, sizeof *newk);
+	return -1;
+}
+
 int signing_key_doc(const struct signing_key *k, const char *server_name,
                    int64_t now_ms, int64_t valid_for_ms, struct buf *out)
+{
+	return signing_key_doc_old(k, server_name, now_ms, valid_for_ms, NULL, 0, out);
+}
+
+int signing_key_doc_old(const struct signing_key *k, const char *server_name,
+                        int64_t now_ms, int64_t valid_for_ms,
+                        const struct old_key *old, size_t nold, struct buf *out)
 {
 	struct buf text;
 	char pk[64];
 	int rc;
 
-	b64_encode(pk, k->pk, sizeof k->pk);
 	buf_init(&text);
-	buf_adds(&text, "{\"old_verify_keys\":{},\"server_name\":");
+	buf_adds(&text, "{\"old_verify_keys\":{");
+	int first = 1;
+	for (size_t i = 0; i < nold; i++) {
+		if (strcmp(old[i].key_id, k->key_id) == 0)
+			continue;          /* a rotation cut short: still the current key */
+		int dup = 0;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(old[j].key_id, old[i].key_id) == 0;
+		if (dup)
+			continue;
+		b64_encode(pk, old[i].pk, 32);
+		if (!first)
+			buf_addc(&text, ',');
+		first = 0;
+		json_put_string(&text, old[i].key_id, strlen(old[i].key_id));
+		buf_printf(&text, ":{\"expired_ts\":%lld,\"key\":\"%s\"}", (long long)old[i].expired_ts, pk);
+	}
+	b64_encode(pk, k->pk, sizeof k->pk);
+	buf_adds(&text, "},\"server_name\":");
 	json_put_string(&text, server_name, strlen(server_name));
 	buf_printf(&text, ",\"valid_until_ts\":%lld,\"verify_keys\":{", (long long)(now_ms + valid_for_ms));
 	json_put_string(&text, k->key_id, strlen(k->key_id));
 	buf_printf(&text, ":{\"key\":\"%s\"}}}", pk);
-	rc = json_sign_object(text.data, text.len, server_name, k->key_id, k->sk, out);
+	rc = text.data ? json_sign_object(text.data, text.len, server_name, k->key_id, k->sk, out) : -1;
 	buf_free(&text);
 	return rc;
 }

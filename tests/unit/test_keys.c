@@ -312,6 +312,143 @@ static void test_store_key_conflict(void)
 	TAP_OK(system(cmd) == 0, "cleanup");
 }
 
+/* A document for server listing key k (as version id), signed by signer
+ * (NULL: by k) under signer_id, then countersigned by notary nk (NULL: not). */
+static void make_doc(struct buf *out, const char *server, const struct signing_key *k,
+                     const struct signing_key *signer, const char *notary,
+                     const struct signing_key *nk)
+{
+	char pk[64], text[512];
+	struct buf one;
+	b64_encode(pk, k->pk, 32);
+	snprintf(text, sizeof text, "{\"old_verify_keys\":{},\"server_name\":\"%s\",\"valid_until_ts\":9000,"
+	         "\"verify_keys\":{\"%s\":{\"key\":\"%s\"}}}", server, k->key_id, pk);
+	buf_init(&one);
+	if (signer == NULL) signer = k;
+	json_sign_object(text, strlen(text), server, k->key_id, signer->sk, &one);
+	buf_reset(out);
+	if (nk) json_sign_object(one.data, one.len, notary, nk->key_id, nk->sk, out);
+	else buf_add(out, one.data, one.len);
+	buf_free(&one);
+}
+
+static const struct signing_key *notary_known;
+static int notary_lookup(void *arg, const char *server, const char *key_id, unsigned char pk[32])
+{
+	(void)arg;
+	if (notary_known && !strcmp(server, "notary.test") && !strcmp(key_id, notary_known->key_id)) {
+		memcpy(pk, notary_known->pk, 32);
+		return 0;
+	}
+	return -1;
+}
+
+static void test_provenance(void)
+{
+	struct signing_key s, evil, n, n2;
+	struct keyring kr;
+	struct buf doc, ans;
+	char err[256];
+	signing_key_generate(&s, "s1");
+	signing_key_generate(&evil, "s1");
+	signing_key_generate(&n, "n1");
+	signing_key_generate(&n2, "n1");
+	keyring_init(&kr);
+	buf_init(&doc);
+	buf_init(&ans);
+
+	/* from the origin: only a document naming it */
+	make_doc(&doc, "s.test", &s, NULL, NULL, NULL);
+	TAP_OK(keyring_add_server_doc_for(&kr, doc.data, doc.len, "s.test", err, sizeof err) == 1, "origin doc for S: accepted");
+	TAP_OK(keyring_add_server_doc_for(&kr, doc.data, doc.len, "other.test", err, sizeof err) == -1
+	       && strstr(err, "names s.test, not other.test"), "a document naming another server: refused (%s)", err);
+	keyring_free(&kr);
+
+	/* from a notary: {"server_keys":[doc]} signed by S and by the notary */
+	notary_known = &n;
+#define ANSWER(d) do { buf_reset(&ans); buf_adds(&ans, "{\"server_keys\":["); buf_add(&ans, (d).data, (d).len); buf_adds(&ans, "]}"); } while (0)
+	make_doc(&doc, "s.test", &s, NULL, "notary.test", &n);
+	ANSWER(doc);
+	int r = keyring_add_notary_answer(&kr, ans.data, ans.len, "s.test", "notary.test", notary_lookup, NULL, err, sizeof err);
+	TAP_OK(r == 1 && keyring_find(&kr, "s.test", "ed25519:s1"), "notary answer signed by S and the notary: accepted (%d %s)", r, r < 0 ? err : "");
+	keyring_free(&kr);
+	make_doc(&doc, "s.test", &s, NULL, "notary.test", &n2);
+	ANSWER(doc);
+	TAP_OK(keyring_add_notary_answer(&kr, ans.data, ans.len, "s.test", "notary.test", notary_lookup, NULL, err, sizeof err) == -1
+	       && kr.n == 0, "countersigned with a key not the notary's: refused (%s)", err);
+	notary_known = NULL;
+	make_doc(&doc, "s.test", &s, NULL, "notary.test", &n);
+	ANSWER(doc);
+	TAP_OK(keyring_add_notary_answer(&kr, ans.data, ans.len, "s.test", "notary.test", notary_lookup, NULL, err, sizeof err)
+	       == KEYS_NOTARY_KEY_UNKNOWN && kr.n == 0, "the notary's key unknown: KEYS_NOTARY_KEY_UNKNOWN (%s)", err);
+	notary_known = &n;
+	/* the notary puts a wrong key in S's document: S's signature fails */
+	make_doc(&doc, "s.test", &evil, &s, "notary.test", &n);
+	ANSWER(doc);
+	TAP_OK(keyring_add_notary_answer(&kr, ans.data, ans.len, "s.test", "notary.test", notary_lookup, NULL, err, sizeof err) == -1
+	       && kr.n == 0, "a wrong key for S (not signed by S): refused (%s)", err);
+	make_doc(&doc, "s.test", &s, NULL, NULL, NULL);
+	ANSWER(doc);
+	TAP_OK(keyring_add_notary_answer(&kr, ans.data, ans.len, "s.test", "notary.test", notary_lookup, NULL, err, sizeof err) == -1
+	       && strstr(err, "not signed by the notary"), "not countersigned: refused (%s)", err);
+	make_doc(&doc, "x.test", &s, NULL, "notary.test", &n);
+	ANSWER(doc);
+	TAP_OK(keyring_add_notary_answer(&kr, ans.data, ans.len, "s.test", "notary.test", notary_lookup, NULL, err, sizeof err) == -1
+	       && strstr(err, "no document for s.test"), "only another server's document: refused (%s)", err);
+	TAP_OK(keyring_add_notary_answer(&kr, doc.data, doc.len, "x.test", "notary.test", notary_lookup, NULL, err, sizeof err) == -1
+	       && strstr(err, "no server_keys"), "a bare document from a notary: refused (%s)", err);
+	keyring_free(&kr);
+
+	/* rotation: <key>.old, the document with old_verify_keys */
+	char path[256];
+	struct signing_key cur, nk;
+	struct old_key *old;
+	size_t nold;
+	snprintf(path, sizeof path, "%s/rot.key", dir);
+	signing_key_generate(&cur, "r1");
+	TAP_OK(signing_key_save(&cur, path) == 0, "a key to rotate");
+	TAP_OK(signing_key_old_load(path, &old, &nold, err, sizeof err) == 0 && nold == 0 && old == NULL, "no .old file: no old keys");
+	TAP_OK(signing_key_rotate(path, NULL, 12345, &nk, err, sizeof err) == 0 && strcmp(nk.key_id, "ed25519:r1"),
+	       "rotate: a new key %s", nk.key_id);
+	struct signing_key back;
+	TAP_OK(signing_key_load(&back, path, err, sizeof err) == 0 && !strcmp(back.key_id, nk.key_id)
+	       && !memcmp(back.pk, nk.pk, 32), "the key file holds the new key");
+	TAP_OK(signing_key_old_load(path, &old, &nold, err, sizeof err) == 0 && nold == 1
+	       && !strcmp(old[0].key_id, "ed25519:r1") && !memcmp(old[0].pk, cur.pk, 32) && old[0].expired_ts == 12345,
+	       "the old key in .old with expired_ts = now");
+	free(old);
+	struct signing_key fail;
+	TAP_OK(signing_key_rotate(path, "r1", 2000, &fail, err, sizeof err) == -1 && strstr(err, "already used"),
+	       "rotate to a used key ID: refused (%s)", err);
+	struct signing_key k3;
+	TAP_OK(signing_key_rotate(path, "r3", 20000, &k3, err, sizeof err) == 0, "rotate again");
+	TAP_OK(signing_key_old_load(path, &old, &nold, err, sizeof err) == 0 && nold == 2, "two old keys");
+	buf_reset(&doc);
+	TAP_OK(signing_key_doc_old(&k3, "rot.test", 1000, 5000, old, nold, &doc) == 0, "signing_key_doc_old");
+	r = keyring_add_server_doc_for(&kr, doc.data, doc.len, "rot.test", err, sizeof err);
+	const struct verify_key *o1 = keyring_find(&kr, "rot.test", "ed25519:r1");
+	const struct verify_key *o2 = keyring_find(&kr, "rot.test", nk.key_id);
+	const struct verify_key *c3 = keyring_find(&kr, "rot.test", "ed25519:r3");
+	TAP_OK(r == 3 && o1 && o1->old && o1->valid_until_ts == 12345 && o2 && o2->old && o2->valid_until_ts == 20000
+	       && c3 && !c3->old && c3->valid_until_ts == 6000, "the document publishes the new key and both old ones (%s)", doc.data);
+	/* a rotation cut short: the current key also listed as old is not published as old */
+	buf_reset(&doc);
+	keyring_free(&kr);
+	TAP_OK(signing_key_doc_old(&nk, "rot.test", 1000, 5000, old, nold, &doc) == 0 && strstr(doc.data, "ed25519:r1")
+	       && keyring_add_server_doc_for(&kr, doc.data, doc.len, "rot.test", err, sizeof err) == 2,
+	       "the current key is skipped in old_verify_keys");
+	free(old);
+	char opath[300];
+	snprintf(opath, sizeof opath, "%s.old", path);
+	write_file(opath, "ed25519:x notbase64 1\n");
+	TAP_OK(signing_key_old_load(path, &old, &nold, err, sizeof err) == -1 && strstr(err, ":1:"), "a bad .old line: %s", err);
+	unlink(opath);
+	unlink(path);
+	keyring_free(&kr);
+	buf_free(&doc);
+	buf_free(&ans);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
@@ -319,6 +456,7 @@ int main(void)
 	test_key_files();
 	test_keyring();
 	test_store_key_conflict();
+	test_provenance();
 	rmdir(dir);
 	return tap_done();
 }

@@ -52,6 +52,49 @@ int main(void)
 	memset(longid, 'k', 599); longid[599] = 0;
 	TAP_OK(store_key_put(t, &s, "a.test", longid, pk, 1) == MDB_BAD_VALSIZE &&
 	       store_key_get(t, &s, "a.test", longid, got, &until) == MDB_NOTFOUND, "an over-long key ID: refused / absent");
+
+	/* the two formats: a 40-byte row (before fetched_ts) still decodes,
+	 * fetched_ts 0, so fetched + 7 days is past: a refetch is due */
+	unsigned char v1[40];
+	memcpy(v1, pk, 32);
+	be64_put(v1 + 32, 4102444800000ULL);
+	kn = store_key2(k, sizeof k, "old.test", "ed25519:v1");
+	TAP_OK(store_put(t, &s, DB_SERVER_KEYS, k, kn, v1, 40, 0) == 0, "a 40-byte (old format) row written");
+	struct key_rec r;
+	TAP_OK(store_key_get_rec(t, &s, "old.test", "ed25519:v1", &r) == 0 && !memcmp(r.pk, pk, 32)
+	       && r.valid_until_ts == 4102444800000LL && r.fetched_ts == 0 && r.flags == 0,
+	       "old format decodes: fetched_ts 0, no flags");
+	TAP_OK(store_key_valid_until(&r) == KEY_FETCHED_MAX_AGE_MS, "old format: valid until 0 + 7 days (refetch due)");
+	TAP_OK(store_key_usable(t, &s, "old.test", 1000000000000LL) == 0, "old format: not usable now");
+	r.fetched_ts = 1000000000000LL;
+	TAP_OK(store_key_put_rec(t, &s, "old.test", "ed25519:v1", &r) == 0, "refetched: rewritten");
+	MDB_val raw;
+	TAP_OK(store_get(t, &s, DB_SERVER_KEYS, k, kn, &raw) == 0 && raw.mv_size == 49, "  ... in the new 49-byte format");
+	struct key_rec r2;
+	TAP_OK(store_key_get_rec(t, &s, "old.test", "ed25519:v1", &r2) == 0 && r2.fetched_ts == 1000000000000LL
+	       && store_key_valid_until(&r2) == 1000000000000LL + KEY_FETCHED_MAX_AGE_MS,
+	       "new format: valid until min(valid_until_ts, fetched + 7 days)");
+	TAP_OK(store_key_usable(t, &s, "old.test", 1000000000000LL) == 1, "  ... usable now");
+	r2.fetched_ts += 5 * KEY_FETCHED_MAX_AGE_MS;
+	TAP_OK(store_key_put_rec(t, &s, "old.test", "ed25519:v1", &r2) == 0
+	       && store_key_get_rec(t, &s, "old.test", "ed25519:v1", &r) == 0
+	       && store_key_valid_until(&r) == 1000000000000LL + 6 * KEY_FETCHED_MAX_AGE_MS,
+	       "a later fetch of the same key extends validity");
+	r2.valid_until_ts = 2000; r2.flags = KEY_OLD;
+	TAP_OK(store_key_put_rec(t, &s, "old.test", "ed25519:v1", &r2) == 0
+	       && store_key_get_rec(t, &s, "old.test", "ed25519:v1", &r) == 0 && r.flags == KEY_OLD
+	       && store_key_valid_until(&r) == 2000, "moved to old_verify_keys: its expired_ts, flagged old");
+	TAP_OK(store_key_usable(t, &s, "old.test", 0) == 0, "an old key is never a usable current key");
+	r2.flags = KEY_OPERATOR; r2.fetched_ts = 0; r2.valid_until_ts = 4102444800000LL;
+	TAP_OK(store_key_put_rec(t, &s, "old.test", "ed25519:v1", &r2) == 0
+	       && store_key_get_rec(t, &s, "old.test", "ed25519:v1", &r) == 0
+	       && store_key_valid_until(&r) == 4102444800000LL, "an operator's key: valid_until_ts only");
+	memcpy(r2.pk, pk2, 32);
+	TAP_OK(store_key_put_rec(t, &s, "old.test", "ed25519:v1", &r2) == STORE_KEY_CONFLICT, "another pk: still a conflict");
+	kv.mv_data = k; kv.mv_size = kn; vv.mv_size = 49;
+	unsigned char v2[49] = { 0 };
+	vv.mv_data = v2; v2[48] = 0xff;
+	TAP_OK(store_key_row(&kv, &vv, &sk) == 0 && sk.flags == (KEY_OLD | KEY_OPERATOR), "row: unknown flag bits ignored");
 	mdb_txn_abort(t);
 	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
