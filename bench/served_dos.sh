@@ -12,7 +12,8 @@
 . tests/tools/federation_lib.sh
 DUR=${SERVED_DOS_SECONDS:-5}
 P=$(free_port)
-A=$(node_config a "$P")
+A=$(node_config a "$P" "[served]
+matrix_auth = open")
 sed -i 's/^\[node\]$/[node]\nshared_key = k3y/' "$A"
 served_fill -c "$A" -N 200 -o "$T_TMP/ids" >/dev/null || exit 1
 bg sh -c "exec served -c '$A' 2>>'$T_TMP/served.log'"

@@ -12,7 +12,8 @@
 N=${SYNC_EVENTS:-100000}
 DUR=${SYNC_WRK_SECONDS:-5}
 PA=$(free_port); PB=$(free_port); PP=$(free_port)
-A=$(node_config a "$PA")
+A=$(node_config a "$PA" "[served]
+matrix_auth = open")
 VW=${SYNC_VALIDATED_WORKERS:-1}
 B=$(node_config b "$PB" "
 [validated]

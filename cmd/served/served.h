@@ -30,6 +30,8 @@ struct served {
 	struct daemon     *d;
 	struct evhttp     *http;
 	struct signing_key key;
+	struct old_key *old_keys;            /* <signing_key>.old: published as old_verify_keys */
+	size_t          nold_keys;
 	char               server_name[256];
 	char               node_id[27];
 	unsigned char      shared_hash[32];   /* generichash of the bearer key */

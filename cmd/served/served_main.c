@@ -330,6 +330,11 @@ static int served_init(struct daemon *d)
 		log_err("cannot load signing key: %s", err);
 		return EXIT_CONFIG;
 	}
+	if (signing_key_old_load(cfg_str(&d->cfg, "node", "signing_key"), &s->old_keys, &s->nold_keys,
+	                         err, sizeof err) < 0) {
+		log_err("cannot read the rotated-out keys: %s", err);
+		return EXIT_CONFIG;
+	}
 	if (store_node_id(d->st, s->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 #define C(f, n) s->f = daemon_counter(d, n)
 	C(c_requests, "http_requests"); C(c_errors, "http_errors"); C(c_unauthorized, "http_unauthorized");
@@ -409,6 +414,8 @@ static void served_fini(struct daemon *d)
 	}
 	s->http = NULL;
 	sodium_memzero(&s->key, sizeof s->key);
+	free(s->old_keys);
+	s->old_keys = NULL;
 }
 
 static const struct daemon_ops ops = {

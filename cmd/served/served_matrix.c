@@ -398,8 +398,8 @@ void mx_server_key(struct served *s, struct evhttp_request *req)
 {
 	struct buf b;
 	buf_init(&b);
-	if (signing_key_doc(&s->key, s->server_name, now_ms(),
-	                   cfg_ms(&s->d->cfg, "served", "key_valid_for"), &b) < 0) {
+	if (signing_key_doc_old(&s->key, s->server_name, now_ms(),
+	                        cfg_ms(&s->d->cfg, "served", "key_valid_for"), s->old_keys, s->nold_keys, &b) < 0) {
 		buf_free(&b);
 		served_error(s, req, 500, "M_UNKNOWN", "cannot build the key document");
 		return;
@@ -455,8 +455,9 @@ void mx_key_query(struct served *s, struct evhttp_request *req, const char *path
 	struct buf b;
 	buf_init(&b);
 	buf_adds(&b, "{\"server_keys\":[");
-	if (ours && signing_key_doc(&s->key, s->server_name, now_ms(),
-	                            cfg_ms(&s->d->cfg, "served", "key_valid_for"), &b) < 0) {
+	if (ours && signing_key_doc_old(&s->key, s->server_name, now_ms(),
+	                                cfg_ms(&s->d->cfg, "served", "key_valid_for"),
+	                                s->old_keys, s->nold_keys, &b) < 0) {
 		buf_free(&b);
 		served_error(s, req, 500, "M_UNKNOWN", "cannot build the key document");
 		return;

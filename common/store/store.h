@@ -59,7 +59,8 @@
  *                                           node_id, vclock (the peer's, as last
  *                                           caught up), health, server_name; see
  *                                           store/fedstate.h)
- *   server_keys key server \0 key_id    val 32-byte ed25519 pk | u64 valid_until_ts
+ *   server_keys key server \0 key_id    val 32-byte ed25519 pk | u64 valid_until_ts | u64 fetched_ts |
+ *                                           u8 flags (49 bytes; old 40-byte rows still read)
  *   server_health key server            val JSON {"streak","until_ms","last_error",
  *                                           "last_ok_ms","latency_ms"}
  *   claims      key string              val u64 expires_ms ("recover:<event_id>")

@@ -25,7 +25,7 @@ STAGES="validated purgatoryd fetchd feedpump served syncd"
 NODES="a b c"
 for n in $NODES; do eval "PORT_$n=$(free_port)"; done
 for n in $NODES; do
-	extra="$FED_COMMON
+	extra="$FED_COMMON$FED_OPEN
 [syncd]
 interval = 1s
 [feed]

@@ -12,13 +12,13 @@ SYNC="
 interval = 1s
 longpoll = 2s
 "
-A=$(node_config a "$PA" "$FED_COMMON")
-B=$(node_config b "$PB" "$FED_COMMON$SYNC
+A=$(node_config a "$PA" "$FED_COMMON$FED_OPEN")
+B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN$SYNC
 [peer a]
 endpoint = http://127.0.0.1:$PA
 [server a.test:$PA]
 endpoint = http://127.0.0.1:$PA")
-C=$(node_config c "$PC" "$FED_COMMON$SYNC
+C=$(node_config c "$PC" "$FED_COMMON$FED_OPEN$SYNC
 [peer b]
 endpoint = http://127.0.0.1:$PB
 [server a.test:$PA]

@@ -11,14 +11,14 @@
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 PA=$(free_port); PB=$(free_port)
-A=$(node_config a "$PA" "$FED_COMMON
+A=$(node_config a "$PA" "$FED_COMMON$FED_OPEN
 [served]
 upstreams = b.test:$PB
 [server b.test:$PB]
 endpoint = http://127.0.0.1:$PB")
 # 1,000 parallel requests come from one address here: B lets that many in
 # (the per-address cap of issue 13 is tested in served_dos.sh).
-B=$(node_config b "$PB" "$FED_COMMON
+B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN
 [served]
 max_connections_per_ip = 1000
 recover_per_client = 1024

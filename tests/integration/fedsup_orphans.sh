@@ -14,10 +14,10 @@ SUP="$FP_ROOT/scripts/fedsup"
 STAGES="validated purgatoryd fetchd feedpump served syncd"
 PA=$(free_port)
 PB=$(free_port)
-A=$(node_config a "$PA" "$FED_COMMON
+A=$(node_config a "$PA" "$FED_COMMON$FED_OPEN
 [feed]
 sink = file")
-B=$(node_config b "$PB" "$FED_COMMON
+B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN
 [syncd]
 interval = 1s
 [feed]

@@ -52,7 +52,9 @@ endpoint = http://127.0.0.1:$XP_c
 key = s3cret
 "
 fd_config "server_rate = 0
-backoff_grace = 100"
+backoff_grace = 100
+[validated]
+trusted_key_servers = xm.test"
 fd_start
 fetch() { fedctl -c "$FD_CONF" fetch "$@" >"$FD_DIR/out" 2>"$FD_DIR/err"; }
 
@@ -117,7 +119,7 @@ fetch server_keys xm.test
 fetch server_keys origin.test --servers xm.test
 check_eq "server_keys for xm.test: GET /_matrix/key/v2/server at xm.test" 1 \
 	"$(jq -r 'select(.target == "/_matrix/key/v2/server") | .method' "$FD_DIR/a.jsonl" | grep -c GET)"
-check_eq "server_keys for origin.test asked of xm.test: GET /_matrix/key/v2/query/origin.test" 1 \
+check_eq "server_keys for origin.test asked of xm.test (a trusted notary): GET /_matrix/key/v2/query/origin.test" 1 \
 	"$(jq -r 'select(.target == "/_matrix/key/v2/query/origin.test") | .method' "$FD_DIR/a.jsonl" | grep -c GET)"
 check_eq "the key endpoints got no Authorization header" 0 \
 	"$(jq 'select(.target | startswith("/_matrix/key/")) | .authorization | length' "$FD_DIR/a.jsonl" | grep -vc '^0$')"

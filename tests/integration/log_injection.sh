@@ -8,7 +8,8 @@
 . tests/tools/federation_lib.sh
 P=$(free_port)
 A=$(node_config a "$P" "[served]
-upstreams = 127.0.0.1:1")
+upstreams = 127.0.0.1:1
+matrix_auth = open")
 node_start a served
 U=http://127.0.0.1:$P
 check "served up" wait_for "http_up $U/healthz"

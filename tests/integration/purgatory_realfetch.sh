@@ -10,8 +10,8 @@
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 PA=$(free_port); PB=$(free_port)
-A=$(node_config a "$PA" "$FED_COMMON")
-B=$(node_config b "$PB" "$FED_COMMON
+A=$(node_config a "$PA" "$FED_COMMON$FED_OPEN")
+B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN
 [purgatoryd]
 fetch_limit = 10
 [server a.test:$PA]

@@ -38,7 +38,7 @@ all_once() {
 }
 
 # ---- 1. growth: 512K to start, 64M ceiling ------------------------------
-G=$(node_config grow "$(free_port)" "$FED_COMMON
+G=$(node_config grow "$(free_port)" "$FED_COMMON$FED_OPEN
 [feed]
 sink = file")
 sed -i 's/^\[node\]$/[node]\nmap_size = 512K\nmap_size_max = 64M/' "$G"
@@ -57,7 +57,7 @@ node_stop grow validated purgatoryd feedpump
 
 # ---- 2. the attack: a map at its ceiling ---------------------------------
 P=$(free_port)
-C=$(node_config full "$P" "$FED_COMMON
+C=$(node_config full "$P" "$FED_COMMON$FED_OPEN
 [feed]
 sink = file")
 sed -i 's/^\[node\]$/[node]\nmap_size = 1M\nmap_size_max = 1M/' "$C"

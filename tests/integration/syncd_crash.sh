@@ -8,7 +8,7 @@
 . tests/tools/federation_lib.sh
 PA=$(free_port); PB=$(free_port)
 A=$(node_config a "$PA")
-B=$(node_config b "$PB" "$FED_COMMON
+B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN
 [syncd]
 interval = 200ms
 batch = 20

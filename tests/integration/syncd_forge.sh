@@ -15,7 +15,7 @@
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 PV=$(free_port); PB=$(free_port); P1=$(free_port); P2=$(free_port); P3=$(free_port)
-V=$(node_config v "$PV" "$FED_COMMON")
+V=$(node_config v "$PV" "$FED_COMMON$FED_OPEN")
 sed -i 's/^server_name = .*/server_name = victim.example/' "$V"
 E1=$(node_config e1 "$P1")
 sed -i 's/^server_name = .*/server_name = victim.example/' "$E1"
@@ -37,7 +37,7 @@ node_start e1 served
 node_start e2 served
 node_start e3 served
 check "V, E1, E2, E3 up" wait_for "http_up http://127.0.0.1:$PV/healthz && http_up http://127.0.0.1:$P1/healthz && http_up http://127.0.0.1:$P2/healthz && http_up http://127.0.0.1:$P3/healthz"
-B=$(node_config b "$PB" "$FED_COMMON
+B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN
 [syncd]
 interval = 300ms
 backoff_max = 1s

@@ -7,7 +7,8 @@
 # truncated copy names. A PDU whose hash and signature are written with
 # JSON escapes ("\/", "\u0041") is the same event: accepted, not redacted.
 . tests/lib/lib.sh
-pipeline_node alpha
+pipeline_node alpha "[served]
+matrix_auth = open"
 PT=purgatory_tool
 
 bg purgatoryd -c "$CONF"; PURG=$LAST_PID

@@ -17,6 +17,12 @@ tick = 200ms
 backoff_window = 200ms
 server_rate = 0
 "
+# FED_OPEN: for tests that read the Matrix endpoints with plain curl (X-Matrix
+# between real processes is tested in served_xmatrix and fetchd_xmatrix).
+FED_OPEN="
+[served]
+matrix_auth = open
+"
 # node_start NAME STAGE...: start stages of a node, remember PIDs as PID_<NAME>_<STAGE>.
 node_start() {
 	_node=$1; shift

@@ -29,6 +29,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		printf("%s\n", h.data);
+		buf_free(&h);
+		free(body);
 		return 0;
 	}
 	if (argc >= 7 && !strcmp(argv[1], "verify")) {
@@ -39,6 +41,7 @@ int main(int argc, char **argv)
 		if (argc > 7 && !(body = slurp(argv[7], &blen))) { perror(argv[7]); return 2; }
 		if (a.has_destination && strcmp(a.destination, argv[3])) { printf("bad destination: %s\n", a.destination); return 1; }
 		int r = xmatrix_verify(&a, pk, argv[4], argv[5], argv[3], body, blen);
+		free(body);
 		printf("%s\n", r == 1 ? "ok" : r == 0 ? "bad signature" : "malformed: sig or body");
 		return r == 1 ? 0 : r == 0 ? 1 : 2;
 	}
