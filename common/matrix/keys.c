@@ -464,17 +464,7 @@ static int add_doc(struct keyring *kr, const struct json_doc *d, int t, const ch
 int keyring_add_server_doc(struct keyring *kr, const char *json, size_t n,
                            char *err, size_t errlen)
 {
-	struct json_doc d = { 0 };
-	int rc;
-
-	if (json_parse(&d, json, n, JSON_MAX_DEPTH_DEFAULT) < 0) {
-		seterr(err, errlen, "key document: %s at byte %u", json_err_str(d.err), d.err_off);
-		rc = -1;
-	} else {
-		rc = add_doc(kr, &d, 0, NULL, NULL, NULL, NULL, err, errlen);
-	}
-	json_doc_free(&d);
-	return rc;
+	return keyring_add_server_doc_for(kr, json, n, NULL, err, errlen);
 }
 
 /* All or nothing per document, not per file: one bad document in a list

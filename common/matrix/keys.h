@@ -43,7 +43,7 @@ void keyring_free(struct keyring *kr);
  * -1 with a message in err. */
 int  keyring_add_server_doc(struct keyring *kr, const char *json, size_t n,
                             char *err, size_t errlen);
-/* The same, only if the document names server (else -1: "the document
+/* The same, only if the document names server (NULL: any; else -1: "the document
  * names X, not S"): what its origin, asked for its own keys, may answer. */
 int  keyring_add_server_doc_for(struct keyring *kr, const char *json, size_t n,
                                 const char *server, char *err, size_t errlen);
