@@ -9,7 +9,7 @@
  * (matrix/servername.h) or it is no candidate: "127.0.0.1:1/x?cmd=" from an
  * ID never becomes a URL.
  * A server's keys (op server_keys, ID = the server S) come only from those
- * entitled to give them: the notaries of [validated] trusted_key_servers
+ * entitled to give them: the notaries of [node] trusted_key_servers
  * (first), then S itself. A caller's hint is a candidate only if it is one
  * of those notaries; the keys of a notary come from the notary alone. */
 #include <stdlib.h>
@@ -126,7 +126,7 @@ static void rank(struct fetchd *fd, struct fetch *f, int from)
 
 static int fetch_key_notary(struct fetchd *fd, const char *name)
 {
-	return cfg_list_has(&fd->d->cfg, "validated", "trusted_key_servers", name);
+	return cfg_list_has(&fd->d->cfg, "node", "trusted_key_servers", name);
 }
 
 /* A hint for a key fetch: S itself or a trusted notary (not for a notary's
@@ -147,7 +147,7 @@ void fetch_select(struct fetchd *fd, struct fetch *f)
 	struct fetch_req *q = &f->req;
 	if (q->op == FOP_SERVER_KEYS) {
 		if (!q->hints_only && !fetch_key_notary(fd, q->event_id)) {
-			const char *l = cfg_str(&fd->d->cfg, "validated", "trusted_key_servers");
+			const char *l = cfg_str(&fd->d->cfg, "node", "trusted_key_servers");
 			while (*l) {
 				size_t n = strcspn(l, ", \t");
 				if (n) cand_add(fd, f, l, n);

@@ -133,8 +133,8 @@ static int check_keys(struct fetchd *fd, struct fetch *f, struct attempt *a, con
 	keyring_init(&kr);
 	if (strcmp(from, s) == 0) {
 		n = keyring_add_server_doc_for(&kr, body, a->body.len, s, err, sizeof err);
-	} else if (cfg_list_has(&fd->d->cfg, "validated", "trusted_key_servers", from)
-	           && !cfg_list_has(&fd->d->cfg, "validated", "trusted_key_servers", s)) {
+	} else if (cfg_list_has(&fd->d->cfg, "node", "trusted_key_servers", from)
+	           && !cfg_list_has(&fd->d->cfg, "node", "trusted_key_servers", s)) {
 		n = keyring_add_notary_answer(&kr, body, a->body.len, s, from, notary_key, fd, err, sizeof err);
 	} else {
 		n = -1;

@@ -110,13 +110,13 @@ static void waiting_add(struct validated *v, uint64_t seq, const char *server)
 
 static int keyfetch_want(struct daemon *d, const char *server);
 
-/* The trusted notaries ([validated] trusted_key_servers) lacking a usable
+/* The trusted notaries ([node] trusted_key_servers) lacking a usable
  * key of their own get theirs fetched (from themselves only): a notary's
  * answer counts only with a key the notary served. */
 static void notary_keys_want(struct daemon *d, const char *server)
 {
-	const char *l = cfg_str(&d->cfg, "validated", "trusted_key_servers");
-	if (cfg_list_has(&d->cfg, "validated", "trusted_key_servers", server))
+	const char *l = cfg_str(&d->cfg, "node", "trusted_key_servers");
+	if (cfg_list_has(&d->cfg, "node", "trusted_key_servers", server))
 		return;
 	while (*l) {
 		char name[256];
@@ -134,7 +134,7 @@ static void notary_keys_want(struct daemon *d, const char *server)
 
 static int notaries_count(const struct config *c)
 {
-	const char *l = cfg_str(c, "validated", "trusted_key_servers");
+	const char *l = cfg_str(c, "node", "trusted_key_servers");
 	int n = 0;
 	while (*l) {
 		size_t k = strcspn(l, ", \t");
@@ -360,8 +360,8 @@ static void on_key_result(struct daemon *d, struct frame *f)
 		keyring_init(&got);
 		if (strcmp(from, k->server) == 0) {
 			added = keyring_add_server_doc_for(&got, body, bl, k->server, err, sizeof err);
-		} else if (from[0] && cfg_list_has(&d->cfg, "validated", "trusted_key_servers", from)
-		           && !cfg_list_has(&d->cfg, "validated", "trusted_key_servers", k->server)) {
+		} else if (from[0] && cfg_list_has(&d->cfg, "node", "trusted_key_servers", from)
+		           && !cfg_list_has(&d->cfg, "node", "trusted_key_servers", k->server)) {
 			added = keyring_add_notary_answer(&got, body, bl, k->server, from, vkeys_notary_key,
 			                                  &v->keys, err, sizeof err);
 			if (added == KEYS_NOTARY_KEY_UNKNOWN)

@@ -15,6 +15,5 @@ const struct param params_validated[] = {
 	P_DUR("validated", "rescan_age", "3s", "0", "24h", "daemon: inbox entries older than this are re-validated"),
 	P_INT("validated", "rescan_batch", "1000", "1", "1000000", "daemon: inbox entries handled per rescan turn"),
 	P_DUR("validated", "key_fetch_retry", "30s", "10ms", "24h", "daemon: wait before asking fetchd again for a server's keys"),
-	P_NAMES("validated", "trusted_key_servers", "", "notaries asked for other servers' keys (GET /_matrix/key/v2/query); each answer must be signed by the server and by the notary with a key the notary served itself; empty: keys only from their own servers"),
 	P_END
 };

@@ -53,7 +53,7 @@ key = s3cret
 "
 fd_config "server_rate = 0
 backoff_grace = 100
-[validated]
+[node]
 trusted_key_servers = xm.test"
 fd_start
 fetch() { fedctl -c "$FD_CONF" fetch "$@" >"$FD_DIR/out" 2>"$FD_DIR/err"; }

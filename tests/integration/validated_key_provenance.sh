@@ -23,9 +23,10 @@ PE=$(free_port); PN=$(free_port); P5=$(free_port); P6=$(free_port); P7=$(free_po
 S1=s1.test:$P1 S2=s2.test:$P2 S3=s3.test:$P3 S3B=s3b.test:$P3B S4=s4.test:$P4
 EV=evil.test:$PE NT=notary.test:$PN S5=s5.test:$P5 S6=s6.test:$P6 S7=s7.test:$P7
 srv() { printf '[server %s]\nendpoint = http://127.0.0.1:%s\n' "$1" "$2"; }
-pipeline_node alpha "[validated]
-key_fetch_retry = 1s
+pipeline_node alpha "[node]
 trusted_key_servers = $NT
+[validated]
+key_fetch_retry = 1s
 $(srv $S1 $P1)
 $(srv $S2 $P2)
 $(srv $S3 $P3)
