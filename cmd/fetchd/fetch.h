@@ -151,7 +151,7 @@ struct fetchd {
 	int             checks_default;
 	int             room_version;
 	char            own[256];         /* [node] server_name: the origin we sign as */
-	struct signing_key sk;            /* [node] signing_key (both restart-only) */
+	struct signing_key sk;            /* [node] signing_key: reread at a reload */
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;

@@ -120,8 +120,9 @@ static int fetchd_init(struct daemon *d)
 	}
 	params_apply(fd, &p);
 	/* Every /_matrix/federation request is signed (X-Matrix) with this
-	 * key as [node] server_name; both are restart-only (daemon.c keeps
-	 * them at a reload), so they are read here once. */
+	 * key as [node] server_name; both names are restart-only (daemon.c
+	 * keeps them at a reload); the key file is read again at a reload
+	 * (reload_signing_key). */
 	if (signing_key_load(&fd->sk, cfg_str(&d->cfg, "node", "signing_key"), err, sizeof err) < 0) {
 		log_err("cannot load [node] signing_key (fetchd signs its federation requests): %s", err);
 		return EXIT_CONFIG;
@@ -195,6 +196,23 @@ static void fetchd_frame(struct daemon *d, struct conn *c, struct frame *f)
 	}
 }
 
+/* SIGHUP: the signing key file is read again (after `fedctl keygen
+ * --rotate`): a good new key replaces the old one at once, every request
+ * dispatched from now on is signed with it (a request is signed when it
+ * is sent, attempt_run); an unreadable or malformed file keeps the old key,
+ * said in one line. The path itself is restart-only (daemon.c). */
+static void reload_signing_key(struct fetchd *fd)
+{
+	const char *path = cfg_str(&fd->d->cfg, "node", "signing_key");
+	char err[320], was[sizeof fd->sk.key_id];
+	snprintf(was, sizeof was, "%s", fd->sk.key_id);
+	int r = signing_key_reload(&fd->sk, path, err, sizeof err);
+	if (r < 0)
+		log_warnx("reload: [node] signing_key not reloaded, still signing with %s: %s", was, err);
+	else if (r > 0)
+		log_notice("reload: [node] signing_key %s: now signing with %s (was %s)", path, fd->sk.key_id, was);
+}
+
 /* SIGHUP: the new limits apply at once (waiting fetches are admitted,
  * waiting requests dispatched under the new throttle); servers whose URL,
  * key or CA changed are rebuilt (one with requests in flight finishes
@@ -207,6 +225,7 @@ static void fetchd_reload(struct daemon *d, const struct config *old)
 	char err[256];
 	(void)old;
 	if (!fd) return;
+	reload_signing_key(fd);
 	if (params_read(&d->cfg, &p, err, sizeof err) < 0) {
 		log_warnx("reload: %s; fetchd keeps its previous limits", err);
 		return;

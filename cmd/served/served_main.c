@@ -304,10 +304,55 @@ static void served_apply(struct served *s)
 	xauth_apply(s);
 }
 
+/* SIGHUP: the signing key and <signing_key>.old are read again (after
+ * `fedctl keygen --rotate`): a good new key signs every key document from
+ * now on (built per request) and is the one /_matrix/key/v2/server
+ * publishes in verify_keys, the rotated-out ones in old_verify_keys. An
+ * unreadable or malformed key file keeps the old key and the old list, said
+ * in one line; an unreadable .old with a good new key: the new key, the
+ * previous list, and the key just replaced added to it (expired now), so a
+ * key that signed is never dropped from the document. */
+static void served_key_reload(struct served *s)
+{
+	const char *path = cfg_str(&s->d->cfg, "node", "signing_key");
+	char err[320];
+	struct old_key was;
+	snprintf(was.key_id, sizeof was.key_id, "%s", s->key.key_id);
+	memcpy(was.pk, s->key.pk, sizeof was.pk);
+	was.expired_ts = now_ms();
+	int r = signing_key_reload(&s->key, path, err, sizeof err);
+	if (r < 0) {
+		log_warnx("reload: [node] signing_key not reloaded, still signing with %s: %s", was.key_id, err);
+		return;
+	}
+	struct old_key *old = NULL;
+	size_t nold = 0;
+	if (signing_key_old_load(path, &old, &nold, err, sizeof err) == 0) {
+		free(s->old_keys);
+		s->old_keys = old;
+		s->nold_keys = nold;
+	} else {
+		log_warnx("reload: the rotated-out keys not reread (%s): publishing the previous list%s%s",
+		          err, r > 0 ? " and " : "", r > 0 ? was.key_id : "");
+	}
+	if (r > 0) {
+		int listed = 0;
+		for (size_t i = 0; i < s->nold_keys && !listed; i++)
+			listed = !strcmp(s->old_keys[i].key_id, was.key_id);
+		if (!listed) {
+			s->old_keys = xreallocarray(s->old_keys, s->nold_keys + 1, sizeof *s->old_keys);
+			s->old_keys[s->nold_keys++] = was;
+		}
+		log_notice("reload: [node] signing_key %s: now signing with %s (was %s, published as old)",
+		           path, s->key.key_id, was.key_id);
+	}
+}
+
 static void served_on_reload(struct daemon *d, const struct config *old)
 {
 	struct served *s = d->priv;
 	(void)old;
+	served_key_reload(s);
 	if (strcmp(s->server_name, cfg_str(&d->cfg, "node", "server_name")))
 		log_warnx("[node] server_name changed: takes effect at restart");
 	served_apply(s);

@@ -55,7 +55,7 @@ struct syncd {
 	int            batch;
 	char           node_id[27];
 	char           own[256];             /* [node] server_name: the origin we sign as */
-	struct signing_key sk;               /* [node] signing_key (both restart-only) */
+	struct signing_key sk;               /* [node] signing_key: reread at a reload */
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
 	uint64_t *c_key_conflicts, *c_identity_refused, *c_store_full, *c_store_full_waits;
 	int       full;                      /* the store was full: pulls stop until a write succeeds */

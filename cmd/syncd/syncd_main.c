@@ -187,7 +187,8 @@ static int syncd_init(struct daemon *d)
 	read_limits(sy, c);
 	if (sodium_init() < 0) { log_err("sodium_init failed"); return EXIT_TEMP; }
 	/* Every request to a peer is signed (X-Matrix) with this key as
-	 * [node] server_name; both are restart-only, read once. */
+	 * [node] server_name; both names are restart-only, the key file is
+	 * read again at a reload (reload_signing_key). */
 	snprintf(sy->own, sizeof sy->own, "%s", cfg_str(c, "node", "server_name"));
 	char err[256];
 	if (signing_key_load(&sy->sk, cfg_str(c, "node", "signing_key"), err, sizeof err) < 0) {
@@ -259,6 +260,22 @@ static void syncd_stats(struct daemon *d, struct buf *b)
 	buf_addc(b, '}');
 }
 
+/* SIGHUP: the signing key file is read again (after `fedctl keygen
+ * --rotate`): a good new key signs every request started from now on
+ * (peer_sign runs per request); an unreadable or malformed file keeps the
+ * old key, said in one line. The path is restart-only (daemon.c). */
+static void reload_signing_key(struct syncd *sy)
+{
+	const char *path = cfg_str(&sy->d->cfg, "node", "signing_key");
+	char err[320], was[sizeof sy->sk.key_id];
+	snprintf(was, sizeof was, "%s", sy->sk.key_id);
+	int r = signing_key_reload(&sy->sk, path, err, sizeof err);
+	if (r < 0)
+		log_warnx("reload: [node] signing_key not reloaded, still signing with %s: %s", was, err);
+	else if (r > 0)
+		log_notice("reload: [node] signing_key %s: now signing with %s (was %s)", path, sy->sk.key_id, was);
+}
+
 /* SIGHUP: limits are read anew; peers are matched by name: removed ones
  * are stopped and freed, added ones started, changed ones reconfigured
  * (paused <-> sync at once). Nothing points into either configuration:
@@ -267,6 +284,7 @@ static void syncd_reload(struct daemon *d, const struct config *old)
 {
 	struct syncd *sy = d->priv;
 	if (!sy) return;
+	reload_signing_key(sy);
 	read_limits(sy, &d->cfg);
 	if (sy->once) return;
 	size_t kept = 0, removed = 0, added = 0;

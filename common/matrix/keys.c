@@ -186,6 +186,29 @@ out:
 	return rc;
 }
 
+int signing_key_reload(struct signing_key *k, const char *path, char *err, size_t errlen)
+{
+	struct signing_key nk;
+	int rc = -1;
+
+	if (signing_key_load(&nk, path, err, errlen) < 0)
+		goto out;
+	if (strcmp(nk.key_id, k->key_id) == 0) {
+		if (sodium_memcmp(nk.sk, k->sk, sizeof nk.sk) == 0)
+			rc = 0;
+		else
+			seterr(err, errlen, "%s: another key under the same key ID %s (a key ID is never "
+			       "reused: make a new key with `fedctl keygen --rotate`)", path, k->key_id);
+		goto out;
+	}
+	sodium_memzero(k, sizeof *k);
+	*k = nk;
+	rc = 1;
+out:
+	sodium_memzero(&nk, sizeof nk);
+	return rc;
+}
+
 /* Written to a temporary file and renamed over the old one, so a crash never
  * leaves a truncated key behind and an old key is replaced only by a new
  * one already on disk: the temporary file is made O_EXCL|O_NOFOLLOW (a

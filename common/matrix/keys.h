@@ -19,6 +19,12 @@ struct signing_key {
 
 int  signing_key_generate(struct signing_key *k, const char *version);
 int  signing_key_load(struct signing_key *k, const char *path, char *err, size_t errlen);
+/* A stage's SIGHUP: read path again into *k, all or nothing. 1: a new key
+ * is now in *k (the previous one wiped); 0: the file holds the same key;
+ * -1 with err: *k untouched (the file unreadable or malformed, or it holds
+ * another key under the same key ID: a key ID is never reused, verifiers
+ * cache keys by it). */
+int  signing_key_reload(struct signing_key *k, const char *path, char *err, size_t errlen);
 /* Mode 0600; via "<path>.tmp" made O_EXCL|O_NOFOLLOW (an existing file or
  * symlink there is an error: EEXIST/ELOOP), fsync'ed, renamed over path,
  * directory fsync'ed: the old key is replaced only by a durable new one.
