@@ -576,6 +576,11 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)fd->connect_timeout);
 	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* The certificate must chain to a trusted CA and name the host the
+	 * URL contacts (libcurl's defaults, stated: nothing turns them off;
+	 * tests/integration/tls_names.sh greps for that). */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
 	curl_easy_setopt(e, CURLOPT_NOPROXY, s->noproxy);
 	if (s->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);

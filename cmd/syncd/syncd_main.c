@@ -114,6 +114,10 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, (long)((sy->low_speed_time + extra_timeout_ms) / 1000 + 1));
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sy->max_body);
+	/* The certificate must chain to a trusted CA (the peer's ca file if
+	 * set) and name the endpoint's host (libcurl's defaults, stated). */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (p->cfg.ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca);
 	/* The bearer key goes to the endpoint's host and nowhere else: no
 	 * redirect is followed (a 3xx is an http_status failure), and a plain
