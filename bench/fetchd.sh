@@ -11,6 +11,15 @@
 #    builds it) beside the unsigned one, CPU us/fetch added; and the
 #    signature alone (xmatrix_sign vs crypto_sign_detached of the same
 #    bytes), us/request added beyond the raw ed25519 signature.
+# 4. fetchd itself, signed against unsigned: the same fetchd objects linked
+#    a second time (here, with cc) with xmatrix_sign replaced (ld --wrap) by
+#    one writing the same header with a constant sig of the same length:
+#    the same code, requests and bytes on the wire, no canonical JSON, no
+#    ed25519. fetchd's CPU per fetch (from /proc), paired rounds, medians:
+#    us/fetch signing adds inside fetchd, beside the raw
+#    crypto_sign_detached of the same bytes (from 3). fetchd signs every
+#    /_matrix/federation request; no setting turns that off, so this is
+#    how an unsigned fetchd is had without adding one.
 # Rates are medians of paired rounds. Timings are printed, never asserted.
 ROOT=${FP_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 BIN=${FP_BIN:-$ROOT/bin}; B=${FP_BUILD:-$ROOT/build}
@@ -101,6 +110,71 @@ sc=$(fetchd_curl --sign-cost "$T/k" "$T/urls" 9)
 echo "X-Matrix signature alone, per request ($N targets x 9 paired rounds, medians):"
 echo "  xmatrix_sign $(val "$sc" sign_us) us, crypto_sign_detached of the same bytes $(val "$sc" raw_us) us:" \
 	"added beyond the raw signature $(val "$sc" added_us) us/request"
+
+# 4. fetchd as shipped against fetchd with xmatrix_sign stubbed (see top).
+cat >"$T/nosign.c" <<'C'
+/* xmatrix_sign without the signature: the header fetchd sends, the same
+ * shape and length (an 86-character sig), nothing computed. */
+#include "core/buf.h"
+#include "matrix/keys.h"
+int __wrap_xmatrix_sign(const struct signing_key *k, const char *origin, const char *destination,
+                        const char *method, const char *uri, const char *content, size_t clen,
+                        struct buf *out);
+int __wrap_xmatrix_sign(const struct signing_key *k, const char *origin, const char *destination,
+                        const char *method, const char *uri, const char *content, size_t clen,
+                        struct buf *out)
+{
+	(void)method; (void)uri; (void)content; (void)clen;
+	buf_printf(out, "X-Matrix origin=\"%s\",destination=\"%s\",key=\"%s\",sig=\"%.86s\"", origin,
+	           destination, k->key_id,
+	           "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	return 0;
+}
+C
+mk() { printf 'fp-print-%s: ; @echo $(%s)\n' "$1" "$2" | (cd "$ROOT" && make -s --no-print-directory -f Makefile -f - "fp-print-$1"); }
+NS=""
+if cc $(mk cflags CFLAGS) -I"$ROOT/common" -c -o "$T/nosign.o" "$T/nosign.c" 2>"$T/nosign.err" &&
+   cc -o "$T/fetchd_nosign" "$B"/obj/cmd/fetchd/*.o "$T/nosign.o" "$B/libfpfeed.a" "$B/libfpstore.a" \
+	"$B/libfpcore.a" "$B/libfpmatrix.a" -Wl,--wrap=xmatrix_sign $(mk ldlibs LDLIBS) 2>>"$T/nosign.err"; then
+	mkdir -p "$T/run2"
+	sed "s|^run_dir = .*|run_dir = $T/run2|" "$T/c.conf" >"$T/c2.conf"
+	"$T/fetchd_nosign" -c "$T/c2.conf" 2>"$T/fetchd2.log" & F2=$!; PIDS="$PIDS $F2"
+	i=0; while [ ! -S "$T/run2/fetchd.sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	NS="$T/run2/fetchd.sock"
+else
+	echo "fetchd signed vs unsigned: cannot link fetchd with a stubbed xmatrix_sign ($(head -c 300 "$T/nosign.err"))"
+fi
+if [ -n "$NS" ]; then
+	fcpu() {  # fcpu PID SOCK -> "cpu_ms ok"
+		c0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+		o=$(fetchd_client -s "$2" -n "$N" -c 1 -w "$W" -i "$T/ids" \
+			-r '{"op":"event","event_id":"%ID%","servers":["fast.test"]}')
+		echo "$(( ($(awk '{print $14 + $15}' "/proc/$1/stat") - c0) * 1000 / HZ )) $(val "$o" ok)"
+	}
+	fcpu "$F2" "$NS" >/dev/null     # warm-up
+	: >"$T/srounds"
+	for r in $(seq 1 "$R"); do
+		if [ $((r % 2)) = 1 ]; then a=$(fcpu "$FPID" "$T/run/fetchd.sock"); b=$(fcpu "$F2" "$NS")
+		else b=$(fcpu "$F2" "$NS"); a=$(fcpu "$FPID" "$T/run/fetchd.sock"); fi
+		echo "$a $b" >>"$T/srounds"
+	done
+	python3 - "$T/srounds" "$N" "$(val "$sc" raw_us)" "$(val "$sc" sign_us)" <<'PY'
+import statistics as st, sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+n, raw, sign = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+us = lambda i: st.median(r[i] for r in rows) * 1000.0 / n
+added = st.median((r[0] - r[2]) * 1000.0 / n for r in rows)
+print(f"fetchd signed vs unsigned, {n} distinct event fetches a run, {len(rows)} paired rounds (medians, CPU of fetchd):")
+print(f"  {'':52} {'CPU us/fetch':>13}")
+print(f"  {'fetchd, every request X-Matrix signed (as shipped)':52} {us(0):13.1f}  (ok {min(r[1] for r in rows)}/{n})")
+print(f"  {'the same fetchd, xmatrix_sign stubbed (same header)':52} {us(2):13.1f}  (ok {min(r[3] for r in rows)}/{n})")
+print(f"  {'added by signing inside fetchd':52} {added:13.1f}")
+print(f"  {'raw crypto_sign_detached of the same bytes':52} {raw:13.1f}")
+print(f"  {'xmatrix_sign alone':52} {sign:13.1f}")
+print(f"  ratio added / raw sign: {added / raw:.2f} (goal: about 1: one signature per request, nothing more);"
+      f" CPU from /proc at {100} Hz ticks, per-round added: " + " ".join(f"{(r[0] - r[2]) * 1000.0 / n:.1f}" for r in rows))
+PY
+fi
 echo
 echo "one event, N concurrent callers (peer answers after 200 ms):"
 printf '  %8s %18s %18s %14s\n' N "upstream requests" "median latency ms" "all identical"
