@@ -169,10 +169,12 @@ print(f"  {'':52} {'CPU us/fetch':>13}")
 print(f"  {'fetchd, every request X-Matrix signed (as shipped)':52} {us(0):13.1f}  (ok {min(r[1] for r in rows)}/{n})")
 print(f"  {'the same fetchd, xmatrix_sign stubbed (same header)':52} {us(2):13.1f}  (ok {min(r[3] for r in rows)}/{n})")
 print(f"  {'added by signing inside fetchd':52} {added:13.1f}")
-print(f"  {'raw crypto_sign_detached of the same bytes':52} {raw:13.1f}")
-print(f"  {'xmatrix_sign alone':52} {sign:13.1f}")
+print(f"  {'raw crypto_sign_detached of the same bytes (3)':52} {raw:13.1f}")
+print(f"  {'xmatrix_sign alone (3)':52} {sign:13.1f}")
 print(f"  ratio added / raw sign: {added / raw:.2f} (goal: about 1: one signature per request, nothing more);"
-      f" CPU from /proc at {100} Hz ticks, per-round added: " + " ".join(f"{(r[0] - r[2]) * 1000.0 / n:.1f}" for r in rows))
+      f" per-round added: " + " ".join(f"{(r[0] - r[2]) * 1000.0 / n:.1f}" for r in rows))
+print("  fetchd's CPU is counted in clock ticks from /proc; (3) is wall time of a loop: on a loaded")
+print("  machine (load average above the core count) (3) grows and the ratio falls below 1.")
 PY
 fi
 echo
