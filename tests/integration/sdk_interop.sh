@@ -1,7 +1,8 @@
 #!/bin/sh
 # Interoperability with an implementation no one here wrote (issue 15): npm's
 # @rocket.chat/federation-sdk (TypeScript, installed by scripts/deps-npm.sh
-# into $FP_NODE_MODULES, default $FP_BUILD/node_modules), run as real Node
+# into $FP_NODE_MODULES, default $FP_BUILD/node_modules, else
+# build/node_modules), run as real Node
 # processes over HTTPS on 127.0.0.1 with a test CA made here by openssl and
 # given to Node through NODE_EXTRA_CA_CERTS.
 #
@@ -38,7 +39,13 @@ if ! command -v node >/dev/null 2>&1; then
 	finish
 	exit $?
 fi
-FP_NODE_MODULES=${FP_NODE_MODULES:-$FP_BUILD/node_modules}
+# The modules are architecture-independent: a build tree of its own (asan's,
+# clang's) uses the default build's when it has none.
+if [ -z "${FP_NODE_MODULES:-}" ]; then
+	FP_NODE_MODULES=$FP_BUILD/node_modules
+	[ -d "$FP_NODE_MODULES" ] || [ ! -d "${FP_ROOT:-$(pwd)}/build/node_modules" ] ||
+		FP_NODE_MODULES=${FP_ROOT:-$(pwd)}/build/node_modules
+fi
 SDK_PKG=$FP_NODE_MODULES/@rocket.chat/federation-sdk/package.json
 if [ ! -f "$SDK_PKG" ]; then
 	not_ok "@rocket.chat/federation-sdk installed in $FP_NODE_MODULES (run make deps, or sh scripts/deps-npm.sh)"
@@ -65,7 +72,7 @@ mkdir -p "$X"
 ) >"$X/openssl.log" 2>&1
 check "test CA and certificate made" test -s "$X/cert.pem"
 export NODE_EXTRA_CA_CERTS="$X/ca.pem"
-CA="--cacert $X/ca.pem"
+CAF=$X/ca.pem
 
 # The SDK server's signing key, another key under the same key ID (the
 # wrong-key attacks), and the fixture it serves (signed PDUs of origin.test).
@@ -99,10 +106,10 @@ sed -i "s|^server_name = .*|server_name = $ME|; s|^\[node\]$|[node]\ntls_cert = 
 served_fill -c "$A" -N 6 -o "$T_TMP/ids" >/dev/null
 node_start a fetchd served
 U=https://127.0.0.1:$P
-check "A's served is up over HTTPS" wait_for "curl -sf $CA $U/healthz" 100
+check "A's served is up over HTTPS" wait_for "curl -sf --cacert $CAF $U/healthz" 100
 
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
-code() { curl -s $CA -o "$T_TMP/body" -w '%{http_code}' "$@"; }
+code() { curl -s --cacert "$CAF" -o "$T_TMP/body" -w '%{http_code}' "$@"; }
 errc() { jq -r .errcode "$T_TMP/body" 2>/dev/null; }
 # sdkc ARGS...: one request signed and sent by the SDK as sdk.test; prints
 # the status; the answer in $T_TMP/body, the header it sent in $T_TMP/hdr.
@@ -177,8 +184,8 @@ check_eq "... M_UNAUTHORIZED" M_UNAUTHORIZED "$(errc)"
 check "... the request did name sdk.test's key ID" grep -q "key=\"ed25519:$SDKKV\"" "$T_TMP/hdr.wrong"
 OTHER=127.0.0.1:$(free_port)
 rm -f "$T_TMP/hdr"
-D=$(node tests/tools/sdk/sdk_client.js --name "$SDKN" --key "$T_TMP/sdk.key" --dest "$OTHER" --dry-run \
-	--method GET --uri "$EV3" --header-out "$T_TMP/hdr.dest" 2>>"$T_TMP/client.err" | status)
+node tests/tools/sdk/sdk_client.js --name "$SDKN" --key "$T_TMP/sdk.key" --dest "$OTHER" --dry-run \
+	--method GET --uri "$EV3" --header-out "$T_TMP/hdr.dest" >>"$T_TMP/client.log" 2>>"$T_TMP/client.err"
 check "the SDK signed a request for $OTHER (not sent)" grep -q "destination=\"$OTHER\"" "$T_TMP/hdr.dest"
 check_eq "wrong destination (that header sent to A): 401" 401 "$(code -H "Authorization: $(cat "$T_TMP/hdr.dest")" "$U$EV3")"
 check_eq "... M_UNAUTHORIZED" M_UNAUTHORIZED "$(errc)"
@@ -202,7 +209,7 @@ check_eq "the SDK's verifier accepted every one, origin $ME" "ok $ME" \
 	"$(fed | jq -r 'select(.verdict == "ok" and (.authorization[0] | contains("origin=\"'"$ME"'\""))) | "\(.verdict) \(.origin)"' | sort -u)"
 check_eq "... the POST among them" 1 "$(fed | jq -r 'select(.method == "POST" and .origin == "'"$ME"'") | .verdict' | grep -c ok)"
 # The key the SDK used: fetched over HTTPS from A's served, A's own.
-AKEY=$(curl -s $CA "$U/_matrix/key/v2/server" | jq -r '.verify_keys | to_entries[0] | "\(.key) \(.value.key)"')
+AKEY=$(curl -s --cacert "$CAF" "$U/_matrix/key/v2/server" | jq -r '.verify_keys | to_entries[0] | "\(.key) \(.value.key)"')
 check "A's key document over HTTPS" test -n "$AKEY"
 AKID=${AKEY% *}
 check_eq "the SDK verified with A's key as A's served publishes it" "$AKEY" \
@@ -223,6 +230,17 @@ check_eq "A's genuine header for another event (tampered URI): the SDK refuses (
 check_eq "A's genuine header for another destination: the SDK refuses (401)" 401 \
 	"$(code -H "Authorization: $(xm "$T_TMP/a/signing.key" "$OTHER" "$FQ")" "$SU$FQ")"
 check_eq "unsigned: the SDK refuses (401)" 401 "$(code "$SU$FQ")"
-check_eq "the SDK's log: 4 refusals, 6 acceptances of $ME" "4 6" \
+# An impostor: another fedpipe fetchd calling itself A, signing with a key A
+# does not publish (under A's key ID). The SDK refuses each of its fetches.
+B=$(node_config b "$(free_port)" "$FED_COMMON
+[server $SDKN]
+endpoint = https://127.0.0.1:$S
+ca = $X/ca.pem")
+sed -i "s|^server_name = .*|server_name = $ME|; s|^signing_key = .*|signing_key = $T_TMP/a-wrong.key|" "$B"
+node_start b fetchd
+fedctl -c "$B" fetch event "$F2" --servers "$SDKN" --max-attempts 1 >"$T_TMP/out" 2>"$T_TMP/err"
+check "an impostor fetchd (A's name, another key): its fetch fails" [ $? -ne 0 ]
+check "... with HTTP 401 from the SDK server" grep -q "http 401" "$T_TMP/err"
+check_eq "the SDK's log: 5 refusals, 6 acceptances of $ME" "5 6" \
 	"$(fed | jq -r .verdict | grep -c refused) $(fed | jq -r 'select(.verdict == "ok" and .origin == "'"$ME"'") | .verdict' | wc -l)"
 finish
