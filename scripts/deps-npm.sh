@@ -33,5 +33,5 @@ echo "deps-npm: npm ci in $BUILD ($(node --version), npm $(npm --version))" >&2
 # is let run one.
 (cd "$BUILD" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
 cp "$SRC/package-lock.json" "$STAMP"
-v=$(node -p 'require(process.argv[1]).version' "$ROOT/$BUILD/node_modules/@rocket.chat/federation-sdk/package.json")
+v=$(cd "$BUILD" && node -p 'require("./node_modules/@rocket.chat/federation-sdk/package.json").version')
 echo "deps-npm: @rocket.chat/federation-sdk $v installed in $BUILD/node_modules" >&2

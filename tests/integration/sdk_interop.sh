@@ -17,7 +17,8 @@
 #
 # 1. The SDK signs (makeSignedRequest, tests/tools/sdk/sdk_client.js) every
 #    Matrix read to A's served (event, state_ids, event_auth, backfill,
-#    get_missing_events POST): each answers correctly, A having fetched
+#    get_missing_events POST): each answers correctly (the PDUs asked for,
+#    each accepted by the SDK's own room v10 schema), A having fetched
 #    sdk.test's key from the SDK's key document. Unsigned, tampered URI,
 #    tampered query, tampered body (the SDK's own header replayed on a
 #    changed request), wrong key (the SDK signing with another key under
@@ -125,14 +126,16 @@ pdu_ids() { jq -c "$1[]" "$T_TMP/body" | while read -r e; do echo "$e" | fp_pdu 
 # status: the status line sdk_client.js printed (the SDK's own log lines,
 # JSON, may share its stdout).
 status() { grep -E '^([0-9]{3}|error: .*)$' | tail -1; }
+pdus_line() { grep '^pdus: ' "$T_TMP/client.out"; }
 sdk_key_fetches() { jq -r 'select(.target == "/_matrix/key/v2/server") | .verdict' "$T_TMP/sdk.jsonl" | grep -c open; }
 
 # --- 1. The SDK signs, fedpipe's served verifies ---------------------------
 E1=$(sed -n 1p "$T_TMP/ids"); E2=$(sed -n 2p "$T_TMP/ids"); E3=$(sed -n 3p "$T_TMP/ids")
 E4=$(sed -n 4p "$T_TMP/ids"); E6=$(sed -n 6p "$T_TMP/ids")
 EV3=/_matrix/federation/v1/event/$(enc "$E3")
-check_eq "SDK-signed GET event: 200" 200 "$(sdkc --method GET --uri "$EV3")"
+check_eq "SDK-signed GET event: 200" 200 "$(sdkc --method GET --uri "$EV3" --pdus pdus)"
 check_eq "... the event asked for" "$E3" "$(jq -c '.pdus[0]' "$T_TMP/body" | fp_pdu id 10)"
+check_eq "... a PDU the SDK's room v10 schema accepts" "pdus: 1/1 valid" "$(pdus_line)"
 cp "$T_TMP/hdr" "$T_TMP/hdr.event"
 check "... the SDK's header: X-Matrix, all quoted, lower-case, destination ours" \
 	grep -Eq "^X-Matrix origin=\"$SDKN\",destination=\"$ME\",key=\"ed25519:$SDKKV\",sig=\"[^\"]+\"$" "$T_TMP/hdr.event"
@@ -142,15 +145,18 @@ R=$(enc "$ROOM")
 check_eq "SDK-signed GET state_ids (a query string): the create event is the state" "200 $E1" \
 	"$(sdkc --method GET --uri "/_matrix/federation/v1/state_ids/$R" --query "event_id=$(enc "$E4")") $(jq -r '.pdu_ids[0]' "$T_TMP/body")"
 check_eq "SDK-signed GET event_auth: the create event" "200 m.room.create" \
-	"$(sdkc --method GET --uri "/_matrix/federation/v1/event_auth/$R/$(enc "$E4")") $(jq -r '.auth_chain[0].type' "$T_TMP/body")"
+	"$(sdkc --method GET --uri "/_matrix/federation/v1/event_auth/$R/$(enc "$E4")" --pdus auth_chain) $(jq -r '.auth_chain[0].type' "$T_TMP/body")"
+check_eq "... the SDK's schema accepts it" "pdus: 1/1 valid" "$(pdus_line)"
 BF=/_matrix/federation/v1/backfill/$R
 check_eq "SDK-signed GET backfill v=E6 limit=3: E4, E5, E6" "200 $(sed -n 4,6p "$T_TMP/ids" | sort | tr '\n' ' ')" \
-	"$(sdkc --method GET --uri "$BF" --query "v=$(enc "$E6")&limit=3") $(pdu_ids .pdus)"
+	"$(sdkc --method GET --uri "$BF" --query "v=$(enc "$E6")&limit=3" --pdus pdus) $(pdu_ids .pdus)"
+check_eq "... the SDK's schema accepts them" "pdus: 3/3 valid" "$(pdus_line)"
 cp "$T_TMP/hdr" "$T_TMP/hdr.backfill"
 printf '{"earliest_events":["%s"],"latest_events":["%s"],"limit":10}' "$E2" "$E6" >"$T_TMP/gme.json"
 GP=/_matrix/federation/v1/get_missing_events/$R
 check_eq "SDK-signed POST get_missing_events (body signed as content): E3, E4, E5" "200 3" \
-	"$(sdkc --method POST --uri "$GP" --body "$T_TMP/gme.json") $(jq '.events|length' "$T_TMP/body")"
+	"$(sdkc --method POST --uri "$GP" --body "$T_TMP/gme.json" --pdus events) $(jq '.events|length' "$T_TMP/body")"
+check_eq "... the SDK's schema accepts them" "pdus: 3/3 valid" "$(pdus_line)"
 cp "$T_TMP/hdr" "$T_TMP/hdr.gme"
 check_eq "... each of them between E2 and E6" "$(sed -n 3,5p "$T_TMP/ids" | sort | tr '\n' ' ')" "$(pdu_ids .events)"
 check_eq "five reads, still one key fetch (cached)" 1 "$(sdk_key_fetches)"
