@@ -179,9 +179,8 @@ int param_check(const struct param *p, const char *v, char *err, size_t errlen)
 		struct iprange_list l;
 		char why[200];
 		if (iprange_list_parse(&l, v, why, sizeof why) == 0) { iprange_list_free(&l); return 0; }
-		param_accepted(p, acc, sizeof(acc));
-		snprintf(err, errlen, "[%s] %s = '%.80s%s' is not %s: %s", p->section, p->key, v,
-		         strlen(v) > 80 ? "..." : "", acc, why);
+		snprintf(err, errlen, "[%s] %s = '%.60s%s' is not accepted: %s (expected a list of IP ranges "
+		         "like 10.0.0.0/8, 192.0.2.1, fc00::/7)", p->section, p->key, v, strlen(v) > 60 ? "..." : "", why);
 		return -1;
 	}
 	default: break;

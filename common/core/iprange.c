@@ -137,8 +137,10 @@ int iprange_list_match(const struct iprange_list *l, const struct sockaddr *sa)
 {
 	unsigned char f[2][16];
 	int nf = forms(sa, f);
-	for (size_t i = 0; i < l->n; i++)
-		for (int k = 0; k < nf; k++)
+	/* the address as written first, so ::1 is reported as ::1/128, not
+	 * as the 0.0.0.1 its IPv4-compatible reading would be */
+	for (int k = 0; k < nf; k++)
+		for (size_t i = 0; i < l->n; i++)
 			if (in_range(&l->r[i], f[k])) return (int)i;
 	return -1;
 }
