@@ -95,6 +95,9 @@ int  served_early_ok(struct served *s, struct evhttp_request *req, const char *p
 /* Route an authenticated request to its handler. */
 void served_dispatch(struct served *s, struct evhttp_request *req);
 
+/* served_probe.c: GET /.well-known/matrix/server ([served] well_known; 404 unset) */
+void probe_well_known(struct served *s, struct evhttp_request *req);
+
 /* served_xauth.c: check req's X-Matrix header (kind XA_MATRIX or XA_FED)
  * and dispatch it, now or once the origin's key is fetched; or refuse it
  * (401, 403). */

@@ -98,7 +98,7 @@ void param_accepted(const struct param *p, char *out, size_t cap)
 		else snprintf(out, cap, "a list (comma or space separated)");
 		break;
 	case PT_PATH: snprintf(out, cap, "a path"); break;
-	case PT_NAME: snprintf(out, cap, "a server name (host, IPv4 or [IPv6], optional :port)"); break;
+	case PT_NAME: snprintf(out, cap, "a server name (host, IPv4 or [IPv6], optional :port)%s", *p->def ? "" : " or empty"); break;
 	case PT_NAMES: snprintf(out, cap, "a list of server names (host, IPv4 or [IPv6], optional :port)"); break;
 	case PT_CIDRS: snprintf(out, cap, "a list of IP ranges (10.0.0.0/8, 192.0.2.1, fc00::/7, ::ffff:a.b.c.d/n; "
 	                        "comma or space separated, may be empty)"); break;
@@ -164,7 +164,7 @@ int param_check(const struct param *p, const char *v, char *err, size_t errlen)
 			}
 		}
 		break;
-	case PT_NAME: bad = !server_name_valid(v, strlen(v)); break;
+	case PT_NAME: bad = !(!*v && !*p->def) && !server_name_valid(v, strlen(v)); break;  /* empty default: may stay unset */
 	case PT_NAMES: {
 		const char *q = v;
 		while (*q && !bad) {
