@@ -381,6 +381,32 @@ static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockad
 	return curlev_socket_open(fd->curl, a);
 }
 
+/* arg: the attempt. Called once the connection is there, new or taken from
+ * curl's cache, before the request is sent. open_cb judged a new one; a
+ * cached one was opened for whichever transfer came first, maybe for a
+ * configured server at the same scheme, host, port and TLS settings (an
+ * unconfigured name "10.0.0.5:8448" next to [server x] endpoint =
+ * https://10.0.0.5:8448): its address is judged here again, so no cached
+ * connection carries a request the policy refuses. */
+static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+	struct attempt *at = arg;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	(void)local_ip; (void)port; (void)local_port;
+	if (!at || !at->s->check_addr) return CURL_PREREQFUNC_OK;
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) in->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) in6->sin6_family = AF_INET6;
+	if (addr_denied(fetchd, at, (struct sockaddr *)&ss)) {   /* not an address at all: denied too */
+		at->denied = 1;
+		(*fetchd->c_denied)++;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+
 int transport_init(struct fetchd *fd)
 {
 	fetchd = fd;
@@ -660,6 +686,8 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);   /* the address policy, */
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, a);               /* reused connections too */
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	log_debug("fetch %s %s -> %s", fetchreq_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);
