@@ -5,7 +5,8 @@
  * (the connection gate: caps, deadlines, early 401), served_parse.c (pure
  * request parsing), served_metrics.c (/metrics over every stage of the
  * stage table, /healthz), served_xauth.c (X-Matrix request authentication,
- * key fetches through fetchd), served_tls.c (HTTPS: the SSL_CTX, reload). */
+ * key fetches through fetchd), served_tls.c (HTTPS: the SSL_CTX, reload),
+ * served_probe.c (/.well-known/matrix/server). */
 #ifndef SERVED_H
 #define SERVED_H
 #include <stdint.h>
