@@ -46,6 +46,7 @@ all: $(PROG_BINS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 deps:
 	@sh scripts/deps.sh $(DEB_PKGS)
+	@sh scripts/deps-npm.sh $(BUILD)
 
 $(BUILD)/obj/%.o: %.c $(COMMON_HDR)
 	@mkdir -p $(dir $@)

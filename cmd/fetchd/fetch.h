@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "core/fetchreq.h"
 #include "core/hmap.h"
+#include "core/iprange.h"
 #include "matrix/keys.h"
 
 struct fetch;
@@ -91,7 +92,8 @@ struct attempt {
 	char           *post;
 	long long       t0;
 	int             too_big;
-	int             denied;          /* open_cb refused the address (not public) */
+	int             denied;          /* open_cb refused the address ([fetchd] ip_range_deny) */
+	char            denied_why[96];  /* "127.0.0.1 in 127.0.0.0/8" */
 	TAILQ_ENTRY(attempt) f_link;
 	TAILQ_ENTRY(attempt) s_link;
 };
@@ -151,6 +153,7 @@ struct fetchd {
 	int             checks_default;
 	int             room_version;
 	char            own[256];         /* [node] server_name: the origin we sign as */
+	struct iprange_list ip_deny, ip_allow;  /* [fetchd] ip_range_deny / _allow (reloaded) */
 	struct signing_key sk;            /* [node] signing_key: reread at a reload */
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
@@ -202,6 +205,10 @@ void transport_server_release(struct fetchd *fd, struct server *s);    /* a runn
  * while busy), handles with old timeouts dropped, throttles re-run. */
 void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate);
 void transport_reap(struct fetchd *fd);          /* free retired servers gone idle */
+/* The address policy ([fetchd] ip_range_deny / ip_range_allow) into fd: at
+ * start and at each reload; -1 (old lists kept) with why in err. */
+int  transport_policy_load(struct fetchd *fd, const struct config *c, char *err, size_t cap);
+void transport_policy_free(struct fetchd *fd);
 
 /* fetch_validate.c: classify an answer. Returns 0 if it is acceptable,
  * else -1 with a short reason; *counts says whether it counts against the

@@ -119,6 +119,10 @@ static int fetchd_init(struct daemon *d)
 		return EXIT_CONFIG;
 	}
 	params_apply(fd, &p);
+	if (transport_policy_load(fd, &d->cfg, err, sizeof err) < 0) {
+		log_err("%s: [fetchd] ip_range_deny/ip_range_allow: %s", d->cfg_path ? d->cfg_path : "config", err);
+		return EXIT_CONFIG;
+	}
 	/* Every /_matrix/federation request is signed (X-Matrix) with this
 	 * key as [node] server_name; both names are restart-only (daemon.c
 	 * keeps them at a reload); the key file is read again at a reload
@@ -235,6 +239,8 @@ static void fetchd_reload(struct daemon *d, const struct config *old)
 	int deadline = p.fetch_timeout != fd->fetch_timeout;
 	int old_rate = fd->srv_rate;
 	params_apply(fd, &p);
+	if (transport_policy_load(fd, &d->cfg, err, sizeof err) < 0)
+		log_warnx("reload: [fetchd] ip_range_deny/ip_range_allow: %s; the previous address policy stays", err);
 	if (deadline) fd->deadline_tv = NULL;    /* fetches already running keep theirs */
 	transport_reload(fd, timeouts, old_rate);
 	fetch_admit(fd);
@@ -284,6 +290,7 @@ static void fetchd_fini(struct daemon *d)
 	health_flush(fd);
 	health_fini();
 	transport_fini(fd);
+	transport_policy_free(fd);
 	sodium_memzero(&fd->sk, sizeof fd->sk);
 }
 

@@ -308,42 +308,41 @@ void transport_reap(struct fetchd *fd)
 /* ---- the address policy ------------------------------------------------ */
 
 /* Addresses a server outside the configuration may not make us connect to:
- * Synapse's default federation ip_range_blacklist (loopback, private,
- * link-local, CGNAT, documentation, benchmarking, multicast) plus 0/8 and
- * 240/4 (unspecified, reserved, broadcast); IPv4-mapped IPv6 judged as IPv4. */
-static int v4_denied(uint32_t a)
+ * [fetchd] ip_range_deny (default: Synapse's federation blocklist, see
+ * core/iprange.h) minus ip_range_allow; an IPv4 range covers the mapped,
+ * compatible and 6to4 IPv6 spellings of its addresses. Read at start and at
+ * every reload (the config checked them at load: a parse error here is a
+ * bug in that check, and the old lists stay). */
+int transport_policy_load(struct fetchd *fd, const struct config *c, char *err, size_t cap)
 {
-	static const struct { uint32_t net; int bits; } r[] = {
-		{ 0x00000000, 8 }, { 0x7f000000, 8 }, { 0x0a000000, 8 }, { 0xac100000, 12 },
-		{ 0xc0a80000, 16 }, { 0x64400000, 10 }, { 0xc0000000, 24 }, { 0xa9fe0000, 16 },
-		{ 0xc0586300, 24 }, { 0xc6120000, 15 }, { 0xc0000200, 24 }, { 0xc6336400, 24 },
-		{ 0xcb007100, 24 }, { 0xe0000000, 4 }, { 0xf0000000, 4 },
-	};
-	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
-		if ((a & (0xffffffffu << (32 - r[i].bits))) == r[i].net) return 1;
+	struct iprange_list deny, allow;
+	if (iprange_list_parse(&deny, cfg_str(c, "fetchd", "ip_range_deny"), err, cap) < 0) return -1;
+	if (iprange_list_parse(&allow, cfg_str(c, "fetchd", "ip_range_allow"), err, cap) < 0) {
+		iprange_list_free(&deny);
+		return -1;
+	}
+	iprange_list_free(&fd->ip_deny);
+	iprange_list_free(&fd->ip_allow);
+	fd->ip_deny = deny;
+	fd->ip_allow = allow;
 	return 0;
 }
 
-static int addr_denied(const struct sockaddr *sa)
+void transport_policy_free(struct fetchd *fd)
 {
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		return v4_denied(ntohl(in->sin_addr.s_addr));
-	}
-	if (sa->sa_family == AF_INET6) {
-		const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const unsigned char mapped[12] = { 0,0,0,0,0,0,0,0,0,0,0xff,0xff };
-		static const unsigned char zero[16];
-		if (memcmp(b, mapped, 12) == 0 || memcmp(b, zero, 12) == 0)   /* mapped; ::, ::1 */
-			return v4_denied((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-			                 (uint32_t)b[14] << 8 | b[15]);
-		if ((b[0] & 0xfe) == 0xfc) return 1;                  /* fc00::/7 */
-		if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return 1;  /* fe80::/10 */
-		if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) return 1;  /* fec0::/10 */
-		if (b[0] == 0xff) return 1;                           /* ff00::/8 */
-		if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return 1;
-		return 0;
-	}
+	iprange_list_free(&fd->ip_deny);
+	iprange_list_free(&fd->ip_allow);
+}
+
+/* Is sa refused? If so, why ("127.0.0.1 in 127.0.0.0/8") into the attempt. */
+static int addr_denied(struct fetchd *fd, struct attempt *at, const struct sockaddr *sa)
+{
+	int why;
+	if (!iprange_denied(&fd->ip_deny, &fd->ip_allow, sa, &why)) return 0;
+	char a[64], r[64] = "not an IP address";
+	iprange_addr_format(sa, a, sizeof a);
+	if (why >= 0) iprange_format(&fd->ip_deny.r[why], r, sizeof r);
+	snprintf(at->denied_why, sizeof at->denied_why, "%s in %s", a, r);
 	return 1;
 }
 
@@ -362,21 +361,50 @@ static void transfer_done(void *arg, CURL *e, void *priv, CURLcode cc, long stat
 }
 
 /* arg: the attempt (set per transfer). A server outside the configuration
- * gets no connection to a non-public address, whatever its name resolved
- * to ("localhost", a DNS name pointing at 10.0.0.1, an IP literal): curl
- * tries the next address, or the attempt fails as "address not allowed".
- * The sockets opened here stay registered with the loop while their
- * connection idles in curl's cache (see core/curlev.h). */
+ * gets no connection to an address of [fetchd] ip_range_deny (unless
+ * ip_range_allow names it), whatever its name resolved to ("localhost", a
+ * DNS name pointing at 10.0.0.1, an IP literal, an answer that changed
+ * since the last lookup): this is the address curl is about to connect to,
+ * so no second lookup can differ from it. curl tries the next address, or
+ * the attempt fails as address_denied. The sockets opened here stay
+ * registered with the loop while their connection idles in curl's cache
+ * (see core/curlev.h). */
 static curl_socket_t open_cb(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct fetchd *fd = fetchd;
 	struct attempt *at = arg;
-	if (purpose == CURLSOCKTYPE_IPCXN && at && at->s->check_addr && addr_denied(&a->addr)) {
+	if (purpose == CURLSOCKTYPE_IPCXN && at && at->s->check_addr && addr_denied(fd, at, &a->addr)) {
 		at->denied = 1;
 		(*fd->c_denied)++;
 		return CURL_SOCKET_BAD;
 	}
 	return curlev_socket_open(fd->curl, a);
+}
+
+/* arg: the attempt. Called once the connection is there, new or taken from
+ * curl's cache, before the request is sent. open_cb judged a new one; a
+ * cached one was opened for whichever transfer came first, maybe for a
+ * configured server at the same scheme, host, port and TLS settings (an
+ * unconfigured name "10.0.0.5:8448" next to [server x] endpoint =
+ * https://10.0.0.5:8448): its address is judged here again, so no cached
+ * connection carries a request the policy refuses. */
+static int prereq_cb(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+	struct attempt *at = arg;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+	(void)local_ip; (void)port; (void)local_port;
+	if (!at || !at->s->check_addr) return CURL_PREREQFUNC_OK;
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) in->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) in6->sin6_family = AF_INET6;
+	if (addr_denied(fetchd, at, (struct sockaddr *)&ss)) {   /* not an address at all: denied too */
+		at->denied = 1;
+		(*fetchd->c_denied)++;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 int transport_init(struct fetchd *fd)
@@ -663,6 +691,8 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)a);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, a);
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);   /* the address policy, */
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, a);               /* reused connections too */
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	log_debug("fetch %s %s -> %s", fetchreq_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);

@@ -447,7 +447,7 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	f->running--;
 	if (cc != CURLE_OK) {
 		if (a->too_big) snprintf(why, sizeof why, "too_large");
-		else if (a->denied) snprintf(why, sizeof why, "address not allowed (not public, not configured)");
+		else if (a->denied) snprintf(why, sizeof why, "address_denied: %s ([fetchd] ip_range_deny)", a->denied_why);
 		else if (cc == CURLE_OPERATION_TIMEDOUT) { snprintf(why, sizeof why, "timeout"); f->n_timeouts++; }
 		else snprintf(why, sizeof why, "transport: %s", curl_easy_strerror(cc));
 	} else {

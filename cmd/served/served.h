@@ -5,7 +5,8 @@
  * (the connection gate: caps, deadlines, early 401), served_parse.c (pure
  * request parsing), served_metrics.c (/metrics over every stage of the
  * stage table, /healthz), served_xauth.c (X-Matrix request authentication,
- * key fetches through fetchd), served_tls.c (HTTPS: the SSL_CTX, reload). */
+ * key fetches through fetchd), served_tls.c (HTTPS: the SSL_CTX, reload),
+ * served_probe.c (/.well-known/matrix/server). */
 #ifndef SERVED_H
 #define SERVED_H
 #include <stdint.h>
@@ -94,6 +95,9 @@ int  served_auth_class(struct served *s, const char *path);
 int  served_early_ok(struct served *s, struct evhttp_request *req, const char *path);
 /* Route an authenticated request to its handler. */
 void served_dispatch(struct served *s, struct evhttp_request *req);
+
+/* served_probe.c: GET /.well-known/matrix/server ([served] well_known; 404 unset) */
+void probe_well_known(struct served *s, struct evhttp_request *req);
 
 /* served_xauth.c: check req's X-Matrix header (kind XA_MATRIX or XA_FED)
  * and dispatch it, now or once the origin's key is fetched; or refuse it

@@ -134,7 +134,7 @@ static int always_open(const char *path)
 {
 	return !strcmp(path, "/healthz") || !strcmp(path, "/_matrix/key/v2/server") ||
 	       !strncmp(path, "/_matrix/key/v2/query", 21) ||
-	       !strcmp(path, "/_matrix/federation/v1/version");
+	       !strcmp(path, "/_matrix/federation/v1/version") || !strcmp(path, "/.well-known/matrix/server");
 }
 
 static int has_xmatrix(struct evhttp_request *req)
@@ -237,6 +237,9 @@ void served_dispatch(struct served *s, struct evhttp_request *req)
 	} else if (!strcmp(path, "/_matrix/federation/v1/version")) {
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		fed_version(s, req);
+	} else if (!strcmp(path, "/.well-known/matrix/server")) {
+		if (m != EVHTTP_REQ_GET) goto bad_method;
+		probe_well_known(s, req);
 	} else if (!strncmp(path, fed, sizeof fed - 1)) {
 		int n = sp_split(path + sizeof fed - 1, seg, sl, 6);
 		if (n < 2) goto not_found;

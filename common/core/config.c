@@ -2,6 +2,7 @@
  * and typed accessors (see config.h). A value is a string until asked for;
  * malformed numbers are reported when the file is loaded, not when used. */
 #include "core/config.h"
+#include "core/iprange.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "matrix/servername.h"
@@ -79,6 +80,7 @@ const char *param_type_name(enum param_type t)
 	case PT_LIST: return "list";
 	case PT_NAME: return "server name";
 	case PT_NAMES: return "server names";
+	case PT_CIDRS: return "IP ranges";
 	}
 	return "?";
 }
@@ -96,8 +98,10 @@ void param_accepted(const struct param *p, char *out, size_t cap)
 		else snprintf(out, cap, "a list (comma or space separated)");
 		break;
 	case PT_PATH: snprintf(out, cap, "a path"); break;
-	case PT_NAME: snprintf(out, cap, "a server name (host, IPv4 or [IPv6], optional :port)"); break;
+	case PT_NAME: snprintf(out, cap, "a server name (host, IPv4 or [IPv6], optional :port)%s", *p->def ? "" : " or empty"); break;
 	case PT_NAMES: snprintf(out, cap, "a list of server names (host, IPv4 or [IPv6], optional :port)"); break;
+	case PT_CIDRS: snprintf(out, cap, "a list of IP ranges (10.0.0.0/8, 192.0.2.1, fc00::/7, ::ffff:a.b.c.d/n; "
+	                        "comma or space separated, may be empty)"); break;
 	default: snprintf(out, cap, "text"); break;
 	}
 }
@@ -160,7 +164,7 @@ int param_check(const struct param *p, const char *v, char *err, size_t errlen)
 			}
 		}
 		break;
-	case PT_NAME: bad = !server_name_valid(v, strlen(v)); break;
+	case PT_NAME: bad = !(!*v && !*p->def) && !server_name_valid(v, strlen(v)); break;  /* empty default: may stay unset */
 	case PT_NAMES: {
 		const char *q = v;
 		while (*q && !bad) {
@@ -170,6 +174,14 @@ int param_check(const struct param *p, const char *v, char *err, size_t errlen)
 			if (q > st && !server_name_valid(st, (size_t)(q - st))) bad = 1;
 		}
 		break;
+	}
+	case PT_CIDRS: {
+		struct iprange_list l;
+		char why[200];
+		if (iprange_list_parse(&l, v, why, sizeof why) == 0) { iprange_list_free(&l); return 0; }
+		snprintf(err, errlen, "[%s] %s = '%.60s%s' is not accepted: %s (expected a list of IP ranges "
+		         "like 10.0.0.0/8, 192.0.2.1, fc00::/7)", p->section, p->key, v, strlen(v) > 60 ? "..." : "", why);
+		return -1;
 	}
 	default: break;
 	}
@@ -301,6 +313,14 @@ static int on_kv(void *user, const char *section, const char *key, const char *v
 		return 0;
 	}
 	if (param_check(c->p[i], value, lc->err, lc->errlen) < 0) return 0;
+	if (c->p[i]->type == PT_CIDRS && c->set[i]) {
+		/* a continuation line (or the key again): the list goes on */
+		size_t ol = strlen(c->val[i]), nl = strlen(value);
+		c->val[i] = xrealloc(c->val[i], ol + nl + 2);
+		c->val[i][ol] = ' ';
+		memcpy(c->val[i] + ol + 1, value, nl + 1);
+		return 1;
+	}
 	free(c->val[i]);
 	c->val[i] = xstrdup(value);
 	c->set[i] = 1;

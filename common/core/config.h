@@ -25,6 +25,8 @@ enum param_type {
 	PT_LIST,       /* comma/space separated; each item one of allowed if set */
 	PT_NAME,       /* a Matrix server name (common/servername.h) */
 	PT_NAMES,      /* a list of server names (may be empty) */
+	PT_CIDRS,      /* a list of IP ranges (core/iprange.h; may be empty); a
+	                * long list may go on over indented continuation lines */
 };
 
 struct param {
@@ -47,6 +49,7 @@ struct param {
 #define P_LIST(s, k, d, al, h)       { s, k, d, h, .type = PT_LIST, .allowed = al }
 #define P_NAME(s, k, d, h)           { s, k, d, h, .type = PT_NAME }
 #define P_NAMES(s, k, d, h)          { s, k, d, h, .type = PT_NAMES }
+#define P_CIDRS(s, k, d, h)          { s, k, d, h, .type = PT_CIDRS }
 #define P_END                        { NULL, NULL, NULL, NULL, .type = 0 }
 /* "integer", "size", ...; and "in [min, max]" / "one of a|b" into out. */
 const char *param_type_name(enum param_type t);

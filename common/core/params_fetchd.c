@@ -3,6 +3,7 @@
  * profiles and what callers ask for. */
 #include <stddef.h>
 #include "core/config.h"
+#include "core/iprange.h"
 
 const struct param params_fetchd[] = {
 	P_INT("fetchd", "requests_max", "256", "1", "100000", "in-flight fetches across all keys (REQUESTS_MAX)"),
@@ -20,5 +21,9 @@ const struct param params_fetchd[] = {
 	P_DUR("fetchd", "backoff_max", "24h", "0", "365d", "cap on a server's backoff delay (HTTP 410: always this)"),
 	P_INT("fetchd", "backoff_grace", "1", "0", "1000", "consecutive failures only deprioritized, not backed off"),
 	P_LIST("fetchd", "checks", "event_id", "event_id|hashes|signatures", "default response checks: event_id hashes signatures"),
+	P_CIDRS("fetchd", "ip_range_deny", IPRANGE_DEFAULT_DENY, "addresses never connected to for a server without a [server NAME] section "
+	        "(default: Synapse's federation blocklist plus 0/8, 240/4, ::); an IPv4 range covers its ::ffff:, ::a.b.c.d and 6to4 forms; "
+	        "setting it replaces the default; continue a long list on indented lines"),
+	P_CIDRS("fetchd", "ip_range_allow", "", "exceptions to ip_range_deny (e.g. 127.0.0.0/8 for a test federation on loopback)"),
 	P_END
 };

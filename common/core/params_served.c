@@ -26,5 +26,7 @@ const struct param params_served[] = {
 	P_DUR("served", "stats_timeout", "250ms", "1ms", "1m", "how long /metrics waits for each stage's stats"),
 	P_ENUM("served", "matrix_auth", "xmatrix", "xmatrix|open", "/_matrix/federation/* requests: xmatrix (a valid X-Matrix signature required; 401 otherwise) | open"),
 	P_DUR("served", "key_wait", "5s", "100ms", "1m", "how long a request waits while fetchd gets an unknown origin's key (401 after)"),
+	P_NAME("served", "well_known", "", "host[:port] answered at GET /.well-known/matrix/server as {\"m.server\": ...} "
+	       "(delegation: who serves this node's federation); empty: 404"),
 	P_END
 };

@@ -53,7 +53,7 @@ check_eq "the unconfigured loopback listener saw no connection" 0 "$(accepts "$F
 check "names that are not server names were counted" [ "$(fd_stat bad_server_names)" -ge 14 ]
 check "non-public addresses of unconfigured names were refused" [ "$(fd_stat denied_addresses)" -ge 4 ]
 fedctl -c "$FD_CONF" fetch event "\$x" --servers "$V" >/dev/null 2>"$FD_DIR/why"
-check "the caller is told why" grep -q "address not allowed" "$FD_DIR/why"
+check "the caller is told why (address_denied)" grep -q "address_denied" "$FD_DIR/why"
 fedctl -c "$FD_CONF" fetch event "\$x:$V/internal?cmd=" >/dev/null 2>"$FD_DIR/why2"
 check "an ID naming no server name: no candidates" grep -q "no_candidates" "$FD_DIR/why2"
 # a recovery (FF_PROXIED, as served sends them) asks only its hints: the

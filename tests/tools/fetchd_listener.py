@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""fetchd_listener.py PORT LOG: a loopback listener that counts accepts.
+"""fetchd_listener.py PORT LOG [ADDR]: a loopback listener that counts accepts
+(on ADDR, default 127.0.0.1; "::1" for IPv6).
 PORT 0: an ephemeral port, written to LOG.port once listening (no race
 with another test grabbing a port between free_port and bind).
 Each accepted connection appends one line "accept N FROM" to LOG, the first
@@ -12,10 +13,11 @@ import socket
 import sys
 
 port, log = int(sys.argv[1]), sys.argv[2]
+host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port))
+s.bind((host, port))
 s.listen(128)
 open(log, "a").close()
 with open(log + ".port.tmp", "w") as f:

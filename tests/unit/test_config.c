@@ -78,7 +78,7 @@ int main(void)
 			defaults_ok = 0;
 			printf("# default of [%s] %s fails its own check: %s\n", q->section, q->key, err);
 		}
-		TAP_OK(q->type >= PT_STRING && q->type <= PT_NAMES, "[%s] %s has a type (%s)", q->section, q->key,
+		TAP_OK(q->type >= PT_STRING && q->type <= PT_CIDRS, "[%s] %s has a type (%s)", q->section, q->key,
 		       param_type_name(q->type));
 	}
 	TAP_OK(defaults_ok, "every default passes its own check");
@@ -106,6 +106,8 @@ int main(void)
 		case PT_ENUM: strcpy(bad[nb++], "bogus"); break;
 		case PT_NAME: strcpy(bad[nb++], "$x:127.0.0.1:19102/internal?cmd="); strcpy(bad[nb++], "a@b"); break;
 		case PT_NAMES: strcpy(bad[nb++], "good.example, 127.0.0.1:1/x?"); strcpy(bad[nb++], "a:b:c"); break;
+		case PT_CIDRS: strcpy(bad[nb++], "10.0.0.1/8"); strcpy(bad[nb++], "127.0.0.0/8, localhost");
+			strcpy(bad[nb++], "::/129"); break;
 		case PT_LIST: if (q->allowed) strcpy(bad[nb++], "bogus"); else strcpy(bad[nb++], "a\001b"); break;
 		default: strcpy(bad[nb++], "a\001b"); break;
 		}
@@ -142,6 +144,19 @@ int main(void)
 		TAP_OK(config_load(&c, path, err, sizeof(err)) == 0 && cfg_size(&c, "node", "map_size_max") == 2LL << 40,
 		       "valid list and T size load: %s", err);
 		config_free(&c);
+		unlink(path);
+		/* IP range lists: a long one goes on over indented lines; a bad item
+		 * on a continuation line is refused at that line */
+		path = write_tmp("[fetchd]\nip_range_deny = 10.0.0.0/8,\n  192.168.0.0/16\n\t::1\nip_range_allow = 10.1.0.0/16\n");
+		TAP_OK(config_load(&c, path, err, sizeof(err)) == 0 &&
+		       !strcmp(cfg_str(&c, "fetchd", "ip_range_deny"), "10.0.0.0/8, 192.168.0.0/16 ::1") &&
+		       !strcmp(cfg_str(&c, "fetchd", "ip_range_allow"), "10.1.0.0/16"),
+		       "an IP range list continues over indented lines: '%s'", c.n ? cfg_str(&c, "fetchd", "ip_range_deny") : err);
+		config_free(&c);
+		unlink(path);
+		path = write_tmp("[fetchd]\nip_range_deny = 10.0.0.0/8\n  192.168.0.1/16\n");
+		TAP_OK(config_load(&c, path, err, sizeof(err)) < 0 && strstr(err, ":3:") && strstr(err, "ip_range_deny") &&
+		       strstr(err, "192.168.0.0/16"), "a bad range on a continuation line names its line: %s", err);
 		unlink(path);
 		path = write_tmp("[peer x]\nendpoint = file:///etc/passwd\n");
 		TAP_OK(config_load(&c, path, err, sizeof(err)) < 0 && strstr(err, "endpoint"), "peer endpoint must be http(s): %s", err);
