@@ -131,8 +131,11 @@ int __wrap_xmatrix_sign(const struct signing_key *k, const char *origin, const c
 	return 0;
 }
 C
+# mk NAME VAR: the Makefile's $(VAR) (flags and libraries as the build uses them).
+# shellcheck disable=SC2016
 mk() { printf 'fp-print-%s: ; @echo $(%s)\n' "$1" "$2" | (cd "$ROOT" && make -s --no-print-directory -f Makefile -f - "fp-print-$1"); }
 NS=""
+# shellcheck disable=SC2046
 if cc $(mk cflags CFLAGS) -I"$ROOT/common" -c -o "$T/nosign.o" "$T/nosign.c" 2>"$T/nosign.err" &&
    cc -o "$T/fetchd_nosign" "$B"/obj/cmd/fetchd/*.o "$T/nosign.o" "$B/libfpfeed.a" "$B/libfpstore.a" \
 	"$B/libfpcore.a" "$B/libfpmatrix.a" -Wl,--wrap=xmatrix_sign $(mk ldlibs LDLIBS) 2>>"$T/nosign.err"; then
