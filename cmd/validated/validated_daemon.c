@@ -377,12 +377,13 @@ static void on_key_result(struct daemon *d, struct frame *f)
 			ok = 0;
 			snprintf(ecode, sizeof ecode, "not_found");
 		} else {
-			int rc, stored = 0;
+			int rc, stored = 0, conflicts;
 			int64_t fetched = now_ms();
 			do {
 				MDB_txn *t = store_begin(d->st, 0);
 				rc = 0;
 				stored = 0;
+				conflicts = 0;
 				for (size_t i = 0; i < got.n && !rc; i++) {
 					struct verify_key *vk = &got.k[i];
 					struct key_rec kr;
@@ -400,10 +401,16 @@ static void on_key_result(struct daemon *d, struct frame *f)
 						got.k[i] = got.k[--got.n];
 						i--;
 						rc = 0;
+						conflicts++;
 					} else if (rc == 0) {
 						stored++;
 					}
 				}
+				/* The signed document beside its keys, for what we
+				 * serve as a notary (served_matrix.c: mx_key_query):
+				 * never one holding a key we refused. */
+				if (!rc && !conflicts)
+					rc = store_key_doc_put_answer(t, d->st, k->server, body, bl);
 				if (rc) mdb_txn_abort(t);
 				else rc = store_commit(t);   /* a failed commit frees the txn */
 			} while (rc && store_write_failed(d->st, rc));
