@@ -223,7 +223,7 @@ static void on_tick(evutil_socket_t fd, short ev, void *arg)
 }
 
 /* Ask fetchd for origin's key document. 1 in flight, 0 cannot (refuse). */
-static int fetch_want(struct served *s, const char *origin, const char **why)
+static int fetch_want(struct served *s, const char *origin, const char *key_id, const char **why)
 {
 	struct kfetch *k = kf_find(origin, 1);
 	long long now = mono_ms();
@@ -237,7 +237,14 @@ static int fetch_want(struct served *s, const char *origin, const char **why)
 	json_put_string(&q, origin, strlen(origin));
 	buf_adds(&q, ",\"servers\":[");
 	json_put_string(&q, origin, strlen(origin));
-	buf_printf(&q, "],\"timeout_ms\":%lld}", s->key_wait);
+	/* the key ID wanted: what a notary is asked for (fetch_transport.c) */
+	buf_addc(&q, ']');
+	if (key_id[0]) {
+		buf_adds(&q, ",\"events\":[");
+		json_put_string(&q, key_id, strlen(key_id));
+		buf_addc(&q, ']');
+	}
+	buf_printf(&q, ",\"timeout_ms\":%lld}", s->key_wait);
 	k->req_id = ++s->next_req_id;
 	int rc = daemon_emit(s->d, "fetchd", FT_FETCH_REQ, 0, k->req_id, q.data, q.len);
 	buf_free(&q);
@@ -297,7 +304,7 @@ void xauth_check(struct served *s, struct evhttp_request *req, int kind)
 		       w.a.key);
 		return;
 	}
-	if (!fetch_want(s, w.a.origin, &why)) {
+	if (!fetch_want(s, w.a.origin, w.a.key, &why)) {
 		refuse(s, req, 401, w.a.origin, "unknown key %s: %s", w.a.key, why);
 		return;
 	}
