@@ -22,7 +22,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 PS=$(free_port); PN=$(free_port); PB=$(free_port); PH=$(free_port); PU=$(free_port)
 PDEAD=$(free_port); PS2=$(free_port); PS3=$(free_port)
-S=s.test:$PS N=n.test:$PN H=h.test:$PH U=u.test:$PU S2=s2.test:$PS2 S3=s3.test:$PS3
+S=s.test:$PS N=n.test:$PN B_NAME=b.test:$PB H=h.test:$PH U=u.test:$PU S2=s2.test:$PS2 S3=s3.test:$PS3
 node_config s "$PS" >/dev/null
 NC=$(node_config n "$PN" "$FED_COMMON
 [server $S]
@@ -191,7 +191,18 @@ submit "$BC" es2
 check "B stored S's key from N's answer" wait_for "grep -q 'stored 1 key(s) of $S (from $N)' $T_TMP/b/validated.log" 300
 check "  ... S's event accepted" wait_for "[ \"\$(stat_of purgatory)\" = 3 ]" 300
 check "  ... and not rejected" sh -c "! grep -q 'reject $(id_of es2)' $T_TMP/b/validated.log"
-check "  ... N saw B's POST query" grep -q "POST /_matrix/key/v2/query" "$T_TMP/n/served.log"
+check "  ... B's fetchd asked N the POST form (/_matrix/key/v2/query, no server in the path)" \
+	grep -q "fetch server_keys $S -> http://127.0.0.1:$PN/_matrix/key/v2/query\$" "$T_TMP/b/fetchd.log"
+# B, a notary in turn: S's document as N handed it over, S's signature kept.
+node_start b served
+check "B's served up" wait_for "http_up http://127.0.0.1:$PB/healthz"
+UN=http://127.0.0.1:$PB
+check_eq "B answers for S (learnt through N): S, N and B signatures" "200 $S $(printf '%s\n' "$B_NAME" "$N" "$S" | LC_ALL=C sort | paste -sd,)" \
+	"$(post "{\"server_keys\":{\"$S\":{}}}") $(names) $(jq -r '.server_keys[0].signatures | keys | join(",")' "$T_TMP/body")"
+cp "$T_TMP/body" "$T_TMP/answer.json"
+curl -s "$UN/_matrix/key/v2/server" >"$T_TMP/n.json"
+check "  ... S's own signature holds (python3-signedjson)" verify origin
+check "  ... B's countersignature holds (python3-signedjson)" verify notary
 
 # Attack: H countersigns a document of S2 whose S2 signature does not hold.
 submit "$BC" e2
