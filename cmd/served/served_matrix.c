@@ -1,6 +1,7 @@
 /* served_matrix.c: the Matrix server-server reads other nodes' fetchd use,
  * answered from LMDB: event, event_auth, state_ids, get_missing_events,
- * backfill, and the node's self-signed key document. Graph walks are
+ * backfill, the node's self-signed key document, and key queries as a
+ * notary (other servers' verified documents, countersigned). Graph walks are
  * breadth-first over stored events only and bounded (WALK_MAX), so a
  * request can never make served walk an unbounded history. State at an
  * event is approximated (full state resolution is out of scope): the latest
