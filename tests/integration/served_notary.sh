@@ -11,7 +11,8 @@
 #    never verified is absent; an operator-imported document is served too;
 #  - B: a second fedpipe node with [node] trusted_key_servers = N, H, which
 #    cannot reach S at all: it learns S's key through N's POST answer and
-#    accepts S's event;
+#    accepts S's event; B's own served then answers for S with S's, N's and
+#    B's signatures; N, peering with B ([peer], syncd), serves B's document;
 #  - attacks: H, a trusted notary (python), countersigns a document of S2
 #    whose S2 signature no longer holds (its key swapped): B refuses it and
 #    rejects S2's event unknown_key; U, a notary B does not trust, is never
@@ -42,7 +43,7 @@ endpoint = http://127.0.0.1:$PDEAD
 endpoint = http://127.0.0.1:$PDEAD
 [server $S3]
 endpoint = http://127.0.0.1:$PDEAD")
-sed -i "s/^\[node\]\$/[node]\ntrusted_key_servers = $N, $H/" "$BC"
+sed -i "s/^\[node\]\$/[node]\ntrusted_key_servers = $N, $H\nshared_key = k3y/" "$BC"
 bg "$PY" tests/tools/served_keyserver.py "$T_TMP/s/signing.key" "$S" "$PS" "$T_TMP/hits.s"
 
 # Events and the python notaries H (trusted by B, hostile) and U (not trusted).
@@ -221,4 +222,21 @@ check "  ... U was never asked" sh -c "[ ! -s $T_TMP/hits.u ]"
 OUT=$(fedctl -c "$BC" fetch server_keys "$S3" --servers "$U" --timeout 3000 2>&1)
 check "  ... even named as a hint: not asked, and why" grep -q "$U is neither the server nor a trusted notary" "$T_TMP/b/fetchd.log"
 check "  ... still no request at U" sh -c "[ ! -s $T_TMP/hits.u ]"
+
+# A [peer]'s own document (syncd): N peers with B and serves B's document.
+cat >>"$NC" <<CONF
+[peer b]
+endpoint = http://127.0.0.1:$PB
+server_name = $B_NAME
+key = k3y
+CONF
+node_start n syncd
+check "N's syncd stored its peer B's key" wait_for "grep -q 'stored 1 verify key(s) of $B_NAME' $T_TMP/n/syncd.log" 300
+UN=http://127.0.0.1:$PN
+check_eq "N answers for B (its peer's document), countersigned by N" "200 $B_NAME $B_NAME,$N" \
+	"$(post "{\"server_keys\":{\"$B_NAME\":{}}}") $(names) $(jq -r '.server_keys[0].signatures | keys | join(",")' "$T_TMP/body")"
+cp "$T_TMP/body" "$T_TMP/answer.json"
+curl -s "$UN/_matrix/key/v2/server" >"$T_TMP/n.json"
+check "  ... B's own signature holds (python3-signedjson)" verify origin
+check "  ... N's countersignature holds (python3-signedjson)" verify notary
 finish
