@@ -35,6 +35,43 @@ static int read_all(const char *path, struct buf *b)
 	return 0;
 }
 
+/* Did the import refuse a key of server (a conflict)? */
+static int server_conflicted(const struct keyring *kr, const char *conflicted, const char *server)
+{
+	for (size_t i = 0; i < kr->n; i++)
+		if (conflicted[i] && !strcmp(kr->k[i].server, server)) return 1;
+	return 0;
+}
+
+/* The imported files' documents (verified by keyring_load_file) beside their
+ * keys: served answers key queries with them, countersigned. A server with
+ * a refused (conflicting) key gets no document. 0 or an LMDB error. */
+static int import_docs(struct store *st, MDB_txn *t, char **files, int nfiles,
+                       const struct keyring *kr, const char *conflicted)
+{
+	int rc = 0;
+	for (int i = 0; i < nfiles && !rc; i++) {
+		struct buf b;
+		struct json_doc d = { 0 };
+		buf_init(&b);
+		if (read_all(files[i], &b) == 0 && b.data && json_parse(&d, b.data, b.len, JSON_MAX_DEPTH_DEFAULT) == 0) {
+			int arr = d.tok[0].type == JSON_ARRAY;
+			for (int e = arr ? json_first(&d, 0) : 0; e >= 0 && !rc; e = arr ? json_next_elem(&d, 0, e) : -1) {
+				char server[256];
+				int sn = d.tok[e].type == JSON_OBJECT ? json_obj_get(&d, e, "server_name") : -1;
+				if (sn < 0 || d.tok[sn].type != JSON_STRING || json_str_copy(&d, sn, server, sizeof server) <= 0
+				    || server_conflicted(kr, conflicted, server))
+					continue;
+				rc = store_key_doc_put_answer(t, st, server, b.data + d.tok[e].start,
+				                              d.tok[e].end - d.tok[e].start);
+			}
+		}
+		json_doc_free(&d);
+		buf_free(&b);
+	}
+	return rc;
+}
+
 static int load_node_key(struct fedctl *fc, struct signing_key *k, const char *path)
 {
 	char err[256];
@@ -259,8 +296,11 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 		struct store *st = fedctl_store(fc, 0);
 		size_t conflicts;
 		int rc;
+		char *conflicted = calloc(kr.n ? kr.n : 1, 1);
+		if (!conflicted) { fprintf(stderr, "fedctl keys import: out of memory\n"); keyring_free(&kr); return 1; }
 	redo:                             /* the map grew: the whole txn again */
 		conflicts = 0;
+		memset(conflicted, 0, kr.n);
 		rc = 0;
 		MDB_txn *t = store_begin(st, 0);
 		for (size_t i = 0; i < kr.n && !rc; i++) {
@@ -278,15 +318,18 @@ static int cmd_keys(struct fedctl *fc, int argc, char **argv)
 				fprintf(stderr, "fedctl keys import: %s %s: a different public key is already stored; "
 				        "%s refused (a stored key never changes)\n", kr.k[i].server, kr.k[i].key_id, pk);
 				conflicts++;
+				conflicted[i] = 1;
 				rc = 0;
 			}
 		}
+		if (!rc) rc = import_docs(st, t, argv + 2, argc - 2, &kr, conflicted);
 		if (rc) mdb_txn_abort(t);
 		else rc = store_commit(t);        /* a failed commit frees the txn */
 		if (rc && fedctl_write_failed(fc, rc, "fedctl keys import")) goto redo;
 		if (!rc)
 			printf("imported %zu key(s)%s\n", kr.n - conflicts, conflicts ? ", refused conflicting ones" : "");
 		keyring_free(&kr);
+		free(conflicted);
 		return rc || conflicts ? 1 : 0;
 	}
 	if (!strcmp(argv[1], "ls")) {

@@ -537,12 +537,28 @@ static void build_request(struct fetchd *fd, struct attempt *a, struct buf *url)
 		break;
 	case FOP_SERVER_KEYS:
 		/* The server's own document from the server itself; from
-		 * anyone else (a notary) the query for that server. */
+		 * anyone else (a notary) POST /_matrix/key/v2/query for that
+		 * server: the key IDs the caller wants ("events"; none: all),
+		 * each valid at least 5 minutes from now (a document about to
+		 * expire is not worth having: the origin is asked instead). */
 		if (strcmp(a->s->name, q->event_id) == 0) {
 			buf_adds(url, "/_matrix/key/v2/server");
 		} else {
-			buf_adds(url, "/_matrix/key/v2/query/");
-			add_escaped(url, q->event_id);
+			struct buf b;
+			long long min = (long long)now_ms() + 5 * 60 * 1000;
+			buf_init(&b);
+			buf_adds(url, "/_matrix/key/v2/query");
+			buf_adds(&b, "{\"server_keys\":{");
+			json_put_string(&b, q->event_id, strlen(q->event_id));
+			buf_addc(&b, ':');
+			buf_addc(&b, '{');
+			for (size_t i = 0; i < q->nevents; i++) {
+				if (i) buf_addc(&b, ',');
+				json_put_string(&b, q->events[i], strlen(q->events[i]));
+				buf_printf(&b, ":{\"minimum_valid_until_ts\":%lld}", min);
+			}
+			buf_adds(&b, "}}}");
+			a->post = buf_steal(&b);
 		}
 		break;
 	}

@@ -120,11 +120,15 @@ static int notary_key(void *arg, const char *server, const char *key_id, unsigne
 }
 
 /* Keys of S (the request's ID): from S itself, a document naming S
- * self-signed by one of its verify_keys; from a trusted notary N,
- * {"server_keys":[...]} whose documents for S are self-signed and signed by
- * N with a key N served itself. Anyone else's answer is refused. */
+ * self-signed by one of its verify_keys; from a trusted notary N (asked
+ * with POST /_matrix/key/v2/query, fetch_transport.c), {"server_keys":[...]}
+ * whose documents for S are self-signed and signed by N with a key N served
+ * itself. Anyone else's answer is refused. A notary holding no document for
+ * S (or none valid long enough: minimum_valid_until_ts), or signing with a
+ * key of its we do not hold yet, is not at fault (*counts = 0): the next
+ * candidate is asked. */
 static int check_keys(struct fetchd *fd, struct fetch *f, struct attempt *a, const char *body,
-                      char *why, size_t cap)
+                      char *why, size_t cap, int *counts)
 {
 	const char *s = f->req.event_id, *from = a->s->name;
 	struct keyring kr;
@@ -136,6 +140,12 @@ static int check_keys(struct fetchd *fd, struct fetch *f, struct attempt *a, con
 	} else if (cfg_list_has(&fd->d->cfg, "node", "trusted_key_servers", from)
 	           && !cfg_list_has(&fd->d->cfg, "node", "trusted_key_servers", s)) {
 		n = keyring_add_notary_answer(&kr, body, a->body.len, s, from, notary_key, fd, err, sizeof err);
+		size_t off, len;
+		int64_t vu;
+		if (n == KEYS_NOTARY_KEY_UNKNOWN
+		    || (n < 0 && json_obj_get(&doc, 0, "server_keys") >= 0
+		        && store_key_doc_pick(body, a->body.len, s, &off, &len, &vu) < 0))
+			*counts = 0;
 	} else {
 		n = -1;
 		snprintf(err, sizeof err, "%.80s is neither %.80s nor a trusted notary", from, s);
@@ -195,7 +205,7 @@ int fetch_check_answer(struct fetchd *fd, struct fetch *f, struct attempt *a,
 		    array_of("auth_chain_ids", 0, JSON_STRING, why, cap) < 0) return -1;
 		return 0;
 	case FOP_SERVER_KEYS:
-		return check_keys(fd, f, a, body, why, cap);
+		return check_keys(fd, f, a, body, why, cap, counts);
 	}
 	snprintf(why, cap, "unknown op");
 	return -1;

@@ -1,7 +1,7 @@
 /* served.h: private header of served, the node's federation HTTP endpoint
  * (libevent evhttp). Files: served_main.c (ops, routing, auth, errors),
  * served_fed.c (identity, events + long-poll), served_matrix.c (Matrix reads,
- * key document), served_recover.c (cache-warm recovery), served_conn.c
+ * key document, key queries as a notary), served_recover.c (cache-warm recovery), served_conn.c
  * (the connection gate: caps, deadlines, early 401), served_parse.c (pure
  * request parsing), served_metrics.c (/metrics over every stage of the
  * stage table, /healthz), served_xauth.c (X-Matrix request authentication,

@@ -1,6 +1,7 @@
 /* served_matrix.c: the Matrix server-server reads other nodes' fetchd use,
  * answered from LMDB: event, event_auth, state_ids, get_missing_events,
- * backfill, and the node's self-signed key document. Graph walks are
+ * backfill, the node's self-signed key document, and key queries as a
+ * notary (other servers' verified documents, countersigned). Graph walks are
  * breadth-first over stored events only and bounded (WALK_MAX), so a
  * request can never make served walk an unbounded history. State at an
  * event is approximated (full state resolution is out of scope): the latest
@@ -10,6 +11,7 @@
 #include "core/hmap.h"
 #include "core/xalloc.h"
 #include "matrix/json.h"
+#include "store/server_keys.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -408,43 +410,204 @@ void mx_server_key(struct served *s, struct evhttp_request *req)
 	buf_free(&b);
 }
 
-/* /_matrix/key/v2/query (GET .../query/{serverName}, POST with
- * {"server_keys":{name:{...}}}): the notary endpoint, always open. served
- * answers for the one server whose signed key document it holds: itself
- * (self-signed, so the notary signature is the same one). Other servers'
- * keys are stored without their documents (store/server_keys.h), and a
- * notary answer must carry the origin's own signature: they are left out,
- * which the API allows (an empty "server_keys" list). */
+/* /_matrix/key/v2/query: fedpipe as a notary (server-server API, "Querying
+ * Keys Through Another Server"), always open. GET .../query/{serverName}
+ * [/{keyId}] [?minimum_valid_until_ts=N] and POST .../query with
+ * {"server_keys":{S:{keyId:{"minimum_valid_until_ts":N}}}} (an empty map:
+ * all of S's keys). Answer {"server_keys":[doc,...]}: for ourselves our own
+ * document; for another server S the signed document stored beside its keys
+ * (store/server_keys.h: as received from S, or inside a trusted notary's
+ * answer), checked again now (self-signed by S, every key in it the one we
+ * hold under that ID) and countersigned by this node (our signature added
+ * to "signatures", S's kept). Keys imported without a document, documents
+ * we cannot verify, and servers we know nothing of are left out (an empty
+ * list is a valid answer). A document is returned when its valid_until_ts
+ * is at least the criteria's minimum_valid_until_ts (absent: now) and, if
+ * key IDs were asked, it holds one of them. */
+#define KQ_SERVERS_MAX 100     /* servers per query */
+#define KQ_KEYS_MAX    16      /* key IDs per server */
+
+struct kq_want {
+	char    server[256];
+	int     nkeys;                     /* 0: any key */
+	char    key_id[KQ_KEYS_MAX][64];
+	int64_t min_vu[KQ_KEYS_MAX];       /* per key ID */
+	int64_t min_any;                   /* nkeys == 0 */
+};
+
+/* Does document t (valid_until_ts vu) satisfy w? */
+static int kq_match(const struct kq_want *w, const struct json_doc *d, int t, int64_t vu)
+{
+	if (!w->nkeys) return vu >= w->min_any;
+	int vk = json_obj_get(d, t, "verify_keys"), ok = json_obj_get(d, t, "old_verify_keys");
+	for (int i = 0; i < w->nkeys; i++) {
+		int has = (vk >= 0 && d->tok[vk].type == JSON_OBJECT && json_obj_get(d, vk, w->key_id[i]) >= 0)
+		       || (ok >= 0 && d->tok[ok].type == JSON_OBJECT && json_obj_get(d, ok, w->key_id[i]) >= 0);
+		if (has && vu >= w->min_vu[i]) return 1;
+	}
+	return 0;
+}
+
+/* Another server's stored document, verified again and countersigned,
+ * appended to out (with a comma before it unless first). 1 added, 0 not. */
+static int kq_other(struct served *s, MDB_txn *t, const struct kq_want *w, struct buf *out, int first)
+{
+	const char *doc;
+	size_t n;
+	int64_t vu;
+	int rc = store_key_doc_get(t, s->d->st, w->server, &doc, &n, &vu, NULL);
+	if (rc) {
+		if (rc != MDB_NOTFOUND) log_warnx("key query: the stored document of %s: %s", w->server, mdb_strerror(rc));
+		return 0;
+	}
+	struct keyring kr;
+	struct json_doc d = { 0 };
+	char err[200];
+	int added = 0;
+	keyring_init(&kr);
+	if (keyring_add_server_doc_for(&kr, doc, n, w->server, err, sizeof err) <= 0) {
+		log_warnx("key query: the stored document of %s does not verify (%s): not served", w->server, err);
+		goto out;
+	}
+	for (size_t i = 0; i < kr.n; i++) {
+		struct key_rec r;
+		if (store_key_get_rec(t, s->d->st, kr.k[i].server, kr.k[i].key_id, &r) || memcmp(r.pk, kr.k[i].pk, 32)) {
+			log_warnx("key query: the stored document of %s gives %s, which is not the key we hold: not served",
+			          w->server, kr.k[i].key_id);
+			goto out;
+		}
+	}
+	if (json_parse(&d, doc, n, JSON_MAX_DEPTH_DEFAULT) < 0 || !kq_match(w, &d, 0, vu)) goto out;
+	struct buf signed_doc;
+	buf_init(&signed_doc);
+	if (json_sign_object(doc, n, s->server_name, s->key.key_id, s->key.sk, &signed_doc) == 0) {
+		if (!first) buf_addc(out, ',');
+		buf_add(out, signed_doc.data, signed_doc.len);
+		added = 1;
+	} else {
+		log_warnx("key query: cannot countersign the document of %s", w->server);
+	}
+	buf_free(&signed_doc);
+out:
+	json_doc_free(&d);
+	keyring_free(&kr);
+	return added;
+}
+
+/* Our own document (self-signed: the notary signature is the same one). */
+static int kq_self(struct served *s, const struct kq_want *w, struct buf *out, int first)
+{
+	struct buf b;
+	struct json_doc d = { 0 };
+	int added = 0;
+	buf_init(&b);
+	int64_t vu = now_ms() + cfg_ms(&s->d->cfg, "served", "key_valid_for");
+	if (signing_key_doc_old(&s->key, s->server_name, vu - cfg_ms(&s->d->cfg, "served", "key_valid_for"),
+	                        cfg_ms(&s->d->cfg, "served", "key_valid_for"), s->old_keys, s->nold_keys, &b) < 0) {
+		log_warnx("key query: cannot build our key document");
+	} else if (json_parse(&d, b.data, b.len, JSON_MAX_DEPTH_DEFAULT) == 0 && kq_match(w, &d, 0, vu)) {
+		if (!first) buf_addc(out, ',');
+		buf_add(out, b.data, b.len);
+		added = 1;
+	}
+	json_doc_free(&d);
+	buf_free(&b);
+	return added;
+}
+
+/* A minimum_valid_until_ts value: a non-negative integer. */
+static int kq_min(const struct json_doc *d, int crit, int64_t now, int64_t *out)
+{
+	*out = now;
+	if (d->tok[crit].type != JSON_OBJECT) return -1;
+	int m = json_obj_get(d, crit, "minimum_valid_until_ts");
+	if (m < 0) return 0;
+	if (d->tok[m].type != JSON_INT || d->tok[m].ival < 0) return -1;
+	*out = d->tok[m].ival;
+	return 0;
+}
+
 void mx_key_query(struct served *s, struct evhttp_request *req, const char *path)
 {
 	static const char pre[] = "/_matrix/key/v2/query";
 	const char *rest = path + sizeof pre - 1;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
-	int ours = 0;
+	int64_t now = now_ms();
+	struct kq_want *want = NULL;
+	size_t nwant = 0;
 	if (m == EVHTTP_REQ_GET && rest[0] == '/' && rest[1]) {
-		char name[SERVED_ID_MAX];
-		if (strchr(rest + 1, '/') || served_segment(rest + 1, strlen(rest + 1), name, sizeof name) < 0) {
-			served_error(s, req, 400, "M_INVALID_PARAM", "bad server name in path");
+		want = xcalloc(1, sizeof *want);
+		nwant = 1;
+		const char *seg = rest + 1, *slash = strchr(seg, '/');
+		size_t sl = slash ? (size_t)(slash - seg) : strlen(seg);
+		if (served_segment(seg, sl, want->server, sizeof want->server) < 0 || !want->server[0]
+		    || (slash && (strchr(slash + 1, '/') || !slash[1]
+		                  || served_segment(slash + 1, strlen(slash + 1), want->key_id[0], sizeof want->key_id[0]) < 0))) {
+			free(want);
+			served_error(s, req, 400, "M_INVALID_PARAM", "bad path: /_matrix/key/v2/query/{serverName}[/{keyId}]");
 			return;
 		}
-		ours = !strcmp(name, s->server_name);
+		int64_t min = now;
+		struct evkeyvalq q;
+		TAILQ_INIT(&q);
+		const char *qs = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+		if (qs && evhttp_parse_query_str(qs, &q) == 0) {
+			const char *v = evhttp_find_header(&q, "minimum_valid_until_ts");
+			uint64_t u;
+			if (v && sp_digits(v, INT64_MAX, &u) < 0) {
+				evhttp_clear_headers(&q);
+				free(want);
+				served_error(s, req, 400, "M_INVALID_PARAM", "minimum_valid_until_ts must be decimal digits only");
+				return;
+			}
+			if (v) min = (int64_t)u;
+		}
+		evhttp_clear_headers(&q);
+		want->nkeys = slash ? 1 : 0;
+		want->min_vu[0] = want->min_any = min;
 	} else if (m == EVHTTP_REQ_POST && !rest[0]) {
 		struct buf body;
 		buf_init(&body);
 		struct json_doc d = {0};
 		int sk = -1;
+		const char *bad = NULL;
 		if (read_body(req, &body) < 0 || json_parse(&d, body.data, body.len, 8) < 0 ||
 		    d.tok[0].type != JSON_OBJECT || (sk = json_obj_get(&d, 0, "server_keys")) < 0 ||
 		    d.tok[sk].type != JSON_OBJECT) {
-			json_doc_free(&d);
-			buf_free(&body);
-			served_error(s, req, 400, "M_BAD_JSON", "body must be {\"server_keys\":{SERVER:{...}}}");
-			return;
+			bad = "body must be {\"server_keys\":{SERVER:{KEY_ID:{\"minimum_valid_until_ts\":N}}}}";
+		} else {
+			size_t n = 0;
+			for (int k = json_first(&d, sk); k >= 0; k = json_next_kv(&d, sk, k)) n++;
+			if (n > KQ_SERVERS_MAX) bad = "too many servers in one query (at most 100)";
+			else if (n) want = xcalloc(n, sizeof *want);
+			for (int k = json_first(&d, sk); !bad && k >= 0; k = json_next_kv(&d, sk, k)) {
+				struct kq_want *w = &want[nwant++];
+				int ks = k + 1;
+				w->min_any = now;
+				if (json_str_copy(&d, k, w->server, sizeof w->server) <= 0 || json_str_has_ctl(&d, k)) {
+					bad = "bad server name";
+				} else if (d.tok[ks].type != JSON_OBJECT) {
+					bad = "each server's value must be an object of key IDs";
+				} else {
+					for (int i = json_first(&d, ks); !bad && i >= 0; i = json_next_kv(&d, ks, i)) {
+						if (w->nkeys == KQ_KEYS_MAX) { bad = "too many key IDs for one server (at most 16)"; break; }
+						if (json_str_copy(&d, i, w->key_id[w->nkeys], sizeof w->key_id[0]) <= 0)
+							bad = "bad key ID";
+						else if (kq_min(&d, i + 1, now, &w->min_vu[w->nkeys]) < 0)
+							bad = "minimum_valid_until_ts must be a non-negative integer in an object";
+						else
+							w->nkeys++;
+					}
+				}
+			}
 		}
-		for (int k = json_first(&d, sk); k >= 0; k = json_next_kv(&d, sk, k))
-			if (json_str_eq(&d, k, s->server_name)) ours = 1;
 		json_doc_free(&d);
 		buf_free(&body);
+		if (bad) {
+			free(want);
+			served_error(s, req, 400, "M_BAD_JSON", "%s", bad);
+			return;
+		}
 	} else if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_POST) {
 		served_error(s, req, 404, "M_UNRECOGNIZED", "unrecognized request path");
 		return;
@@ -455,14 +618,20 @@ void mx_key_query(struct served *s, struct evhttp_request *req, const char *path
 	struct buf b;
 	buf_init(&b);
 	buf_adds(&b, "{\"server_keys\":[");
-	if (ours && signing_key_doc_old(&s->key, s->server_name, now_ms(),
-	                                cfg_ms(&s->d->cfg, "served", "key_valid_for"),
-	                                s->old_keys, s->nold_keys, &b) < 0) {
-		buf_free(&b);
-		served_error(s, req, 500, "M_UNKNOWN", "cannot build the key document");
-		return;
+	MDB_txn *t = NULL;
+	int n = 0;
+	for (size_t i = 0; i < nwant; i++) {
+		if (!strcmp(want[i].server, s->server_name)) {
+			n += kq_self(s, &want[i], &b, n == 0);
+			continue;
+		}
+		if (!t) t = store_begin(s->d->st, 1);
+		n += kq_other(s, t, &want[i], &b, n == 0);
 	}
+	if (t) mdb_txn_abort(t);
 	buf_adds(&b, "]}");
+	log_debug("key query for %zu server(s): %d document(s)", nwant, n);
+	free(want);
 	served_json(req, 200, "OK", &b);
 	buf_free(&b);
 }

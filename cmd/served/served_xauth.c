@@ -10,7 +10,9 @@
  * asked of fetchd (op server_keys, as validated does): one fetch per origin
  * however many requests wait for it; the requests wait at most key_wait.
  * The answer must be a self-signed document whose server_name is the
- * origin; its keys are stored (a different key under a stored ID is
+ * origin (from the origin), or a trusted notary's answer whose documents
+ * for the origin are self-signed and countersigned with a key the notary
+ * served itself; its keys are stored (a different key under a stored ID is
  * refused: store_key_put's STORE_KEY_CONFLICT) and the waiting requests
  * verified again. A fetch that failed is not repeated for that origin for
  * FAIL_HOLD_MS (fetchd backs off too), nor one that succeeded for
@@ -221,7 +223,7 @@ static void on_tick(evutil_socket_t fd, short ev, void *arg)
 }
 
 /* Ask fetchd for origin's key document. 1 in flight, 0 cannot (refuse). */
-static int fetch_want(struct served *s, const char *origin, const char **why)
+static int fetch_want(struct served *s, const char *origin, const char *key_id, const char **why)
 {
 	struct kfetch *k = kf_find(origin, 1);
 	long long now = mono_ms();
@@ -235,7 +237,14 @@ static int fetch_want(struct served *s, const char *origin, const char **why)
 	json_put_string(&q, origin, strlen(origin));
 	buf_adds(&q, ",\"servers\":[");
 	json_put_string(&q, origin, strlen(origin));
-	buf_printf(&q, "],\"timeout_ms\":%lld}", s->key_wait);
+	/* the key ID wanted: what a notary is asked for (fetch_transport.c) */
+	buf_addc(&q, ']');
+	if (key_id[0]) {
+		buf_adds(&q, ",\"events\":[");
+		json_put_string(&q, key_id, strlen(key_id));
+		buf_addc(&q, ']');
+	}
+	buf_printf(&q, ",\"timeout_ms\":%lld}", s->key_wait);
 	k->req_id = ++s->next_req_id;
 	int rc = daemon_emit(s->d, "fetchd", FT_FETCH_REQ, 0, k->req_id, q.data, q.len);
 	buf_free(&q);
@@ -295,7 +304,7 @@ void xauth_check(struct served *s, struct evhttp_request *req, int kind)
 		       w.a.key);
 		return;
 	}
-	if (!fetch_want(s, w.a.origin, &why)) {
+	if (!fetch_want(s, w.a.origin, w.a.key, &why)) {
 		refuse(s, req, 401, w.a.origin, "unknown key %s: %s", w.a.key, why);
 		return;
 	}
@@ -309,15 +318,19 @@ void xauth_check(struct served *s, struct evhttp_request *req, int kind)
 	tick_arm(s);
 }
 
-/* Store the keys of origin from a verified document (kr); conflicts are
- * dropped from kr. Returns the number stored. */
-static int store_keys(struct served *s, const char *origin, struct keyring *kr)
+/* Store the keys of origin from a verified answer (kr, from body); conflicts
+ * are dropped from kr. The signed document goes beside them (what served
+ * answers as a notary) unless it held a refused key. Returns the number
+ * stored. */
+static int store_keys(struct served *s, const char *origin, struct keyring *kr,
+                      const char *body, size_t body_len)
 {
-	int rc, n;
+	int rc, n, conflicts;
 	do {
 		MDB_txn *t = store_begin(s->d->st, 0);
 		rc = 0;
 		n = 0;
+		conflicts = 0;
 		for (size_t i = 0; i < kr->n && !rc; i++) {
 			struct verify_key *vk = &kr->k[i];
 			rc = store_key_put(t, s->d->st, vk->server, vk->key_id, vk->pk, vk->valid_until_ts);
@@ -328,16 +341,34 @@ static int store_keys(struct served *s, const char *origin, struct keyring *kr)
 				kr->k[i] = kr->k[--kr->n];
 				i--;
 				rc = 0;
+				conflicts++;
 			} else if (!rc) {
 				n++;
 			}
 		}
+		if (!rc && !conflicts)
+			rc = store_key_doc_put_answer(t, s->d->st, origin, body, body_len);
 		if (rc) mdb_txn_abort(t);
 		else rc = store_commit(t);
 	} while (rc && store_write_failed(s->d->st, rc));
 	if (rc) log_warnx("could not store the keys of %s: %s (used for the waiting requests only)",
 	                  origin, mdb_strerror(rc));
 	return rc ? 0 : n;
+}
+
+/* A notary's key counts if it is stored, current (not an old key) and usable
+ * now: fetched from the notary itself (fetchd asks a notary for its own keys
+ * only of the notary). */
+static int notary_key(void *arg, const char *server, const char *key_id, unsigned char pk[32])
+{
+	struct served *s = arg;
+	struct key_rec r;
+	MDB_txn *t = store_begin(s->d->st, 1);
+	int rc = store_key_get_rec(t, s->d->st, server, key_id, &r);
+	mdb_txn_abort(t);
+	if (rc || (r.flags & KEY_OLD) || store_key_valid_until(&r) < now_ms()) return -1;
+	memcpy(pk, r.pk, 32);
+	return 0;
 }
 
 int xauth_on_frame(struct served *s, struct frame *f)
@@ -352,15 +383,33 @@ int xauth_on_frame(struct served *s, struct frame *f)
 	struct keyring kr;
 	keyring_init(&kr);
 	char why[600] = "";
+	const char *body = NULL;     /* into f */
+	size_t body_len = 0;
 	if (fetchres_parse(f, &r) < 0) {
 		snprintf(why, sizeof why, "malformed fetch result from fetchd");
 	} else {
 		if (!r.ok) {
 			snprintf(why, sizeof why, "fetchd could not get it (%s)", r.error[0] ? r.error : "?");
 		} else {
-			char err[200];
-			int added = keyring_add_server_doc(&kr, r.body, r.body_len, err, sizeof err);
-			int other = 0;
+			/* Who answered decides what counts (issue 15 "Where keys
+			 * may come from"): the origin itself, a document naming it,
+			 * self-signed; a trusted notary, {"server_keys":[...]} whose
+			 * documents naming the origin are self-signed and signed by
+			 * the notary with a key the notary served itself. */
+			char err[300];
+			int added, other = 0;
+			const char *from = r.server;
+			if (!strcmp(from, origin)) {
+				added = keyring_add_server_doc_for(&kr, r.body, r.body_len, origin, err, sizeof err);
+			} else if (from[0] && cfg_list_has(&s->d->cfg, "node", "trusted_key_servers", from)
+			           && !cfg_list_has(&s->d->cfg, "node", "trusted_key_servers", origin)) {
+				added = keyring_add_notary_answer(&kr, r.body, r.body_len, origin, from, notary_key, s,
+				                                  err, sizeof err);
+			} else {
+				added = -1;
+				snprintf(err, sizeof err, "answered by %.100s, neither %.100s nor a trusted notary",
+				         from[0] ? from : "(nobody)", origin);
+			}
 			for (size_t i = 0; i < kr.n; i++)
 				if (strcmp(kr.k[i].server, origin)) other = 1;
 			if (added < 0)
@@ -368,6 +417,8 @@ int xauth_on_frame(struct served *s, struct frame *f)
 			else if (other || !kr.n)
 				snprintf(why, sizeof why, "the key document is not %s's own (names another server)",
 				         origin);
+			body = r.body;
+			body_len = r.body_len;
 		}
 		fetchres_free(&r);
 	}
@@ -378,7 +429,7 @@ int xauth_on_frame(struct served *s, struct frame *f)
 		k->state = KF_FAILED;
 		k->until = mono_ms() + FAIL_HOLD_MS;
 	} else {
-		int n = store_keys(s, origin, &kr);
+		int n = store_keys(s, origin, &kr, body, body_len);
 		log_info("stored %d key(s) of %s", n, origin);
 		k->state = KF_FETCHED;
 		k->until = mono_ms() + REFETCH_MS;

@@ -504,6 +504,13 @@ static void on_keys(struct peer *p)
 		return;
 	}
 	if (!stored) { mdb_txn_abort(t); fail(p, "bad_key_doc", "key document is not for %s", p->server_name); return; }
+	/* The peer's signed document beside its keys (served answers key
+	 * queries with it, countersigned). */
+	if ((rc = store_key_doc_put_answer(t, sy->d->st, p->server_name, p->body.data, p->body.len))) {
+		mdb_txn_abort(t);
+		if (write_failed(p, rc, "keys")) on_keys(p);
+		return;
+	}
 	if ((rc = store_commit(t))) {
 		if (write_failed(p, rc, "keys commit")) on_keys(p);
 		return;

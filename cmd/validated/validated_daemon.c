@@ -108,7 +108,7 @@ static void waiting_add(struct validated *v, uint64_t seq, const char *server)
 	v->nw++;
 }
 
-static int keyfetch_want(struct daemon *d, const char *server);
+static int keyfetch_want(struct daemon *d, const char *server, const char *key_id);
 
 /* The trusted notaries ([node] trusted_key_servers) lacking a usable
  * key of their own get theirs fetched (from themselves only): a notary's
@@ -125,7 +125,7 @@ static void notary_keys_want(struct daemon *d, const char *server)
 			memcpy(name, l, n);
 			name[n] = 0;
 			if (!vkeys_usable(&VD(d)->keys, name))
-				keyfetch_want(d, name);
+				keyfetch_want(d, name, NULL);
 		}
 		l += n;
 		l += strspn(l, ", \t");
@@ -145,12 +145,13 @@ static int notaries_count(const struct config *c)
 	return n;
 }
 
-/* Ask fetchd for server's key document. 1 if a fetch is (now) in flight,
+/* Ask fetchd for server's key document (key_id: the one wanted, named to a
+ * notary in its query; NULL or "": any). 1 if a fetch is (now) in flight,
  * 0 if the server's keys definitely cannot be had, or were just fetched
  * (reject), -1 if not now (fetchd down, recent transient failure: the
  * inbox keeps the event). fetchd asks the trusted notaries, then the
  * server itself (fetch_select.c). */
-static int keyfetch_want(struct daemon *d, const char *server)
+static int keyfetch_want(struct daemon *d, const char *server, const char *key_id)
 {
 	struct validated *v = VD(d);
 	struct keyfetch *k = kf_find(v, server, 1);
@@ -171,6 +172,11 @@ static int keyfetch_want(struct daemon *d, const char *server)
 	buf_adds(&q, ",\"servers\":[");
 	json_put_string(&q, server, strlen(server));
 	buf_adds(&q, "]");
+	if (key_id && key_id[0]) {
+		buf_adds(&q, ",\"events\":[");
+		json_put_string(&q, key_id, strlen(key_id));
+		buf_adds(&q, "]");
+	}
 	int nn = notaries_count(&d->cfg);
 	if (nn > 1)
 		buf_printf(&q, ",\"max_attempts\":%d", nn + 1);
@@ -240,7 +246,8 @@ static void finish_one(struct daemon *d, uint64_t seq, const char *bytes, size_t
 	if (!r->accept && seq != 0 && !d->stdio
 	    && (r->reason == VR_UNKNOWN_KEY
 	        || (r->reason == VR_EXPIRED_KEY && vkeys_refetch_helps(&v->keys, bytes, n, r->sender_server)))) {
-		int k = keyfetch_want(d, r->sender_server);
+		int k = keyfetch_want(d, r->sender_server,
+		                      r->reason == VR_UNKNOWN_KEY ? r->missing_key_id : NULL);
 		if (k != 0) {
 			if (k > 0)
 				waiting_add(v, seq, r->sender_server);
@@ -365,7 +372,7 @@ static void on_key_result(struct daemon *d, struct frame *f)
 			added = keyring_add_notary_answer(&got, body, bl, k->server, from, vkeys_notary_key,
 			                                  &v->keys, err, sizeof err);
 			if (added == KEYS_NOTARY_KEY_UNKNOWN)
-				keyfetch_want(d, from);
+				keyfetch_want(d, from, NULL);
 		} else {
 			added = -1;
 			snprintf(err, sizeof err, "answered by %.100s, neither the server nor a trusted notary",
@@ -377,12 +384,13 @@ static void on_key_result(struct daemon *d, struct frame *f)
 			ok = 0;
 			snprintf(ecode, sizeof ecode, "not_found");
 		} else {
-			int rc, stored = 0;
+			int rc, stored = 0, conflicts;
 			int64_t fetched = now_ms();
 			do {
 				MDB_txn *t = store_begin(d->st, 0);
 				rc = 0;
 				stored = 0;
+				conflicts = 0;
 				for (size_t i = 0; i < got.n && !rc; i++) {
 					struct verify_key *vk = &got.k[i];
 					struct key_rec kr;
@@ -400,10 +408,16 @@ static void on_key_result(struct daemon *d, struct frame *f)
 						got.k[i] = got.k[--got.n];
 						i--;
 						rc = 0;
+						conflicts++;
 					} else if (rc == 0) {
 						stored++;
 					}
 				}
+				/* The signed document beside its keys, for what we
+				 * serve as a notary (served_matrix.c: mx_key_query):
+				 * never one holding a key we refused. */
+				if (!rc && !conflicts)
+					rc = store_key_doc_put_answer(t, d->st, k->server, body, bl);
 				if (rc) mdb_txn_abort(t);
 				else rc = store_commit(t);   /* a failed commit frees the txn */
 			} while (rc && store_write_failed(d->st, rc));

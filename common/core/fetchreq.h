@@ -20,7 +20,9 @@
  * state_ids (/state_ids/{room}?event_id=), missing_events (POST
  * /get_missing_events/{room}: latest_events = events or [event_id], earliest_events
  * = earliest), backfill (/backfill/{room}?v=events or event_id&limit=), server_keys
- * (/_matrix/key/v2/server on the server named by event_id). */
+ * (/_matrix/key/v2/server on the server named by event_id, asked of that server;
+ * POST /_matrix/key/v2/query asked of a trusted notary; "events" holds the key
+ * IDs wanted). */
 #ifndef FP_FETCHREQ_H
 #define FP_FETCHREQ_H
 #include <stddef.h>

@@ -7,7 +7,7 @@ const struct param params_node[] = {
 	P_PATH("node", "state_dir", "/var/lib/fedpipe", "directory of the LMDB environment"),
 	P_PATH("node", "run_dir", "/run/fedpipe", "Unix sockets: <run_dir>/<stage>.sock"),
 	P_PATH("node", "signing_key", "/etc/fedpipe/signing.key", "Synapse-format ed25519 signing key file"),
-	P_NAMES("node", "trusted_key_servers", "", "notaries asked for other servers' keys (GET /_matrix/key/v2/query); each answer must be signed by the server and by the notary with a key the notary served itself; empty: keys only from their own servers"),
+	P_NAMES("node", "trusted_key_servers", "", "notaries asked for other servers' keys (POST /_matrix/key/v2/query); each answer must be signed by the server and by the notary with a key the notary served itself; empty: keys only from their own servers"),
 	P_STR("node", "listen", "127.0.0.1:8448", "address served listens on"),
 	P_PATH("node", "tls_cert", "", "PEM certificate chain served speaks HTTPS with (empty: plain HTTP; with tls_key; reread on SIGHUP)"),
 	P_PATH("node", "tls_key", "", "PEM private key of tls_cert"),

@@ -9,7 +9,16 @@
  * their fetched + 7 days is long past and the first event they would verify
  * makes validated fetch the keys again (they may have come from whoever
  * handed them over, which is no longer enough); the refetched key rewrites
- * the row in the new format. */
+ * the row in the new format.
+ * Beside them, one row per server holds the server's signed key document
+ * (what a notary serves, countersigned):
+ *   server_keys  key server \0 (an empty key ID: no key ID is empty)
+ *                val u8 'D' | u64 valid_until_ts | u64 stored_ts | document bytes
+ * (17 + at most KEY_DOC_MAX bytes), written only with documents whose
+ * self-signature was checked (and, from a notary, its countersignature):
+ * as received from the server itself, or the document naming it inside a
+ * trusted notary's answer. The key rows never decode it (its size is
+ * neither 40 nor 49) and walkers see STORE_KEY_DOC_ROW. */
 #ifndef FP_STORE_SERVER_KEYS_H
 #define FP_STORE_SERVER_KEYS_H
 #include <stddef.h>
@@ -68,6 +77,33 @@ struct server_key {
 	int64_t       fetched_ts;
 	unsigned      flags;
 };
+#define STORE_KEY_DOC_ROW 1   /* store_key_row: a document row, not a key */
 int  store_key_row(const MDB_val *k, const MDB_val *v, struct server_key *out);
+
+/* --- signed key documents -------------------------------------------- */
+#define KEY_DOC_MAX 65536     /* a larger document is not kept (MDB_BAD_VALSIZE) */
+
+/* Store server's signed document (doc, n bytes, its valid_until_ts): only
+ * if no document is stored, or the stored one's valid_until_ts is not
+ * later (a notary handing an older document never replaces a newer one).
+ * 0 (written or the stored one kept), MDB_BAD_VALSIZE (too large or an
+ * unusable server name), or an LMDB error (abort the txn). The caller has
+ * verified it. */
+int  store_key_doc_put(MDB_txn *t, struct store *s, const char *server, const char *doc, size_t n,
+                       int64_t valid_until_ts);
+/* *doc points into the map (valid for the txn). 0, MDB_NOTFOUND,
+ * MDB_CORRUPTED, or an LMDB error. stored_ts may be NULL. */
+int  store_key_doc_get(MDB_txn *t, struct store *s, const char *server, const char **doc, size_t *n,
+                       int64_t *valid_until_ts, int64_t *stored_ts);
+/* In an accepted answer, json (n bytes): a bare key document naming server,
+ * or a notary's {"server_keys":[doc,...]}: the document naming server with
+ * the latest valid_until_ts. 0 with its bytes json[*off, *off + *len) and
+ * *valid_until_ts, or -1 (none, or not JSON). Checks no signature: call it
+ * on what keyring_add_server_doc_for / keyring_add_notary_answer accepted. */
+int  store_key_doc_pick(const char *json, size_t n, const char *server, size_t *off, size_t *len,
+                        int64_t *valid_until_ts);
+/* pick then put: 0 (stored, kept, or nothing to store), or as put. */
+int  store_key_doc_put_answer(MDB_txn *t, struct store *s, const char *server, const char *json,
+                              size_t n);
 
 #endif

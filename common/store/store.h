@@ -61,6 +61,9 @@
  *                                           store/fedstate.h)
  *   server_keys key server \0 key_id    val 32-byte ed25519 pk | u64 valid_until_ts | u64 fetched_ts |
  *                                           u8 flags (49 bytes; old 40-byte rows still read)
+ *               key server \0 (empty key ID) val u8 'D' | u64 valid_until_ts | u64 stored_ts |
+ *                                           the server's signed key document as verified
+ *                                           (<= 64 KiB; a notary serves it countersigned)
  *   server_health key server            val JSON {"streak","until_ms","last_error",
  *                                           "last_ok_ms","latency_ms"}
  *   claims      key string              val u64 expires_ms ("recover:<event_id>")

@@ -8,7 +8,7 @@
 # body signed as content), the destination is the server name as the
 # request names it (a port included, never the endpoint address), and the
 # key endpoints go unsigned (GET /_matrix/key/v2/server from the server
-# itself, GET /_matrix/key/v2/query/<S> from anyone else). Every header
+# itself, POST /_matrix/key/v2/query from anyone else). Every header
 # seen is recorded: all values quoted, names lower-case, destination
 # present. Against a fetchd that does not sign, every fetch gets 401.
 # An unreadable signing key stops fetchd at start (exit 100, naming it).
@@ -119,8 +119,8 @@ fetch server_keys xm.test
 fetch server_keys origin.test --servers xm.test
 check_eq "server_keys for xm.test: GET /_matrix/key/v2/server at xm.test" 1 \
 	"$(jq -r 'select(.target == "/_matrix/key/v2/server") | .method' "$FD_DIR/a.jsonl" | grep -c GET)"
-check_eq "server_keys for origin.test asked of xm.test (a trusted notary): GET /_matrix/key/v2/query/origin.test" 1 \
-	"$(jq -r 'select(.target == "/_matrix/key/v2/query/origin.test") | .method' "$FD_DIR/a.jsonl" | grep -c GET)"
+check_eq "server_keys for origin.test asked of xm.test (a trusted notary): POST /_matrix/key/v2/query" 1 \
+	"$(jq -r 'select(.target == "/_matrix/key/v2/query") | .method' "$FD_DIR/a.jsonl" | grep -c POST)"
 check_eq "the key endpoints got no Authorization header" 0 \
 	"$(jq 'select(.target | startswith("/_matrix/key/")) | .authorization | length' "$FD_DIR/a.jsonl" | grep -vc '^0$')"
 fd_stop

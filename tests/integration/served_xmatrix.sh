@@ -120,8 +120,9 @@ import sys, json, base64, signedjson.key, signedjson.sign
 d = json.load(open(sys.argv[1]))["server_keys"][0]; (kid, v), = d["verify_keys"].items()
 vk = signedjson.key.decode_verify_key_bytes(kid, base64.b64decode(v["key"] + "=="))
 signedjson.sign.verify_signed_json(d, d["server_name"], vk)' "$T_TMP/body"
-check_eq "POST key/v2/query: open, our document" "200 1" "$(code -X POST -H 'Content-Type: application/json' -d "{\"server_keys\":{\"$ME\":{},\"$R1\":{}}}" "$U/_matrix/key/v2/query") $(jq '.server_keys|length' "$T_TMP/body")"
-check_eq "key/v2/query of a server whose document we do not hold: empty list" "200 0" "$(code "$U/_matrix/key/v2/query/$R1") $(jq '.server_keys|length' "$T_TMP/body")"
+check_eq "POST key/v2/query: open, our document and r1's (fetched for its request), countersigned by us" "200 $ME,$R1 1,2" \
+	"$(code -X POST -H 'Content-Type: application/json' -d "{\"server_keys\":{\"$ME\":{},\"$R1\":{}}}" "$U/_matrix/key/v2/query") $(jq -r '[.server_keys[].server_name] | join(",")' "$T_TMP/body") $(jq -r '[.server_keys[].signatures | length] | map(tostring) | join(",")' "$T_TMP/body")"
+check_eq "key/v2/query of a server whose document we refused (r4 handed out r1's): empty list" "200 0" "$(code "$U/_matrix/key/v2/query/$R4") $(jq '.server_keys|length' "$T_TMP/body")"
 check_eq "POST key/v2/query with a bad body: 400" 400 "$(code -X POST -d 'nope' "$U/_matrix/key/v2/query")"
 check_eq "healthz open" 200 "$(code "$U/healthz")"
 check_eq "metrics keeps the bearer key" "401 200" "$(code "$U/metrics") $(code -H 'Authorization: Bearer k3y' "$U/metrics")"

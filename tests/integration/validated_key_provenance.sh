@@ -13,8 +13,8 @@
 #    (expired_key); before its expired_ts: accepted;
 #  5 a trusted notary that swaps S's key (S's signature no longer holds), and
 #    a notary countersigning with a key that is not its own: refused; a good
-#    notary answer is accepted (5 needs fetchd's /_matrix/key/v2/query, from
-#    fetch_transport.c: skipped where fetchd lacks it);
+#    notary answer is accepted (fetchd asks notaries with POST
+#    /_matrix/key/v2/query naming the key ID wanted);
 #  6 fedctl keygen --rotate: the old key is published in old_verify_keys
 #    with expired_ts, the node signs with the new one.
 . tests/lib/lib.sh
@@ -92,12 +92,21 @@ open(tmp + "/s3.json", "w").write(json.dumps([doc(S3, [k3], [(S3, k3)], until=16
 def handler(name):
     own, query = serve[name]
     class H(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            with open("%s/hits.%s" % (tmp, name.split(".")[0]), "a") as f: f.write(self.path + "\n")
+        def do_GET(self): self.answer(None)
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", "0") or 0)
+            self.answer(self.rfile.read(n))
+        def answer(self, post):
+            with open("%s/hits.%s" % (tmp, name.split(".")[0]), "a") as f:
+                f.write(self.command + " " + self.path + (" " + post.decode() if post else "") + "\n")
             body = None
             if self.path.startswith("/_matrix/key/v2/server"): body = own
             elif self.path.startswith("/_matrix/key/v2/query/"):
                 body = query.get(urllib.parse.unquote(self.path[len("/_matrix/key/v2/query/"):].split("?")[0]))
+            elif self.path == "/_matrix/key/v2/query" and post is not None:
+                # the spec's POST: {"server_keys":{S:{key ID:{criteria}}}}, one server here
+                asked = list(json.loads(post).get("server_keys", {}))
+                body = query.get(asked[0]) if len(asked) == 1 else None
             body = json.dumps(body).encode() if body is not None else b'{"errcode":"M_NOT_FOUND"}'
             self.send_response(404 if body.startswith(b'{"errcode"') else 200)
             self.send_header("Content-Type", "application/json")
@@ -153,23 +162,20 @@ check "4 rotated key used after expired_ts: rejected expired_key" wait_for "reje
 check "  ... the same old key before its expired_ts: accepted" wait_for "[ \"\$(stat_of purgatory)\" = 2 ]" 300
 check "  ... and not rejected" sh -c "! grep -q 'reject $(id_of e4ok)' $VLOG"
 
-# 5: notaries
-if grep -q 'key/v2/query' cmd/fetchd/fetch_transport.c; then
-	submit e5
-	check "5 a notary swapping S5's key: refused (S5's signature fails)" wait_for "grep -q 'keys of $S5 from $NT refused: $S5: not signed by any of its own' $FLOG" 300
-	check "  ... S5's event rejected" wait_for "rejected e5 unknown_key" 300
-	check_eq "  ... no key of S5 stored" "" "$(keys_of "$S5")"
-	check "  ... the notary's own key was fetched from the notary" wait_for "grep -q 'stored 1 key(s) of $NT (from $NT)' $VLOG" 300
-	submit e6
-	submit e7
-	check "  a notary countersigning with a key not its own: refused" wait_for "grep -q 'keys of $S7 from $NT refused: the notary $NT.s signature ed25519:n1 does not verify' $FLOG" 300
-	check "  ... S7's event rejected" wait_for "rejected e7 unknown_key" 300
-	check_eq "  ... no key of S7 stored" "" "$(keys_of "$S7")"
-	check "  a good notary answer (signed by S6 and the notary): S6's event accepted" wait_for "[ \"\$(stat_of purgatory)\" = 3 ]" 300
-else
-	skip "5 notary answers: fetchd does not ask /_matrix/key/v2/query yet (fetch_transport.c)"
-fi
-check "  the notary was never asked for its own keys by another" sh -c "! grep -q 'query/$NT' $T_TMP/hits.notary 2>/dev/null"
+# 5: notaries (asked with POST /_matrix/key/v2/query)
+submit e5
+check "5 a notary swapping S5's key: refused (S5's signature fails)" wait_for "grep -q 'keys of $S5 from $NT refused: $S5: not signed by any of its own' $FLOG" 300
+check "  ... S5's event rejected" wait_for "rejected e5 unknown_key" 300
+check_eq "  ... no key of S5 stored" "" "$(keys_of "$S5")"
+check "  ... the notary's own key was fetched from the notary" wait_for "grep -q 'stored 1 key(s) of $NT (from $NT)' $VLOG" 300
+submit e6
+submit e7
+check "  a notary countersigning with a key not its own: refused" wait_for "grep -q 'keys of $S7 from $NT refused: the notary $NT.s signature ed25519:n1 does not verify' $FLOG" 300
+check "  ... S7's event rejected" wait_for "rejected e7 unknown_key" 300
+check_eq "  ... no key of S7 stored" "" "$(keys_of "$S7")"
+check "  a good notary answer (signed by S6 and the notary): S6's event accepted" wait_for "[ \"\$(stat_of purgatory)\" = 3 ]" 300
+check "  the notary was asked with POST, naming the key ID wanted and minimum_valid_until_ts" grep -q "^POST /_matrix/key/v2/query {\"server_keys\":{\"$S6\":{\"ed25519:s6\":{\"minimum_valid_until_ts\":[0-9]*}}}}\$" $T_TMP/hits.notary
+check "  the notary was never asked for its own keys by another" sh -c "! grep -q 'query.*$NT' $T_TMP/hits.notary 2>/dev/null"
 
 # 6: rotation of the node's own key
 OLDPK=$(fedctl -c "$CONF" keys doc | jq -r '.verify_keys | to_entries[0].value.key')
