@@ -103,8 +103,9 @@ static int keygen_rotate(struct fedctl *fc, const char *out, const char *version
 		printf("{\"key_id\":\"%s\",\"public_key\":\"%s\",\"rotated\":true}\n", k.key_id, pk);
 	else
 		printf("%s %s\n", k.key_id, pk);
-	fprintf(stderr, "fedctl: the old key is in %s.old (old_verify_keys); restart or reload the stages "
-	        "that sign (served, syncd, fetchd) to sign with %s\n", out, k.key_id);
+	fprintf(stderr, "fedctl: the old key is in %s.old (old_verify_keys); send SIGHUP to served, "
+	        "syncd, fetchd and validated (systemctl reload 'fedpipe-*', or kill -HUP the PIDs in "
+	        "<run_dir>/fedsup/) to sign with %s: no restart needed\n", out, k.key_id);
 	sodium_memzero(&k, sizeof k);
 	return 0;
 }

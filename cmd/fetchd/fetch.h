@@ -94,6 +94,7 @@ struct attempt {
 	int             too_big;
 	int             denied;          /* open_cb refused the address ([fetchd] ip_range_deny) */
 	char            denied_why[96];  /* "127.0.0.1 in 127.0.0.0/8" */
+	char            errbuf[CURL_ERROR_SIZE]; /* curl's own words for a failure (TLS names) */
 	TAILQ_ENTRY(attempt) f_link;
 	TAILQ_ENTRY(attempt) s_link;
 };

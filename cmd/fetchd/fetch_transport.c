@@ -710,6 +710,8 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);   /* the address policy, */
 	curl_easy_setopt(e, CURLOPT_PREREQDATA, a);               /* reused connections too */
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
+	a->errbuf[0] = 0;
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, a->errbuf);
 	log_debug("fetch %s %s -> %s", fetchreq_op_name(a->f->req.op), a->f->req.event_id, url.data);
 	buf_free(&url);
 	/* Fails only when out of memory or on a misused handle: both bugs. */
@@ -783,6 +785,7 @@ void transport_server_release(struct fetchd *fd, struct server *s)
 void transport_attempt_free(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
+	if (a->easy) curl_easy_setopt(a->easy, CURLOPT_ERRORBUFFER, NULL);   /* a->errbuf goes with a */
 	if (a->easy && a->plain_get && s->ngets < SERVER_GETS_MAX) {
 		if (!s->gets) s->gets = xcalloc(SERVER_GETS_MAX, sizeof *s->gets);
 		s->gets[s->ngets++] = a->easy;

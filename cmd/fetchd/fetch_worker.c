@@ -449,7 +449,7 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 		if (a->too_big) snprintf(why, sizeof why, "too_large");
 		else if (a->denied) snprintf(why, sizeof why, "address_denied: %s ([fetchd] ip_range_deny)", a->denied_why);
 		else if (cc == CURLE_OPERATION_TIMEDOUT) { snprintf(why, sizeof why, "timeout"); f->n_timeouts++; }
-		else snprintf(why, sizeof why, "transport: %s", curl_easy_strerror(cc));
+		else snprintf(why, sizeof why, "transport: %.140s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(cc));
 	} else {
 		ok = fetch_check_answer(fd, f, a, status, why, sizeof why, &counts) == 0;
 	}

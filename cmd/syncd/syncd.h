@@ -26,6 +26,7 @@ struct peer {
 	struct curl_slist *hdrs;
 	struct buf         body;
 	int                too_large;
+	char               errbuf[CURL_ERROR_SIZE]; /* curl's own words for a failure */
 	struct event      *timer;
 	long long          wait_ms;          /* current failure backoff */
 	long long          round_start;

@@ -642,7 +642,7 @@ void peer_http_done(struct peer *p, CURLcode rc)
 	const char *what = p->phase == PH_IDENTITY ? "identity" : p->phase == PH_KEYS ? "key document" : "events";
 	if (rc != CURLE_OK) {
 		if (p->too_large) fail(p, "too_large", "%s answer over %lld bytes", what, p->sy->max_body);
-		else fail(p, kind_of(rc), "%s: %s", what, curl_easy_strerror(rc));
+		else fail(p, kind_of(rc), "%s: %s", what, p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc));
 		return;
 	}
 	long code = 0;

@@ -46,6 +46,10 @@ void vkeys_free(struct vkeys *k);
 /* Load every --keys file and [validated] keys, plus the node's own key when its
  * signing key file is readable. 0, or -1 with a message on stderr. */
 int  vkeys_load(struct vkeys *k, const struct config *c, const struct vopts *vo);
+/* At a reload: the node's own keys (current and rotated-out) that prev held
+ * and next lacks (the key file became unreadable or bad) are kept in next,
+ * with one warning: a bad file never drops a key the node signed with. */
+void vkeys_keep_own(struct vkeys *next, const struct vkeys *prev, const struct config *c);
 /* The val_key_fn: *valid_until_ts is the last origin_server_ts the key may
  * verify (a fetched key: min(valid_until_ts, fetched + 7 days)). */
 int  vkeys_lookup(void *arg, const char *server, const char *key_id,

@@ -676,6 +676,7 @@ static void vd_on_reload(struct daemon *d, const struct config *old)
 	if (vkeys_load(&nk, &d->cfg, &v->vo) < 0) {
 		log_warnx("reload: keys not loaded; the previous keys stay");
 	} else {
+		vkeys_keep_own(&nk, &v->keys, &d->cfg);
 		pthread_rwlock_wrlock(&v->keys.lock);
 		struct keyring t = v->keys.kr;
 		v->keys.kr = nk.kr;

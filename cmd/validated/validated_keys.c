@@ -71,6 +71,26 @@ static void add_own_key(struct vkeys *k, const struct config *c)
 	free(old);
 }
 
+void vkeys_keep_own(struct vkeys *next, const struct vkeys *prev, const struct config *c)
+{
+	const char *self = cfg_str(c, "node", "server_name");
+	size_t kept = 0;
+	for (size_t i = 0; i < prev->kr.n; i++) {
+		const struct verify_key *pv = &prev->kr.k[i];
+		if (strcmp(pv->server, self) != 0 || keyring_find(&next->kr, self, pv->key_id)) continue;
+		if (next->kr.n == next->kr.cap) {
+			size_t cap = next->kr.cap ? next->kr.cap * 2 : 8;
+			next->kr.k = xreallocarray(next->kr.k, cap, sizeof *next->kr.k);
+			next->kr.cap = cap;
+		}
+		next->kr.k[next->kr.n++] = *pv;
+		kept++;
+	}
+	if (kept)
+		log_warnx("reload: [node] signing_key %s did not give the node's keys; %zu of its keys kept",
+		          cfg_str(c, "node", "signing_key"), kept);
+}
+
 int vkeys_load(struct vkeys *k, const struct config *c, const struct vopts *vo)
 {
 	char err[256];

@@ -63,7 +63,7 @@ server_name = old.test
 endpoint = http://127.0.0.1:$PN
 server_name = new.test
 CONF
-node_start a fetchd syncd served
+node_start a fetchd syncd served validated
 U=http://127.0.0.1:$P
 check "served up" wait_for "http_up $U/healthz"
 fetch() { fedctl -c "$A" fetch event "$(id "$1")" --servers "$2" >"$T_TMP/out" 2>"$T_TMP/err"; }
@@ -162,6 +162,12 @@ check_eq "after the corrupted key: fetchd still signs with the new key, verified
 	"$? $(verdicts new /_matrix/federation/ | tail -1)"
 doc garbage
 check "served still publishes the new key, self-signed" selfsigned "$T_TMP/garbage.json" "$NEW_ID"
+# validated verifies the node's own events with its own keys: a bad file at
+# a reload keeps them (current and rotated-out), with one warning.
+kill -HUP "$PID_a_validated"
+check "validated keeps the node's keys when the key file is bad" \
+	wait_for "grep -q 'did not give the node.s keys; [0-9]* of its keys kept' '$D/validated.log'"
+check "validated still running" kill -0 "$PID_a_validated"
 
 : >"$KEY"
 bad_reload empty "an empty key file"

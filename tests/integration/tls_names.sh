@@ -98,6 +98,9 @@ for s in evil cnonly iponly; do
 	check "fedctl servers: $s.test's last error is the certificate: $(srv_err $s.test)" \
 		sh -c "jq -r '.[] | select(.server==\"$s.test\") | .record.last_error' '$FD_DIR/servers.json' | grep -qi 'ssl\|certificate'"
 done
+# curl's own words, not its generic code: the name is what failed.
+check "fedctl servers: evil.test's error names the mismatch: $(srv_err evil.test)" \
+	sh -c "jq -r '.[] | select(.server==\"evil.test\") | .record.last_error' '$FD_DIR/servers.json' | grep -qi 'match'"
 check "fetchd's log says why" grep -qi "evil.test.*\(ssl\|certificate\|subject\)" "$FD_DIR/fetchd.log"
 check_eq "the refused peers never got an HTTP request" 0 \
 	"$(cat "$FD_DIR/evil.log" "$FD_DIR/cnonly.log" "$FD_DIR/iponly.log" | grep -c "GET ")"
@@ -135,8 +138,9 @@ for p in evil cnonly iponly; do
 	sync_once $p
 	rc=$?
 	check "syncd refuses $p's certificate (exit $rc): $(grep -i "tls:" "$FD_DIR/sync.$p.err" | tail -1 | sed 's/^.*): //' | cut -c1-120)" \
-		sh -c "[ $rc -ne 0 ] && grep -q 'tls: identity: .*SSL peer certificate' '$FD_DIR/sync.$p.err'"
+		sh -c "[ $rc -ne 0 ] && grep -qi 'tls: identity: .*\(certificate\|SSL\)' '$FD_DIR/sync.$p.err'"
 done
+check "syncd's reason for evil names the mismatch" grep -qi "tls: identity: .*match" "$FD_DIR/sync.evil.err"
 check_eq "the refused peers never got an HTTP request" 0 \
 	"$(cat "$FD_DIR/evil.log" "$FD_DIR/cnonly.log" "$FD_DIR/iponly.log" | grep -c "GET ")"
 
