@@ -35,7 +35,7 @@ done
 
 # The flags of --help: a token starting with - or -- after a blank, [ , ( or |.
 help_flags() {
-	sed 's/[][,(|=]/ /g' | tr ' \t' '\n\n' | grep -E '^(--[a-z][a-z0-9-]*|-[a-zA-Z])$' | sort -u
+	sed 's/[][,(|=]/ /g' | tr -s '[:blank:]' '\n' | grep -E '^(--[a-z][a-z0-9-]*|-[a-zA-Z])$' | sort -u
 }
 for p in $PROGS; do
 	pg=$(page_of "$p")

@@ -28,7 +28,7 @@ fi
 for set in tree inst; do
 	d=$T_TMP/$set
 	case $set in tree) what="committed" ;; inst) what="installed" ;; esac
-	n=$(ls "$d"/*.service 2>/dev/null | wc -l)
+	set -- "$d"/*.service; n=$#
 	check "$what units: one per stage ($n)" test "$n" -eq "$("$FP_BIN/fedctl" stages | wc -l)"
 	err=$(cd "$d" && systemd-analyze verify ./*.service ./*.target 2>&1 >/dev/null)
 	rc=$?
