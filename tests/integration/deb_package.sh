@@ -85,6 +85,35 @@ check "postinst creates the user (systemd-sysusers or adduser)" grep -q 'systemd
 check "postinst creates /var/lib/fedpipe" grep -q '/var/lib/fedpipe' "$PI"
 if grep -v '^[[:space:]]*#' "$PI" | grep -qE 'systemctl|invoke-rc\.d|deb-systemd|service |start'; then not_ok "postinst starts something"; else ok "postinst starts nothing"; fi
 check "postinst parses (sh -n)" sh -n "$PI"
+# Run it against stub commands (PATH holds nothing else, so a systemctl or
+# any other start would fail it): with systemd-sysusers it is used with the
+# package's sysusers file; without, adduser --system; the state directory is
+# made fedpipe's, mode 0750, when absent.
+stubs() {
+	rm -rf "$T_TMP/stub" && mkdir -p "$T_TMP/stub"
+	for c in "$@"; do
+		printf '#!/bin/sh\necho "%s $*" >>"%s"\n%s\n' "$c" "$T_TMP/calls" \
+			"$( [ "$c" = getent ] && echo 'exit 2' || echo 'exit 0')" >"$T_TMP/stub/$c"
+		chmod +x "$T_TMP/stub/$c"
+	done
+	: >"$T_TMP/calls"
+}
+SH=$(command -v sh)
+stubs systemd-sysusers getent adduser install
+PATH=$T_TMP/stub "$SH" "$PI" configure >/dev/null 2>&1; rc=$?
+check_eq "postinst configure with systemd-sysusers: exit 0" 0 "$rc"
+check "postinst runs systemd-sysusers /usr/lib/sysusers.d/fedpipe.conf" grep -qx 'systemd-sysusers /usr/lib/sysusers.d/fedpipe.conf' "$T_TMP/calls"
+check "postinst does not call adduser when systemd-sysusers is there" sh -c "! grep -q '^adduser' '$T_TMP/calls'"
+if [ ! -d /var/lib/fedpipe ]; then
+	check "postinst makes /var/lib/fedpipe fedpipe's, 0750" grep -qx 'install -d -o fedpipe -g fedpipe -m 0750 /var/lib/fedpipe' "$T_TMP/calls"
+fi
+stubs getent adduser install
+PATH=$T_TMP/stub "$SH" "$PI" configure >/dev/null 2>&1; rc=$?
+check_eq "postinst configure without systemd-sysusers: exit 0" 0 "$rc"
+check "postinst falls back to adduser --system" grep -q '^adduser --system .*fedpipe$' "$T_TMP/calls"
+stubs systemd-sysusers getent adduser install
+PATH=$T_TMP/stub "$SH" "$PI" abort-upgrade >/dev/null 2>&1
+check_eq "postinst abort-upgrade does nothing" "" "$(cat "$T_TMP/calls")"
 check "no conffiles outside /etc (none shipped)" sh -c "! dpkg-deb -c '$DEB' | grep -q ' ./etc/'"
 
 if command -v lintian >/dev/null 2>&1; then
