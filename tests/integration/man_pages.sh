@@ -10,6 +10,8 @@ if ! command -v mandoc >/dev/null 2>&1; then
 	finish
 fi
 
+# unbs: mandoc -Tascii's overstrike (X BS X bold, _ BS X underline) undone.
+unbs() { sed 's/.\x08//g'; }
 # page_of PROG: the page kept beside the program's source.
 page_of() {
 	case $1 in
@@ -43,7 +45,7 @@ for p in $PROGS; do
 	if [ "$p" = fedsup ]; then help=$(sh "$R/scripts/fedsup" --help 2>/dev/null)
 	elif [ -x "$FP_BIN/$p" ]; then help=$("$FP_BIN/$p" --help 2>/dev/null)
 	else not_ok "$p is not built"; continue; fi
-	text=$(mandoc -Tascii "$pg" | col -b)
+	text=$(mandoc -Tascii "$pg" | unbs)
 	missing="" n=0
 	for f in $(printf '%s\n' "$help" | help_flags); do
 		n=$((n + 1))
@@ -64,7 +66,7 @@ check "doc/fedpipe.conf.5 equals what scripts/gen-man-conf.sh generates" \
 	env FP_BIN="$FP_BIN" sh "$R/scripts/gen-man-conf.sh" --check
 # Every key of the table is in the rendered page (gen-man-conf.sh's jq really ran).
 keys=$("$FP_BIN/fedctl" -c /dev/null config --json | jq -r '.[].key' | sort -u)
-text=$(mandoc -Tascii "$R/doc/fedpipe.conf.5" | col -b)
+text=$(mandoc -Tascii "$R/doc/fedpipe.conf.5" | unbs)
 missing=""
 for k in $keys; do printf '%s\n' "$text" | grep -qE "^ +$k = " || missing="$missing $k"; done
 check_eq "fedpipe.conf(5) documents every parameter of fedctl config" "" "$missing"
