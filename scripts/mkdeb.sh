@@ -10,8 +10,8 @@
 # DEBIAN/ gets control, md5sums and a postinst that creates the user and the
 # state directory and starts nothing; /usr/share/doc/fedpipe gets copyright
 # and changelog.gz. Prints the .deb's path on the last line.
-# Environment: DEB_MAINTAINER ("Name <mail>"; default: the last commit's
-# author), SOURCE_DATE_EPOCH (the changelog date; default: the last commit's).
+# Environment: DEB_MAINTAINER ("Name <mail>"; default: a placeholder),
+# SOURCE_DATE_EPOCH (the changelog date; default: the last commit's).
 set -eu
 umask 022
 [ $# -eq 2 ] || { echo "usage: mkdeb.sh STAGE OUTDIR" >&2; exit 100; }
@@ -27,10 +27,9 @@ done
 VERSION=$("$STAGE/usr/bin/fedctl" --version | awk '{print $NF}')
 case $VERSION in [0-9]*) ;; *) echo "mkdeb.sh: no version from fedctl --version: '$VERSION'" >&2; exit 1 ;; esac
 ARCH=$(dpkg --print-architecture)
-if [ -z "${DEB_MAINTAINER:-}" ]; then
-	DEB_MAINTAINER=$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev/null || true)
-	[ -n "$DEB_MAINTAINER" ] || DEB_MAINTAINER="fedpipe maintainers <root@localhost>"
-fi
+# No maintainer contact is stated in the sources: a reserved .invalid
+# address says so (lintian refuses localhost); set DEB_MAINTAINER for a real one.
+DEB_MAINTAINER=${DEB_MAINTAINER:-fedpipe maintainers <maintainers@fedpipe.invalid>}
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 	SOURCE_DATE_EPOCH=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)
 fi
