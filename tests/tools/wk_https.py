@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """wk_https.py: the HTTPS servers of tests/integration/resolve_dns.sh.
 
-Listens on every --listen ADDR:PORT (one thread each). The certificate is
-chosen by SNI from --certs DIR (NAME.pem + NAME.key; "default" when there is
-no SNI or no such file), so a test decides which name each server proves.
+Listens on every --listen ADDR:PORT[=NAME] (one thread each). The
+certificate is chosen by SNI from --certs DIR (SNI.pem + SNI.key; NAME, or
+"default", when there is no SNI or no such file), so a test decides which name each server proves.
 Answers come from --routes FILE (JSON, reread on every request):
   {"HOST PATH": {"status": 200, "body": "...", "headers": {"K": "V"}}, ...}
 where HOST is the Host header as sent; GET /_matrix/federation/v1/version
@@ -31,8 +31,8 @@ def ctx_for(name):
     return c
 
 
-def make_ctx(listen):
-    base = ctx_for("default")
+def make_ctx(listen, default):
+    base = ctx_for(default)
 
     def on_sni(sock, name, _ctx):
         sock.sni_seen = name or ""
@@ -79,10 +79,11 @@ class H(BaseHTTPRequestHandler):
 
 servers = []
 for l in a.listen:
+    l, _, default = l.partition("=")
     host, port = l.rsplit(":", 1)
     s = ThreadingHTTPServer((host, int(port)), H)
     s.listen = l
-    s.socket = make_ctx(l).wrap_socket(s.socket, server_side=True)
+    s.socket = make_ctx(l, default or "default").wrap_socket(s.socket, server_side=True)
     servers.append(s)
     threading.Thread(target=s.serve_forever, daemon=True).start()
 with open(a.ready, "w") as f:
