@@ -920,6 +920,7 @@ long long resolve_wk_cache_ms(const char *cache_control, const char *expires, lo
 		long long at;
 		/* RFC 7234: an invalid date (such as "0") means already expired */
 		ms = parse_http_date(expires, &at) == 0 ? at - now_ms : 0;
+		if (ms < 0) ms = 0;
 	}
 	if (ms < 0) ms = RESOLVE_WK_DEFAULT_MS;
 	if (ms > RESOLVE_WK_MAX_MS) ms = RESOLVE_WK_MAX_MS;
