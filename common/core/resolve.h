@@ -126,10 +126,11 @@ struct resolver_opts {
 	void *addr_arg;
 };
 
-/* NULL with err if c-ares or curl cannot start (a bad dns_server). */
+/* NULL with err if c-ares or curl cannot start, or dns_server is
+ * malformed (a configuration error: exit 100). Opts are copied. */
 struct resolver *resolver_new(struct event_base *base, const struct resolver_opts *o,
                               char *err, size_t errlen);
-/* Cancels every request still running (no done calls). */
+/* Cancels every request still running (no done calls). Not from a done. */
 void resolver_free(struct resolver *rs);
 
 /* Resolve name (a server name; an invalid one ends with an error).
@@ -138,7 +139,8 @@ void resolver_free(struct resolver *rs);
 struct resolve_req *resolve_start(struct resolver *rs, const char *name,
                                   const struct resolution *prev,
                                   resolve_done_fn *done, void *arg);
-/* Stop a request: no done call. */
+/* Stop a request: no done call. The handle is valid until done is called
+ * (and is freed right after it returns): never cancel from done or after. */
 void resolve_cancel(struct resolve_req *q);
 /* Requests running (stats). */
 size_t resolver_pending(const struct resolver *rs);
