@@ -193,7 +193,8 @@ static void q_fail(struct resolve_req *q, const char *fmt, ...)
 	q_finish(q);
 }
 
-/* host without IPv6 brackets into out; 4 or 6 if it is an IP literal, else 0. */
+/* host without IPv6 brackets into out; 4 or 6 if it is an IP literal
+ * (IPv6 with or without its brackets), else 0. */
 static int ip_literal(const char *host, char *out, size_t cap)
 {
 	unsigned char a[16];
@@ -203,7 +204,8 @@ static int ip_literal(const char *host, char *out, size_t cap)
 		return inet_pton(AF_INET6, out, a) == 1 ? 6 : 0;
 	}
 	snprintf(out, cap, "%s", host);
-	return inet_pton(AF_INET, host, a) == 1 ? 4 : 0;
+	if (inet_pton(AF_INET, host, a) == 1) return 4;
+	return inet_pton(AF_INET6, host, a) == 1 ? 6 : 0;
 }
 
 static struct resolve_target *target_add(struct resolve_req *q)

@@ -39,8 +39,8 @@ mkdir -p "$W/certs"
 		openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
 			-extfile "$1.ext" -out "$1.pem"
 	}
-	mk default IP:127.0.0.1
-	for n in wk port wkport deleg deleg2 nowk badjson plain dep exp long srvtarget redir big other; do
+	mk default IP:127.0.0.1,IP:::1
+	for n in v6 wk port wkport deleg deleg2 nowk badjson plain dep exp long srvtarget redir big other; do
 		mk "$n.test" "DNS:$n.test"
 	done
 	# wrong.test's well-known and target servers present other.test's certificate
@@ -63,6 +63,7 @@ dns_start() { # dns_start TTL [extra records]
 		--host-record=wrong.test,127.0.0.1 --host-record=srvcert.test,127.0.0.1 \
 		--host-record=redir.test,127.0.0.1 --host-record=big.test,127.0.0.1 \
 		--host-record=srvtarget.test,127.0.0.2 --host-record=deptarget.test,127.0.0.3 \
+		--host-record=v6.test,::1 \
 		--srv-host=_matrix-fed._tcp.deleg.test,srvtarget.test,8449 \
 		--srv-host=_matrix-fed._tcp.nowk.test,srvtarget.test,8449 \
 		--srv-host=_matrix._tcp.dep.test,deptarget.test,8450 \
@@ -95,7 +96,7 @@ L=$W/https.log
 : >"$L"
 bg python3 tests/tools/wk_https.py --certs "$W/certs" --routes "$R" --log "$L" --ready "$W/ready" \
 	--listen 127.0.0.1:443 --listen 127.0.0.1:8448 --listen 127.0.0.1:8451 \
-	--listen 127.0.0.2:8449=srvtarget.test --listen 127.0.0.3:8450 2>"$W/https.err"
+	--listen 127.0.0.2:8449=srvtarget.test --listen 127.0.0.3:8450 --listen '[::1]:8451' 2>"$W/https.err"
 wait_for "[ -s $W/ready ]" 100
 check "HTTPS servers on 443, 8448, 8449, 8450, 8451" test -s "$W/ready"
 
@@ -138,6 +139,17 @@ check_eq "name:port: Host port.test:8451, TLS port.test, 127.0.0.1:8451" \
 check_eq "name:port: the target got Host port.test:8451 and SNI port.test" 1 \
 	"$(seen 'r["listen"]=="127.0.0.1:8451" and r["host"]=="port.test:8451" and r["sni"]=="port.test"')"
 check_eq "name:port: no well-known asked" 0 "$(seen 'r["host"]=="port.test"')"
+
+# IPv6: a literal in brackets, and a name with only an AAAA record
+res '[::1]:8451' --probe
+check_eq "IPv6 literal: Host [::1]:8451, TLS name ::1, ::1 port 8451" \
+	"[::1]:8451|::1|::1|8451|::1" "$(tgt '[::1]:8451')"
+check_eq "IPv6 literal: the server on [::1]:8451 got Host [::1]:8451" 1 \
+	"$(seen 'r["listen"]=="[::1]:8451" and r["host"]=="[::1]:8451"')"
+res v6.test:8451 --probe
+check_eq "AAAA only: address ::1" "v6.test:8451|v6.test|v6.test|8451|::1" "$(tgt v6.test:8451)"
+check_eq "AAAA only: [::1]:8451 got Host v6.test:8451, SNI v6.test" 1 \
+	"$(seen 'r["listen"]=="[::1]:8451" and r["host"]=="v6.test:8451" and r["sni"]=="v6.test"')"
 
 # 3. well-known delegation without port, to a name with SRV (3.3)
 res wk.test --probe

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """wk_https.py: the HTTPS servers of tests/integration/resolve_dns.sh.
 
-Listens on every --listen ADDR:PORT[=NAME] (one thread each). The
+Listens on every --listen ADDR:PORT[=NAME] (IPv6 as [ADDR]:PORT) (one thread each). The
 certificate is chosen by SNI from --certs DIR (SNI.pem + SNI.key; NAME, or
 "default", when there is no SNI or no such file), so a test decides which name each server proves.
 Answers come from --routes FILE (JSON, reread on every request):
@@ -12,7 +12,7 @@ routed; anything else 404. Every TLS hello is appended to --log as one JSON
 line {"listen","tls_sni"} (so a refused handshake still shows the SNI sent),
 every request as {"listen","sni","host","path"}. Writes --port-file when all listen.
 """
-import argparse, json, os, ssl, sys, threading
+import argparse, json, os, socket, ssl, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ap = argparse.ArgumentParser()
@@ -81,7 +81,11 @@ servers = []
 for l in a.listen:
     l, _, default = l.partition("=")
     host, port = l.rsplit(":", 1)
-    s = ThreadingHTTPServer((host, int(port)), H)
+    cls = ThreadingHTTPServer
+    if host.startswith("["):
+        host = host[1:-1]
+        cls = type("S6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    s = cls((host, int(port)), H)
     s.listen = l
     s.socket = make_ctx(l, default or "default").wrap_socket(s.socket, server_side=True)
     servers.append(s)
