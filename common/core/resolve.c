@@ -62,7 +62,7 @@ struct resolve_req {
 	struct curl_slist *wk_resolve;
 	char wk_url[600];
 	char wk_cc[256], wk_expires[128];
-	int  wk_redirects, wk_step, wk_too_big;
+	int  wk_redirects, wk_step, wk_too_big, wk_denied;
 };
 
 /* ---- c-ares on the loop ----------------------------------------------- */
@@ -531,6 +531,7 @@ static curl_socket_t wk_open(void *arg, curlsocktype purpose, struct curl_sockad
 	struct resolve_req *q = arg;
 	(void)purpose;
 	if (q->rs->addr_allowed && !q->rs->addr_allowed(q->rs->addr_arg, &a->addr)) {
+		q->wk_denied = 1;
 		errno = EACCES;
 		return CURL_SOCKET_BAD;
 	}
@@ -585,7 +586,7 @@ static void wk_addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo
 	CURL *e = curl_easy_init();
 	if (!e) { wk_failed(q, s, "curl_easy_init failed"); return; }
 	buf_reset(&q->wk_body);
-	q->wk_too_big = 0;
+	q->wk_too_big = q->wk_denied = 0;
 	q->wk_cc[0] = q->wk_expires[0] = 0;
 	curl_easy_setopt(e, CURLOPT_URL, q->wk_url);
 	curl_easy_setopt(e, CURLOPT_RESOLVE, q->wk_resolve);
@@ -660,7 +661,8 @@ static void wk_done(void *arg, CURL *e, void *priv, CURLcode cc, long status)
 	struct resolve_step *s = &q->res.steps[q->wk_step];
 	struct resolution *r = &q->res;
 	if (cc != CURLE_OK) {
-		wk_failed(q, s, "%s", q->wk_too_big ? "body larger than 50 KiB" : curl_easy_strerror(cc));
+		wk_failed(q, s, "%s", q->wk_too_big ? "body larger than 50 KiB" :
+		          q->wk_denied ? "address_denied" : curl_easy_strerror(cc));
 		return;
 	}
 	if (status >= 300 && status < 400) {
