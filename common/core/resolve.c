@@ -6,6 +6,7 @@
 #include "core/resolve.h"
 #include "core/curlev.h"
 #include "core/buf.h"
+#include "core/hmap.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "matrix/json.h"
@@ -40,6 +41,7 @@ struct resolver {
 	void              *addr_arg;
 	struct resolve_req *reqs;     /* every live request (doubly linked) */
 	size_t             nreqs;
+	struct hmap        inflight;  /* name -> the lookup running for it */
 };
 
 struct resolve_req {
@@ -50,6 +52,12 @@ struct resolve_req {
 	struct resolution   res;
 	struct event        fin_ev;
 	int cancelled, finished, delivered;
+	int quiet;                 /* the caller cancelled: no done for it */
+	/* Requests for a name already being looked up wait for that lookup
+	 * (the lead, found in rs->inflight) as its followers. */
+	struct hmap_node hn;
+	int in_map;
+	struct resolve_req *lead, *followers, *next_follower;
 	int pending;               /* ares callbacks not yet called */
 	/* the name the DNS steps work on (the server name or the delegated one) */
 	char host[RESOLVE_NAME_MAX];   /* brackets kept for IPv6 */
@@ -120,6 +128,7 @@ static void q_free(struct resolve_req *q)
 	if (q->prev) q->prev->next = q->next; else rs->reqs = q->next;
 	if (q->next) q->next->prev = q->prev;
 	rs->nreqs--;
+	if (q->in_map) hmap_remove(&rs->inflight, &q->hn);
 	event_del(&q->fin_ev);
 	buf_free(&q->wk_body);
 	curl_slist_free_all(q->wk_resolve);
@@ -135,11 +144,21 @@ static void q_maybe_free(struct resolve_req *q)
 
 static void fin_cb(evutil_socket_t fd, short kind, void *arg)
 {
-	struct resolve_req *q = arg;
+	struct resolve_req *q = arg, *f, *next;
 	(void)fd; (void)kind;
 	if (q->cancelled) { q_maybe_free(q); return; }
+	if (q->in_map) { hmap_remove(&q->rs->inflight, &q->hn); q->in_map = 0; }
+	struct resolve_req *fs = q->followers;
+	q->followers = NULL;
 	q->delivered = 1;
-	q->done(q->arg, &q->res);
+	if (!q->quiet) q->done(q->arg, &q->res);
+	/* a done may cancel a follower not yet told: it is only marked quiet */
+	for (f = fs; f; f = next) {
+		next = f->next_follower;
+		f->delivered = 1;
+		if (!f->quiet) f->done(f->arg, &q->res);
+		q_free(f);
+	}
 	q_maybe_free(q);
 }
 
@@ -744,7 +763,8 @@ void resolver_free(struct resolver *rs)
 	if (!rs) return;
 	for (struct resolve_req *q = rs->reqs, *n; q; q = n) {
 		n = q->next;
-		q->cancelled = 1;
+		q->cancelled = q->quiet = 1;
+		q->lead = q->followers = NULL;   /* all freed below, in any order */
 		if (q->wk) { curlev_remove(rs->ce, q->wk); curl_easy_cleanup(q->wk); q->wk = NULL; }
 	}
 	ares_destroy(rs->ch);   /* pending callbacks run with ARES_EDESTRUCTION: they free */
@@ -756,6 +776,7 @@ void resolver_free(struct resolver *rs)
 	}
 	free(rs->socks);
 	curlev_free(rs->ce);
+	hmap_free(&rs->inflight);
 	free(rs->ca_file);
 	free(rs);
 }
@@ -776,8 +797,19 @@ struct resolve_req *resolve_start(struct resolver *rs, const char *name,
 	if (rs->reqs) rs->reqs->prev = q;
 	rs->reqs = q;
 	rs->nreqs++;
+	uint64_t h = hmap_hash_str(name);
+	HMAP_FOR_HASH(&rs->inflight, h, n) {
+		struct resolve_req *l = HMAP_ENTRY(n, struct resolve_req, hn);
+		if (strcmp(l->res.name, name)) continue;
+		q->lead = l;                     /* one lookup per name at a time */
+		q->next_follower = l->followers;
+		l->followers = q;
+		return q;
+	}
 	struct resolution *r = &q->res;
 	snprintf(r->name, sizeof r->name, "%s", name);
+	hmap_insert(&rs->inflight, &q->hn, h);
+	q->in_map = 1;
 	char host[RESOLVE_NAME_MAX], lit[RESOLVE_NAME_MAX];
 	int port = 0;
 	size_t n = strlen(name);
@@ -812,8 +844,18 @@ struct resolve_req *resolve_start(struct resolver *rs, const char *name,
 
 void resolve_cancel(struct resolve_req *q)
 {
-	if (!q || q->cancelled) return;
+	if (!q || q->quiet || q->delivered) return;
+	q->quiet = 1;
+	if (q->lead) return;                 /* freed with its lead's delivery */
+	for (struct resolve_req *f = q->followers; f; f = f->next_follower)
+		if (!f->quiet) return;           /* the lookup goes on for them */
+	for (struct resolve_req *f = q->followers, *next; f; f = next) {
+		next = f->next_follower;
+		q_free(f);
+	}
+	q->followers = NULL;
 	q->cancelled = 1;
+	if (q->in_map) { hmap_remove(&q->rs->inflight, &q->hn); q->in_map = 0; }
 	if (q->wk) { curlev_remove(q->rs->ce, q->wk); curl_easy_cleanup(q->wk); q->wk = NULL; }
 	event_del(&q->fin_ev);
 	q_maybe_free(q);

@@ -43,8 +43,9 @@
  *   CONNECT target (curl), and the proxy resolves.
  * Promises: done is called exactly once per resolve_start that returned a
  * request, never from inside resolve_start (always from the loop), unless
- * the request is cancelled first. Requests for the same name are not
- * coalesced here (the caller keeps one in flight per name). */
+ * the request is cancelled first. Requests for a name already being looked
+ * up wait for that lookup (one lookup per name at a time; their prev is
+ * not used) and all get its result. */
 #ifndef FP_RESOLVE_H
 #define FP_RESOLVE_H
 #include <stddef.h>

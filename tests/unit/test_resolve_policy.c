@@ -13,7 +13,7 @@
 #include <string.h>
 
 static int asked, asked_loopback, allow;
-static int done_calls, in_start;
+static int done_calls, in_start, want = 1;
 static struct resolution last;
 static struct event_base *base;
 
@@ -33,7 +33,8 @@ static void done(void *arg, const struct resolution *r)
 	TAP_OK(!in_start, "done for %s called from the loop, not from resolve_start", r->name);
 	done_calls++;
 	last = *r;
-	event_base_loopbreak(base);
+	if (arg) (*(int *)arg)++;
+	if (done_calls >= want) event_base_loopbreak(base);
 }
 
 static void run(struct resolver *rs, const char *name)
@@ -95,8 +96,28 @@ int main(void)
 	event_base_dispatch(base);
 	TAP_OK(done_calls == 0 && resolver_pending(rs) == 0, "a cancelled request is never reported, and freed");
 
+	/* one lookup per name: three requests, one well-known connection */
+	int a = 0, b = 0, c = 0;
+	allow = 0; asked = 0; done_calls = 0; want = 2;
+	resolve_start(rs, "localhost", NULL, done, &a);
+	struct resolve_req *qb = resolve_start(rs, "localhost", NULL, done, &b);
+	resolve_start(rs, "localhost", NULL, done, &c);
+	resolve_cancel(qb);
+	event_base_dispatch(base);
+	TAP_OK(asked == 1 && a == 1 && b == 0 && c == 1 && resolver_pending(rs) == 0,
+	       "three requests for one name: one lookup (policy asked %d), the cancelled one untold, all freed", asked);
+	/* the first caller cancels: the lookup goes on for the other */
+	a = b = 0; asked = 0; done_calls = 0; want = 1;
+	struct resolve_req *qa = resolve_start(rs, "localhost", NULL, done, &a);
+	resolve_start(rs, "localhost", NULL, done, &b);
+	resolve_cancel(qa);
+	event_base_dispatch(base);
+	TAP_OK(a == 0 && b == 1 && asked == 1 && resolver_pending(rs) == 0,
+	       "the lead cancelled: its follower still gets the result");
+
 	resolve_start(rs, "localhost", NULL, done, NULL);
-	TAP_OK(resolver_pending(rs) == 1, "one request running");
+	resolve_start(rs, "localhost", NULL, done, NULL);
+	TAP_OK(resolver_pending(rs) == 2, "two requests running");
 	resolver_free(rs);
 	TAP_OK(1, "resolver_free with a request running");
 	event_base_free(base);
