@@ -11,7 +11,7 @@ BUILD     ?= build
 BIN       ?= bin
 OPT       ?= -O2
 SAN       ?=
-PKGS      := libevent libevent_pthreads libevent_openssl openssl libcurl lmdb libsodium inih libnats libsystemd
+PKGS      := libcares libevent libevent_pthreads libevent_openssl openssl libcurl lmdb libsodium inih libnats libsystemd
 CFLAGS    += -std=c11 -D_GNU_SOURCE -DFP_VERSION='"$(VERSION)"' $(OPT) -g -Wall -Wextra -Werror \
              -Wno-unused-parameter -Icommon $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS    += -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm

@@ -2,7 +2,7 @@
  * version checked, begin/commit and the store-full state, the prefix-scan
  * iterator, counters and the node ID in meta. Each table family's records
  * live in its own module (events.c, inbox.c, outbox.c, fedstate.c,
- * server_keys.c, health.c, claims.c; pstore.c for purgatory). */
+ * server_keys.c, health.c, resolution.c, claims.c; pstore.c for purgatory). */
 #include "store/store.h"
 #include "core/log.h"
 #include "core/daemon.h"
@@ -20,7 +20,7 @@ const char *const store_db_names[DB__COUNT] = {
 	"events", "stream", "rooms", "room_extremities", "room_servers",
 	"inbox", "purgatory", "missing_index", "rejects", "expired",
 	"outbox", "feed_dead", "applied_events", "federation_state",
-	"server_keys", "server_health", "claims", "leases", "meta"
+	"server_keys", "server_health", "server_resolution", "claims", "leases", "meta"
 };
 
 static int mkdir_p(const char *dir)

@@ -16,6 +16,7 @@
  *   server_keys ... validated/fetchd (verified key documents), fedctl keys
  *   server_health . fetchd; fedctl servers wake; syncd clears a peer's row
  *                   when the peer answers (inbound traffic ends a backoff)
+ *   server_resolution fetchd, fedctl resolve (each finished resolution)
  *   claims ........ served (SetNX with TTL)
  *   outbox (published columns), feed_dead, leases ... feedpump; fedctl feed
  *   applied_events  feed consumers (fedctl feed apply)
@@ -30,6 +31,7 @@
  *   store/fedstate.h .... federation_state
  *   store/server_keys.h . server_keys
  *   store/health.h ...... server_health
+ *   store/resolution.h .. server_resolution
  *   store/claims.h ...... claims
  *   store.c ............. meta
  *
@@ -66,6 +68,7 @@
  *                                           (<= 64 KiB; a notary serves it countersigned)
  *   server_health key server            val JSON {"streak","until_ms","last_error",
  *                                           "last_ok_ms","latency_ms"}
+ *   server_resolution key server    val JSON (store/resolution.h): targets, steps, expiry
  *   claims      key string              val u64 expires_ms ("recover:<event_id>")
  *   leases      key name                val JSON {"holder","pid","renewed","until_ms"}
  *               key "feed_cursor"       val u64 (the first outbox position not yet done)
@@ -85,7 +88,7 @@ enum store_db {
 	DB_EVENTS, DB_STREAM, DB_ROOMS, DB_ROOM_EXTREMITIES, DB_ROOM_SERVERS,
 	DB_INBOX, DB_PURGATORY, DB_MISSING_INDEX, DB_REJECTS, DB_EXPIRED,
 	DB_OUTBOX, DB_FEED_DEAD, DB_APPLIED_EVENTS, DB_FEDERATION_STATE,
-	DB_SERVER_KEYS, DB_SERVER_HEALTH, DB_CLAIMS, DB_LEASES, DB_META,
+	DB_SERVER_KEYS, DB_SERVER_HEALTH, DB_SERVER_RESOLUTION, DB_CLAIMS, DB_LEASES, DB_META,
 	DB__COUNT
 };
 extern const char *const store_db_names[DB__COUNT];
