@@ -641,6 +641,8 @@ static void line_out(struct top *tp)
 
 static struct termios saved_tio;
 static int tio_saved, screen_ours, saved_err = -1;
+static FILE *err_file;          /* stderr's captor (struct top's errf) */
+static long *err_seen;          /* how much of it was read */
 static int sigpipe_fd[2] = { -1, -1 };
 
 static void term_restore(void)
@@ -656,9 +658,19 @@ static void term_restore(void)
 		tio_saved = 0;
 	}
 	if (saved_err >= 0) {
+		fflush(stderr);
 		dup2(saved_err, 2);
 		close(saved_err);
 		saved_err = -1;
+		/* what was written since the view last looked (say, the message
+		 * of an exit from inside a sample) goes to the real stderr now */
+		if (err_file && err_seen && fseek(err_file, *err_seen, SEEK_SET) == 0) {
+			char b[512];
+			size_t n;
+			while ((n = fread(b, 1, sizeof b, err_file)) > 0)
+				if (write(2, b, n) < 0) break;
+			*err_seen = ftell(err_file);
+		}
 	}
 }
 
@@ -823,6 +835,8 @@ static int cmd_top(struct fedctl *fc, int argc, char **argv)
 			fflush(stderr);
 			saved_err = dup(2);
 			if (saved_err < 0 || dup2(fileno(tp.errf), 2) < 0) { fclose(tp.errf); tp.errf = NULL; }
+			err_file = tp.errf;
+			err_seen = &tp.erroff;
 		}
 	}
 	long long shown = 0;
@@ -890,10 +904,10 @@ static int cmd_top(struct fedctl *fc, int argc, char **argv)
 				}
 			}
 			if (quit) break;
-			if (tp.kbd && (pf[1].revents & (POLLIN | POLLHUP))) {
+			if (tp.kbd && (pf[1].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL))) {
 				char k[32];
 				ssize_t n = read(0, k, sizeof k);
-				if (n == 0) tp.kbd = 0;           /* no keyboard any more */
+				if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) tp.kbd = 0;   /* no keyboard any more */
 				for (ssize_t j = 0; j < n; j++) {
 					if (k[j] == 'q' || k[j] == 'Q') quit = 1;
 					else if (k[j] == ' ' || k[j] == 'r') next = mono_ms();   /* refresh now */
@@ -905,7 +919,7 @@ static int cmd_top(struct fedctl *fc, int argc, char **argv)
 		if (next < mono_ms() - tp.interval) next = mono_ms();   /* a slow sample: no burst of catch-up samples */
 	}
 	term_restore();
-	if (tp.errf) { fclose(tp.errf); tp.errf = NULL; }
+	if (tp.errf) { fclose(tp.errf); tp.errf = NULL; err_file = NULL; err_seen = NULL; }
 	if (tp.lastmsg[0] && tp.tty) fprintf(stderr, "fedctl top: last message: %s\n", tp.lastmsg);
 	sample_free(&tp.s[0]);
 	sample_free(&tp.s[1]);
