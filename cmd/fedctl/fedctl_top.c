@@ -207,8 +207,10 @@ static int fedsup_live(const char *run_dir)
 
 /* fetchd's latency histogram in the compact form of its stats frame:
  * "histograms":{NAME:{"unit":"us","sum":S,"b":[c0,c1,...]}}, bucket i's
- * upper bound 2^i (the last of core/histo.h's buckets is +Inf). A name with
- * "latency" or "fetch" in it is preferred, else the first in microseconds. */
+ * upper bound 2^i (the last of core/histo.h's buckets is +Inf). The one
+ * named fetch_latency (a caller's request to its answer) is preferred,
+ * then a name with "fetch", then "latency" (attempt_latency: one server's
+ * answer), then any in microseconds. */
 #define HISTO_LAST 27   /* core/histo.h: HISTO_BUCKETS - 1 */
 static void read_histo(struct top_sample *s)
 {
@@ -218,13 +220,13 @@ static void read_histo(struct top_sample *s)
 	const struct json_doc *d = &s->st[ix].d;
 	int h = json_obj_get(d, 0, "histograms");
 	if (h < 0 || d->tok[h].type != JSON_OBJECT) return;
-	int pick = -1, pref = 0;
+	int pick = -1, pref = -1;
 	for (int k = json_first(d, h); k >= 0; k = json_next_kv(d, h, k)) {
 		char name[64];
 		int u = d->tok[k + 1].type == JSON_OBJECT ? json_obj_get(d, k + 1, "unit") : -1;
 		if (u < 0 || !json_str_eq(d, u, "us") || json_str_copy(d, k, name, sizeof name) < 0) continue;
-		int p = strstr(name, "latency") || strstr(name, "fetch");
-		if (pick < 0 || (p && !pref)) { pick = k + 1; pref = p; }
+		int p = !strcmp(name, "fetch_latency") ? 3 : strstr(name, "fetch") ? 2 : strstr(name, "latency") ? 1 : 0;
+		if (p > pref) { pick = k + 1; pref = p; }
 	}
 	int b = pick >= 0 ? json_obj_get(d, pick, "b") : -1;
 	if (b < 0 || d->tok[b].type != JSON_ARRAY) return;
@@ -394,23 +396,33 @@ static void fetch_latency(const struct top *tp, double *p50, double *p99, const 
 	*p99 = (double)c->lat[(c->nlat - 1) * 99 / 100];
 }
 
-/* Events a peer has that we have not pulled: head - cursor when syncd's
- * stats give the head; 0 when it is long-polling (caught up) or its last
- * answer caught us up (the clock it stored then is our cursor); else -1. */
-static long long peer_lag(const struct top *tp, size_t i, const char **phase)
+/* Events a peer has that we have not pulled: syncd's gauge
+ * lag_events.<peer> (the peer's head minus our cursor at its last answer),
+ * else head - cursor when its peers stats give the head; else 0 when it is
+ * long-polling (caught up) or its last answer caught us up (the clock
+ * stored then is our cursor); else -1. *secs: syncd's lag_s.<peer> (seconds
+ * since we were last caught up), -1 if it has none. */
+static long long peer_lag(const struct top *tp, size_t i, const char **phase, long long *secs)
 {
 	const struct top_sample *c = &tp->s[tp->cur];
 	const struct top_peer *p = &c->peer[i];
 	int ix = stage_ix("syncd");
 	*phase = "-";
+	*secs = -1;
 	if (ix < 0 || !c->st[ix].up) return -1;
+	char g[128];
+	snprintf(g, sizeof g, "lag_s.%s", tp->fc->cfg.peers[i].name);
+	*secs = stat_num(c, ix, "gauges", g);
+	snprintf(g, sizeof g, "lag_events.%s", tp->fc->cfg.peers[i].name);
+	long long gauge = stat_num(c, ix, "gauges", g);
 	const struct json_doc *d = &c->st[ix].d;
 	int ps = json_obj_get(d, 0, "peers");
 	int o = ps >= 0 && d->tok[ps].type == JSON_OBJECT ? json_obj_get(d, ps, tp->fc->cfg.peers[i].name) : -1;
-	if (o < 0 || d->tok[o].type != JSON_OBJECT) return -1;
+	if (o < 0 || d->tok[o].type != JSON_OBJECT) return gauge;
 	int ph = json_obj_get(d, o, "phase"), hd = json_obj_get(d, o, "head"), fl = json_obj_get(d, o, "failures");
 	static char phs[16];
 	if (ph >= 0 && json_str_copy(d, ph, phs, sizeof phs) >= 0) *phase = phs;
+	if (gauge >= 0) return gauge;
 	if (hd >= 0 && d->tok[hd].type == JSON_INT)
 		return d->tok[hd].ival > (int64_t)p->cursor ? d->tok[hd].ival - (int64_t)p->cursor : 0;
 	if (!strcmp(*phase, "longpoll")) return 0;
@@ -531,12 +543,14 @@ static void render(struct top *tp, struct screen *sc)
 		put(sc, "QUEUES    %s", q);
 	}
 	put(sc, "%s", "");
-	put(sc, "%-12s %-16s %-9s %10s %8s %9s %s", "PEER", "HEALTH", "PHASE", "CURSOR", "LAG", "PULLED/s", "LAST ANSWER");
+	put(sc, "%-12s %-16s %-9s %10s %8s %7s %9s %s", "PEER", "HEALTH", "PHASE", "CURSOR", "LAG", "LAG s", "PULLED/s", "LAST ANSWER");
 	if (!cfg->npeers) put(sc, "%s", "(no [peer] sections)");
 	for (size_t i = 0; i < cfg->npeers && i < TOP_MAX_PEERS; i++) {
 		const struct top_peer *p = &c->peer[i];
 		const char *phase;
-		long long lag = peer_lag(tp, i, &phase);
+		long long secs, lag = peer_lag(tp, i, &phase, &secs);
+		char ls[24];
+		fmt_num(ls, sizeof ls, secs);
 		double r = NAN;
 		if (tp->nsamples > 1 && c->mono > tp->s[!tp->cur].mono) {
 			uint64_t was = tp->s[!tp->cur].peer[i].cursor;
@@ -545,8 +559,8 @@ static void render(struct top *tp, struct screen *sc)
 		fmt_num(a, sizeof a, lag);
 		fmt_rate(b, sizeof b, r);
 		fmt_age(d, sizeof d, c->wall, p->last_seen);
-		put(sc, "%-12s %-16s %-9s %10llu %8s %9s %s", cfg->peers[i].name, p->reason, phase,
-		    (unsigned long long)p->cursor, a, b, d);
+		put(sc, "%-12s %-16s %-9s %10llu %8s %7s %9s %s", cfg->peers[i].name, p->reason, phase,
+		    (unsigned long long)p->cursor, a, ls, b, d);
 	}
 	if (cfg->npeers > TOP_MAX_PEERS) put(sc, "(%zu more peers: fedctl peers)", cfg->npeers - TOP_MAX_PEERS);
 	put(sc, "%s", "");
@@ -609,9 +623,12 @@ static void line_out(struct top *tp)
 	}
 	for (size_t i = 0; i < cfg->npeers && i < TOP_MAX_PEERS; i++) {
 		const char *phase, *n = cfg->peers[i].name;
-		fmt_num(a, sizeof a, peer_lag(tp, i, &phase));
-		buf_printf(&o, " peer_%s_health=%s peer_%s_cursor=%llu peer_%s_lag=%s peer_%s_last_answer_ms=", n,
-		           c->peer[i].reason, n, (unsigned long long)c->peer[i].cursor, n, a, n);
+		long long secs;
+		char ls[24];
+		fmt_num(a, sizeof a, peer_lag(tp, i, &phase, &secs));
+		fmt_num(ls, sizeof ls, secs);
+		buf_printf(&o, " peer_%s_health=%s peer_%s_cursor=%llu peer_%s_lag=%s peer_%s_lag_s=%s peer_%s_last_answer_ms=", n,
+		           c->peer[i].reason, n, (unsigned long long)c->peer[i].cursor, n, a, n, ls, n);
 		if (c->peer[i].last_seen) buf_printf(&o, "%lld", c->wall - c->peer[i].last_seen); else buf_adds(&o, "-");
 	}
 	double p50, p99, ok = fetch_success(tp);
@@ -731,6 +748,12 @@ static void draw(struct top *tp, int clear)
 	buf_init(&o);
 	buf_adds(&o, clear ? "\033[H\033[2J" : "\033[H");
 	int rows = tp->rows;
+	if (sc->n > rows) {             /* a short terminal (24 rows): no blank lines */
+		int k = 0;
+		for (int i = 0; i < sc->n; i++)
+			if (sc->line[i][0]) memmove(sc->line[k++], sc->line[i], sizeof sc->line[0]);
+		sc->n = k;
+	}
 	for (int i = 0; i < sc->n && i < rows; i++) {
 		int w = (int)strlen(sc->line[i]);
 		if (w > tp->cols) w = tp->cols;

@@ -120,16 +120,20 @@ check "... saying why" grep -q "interval nonsense" "$T_TMP/bad.err"
 fedctl -c "$B" top --count 0 >/dev/null 2>&1
 check_eq "--count 0 exits 100" 100 $?
 
-# fetchd's latency histogram in the stats frame's compact form (core/histo.h:
-# {"unit":"us","sum":S,"b":[per-bucket counts]}, bucket i up to 2^i us): a
-# stand-in fetchd on node C's socket whose every answer adds 90 ok and 10
-# not_found, and 100 latencies in the bucket (1024, 2048] us. Over one
-# interval: success 90%, p50 1536 us, p99 2037.76 us (interpolated).
-C=$(node_config c "$(free_port)")
+# The metrics forms of the stats frames, from stand-in stages on node C's
+# sockets. fetchd's histograms (core/histo.h: {"unit":"us","sum":S,"b":[per-
+# bucket counts]}, bucket i up to 2^i us): every answer adds 90 ok and 10
+# not_found, 100 fetch_latency observations in (1024, 2048] us and 100
+# attempt_latency ones in (0, 1] us (not the one shown). Over one interval:
+# success 90%, p50 1536 us, p99 2037.76 us (interpolated). syncd's gauges
+# lag_events.<peer> and lag_s.<peer> are the peer's lag.
+C=$(node_config c "$(free_port)" "
+[peer a]
+endpoint = http://127.0.0.1:9")
 fedctl -c "$C" status >/dev/null 2>&1   # makes the store
-cat >"$T_TMP/fetchd_stub.py" <<'PY'
+cat >"$T_TMP/stage_stub.py" <<'PY'
 import json, os, socket, struct, sys
-path = sys.argv[1]
+path, stage = sys.argv[1], sys.argv[2]
 s = socket.socket(socket.AF_UNIX)
 s.bind(path); s.listen(8)
 k = 0
@@ -140,24 +144,30 @@ while True:
         n, magic, typ, flags, rid = struct.unpack(">IBBHQ", h)
         if n: c.recv(n, socket.MSG_WAITALL)
         k += 1
-        b = [0] * 12; b[11] = 100 * k
-        body = json.dumps({"stage": "fetchd", "pid": os.getpid(), "uptime_s": k,
-                           "counters": {"requests": 100 * k, "ok": 90 * k, "not_found": 10 * k},
-                           "gauges": {"inflight": 0, "queue": 0},
-                           "histograms": {"fetch_latency": {"unit": "us", "sum": 1500 * 100 * k, "b": b}}},
-                          separators=(",", ":")).encode()
+        st = {"stage": stage, "pid": os.getpid(), "uptime_s": k}
+        if stage == "fetchd":
+            b = [0] * 12; b[11] = 100 * k
+            st.update({"counters": {"requests": 100 * k, "ok": 90 * k, "not_found": 10 * k},
+                       "gauges": {"inflight": 0, "queue": 0},
+                       "histograms": {"attempt_latency": {"unit": "us", "sum": k, "b": [100 * k]},
+                                      "fetch_latency": {"unit": "us", "sum": 1500 * 100 * k, "b": b}}})
+        else:
+            st.update({"counters": {"events_pulled": 0}, "gauges": {"peers_syncing": 1, "lag_events.a": 7, "lag_s.a": 3},
+                       "peers": {"a": {"phase": "pull", "failures": 0, "pulled": 0}}})
+        body = json.dumps(st, separators=(",", ":")).encode()
         c.sendall(struct.pack(">IBBHQ", len(body), 0xFD, 7, 2, rid) + body)
     c.close()
 PY
-bg python3 "$T_TMP/fetchd_stub.py" "$T_TMP/c/run/fetchd.sock"
-check "the stand-in fetchd listens" wait_for "[ -S $T_TMP/c/run/fetchd.sock ]" 50
+for st in fetchd syncd; do bg python3 "$T_TMP/stage_stub.py" "$T_TMP/c/run/$st.sock" $st; done
+check "the stand-in fetchd and syncd listen" wait_for "[ -S $T_TMP/c/run/fetchd.sock ] && [ -S $T_TMP/c/run/syncd.sock ]" 50
 fedctl -c "$C" top --count 2 --interval 200ms </dev/null >"$T_TMP/histo" 2>&1
 last=$(tail -n 1 "$T_TMP/histo")
 check_eq "histogram: latency from the histogram" histogram "$(val fetch_latency_from)"
 check_eq "histogram: success over the interval" 90.0 "$(val fetch_success_pct)"
-check_eq "histogram: p50 (ms)" 1.5 "$(val fetch_p50_ms)"
-check_eq "histogram: p99 (ms)" 2.0 "$(val fetch_p99_ms)"
-check_eq "histogram: the other stages are down" "down down" "$(val validated) $(val syncd)"
+check_eq "histogram: p50 (ms) of fetch_latency" 1.5 "$(val fetch_p50_ms)"
+check_eq "histogram: p99 (ms) of fetch_latency" 2.0 "$(val fetch_p99_ms)"
+check_eq "the other stages are down" "down down" "$(val validated) $(val purgatoryd)"
+check_eq "peer lag from syncd's gauges (events, seconds)" "7 3" "$(val peer_a_lag) $(val peer_a_lag_s)"
 
 # A stage killed while lines are printed: down in the lines that follow.
 stop "$PID_b_feedpump"
