@@ -69,9 +69,9 @@ node_start b fetchd
 check "started again: up, 1 restart (pid change seen)" wait_for "screen | grep -Eq '^fetchd +up +$PID_b_fetchd +[0-9hms]+ +1\\* '" 100
 
 # Resize: redrawn within the new width, header on top.
-$TM resize-window -t 0 -x 70 -y 30 2>/dev/null || $TM resize-pane -x 70 -y 30
-check "after a resize the view is redrawn within 70 columns" wait_for \
-	"screen | head -n 1 | grep -q '^fedctl top' && has '^validated +up ' && has '^FETCH '" 100
+$TM resize-window -t 0 -x 70 -y 24 2>/dev/null || $TM resize-pane -x 70 -y 24
+check "after a resize to 70x24 the view is redrawn, the store line still on it" wait_for \
+	"screen | head -n 1 | grep -q '^fedctl top' && has '^validated +up ' && has '^STORE '" 100
 check "... long lines cut at 70 columns, not wrapped" sh -c "[ \$($TM capture-pane -p -J | awk '{ if (length > m) m = length } END { print m + 0 }') -le 70 ]"
 check "... (nothing of the store line's end)" eval "! has 'ceiling'"
 
