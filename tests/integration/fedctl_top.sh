@@ -94,6 +94,18 @@ for how in TERM INT; do
 	wait_for "[ -s $T_TMP/stty.after.$how ]" 50
 	check_eq "terminal settings restored after SIG$how" "$(cat "$T_TMP/stty.before")" "$(cat "$T_TMP/stty.after.$how")"
 done
+# ^Z: the terminal as it was while stopped; fg: the view again; q.
+type_line "clear; fedctl -c $B top"
+check "top again" wait_for "has '^served +up '" 100
+$TM send-keys C-z
+check "^Z stops it: the prompt is back" wait_for "prompt_back && has 'Stopped'" 100
+type_line "stty -g >$T_TMP/stty.after.tstp"
+wait_for "[ -s $T_TMP/stty.after.tstp ]" 50
+check_eq "terminal settings restored while stopped" "$(cat "$T_TMP/stty.before")" "$(cat "$T_TMP/stty.after.tstp")"
+type_line "clear; fg"
+check "fg: the view is drawn again" wait_for "screen | head -n 1 | grep -q '^fedctl top' && has '^served +up '" 100
+$TM send-keys q
+check "q after fg: the prompt is back" wait_for prompt_back 100
 $TM kill-server 2>/dev/null
 
 # Not a terminal: one key=value line per sample, stable keys.
