@@ -263,6 +263,12 @@ static void take_sample(struct top *tp, struct top_sample *s)
 		if (tp->sup_live) read_sup(run_dir, name, t);
 		else t->starts = -1;
 		if (r < 0) continue;
+		if (f.type != FT_STATS) {
+			snprintf(tp->lastmsg, sizeof tp->lastmsg, "%s answered a stats request with a %s frame", name,
+			         frame_type_name(f.type));
+			frame_free(&f);
+			continue;
+		}
 		t->payload = malloc(f.len + 1);
 		if (t->payload) {
 			memcpy(t->payload, f.payload, f.len);
