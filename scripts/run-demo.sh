@@ -2,8 +2,11 @@
 # make run: a two-node federation on 127.0.0.1 under fedsup, state in ./var.
 # Node A creates a room and keeps sending signed events; node B pulls them,
 # stores them and publishes them to its file feed (./var/b/feed). A live
-# status line shows events made, replicated, held and in the feed; Ctrl-C
-# stops everything cleanly. DEMO_SECONDS=N stops by itself after N seconds.
+# status line shows events made, replicated, held and in the feed, and the
+# replication lag (events stored on A not yet stored on B, and how long ago
+# B's syncd last had an answer from A); `fedctl -c var/b/fedpipe.conf top`
+# shows the whole of node B. Ctrl-C stops everything cleanly.
+# DEMO_SECONDS=N stops by itself after N seconds.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN="$ROOT/bin"
 VAR="$ROOT/var"
@@ -66,7 +69,17 @@ if [ -z "$ROOM" ]; then
 	echo "$ROOM" >"$VAR/a/room"
 fi
 echo "node A created room $ROOM; press Ctrl-C to stop"
+echo "live view of node B: $BIN/fedctl -c $VAR/b/fedpipe.conf top"
 count() { mdb_stat -s "$2" "$VAR/$1/state" 2>/dev/null | awk '/Entries:/ {print $2; exit}'; }
+# lag: events stored on A that B has not stored yet; seconds since B's syncd
+# last had an answer from A (fedctl top's one-line form, peer a).
+lag() {
+	_la=$(count a events) _lb=$(count b events)
+	case "$_la:$_lb" in *[!0-9:]*|:*|*:) _ev=- ;; *) _ev=$((_la > _lb ? _la - _lb : 0)) ;; esac
+	_ms=$("$BIN/fedctl" -c "$VAR/b/fedpipe.conf" top --count 1 2>/dev/null </dev/null | tr ' ' '\n' | sed -n 's/^peer_a_last_answer_ms=//p')
+	case "$_ms" in ''|*[!0-9]*) _ago=- ;; *) _ago=$((_ms / 1000))s ;; esac
+	echo "$_ev ev, last pull $_ago ago"
+}
 made=0 start=$(date +%s)
 while :; do
 	k=0
@@ -76,8 +89,8 @@ while :; do
 		k=$((k + 1))
 	done
 	feed=$(find "$VAR/b/feed" -maxdepth 1 -type f -name '*\$*' 2>/dev/null | wc -l)
-	printf '\rmade %6d  stored on A %6s  replicated to B %6s  held on B %4s  in B feed %6s  (%ds) ' \
-		"$made" "$(count a events)" "$(count b events)" "$(count b purgatory)" "$feed" $(( $(date +%s) - start ))
+	printf '\rmade %6d  stored on A %6s  replicated to B %6s  held on B %4s  in B feed %6s  lag %s  (%ds) ' \
+		"$made" "$(count a events)" "$(count b events)" "$(count b purgatory)" "$feed" "$(lag)" $(( $(date +%s) - start ))
 	if [ -n "${DEMO_SECONDS:-}" ] && [ $(( $(date +%s) - start )) -ge "$DEMO_SECONDS" ]; then stop; fi
 	sleep 1
 done
