@@ -9,6 +9,8 @@
 #include "core/stages.h"
 #include "core/xalloc.h"
 #include "matrix/json.h"
+#include "store/events.h"
+#include "store/outbox.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -291,7 +293,6 @@ static const struct mapping map[] = {
 	{ "feedpump", MK_C, "wakeups", F_FEED_WAKEUPS, NULL, NULL },
 	{ "feedpump", MK_G, "cursor", F_FEED_CURSOR, NULL, NULL },
 	{ "feedpump", MK_G, "lease_held", F_FEED_LEASE, NULL, NULL },
-	{ "feedpump", MK_G, "outbox_backlog", F_FEED_BACKLOG, NULL, NULL },
 	{ "feedpump", MK_H, "publish_latency", F_FEED_PUBLISH_SECONDS, NULL, NULL },
 	{ "syncd", MK_C, "pulls", F_SYNC_PULLS, NULL, NULL },
 	{ "syncd", MK_C, "events_pulled", F_SYNC_EVENTS, NULL, NULL },
@@ -538,6 +539,10 @@ static void scrape_finish(struct scrape *sc)
 		if (store_entries(t, s->d->st, i, &n) == 0)
 			put_value(e, F_LMDB_ENTRIES, NULL, NULL, "db", store_db_names[i], (long long)n);
 	}
+	/* the outbox backlog, read here so it is fresh even while feedpump is idle:
+	 * stream positions from the feed cursor to the stream's head */
+	uint64_t head = store_stream_head(t, s->d->st), cur = outbox_cursor_get(t, s->d->st);
+	put_value(e, F_FEED_BACKLOG, NULL, NULL, NULL, NULL, head && head >= cur ? (long long)(head - cur + 1) : 0);
 	MDB_envinfo ei;
 	MDB_stat es;
 	if (mdb_env_info(s->d->st->env, &ei) == 0 && mdb_env_stat(s->d->st->env, &es) == 0)

@@ -545,6 +545,34 @@ static void pull(struct peer *p)
 	if (syncd_http_start(p, path, 0) < 0) fail(p, "internal", "cannot start an HTTP request");
 }
 
+/* /metrics: per peer lag, from each events answer: events behind (the
+ * peer's own clock entry, its head, minus our next position) and seconds
+ * since we last were caught up (0 while caught up). Gauges named
+ * lag_events.<peer> and lag_s.<peer>; the last caught-up time by peer. */
+static struct lagent { char name[64]; long long caught_ms; } *lagtab;
+static size_t nlag;
+
+static void note_lag(struct peer *p, uint64_t head, uint64_t next)
+{
+	struct daemon *d = p->sy->d;
+	long long now = mono_ms();
+	struct lagent *l = NULL;
+	for (size_t i = 0; i < nlag && !l; i++)
+		if (!strcmp(lagtab[i].name, p->cfg.name)) l = &lagtab[i];
+	if (!l) {
+		lagtab = xreallocarray(lagtab, nlag + 1, sizeof *lagtab);
+		l = &lagtab[nlag++];
+		snprintf(l->name, sizeof l->name, "%s", p->cfg.name);
+		l->caught_ms = now;
+	}
+	char g[96];
+	if (next >= head) l->caught_ms = now;
+	snprintf(g, sizeof g, "lag_events.%s", p->cfg.name);
+	*daemon_gauge(d, g) = next >= head ? 0 : (int64_t)(head - next);
+	snprintf(g, sizeof g, "lag_s.%s", p->cfg.name);
+	*daemon_gauge(d, g) = (now - l->caught_ms) / 1000;
+}
+
 static void on_events(struct peer *p)
 {
 	struct syncd *sy = p->sy;
@@ -615,6 +643,7 @@ static void on_events(struct peer *p)
 		goto out;
 	}
 	wrote_ok(p);
+	note_lag(p, head, next);
 	p->remote = *rv;
 	free(rv);
 	k = 0;
