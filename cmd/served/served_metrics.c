@@ -51,7 +51,7 @@ static void scrape_stages(struct scrape *sc, const char *self)
  * '.' matches a prefix: the rest of the name becomes the value of the
  * entry's label (reject.<reason>, lag_events.<peer>). A key not in the
  * table is still exposed, in fedpipe_stage_counter_total /
- * fedpipe_stage_gauge {stage,name}; tests/integration/metrics_promtool.sh
+ * fedpipe_stage_gauge / fedpipe_stage_histogram {stage,name}; tests/integration/metrics_promtool.sh
  * fails when any source counter is missing here. */
 enum mtype { MT_COUNTER, MT_GAUGE, MT_HISTO };
 enum mkind { MK_C, MK_G, MK_X, MK_H };   /* counters, gauges, top-level extra, histograms */
@@ -59,7 +59,7 @@ enum mkind { MK_C, MK_G, MK_X, MK_H };   /* counters, gauges, top-level extra, h
 struct family { const char *name; enum mtype type; const char *help; };
 
 enum {
-	F_STAGE_UP, F_STAGE_UPTIME, F_STAGE_COUNTER, F_STAGE_GAUGE,
+	F_STAGE_UP, F_STAGE_UPTIME, F_STAGE_COUNTER, F_STAGE_GAUGE, F_STAGE_HISTO,
 	F_FRAMES_IN, F_FRAMES_OUT, F_FRAMES_UNSENT, F_BAD_FRAMES, F_SOCKET_REFUSED,
 	/* fetchd */
 	F_FETCH_RECEIVED, F_FETCH_REQUESTS, F_FETCH_COALESCED, F_FETCH_REVIVED, F_FETCH_QUEUED,
@@ -101,6 +101,7 @@ static const struct family fam[F__COUNT] = {
 	FAM(F_STAGE_UPTIME, "fedpipe_stage_uptime_seconds", MT_GAUGE, "Seconds since the stage started."),
 	FAM(F_STAGE_COUNTER, "fedpipe_stage_counter_total", MT_COUNTER, "A stage counter with no family of its own yet (name label)."),
 	FAM(F_STAGE_GAUGE, "fedpipe_stage_gauge", MT_GAUGE, "A stage gauge with no family of its own yet (name label)."),
+	FAM(F_STAGE_HISTO, "fedpipe_stage_histogram", MT_HISTO, "A stage histogram with no family of its own yet (name label; latencies in seconds)."),
 	FAM(F_FRAMES_IN, "fedpipe_frames_received_total", MT_COUNTER, "Frames received on the stage's sockets."),
 	FAM(F_FRAMES_OUT, "fedpipe_frames_sent_total", MT_COUNTER, "Frames queued to the next stage."),
 	FAM(F_FRAMES_UNSENT, "fedpipe_frames_unsent_total", MT_COUNTER, "Frames the next stage's connection refused (down or over its high-water mark; recovered from LMDB)."),
@@ -484,11 +485,12 @@ static void sample_stage(struct expo *e, const char *stage, const char *json, si
 			if (json_str_copy(&d, m, name, sizeof name) <= 0) continue;
 			const struct mapping *mp = lookup(stage, mk[k], name, &rest);
 			if (mk[k] == MK_H) {
-				if (mp && mp->fam >= 0 && d.tok[m + 1].type == JSON_OBJECT)
+				if (d.tok[m + 1].type != JSON_OBJECT) continue;
+				if (mp && mp->fam >= 0)
 					put_histo(e, mp->fam, mp->stage ? NULL : stage, mp->labels, rest ? mp->dyn : NULL, rest,
 					          &d, m + 1);
-				else
-					log_warnx("/metrics: %s's histogram %s is not in the metric table: left out", stage, name);
+				else if (!mp)
+					put_histo(e, F_STAGE_HISTO, stage, NULL, "name", name, &d, m + 1);
 				continue;
 			}
 			if (d.tok[m + 1].type != JSON_INT) continue;
