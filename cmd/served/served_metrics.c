@@ -50,9 +50,11 @@ static void scrape_stages(struct scrape *sc, const char *self)
  * (stage, key) is given a family, a type, help and labels. A key ending in
  * '.' matches a prefix: the rest of the name becomes the value of the
  * entry's label (reject.<reason>, lag_events.<peer>). A key not in the
- * table is still exposed, in fedpipe_stage_counter_total /
- * fedpipe_stage_gauge / fedpipe_stage_histogram {stage,name}; tests/integration/metrics_promtool.sh
- * fails when any source counter is missing here. */
+ * table is still exposed, with its stage and name as labels, in
+ * fedpipe_stage_other_total, fedpipe_stage_other or
+ * fedpipe_stage_other_observations; tests/integration/metrics_promtool.sh
+ * fails when one shows up, and when a counter or gauge name in the sources
+ * is missing here. */
 enum mtype { MT_COUNTER, MT_GAUGE, MT_HISTO };
 enum mkind { MK_C, MK_G, MK_X, MK_H };   /* counters, gauges, top-level extra, histograms */
 
@@ -99,9 +101,9 @@ static const struct family fam[F__COUNT] = {
 #define FAM(e, n, t, h) [e] = { n, t, h }
 	FAM(F_STAGE_UP, "fedpipe_stage_up", MT_GAUGE, "Whether the stage answered its stats request (1) or not (0)."),
 	FAM(F_STAGE_UPTIME, "fedpipe_stage_uptime_seconds", MT_GAUGE, "Seconds since the stage started."),
-	FAM(F_STAGE_COUNTER, "fedpipe_stage_counter_total", MT_COUNTER, "A stage counter with no family of its own yet (name label)."),
-	FAM(F_STAGE_GAUGE, "fedpipe_stage_gauge", MT_GAUGE, "A stage gauge with no family of its own yet (name label)."),
-	FAM(F_STAGE_HISTO, "fedpipe_stage_histogram", MT_HISTO, "A stage histogram with no family of its own yet (name label; latencies in seconds)."),
+	FAM(F_STAGE_COUNTER, "fedpipe_stage_other_total", MT_COUNTER, "A stage counter with no family of its own yet (name label)."),
+	FAM(F_STAGE_GAUGE, "fedpipe_stage_other", MT_GAUGE, "A stage gauge with no family of its own yet (name label)."),
+	FAM(F_STAGE_HISTO, "fedpipe_stage_other_observations", MT_HISTO, "A stage histogram with no family of its own yet (name label; latencies in seconds)."),
 	FAM(F_FRAMES_IN, "fedpipe_frames_received_total", MT_COUNTER, "Frames received on the stage's sockets."),
 	FAM(F_FRAMES_OUT, "fedpipe_frames_sent_total", MT_COUNTER, "Frames queued to the next stage."),
 	FAM(F_FRAMES_UNSENT, "fedpipe_frames_unsent_total", MT_COUNTER, "Frames the next stage's connection refused (down or over its high-water mark; recovered from LMDB)."),
