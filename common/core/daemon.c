@@ -29,7 +29,7 @@
  * turn, so per-turn batches (one LMDB commit and fsync each) stay tiny. Read
  * up to this much per callback instead. */
 #define READ_CHUNK  (256u << 10)
-#define MAX_STATS   128
+#define MAX_STATS   512     /* syncd: two lag gauges per peer */
 #define MAX_HISTOS  16
 
 enum conn_kind { CONN_ACCEPTED, CONN_STDIO, CONN_CLIENT };
