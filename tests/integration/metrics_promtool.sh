@@ -15,6 +15,7 @@ B=$(node_config b "$PB" "$FED_COMMON$FED_OPEN
 [syncd]
 interval = 1s
 longpoll = 2s
+batch = 1
 [peer a]
 endpoint = http://127.0.0.1:$PA
 [server a.test:$PA]
@@ -83,6 +84,27 @@ check_eq "fetch results: ok 1, not_found 1" "1 1" \
 	"$(m 'fedpipe_fetch_requests_total{result="ok"}') $(m 'fedpipe_fetch_requests_total{result="not_found"}')"
 check_eq "nothing held: oldest held age 0" 0 "$(m fedpipe_purgatory_oldest_held_age_seconds)"
 check_eq "feed published every event" "$N" "$(m fedpipe_feed_published_total)"
+
+# Lag while catching up: A makes more events; B, pulling one per request
+# (batch = 1), sees the peer's head ahead of its cursor on every answer
+# until the last. Scrape until B has pulled them all (bounded).
+served_fill -c "$A" -N 60 -s 200 -o "$IDS" >/dev/null
+N2=$(wc -l <"$IDS" | tr -d ' ')
+max=0 i=0 pulled=0
+while [ $i -lt 3000 ] && [ "$pulled" != "$N2" ]; do
+	scrape
+	l=$(m 'fedpipe_sync_peer_lag_events{peer="a"}')
+	[ "${l:-0}" -gt "$max" ] && max=$l
+	pulled=$(m 'fedpipe_sync_events_pulled_total{peer="a"}')
+	i=$((i + 1))
+done
+check_eq "B pulled A's new events" "$N2" "$pulled"
+check "lag in events was above 0 while B caught up (max $max)" test "$max" -gt 0
+check "and never above what A made meanwhile ($((N2 - N)))" test "$max" -le $((N2 - N))
+check "lag back to 0 events, 0 s" wait_for \
+	"scrape; [ \"\$(m 'fedpipe_sync_peer_lag_events{peer=\"a\"}') \$(m 'fedpipe_sync_peer_lag_seconds{peer=\"a\"}')\" = '0 0' ]" 300
+promtool check metrics <"$T_TMP/metrics" >"$T_TMP/promtool.out" 2>&1
+check_eq "promtool still has nothing to say" "0 " "$? $(cat "$T_TMP/promtool.out")"
 
 # The table is complete: every counter/gauge name the sources register.
 names=$(grep -rhoE '(daemon_counter|daemon_gauge)\([a-z>-]*d, "[a-z_.]+"\)|C\([a-z_]+, "[a-z_]+"\)' cmd common |
