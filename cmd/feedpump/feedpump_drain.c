@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "feedpump.h"
+#include "core/histo.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -121,8 +122,20 @@ static void collect(struct feedpump *fp, struct fp_slot *x)
 
 /* Hand slot x to the sink: rows without bytes never reach it, they fail
  * as events and block what follows. */
+/* /metrics: publish latency per batch, from its hand-over to the sink to
+ * the drain seeing it complete; the hand-over times by slot index. */
+static struct histo *h_publish;
+static uint64_t *sent_us;
+static int sent_cap;
+
 static void submit(struct feedpump *fp, struct fp_slot *x)
 {
+	if (!h_publish) h_publish = daemon_histo(fp->d, "publish_latency", "us");
+	if (sent_cap < fp->window) {
+		sent_us = xreallocarray(sent_us, (size_t)fp->window, sizeof *sent_us);
+		sent_cap = fp->window;
+	}
+	sent_us[x - fp->slots] = histo_now_us();
 	size_t n = x->n, send = 0;
 	while (send < n && x->ev[send].rc != FEED_ERR_EVENT) send++;
 	x->send = send;
@@ -185,6 +198,9 @@ static int drain_batch(struct feedpump *fp)
 	while (m < fp->inflight && (!slot_at(fp, m)->send
 	                            || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
 		m++;
+	uint64_t done_us = histo_now_us();
+	for (int k = 0; k < m; k++)
+		if (slot_at(fp, k)->send) histo_observe(h_publish, done_us - sent_us[slot_at(fp, k) - fp->slots]);
 	if (slot_at(fp, 0)->send && getenv("FP_TEST_CRASH_AFTER_PUBLISH")) {
 		log_notice("FP_TEST_CRASH_AFTER_PUBLISH: exiting after the sink call, before write-back");
 		_exit(3);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "fetch.h"
 #include "matrix/json.h"
+#include "core/histo.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
@@ -189,6 +190,14 @@ static void fetch_orphaned(struct fetchd *fd, struct fetch *f)
 }
 
 static struct fetchd *fetchd;
+
+/* /metrics: attempt and fetch latency (ms clocks, in us), made on first use. */
+static struct histo *h_attempt, *h_fetch;
+static void observe_ms(struct fetchd *fd, struct histo **h, const char *name, long long ms)
+{
+	if (!*h) *h = daemon_histo(fd->d, name, "us");
+	histo_observe(*h, ms > 0 ? (uint64_t)ms * 1000u : 0);
+}
 
 
 static void waiter_timeout_cb(evutil_socket_t s, short ev, void *arg)
@@ -443,6 +452,7 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	char why[160];
 	int counts = 1, ok = 0;
 	long long lat = mono_ms() - a->t0;
+	observe_ms(fd, &h_attempt, "attempt_latency", lat);
 	TAILQ_REMOVE(&f->attempts_list, a, f_link);
 	f->running--;
 	if (cc != CURLE_OK) {
@@ -487,7 +497,9 @@ static void fetch_end(struct fetchd *fd, struct fetch *f, struct outcome *o)
 		tried_add(f, a->s->name, "cancelled");
 		transport_attempt_abort(fd, a);
 	}
+	long long now = mono_ms();
 	while ((w = TAILQ_FIRST(&f->waiters))) {
+		observe_ms(fd, &h_fetch, "fetch_latency", now - w->t0);
 		if (o) send_reply(fd, w->cl, w->id, o->payload, o->len);
 		waiter_free(fd, w);
 	}

@@ -6,11 +6,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include "purgatory.h"
+#include "core/histo.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
+/* /metrics: commit latency (store_commit, the fsync included), verdicts
+ * per write transaction, and the oldest held event's age (a gauge kept by
+ * a 1 s timer: the rooms' lists are oldest first, so O(rooms)). Made on
+ * the first transaction (nothing is held before one). */
+static struct histo *h_commit, *h_batch;
+static int64_t *g_oldest;
+
+static void oldest_held_tick(struct daemon *d, void *arg)
+{
+	struct purgatoryd *p = arg;
+	long long now = now_ms(), oldest = now;
+	struct hmap_iter it;
+	struct hmap_node *n;
+	(void)d;
+	hmap_iter_init(&it, &p->rooms);
+	while ((n = hmap_iter_next(&it))) {
+		struct proom *r = HMAP_ENTRY(n, struct proom, hn);
+		if (r->head && r->head->first_seen_ms < oldest) oldest = r->head->first_seen_ms;
+	}
+	*g_oldest = (now - oldest) / 1000;
+}
+
+static void metrics_start(struct purgatoryd *p)
+{
+	h_commit = daemon_histo(p->d, "commit_latency", "us");
+	h_batch = daemon_histo(p->d, "batch_size", "1");
+	g_oldest = daemon_gauge(p->d, "oldest_held_age_s");
+	if (!p->d->stdio) daemon_timer(p->d, 1000, oldest_held_tick, p);
+}
+
 void purgatory_tx_begin(struct purgatoryd *p, struct tx *x)
 {
+	if (!h_commit) metrics_start(p);
 	x->t = store_begin(p->d->st, 0);
 	x->now = now_ms();
 	x->last_pos = 0;
@@ -29,7 +61,11 @@ int purgatory_tx_commit(struct purgatoryd *p, struct tx *x)
 {
 	int rc = x->err;
 	if (rc) mdb_txn_abort(x->t);
-	else rc = store_commit(x->t);           /* a failed commit frees the txn */
+	else {
+		uint64_t t0 = histo_now_us();
+		rc = store_commit(x->t);            /* a failed commit frees the txn */
+		if (rc == 0) histo_observe(h_commit, histo_now_us() - t0);
+	}
 	x->t = NULL;
 	if (rc) {
 		int again = store_write_failed(p->d->st, rc);
@@ -197,6 +233,7 @@ void purgatory_flush(struct purgatoryd *p)
 		if (p->ndirty && !x.err) purgatory_persist_rooms(p, &x);
 		int rc = purgatory_tx_commit(p, &x);
 		if (rc == 0) {
+			if (nb) histo_observe(h_batch, nb);
 			while (batch) {
 				struct verdict *v = batch;
 				batch = v->next;

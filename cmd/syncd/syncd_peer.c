@@ -545,6 +545,46 @@ static void pull(struct peer *p)
 	if (syncd_http_start(p, path, 0) < 0) fail(p, "internal", "cannot start an HTTP request");
 }
 
+/* /metrics: per peer lag, from each events answer: events behind (the
+ * peer's own clock entry, its head, minus our next position) and seconds
+ * since we last were caught up (0 while caught up; a 1 s timer keeps it
+ * growing between answers). Gauges lag_events.<peer> and lag_s.<peer>. */
+static struct lagent { char name[64]; long long caught_ms; int behind; int64_t *g_s, *g_ev; } *lagtab;
+static size_t nlag;
+
+static void lag_tick(struct daemon *d, void *arg)
+{
+	long long now = mono_ms();
+	(void)d; (void)arg;
+	for (size_t i = 0; i < nlag; i++)
+		*lagtab[i].g_s = lagtab[i].behind ? (now - lagtab[i].caught_ms) / 1000 : 0;
+}
+
+static void note_lag(struct peer *p, uint64_t head, uint64_t next)
+{
+	struct daemon *d = p->sy->d;
+	long long now = mono_ms();
+	struct lagent *l = NULL;
+	char g[96];
+	for (size_t i = 0; i < nlag && !l; i++)
+		if (!strcmp(lagtab[i].name, p->cfg.name)) l = &lagtab[i];
+	if (!l) {
+		if (!nlag) daemon_timer(d, 1000, lag_tick, NULL);
+		lagtab = xreallocarray(lagtab, nlag + 1, sizeof *lagtab);
+		l = &lagtab[nlag++];
+		snprintf(l->name, sizeof l->name, "%s", p->cfg.name);
+		snprintf(g, sizeof g, "lag_s.%s", p->cfg.name);
+		l->g_s = daemon_gauge(d, g);
+		snprintf(g, sizeof g, "lag_events.%s", p->cfg.name);
+		l->g_ev = daemon_gauge(d, g);
+		l->caught_ms = now;
+	}
+	l->behind = next < head;
+	if (!l->behind) l->caught_ms = now;
+	*l->g_ev = l->behind ? (int64_t)(head - next) : 0;
+	*l->g_s = (now - l->caught_ms) / 1000;
+}
+
 static void on_events(struct peer *p)
 {
 	struct syncd *sy = p->sy;
@@ -615,6 +655,7 @@ static void on_events(struct peer *p)
 		goto out;
 	}
 	wrote_ok(p);
+	note_lag(p, head, next);
 	p->remote = *rv;
 	free(rv);
 	k = 0;

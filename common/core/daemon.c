@@ -3,6 +3,7 @@
  * Unix socket, --stdio, framed connections with reconnect, readiness
  * (sd_notify and an s6-style fd), watchdog, per-turn hook, stats frames. */
 #include "core/daemon.h"
+#include "core/histo.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include <errno.h>
@@ -28,7 +29,8 @@
  * turn, so per-turn batches (one LMDB commit and fsync each) stay tiny. Read
  * up to this much per callback instead. */
 #define READ_CHUNK  (256u << 10)
-#define MAX_STATS   128
+#define MAX_STATS   512     /* syncd: two lag gauges per peer */
+#define MAX_HISTOS  16
 
 enum conn_kind { CONN_ACCEPTED, CONN_STDIO, CONN_CLIENT };
 
@@ -63,6 +65,7 @@ struct dstate {
 	unsigned next_client;
 	struct stat_ent counters[MAX_STATS]; int ncounters;
 	struct stat_ent gauges[MAX_STATS];   int ngauges;
+	struct { char name[48]; struct histo *h; } histos[MAX_HISTOS]; int nhistos;
 	long long reconnect_ms;
 };
 
@@ -593,6 +596,19 @@ int64_t *daemon_gauge(struct daemon *d, const char *name)
 	return stat_slot(ds->gauges, &ds->ngauges, name);
 }
 
+struct histo *daemon_histo(struct daemon *d, const char *name, const char *unit)
+{
+	struct dstate *ds = DS(d);
+	for (int i = 0; i < ds->nhistos; i++)
+		if (!strcmp(ds->histos[i].name, name)) return ds->histos[i].h;
+	if (ds->nhistos == MAX_HISTOS) log_panic("too many histograms (adding %s)", name);
+	snprintf(ds->histos[ds->nhistos].name, sizeof ds->histos[0].name, "%s", name);
+	struct histo *h = xcalloc(1, sizeof *h);
+	h->unit = unit;
+	ds->histos[ds->nhistos++].h = h;
+	return h;
+}
+
 void daemon_stats_json(struct daemon *d, struct buf *b)
 {
 	struct dstate *ds = DS(d);
@@ -605,6 +621,14 @@ void daemon_stats_json(struct daemon *d, struct buf *b)
 	for (int i = 0; i < ds->ngauges; i++)
 		buf_printf(b, "%s\"%s\":%lld", i ? "," : "", ds->gauges[i].name, (long long)ds->gauges[i].v);
 	buf_adds(b, "}");
+	if (ds->nhistos) {
+		buf_adds(b, ",\"histograms\":{");
+		for (int i = 0; i < ds->nhistos; i++) {
+			buf_printf(b, "%s\"%s\":", i ? "," : "", ds->histos[i].name);
+			histo_json(ds->histos[i].h, b);
+		}
+		buf_adds(b, "}");
+	}
 	if (d->ops->stats) d->ops->stats(d, b);
 	buf_adds(b, "}");
 }

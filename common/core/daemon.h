@@ -111,6 +111,15 @@ int   daemon_emit(struct daemon *d, const char *next_stage, int type, uint16_t f
 /* Counters and gauges reported in the stats frame and /metrics. */
 uint64_t *daemon_counter(struct daemon *d, const char *name);
 int64_t  *daemon_gauge(struct daemon *d, const char *name);
+/* A histogram (core/histo.h) by name, made on first use with its unit
+ * ("us": a latency, exposed in seconds; "1": a count such as a batch
+ * size); lives as long as the daemon. The stats frame carries the
+ * histograms as "histograms":{"name":{"unit":..,"sum":..,"b":[..]}}.
+ * Names, like counter and gauge names, may end in ".<label value>" (a
+ * peer, a reason): served's metric table maps the prefix to a family and
+ * the suffix to its label. */
+struct histo;
+struct histo *daemon_histo(struct daemon *d, const char *name, const char *unit);
 void  daemon_stats_json(struct daemon *d, struct buf *out);
 
 /* Read what fd has (up to max bytes) into in with plain readv calls of up to

@@ -61,5 +61,5 @@ for s in served syncd validated purgatoryd fetchd; do
 	check "B's /metrics: $s up" grep -q "fedpipe_stage_up{stage=\"$s\"} 1" "$T_TMP/metrics"
 done
 check "B's /metrics: LMDB table sizes" grep -q 'fedpipe_lmdb_entries{db="events"} 224' "$T_TMP/metrics"
-check "B's /metrics: syncd counters" grep -q 'fedpipe_counter_total{stage="syncd",name="events_pulled"} 224' "$T_TMP/metrics"
+check "B's /metrics: syncd counters" grep -q 'fedpipe_sync_events_pulled_all_total 224' "$T_TMP/metrics"
 finish

@@ -52,6 +52,6 @@ check_eq "oversized headers refused" 400 "$(code -H "$H" -H "X-Pad: $(head -c 40
 check_eq "oversized body refused" 413 "$(head -c 3000000 /dev/zero | code -H "$H" -X POST --data-binary @- "$U/_matrix/federation/v1/get_missing_events/x")"
 printf 'GARBAGE\r\n\r\n' | timeout 3 nc -q1 127.0.0.1 "$P" >/dev/null 2>&1
 check "still alive after garbage" http_up "$U/healthz"
-check "metrics: served counters and LMDB sizes" sh -c "curl -s -H '$H' $U/metrics | grep -q 'fedpipe_lmdb_entries{db=\"events\"} 254' && curl -s -H '$H' $U/metrics | grep -q 'fedpipe_counter_total{stage=\"served\",name=\"http_unauthorized\"} [1-9]'"
+check "metrics: served counters and LMDB sizes" sh -c "curl -s -H '$H' $U/metrics | grep -q 'fedpipe_lmdb_entries{db=\"events\"} 254' && curl -s -H '$H' $U/metrics | grep -q 'fedpipe_http_unauthorized_total [1-9]'"
 check "metrics: stages that are down show 0" sh -c "curl -s -H '$H' $U/metrics | grep -q 'fedpipe_stage_up{stage=\"validated\"} 0'"
 finish

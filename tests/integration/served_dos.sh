@@ -34,7 +34,7 @@ ord() {   # N ordinary requests from 127.0.0.2; prints how many got 200
 	done
 	echo $_ok
 }
-stat() { curl -s -m 10 --interface 127.0.0.2 -H 'Authorization: Bearer k3y' "$U/metrics" | sed -n "s/^fedpipe_counter_total{stage=\"served\",name=\"$1\"} //p"; }
+stat() { curl -s -m 10 --interface 127.0.0.2 -H 'Authorization: Bearer k3y' "$U/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 $ATK --port "$P" --half 25 --duration 14 >"$T_TMP/half_nokey.json" &
 H1=$!
 $ATK --port "$P" --half 25 --half-key k3y --duration 14 >"$T_TMP/half_key.json" &
@@ -50,15 +50,15 @@ diag "half without key: $(cat "$T_TMP/half_nokey.json"); with key: $(cat "$T_TMP
 check "served still running" kill -0 $SP
 check "the per-address cap refused most of the flood at once" \
 	python3 -c "import json,sys; d=json.load(open('$T_TMP/slow.json')); sys.exit(0 if d['closed_fast'] >= 400 else 1)"
-check "refusals counted (conn_refused_per_ip >= 400)" test "$(stat conn_refused_per_ip)" -ge 400
-check "slow headers ended by the header deadline" test "$(stat header_timeouts)" -ge 1
-check "keyless bodies refused from their headers, unread" test "$(stat unauthorized_before_body)" -ge 20
+check "refusals counted (conn_refused_per_ip >= 400)" test "$(stat 'fedpipe_http_connections_refused_total{limit="per_ip"}')" -ge 400
+check "slow headers ended by the header deadline" test "$(stat 'fedpipe_http_timeouts_total{phase="header"}')" -ge 1
+check "keyless bodies refused from their headers, unread" test "$(stat fedpipe_http_unauthorized_before_body_total)" -ge 20
 check "keyless bodies: connection closed at once" \
 	python3 -c "import json,sys; d=json.load(open('$T_TMP/half_nokey.json')); sys.exit(0 if d['closed_fast'] >= 20 and d['still_open'] == 0 else 1)"
-check "half-sent bodies with the key ended by the body deadline" test "$(stat body_timeouts)" -ge 1
+check "half-sent bodies with the key ended by the body deadline" test "$(stat 'fedpipe_http_timeouts_total{phase="body"}')" -ge 1
 check_eq "afterwards: ordinary requests succeed" 10 "$(ord 10)"
 check "no connection left over (gauge back to the scrapes' own)" \
-	wait_for "[ \"\$(curl -s --interface 127.0.0.2 -H 'Authorization: Bearer k3y' $U/metrics | sed -n 's/^fedpipe_gauge{stage=\"served\",name=\"http_connections\"} //p')\" -le 2 ]" 100
+	wait_for "[ \"\$(curl -s --interface 127.0.0.2 -H 'Authorization: Bearer k3y' $U/metrics | sed -n 's/^fedpipe_http_connections //p')\" -le 2 ]" 100
 SZ=$(wc -c <"$LOG")
 diag "served log: $SZ bytes"
 check "served's log stays under 4 KB" test "$SZ" -lt 4096
@@ -81,7 +81,7 @@ diag "hold: $(cat "$T_TMP/hold.json")"
 check "served still running after EMFILE" kill -0 $SP2
 check "answers again afterwards" wait_for "curl -s -f -m 3 --interface 127.0.0.2 $U2/_fed/v1/identity >/dev/null" 100
 M=$(curl -s -m 5 --interface 127.0.0.2 "$U2/metrics")
-E=$(echo "$M" | sed -n 's/^fedpipe_counter_total{stage="served",name="accept_errors"} //p')
+E=$(echo "$M" | sed -n 's/^fedpipe_http_accept_errors_total //p')
 diag "accept errors: $E"
 check "accept errors happened and were counted" test "${E:-0}" -ge 1
 SZ2=$(wc -c <"$LOG2")

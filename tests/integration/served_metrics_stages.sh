@@ -16,5 +16,5 @@ check_eq "one stage_up line per stage of the table, served first, then flow orde
 check_eq "the same stages as fedctl stages" "$(fedctl stages | sort | tr '\n' ' ')" \
 	"$(sed -n 's/^fedpipe_stage_up{stage="\([a-z]*\)"}.*/\1/p' "$T_TMP/metrics" | sort | tr '\n' ' ')"
 check "stages not running show 0" grep -q 'fedpipe_stage_up{stage="purgatoryd"} 0' "$T_TMP/metrics"
-check "served's own counters are in" grep -q 'fedpipe_counter_total{stage="served",name="http_requests"}' "$T_TMP/metrics"
+check "served's own counters are in" grep -q 'fedpipe_http_requests_total ' "$T_TMP/metrics"
 finish
