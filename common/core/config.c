@@ -18,7 +18,7 @@ static const struct param *const *all_tables(void)
 {
 	static const struct param *const t[] = {
 		params_node, params_validated, params_purgatoryd, params_fetchd,
-		params_syncd, params_served, params_feedpump, NULL
+		params_syncd, params_served, params_feedpump, params_fleet, NULL
 	};
 	return t;
 }

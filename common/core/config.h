@@ -58,7 +58,8 @@ void param_accepted(const struct param *p, char *out, size_t cap);
 int  param_check(const struct param *p, const char *value, char *err, size_t errlen);
 /* Each table ends with a {NULL} entry. */
 extern const struct param params_node[], params_validated[], params_purgatoryd[],
-	params_fetchd[], params_syncd[], params_served[], params_feedpump[];
+	params_fetchd[], params_syncd[], params_served[], params_feedpump[],
+	params_fleet[];
 
 #define PEER_KEYS   "endpoint key ca mode server_name"           /* [peer NAME] */
 #define SERVER_KEYS "endpoint key ca"                /* [server NAME] */
