@@ -1,0 +1,92 @@
+#!/bin/sh
+# bench/pipeline_tax.sh: what B's stages cost around the signature check
+# (issue 19). Node A holds TAX_EVENTS (default 50,000) signed ~1.3 KB events
+# (one room, a chain); node B (validated, purgatoryd, syncd: the stages that
+# replicate) pulls them all. Once B has stored every one, each of B's
+# processes' CPU (utime + stime, /proc/PID/stat) is read. Baseline, same run,
+# same bytes (exported from A's events table): `validated --jsonl --workers 1`.
+# Row "pipeline tax" = B's CPU per replicated event / --jsonl CPU per event;
+# goal <= 1.35. TAX_BODY sets the message body bytes (default 820: ~1.3 KB
+# events). TAX_PROFILE=DIR: also `perf record -g` each B stage during the
+# pull into DIR/<stage>.data (findings, not a make bench default).
+# About 40 s on two cores with the default N (fill ~10 s, pull ~15 s,
+# baseline ~5 s).
+. tests/lib/lib.sh
+. tests/tools/federation_lib.sh
+N=${TAX_EVENTS:-50000}
+BODY=${TAX_BODY:-820}
+PA=$(free_port); PB=$(free_port)
+A=$(node_config a "$PA" "[served]
+matrix_auth = open")
+B=$(node_config b "$PB" "
+[validated]
+workers = 1
+[syncd]
+interval = 200ms
+longpoll = 1s
+[peer a]
+endpoint = http://127.0.0.1:$PA")
+echo "# making $N events on A (body $BODY bytes)"
+served_fill -c "$A" -N $((N - 1)) -s "$BODY" -o "$T_TMP/a.ids" >/dev/null || exit 1
+TOTAL=$(wc -l <"$T_TMP/a.ids" | tr -d ' ')
+node_start a served
+wait_for "http_up http://127.0.0.1:$PA/healthz" || exit 1
+stored() { mdb_stat -s events "$T_TMP/b/state" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
+# cpu PID: utime + stime in clock ticks (fields 14, 15 of /proc/PID/stat;
+# the command name is in parentheses and has no spaces here)
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# the measurement: B pulls everything
+node_start b validated purgatoryd syncd
+if [ -n "${TAX_PROFILE:-}" ]; then
+	mkdir -p "$TAX_PROFILE"
+	for s in validated purgatoryd syncd; do
+		eval "p=\$PID_b_$s"
+		perf record -g -F 999 -o "$TAX_PROFILE/$s.data" -p "$p" >/dev/null 2>&1 &
+		eval "PERF_$s=\$!"
+	done
+fi
+wait_for "[ \"\$(stored)\" = $TOTAL ]" 12000 || { echo "B stored only $(stored) of $TOTAL"; exit 1; }
+CV=$(cpu "$PID_b_validated"); CP=$(cpu "$PID_b_purgatoryd"); CS=$(cpu "$PID_b_syncd")
+if [ -n "${TAX_PROFILE:-}" ]; then
+	for s in validated purgatoryd syncd; do eval "kill -INT \$PERF_$s; wait \$PERF_$s"; done
+fi
+node_stop b syncd purgatoryd validated
+
+# the baseline: validated --jsonl --workers 1 over the same bytes (A's stored PDUs)
+mdb_dump -s events "$T_TMP/a/state" | python3 -c '
+import sys
+out, data, rows = sys.stdout.buffer, False, []
+for line in sys.stdin:
+    line = line.strip()
+    if line == "HEADER=END": data = True; continue
+    if line == "DATA=END": break
+    if data: rows.append(bytes.fromhex(line))
+# events value: u64 stream position, version, flags, u16 room length, room, PDU
+for v in rows[1::2]:
+    rl = (v[10] << 8) | v[11]
+    out.write(v[12 + rl:]); out.write(b"\n")
+' >"$T_TMP/events.jsonl"
+curl -s "http://127.0.0.1:$PA/_matrix/key/v2/server" >"$T_TMP/keys.json"
+printf '[node]\nstate_dir = %s/none\nsigning_key = %s/none.key\n[validated]\nseen_cache = 0\n' "$T_TMP" "$T_TMP" >"$T_TMP/jsonl.conf"
+sh -c 'validated --jsonl -c "$1" --keys "$2" --workers 1 <"$3" >"$4" 2>/dev/null; times' sh \
+	"$T_TMP/jsonl.conf" "$T_TMP/keys.json" "$T_TMP/events.jsonl" "$T_TMP/verdicts" >"$T_TMP/times"
+NJ=$(wc -l <"$T_TMP/events.jsonl" | tr -d ' ')
+NOK=$(grep -c '"verdict":"accept"' "$T_TMP/verdicts")
+# `times` line 2: children's user and system time, as 0m1.234s 0m0.056s
+CJ=$(sed -n 2p "$T_TMP/times" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f", s }')
+BYTES=$(wc -c <"$T_TMP/events.jsonl" | tr -d ' ')
+awk -v n="$TOTAL" -v hz="$HZ" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v nj="$NJ" -v nok="$NOK" -v by="$BYTES" 'BEGIN {
+	us = 1e6 / hz / n
+	v = cv * us; p = cp * us; s = cs * us; all = v + p + s; j = cj * 1e6 / nj
+	printf "pipeline tax: %d events of %.0f bytes replicated A->B; CPU per event from /proc/PID/stat (%d Hz)\n", n, by / nj - 1, hz
+	printf "%-46s %12s %10s\n", "process", "us/event", "vs jsonl"
+	printf "%-46s %12.1f %9.2fx\n", "validated (daemon, 1 worker)", v, v / j
+	printf "%-46s %12.1f %9.2fx\n", "purgatoryd", p, p / j
+	printf "%-46s %12.1f %9.2fx\n", "syncd", s, s / j
+	printf "%-46s %12.1f %9.2fx\n", "all of B", all, all / j
+	printf "%-46s %12.1f %9.2fx\n", "validated --jsonl --workers 1, same events", j, 1
+	printf "%-46s %12s %9.2fx   (goal <= 1.35)\n", "pipeline tax", "", all / j
+	if (nok != nj) printf "# warning: --jsonl accepted %d of %d events\n", nok, nj
+}'
