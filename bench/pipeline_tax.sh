@@ -7,12 +7,15 @@
 # same bytes (exported from A's events table): `validated --jsonl --workers 1`.
 # Row "pipeline tax" = B's CPU per replicated event / --jsonl CPU per event;
 # goal <= 1.35. TAX_BODY sets the message body bytes (default 820: ~1.3 KB
-# events). TAX_PROFILE=DIR: also `perf record -g` each B stage during the
-# pull into DIR/<stage>.data, count each stage's syscalls (DIR/<stage>.count),
-# save every stage's counters (DIR/stats.json) and B's table sizes
-# (DIR/mdb_stat.txt): findings, not a make bench default.
-# About 40 s on two cores with the default N (fill ~10 s, pull ~15 s,
-# baseline ~5 s).
+# events). TAX_PROFILE=DIR: also `perf record` each B stage during the pull
+# into DIR/<stage>.data (TAX_PERF_CG=dwarf: call graphs through liblmdb and
+# libsodium, which have no frame pointers; default fp) and the --jsonl
+# baseline into DIR/jsonl.data, count each stage's syscalls
+# (DIR/<stage>.count), save every stage's counters (DIR/stats.json) and B's
+# table sizes (DIR/mdb_stat.txt): for findings, not a make bench default.
+# About 70 s on two cores with the default N (fill ~25 s, pull ~25 s,
+# baseline 2 x ~4 s); the baseline runs twice (the machine is shared) and
+# the mean is used.
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
 N=${TAX_EVENTS:-50000}
@@ -45,7 +48,7 @@ if [ -n "${TAX_PROFILE:-}" ]; then
 	mkdir -p "$TAX_PROFILE"
 	for s in validated purgatoryd syncd; do
 		eval "p=\$PID_b_$s"
-		perf record -g -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/$s.data" -p "$p" >/dev/null 2>&1 &
+		perf record --call-graph "${TAX_PERF_CG:-fp}" -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/$s.data" -p "$p" >/dev/null 2>&1 &
 		eval "PERF_$s=\$!"
 		perf stat -x, -o "$TAX_PROFILE/$s.count" -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,syscalls:sys_enter_pwritev,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_readv,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,exceptions:page_fault_user' -p "$p" >/dev/null 2>&1 &
 		eval "PSTAT_$s=\$!"
@@ -86,7 +89,7 @@ jsonl_cpu() {
 # two runs, the machine is shared: the mean is the baseline, both are shown
 CJ1=$(jsonl_cpu); CJ2=$(jsonl_cpu)
 CJ=$(awk -v a="$CJ1" -v b="$CJ2" 'BEGIN { printf "%.3f", (a + b) / 2 }')
-[ -n "${TAX_PROFILE:-}" ] && perf record -g -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/jsonl.data" \
+[ -n "${TAX_PROFILE:-}" ] && perf record --call-graph "${TAX_PERF_CG:-fp}" -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/jsonl.data" \
 	validated --jsonl -c "$T_TMP/jsonl.conf" --keys "$T_TMP/keys.json" --workers 1 <"$T_TMP/events.jsonl" >/dev/null 2>&1
 NJ=$(wc -l <"$T_TMP/events.jsonl" | tr -d ' ')
 NOK=$(grep -c '"verdict":"accept"' "$T_TMP/verdicts")
