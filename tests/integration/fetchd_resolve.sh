@@ -54,7 +54,8 @@ mkdir -p "$W/certs"
 			-extfile "$1.ext" -out "$1.pem"
 	}
 	mk default IP:127.0.0.1
-	for n in wk deleg srv plain rebind deny other; do mk "$n.test" "DNS:$n.test"; done
+	for n in wk deleg srv plain rebind deny other b; do mk "$n.test" "DNS:$n.test"; done
+	mk a.test DNS:a.test,DNS:fed.a.test
 ) >"$W/openssl.log" 2>&1
 check "test CA and certificates made" test -s "$W/certs/other.test.pem"
 
@@ -76,6 +77,9 @@ dns_start() { # dns_start REBIND_ADDR
 		--host-record=wrongcert.test,127.0.0.5 \
 		--host-record=deny.test,127.0.0.6 \
 		--host-record="rebind.test,$1,1" \
+		--host-record=a.test,127.0.0.8 --host-record=a-host.test,127.0.0.8 \
+		--srv-host=_matrix-fed._tcp.fed.a.test,a-host.test,443 \
+		--host-record=b.test,127.0.0.1 \
 		2>>"$W/dnsmasq.log"
 	DNS_PID=$LAST_PID
 	wait_for "grep -q 'started, version' $W/dnsmasq.log" 100
@@ -217,4 +221,62 @@ fetch "$(eid 1)" wk.test
 check "default deny list: wk.test (cached, 127.0.0.2) refused too" test $? -ne 0
 check_eq "default deny list: 127.0.0.2:8449 got no new connection" "$c0" "$(seen 'r["listen"]=="127.0.0.2:8449" and r["connect"]')"
 fd_stop
+# ---- end to end: node B fetches what it misses from node A by A's name ----------
+# A (served over TLS on 127.0.0.8:443 with [served] well_known = fed.a.test,
+# X-Matrix required, and its fetchd) holds a chain; B (validated,
+# purgatoryd, fetchd, served over TLS for its own key) knows only the name
+# a.test: its fetchd asks A's well-known (A's served), then SRV
+# _matrix-fed._tcp.fed.a.test -> a-host.test:443 (127.0.0.8), sends Host
+# and SNI fed.a.test, signs for destination a.test; A's served verifies B's
+# signature with B's key, which A's fetchd fetches from b.test:PB through
+# its own resolver (A record b.test, explicit port).
+. tests/tools/federation_lib.sh
+PB=$(free_port)
+NODEX="$FED_COMMON
+ip_range_allow = 127.0.0.0/8"
+A=$(node_config a 443 "$NODEX
+[served]
+well_known = fed.a.test")
+B=$(node_config b "$PB" "$NODEX
+[purgatoryd]
+fetch_limit = 2")
+for c in "$A" "$B"; do
+	n=$(basename "$(dirname "$c")")
+	sed -i "/^\\[node\\]\$/a resolver = 127.0.0.1:$DNS_PORT\\nca_file = $W/certs/ca.pem\\ntls_cert = $W/certs/$n.test.pem\\ntls_key = $W/certs/$n.test.key" "$c"
+done
+sed -i 's/^server_name = a.test:443$/server_name = a.test/; s/^listen = 127.0.0.1:443$/listen = 127.0.0.8:443/' "$A"
+N=4
+served_fill -c "$A" -N $N -o "$T_TMP/a.ids" >/dev/null
+check_eq "A holds a chain of $((N + 1)) events" $((N + 1)) "$(wc -l <"$T_TMP/a.ids" | tr -d ' ')"
+node_start a served fetchd
+node_start b validated purgatoryd fetchd served
+check "A's served is up over TLS on 127.0.0.8:443" \
+	wait_for "curl -sf --cacert $W/certs/ca.pem --resolve a.test:443:127.0.0.8 https://a.test/healthz >/dev/null"
+check_eq "A answers its well-known" '{"m.server":"fed.a.test"}' \
+	"$(curl -s --cacert "$W/certs/ca.pem" --resolve a.test:443:127.0.0.8 https://a.test/.well-known/matrix/server | jq -c .)"
+TIP=$(tail -n 1 "$T_TMP/a.ids")
+enc() { /usr/bin/python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+PQ=/_matrix/federation/v1/event/$(enc "$TIP")
+H=$(fp_xmatrix sign "$T_TMP/a/signing.key" a.test a.test GET "$PQ")
+curl -s --cacert "$W/certs/ca.pem" --resolve a.test:443:127.0.0.8 -H "Authorization: $H" "https://a.test$PQ" |
+	jq -c '.pdus[0]' >"$T_TMP/tip.jsonl"
+check_eq "the PDU given to B is A's last event" "$TIP" "$(fp_pdu id 10 <"$T_TMP/tip.jsonl")"
+fedctl -c "$B" import "$T_TMP/tip.jsonl" >/dev/null 2>&1
+pstat() { purgatory_tool check -c "$B" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+check "B stores A's whole chain, fetched by A's name" \
+	wait_for "[ \"\$(pstat events)\" = $((N + 1)) ] && [ \"\$(pstat purgatory)\" = 0 ]" 600
+check_eq "B's stream is A's chain, in A's order" "$(cat "$T_TMP/a.ids")" "$(purgatory_tool stream -c "$B" | cut -d' ' -f2)"
+check "A requires X-Matrix" grep -q "needs X-Matrix" "$T_TMP/a/served.log"
+check "A's served answered B's signed get_missing_events" \
+	grep -q 'POST /_matrix/federation/v1/get_missing_events/' "$T_TMP/a/served.log"
+check "B's validated got a.test's key through B's fetchd (by name)" \
+	grep -q 'stored 1 key(s) of a.test' "$T_TMP/b/validated.log"
+check "B's fetchd resolved a.test to fed.a.test via a-host.test:443 (127.0.0.8)" \
+	grep -q 'server a.test: 1 target(s), first fed.a.test via a-host.test:443 (127.0.0.8)' "$T_TMP/b/fetchd.log"
+check "A's fetchd resolved b.test:$PB for B's key (A verified B's X-Matrix)" \
+	grep -q "server b.test:$PB: 1 target(s), first b.test:$PB via b.test:$PB (127.0.0.1)" "$T_TMP/a/fetchd.log"
+check "B's server_resolution holds a.test" \
+	sh -c "fedctl -c $B --json resolve a.test | jq -e '.targets[0].host == \"fed.a.test\" and .targets[0].port == 443' >/dev/null"
+node_stop b validated purgatoryd fetchd served
+node_stop a served fetchd
 finish
