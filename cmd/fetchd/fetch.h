@@ -189,7 +189,7 @@ struct fetchd {
 	         *c_reply_dropped, *c_bad_request, *c_bad_names, *c_denied, *c_evicted,
 	         *c_health_pruned, *c_health_errors, *c_busy_lo, *c_resolutions,
 	         *c_resolve_cached, *c_resolve_failed, *c_resolve_errors;
-	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers;
+	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers, *g_resolving;
 };
 
 /* Priority: a fetch made on behalf of another node (FF_PROXIED: served's

@@ -156,6 +156,7 @@ static int fetchd_init(struct daemon *d)
 	fd->c_resolve_failed = daemon_counter(d, "resolve_failed");
 	fd->c_resolve_errors = daemon_counter(d, "resolution_write_errors");
 	fd->g_servers = daemon_gauge(d, "servers");
+	fd->g_resolving = daemon_gauge(d, "resolving");
 	fd->g_active = daemon_gauge(d, "inflight");
 	fd->g_queued = daemon_gauge(d, "queue");
 	fd->g_waiters = daemon_gauge(d, "callers");
@@ -284,6 +285,7 @@ static void fetchd_turn(struct daemon *d)
 	*fd->g_queued = fd->queued;
 	*fd->g_waiters = fd->nwaiters;
 	*fd->g_servers = (int64_t)fd->nsrv;
+	*fd->g_resolving = fd->rs ? (int64_t)resolver_pending(fd->rs) : 0;
 	if (fd->stdin_eof && fetch_idle(fd)) daemon_stop(d, 0);
 }
 
