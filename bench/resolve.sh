@@ -129,13 +129,16 @@ fstop
 
 # ---- 2. 1,000 names resolving at once ------------------------------------------
 conf "127.0.0.1:$BH"
-fstart
 known() { fetchd_client -s "$T/run/fetchd.sock" -n "$K" -c 1 -w "$W" -i "$T/ids" \
 	-r '{"op":"event","event_id":"%ID%","servers":["known.test"]}'; }
-known >/dev/null    # warm up
 : >"$T/rounds"
 r=0
 while [ $r -lt "$R" ]; do
+	# a fresh fetchd each round: the names of the last one would still
+	# hold their fetch slots (a fetch nobody waits for ends at its next
+	# attempt boundary, here when its name fails, some 20 s on)
+	fstart
+	known >/dev/null    # warm up
 	base=$(known)
 	i=0; while [ $i -lt "$M" ]; do echo "\$b$r-$i:n$r-$i.slow.test"; i=$((i + 1)); done >"$T/names"
 	fetchd_client -s "$T/run/fetchd.sock" -n "$M" -c 1 -w "$M" -i "$T/names" >/dev/null 2>&1 & NP=$!
@@ -145,9 +148,9 @@ while [ $r -lt "$R" ]; do
 	g1=$(stat gauges.resolving)
 	kill "$NP" 2>/dev/null; wait "$NP" 2>/dev/null
 	echo "$(val "$base" rate) $(val "$busy" rate) $g0 $g1 $(val "$base" ok) $(val "$busy" ok) $(val "$base" median_ms) $(val "$busy" median_ms)" >>"$T/rounds"
+	fstop
 	r=$((r + 1))
 done
-fstop
 med() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 echo
 echo "known [server] rate while $M distinct names resolve ($K fetches, $W in flight, $R paired rounds):"

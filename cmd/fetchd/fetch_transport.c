@@ -919,13 +919,16 @@ static void server_fail_waiting(struct fetchd *fd, struct server *s)
 {
 	struct attempt_q l;
 	struct attempt *a;
+	char why[sizeof s->rwhy];
+	snprintf(why, sizeof why, "%s", s->rwhy);
+	s->used_turn = fd->turn;          /* not evicted while its attempts fail */
 	TAILQ_INIT(&l);
 	TAILQ_CONCAT(&l, &s->waitq, s_link);
 	TAILQ_CONCAT(&l, &s->waitq_lo, s_link);
 	while ((a = TAILQ_FIRST(&l))) {
 		TAILQ_REMOVE(&l, a, s_link);
 		a->state = AT_WAITING;
-		snprintf(a->resolve_why, sizeof a->resolve_why, "%s", s->rwhy);
+		snprintf(a->resolve_why, sizeof a->resolve_why, "%s", why);
 		(*fd->c_resolve_failed)++;
 		fetch_attempt_done(fd, a, CURLE_COULDNT_RESOLVE_HOST, 0);
 	}
