@@ -14,7 +14,9 @@
 #       makes no DNS query);
 #   a certificate for the wrong name at the target is refused (fedctl
 #   servers shows the TLS reason); a name that does not resolve fails
-#   as resolve_failed;
+#   as resolve_failed; two SRV targets, the first refusing connections:
+#   the next attempt goes to the second; a SIGHUP changing [node]
+#   resolver makes a new resolver;
 #   attacks: with the default deny list the same kind of name resolving to
 #   127.0.0.x is refused address_denied and neither its well-known nor its
 #   target server gets a connection; DNS rebinding: the name's answer
@@ -24,6 +26,8 @@
 #   connection after one answer, so each fetch connects anew (a connection
 #   curl keeps was opened to an address already judged, and is judged
 #   again before each reuse: prereq_cb).
+# End to end: node B (validated, purgatoryd, fetchd) fetches A's chain
+# knowing only the name a.test (see the last section).
 if [ -z "${FP_IN_NETNS:-}" ]; then
 	if ! unshare -rn true 2>/dev/null; then
 		echo "ok 1 - user+network namespaces unavailable (unshare -rn) # SKIP"
@@ -54,7 +58,7 @@ mkdir -p "$W/certs"
 			-extfile "$1.ext" -out "$1.pem"
 	}
 	mk default IP:127.0.0.1
-	for n in wk deleg srv plain rebind deny other b; do mk "$n.test" "DNS:$n.test"; done
+	for n in wk deleg srv plain rebind deny other b multi late; do mk "$n.test" "DNS:$n.test"; done
 	mk a.test DNS:a.test,DNS:fed.a.test
 ) >"$W/openssl.log" 2>&1
 check "test CA and certificates made" test -s "$W/certs/other.test.pem"
@@ -80,6 +84,9 @@ dns_start() { # dns_start REBIND_ADDR
 		--host-record=a.test,127.0.0.8 --host-record=a-host.test,127.0.0.8 \
 		--srv-host=_matrix-fed._tcp.fed.a.test,a-host.test,443 \
 		--host-record=b.test,127.0.0.1 \
+		--srv-host=_matrix-fed._tcp.multi.test,dead.test,8447,0 --host-record=dead.test,127.0.0.1 \
+		--srv-host=_matrix-fed._tcp.multi.test,srvtarget2.test,8450,1 \
+		--host-record=late.test,127.0.0.4 \
 		2>>"$W/dnsmasq.log"
 	DNS_PID=$LAST_PID
 	wait_for "grep -q 'started, version' $W/dnsmasq.log" 100
@@ -102,8 +109,8 @@ bg /usr/bin/python3 tests/tools/fed_https.py --certs "$W/certs" --routes "$R" --
 	--key "$FD_DIR/origin.key" --origin self.test --close \
 	--listen 127.0.0.1:443 \
 	--listen 127.0.0.2:8449=other.test --name 127.0.0.2:8449=wk.test \
-	--listen 127.0.0.3:8450=other.test --name 127.0.0.3:8450=srv.test \
-	--listen 127.0.0.4:8448=other.test --name 127.0.0.4:8448=plain.test \
+	--listen 127.0.0.3:8450=other.test --name 127.0.0.3:8450=srv.test,multi.test \
+	--listen 127.0.0.4:8448=other.test --name 127.0.0.4:8448=plain.test,plain.test:8448 \
 	--listen 127.0.0.5:8448=other.test --name 127.0.0.5:8448=wrongcert.test \
 	--listen 127.0.0.6:443 --listen 127.0.0.6:8448 --name 127.0.0.6:8448=deny.test \
 	--listen 127.0.0.7:8448=other.test --name 127.0.0.7:8448=rebind.test \
@@ -184,6 +191,28 @@ fetch "$(eid 1)" nowhere.test
 check "no such name: the fetch fails" test $? -ne 0
 check "no such name: resolve_failed in the answer and in fedctl servers ($(health nowhere.test))" \
 	sh -c "grep -q 'resolve_failed' $FD_DIR/out $FD_DIR/err && fedctl -c $FD_CONF servers | grep '^nowhere.test ' | grep -q 'resolve_failed: '"
+
+# two SRV targets, the first refusing connections: the next attempt goes
+# to the second
+fetch "$(eid 1)" multi.test
+check "two targets, the first down: the first fetch fails (connection refused at 127.0.0.1:8447)" test $? -ne 0
+fetch "$(eid 1)" multi.test
+check_eq "two targets: the next fetch goes to the second (127.0.0.3:8450, Host and SNI multi.test)" "0 1" \
+	"$? $(seen 'r["listen"]=="127.0.0.3:8450" and r["host"]=="multi.test" and r["sni"]=="multi.test" and r["verdict"]=="ok"')"
+
+# SIGHUP with another [node] resolver: a new resolver. First a DNS server
+# that is not there: late.test fails as resolve_failed; after the reload
+# pointing at dnsmasq again, a new name resolves.
+sed -i "s/^resolver = 127.0.0.1:$DNS_PORT\$/resolver = 127.0.0.1:$(free_port)/" "$FD_CONF"
+kill -HUP "$FD_PID"
+check "reload: a new resolver" wait_for "grep -q 'new resolver' $FD_DIR/fetchd.log" 50
+fetch "$(eid 1)" late.test
+check "a DNS server that is not there: resolve_failed" grep -q resolve_failed "$FD_DIR/err" "$FD_DIR/out"
+sed -i "s/^resolver = 127.0.0.1:[0-9]*\$/resolver = 127.0.0.1:$DNS_PORT/" "$FD_CONF"
+kill -HUP "$FD_PID"
+check "reload: back to dnsmasq" wait_for "[ \$(grep -c 'new resolver' $FD_DIR/fetchd.log) = 2 ]" 50
+fetch "$(eid 1)" plain.test:8448
+check_eq "after the reload a new name resolves through dnsmasq (plain.test:8448)" 0 $?
 
 # ---- attack: DNS rebinding ------------------------------------------------------
 # rebind.test answers 127.0.0.7 (TTL 1 s) and is fetched from; then its

@@ -18,7 +18,8 @@ PDUs, IDs in --ids) when the X-Matrix header verifies with Synapse's own
 library (python3-signedjson) against --key (the requester's signing key
 file), origin --origin and destination the Host's server name as the
 request's destination must be: the server name fetchd was asked for, given
-per listener by --name ADDR:PORT=SERVERNAME (default: the Host header);
+per listener by --name ADDR:PORT=SERVERNAME[,SERVERNAME...] (default: the
+Host header);
 else 401. --no-verify skips the check (benchmarks). Anything else 404.
 --close: every answer closes its connection (each request connects anew).
 """
@@ -51,7 +52,7 @@ ap.add_argument("--close", action="store_true", help="one request per connection
 a = ap.parse_args()
 lock = threading.Lock()
 logf = open(a.log, "a")
-names = dict(n.split("=", 1) for n in a.name)
+names = {k: v.split(",") for k, v in (n.split("=", 1) for n in a.name)}
 
 vk = key_id = None
 if not a.no_verify and a.key:
@@ -114,7 +115,7 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def verify(self, dest):
+    def verify(self, dests):
         if a.no_verify:
             return "ok"
         values = self.headers.get_all("Authorization") or []
@@ -127,8 +128,8 @@ class H(BaseHTTPRequestHandler):
         p = parsed[0]
         if p.get("origin") != a.origin:
             return "origin %r" % p.get("origin")
-        if p.get("destination") != dest:
-            return "destination %r, I am %r" % (p.get("destination"), dest)
+        if p.get("destination") not in dests:
+            return "destination %r, I am %r" % (p.get("destination"), dests)
         if p.get("key") != key_id:
             return "key %r" % p.get("key")
         obj = {"method": self.command, "uri": self.path, "origin": p["origin"],
@@ -158,7 +159,7 @@ class H(BaseHTTPRequestHandler):
             return self.reply(r.get("status", 200), r.get("body", ""), r.get("headers"))
         fed = "/_matrix/federation/v1/event/"
         if self.path.startswith(fed):
-            why = self.verify(names.get(self.server.listen, host))
+            why = self.verify(names.get(self.server.listen, [host]))
             rec["verdict"] = why
             log(rec)
             if why != "ok":
