@@ -16,7 +16,8 @@
 #   servers shows the TLS reason); a name that does not resolve fails
 #   as resolve_failed; two SRV targets, the first refusing connections:
 #   the next attempt goes to the second; a SIGHUP changing [node]
-#   resolver makes a new resolver;
+#   resolver makes a new resolver; syncd trusts [node] ca_file for a
+#   [peer] endpoint without its own ca;
 #   attacks: with the default deny list the same kind of name resolving to
 #   127.0.0.x is refused address_denied and neither its well-known nor its
 #   target server gets a connection; DNS rebinding: the name's answer
@@ -250,6 +251,22 @@ fetch "$(eid 1)" wk.test
 check "default deny list: wk.test (cached, 127.0.0.2) refused too" test $? -ne 0
 check_eq "default deny list: 127.0.0.2:8449 got no new connection" "$c0" "$(seen 'r["listen"]=="127.0.0.2:8449" and r["connect"]')"
 fd_stop
+# ---- syncd trusts [node] ca_file for its peers' endpoints too -------------------
+# A [peer] without its own ca: the test CA is trusted through [node]
+# ca_file (fed_https answers the identity request 404: a round that gets
+# that far got through TLS); without ca_file the certificate is refused.
+cat >>"$FD_CONF" <<CONF
+[peer wk]
+endpoint = https://127.0.0.1:443
+CONF
+timeout 30 syncd -c "$FD_CONF" --once --peer wk --stdio </dev/null >/dev/null 2>"$FD_DIR/sync.err"
+check "syncd: [node] ca_file trusted for a peer's endpoint (through TLS to the peer's 404)" \
+	grep -q "HTTP 404" "$FD_DIR/sync.err"
+sed '/^ca_file = /d' "$FD_CONF" >"$FD_DIR/noca.conf"
+timeout 30 syncd -c "$FD_DIR/noca.conf" --once --peer wk --stdio </dev/null >/dev/null 2>"$FD_DIR/sync2.err"
+check "syncd: without ca_file the test CA is not trusted ($(grep -i 'tls:' "$FD_DIR/sync2.err" | tail -1 | cut -c1-100))" \
+	sh -c "grep -qi 'tls: .*\\(certificate\\|SSL\\)' '$FD_DIR/sync2.err' && ! grep -q 'HTTP 404' '$FD_DIR/sync2.err'"
+
 # ---- end to end: node B fetches what it misses from node A by A's name ----------
 # A (served over TLS on 127.0.0.8:443 with [served] well_known = fed.a.test,
 # X-Matrix required, and its fetchd) holds a chain; B (validated,
