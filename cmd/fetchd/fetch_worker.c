@@ -457,6 +457,7 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	f->running--;
 	if (cc != CURLE_OK) {
 		if (a->too_big) snprintf(why, sizeof why, "too_large");
+		else if (a->resolve_why[0]) snprintf(why, sizeof why, "resolve_failed: %.130s", a->resolve_why);
 		else if (a->denied) snprintf(why, sizeof why, "address_denied: %s ([fetchd] ip_range_deny)", a->denied_why);
 		else if (cc == CURLE_OPERATION_TIMEDOUT) { snprintf(why, sizeof why, "timeout"); f->n_timeouts++; }
 		else snprintf(why, sizeof why, "transport: %.140s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(cc));

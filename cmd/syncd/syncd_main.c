@@ -6,6 +6,7 @@
 #include "syncd.h"
 #include "core/log.h"
 #include "core/curlev.h"
+#include "core/resolve.h"
 #include "core/xalloc.h"
 #include "matrix/xmatrix.h"
 #include <stdlib.h>
@@ -121,6 +122,7 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (p->cfg.ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca);
+	else resolve_tls_apply(e, cfg_str(&sy->d->cfg, "node", "ca_file"));   /* besides the system's */
 	/* The bearer key goes to the endpoint's host and nowhere else: no
 	 * redirect is followed (a 3xx is an http_status failure), and a plain
 	 * http:// endpoint with a key is reached directly, never through an
