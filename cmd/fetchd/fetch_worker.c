@@ -452,7 +452,10 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	char why[160];
 	int counts = 1, ok = 0;
 	long long lat = mono_ms() - a->t0;
-	observe_ms(fd, &h_attempt, "attempt_latency", lat);
+	/* an attempt that never ran (its server's name did not resolve) has
+	 * no latency and was no upstream request */
+	if (a->easy) observe_ms(fd, &h_attempt, "attempt_latency", lat);
+	else lat = 0;
 	TAILQ_REMOVE(&f->attempts_list, a, f_link);
 	f->running--;
 	if (cc != CURLE_OK) {
