@@ -25,6 +25,7 @@
 #include "core/xalloc.h"
 #include "store/fedstate.h"
 #include "store/health.h"
+#include "store/fleet.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,8 +236,25 @@ void peer_reschedule(struct peer *p)
 	if (ms > p->sy->interval) { p->wait_ms = p->sy->interval; schedule(p, p->sy->interval); }
 }
 
+/* In a fleet, a peer is pulled only while fleetd's lease row says ours
+ * (store/fleet.h), checked before every request: a lost lease stops it. */
+static int fleet_skip(struct peer *p)
+{
+	if (!p->sy->fleet || fleet_lease_held(p->sy->d->st, p->cfg.name, now_ms())) return 0;
+	(*p->sy->c_fleet_not_holder)++;
+	if (p->sy->once) {
+		log_err("peer %s: this node does not hold its fleet lease (fedctl fleet); not pulling", p->cfg.name);
+		once_done(p, 1);
+		return 1;
+	}
+	p->phase = PH_IDLE;
+	schedule(p, 500);
+	return 1;
+}
+
 static void round_start(struct peer *p)
 {
+	if (fleet_skip(p)) return;
 	p->round_start = mono_ms();
 	p->phase = PH_IDENTITY;
 	if (syncd_http_start(p, "/_fed/v1/identity", 0) < 0) fail(p, "internal", "cannot start an HTTP request");
@@ -276,6 +294,7 @@ static void wait_more(struct peer *p)
 	struct syncd *sy = p->sy;
 	if (sy->once) { once_done(p, 0); return; }
 	if (sy->longpoll > 0) {
+		if (fleet_skip(p)) return;
 		MDB_txn *t = store_begin(sy->d->st, 1);
 		uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 		mdb_txn_abort(t);
@@ -535,6 +554,7 @@ static void pull(struct peer *p)
 		schedule(p, 10);
 		return;
 	}
+	if (fleet_skip(p)) return;
 	MDB_txn *t = store_begin(sy->d->st, 1);
 	uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 	mdb_txn_abort(t);
