@@ -12,8 +12,14 @@ int fleet_nats_connect(struct fleet_nats *n, const char *url, const char *client
 		snprintf(err, errlen, "fleet: no NATS server URL ([fleet] nats_url)");
 		return -1;
 	}
+	/* Every server of the cluster, so a reconnect can go to any of them. */
+	char list[1024], *sv[16], *save = NULL;
+	int ns = 0;
+	snprintf(list, sizeof list, "%s", url);
+	for (char *tok = strtok_r(list, ", ", &save); tok && ns < 16; tok = strtok_r(NULL, ", ", &save))
+		sv[ns++] = tok;
 	if ((st = natsOptions_Create(&n->opts)) != NATS_OK
-	    || (st = natsOptions_SetURL(n->opts, url)) != NATS_OK
+	    || (st = natsOptions_SetServers(n->opts, (const char **)sv, ns)) != NATS_OK
 	    || (st = natsOptions_SetTimeout(n->opts, wait_ms)) != NATS_OK
 	    || (st = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK
 	    || (st = natsOptions_SetReconnectWait(n->opts, 250)) != NATS_OK
@@ -53,15 +59,17 @@ int fleet_nats_bucket(struct fleet_nats *n, kvStore **kv, const char *bucket, in
 	kvConfig_Init(&kc);
 	kc.Bucket = bucket;
 	kc.History = (uint8_t)history;
-	kc.TTL = ttl_ms;
+	kc.TTL = ttl_ms * 1000000LL;          /* nanoseconds (the stream's MaxAge) */
 	kc.Replicas = replicas;
 	kc.StorageType = js_FileStorage;
 	st = js_CreateKeyValue(kv, n->js, &kc);
 	if (st == NATS_OK) return 0;
+	char why[256];
+	snprintf(why, sizeof why, "%s", nats_GetLastError(NULL));
 	/* Another node created it first (with its own settings): open that one. */
 	if (js_KeyValue(kv, n->js, bucket) == NATS_OK) return 0;
 	snprintf(err, errlen, "fleet: cannot create KV bucket %s (history %d, ttl %lld ms, replicas %d): %s",
-	         bucket, history, ttl_ms, replicas, natsStatus_GetText(st));
+	         bucket, history, ttl_ms, replicas, *why ? why : natsStatus_GetText(st));
 	return -1;
 }
 
