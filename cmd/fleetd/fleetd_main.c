@@ -32,8 +32,9 @@
  * Balance: a member takes a free lease only while it holds fewer than
  * ceil(peers / live members), or when the peer has been free for a whole
  * TTL (someone is missing); it releases leases over its share one at a
- * time (the LMDB row first, the KV value one tick later, so syncd stops
- * before another node starts).
+ * time (the LMDB row first, the KV value a TTL later: syncd starts no
+ * request without the row and cuts its long-polls to end before the row's
+ * time, so it has stopped before another node starts).
  *
  * Cursor hand-off: fleetd polls federation_state every tick and writes the
  * cursor and pins of the peers it holds to KV (syncd committed them, so it
@@ -365,7 +366,7 @@ static int fl_init(struct daemon *d)
 	f->margin = f->ttl / 10;
 	f->tick_ms = f->ttl / 3 < 1000 ? f->ttl / 3 : 1000;
 	f->wait_ms = f->ttl / 5 < 250 ? 250 : f->ttl / 5 > 2000 ? 2000 : f->ttl / 5;
-	f->release_delay = f->tick_ms;
+	f->release_delay = f->ttl;   /* syncd's last long-poll ends within its row's lease */
 	f->members = 1;
 	f->peers = xcalloc(cfg->npeers ? cfg->npeers : 1, sizeof *f->peers);
 	for (size_t i = 0; i < cfg->npeers; i++) {

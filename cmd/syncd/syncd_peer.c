@@ -237,10 +237,13 @@ void peer_reschedule(struct peer *p)
 }
 
 /* In a fleet, a peer is pulled only while fleetd's lease row says ours
- * (store/fleet.h), checked before every request: a lost lease stops it. */
-static int fleet_skip(struct peer *p)
+ * (store/fleet.h), checked before every request: a lost lease stops it.
+ * *lp (a long-poll's time, may be NULL) is cut to end before the lease. */
+static int fleet_skip(struct peer *p, long long *lp)
 {
-	if (!p->sy->fleet || fleet_lease_held(p->sy->d->st, p->cfg.name, now_ms())) return 0;
+	long long left = p->sy->fleet ? fleet_lease_left(p->sy->d->st, p->cfg.name, now_ms()) : 1;
+	if (lp && p->sy->fleet && *lp > left - 500) *lp = left - 500;
+	if (!p->sy->fleet || (left > 0 && (!lp || *lp >= 100))) return 0;
 	(*p->sy->c_fleet_not_holder)++;
 	if (p->sy->once) {
 		log_err("peer %s: this node does not hold its fleet lease (fedctl fleet); not pulling", p->cfg.name);
@@ -254,7 +257,7 @@ static int fleet_skip(struct peer *p)
 
 static void round_start(struct peer *p)
 {
-	if (fleet_skip(p)) return;
+	if (fleet_skip(p, NULL)) return;
 	p->round_start = mono_ms();
 	p->phase = PH_IDENTITY;
 	if (syncd_http_start(p, "/_fed/v1/identity", 0) < 0) fail(p, "internal", "cannot start an HTTP request");
@@ -293,17 +296,18 @@ static void wait_more(struct peer *p)
 {
 	struct syncd *sy = p->sy;
 	if (sy->once) { once_done(p, 0); return; }
-	if (sy->longpoll > 0) {
-		if (fleet_skip(p)) return;
+	long long lp = sy->longpoll;
+	if (lp > 0) {
+		if (fleet_skip(p, &lp)) return;
 		MDB_txn *t = store_begin(sy->d->st, 1);
 		uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 		mdb_txn_abort(t);
 		char path[128];
 		snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d&timeout_ms=%lld",
-		         (unsigned long long)cursor, sy->batch, sy->longpoll);
+		         (unsigned long long)cursor, sy->batch, lp);
 		p->phase = PH_LONGPOLL;
 		(*sy->c_longpolls)++;
-		if (syncd_http_start(p, path, sy->longpoll) < 0) fail(p, "internal", "cannot start an HTTP request");
+		if (syncd_http_start(p, path, lp) < 0) fail(p, "internal", "cannot start an HTTP request");
 		return;
 	}
 	p->phase = PH_IDLE;
@@ -554,7 +558,7 @@ static void pull(struct peer *p)
 		schedule(p, 10);
 		return;
 	}
-	if (fleet_skip(p)) return;
+	if (fleet_skip(p, NULL)) return;
 	MDB_txn *t = store_begin(sy->d->st, 1);
 	uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 	mdb_txn_abort(t);

@@ -36,11 +36,11 @@ int fleet_lease_get(MDB_txn *t, struct store *st, const char *peer, long long *u
 	return 0;
 }
 
-int fleet_lease_held(struct store *st, const char *peer, long long now_ms)
+long long fleet_lease_left(struct store *st, const char *peer, long long now_ms)
 {
 	long long until;
 	MDB_txn *t = store_begin(st, 1);
 	int rc = fleet_lease_get(t, st, peer, &until, NULL, 0);
 	mdb_txn_abort(t);
-	return rc == 0 && until > now_ms;
+	return rc == 0 && until > now_ms ? until - now_ms : 0;
 }

@@ -19,7 +19,8 @@ int  fleet_lease_del(MDB_txn *t, struct store *st, const char *peer);   /* absen
 /* 0 with *until_ms and member (may be NULL) filled, or -1 (no row, malformed). */
 int  fleet_lease_get(MDB_txn *t, struct store *st, const char *peer, long long *until_ms,
                      char *member, size_t cap);
-/* Is the peer ours to pull at now_ms? (own read txn) */
-int  fleet_lease_held(struct store *st, const char *peer, long long now_ms);
+/* Milliseconds the peer is still ours to pull at now_ms, 0 if it is not
+ * (own read txn). A long-poll must not outlast it. */
+long long fleet_lease_left(struct store *st, const char *peer, long long now_ms);
 
 #endif
