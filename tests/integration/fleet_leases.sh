@@ -156,7 +156,7 @@ for peer, rs in reqs.items():
     for s, e, n in rs:
         if any(o != n and oe > s for o, oe in end_by.items()):
             overlaps += 1
-            print(f"# overlap on {peer}: {n} at {s} while {[o for o, oe in end_by.items() if o != n and oe > s]}", file=sys.stderr)
+            if overlaps <= 5: print(f"# overlap on {peer}: {n} at {s} while {[o for o, oe in end_by.items() if o != n and oe > s]}", file=sys.stderr)
         end_by[n] = max(end_by.get(n, 0), e)
 hist, nsamples = {}, 0
 for line in open(samples):
