@@ -1,6 +1,7 @@
 /* fedctl_fleet.c: `fedctl fleet`: the fleet as its NATS JetStream KV buckets
  * show it (see cmd/fleetd/fleetd_main.c): live members with the age of
- * their last heartbeat, each peer's lease (holder, revision, age of its last
+ * their last heartbeat and their own cursor of each peer (a member's lag is
+ * the fleet cursor minus its own), each peer's lease (holder, revision, age of its last
  * renewal, the revisions still in the bucket's history), the fleet's cursor
  * per peer (written by the holder after syncd committed it) beside this
  * node's own cursor and lease row, so a member's lag shows as the
@@ -86,11 +87,26 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 		kvEntry *e = NULL;
 		if (kvStore_Get(&e, kv, kl.Keys[i]) != NATS_OK) continue;
 		long long a = age_ms(e, now);
+		/* "<wall ms> <peer>=<cursor> ...": the member's own cursors. */
+		const char *v = kvEntry_ValueString(e), *sp = v ? strchr(v, ' ') : NULL;
 		if (fc->json) {
 			buf_adds(&j, first ? "{\"member\":" : ",{\"member\":");
 			put_str(&j, kl.Keys[i] + 7);
-			buf_printf(&j, ",\"heartbeat_age_ms\":%lld}", a);
-		} else printf("  %-28s heartbeat %lld ms ago\n", kl.Keys[i] + 7, a);
+			buf_printf(&j, ",\"heartbeat_age_ms\":%lld,\"cursors\":{", a);
+			int k = 0;
+			for (const char *q = sp; q && *q;) {
+				while (*q == ' ') q++;
+				const char *eq = strchr(q, '='), *end = strchr(q, ' ');
+				if (!end) end = q + strlen(q);
+				if (eq && eq < end) {
+					buf_adds(&j, k++ ? "," : "");
+					json_put_string(&j, q, (size_t)(eq - q));
+					buf_printf(&j, ":%llu", strtoull(eq + 1, NULL, 10));
+				}
+				q = end;
+			}
+			buf_adds(&j, "}}");
+		} else printf("  %-28s heartbeat %lld ms ago; cursors:%s\n", kl.Keys[i] + 7, a, sp ? sp : " -");
 		first = 0;
 		kvEntry_Destroy(e);
 	}

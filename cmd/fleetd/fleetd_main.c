@@ -4,7 +4,8 @@
  * pulled by exactly one node of the fleet at a time.
  *
  * KV bucket <name>_leases (History 5, TTL = [fleet] lease_ttl, replicas):
- *   member.<member>  heartbeat, rewritten every ttl/3: the live members
+ *   member.<member>  heartbeat, rewritten every ttl/3: the live members;
+ *                    "<wall ms> <peer>=<cursor> ...", its own cursors
  *   peer.<peer>      the holder's member name ("" = released), taken with
  *                    kvStore_Create (absent) or kvStore_Update(revision)
  *                    (released), renewed every ttl/3 with kvStore_Update on
@@ -203,8 +204,15 @@ static size_t held_count(struct fleetd *f)
 
 static void heartbeat(struct fleetd *f, long long m)
 {
-	char v[64];
-	snprintf(v, sizeof v, "%lld", now_ms());
+	/* "<wall ms> <peer>=<cursor>...": this member's own cursor of every
+	 * peer, so `fedctl fleet` shows each member's lag behind the holder. */
+	char v[4096];
+	size_t vn = (size_t)snprintf(v, sizeof v, "%lld", now_ms());
+	MDB_txn *t = store_begin(f->d->st, 1);
+	for (size_t i = 0; i < f->npeers && vn < sizeof v - 100; i++)
+		vn += (size_t)snprintf(v + vn, sizeof v - vn, " %s=%llu", f->peers[i].name,
+		                       (unsigned long long)fstate_cursor(t, f->d->st, f->peers[i].name));
+	mdb_txn_abort(t);
 	natsStatus st = kvStore_PutString(NULL, f->kv, f->mkey, v);
 	if (st != NATS_OK) {
 		(*f->c_nats_errors)++;

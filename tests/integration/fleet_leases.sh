@@ -93,6 +93,8 @@ check "every peer has a holder and its 21 events' cursor is in KV" \
 check "balanced: three members, none holds more than ceil(4/3) = 2" \
 	wait_for "fleet | jq -e '(.members | length) == 3 and ([.peers[].holder] | group_by(.) | map(length) | max) <= 2 and ([.peers[] | select(.holder != \"\")] | length) == 4'" 600
 
+check "fedctl fleet: each member's own cursor of every peer; each holder's is the fleet's" \
+	wait_for "fleet | jq -e '(.members | all(.cursors | length == 4)) and ([.peers[] as \$p | .members[] | select(.member == \$p.holder) | .cursors[\$p.peer] == \$p.fleet_cursor] | all)'" 100
 # Settled: who pulls each peer from now on.
 since_pulls() {   # since_pulls NS PEER: nodes that requested PEER's events since NS
 	awk -v s="$1" -v p="$2" '$1 > s && $4 == p && $6 ~ /events/ {print $3}' "$LOG" | sort -u | tr '\n' ' '
@@ -121,6 +123,7 @@ for p in $LOST; do
 	check "peer $p pulled by another node after $VICTIM died" \
 		wait_for "[ -n \"\$(since_pulls $TK $p | tr -d ' ')\" ] && ! since_pulls $TK $p | grep -qw $VICTIM" 300
 	first=$(awk -v s="$TK" -v p="$p" '$1 > s && $4 == p && $6 ~ /events/ {print $6; exit}' "$LOG")
+	diag "peer $p: first request by a live node $(awk -v s="$TK" -v p="$p" '$1 > s && $4 == p {print int(($1 - s) / 1000000); exit}' "$LOG") ms after the kill (lease_ttl 3 s, interval 500 ms)"
 	check "peer $p: the new holder resumed from a cursor, not 0 ($first)" sh -c "echo '$first' | grep -q 'since=[1-9]'"
 done
 check "the dead member's heartbeat expired: two members" wait_for "fleet | jq -e '(.members | length) == 2'" 300
