@@ -15,6 +15,7 @@
 #     rebalancing; takeover): no two nodes' requests to one peer are ever in
 #     flight at the same moment, and the KV history sampled every 300 ms
 #     never shows a lease passing between two holders in less than its TTL;
+#   - a clean stop hands the leases over at once to the last member;
 #   - outside a fleet fleetd idles; --stdio is refused.
 . tests/lib/lib.sh
 . tests/tools/federation_lib.sh
@@ -141,6 +142,19 @@ check "NATS server 1 killed: every lease renewed 3 more times by the same holder
 TN=$(date +%s%N)
 check "... and every peer still pulled" wait_for "enough $TN" 300
 nats_server_start 1
+
+# A clean stop (SIGTERM, syncd first as fedsup does): the leases and the
+# heartbeat are released at once, and the last member takes every peer.
+LAST=$(for n in $NODES; do [ "$n" = "$VICTIM" ] || echo "$n"; done | head -1)
+KEEP=$(for n in $NODES; do [ "$n" = "$VICTIM" ] || [ "$n" = "$LAST" ] || echo "$n"; done)
+eval "stop \$PID_${LAST}_syncd; stop \$PID_${LAST}_fleetd"
+check "SIGTERM: $LAST released its leases and its heartbeat" \
+	sh -c "grep -q 'released (stopping)' '$T_TMP/$LAST/fleetd.log' || ! grep -q 'lease taken' '$T_TMP/$LAST/fleetd.log'"
+check "... $KEEP is the only member and holds all four" \
+	wait_for "fleet | jq -e --arg k $KEEP '(.members | length) == 1 and ([.peers[] | select(.holder == \$k)] | length) == 4'" 300
+TS=$(date +%s%N)
+check "... and pulls every peer" wait_for "enough $TS" 300
+for p in $PEERS; do check_eq "peer $p pulled only by $KEEP after the stop" "$KEEP " "$(since_pulls "$TS" "$p")"; done
 
 kill "$SAMPLER" 2>/dev/null
 # The race, over the whole run: requests in flight at once, and hand-overs
