@@ -141,6 +141,10 @@ static int write_row(struct fleetd *f, MDB_txn *t, void *arg)
 			char *end;
 			const char *v = kvEntry_ValueString(e);
 			unsigned long long kc = v ? strtoull(v, &end, 10) : 0;
+			if (!v || end == v || *end) {
+				log_warnx("peer %s: the fleet's %s is not a number; ignored", peer, key);
+				kc = 0;
+			}
 			uint64_t mine = fstate_cursor(t, st, peer);
 			if (kc > mine) {
 				unsigned char b[8];
@@ -168,6 +172,9 @@ static int write_row(struct fleetd *f, MDB_txn *t, void *arg)
 				}
 				log_info("peer %s: pinned identity from the fleet: %s", peer, v);
 			}
+			else if (!sp || sp == v || (size_t)(sp - v) >= 40 || !sp[1])
+				log_warnx("peer %s: the fleet's %s is malformed (want \"<node_id> <server_name>\"); ignored",
+				          peer, key);
 			if (v) snprintf(a->p->kv_ident, sizeof a->p->kv_ident, "%s", v);
 			kvEntry_Destroy(e);
 		}
