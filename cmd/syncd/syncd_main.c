@@ -222,7 +222,9 @@ static int syncd_init(struct daemon *d)
 	C(c_failures, "failures"); C(c_longpolls, "longpolls"); C(c_resent, "inbox_resent");
 	C(c_bytes, "bytes_pulled"); C(c_key_conflicts, "key_conflicts"); C(c_identity_refused, "identity_refused");
 	C(c_store_full, "store_full"); C(c_store_full_waits, "store_full_waits");
+	C(c_fleet_not_holder, "fleet_not_holder");
 #undef C
+	sy->fleet = cfg_str(c, "fleet", "nats_url")[0] != 0;
 	sy->g_active = daemon_gauge(d, "peers_syncing");
 	if (!sy->once && !d->stdio) daemon_connect(d, "validated");   /* on_connect re-sends the inbox */
 	/* Start after the loop runs, so readiness is not delayed by peers. */
