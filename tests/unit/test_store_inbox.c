@@ -47,6 +47,17 @@ int main(void)
 	be64_put(k5, 5);
 	store_put(t, &s, DB_INBOX, k5, 8, "short", 5, 0);
 	TAP_OK(store_inbox_get(t, &s, 5, &r) == MDB_CORRUPTED, "get of a malformed row: MDB_CORRUPTED");
+	/* a row past the counter (a counter reset): the appending put is
+	 * refused by LMDB and the plain put stores the row all the same */
+	unsigned char k100[8];
+	be64_put(k100, 100);
+	store_put(t, &s, DB_INBOX, k100, 8, "\0\0\0\0\0\0\0\0\0\0x", 11, 0);
+	uint64_t seq3 = 0;
+	TAP_OK(store_inbox_put(t, &s, "c.test", "{\"e\":3}", 7, &seq3) == 0 && seq3 == 3,
+	       "a put below an existing row (counter behind): stored, seq 3");
+	TAP_OK(store_inbox_get(t, &s, 3, &r) == 0 && r.len == 7 && !memcmp(r.bytes, "{\"e\":3}", 7) &&
+	       r.from_len == 6 && !memcmp(r.from, "c.test", 6), "... and read back whole");
+	TAP_OK(store_inbox_get(t, &s, 100, &r) == 0 && r.len == 1, "... the row past it untouched");
 	mdb_txn_abort(t);
 	if (tmpstore_close(&s, dir)) return 1;
 	return tap_done();
