@@ -56,6 +56,7 @@ int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHa
 	sc.SubjectsLen = 1;
 	sc.Storage = js_FileStorage;
 	sc.Duplicates = (o->nats_dup_window_ms > 0 ? o->nats_dup_window_ms : 120000) * 1000000LL;
+	if (o->nats_replicas > 1) sc.Replicas = o->nats_replicas;
 	st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
 	if (st != NATS_OK) {
 		snprintf(err, errlen, "nats %s: cannot create stream %s on %s: %s (jerr %d)",
