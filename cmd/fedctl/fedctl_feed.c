@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "fedctl.h"
 #include "feed/feed_apply.h"
+#include "feed/feed_fleet.h"
 #include "feed/feed_source.h"
 #include "core/frame.h"
 #include "matrix/json.h"
@@ -183,11 +184,16 @@ struct feed_args {
 
 static struct feed_source *open_source(struct fedctl *fc, struct feed_args *a, struct feed_opts *o, int durable)
 {
-	feed_opts_from_config(o, &fc->cfg);
+	/* A fleet: nats sources read the fleet stream on the fleet's NATS (the
+	 * durable stays [feed] nats_durable: never a node's own apply consumer) */
+	int fleet = feed_fleet_on(&fc->cfg);
+	if (fleet) feed_opts_fleet(o, &fc->cfg, NULL);
+	else feed_opts_from_config(o, &fc->cfg);
 	if (a->nats_url) o->nats_url = a->nats_url;
-	o->nats_durable = durable ? (a->durable ? a->durable : o->nats_durable) : NULL;
+	o->nats_durable = durable ? (a->durable ? a->durable : cfg_str(&fc->cfg, "feed", "nats_durable")) : NULL;
 	static char spec[1200];
 	if (a->source) snprintf(spec, sizeof spec, "%s", a->source);
+	else if (fleet) snprintf(spec, sizeof spec, "nats:%s", o->nats_subject);
 	else {
 		const char *sink = cfg_str(&fc->cfg, "feed", "sink");
 		if (!strcmp(sink, "file")) snprintf(spec, sizeof spec, "file:%s", o->dir);
