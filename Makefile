@@ -21,7 +21,7 @@ DEB_PKGS  := build-essential pkg-config libevent-dev libcurl4-openssl-dev liblmd
              libjsmn-dev libsodium-dev libssl-dev libinih-dev libnats-dev nats-server libsystemd-dev \
              python3 python3-signedjson python3-canonicaljson python3-nacl clang libclang-rt-14-dev \
              curl jq wrk hyperfine systemd procps openssl strace mandoc lintian \
-             libc-ares-dev dnsmasq-base tmux prometheus
+             libc-ares-dev dnsmasq-base tmux prometheus nginx
 
 LIBS       := feed store core matrix
 COMMON_SRC := $(wildcard $(LIBS:%=common/%/*.c))

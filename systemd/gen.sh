@@ -18,10 +18,11 @@ desc_fetchd="federation fetch of missing events"
 desc_feedpump="feed publisher (outbox to sink)"
 desc_served="federation HTTP endpoint"
 desc_syncd="pull sync from peers"
+desc_fleetd="fleet member: peer leases in NATS JetStream KV"
 after_validated="" after_purgatoryd="fedpipe-validated.service" after_fetchd="fedpipe-purgatoryd.service"
-after_feedpump="fedpipe-purgatoryd.service" after_served="fedpipe-fetchd.service" after_syncd="fedpipe-served.service fedpipe-validated.service"
+after_feedpump="fedpipe-purgatoryd.service" after_served="fedpipe-fetchd.service" after_fleetd="fedpipe-served.service" after_syncd="fedpipe-served.service fedpipe-validated.service fedpipe-fleetd.service"
 net_served="AF_UNIX AF_INET AF_INET6" net_fetchd="AF_UNIX AF_INET AF_INET6" net_syncd="AF_UNIX AF_INET AF_INET6"
-net_feedpump="AF_UNIX AF_INET AF_INET6" net_validated="AF_UNIX" net_purgatoryd="AF_UNIX"
+net_feedpump="AF_UNIX AF_INET AF_INET6" net_fleetd="AF_UNIX AF_INET AF_INET6" net_validated="AF_UNIX" net_purgatoryd="AF_UNIX"
 # served faces the internet: its file limit must sit well above
 # [served] max_connections (default 1024) plus the store and stage sockets,
 # so connection caps, not EMFILE, are what refuses a flood.

@@ -12,6 +12,7 @@
 #include "core/fetchreq.h"
 #include "core/hmap.h"
 #include "core/iprange.h"
+#include "core/resolve.h"
 #include "matrix/keys.h"
 
 struct fetch;
@@ -46,7 +47,8 @@ struct outcome {
 /* Per upstream server: throttle, latency, cached health. */
 struct server {
 	char           *name;
-	char            base[256];       /* URL prefix (cfg_server_url) */
+	char            base[256];       /* URL prefix: cfg_server_url, or the current target's */
+	char            conf_base[256];  /* what the configuration says (cfg_server_url) */
 	char            key[256];        /* bearer key sent to it */
 	char            ca[256];         /* CA file for https */
 	struct hmap_node hn;             /* in fd->servers, by name */
@@ -72,7 +74,20 @@ struct server {
 	CURL          **gets;            /* idle handles set up for a plain GET here */
 	int             ngets;
 	unsigned long   h_turn;          /* loop turn health was read in */
+	/* Reached by name through the resolver (not conf, not through a
+	 * proxy): core/resolve.h, cached in LMDB server_resolution. */
+	int             resolved;
+	int             rstate;          /* enum server_rstate */
+	struct resolve_req *rq;          /* the lookup running for it (RS_RESOLVING) */
+	struct resolve_target *targets;  /* the current resolution's, in order */
+	int             ntargets, tidx;  /* ... and the one requests go to now */
+	long long       rexp_ms;         /* wall ms the resolution is good until */
+	unsigned long   rturn;           /* loop turn it was adopted in (good for that turn at least) */
+	char            rwhy[128];       /* RS_FAILED: why */
+	struct event   *rfail;           /* fails the waiting attempts (RS_FAILED) from the loop */
 };
+
+enum server_rstate { RS_NONE, RS_RESOLVING, RS_READY, RS_FAILED };
 
 enum attempt_state { AT_WAITING, AT_RUNNING };
 
@@ -95,6 +110,9 @@ struct attempt {
 	int             denied;          /* open_cb refused the address ([fetchd] ip_range_deny) */
 	char            denied_why[96];  /* "127.0.0.1 in 127.0.0.0/8" */
 	char            errbuf[CURL_ERROR_SIZE]; /* curl's own words for a failure (TLS names) */
+	char            resolve_why[128]; /* the server's name did not resolve: why (resolve_failed) */
+	struct resolve_lists lists;      /* CONNECT_TO / RESOLVE of its target while easy may use them */
+	int             tidx;            /* the target it went to */
 	TAILQ_ENTRY(attempt) f_link;
 	TAILQ_ENTRY(attempt) s_link;
 };
@@ -156,6 +174,10 @@ struct fetchd {
 	char            own[256];         /* [node] server_name: the origin we sign as */
 	struct iprange_list ip_deny, ip_allow;  /* [fetchd] ip_range_deny / _allow (reloaded) */
 	struct signing_key sk;            /* [node] signing_key: reread at a reload */
+	struct resolver *rs;              /* server name resolution ([node] resolver) */
+	char            dns[256];         /* [node] resolver it was made with */
+	char            ca_file[4096];    /* [node] ca_file: trusted besides the system's */
+	struct resolution **rsave; int nrsave, caprsave;  /* results to store (on_turn) */
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;
@@ -165,8 +187,9 @@ struct fetchd {
 	uint64_t *c_requests, *c_coalesced, *c_upstream, *c_ok, *c_not_found, *c_no_cand,
 	         *c_busy, *c_cancelled, *c_timeout, *c_bad_answer, *c_revived, *c_queued,
 	         *c_reply_dropped, *c_bad_request, *c_bad_names, *c_denied, *c_evicted,
-	         *c_health_pruned, *c_health_errors, *c_busy_lo;
-	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers;
+	         *c_health_pruned, *c_health_errors, *c_busy_lo, *c_resolutions,
+	         *c_resolve_cached, *c_resolve_failed, *c_resolve_errors;
+	int64_t  *g_active, *g_queued, *g_waiters, *g_peak, *g_servers, *g_resolving;
 };
 
 /* Priority: a fetch made on behalf of another node (FF_PROXIED: served's
@@ -210,6 +233,12 @@ void transport_reap(struct fetchd *fd);          /* free retired servers gone id
  * start and at each reload; -1 (old lists kept) with why in err. */
 int  transport_policy_load(struct fetchd *fd, const struct config *c, char *err, size_t cap);
 void transport_policy_free(struct fetchd *fd);
+/* The resolver from [node] resolver and ca_file: at start (-1 with why:
+ * a configuration error) and at each reload (a change makes a new one;
+ * lookups running are started again on it; -1: the old one stays). */
+int  transport_resolver_load(struct fetchd *fd, const struct config *c, char *err, size_t cap);
+void transport_resolver_free(struct fetchd *fd);
+void transport_resolutions_flush(struct fetchd *fd);   /* store finished ones (on_turn) */
 
 /* fetch_validate.c: classify an answer. Returns 0 if it is acceptable,
  * else -1 with a short reason; *counts says whether it counts against the

@@ -151,7 +151,12 @@ static int fetchd_init(struct daemon *d)
 	fd->c_evicted = daemon_counter(d, "servers_evicted");
 	fd->c_health_pruned = daemon_counter(d, "health_pruned");
 	fd->c_health_errors = daemon_counter(d, "health_write_errors");
+	fd->c_resolutions = daemon_counter(d, "resolutions");
+	fd->c_resolve_cached = daemon_counter(d, "resolutions_cached");
+	fd->c_resolve_failed = daemon_counter(d, "resolve_failed");
+	fd->c_resolve_errors = daemon_counter(d, "resolution_write_errors");
 	fd->g_servers = daemon_gauge(d, "servers");
+	fd->g_resolving = daemon_gauge(d, "resolving");
 	fd->g_active = daemon_gauge(d, "inflight");
 	fd->g_queued = daemon_gauge(d, "queue");
 	fd->g_waiters = daemon_gauge(d, "callers");
@@ -162,6 +167,14 @@ static int fetchd_init(struct daemon *d)
 	TAILQ_INIT(&fd->retired);
 	fd->turn = 1;
 	if (transport_init(fd) < 0) return EXIT_TEMP;
+	/* Servers outside the configuration are reached by name: [node]
+	 * resolver (DNS server) and ca_file (trusted besides the system's,
+	 * every outgoing TLS connection); a reload with either changed makes
+	 * a new resolver. */
+	if (transport_resolver_load(fd, &d->cfg, err, sizeof err) < 0) {
+		log_err("%s: [node] resolver: %s", d->cfg_path ? d->cfg_path : "config", err);
+		return EXIT_CONFIG;
+	}
 	log_info("fetchd: requests_max %d, queue_max %d, per server %d concurrent / %d per min; "
 	         "signing as %s with %s", fd->requests_max, fd->queue_max, fd->srv_conc, fd->srv_rate,
 	         fd->own, fd->sk.key_id);
@@ -241,6 +254,8 @@ static void fetchd_reload(struct daemon *d, const struct config *old)
 	params_apply(fd, &p);
 	if (transport_policy_load(fd, &d->cfg, err, sizeof err) < 0)
 		log_warnx("reload: [fetchd] ip_range_deny/ip_range_allow: %s; the previous address policy stays", err);
+	if (transport_resolver_load(fd, &d->cfg, err, sizeof err) < 0)
+		log_warnx("reload: [node] resolver / ca_file: %s; the previous resolver stays", err);
 	if (deadline) fd->deadline_tv = NULL;    /* fetches already running keep theirs */
 	transport_reload(fd, timeouts, old_rate);
 	fetch_admit(fd);
@@ -263,12 +278,14 @@ static void fetchd_turn(struct daemon *d)
 	struct fetchd *fd = d->priv;
 	if (!fd) return;
 	health_flush(fd);
+	transport_resolutions_flush(fd);
 	transport_reap(fd);
 	fd->turn++;
 	*fd->g_active = fd->active;
 	*fd->g_queued = fd->queued;
 	*fd->g_waiters = fd->nwaiters;
 	*fd->g_servers = (int64_t)fd->nsrv;
+	*fd->g_resolving = fd->rs ? (int64_t)resolver_pending(fd->rs) : 0;
 	if (fd->stdin_eof && fetch_idle(fd)) daemon_stop(d, 0);
 }
 
@@ -289,7 +306,9 @@ static void fetchd_fini(struct daemon *d)
 	fetch_shutdown(fd);
 	health_flush(fd);
 	health_fini();
-	transport_fini(fd);
+	transport_resolutions_flush(fd);
+	transport_fini(fd);               /* cancels the servers' lookups, */
+	transport_resolver_free(fd);      /* then the resolver */
 	transport_policy_free(fd);
 	sodium_memzero(&fd->sk, sizeof fd->sk);
 }

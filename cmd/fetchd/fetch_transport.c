@@ -6,7 +6,21 @@
  * server; waiting attempts are served in arrival order, one per fetch, so
  * fetches take turns, recoveries after all others), the bounded server
  * table, the address policy for servers outside the configuration, and the
- * outgoing auth/TLS settings per server. */
+ * outgoing auth/TLS settings per server.
+ *
+ * A server outside the configuration ([server NAME] or a [peer] endpoint)
+ * and not behind a proxy is reached by its name (core/resolve.h): before
+ * its first attempt its resolution is read from LMDB server_resolution,
+ * or, missing or expired, looked up (one lookup per server; its attempts
+ * wait in its queue meanwhile) and stored. Requests go to the current
+ * target: URL https://HOST_HEADER + path (so Host, SNI, certificate name
+ * and the X-Matrix uri are the target's), the connection to the target's
+ * addresses (CONNECT_TO, RESOLVE), each judged by the address policy at
+ * connect time. A connect failure moves the server to its next target for
+ * the next attempt; an expired resolution is looked up again before the
+ * next attempt; none (no target, or a lookup error) fails every waiting
+ * attempt as "resolve_failed: why", counted like any failure. Behind a
+ * proxy the proxy resolves https://NAME:8448 as before. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -21,6 +35,7 @@
 #include "core/log.h"
 #include "core/curlev.h"
 #include "core/xalloc.h"
+#include "store/resolution.h"
 
 static struct fetchd *fetchd;   /* the program state (fetch_main.c), for libcurl callbacks */
 
@@ -33,6 +48,10 @@ static void strip_slash(char *s)
 }
 
 static void server_wake_cb(evutil_socket_t fd, short ev, void *arg);
+static void server_rfail_cb(evutil_socket_t fd, short ev, void *arg);
+static int  server_ready(struct fetchd *fd, struct server *s);
+static void server_connect_failed(struct server *s, struct attempt *a);
+static const struct timeval tv_zero;
 
 static char *env_dup(const char *a, const char *b)
 {
@@ -136,7 +155,7 @@ static void server_conf(struct fetchd *fd, const char *name, char *base, char *k
  * cannot parse (curl then reports the error per request). */
 static void server_parse_base(struct server *s)
 {
-	char *bp = NULL, *bq = NULL, *host = NULL;
+	char *bp = NULL, *bq = NULL;
 	if ((s->base_uh = curl_url()) &&
 	    (curl_url_set(s->base_uh, CURLUPART_URL, s->base, 0) != CURLUE_OK ||
 	     curl_url_get(s->base_uh, CURLUPART_PATH, &bp, 0) != CURLUE_OK || strcmp(bp, "/") != 0 ||
@@ -146,8 +165,14 @@ static void server_parse_base(struct server *s)
 	}
 	curl_free(bp);
 	curl_free(bq);
-	/* Outside the configuration and not through a proxy: connect only to
-	 * public addresses (open_cb). Through a proxy the proxy decides. */
+}
+
+/* Outside the configuration and not through a proxy: connect only to
+ * public addresses (open_cb), and reach it by name (resolved). Through a
+ * proxy the proxy decides. */
+static void server_policy(struct server *s)
+{
+	char *host = NULL;
 	s->check_addr = !s->conf;
 	if (s->check_addr && s->proxy[0]) {
 		CURLU *u = curl_url();
@@ -157,6 +182,7 @@ static void server_parse_base(struct server *s)
 		curl_free(host);
 		curl_url_cleanup(u);
 	}
+	s->resolved = s->check_addr;
 }
 
 static void server_unhash(struct fetchd *fd, struct server *s)
@@ -174,6 +200,9 @@ static void server_free(struct fetchd *fd, struct server *s)
 		fd->nsrv--;
 	}
 	event_free(s->wake);
+	if (s->rfail) event_free(s->rfail);
+	if (s->rq) resolve_cancel(s->rq);
+	free(s->targets);
 	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
 	free(s->gets);
 	curl_slist_free_all(s->hdrs);
@@ -240,8 +269,11 @@ struct server *transport_server_get(struct fetchd *fd, const char *name)
 	s->tok_ms = mono_ms();
 	s->used_turn = fd->turn;
 	if (!(s->wake = evtimer_new(fd->d->base, server_wake_cb, s))) log_panic("out of memory");
-	server_conf(fd, name, s->base, s->key, s->ca, &s->conf);
+	if (!(s->rfail = evtimer_new(fd->d->base, server_rfail_cb, s))) log_panic("out of memory");
+	server_conf(fd, name, s->conf_base, s->key, s->ca, &s->conf);
+	snprintf(s->base, sizeof s->base, "%s", s->conf_base);
 	server_proxy(s);
+	server_policy(s);
 	server_parse_base(s);
 	hmap_insert(&fd->servers, &s->hn, h);
 	TAILQ_INSERT_TAIL(&fd->lru, s, lru);
@@ -268,7 +300,7 @@ void transport_reload(struct fetchd *fd, int timeouts_changed, int old_rate)
 		int conf;
 		nx = TAILQ_NEXT(s, lru);
 		server_conf(fd, s->name, base, key, ca, &conf);
-		if (strcmp(base, s->base) || strcmp(key, s->key) || strcmp(ca, s->ca) || conf != s->conf) {
+		if (strcmp(base, s->conf_base) || strcmp(key, s->key) || strcmp(ca, s->ca) || conf != s->conf) {
 			log_info("server %s: configuration changed (%s)", s->name, base);
 			if (s->active == 0 && TAILQ_EMPTY(&s->waitq) && TAILQ_EMPTY(&s->waitq_lo)) {
 				server_free(fd, s);
@@ -356,6 +388,7 @@ static void transfer_done(void *arg, CURL *e, void *priv, CURLcode cc, long stat
 	(void)e;
 	if (!a) return;
 	a->state = AT_WAITING;     /* no longer in the multi */
+	if (cc == CURLE_COULDNT_CONNECT) server_connect_failed(a->s, a);
 	transport_server_release(fd, a->s);
 	fetch_attempt_done(fd, a, cc, status);
 }
@@ -627,7 +660,9 @@ static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_PROXY, s->proxy);
 	curl_easy_setopt(e, CURLOPT_NOPROXY, s->noproxy);
+	/* [server] ca for its server; else [node] ca_file besides the system's */
 	if (s->ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, s->ca);
+	else resolve_tls_apply(e, fd->ca_file);
 	if (a->plain_get) {
 		/* The plain GET's headers are the same for every request to a
 		 * server: built once, shared (curl only reads the list). */
@@ -668,6 +703,14 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		easy_setup(fd, a, e);
 	}
 	a->easy = e;
+	/* By name: to the current target's addresses, set on every run (a
+	 * reused handle still points at the lists of its previous attempt,
+	 * freed with it). */
+	if (s->resolved && s->rstate == RS_READY) {
+		a->tidx = s->tidx;
+		if (resolve_target_apply(e, &s->targets[s->tidx], &a->lists) < 0)
+			log_panic("server %s: target without an address", s->name);   /* server_adopt drops those */
+	}
 	/* The signature differs per request: its header goes in a list node
 	 * of the attempt's own, spliced in front of the (possibly shared) list,
 	 * after the bearer when there is one (a copy of that first node points
@@ -751,6 +794,10 @@ static void dispatch(struct fetchd *fd, struct server *s)
 	struct attempt *a;
 	while ((a = next_waiting(fd, s))) {
 		long long wait_ms = 0;
+		if (s->resolved && !server_ready(fd, s)) {   /* looking it up, or no target */
+			if (s->rstate == RS_FAILED) evtimer_add(s->rfail, &tv_zero);
+			return;
+		}
 		if (!rate_take(fd, s, &wait_ms)) {
 			struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
 			evtimer_add(s->wake, &tv);
@@ -786,6 +833,11 @@ void transport_attempt_free(struct fetchd *fd, struct attempt *a)
 {
 	struct server *s = a->s;
 	if (a->easy) curl_easy_setopt(a->easy, CURLOPT_ERRORBUFFER, NULL);   /* a->errbuf goes with a */
+	if (a->easy && (a->lists.connect_to || a->lists.resolve)) {         /* and its lists */
+		curl_easy_setopt(a->easy, CURLOPT_CONNECT_TO, NULL);
+		curl_easy_setopt(a->easy, CURLOPT_RESOLVE, NULL);
+	}
+	resolve_lists_free(&a->lists);
 	if (a->easy && a->plain_get && s->ngets < SERVER_GETS_MAX) {
 		if (!s->gets) s->gets = xcalloc(SERVER_GETS_MAX, sizeof *s->gets);
 		s->gets[s->ngets++] = a->easy;
@@ -817,4 +869,221 @@ void transport_attempt_abort(struct fetchd *fd, struct attempt *a)
 		if (!a->easy) TAILQ_REMOVE(a->f->lo ? &s->waitq_lo : &s->waitq, a, s_link);
 		transport_attempt_free(fd, a);
 	}
+}
+
+/* ---- reaching a server by name (core/resolve.h) ------------------------- */
+
+/* The server's requests go to target tidx from now on. */
+static void server_target(struct server *s, int i)
+{
+	s->tidx = i;
+	if (resolve_target_url(&s->targets[i], s->base, sizeof s->base) < 0)
+		snprintf(s->base, sizeof s->base, "%s", s->conf_base);   /* cannot happen: names fit */
+	curl_url_cleanup(s->base_uh);
+	s->base_uh = NULL;
+	server_parse_base(s);
+}
+
+/* Adopt a resolution (from LMDB or a lookup): its targets with at least
+ * one address, in order, or why there is none. */
+static void server_adopt(struct server *s, const struct resolution *r)
+{
+	s->rturn = fetchd->turn;
+	free(s->targets);
+	s->targets = NULL;
+	s->ntargets = 0;
+	s->rexp_ms = r->expires_ms;
+	if (r->ntargets > 0) s->targets = xcalloc((size_t)r->ntargets, sizeof *s->targets);
+	for (int i = 0; i < r->ntargets; i++)
+		if (r->targets[i].naddrs > 0) s->targets[s->ntargets++] = r->targets[i];
+	if (s->ntargets > 0) {
+		s->rstate = RS_READY;
+		s->rwhy[0] = 0;
+		server_target(s, 0);
+		log_debug("server %s: %d target(s), first %s via %s:%d (%s)", s->name, s->ntargets,
+		          s->targets[0].host_header, s->targets[0].connect_host, s->targets[0].port,
+		          s->targets[0].addrs[0]);
+	} else {
+		s->rstate = RS_FAILED;
+		snprintf(s->rwhy, sizeof s->rwhy, "%.120s", r->error[0] ? r->error :
+		         r->ntargets ? "no address for any target" : "no target");
+		log_info("server %s: does not resolve: %s", s->name, s->rwhy);
+	}
+}
+
+/* Every waiting attempt of a server without a resolution fails with its
+ * reason. The queues are taken whole first: a failure may end a fetch
+ * and start queued ones, whose attempts queue here afresh (and get their
+ * own run of this). */
+static void server_fail_waiting(struct fetchd *fd, struct server *s)
+{
+	struct attempt_q l;
+	struct attempt *a;
+	char why[sizeof s->rwhy];
+	snprintf(why, sizeof why, "%s", s->rwhy);
+	s->used_turn = fd->turn;          /* not evicted while its attempts fail */
+	TAILQ_INIT(&l);
+	TAILQ_CONCAT(&l, &s->waitq, s_link);
+	TAILQ_CONCAT(&l, &s->waitq_lo, s_link);
+	while ((a = TAILQ_FIRST(&l))) {
+		TAILQ_REMOVE(&l, a, s_link);
+		a->state = AT_WAITING;
+		snprintf(a->resolve_why, sizeof a->resolve_why, "%s", why);
+		(*fd->c_resolve_failed)++;
+		fetch_attempt_done(fd, a, CURLE_COULDNT_RESOLVE_HOST, 0);
+	}
+}
+
+static void server_rfail_cb(evutil_socket_t x, short ev, void *arg)
+{
+	struct server *s = arg;
+	(void)x; (void)ev;
+	if (s->rstate == RS_FAILED) server_fail_waiting(fetchd, s);
+	else dispatch(fetchd, s);
+}
+
+/* Called from the loop (after the lookup, or from server_rfail_cb). */
+static void resolved_cb(void *arg, const struct resolution *res)
+{
+	struct server *s = arg;
+	struct fetchd *fd = fetchd;
+	s->rq = NULL;
+	(*fd->c_resolutions)++;
+	if (fd->nrsave == fd->caprsave) {
+		fd->caprsave = fd->caprsave ? fd->caprsave * 2 : 16;
+		fd->rsave = xreallocarray(fd->rsave, (size_t)fd->caprsave, sizeof *fd->rsave);
+	}
+	fd->rsave[fd->nrsave] = xmalloc(sizeof *res);
+	*fd->rsave[fd->nrsave++] = *res;
+	server_adopt(s, res);
+	if (s->rstate == RS_READY) dispatch(fd, s);
+	else server_fail_waiting(fd, s);
+}
+
+/* Does s have a usable resolution now? 1: yes (requests may run); 0: not
+ * yet (a lookup runs, attempts wait; or RS_FAILED: waiting attempts fail
+ * from the loop). Only servers reached by name. */
+static int server_ready(struct fetchd *fd, struct server *s)
+{
+	static struct resolution r;       /* 20 KiB: off the stack; one loop */
+	long long now = now_ms();
+	if (s->rstate == RS_RESOLVING) return 0;
+	if (s->rstate != RS_NONE && (s->rexp_ms > now || s->rturn == fd->turn))
+		return s->rstate == RS_READY;
+	/* none yet, or expired: LMDB (another stage, fedctl resolve or an
+	 * earlier run may have it), else a lookup with the stale row as prev */
+	int found = 0;
+	MDB_txn *t = store_begin(fd->d->st, 1);
+	int rc = store_resolution_get(t, fd->d->st, s->name, &r);
+	mdb_txn_abort(t);
+	if (rc == 0) found = 1;
+	else if (rc != MDB_NOTFOUND) log_warnx("server_resolution %s: %s (looking it up)", s->name, mdb_strerror(rc));
+	if (found && r.expires_ms > now) {
+		(*fd->c_resolve_cached)++;
+		server_adopt(s, &r);
+		return s->rstate == RS_READY;
+	}
+	s->rstate = RS_RESOLVING;
+	s->rq = resolve_start(fd->rs, s->name, found ? &r : NULL, resolved_cb, s);
+	log_debug("server %s: resolving%s", s->name, found ? " (cached resolution expired)" : "");
+	return 0;
+}
+
+/* A transfer to target a->tidx failed to connect: the next attempt goes
+ * to the next target (round robin; the first again after the last). */
+static void server_connect_failed(struct server *s, struct attempt *a)
+{
+	if (!s->resolved || s->rstate != RS_READY || s->ntargets < 2 || a->tidx != s->tidx) return;
+	server_target(s, (s->tidx + 1) % s->ntargets);
+	log_info("server %s: cannot connect to %s:%d, next target %s:%d", s->name,
+	         s->targets[a->tidx].connect_host, s->targets[a->tidx].port,
+	         s->targets[s->tidx].connect_host, s->targets[s->tidx].port);
+}
+
+/* Store the lookups finished this turn (one write txn; store-full
+ * contract: a grown map redoes it; another error drops them, said once:
+ * the next lookup of each name is then not saved, nothing else changes). */
+void transport_resolutions_flush(struct fetchd *fd)
+{
+	if (!fd->nrsave) return;
+	struct store *st = fd->d->st;
+	int rc;
+	for (;;) {
+		MDB_txn *t = store_begin(st, 0);
+		rc = 0;
+		for (int i = 0; i < fd->nrsave && rc == 0; i++)
+			rc = store_resolution_put(t, st, fd->rsave[i]);
+		if (rc) mdb_txn_abort(t);
+		else rc = store_commit(t);
+		if (rc == 0 || !store_write_failed(st, rc)) break;
+	}
+	if (rc) {
+		(*fd->c_resolve_errors)++;
+		log_warnx("server_resolution: %d result(s) not stored (%s): looked up again next time",
+		          fd->nrsave, mdb_strerror(rc));
+	}
+	for (int i = 0; i < fd->nrsave; i++) free(fd->rsave[i]);
+	fd->nrsave = 0;
+}
+
+/* The well-known request goes only to addresses the policy allows. */
+static int resolver_addr_allowed(void *arg, const struct sockaddr *sa)
+{
+	struct fetchd *fd = arg;
+	int why;
+	return !iprange_denied(&fd->ip_deny, &fd->ip_allow, sa, &why);
+}
+
+static void server_restart_lookup(struct fetchd *fd, struct server *s)
+{
+	if (s->rstate != RS_RESOLVING) return;
+	s->rq = NULL;                     /* freed with the old resolver */
+	s->rstate = RS_NONE;
+	if (!TAILQ_EMPTY(&s->waitq) || !TAILQ_EMPTY(&s->waitq_lo)) {
+		if (server_ready(fd, s)) dispatch(fd, s);
+		else if (s->rstate == RS_FAILED) evtimer_add(s->rfail, &tv_zero);
+	}
+}
+
+int transport_resolver_load(struct fetchd *fd, const struct config *c, char *err, size_t cap)
+{
+	const char *dns = cfg_str(c, "node", "resolver"), *ca = cfg_str(c, "node", "ca_file");
+	if (fd->rs && !strcmp(dns, fd->dns) && !strcmp(ca, fd->ca_file)) return 0;
+	if (strlen(dns) >= sizeof fd->dns || strlen(ca) >= sizeof fd->ca_file) {
+		snprintf(err, cap, "[node] resolver or ca_file too long");
+		return -1;
+	}
+	struct resolver_opts o = { .dns_server = dns, .ca_file = ca,
+	                           .addr_allowed = resolver_addr_allowed, .addr_arg = fd };
+	struct resolver *rs = resolver_new(fd->d->base, &o, err, cap);
+	if (!rs) return -1;
+	int ca_changed = fd->rs && strcmp(ca, fd->ca_file) != 0;
+	struct resolver *old = fd->rs;
+	fd->rs = rs;
+	snprintf(fd->dns, sizeof fd->dns, "%s", dns);
+	snprintf(fd->ca_file, sizeof fd->ca_file, "%s", ca);
+	if (!old) return 0;
+	log_notice("reload: [node] resolver '%s', ca_file '%s': new resolver; lookups running start again",
+	           fd->dns, fd->ca_file);
+	resolver_free(old);               /* cancels: no done calls */
+	struct server *s;
+	TAILQ_FOREACH(s, &fd->lru, lru) {
+		if (ca_changed) drop_gets(s);  /* handles with the old CA go */
+		server_restart_lookup(fd, s);
+	}
+	TAILQ_FOREACH(s, &fd->retired, lru) {
+		if (ca_changed) drop_gets(s);
+		server_restart_lookup(fd, s);
+	}
+	return 0;
+}
+
+void transport_resolver_free(struct fetchd *fd)
+{
+	resolver_free(fd->rs);
+	fd->rs = NULL;
+	for (int i = 0; i < fd->nrsave; i++) free(fd->rsave[i]);
+	free(fd->rsave);
+	fd->rsave = NULL;
+	fd->nrsave = fd->caprsave = 0;
 }

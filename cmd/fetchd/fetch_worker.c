@@ -452,11 +452,15 @@ void fetch_attempt_done(struct fetchd *fd, struct attempt *a, CURLcode cc, long 
 	char why[160];
 	int counts = 1, ok = 0;
 	long long lat = mono_ms() - a->t0;
-	observe_ms(fd, &h_attempt, "attempt_latency", lat);
+	/* an attempt that never ran (its server's name did not resolve) has
+	 * no latency and was no upstream request */
+	if (a->easy) observe_ms(fd, &h_attempt, "attempt_latency", lat);
+	else lat = 0;
 	TAILQ_REMOVE(&f->attempts_list, a, f_link);
 	f->running--;
 	if (cc != CURLE_OK) {
 		if (a->too_big) snprintf(why, sizeof why, "too_large");
+		else if (a->resolve_why[0]) snprintf(why, sizeof why, "resolve_failed: %.130s", a->resolve_why);
 		else if (a->denied) snprintf(why, sizeof why, "address_denied: %s ([fetchd] ip_range_deny)", a->denied_why);
 		else if (cc == CURLE_OPERATION_TIMEDOUT) { snprintf(why, sizeof why, "timeout"); f->n_timeouts++; }
 		else snprintf(why, sizeof why, "transport: %.140s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(cc));

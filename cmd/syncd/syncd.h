@@ -59,6 +59,8 @@ struct syncd {
 	struct signing_key sk;               /* [node] signing_key: reread at a reload */
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
 	uint64_t *c_key_conflicts, *c_identity_refused, *c_store_full, *c_store_full_waits;
+	int       fleet;                     /* [fleet] nats_url set: pull only leased peers */
+	uint64_t *c_fleet_not_holder;
 	int       full;                      /* the store was full: pulls stop until a write succeeds */
 	/* (server, key ID) conflicts already logged: each is logged once. */
 	char      conflicts_logged[32][320];

@@ -6,6 +6,7 @@
 #include "syncd.h"
 #include "core/log.h"
 #include "core/curlev.h"
+#include "core/resolve.h"
 #include "core/xalloc.h"
 #include "matrix/xmatrix.h"
 #include <stdlib.h>
@@ -121,6 +122,7 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (p->cfg.ca[0]) curl_easy_setopt(e, CURLOPT_CAINFO, p->cfg.ca);
+	else resolve_tls_apply(e, cfg_str(&sy->d->cfg, "node", "ca_file"));   /* besides the system's */
 	/* The bearer key goes to the endpoint's host and nowhere else: no
 	 * redirect is followed (a 3xx is an http_status failure), and a plain
 	 * http:// endpoint with a key is reached directly, never through an
@@ -220,7 +222,9 @@ static int syncd_init(struct daemon *d)
 	C(c_failures, "failures"); C(c_longpolls, "longpolls"); C(c_resent, "inbox_resent");
 	C(c_bytes, "bytes_pulled"); C(c_key_conflicts, "key_conflicts"); C(c_identity_refused, "identity_refused");
 	C(c_store_full, "store_full"); C(c_store_full_waits, "store_full_waits");
+	C(c_fleet_not_holder, "fleet_not_holder");
 #undef C
+	sy->fleet = cfg_str(c, "fleet", "nats_url")[0] != 0;
 	sy->g_active = daemon_gauge(d, "peers_syncing");
 	if (!sy->once && !d->stdio) daemon_connect(d, "validated");   /* on_connect re-sends the inbox */
 	/* Start after the loop runs, so readiness is not delayed by peers. */

@@ -25,6 +25,7 @@
 #include "core/xalloc.h"
 #include "store/fedstate.h"
 #include "store/health.h"
+#include "store/fleet.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,8 +236,28 @@ void peer_reschedule(struct peer *p)
 	if (ms > p->sy->interval) { p->wait_ms = p->sy->interval; schedule(p, p->sy->interval); }
 }
 
+/* In a fleet, a peer is pulled only while fleetd's lease row says ours
+ * (store/fleet.h), checked before every request: a lost lease stops it.
+ * *lp (a long-poll's time, may be NULL) is cut to end before the lease. */
+static int fleet_skip(struct peer *p, long long *lp)
+{
+	long long left = p->sy->fleet ? fleet_lease_left(p->sy->d->st, p->cfg.name, now_ms()) : 1;
+	if (lp && p->sy->fleet && *lp > left - 500) *lp = left - 500;
+	if (!p->sy->fleet || (left > 0 && (!lp || *lp >= 100))) return 0;
+	(*p->sy->c_fleet_not_holder)++;
+	if (p->sy->once) {
+		log_err("peer %s: this node does not hold its fleet lease (fedctl fleet); not pulling", p->cfg.name);
+		once_done(p, 1);
+		return 1;
+	}
+	p->phase = PH_IDLE;
+	schedule(p, 500);
+	return 1;
+}
+
 static void round_start(struct peer *p)
 {
+	if (fleet_skip(p, NULL)) return;
 	p->round_start = mono_ms();
 	p->phase = PH_IDENTITY;
 	if (syncd_http_start(p, "/_fed/v1/identity", 0) < 0) fail(p, "internal", "cannot start an HTTP request");
@@ -275,16 +296,18 @@ static void wait_more(struct peer *p)
 {
 	struct syncd *sy = p->sy;
 	if (sy->once) { once_done(p, 0); return; }
-	if (sy->longpoll > 0) {
+	long long lp = sy->longpoll;
+	if (lp > 0) {
+		if (fleet_skip(p, &lp)) return;
 		MDB_txn *t = store_begin(sy->d->st, 1);
 		uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 		mdb_txn_abort(t);
 		char path[128];
 		snprintf(path, sizeof path, "/_fed/v1/events?since=%llu&limit=%d&timeout_ms=%lld",
-		         (unsigned long long)cursor, sy->batch, sy->longpoll);
+		         (unsigned long long)cursor, sy->batch, lp);
 		p->phase = PH_LONGPOLL;
 		(*sy->c_longpolls)++;
-		if (syncd_http_start(p, path, sy->longpoll) < 0) fail(p, "internal", "cannot start an HTTP request");
+		if (syncd_http_start(p, path, lp) < 0) fail(p, "internal", "cannot start an HTTP request");
 		return;
 	}
 	p->phase = PH_IDLE;
@@ -535,6 +558,7 @@ static void pull(struct peer *p)
 		schedule(p, 10);
 		return;
 	}
+	if (fleet_skip(p, NULL)) return;
 	MDB_txn *t = store_begin(sy->d->st, 1);
 	uint64_t cursor = fstate_cursor(t, sy->d->st, p->cfg.name);
 	mdb_txn_abort(t);

@@ -1,7 +1,9 @@
 /* stages.c: the stage table (see stages.h). Start order: validated and
  * purgatoryd first (they take in what the others bring; a frame sent to a
  * stage not yet up is not lost, LMDB is the queue and is rescanned), syncd
- * last so a node pulls from its peers only once the rest is up. */
+ * last so a node pulls from its peers only once the rest is up; fleetd
+ * (peer leases, idle outside a fleet) just before it, so syncd finds the
+ * lease rows fleetd keeps. */
 #include <string.h>
 #include "core/stages.h"
 
@@ -12,6 +14,7 @@ const struct stage stage_table[STAGE_COUNT] = {
 	{ "fetchd",     "fetchd.sock",     "fedpipe-fetchd.service",     3, "",                           "inflight,queue" },
 	{ "feedpump",   "feedpump.sock",   "fedpipe-feedpump.service",   4, "",                           "pending" },
 	{ "served",     "served.sock",     "fedpipe-served.service",     5, "validated fetchd",           "queue" },
+	{ "fleetd",     "fleetd.sock",     "fedpipe-fleetd.service",     6, "",                           "" },
 	{ "syncd",      "syncd.sock",      "fedpipe-syncd.service",      0, "validated",                  "peers_syncing" },
 };
 

@@ -20,7 +20,7 @@ struct stage {
 	const char *queue;      /* gauges whose sum is its queue depth (comma separated) */
 };
 
-#define STAGE_COUNT 6
+#define STAGE_COUNT 7
 extern const struct stage stage_table[STAGE_COUNT];   /* start order */
 
 const struct stage *stage_by_name(const char *name);     /* NULL: no such stage */

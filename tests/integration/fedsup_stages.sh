@@ -4,14 +4,14 @@
 # fedctl lists, in that order; a fedsup that finds no fedctl refuses with
 # exit 100 and says why.
 . tests/lib/lib.sh
-check_eq "fedctl stages: the six stages in start order" "validated purgatoryd fetchd feedpump served syncd" \
+check_eq "fedctl stages: the seven stages in start order" "validated purgatoryd fetchd feedpump served fleetd syncd" \
 	"$(fedctl stages | tr '\n' ' ' | sed 's/ $//')"
 check "fedctl stages --json: name, socket, unit, flow of each" sh -c "fedctl stages --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-assert [s[\"name\"] for s in d] == \"validated purgatoryd fetchd feedpump served syncd\".split()
+assert [s[\"name\"] for s in d] == \"validated purgatoryd fetchd feedpump served fleetd syncd\".split()
 assert all(s[\"socket\"] == s[\"name\"] + \".sock\" and s[\"unit\"] == \"fedpipe-\" + s[\"name\"] + \".service\" for s in d)
-assert sorted(s[\"flow\"] for s in d) == list(range(6)) and [s[\"start\"] for s in d] == list(range(6))'"
+assert sorted(s[\"flow\"] for s in d) == list(range(7)) and [s[\"start\"] for s in d] == list(range(7))'"
 check "fedctl stages needs no configuration" sh -c "fedctl -c $T_TMP/no-such.conf stages >/dev/null"
 fedctl stages extra >/dev/null 2>&1
 check_eq "fedctl stages with an argument is a usage error" 100 $?

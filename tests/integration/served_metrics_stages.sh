@@ -11,7 +11,7 @@ check "up" wait_for "http_up $U/healthz"
 check "validated answers its stats" wait_for "curl -s $U/metrics | grep -q 'fedpipe_stage_up{stage=\"validated\"} 1'"
 curl -s "$U/metrics" >"$T_TMP/metrics"
 check_eq "one stage_up line per stage of the table, served first, then flow order" \
-	"served syncd validated purgatoryd fetchd feedpump" \
+	"served syncd validated purgatoryd fetchd feedpump fleetd" \
 	"$(sed -n 's/^fedpipe_stage_up{stage="\([a-z]*\)"} [01]$/\1/p' "$T_TMP/metrics" | tr '\n' ' ' | sed 's/ $//')"
 check_eq "the same stages as fedctl stages" "$(fedctl stages | sort | tr '\n' ' ')" \
 	"$(sed -n 's/^fedpipe_stage_up{stage="\([a-z]*\)"}.*/\1/p' "$T_TMP/metrics" | sort | tr '\n' ' ')"

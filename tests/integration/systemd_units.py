@@ -12,7 +12,7 @@ root = os.environ.get("FP_ROOT", os.getcwd())
 fpbin = os.environ.get("FP_BIN", os.path.join(root, "bin"))
 tmp = tempfile.mkdtemp(prefix="fp-units-")
 units = sorted(f for f in os.listdir(os.path.join(root, "systemd")) if f.endswith((".service", ".target")))
-ok(len([u for u in units if u.endswith(".service")]) == 6 and "fedpipe.target" in units, "one unit per stage and a target")
+ok(len([u for u in units if u.endswith(".service")]) == 7 and "fedpipe.target" in units, "one unit per stage and a target")
 
 # The stage table (fedctl stages) names exactly the stages with a unit, and
 # the committed units are what systemd/gen.sh makes from it, byte for byte.

@@ -1,0 +1,109 @@
+#!/bin/sh
+# bench/pipeline_tax.sh: what B's stages cost around the signature check
+# (issue 19). Node A holds TAX_EVENTS (default 50,000) signed ~1.3 KB events
+# (one room, a chain); node B (validated, purgatoryd, syncd: the stages that
+# replicate) pulls them all. Once B has stored every one, each of B's
+# processes' CPU (utime + stime, /proc/PID/stat) is read. Baseline, same run,
+# same bytes (exported from A's events table): `validated --jsonl --workers 1`.
+# Row "pipeline tax" = B's CPU per replicated event / --jsonl CPU per event;
+# goal <= 1.35. TAX_BODY sets the message body bytes (default 820: ~1.3 KB
+# events). TAX_PROFILE=DIR: also `perf record` each B stage during the pull
+# into DIR/<stage>.data (TAX_PERF_CG=dwarf: call graphs through liblmdb and
+# libsodium, which have no frame pointers; default fp) and the --jsonl
+# baseline into DIR/jsonl.data, count each stage's syscalls
+# (DIR/<stage>.count), save every stage's counters (DIR/stats.json) and B's
+# table sizes (DIR/mdb_stat.txt): for findings, not a make bench default.
+# About 70 s on two cores with the default N (fill ~25 s, pull ~25 s,
+# baseline 2 x ~4 s); the baseline runs twice (the machine is shared) and
+# the mean is used.
+. tests/lib/lib.sh
+. tests/tools/federation_lib.sh
+N=${TAX_EVENTS:-50000}
+BODY=${TAX_BODY:-820}
+PA=$(free_port); PB=$(free_port)
+A=$(node_config a "$PA" "[served]
+matrix_auth = open")
+B=$(node_config b "$PB" "
+[validated]
+workers = 1
+[syncd]
+interval = 200ms
+longpoll = 1s
+[peer a]
+endpoint = http://127.0.0.1:$PA")
+echo "# making $N events on A (body $BODY bytes)"
+served_fill -c "$A" -N $((N - 1)) -s "$BODY" -o "$T_TMP/a.ids" >/dev/null || exit 1
+TOTAL=$(wc -l <"$T_TMP/a.ids" | tr -d ' ')
+node_start a served
+wait_for "http_up http://127.0.0.1:$PA/healthz" || exit 1
+stored() { mdb_stat -s events "$T_TMP/b/state" 2>/dev/null | sed -n 's/^ *Entries: //p'; }
+# cpu PID: utime + stime in clock ticks (fields 14, 15 of /proc/PID/stat;
+# the command name is in parentheses and has no spaces here)
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# the measurement: B pulls everything
+node_start b validated purgatoryd syncd
+if [ -n "${TAX_PROFILE:-}" ]; then
+	mkdir -p "$TAX_PROFILE"
+	for s in validated purgatoryd syncd; do
+		eval "p=\$PID_b_$s"
+		perf record --call-graph "${TAX_PERF_CG:-fp}" -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/$s.data" -p "$p" >/dev/null 2>&1 &
+		eval "PERF_$s=\$!"
+		perf stat -x, -o "$TAX_PROFILE/$s.count" -e 'syscalls:sys_enter_fdatasync,syscalls:sys_enter_pwrite64,syscalls:sys_enter_pwritev,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_readv,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,exceptions:page_fault_user' -p "$p" >/dev/null 2>&1 &
+		eval "PSTAT_$s=\$!"
+	done
+fi
+wait_for "[ \"\$(stored)\" = $TOTAL ]" 12000 || { echo "B stored only $(stored) of $TOTAL"; exit 1; }
+CV=$(cpu "$PID_b_validated"); CP=$(cpu "$PID_b_purgatoryd"); CS=$(cpu "$PID_b_syncd")
+if [ -n "${TAX_PROFILE:-}" ]; then
+	for s in validated purgatoryd syncd; do eval "kill -INT \$PERF_$s \$PSTAT_$s; wait \$PERF_$s \$PSTAT_$s"; done
+	fedctl -c "$B" stats >"$TAX_PROFILE/stats.json" 2>&1
+	mdb_stat -a "$T_TMP/b/state" >"$TAX_PROFILE/mdb_stat.txt" 2>&1
+fi
+node_stop b syncd purgatoryd validated
+
+# the baseline: validated --jsonl --workers 1 over the same bytes (A's stored PDUs)
+mdb_dump -s events "$T_TMP/a/state" | python3 -c '
+import sys
+out, data, rows = sys.stdout.buffer, False, []
+for line in sys.stdin:
+    line = line.strip()
+    if line == "HEADER=END": data = True; continue
+    if line == "DATA=END": break
+    if data: rows.append(bytes.fromhex(line))
+# events value: u64 stream position, version, flags, u16 room length, room, PDU
+for v in rows[1::2]:
+    rl = (v[10] << 8) | v[11]
+    out.write(v[12 + rl:]); out.write(b"\n")
+' >"$T_TMP/events.jsonl"
+curl -s "http://127.0.0.1:$PA/_matrix/key/v2/server" >"$T_TMP/keys.json"
+printf '[node]\nstate_dir = %s/none\nsigning_key = %s/none.key\n[validated]\nseen_cache = 0\n' "$T_TMP" "$T_TMP" >"$T_TMP/jsonl.conf"
+# jsonl_cpu: seconds of CPU (user + system) of one --jsonl run, from `times`
+# (line 2: the children's times, as 0m1.234s 0m0.056s)
+jsonl_cpu() {
+	sh -c 'validated --jsonl -c "$1" --keys "$2" --workers 1 <"$3" >"$4" 2>/dev/null; times' sh \
+		"$T_TMP/jsonl.conf" "$T_TMP/keys.json" "$T_TMP/events.jsonl" "$T_TMP/verdicts" |
+		sed -n 2p | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f", s }'
+}
+# two runs, the machine is shared: the mean is the baseline, both are shown
+CJ1=$(jsonl_cpu); CJ2=$(jsonl_cpu)
+CJ=$(awk -v a="$CJ1" -v b="$CJ2" 'BEGIN { printf "%.3f", (a + b) / 2 }')
+[ -n "${TAX_PROFILE:-}" ] && perf record --call-graph "${TAX_PERF_CG:-fp}" -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/jsonl.data" \
+	validated --jsonl -c "$T_TMP/jsonl.conf" --keys "$T_TMP/keys.json" --workers 1 <"$T_TMP/events.jsonl" >/dev/null 2>&1
+NJ=$(wc -l <"$T_TMP/events.jsonl" | tr -d ' ')
+NOK=$(grep -c '"verdict":"accept"' "$T_TMP/verdicts")
+BYTES=$(wc -c <"$T_TMP/events.jsonl" | tr -d ' ')
+awk -v n="$TOTAL" -v hz="$HZ" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v nj="$NJ" -v nok="$NOK" -v j1="$CJ1" -v j2="$CJ2" -v by="$BYTES" 'BEGIN {
+	us = 1e6 / hz / n
+	v = cv * us; p = cp * us; s = cs * us; all = v + p + s; j = cj * 1e6 / nj
+	printf "pipeline tax: %d events of %.0f bytes replicated A->B; CPU per event from /proc/PID/stat (%d Hz)\n", n, by / nj - 1, hz
+	printf "%-46s %12s %10s\n", "process", "us/event", "vs jsonl"
+	printf "%-46s %12.1f %9.2fx\n", "validated (daemon, 1 worker)", v, v / j
+	printf "%-46s %12.1f %9.2fx\n", "purgatoryd", p, p / j
+	printf "%-46s %12.1f %9.2fx\n", "syncd", s, s / j
+	printf "%-46s %12.1f %9.2fx\n", "all of B", all, all / j
+	printf "%-46s %12.1f %9.2fx   (mean of %.1f and %.1f)\n", "validated --jsonl --workers 1, same events", j, 1, j1 * 1e6 / nj, j2 * 1e6 / nj
+	printf "%-46s %12s %9.2fx   (goal <= 1.35)\n", "pipeline tax", "", all / j
+	if (nok != nj) printf "# warning: --jsonl accepted %d of %d events\n", nok, nj
+}'

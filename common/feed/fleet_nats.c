@@ -1,0 +1,82 @@
+/* fleet_nats.c: the fleet's NATS connection and KV buckets (fleet_nats.h). */
+#include <stdio.h>
+#include <string.h>
+#include "feed/fleet_nats.h"
+
+int fleet_nats_connect(struct fleet_nats *n, const char *url, const char *client_name,
+                       long long wait_ms, char *err, size_t errlen)
+{
+	natsStatus st;
+	memset(n, 0, sizeof *n);
+	if (!url || !*url) {
+		snprintf(err, errlen, "fleet: no NATS server URL ([fleet] nats_url)");
+		return -1;
+	}
+	/* Every server of the cluster, so a reconnect can go to any of them. */
+	char list[1024], *sv[16], *save = NULL;
+	int ns = 0;
+	snprintf(list, sizeof list, "%s", url);
+	for (char *tok = strtok_r(list, ", ", &save); tok && ns < 16; tok = strtok_r(NULL, ", ", &save))
+		sv[ns++] = tok;
+	if ((st = natsOptions_Create(&n->opts)) != NATS_OK
+	    || (st = natsOptions_SetServers(n->opts, (const char **)sv, ns)) != NATS_OK
+	    || (st = natsOptions_SetTimeout(n->opts, wait_ms)) != NATS_OK
+	    || (st = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK
+	    || (st = natsOptions_SetReconnectWait(n->opts, 250)) != NATS_OK
+	    || (st = natsOptions_SetName(n->opts, client_name)) != NATS_OK) {
+		snprintf(err, errlen, "fleet: NATS options (%s): %s", url, natsStatus_GetText(st));
+		goto fail;
+	}
+	if ((st = natsConnection_Connect(&n->nc, n->opts)) != NATS_OK) {
+		snprintf(err, errlen, "fleet: cannot connect to %s: %s", url, natsStatus_GetText(st));
+		goto fail;
+	}
+	jsOptions jo;
+	jsOptions_Init(&jo);
+	jo.Wait = wait_ms;
+	if ((st = natsConnection_JetStream(&n->js, n->nc, &jo)) != NATS_OK) {
+		snprintf(err, errlen, "fleet: JetStream context: %s", natsStatus_GetText(st));
+		goto fail;
+	}
+	return 0;
+fail:
+	fleet_nats_close(n);
+	return -1;
+}
+
+int fleet_nats_bucket(struct fleet_nats *n, kvStore **kv, const char *bucket, int history,
+                      long long ttl_ms, int replicas, int create, char *err, size_t errlen)
+{
+	*kv = NULL;
+	natsStatus st = js_KeyValue(kv, n->js, bucket);
+	if (st == NATS_OK) return 0;
+	if (st != NATS_NOT_FOUND || !create) {
+		snprintf(err, errlen, "fleet: KV bucket %s: %s (JetStream enabled? nats-server -js)",
+		         bucket, st == NATS_NOT_FOUND ? "no such bucket" : natsStatus_GetText(st));
+		return -1;
+	}
+	kvConfig kc;
+	kvConfig_Init(&kc);
+	kc.Bucket = bucket;
+	kc.History = (uint8_t)history;
+	kc.TTL = ttl_ms * 1000000LL;          /* nanoseconds (the stream's MaxAge) */
+	kc.Replicas = replicas;
+	kc.StorageType = js_FileStorage;
+	st = js_CreateKeyValue(kv, n->js, &kc);
+	if (st == NATS_OK) return 0;
+	char why[256];
+	snprintf(why, sizeof why, "%s", nats_GetLastError(NULL));
+	/* Another node created it first (with its own settings): open that one. */
+	if (js_KeyValue(kv, n->js, bucket) == NATS_OK) return 0;
+	snprintf(err, errlen, "fleet: cannot create KV bucket %s (history %d, ttl %lld ms, replicas %d): %s",
+	         bucket, history, ttl_ms, replicas, *why ? why : natsStatus_GetText(st));
+	return -1;
+}
+
+void fleet_nats_close(struct fleet_nats *n)
+{
+	if (n->js) jsCtx_Destroy(n->js);
+	if (n->nc) { natsConnection_Close(n->nc); natsConnection_Destroy(n->nc); }
+	if (n->opts) natsOptions_Destroy(n->opts);
+	memset(n, 0, sizeof *n);
+}
