@@ -1,9 +1,9 @@
 /* fedctl_feed.c: `fedctl feed ...`: the outbox as the operator sees it
  * (status, dead letters, retry) and the feed consumers: tail prints events
- * as JSON lines; apply is the applier pattern users copy: applied_events,
- * the consumer's own writes and its cursor in ONE txn of the consumer's own
- * LMDB, then ack; an event already applied is skipped but the cursor still
- * advances and the ack is still sent. */
+ * as JSON lines; apply is the applier pattern users copy (feed/feed_apply:
+ * applied_events, the consumer's own writes and its cursor in ONE txn of the
+ * consumer's own LMDB, then ack; an event already applied is skipped but the
+ * cursor still advances and the ack is still sent). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fedctl.h"
+#include "feed/feed_apply.h"
+#include "feed/feed_fleet.h"
 #include "feed/feed_source.h"
 #include "core/frame.h"
 #include "matrix/json.h"
@@ -182,11 +184,16 @@ struct feed_args {
 
 static struct feed_source *open_source(struct fedctl *fc, struct feed_args *a, struct feed_opts *o, int durable)
 {
-	feed_opts_from_config(o, &fc->cfg);
+	/* A fleet: nats sources read the fleet stream on the fleet's NATS (the
+	 * durable stays [feed] nats_durable: never a node's own apply consumer) */
+	int fleet = feed_fleet_on(&fc->cfg);
+	if (fleet) feed_opts_fleet(o, &fc->cfg, NULL);
+	else feed_opts_from_config(o, &fc->cfg);
 	if (a->nats_url) o->nats_url = a->nats_url;
-	o->nats_durable = durable ? (a->durable ? a->durable : o->nats_durable) : NULL;
+	o->nats_durable = durable ? (a->durable ? a->durable : cfg_str(&fc->cfg, "feed", "nats_durable")) : NULL;
 	static char spec[1200];
 	if (a->source) snprintf(spec, sizeof spec, "%s", a->source);
+	else if (fleet) snprintf(spec, sizeof spec, "nats:%s", o->nats_subject);
 	else {
 		const char *sink = cfg_str(&fc->cfg, "feed", "sink");
 		if (!strcmp(sink, "file")) snprintf(spec, sizeof spec, "file:%s", o->dir);
@@ -268,6 +275,35 @@ static int consumer_open(struct consumer_db *c, const char *dir)
 	return 0;
 }
 
+/* The consumer's own LMDB as the applier's target: data[event_id] = the
+ * feed's JSON line, the cursor under the consumer's name. */
+struct consumer_tg { struct consumer_db *db; const char *name; };
+
+static MDB_txn *ctg_begin(void *arg)
+{
+	struct consumer_tg *c = arg;
+	MDB_txn *t;
+	return mdb_txn_begin(c->db->env, NULL, 0, &t) ? NULL : t;
+}
+
+static int ctg_commit(void *arg, MDB_txn *t) { return mdb_txn_commit(t); }
+
+static int ctg_apply(void *arg, MDB_txn *t, const struct feed_item *it, char *err, size_t errlen)
+{
+	struct consumer_tg *c = arg;
+	MDB_val dk = { strlen(it->event_id), (void *)it->event_id }, dv = { it->json_len, it->json };
+	return mdb_put(t, c->db->data, &dk, &dv, 0);
+}
+
+static int ctg_cursor_put(void *arg, MDB_txn *t, uint64_t cursor)
+{
+	struct consumer_tg *c = arg;
+	unsigned char cb[8];
+	be64_put(cb, cursor);
+	MDB_val k = { strlen(c->name), (void *)c->name }, v = { 8, cb };
+	return mdb_put(t, c->db->cursor, &k, &v, 0);
+}
+
 static int feed_apply(struct fedctl *fc, struct feed_args *a)
 {
 	if (!a->into) { fprintf(stderr, "fedctl: feed apply needs --into DIR\n"); return EXIT_CONFIG; }
@@ -277,10 +313,14 @@ static int feed_apply(struct fedctl *fc, struct feed_args *a)
 	struct feed_opts o;
 	struct feed_source *s = open_source(fc, a, &o, 1);
 	if (!s) { mdb_env_close(db.env); return 1; }
-	const char *crash = getenv("FP_TEST_CRASH_BEFORE_ACK");
-	long crash_at = crash ? atol(crash) : 0, commits = 0;
 
-	uint64_t cursor = 0;
+	struct consumer_tg ctg = { &db, consumer };
+	struct feed_apply ap = {
+		.src = s, .consumer = consumer, .verbose = fc->verbose,
+		.tg = { .arg = &ctg, .begin = ctg_begin, .commit = ctg_commit, .applied = db.applied,
+		        .apply = ctg_apply, .cursor_put = ctg_cursor_put },
+	};
+	feed_apply_init(&ap);
 	MDB_txn *t;
 	MDB_val k = { strlen(consumer), (void *)consumer }, v;
 	if (mdb_txn_begin(db.env, NULL, MDB_RDONLY, &t)) {
@@ -289,79 +329,35 @@ static int feed_apply(struct fedctl *fc, struct feed_args *a)
 		mdb_env_close(db.env);
 		return 1;
 	}
-	if (mdb_get(t, db.cursor, &k, &v) == 0 && v.mv_size == 8) cursor = be64_get(v.mv_data);
+	if (mdb_get(t, db.cursor, &k, &v) == 0 && v.mv_size == 8) ap.cursor = be64_get(v.mv_data);
 	mdb_txn_abort(t);
 
-	long long applied = 0, skipped = 0, idle_start = mono_ms();
+	long long idle_start = mono_ms();
 	int rc = 0;
-	struct buf key;
-	buf_init(&key);
 	for (;;) {
-		struct feed_item *it;
-		size_t n;
 		char err[512];
-		if (feed_source_poll(s, cursor, 64, 500, &it, &n, err, sizeof err) < 0) {
+		int n = feed_apply_step(&ap, 64, 500, err, sizeof err);
+		if (n < 0) {
 			fprintf(stderr, "fedctl: %s\n", err);
 			rc = 1;
 			break;
 		}
 		if (n == 0) {
-			feed_items_free(it, 0);   /* a source may hand back an empty array */
 			if (!a->follow && mono_ms() - idle_start >= a->idle_ms) break;
 			if (!strncmp(s->ops->name, "nats", 4)) continue;   /* the fetch already waited */
 			usleep(100000);
 			continue;
 		}
 		idle_start = mono_ms();
-		if (fc->verbose) fprintf(stderr, "fedctl: polled %zu (first cv %llu %s)\n", n, (unsigned long long)it[0].cv, it[0].event_id);
-		/* One txn: the guard, the consumer's own writes, the cursor. */
-		if (mdb_txn_begin(db.env, NULL, 0, &t)) { rc = 1; feed_items_free(it, n); break; }
-		int bad = 0;
-		for (size_t i = 0; i < n && !bad; i++) {
-			buf_reset(&key);
-			buf_adds(&key, consumer);
-			buf_addc(&key, 0);
-			buf_adds(&key, it[i].event_id);
-			MDB_val ak = { key.len, key.data }, av;
-			if (mdb_get(t, db.applied, &ak, &av) == 0) { skipped++; goto advance; }
-			unsigned char ms[8];
-			be64_put(ms, (uint64_t)now_ms());
-			MDB_val dk = { strlen(it[i].event_id), it[i].event_id }, dv = { it[i].json_len, it[i].json };
-			MDB_val mv = { 8, ms };
-			if (mdb_put(t, db.data, &dk, &dv, 0) || mdb_put(t, db.applied, &ak, &mv, 0)) bad = 1;
-			applied++;
-		advance:
-			if (it[i].cv > cursor) cursor = it[i].cv;
-		}
-		unsigned char cb[8];
-		be64_put(cb, cursor);
-		MDB_val cv = { 8, cb };
-		if (!bad) bad = mdb_put(t, db.cursor, &k, &cv, 0) != 0;
-		if (bad) mdb_txn_abort(t);
-		if (bad || mdb_txn_commit(t)) {   /* a failed commit frees the txn */
-			fprintf(stderr, "fedctl: consumer store write failed; nothing acked\n");
-			feed_items_free(it, n);
-			rc = 1;
-			break;
-		}
-		if (crash_at && ++commits >= crash_at) {
-			fprintf(stderr, "fedctl: FP_TEST_CRASH_BEFORE_ACK: exiting after commit, before ack\n");
-			_exit(3);
-		}
-		for (size_t i = 0; i < n; i++)
-			if (feed_source_ack(s, it[i].event_id, err, sizeof err) < 0)
-				fprintf(stderr, "fedctl: %s\n", err);
-		feed_items_free(it, n);
 	}
-	buf_free(&key);
 	feed_source_close(s);
 	mdb_env_close(db.env);
 	if (fc->json)
 		printf("{\"applied\":%lld,\"consumer\":\"%s\",\"cursor\":%llu,\"skipped\":%lld}\n",
-		       applied, consumer, (unsigned long long)cursor, skipped);
+		       ap.applied, consumer, (unsigned long long)ap.cursor, ap.skipped);
 	else
-		printf("applied %lld, skipped %lld (already applied), cursor %llu\n", applied, skipped,
-		       (unsigned long long)cursor);
+		printf("applied %lld, skipped %lld (already applied), cursor %llu\n", ap.applied, ap.skipped,
+		       (unsigned long long)ap.cursor);
 	return rc;
 }
 

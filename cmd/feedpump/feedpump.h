@@ -6,6 +6,9 @@
 #include "store/store.h"
 #include "store/outbox.h"
 #include "feed/feed_sink.h"
+#include "feed/feed_apply.h"
+#include "matrix/json.h"
+#include "store/purgatory.h"
 
 /* A sink's error is kept whole in the outbox row. */
 _Static_assert(FEED_ERR_MAX == OUTBOX_ERR_MAX, "the feed's error size is the outbox row's");
@@ -44,6 +47,18 @@ struct feedpump {
 	int                window, head, inflight;
 	uint64_t           next_pos;
 	uint64_t           cur_in;          /* the stored cursor as last read/written */
+	/* [fleet]: publishing to the fleet stream; apply = the fleet feed applied
+	 * into this store (feedpump_apply.c) */
+	int               fleet;
+	struct feed_opts  apply_opts;
+	struct feed_apply apply;
+	char              apply_consumer[200];
+	struct event     *apply_ev;
+	int               apply_warned, default_rv;
+	struct json_doc   apply_doc, apply_pdoc;
+	struct pdu_info   apply_pi;
+	uint64_t *c_fleet_applied;
+	int64_t  *g_fleet_cursor;
 	/* stats */
 	uint64_t *c_published, *c_failed, *c_dead, *c_batches, *c_wakeups;
 	int64_t  *g_cursor, *g_lease;
@@ -72,5 +87,9 @@ void fp_drain_flush(struct feedpump *fp);   /* wait out and drop batches in flig
 /* A new batch size: the pipeline is emptied (its batches are re-read and
  * re-published: the sink is idempotent) and its slots made again. */
 void fp_drain_resize(struct feedpump *fp, int batch);
+
+/* feedpump_apply.c */
+void fp_apply_init(struct feedpump *fp, const char *node_id);
+void fp_apply_fini(struct feedpump *fp);
 
 #endif

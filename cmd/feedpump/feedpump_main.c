@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "feedpump.h"
 #include "core/log.h"
+#include "feed/feed_fleet.h"
 
 static struct feedpump feedpump;
 static const char *opt_sink, *opt_dir, *opt_nats_url, *opt_subject;
@@ -77,6 +78,24 @@ static int fp_init(struct daemon *d)
 	fp->d = d;
 	snprintf(fp->sink_name, sizeof fp->sink_name, "%s", opt_sink ? opt_sink : cfg_str(cfg, "feed", "sink"));
 	feed_opts_from_config(&fp->opts, cfg);
+	/* A fleet: one feed, the fleet stream on the fleet's NATS (its name
+	 * makes stream, subject and consumer names: letters, digits, - and _). */
+	char node_id[27] = "";
+	fp->fleet = feed_fleet_on(cfg);
+	if (fp->fleet) {
+		const char *name = cfg_str(cfg, "fleet", "name"), *member = cfg_str(cfg, "fleet", "member");
+		if (!*name || name[strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")]
+		    || member[strspn(member, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")]) {
+			log_err("[fleet] name \"%s\" and member \"%s\": only letters, digits, - and _ "
+			        "(they name the JetStream stream, subject and consumer)", name, member);
+			return EXIT_CONFIG;
+		}
+		if (store_node_id(d->st, node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
+		feed_opts_fleet(&fp->opts, cfg, node_id);
+		if (!opt_sink) snprintf(fp->sink_name, sizeof fp->sink_name, "nats");
+		log_info("fleet %s: publishing to stream %s (subject %s, %d replica(s)) on %s", name,
+		         fp->opts.nats_stream, fp->opts.nats_subject, fp->opts.nats_replicas, fp->opts.nats_url);
+	}
 	if (opt_dir) fp->opts.dir = opt_dir;
 	if (opt_nats_url) fp->opts.nats_url = opt_nats_url;
 	if (opt_subject) fp->opts.nats_subject = opt_subject;
@@ -112,6 +131,7 @@ static int fp_init(struct daemon *d)
 	fp->renew_ev = daemon_timer(d, fp->lease_ttl / 3, renew_cb, fp);
 	if (fp->sink->ops->closed) daemon_timer(d, 200, closed_cb, fp);
 	log_info("sink %s, batch %d", fp->sink_name, fp->batch);
+	if (fp->fleet && cfg_bool(cfg, "fleet", "apply") && !fp->once) fp_apply_init(fp, node_id);
 	fp_drain_schedule(fp, 0);
 	return 0;
 }
@@ -137,10 +157,11 @@ static void fp_on_reload(struct daemon *d, const struct config *old)
 		timer_set(fp->renew_ev, fp->lease_ttl / 3);
 		fp_lease_renew(fp);               /* the new period from now */
 	}
-	static const char *const fixed[] = { "sink", "dir", "nats_url", "nats_subject", "nats_stream", NULL };
-	for (int i = 0; fixed[i]; i++)
-		if (strcmp(cfg_str(old, "feed", fixed[i]), cfg_str(&d->cfg, "feed", fixed[i])))
-			log_notice("reload: [feed] %s changed; it applies at the next restart", fixed[i]);
+	static const char *const fixed[] = { "feed", "sink", "feed", "dir", "feed", "nats_url", "feed", "nats_subject",
+		"feed", "nats_stream", "fleet", "nats_url", "fleet", "name", "fleet", "member", "fleet", "apply", NULL };
+	for (int i = 0; fixed[i]; i += 2)
+		if (strcmp(cfg_str(old, fixed[i], fixed[i + 1]), cfg_str(&d->cfg, fixed[i], fixed[i + 1])))
+			log_notice("reload: [%s] %s changed; it applies at the next restart", fixed[i], fixed[i + 1]);
 }
 
 static void fp_on_frame(struct daemon *d, struct conn *c, struct frame *f)
@@ -166,6 +187,7 @@ static void fp_fini(struct daemon *d)
 	struct feedpump *fp = d->priv;
 	if (!fp) return;
 	if (fp->slots) fp_drain_flush(fp);
+	fp_apply_fini(fp);
 	fp_lease_release(fp);
 	feed_sink_close(fp->sink);
 	fp->sink = NULL;

@@ -53,6 +53,8 @@ struct served {
 	uint64_t           next_req_id;
 	long long          claim_ttl, recover_timeout;
 	int                rec_per_client;
+	struct fleet_claims *fleet_claims;     /* [fleet]: claims in the fleet's KV (NULL: LMDB only) */
+	int                fleet_claims_down;  /* falling back to LMDB (logged once) */
 	/* counters */
 	uint64_t *c_requests, *c_errors, *c_unauthorized, *c_proxied, *c_event_hits,
 	         *c_event_misses, *c_rec_queued, *c_rec_dropped, *c_rec_dedup_local,

@@ -2,7 +2,10 @@
  * answered 404 at once; recovery runs behind it: a bounded in-process queue
  * (full: drop and count), in-memory dedup of what is queued or in flight,
  * then cross-request/cross-instance dedup by a SetNX claim with a TTL in
- * LMDB `claims` (failing open: an LMDB error never stops a recovery). Jobs
+ * LMDB `claims` (failing open: an LMDB error never stops a recovery), or,
+ * in a fleet, in the fleet's KV bucket `<name>_claims` (kvStore_Create,
+ * bucket TTL [fleet] claims_ttl: one miss, one recovery in the whole fleet;
+ * NATS away: the LMDB claim as without a fleet, logged once). Jobs
  * go to fetchd as FT_FETCH_REQ with FF_PROXIED, so the upstream request
  * carries X-Fed-Proxied: 1 and the upstream never re-proxies (one hop).
  * Recovered PDUs go into inbox (one txn) and on to validated as FT_EVENT;
@@ -18,6 +21,7 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "store/claims.h"
+#include "feed/feed_claims.h"
 #include "matrix/json.h"
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +57,17 @@ static int queued_or_inflight(struct served *s, const char *id)
  * without cross-request dedup rather than not at all. */
 static int claim(struct served *s, const char *id)
 {
+	if (s->fleet_claims) {
+		char err[512];
+		int r = fleet_claim_take(s->fleet_claims, "recover", id, err, sizeof err);
+		if (r >= 0) {
+			if (s->fleet_claims_down) log_notice("fleet claims: the fleet's KV answers again");
+			s->fleet_claims_down = 0;
+			return r;
+		}
+		if (!s->fleet_claims_down) log_warnx("%s; claiming in LMDB meanwhile (fail-open)", err);
+		s->fleet_claims_down = 1;
+	}
 	char k[SERVED_ID_MAX + 16];
 	int kn = snprintf(k, sizeof k, "recover:%s", id);
 	for (;;) {
@@ -327,6 +342,7 @@ void recover_init(struct served *s)
 {
 	buf_init(&upstream_json);
 	recover_apply(s);
+	s->fleet_claims = fleet_claims_open(&s->d->cfg);
 	recover_timer = daemon_timer(s->d, 1000, timer_cb, s);
 	sweep_timer = daemon_timer(s->d, 1000, sweep_cb, s);
 }
@@ -335,6 +351,8 @@ void recover_fini(struct served *s)
 {
 	if (recover_timer) event_del(recover_timer);
 	if (sweep_timer) event_del(sweep_timer);
+	fleet_claims_close(s->fleet_claims);
+	s->fleet_claims = NULL;
 	buf_free(&upstream_json);
 	for (size_t i = 0; i < nupstream; i++) free(upstream[i]);
 	free(upstream);

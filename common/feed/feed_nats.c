@@ -13,8 +13,15 @@ int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHa
 		return -1;
 	}
 	long long to = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
+	/* a comma-separated list (a cluster): every server is a seed */
+	char urls[2048];
+	const char *srv[16];
+	int nsrv = 0;
+	snprintf(urls, sizeof urls, "%s", o->nats_url);
+	for (char *save = NULL, *u = strtok_r(urls, ", ", &save); u && nsrv < 16; u = strtok_r(NULL, ", ", &save))
+		srv[nsrv++] = u;
 	if ((st = natsOptions_Create(&n->opts)) != NATS_OK
-	    || (st = natsOptions_SetURL(n->opts, o->nats_url)) != NATS_OK
+	    || (st = nsrv > 1 ? natsOptions_SetServers(n->opts, srv, nsrv) : natsOptions_SetURL(n->opts, o->nats_url)) != NATS_OK
 	    || (st = natsOptions_SetTimeout(n->opts, to)) != NATS_OK
 	    || (st = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK
 	    || (st = natsOptions_SetReconnectWait(n->opts, 250)) != NATS_OK
@@ -56,6 +63,7 @@ int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHa
 	sc.SubjectsLen = 1;
 	sc.Storage = js_FileStorage;
 	sc.Duplicates = (o->nats_dup_window_ms > 0 ? o->nats_dup_window_ms : 120000) * 1000000LL;
+	if (o->nats_replicas > 1) sc.Replicas = o->nats_replicas;
 	st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
 	if (st != NATS_OK) {
 		snprintf(err, errlen, "nats %s: cannot create stream %s on %s: %s (jerr %d)",

@@ -34,7 +34,10 @@ struct feed_opts {
 	long long   nats_timeout_ms;
 	long long   nats_dup_window_ms;
 	long long   nats_ack_wait_ms;
+	int         nats_replicas;  /* stream replicas at creation (0 or 1: one) */
 	int         fd;             /* stdout sink: output fd (default 1) */
+	/* storage for names made up rather than read (feed_opts_fleet) */
+	char        subject_buf[256], durable_buf[256];
 };
 void feed_opts_from_config(struct feed_opts *o, const struct config *cfg);
 
