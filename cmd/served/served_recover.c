@@ -343,6 +343,9 @@ void recover_init(struct served *s)
 	buf_init(&upstream_json);
 	recover_apply(s);
 	s->fleet_claims = fleet_claims_open(&s->d->cfg);
+	char err[300];
+	if (s->fleet_claims && fleet_claims_prepare(s->fleet_claims, err, sizeof err) < 0)
+		log_warnx("%s; claims go to LMDB until the fleet's KV answers (fail-open)", err);
 	recover_timer = daemon_timer(s->d, 1000, timer_cb, s);
 	sweep_timer = daemon_timer(s->d, 1000, sweep_cb, s);
 }

@@ -109,6 +109,16 @@ int fleet_claim_take(struct fleet_claims *c, const char *prefix, const char *nam
 	return -1;
 }
 
+int fleet_claims_prepare(struct fleet_claims *c, char *err, size_t errlen)
+{
+	long long t = c->o.nats_timeout_ms;
+	c->o.nats_timeout_ms = 10000;       /* once, at start: a bucket with replicas may take a while */
+	int rc = ensure(c, err, errlen);
+	c->o.nats_timeout_ms = t;
+	if (rc < 0) c->next_try_ms = 0;     /* the first claim tries again */
+	return rc;
+}
+
 void fleet_claims_close(struct fleet_claims *c)
 {
 	if (!c) return;

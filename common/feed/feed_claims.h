@@ -17,6 +17,10 @@ struct fleet_claims *fleet_claims_open(const struct config *cfg);
  * usable now (err says why): fall back to the local claim. */
 int  fleet_claim_take(struct fleet_claims *c, const char *prefix, const char *name,
                       char *err, size_t errlen);
+/* Connect and make the bucket now (at start: making a replicated bucket can
+ * take longer than a claim may wait on the loop). 0, or -1 with err (the
+ * first claim tries again). */
+int  fleet_claims_prepare(struct fleet_claims *c, char *err, size_t errlen);
 void fleet_claims_close(struct fleet_claims *c);
 
 #endif

@@ -8,18 +8,21 @@
  *   events, stream, room_extremities, rooms, outbox, purgatory,
  *   missing_index, rejects, expired ......... purgatoryd only (fedctl expired
  *                   requeue moves an expired row back to the inbox; fedctl
- *                   purgatory drop edits purgatory when purgatoryd is down)
+ *                   purgatory drop edits purgatory when purgatoryd is down;
+ *                   feedpump's fleet apply stores events of the fleet feed
+ *                   with purg_store_event, their outbox rows already published)
  *   inbox ......... put: syncd, purgatoryd (fetched bytes), fedctl send, served
  *                   (recovered); del: purgatoryd (in the txn that decides it)
  *   room_servers .. purgatoryd (on store), fetchd (servers seen answering)
- *   federation_state syncd (cursors, pins, clocks); fedctl peer reset
+ *   federation_state syncd (cursors, pins, clocks); fedctl peer reset; fleetd
+ *                   (the fleet lease rows, and cursors/pins copied from the fleet)
  *   server_keys ... validated/fetchd (verified key documents), fedctl keys
  *   server_health . fetchd; fedctl servers wake; syncd clears a peer's row
  *                   when the peer answers (inbound traffic ends a backoff)
  *   server_resolution fetchd, fedctl resolve (each finished resolution)
  *   claims ........ served (SetNX with TTL)
  *   outbox (published columns), feed_dead, leases ... feedpump; fedctl feed
- *   applied_events  feed consumers (fedctl feed apply)
+ *   applied_events  feed consumers (fedctl feed apply, feedpump's fleet apply)
  *   meta .......... whoever opens a new environment first (schema, node_id)
  *
  * Record layouts (all integers big-endian; "str" = u16 length + bytes).

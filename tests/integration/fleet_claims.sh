@@ -35,6 +35,7 @@ node_start u served
 node_start n1 fetchd served
 node_start n2 fetchd served
 check "served up on u, n1, n2" wait_for "http_up http://127.0.0.1:$PU/healthz && http_up http://127.0.0.1:$P1/healthz && http_up http://127.0.0.1:$P2/healthz"
+check "n1 and n2 made the claims bucket at start" wait_for "grep -q 'fleet claims: bucket' '$T_TMP/n1/served.log' && grep -q 'fleet claims: bucket' '$T_TMP/n2/served.log'" 300
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 proxied_on_u() { grep -c "proxied request GET /_matrix/federation/v1/event/$(enc "$1")" "$T_TMP/u/served.log"; }
 stat() { fedctl -c "$1" stats served | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
