@@ -5,7 +5,11 @@
  * renewal, the revisions still in the bucket's history), the fleet's cursor
  * per peer (written by the holder after syncd committed it) beside this
  * node's own cursor and lease row, so a member's lag shows as the
- * difference. */
+ * difference. The fleet feed: the stream's last sequence and message count,
+ * and per member its apply consumer's position (ack floor) and what it has
+ * still to apply (pending): its lag behind the fleet feed. Cursor values
+ * are checked against the fleet MAC when this node can load the fleet key
+ * ("fleet_cursor_valid"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,22 @@
 #include "store/fedstate.h"
 #include "store/fleet.h"
 #include "feed/fleet_nats.h"
+#include "feed/fleet_mac.h"
+
+/* The member's apply consumer on the fleet stream: 0, or -1 (none yet). */
+static int apply_pos(struct fleet_nats *n, const char *name, const char *member, unsigned long long *floor,
+                     unsigned long long *pending)
+{
+	char durable[256];
+	jsConsumerInfo *ci = NULL;
+	jsErrCode jerr = 0;
+	snprintf(durable, sizeof durable, "%s-apply-%s", name, member);
+	if (js_GetConsumerInfo(&ci, n->js, name, durable, NULL, &jerr) != NATS_OK) return -1;
+	*floor = ci->AckFloor.Stream;
+	*pending = ci->NumPending + (unsigned long long)ci->NumAckPending;
+	jsConsumerInfo_Destroy(ci);
+	return 0;
+}
 
 static long long age_ms(kvEntry *e, long long now)
 {
@@ -52,7 +72,12 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 	struct fleet_nats n;
 	kvStore *kv = NULL, *kvp = NULL;
 	char err[512], bucket[256];
-	if (fleet_nats_connect(&n, url, "fedpipe-fedctl", 3000, err, sizeof err)) {
+	struct nats_sec sec;
+	struct fleet_key fk;
+	char kerr[256];
+	int have_key = fleet_key_load(&fk, cfg, kerr, sizeof kerr) == 0;
+	nats_sec_from_config(&sec, cfg, "fleet");
+	if (fleet_nats_connect(&n, url, &sec, "fedpipe-fedctl", 3000, err, sizeof err)) {
 		fprintf(stderr, "fedctl fleet: %s\n", err);
 		return 1;
 	}
@@ -69,8 +94,21 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 	buf_init(&j);
 	buf_adds(&j, "{\"fleet\":");
 	put_str(&j, name);
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	unsigned long long last = 0, msgs = 0;
+	int have_feed = js_GetStreamInfo(&si, n.js, name, NULL, &jerr) == NATS_OK;
+	if (have_feed) { last = si->State.LastSeq; msgs = si->State.Msgs; jsStreamInfo_Destroy(si); }
+	buf_printf(&j, ",\"feed\":{\"stream\":");
+	put_str(&j, name);
+	buf_printf(&j, ",\"present\":%s,\"last_seq\":%llu,\"messages\":%llu}", have_feed ? "true" : "false", last, msgs);
 	buf_adds(&j, ",\"members\":[");
-	if (!fc->json) printf("fleet %s at %s\nmembers:\n", name, url);
+	if (!fc->json) {
+		printf("fleet %s at %s\n", name, url);
+		if (have_feed) printf("feed: stream %s, last sequence %llu, %llu messages\n", name, last, msgs);
+		else printf("feed: stream %s not created yet\n", name);
+		printf("members:\n");
+	}
 	kvKeysList kl = { 0 };
 	natsStatus st = kvStore_Keys(&kl, kv, NULL);
 	if (st != NATS_OK && st != NATS_NOT_FOUND) {
@@ -92,6 +130,9 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 		if (fc->json) {
 			buf_adds(&j, first ? "{\"member\":" : ",{\"member\":");
 			put_str(&j, kl.Keys[i] + 7);
+			unsigned long long fl = 0, pend = 0;
+			if (apply_pos(&n, name, kl.Keys[i] + 7, &fl, &pend) == 0)
+				buf_printf(&j, ",\"apply_ack_floor\":%llu,\"apply_pending\":%llu", fl, pend);
 			buf_printf(&j, ",\"heartbeat_age_ms\":%lld,\"cursors\":{", a);
 			int k = 0;
 			for (const char *q = sp; q && *q;) {
@@ -106,13 +147,19 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 				q = end;
 			}
 			buf_adds(&j, "}}");
-		} else printf("  %-28s heartbeat %lld ms ago; cursors:%s\n", kl.Keys[i] + 7, a, sp ? sp : " -");
+		} else {
+			unsigned long long fl = 0, pend = 0;
+			char ap[96] = "no apply consumer";
+			if (apply_pos(&n, name, kl.Keys[i] + 7, &fl, &pend) == 0)
+				snprintf(ap, sizeof ap, "applied to %llu, %llu to apply", fl, pend);
+			printf("  %-28s heartbeat %lld ms ago; feed %s; cursors:%s\n", kl.Keys[i] + 7, a, ap, sp ? sp : " -");
+		}
 		first = 0;
 		kvEntry_Destroy(e);
 	}
 	kvKeysList_Destroy(&kl);
 	buf_adds(&j, "],\"peers\":[");
-	if (!fc->json) printf("%-14s %-28s %8s %10s %12s %12s %s\n", "peer", "holder", "revision", "age_ms",
+	if (!fc->json) printf("%-14s %-28s %8s %10s %12s  %12s %s\n", "peer", "holder", "revision", "age_ms",
 	                      "fleet_cursor", "our_cursor", "our_lease");
 	struct store *ls = fedctl_store(fc, 1);
 	for (size_t i = 0; i < cfg->npeers; i++) {
@@ -131,9 +178,12 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 		}
 		snprintf(key, sizeof key, "cursor.%s", peer);
 		e = NULL;
+		int fvalid = -1;   /* -1 unknown (no value or no key here), 0 forged, 1 a member's */
 		if (kvp && kvStore_Get(&e, kvp, key) == NATS_OK) {
 			const char *v = kvEntry_ValueString(e);
+			char cv[32];
 			fcur = v ? strtoull(v, NULL, 10) : 0;
+			if (have_key) fvalid = fleet_kv_open(&fk, key, v, cv, sizeof cv) == 0;
 			kvEntry_Destroy(e);
 		}
 		MDB_txn *t = store_begin(ls, 1);
@@ -147,14 +197,15 @@ static int cmd_fleet(struct fedctl *fc, int argc, char **argv)
 			buf_adds(&j, ",\"holder\":");
 			put_str(&j, holder);
 			buf_printf(&j, ",\"revision\":%llu,\"age_ms\":%lld,\"fleet_cursor\":%llu,\"our_cursor\":%llu,"
-			           "\"our_lease_until_ms\":%lld,\"our_lease\":%s", rev, a, fcur, (unsigned long long)mine,
-			           row ? until : 0, row ? "true" : "false");
+			           "\"our_lease_until_ms\":%lld,\"our_lease\":%s,\"fleet_cursor_valid\":%s", rev, a, fcur,
+			           (unsigned long long)mine, row ? until : 0, row ? "true" : "false",
+			           fvalid < 0 ? "null" : fvalid ? "true" : "false");
 			snprintf(key, sizeof key, "peer.%s", peer);
 			history_json(&j, kv, key);
 			buf_addc(&j, '}');
 		} else
-			printf("%-14s %-28s %8llu %10lld %12llu %12llu %s\n", peer, *holder ? holder : "-", rev, a, fcur,
-			       (unsigned long long)mine, row ? "held" : "-");
+			printf("%-14s %-28s %8llu %10lld %12llu%s %12llu %s\n", peer, *holder ? holder : "-", rev, a, fcur,
+			       fvalid == 0 ? "!" : " ", (unsigned long long)mine, row ? "held" : "-");
 	}
 	buf_adds(&j, "]}");
 	if (fc->json) puts(j.data);

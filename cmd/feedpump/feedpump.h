@@ -7,6 +7,7 @@
 #include "store/outbox.h"
 #include "feed/feed_sink.h"
 #include "feed/feed_apply.h"
+#include "feed/fleet_mac.h"
 #include "matrix/json.h"
 #include "store/purgatory.h"
 
@@ -51,6 +52,7 @@ struct feedpump {
 	 * into this store (feedpump_apply.c) */
 	int               fleet;
 	struct feed_opts  apply_opts;
+	struct fleet_key  fleet_key;        /* MACs on the fleet feed (feed/fleet_mac.h) */
 	struct feed_apply apply;
 	char              apply_consumer[200];
 	struct event     *apply_ev;

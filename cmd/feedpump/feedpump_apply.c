@@ -8,9 +8,11 @@
  * acked. No loop: the outbox row an applied event gets is written already
  * published (control_version = its fleet stream sequence), so this node's
  * drain skips it and never publishes it again. Checks on what comes off the
- * stream: the feed JSON parses, its event_id is the message's Nats-Msg-Id
- * and the reference hash of its PDU (the room's version); anything else is
- * refused (logged, acked, not stored).
+ * stream: a member's MAC (feed/fleet_mac.h: whoever can publish on the
+ * subject without the fleet key gets nothing stored), the feed JSON parses,
+ * its event_id is the message's Nats-Msg-Id and the reference hash of its
+ * PDU (the room's version); anything else is refused (logged, acked, not
+ * stored).
  * The apply runs on the drain's loop: a fetch waits at most FETCH_WAIT_MS,
  * an idle consumer is polled every IDLE_MS. */
 #include <stdio.h>
@@ -37,6 +39,10 @@ static int st_apply(void *arg, MDB_txn *t, const struct feed_item *it, char *err
 {
 	struct feedpump *fp = arg;
 	struct store *st = fp->d->st;
+	if (it->mac < 0) {
+		snprintf(err, errlen, "no valid fleet MAC (%s): not published by a member of this fleet", FLEET_MAC_HEADER);
+		return FEED_APPLY_REFUSED;
+	}
 	int rc = store_event_exists(t, st, it->event_id);
 	if (rc == 1) return FEED_APPLY_PRESENT;
 	struct json_doc *d = &fp->apply_doc;
@@ -138,6 +144,7 @@ void fp_apply_init(struct feedpump *fp, const char *node_id)
 {
 	const struct config *cfg = &fp->d->cfg;
 	feed_opts_fleet(&fp->apply_opts, cfg, node_id);
+	fp->apply_opts.mac_key = &fp->fleet_key;   /* loaded by main: every message must carry it */
 	snprintf(fp->apply_consumer, sizeof fp->apply_consumer, "fleet:%s", cfg_str(cfg, "fleet", "name"));
 	fp->default_rv = (int)cfg_int(cfg, "node", "room_version");
 	fp->apply.tg = (struct feed_apply_target){

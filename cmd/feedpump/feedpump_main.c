@@ -92,6 +92,12 @@ static int fp_init(struct daemon *d)
 		}
 		if (store_node_id(d->st, node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 		feed_opts_fleet(&fp->opts, cfg, node_id);
+		char kerr[512];
+		if (fleet_key_load(&fp->fleet_key, cfg, kerr, sizeof kerr) < 0) {
+			log_err("fleet: %s", kerr);
+			return EXIT_CONFIG;
+		}
+		fp->opts.mac_key = &fp->fleet_key;
 		if (!opt_sink) snprintf(fp->sink_name, sizeof fp->sink_name, "nats");
 		log_info("fleet %s: publishing to stream %s (subject %s, %d replica(s)) on %s", name,
 		         fp->opts.nats_stream, fp->opts.nats_subject, fp->opts.nats_replicas, fp->opts.nats_url);

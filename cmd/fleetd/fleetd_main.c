@@ -11,8 +11,11 @@
  *                    (released), renewed every ttl/3 with kvStore_Update on
  *                    our revision; a failed CAS means it is not ours.
  * KV bucket <name>_peers (no TTL, History 5, replicas):
- *   cursor.<peer>    decimal: the holder's committed cursor for the peer
- *   ident.<peer>     "<node_id> <server_name>": the pinned identity
+ *   cursor.<peer>    decimal: the holder's committed cursor for the peer,
+ *                    sealed with the fleet MAC ("<value> mac:<MAC>",
+ *                    feed/fleet_mac.h; a value without it is ignored, so
+ *                    no one outside the fleet can move a cursor)
+ *   ident.<peer>     "<node_id> <server_name>": the pinned identity (sealed)
  *
  * Expiry: the bucket's TTL (the stream's MaxAge), not a timestamp in the
  * value. With JetStream 2.9 (no per-message TTL) MaxAge is what the server
@@ -52,6 +55,7 @@
 #include "store/fedstate.h"
 #include "store/fleet.h"
 #include "feed/fleet_nats.h"
+#include "feed/fleet_mac.h"
 
 struct fpeer {
 	char      name[64];
@@ -66,6 +70,7 @@ struct fpeer {
 };
 
 struct fleetd {
+	struct fleet_key key;       /* MACs on cursor.* and ident.* (feed/fleet_mac.h) */
 	struct daemon     *d;
 	struct fleet_nats  n;
 	kvStore           *kv, *kvp;
@@ -76,7 +81,7 @@ struct fleetd {
 	size_t             npeers;
 	int                members;
 	uint64_t *c_takes, *c_renewals, *c_losses, *c_releases, *c_cas_lost, *c_nats_errors,
-	         *c_cursor_puts, *c_copied;
+	         *c_cursor_puts, *c_copied, *c_kv_refused;
 	int64_t  *g_held, *g_members, *g_peers;
 };
 
@@ -138,12 +143,19 @@ static int write_row(struct fleetd *f, MDB_txn *t, void *arg)
 		kvEntry *e = NULL;
 		snprintf(key, sizeof key, "cursor.%s", peer);
 		if (kvStore_Get(&e, f->kvp, key) == NATS_OK) {
-			char *end;
+			char *end, cv[32];
 			const char *v = kvEntry_ValueString(e);
-			unsigned long long kc = v ? strtoull(v, &end, 10) : 0;
-			if (!v || end == v || *end) {
-				log_warnx("peer %s: the fleet's %s is not a number; ignored", peer, key);
-				kc = 0;
+			unsigned long long kc = 0;
+			if (fleet_kv_open(&f->key, key, v, cv, sizeof cv) < 0) {
+				log_warnx("peer %s: the fleet's %s carries no valid fleet MAC (not written by a member); "
+				          "ignored: resuming from our own cursor", peer, key);
+				(*f->c_kv_refused)++;
+			} else {
+				kc = strtoull(cv, &end, 10);
+				if (end == cv || *end) {
+					log_warnx("peer %s: the fleet's %s is not a number; ignored", peer, key);
+					kc = 0;
+				}
 			}
 			uint64_t mine = fstate_cursor(t, st, peer);
 			if (kc > mine) {
@@ -160,8 +172,18 @@ static int write_row(struct fleetd *f, MDB_txn *t, void *arg)
 		e = NULL;
 		snprintf(key, sizeof key, "ident.%s", peer);
 		if (kvStore_Get(&e, f->kvp, key) == NATS_OK) {
-			const char *v = kvEntry_ValueString(e);
-			const char *sp = v ? strchr(v, ' ') : NULL;
+			char iv[320];
+			const char *v = NULL;
+			if (fleet_kv_open(&f->key, key, kvEntry_ValueString(e), iv, sizeof iv) == 0) v = iv;
+			else {
+				log_warnx("peer %s: the fleet's %s carries no valid fleet MAC (not written by a member); ignored",
+				          peer, key);
+				(*f->c_kv_refused)++;
+				kvEntry_Destroy(e);
+				e = NULL;
+				goto ident_done;
+			}
+			const char *sp = strchr(v, ' ');
 			char pin[64];
 			if (sp && sp > v && (size_t)(sp - v) < 40 && sp[1]
 			    && fstate_get(t, st, peer, "node_id", pin, sizeof pin) < 0) {
@@ -178,6 +200,7 @@ static int write_row(struct fleetd *f, MDB_txn *t, void *arg)
 			if (v) snprintf(a->p->kv_ident, sizeof a->p->kv_ident, "%s", v);
 			kvEntry_Destroy(e);
 		}
+	ident_done:;
 	}
 	return fleet_lease_put(t, st, peer, a->until, f->member);
 }
@@ -310,15 +333,19 @@ static void publish(struct fleetd *f)
 		char key[96], v[32];
 		if (c > p->kv_cursor) {
 			snprintf(key, sizeof key, "cursor.%s", p->name);
+			char sealed[128];
 			snprintf(v, sizeof v, "%llu", (unsigned long long)c);
-			if (kvStore_PutString(NULL, f->kvp, key, v) == NATS_OK) {
+			fleet_kv_seal(&f->key, key, v, sealed, sizeof sealed);
+			if (kvStore_PutString(NULL, f->kvp, key, sealed) == NATS_OK) {
 				p->kv_cursor = c;
 				(*f->c_cursor_puts)++;
 			} else (*f->c_nats_errors)++;
 		}
 		if (*ident && strcmp(ident, p->kv_ident)) {
 			snprintf(key, sizeof key, "ident.%s", p->name);
-			if (kvStore_PutString(NULL, f->kvp, key, ident) == NATS_OK)
+			char sealed[400];
+			fleet_kv_seal(&f->key, key, ident, sealed, sizeof sealed);
+			if (kvStore_PutString(NULL, f->kvp, key, sealed) == NATS_OK)
 				snprintf(p->kv_ident, sizeof p->kv_ident, "%s", ident);
 			else (*f->c_nats_errors)++;
 		}
@@ -358,7 +385,7 @@ static int fl_init(struct daemon *d)
 #define C(v, n) f->v = daemon_counter(d, n)
 	C(c_takes, "lease_takes"); C(c_renewals, "lease_renewals"); C(c_losses, "lease_losses");
 	C(c_releases, "lease_releases"); C(c_cas_lost, "cas_lost"); C(c_nats_errors, "nats_errors");
-	C(c_cursor_puts, "cursor_puts"); C(c_copied, "state_copied");
+	C(c_cursor_puts, "cursor_puts"); C(c_copied, "state_copied"); C(c_kv_refused, "kv_refused");
 #undef C
 	if (d->stdio) {
 		log_err("fleetd takes no frames: --stdio is not supported (it talks to NATS and LMDB only)");
@@ -394,7 +421,13 @@ static int fl_init(struct daemon *d)
 	}
 	*f->g_peers = (int64_t)f->npeers;
 	char err[512], bucket[256];
-	if (fleet_nats_connect(&f->n, url, "fedpipe-fleetd", f->wait_ms, err, sizeof err)) {
+	if (fleet_key_load(&f->key, cfg, err, sizeof err) < 0) {
+		log_err("fleet: %s", err);
+		return EXIT_CONFIG;
+	}
+	struct nats_sec sec;
+	nats_sec_from_config(&sec, cfg, "fleet");
+	if (fleet_nats_connect(&f->n, url, &sec, "fedpipe-fleetd", f->wait_ms, err, sizeof err)) {
 		log_err("%s", err);
 		return EXIT_TEMP;
 	}

@@ -91,7 +91,7 @@ enum {
 	F_SYNC_PEER_PHASE, F_SYNC_LAG_EVENTS, F_SYNC_LAG_SECONDS, F_SYNC_FLEET_NOT_HOLDER,
 	/* fleetd */
 	F_FLEET_HELD, F_FLEET_MEMBERS, F_FLEET_PEERS, F_FLEET_TAKES, F_FLEET_RENEWALS, F_FLEET_LOSSES,
-	F_FLEET_RELEASES, F_FLEET_CAS_LOST, F_FLEET_NATS_ERRORS, F_FLEET_CURSOR_PUTS, F_FLEET_COPIED,
+	F_FLEET_RELEASES, F_FLEET_CAS_LOST, F_FLEET_NATS_ERRORS, F_FLEET_CURSOR_PUTS, F_FLEET_COPIED, F_FLEET_KV_REFUSED,
 	/* served */
 	F_HTTP_REQUESTS, F_HTTP_ERRORS, F_HTTP_UNAUTHORIZED, F_HTTP_UNAUTH_EARLY, F_RECOVER_PDUS, F_HTTP_PROXIED, F_EVENT_LOOKUPS,
 	F_RECOVER, F_LONGPOLLS, F_EVENTS_SERVED, F_CONN_REFUSED, F_ACCEPT_ERRORS, F_HTTP_TIMEOUTS,
@@ -208,6 +208,7 @@ static const struct family fam[F__COUNT] = {
 	FAM(F_FLEET_NATS_ERRORS, "fedpipe_fleet_nats_errors_total", MT_COUNTER, "NATS requests that failed."),
 	FAM(F_FLEET_CURSOR_PUTS, "fedpipe_fleet_cursor_puts_total", MT_COUNTER, "Peer cursors written to the fleet's KV."),
 	FAM(F_FLEET_COPIED, "fedpipe_fleet_state_copied_total", MT_COUNTER, "Fleet cursors copied into this node's store on taking a lease."),
+	FAM(F_FLEET_KV_REFUSED, "fedpipe_fleet_kv_refused_total", MT_COUNTER, "Fleet KV values (cursors, identities) ignored for want of a valid fleet MAC."),
 	FAM(F_SYNC_PEER_EVENTS, "fedpipe_sync_events_pulled_total", MT_COUNTER, "Events pulled per peer."),
 	FAM(F_SYNC_PEER_FAILS, "fedpipe_sync_peer_consecutive_failures", MT_GAUGE, "A peer's failures in a row (0: healthy)."),
 	FAM(F_SYNC_PEER_PHASE, "fedpipe_sync_peer_phase", MT_GAUGE, "A peer's phase (1 on the phase label's value)."),
@@ -354,6 +355,7 @@ static const struct mapping map[] = {
 	{ "fleetd", MK_C, "nats_errors", F_FLEET_NATS_ERRORS, NULL, NULL },
 	{ "fleetd", MK_C, "cursor_puts", F_FLEET_CURSOR_PUTS, NULL, NULL },
 	{ "fleetd", MK_C, "state_copied", F_FLEET_COPIED, NULL, NULL },
+	{ "fleetd", MK_C, "kv_refused", F_FLEET_KV_REFUSED, NULL, NULL },
 	{ "syncd", MK_G, "lag_events.", F_SYNC_LAG_EVENTS, NULL, "peer" },
 	{ "syncd", MK_G, "lag_s.", F_SYNC_LAG_SECONDS, NULL, "peer" },
 	{ "syncd", MK_X, "peers", -1, NULL, NULL },   /* expanded by sample_peers */

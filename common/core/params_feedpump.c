@@ -16,5 +16,11 @@ const struct param params_feedpump[] = {
 	P_DUR("feed", "nats_timeout", "5s", "10ms", "10m", "NATS connect/publish-ack timeout"),
 	P_DUR("feed", "nats_dup_window", "10m", "1s", "3650d", "JetStream duplicate window for Nats-Msg-Id (stream creation)"),
 	P_DUR("feed", "nats_ack_wait", "30s", "1s", "24h", "consumer ack wait before redelivery"),
+	P_STR("feed", "nats_user", "", "NATS user name (with nats_password_file; empty: no user/password)"),
+	P_PATH("feed", "nats_password_file", "", "file whose first line is the NATS password (refused if others can read it)"),
+	P_PATH("feed", "nats_ca_file", "", "PEM CA the NATS servers' certificates must lead to: turns TLS on"),
+	P_STR("feed", "nats_tls_name", "", "name every NATS server's certificate must carry (empty: the first URL's host)"),
+	P_PATH("feed", "nats_cert_file", "", "PEM client certificate for NATS mutual TLS (with nats_key_file and nats_ca_file)"),
+	P_PATH("feed", "nats_key_file", "", "PEM private key of nats_cert_file"),
 	P_END
 };

@@ -23,6 +23,7 @@ void feed_opts_fleet(struct feed_opts *o, const struct config *cfg, const char *
 	snprintf(o->subject_buf, sizeof o->subject_buf, "%s.events", name);
 	o->nats_subject = o->subject_buf;
 	o->nats_replicas = (int)cfg_int(cfg, "fleet", "replicas");
+	nats_sec_from_config(&o->nats_sec, cfg, "fleet");
 	snprintf(o->durable_buf, sizeof o->durable_buf, "%s-apply-%s", name,
 	         feed_fleet_member(cfg, node_id ? node_id : "node"));
 	o->nats_durable = o->durable_buf;

@@ -13,20 +13,9 @@ int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHa
 		return -1;
 	}
 	long long to = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
-	/* a comma-separated list (a cluster): every server is a seed */
-	char urls[2048];
-	const char *srv[16];
-	int nsrv = 0;
-	snprintf(urls, sizeof urls, "%s", o->nats_url);
-	for (char *save = NULL, *u = strtok_r(urls, ", ", &save); u && nsrv < 16; u = strtok_r(NULL, ", ", &save))
-		srv[nsrv++] = u;
-	if ((st = natsOptions_Create(&n->opts)) != NATS_OK
-	    || (st = nsrv > 1 ? natsOptions_SetServers(n->opts, srv, nsrv) : natsOptions_SetURL(n->opts, o->nats_url)) != NATS_OK
-	    || (st = natsOptions_SetTimeout(n->opts, to)) != NATS_OK
-	    || (st = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK
-	    || (st = natsOptions_SetReconnectWait(n->opts, 250)) != NATS_OK
-	    || (st = natsOptions_SetName(n->opts, "fedpipe-feed")) != NATS_OK) {
-		snprintf(err, errlen, "nats: options: %s", natsStatus_GetText(st));
+	char why[400];
+	if (nats_opts_new(&n->opts, o->nats_url, "fedpipe-feed", to, &o->nats_sec, why, sizeof why) < 0) {
+		snprintf(err, errlen, "nats: %s", why);
 		goto fail;
 	}
 	if ((st = natsConnection_Connect(&n->nc, n->opts)) != NATS_OK) {

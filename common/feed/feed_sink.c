@@ -104,6 +104,7 @@ void feed_opts_from_config(struct feed_opts *o, const struct config *cfg)
 	o->nats_timeout_ms = cfg_ms(cfg, "feed", "nats_timeout");
 	o->nats_dup_window_ms = cfg_ms(cfg, "feed", "nats_dup_window");
 	o->nats_ack_wait_ms = cfg_ms(cfg, "feed", "nats_ack_wait");
+	nats_sec_from_config(&o->nats_sec, cfg, "feed");
 	o->fd = 1;
 }
 

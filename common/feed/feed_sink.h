@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "core/config.h"
+#include "feed/nats_opts.h"
+
+struct fleet_key;
 
 enum feed_rc {
 	FEED_OK = 0,
@@ -35,6 +38,10 @@ struct feed_opts {
 	long long   nats_dup_window_ms;
 	long long   nats_ack_wait_ms;
 	int         nats_replicas;  /* stream replicas at creation (0 or 1: one) */
+	struct nats_sec nats_sec;   /* credentials and TLS ([feed] or [fleet] nats_*) */
+	/* The fleet feed: the sink adds header FLEET_MAC_HEADER = fleet_mac of
+	 * (Nats-Msg-Id, body) under this key (feed/fleet_mac.h); NULL: none. */
+	const struct fleet_key *mac_key;
 	int         fd;             /* stdout sink: output fd (default 1) */
 	/* storage for names made up rather than read (feed_opts_fleet) */
 	char        subject_buf[256], durable_buf[256];

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include "feed/feed_nats.h"
+#include "feed/fleet_mac.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -26,6 +27,7 @@ struct nats_sink {
 	pthread_cond_t  cv;
 	struct span spans[MAX_SPANS]; size_t nspans;
 	unsigned long long dups;
+	const struct fleet_key *mac_key;
 };
 
 static void mark(struct span *sp, struct feed_event *e)
@@ -76,6 +78,7 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	snprintf(s->subject, sizeof s->subject, "%s", o->nats_subject);
 	snprintf(s->stream, sizeof s->stream, "%s", o->nats_stream);
 	s->timeout_ms = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
+	s->mac_key = o->mac_key;
 	if (feed_nats_connect(&s->n, o, on_ack, s, err, errlen) < 0) {
 		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv);
 		free(s);
@@ -129,6 +132,11 @@ static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 		natsMsg *m = NULL;
 		natsStatus st = natsMsg_Create(&m, s->subject, NULL, body.data, (int)body.len);
 		if (st == NATS_OK) st = natsMsgHeader_Set(m, "Nats-Msg-Id", e->event_id);
+		if (st == NATS_OK && s->mac_key) {   /* the fleet feed: members prove it is theirs */
+			char mac[FLEET_MAC_LEN + 1];
+			fleet_mac(s->mac_key, "feed", e->event_id, body.data, body.len, mac);
+			st = natsMsgHeader_Set(m, FLEET_MAC_HEADER, mac);
+		}
 		if (st == NATS_OK) {
 			jsPubOptions po;
 			jsPubOptions_Init(&po);

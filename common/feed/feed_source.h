@@ -18,6 +18,8 @@ struct feed_item {
 	char     event_id[256];
 	char    *json;        /* the feed's JSON line (no newline), control_version set */
 	size_t   json_len;
+	int      mac;         /* the fleet feed (opts mac_key set): 1 a member's valid MAC, -1 none or
+	                       * a wrong one; 0 not checked */
 };
 
 struct feed_source;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include "feed/feed_nats.h"
 #include "feed/feed_source.h"
+#include "feed/fleet_mac.h"
 #include "core/buf.h"
 #include "core/xalloc.h"
 
@@ -24,6 +25,7 @@ struct nats_src {
 	const struct feed_opts *o;
 	char durable_name[128];
 	long long ack_wait_ms;
+	const struct fleet_key *mac_key;   /* the fleet feed: check each message's MAC */
 };
 
 static int natssrc_open(struct feed_source *s, const char *arg, const struct feed_opts *o,
@@ -39,6 +41,7 @@ static int natssrc_open(struct feed_source *s, const char *arg, const struct fee
 		snprintf(ns->durable_name, sizeof ns->durable_name, "%s", o->nats_durable);
 	}
 	ns->ack_wait_ms = o->nats_ack_wait_ms > 0 ? o->nats_ack_wait_ms : 30000;
+	ns->mac_key = o->mac_key;
 	if (feed_nats_connect(&ns->n, &oo, NULL, NULL, err, errlen) < 0) { free(ns); return -1; }
 	s->priv = ns;
 	return 0;
@@ -107,6 +110,12 @@ static int natssrc_poll(struct feed_source *s, uint64_t since, size_t max, long 
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 		const char *data = natsMsg_GetData(m);
 		int dl = natsMsg_GetDataLength(m);
+		if (ns->mac_key) {           /* the fleet feed: a member's MAC over what it published */
+			const char *mac = NULL;
+			natsMsgHeader_Get(m, FLEET_MAC_HEADER, &mac);
+			it[got].mac = fleet_mac_ok(ns->mac_key, "feed", id ? id : "", data, (size_t)(dl > 0 ? dl : 0), mac)
+			              ? 1 : -1;
+		}
 		struct buf b;
 		buf_init(&b);
 		static const char pfx[] = "{\"control_version\":0,";

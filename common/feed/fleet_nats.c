@@ -3,8 +3,8 @@
 #include <string.h>
 #include "feed/fleet_nats.h"
 
-int fleet_nats_connect(struct fleet_nats *n, const char *url, const char *client_name,
-                       long long wait_ms, char *err, size_t errlen)
+int fleet_nats_connect(struct fleet_nats *n, const char *url, const struct nats_sec *sec,
+                       const char *client_name, long long wait_ms, char *err, size_t errlen)
 {
 	natsStatus st;
 	memset(n, 0, sizeof *n);
@@ -12,20 +12,11 @@ int fleet_nats_connect(struct fleet_nats *n, const char *url, const char *client
 		snprintf(err, errlen, "fleet: no NATS server URL ([fleet] nats_url)");
 		return -1;
 	}
-	/* Every server of the cluster, so a reconnect can go to any of them. */
-	char list[1024], *sv[16], *save = NULL;
-	int ns = 0;
-	snprintf(list, sizeof list, "%s", url);
-	for (char *tok = strtok_r(list, ", ", &save); tok && ns < 16; tok = strtok_r(NULL, ", ", &save))
-		sv[ns++] = tok;
-	if ((st = natsOptions_Create(&n->opts)) != NATS_OK
-	    || (st = natsOptions_SetServers(n->opts, (const char **)sv, ns)) != NATS_OK
-	    || (st = natsOptions_SetTimeout(n->opts, wait_ms)) != NATS_OK
-	    || (st = natsOptions_SetMaxReconnect(n->opts, -1)) != NATS_OK
-	    || (st = natsOptions_SetReconnectWait(n->opts, 250)) != NATS_OK
-	    || (st = natsOptions_SetName(n->opts, client_name)) != NATS_OK) {
-		snprintf(err, errlen, "fleet: NATS options (%s): %s", url, natsStatus_GetText(st));
-		goto fail;
+	if (nats_opts_new(&n->opts, url, client_name, wait_ms, sec, err, errlen) < 0) {
+		char why[400];
+		snprintf(why, sizeof why, "%s", err);
+		snprintf(err, errlen, "fleet: %s", why);
+		return -1;
 	}
 	if ((st = natsConnection_Connect(&n->nc, n->opts)) != NATS_OK) {
 		snprintf(err, errlen, "fleet: cannot connect to %s: %s", url, natsStatus_GetText(st));

@@ -97,15 +97,20 @@ check_eq "c's feedpump published nothing" 0 "$(fedctl -c "$C" stats feedpump | s
 GOOD=$(sed -n 6p "$T_TMP/ev1.jsonl")
 FAKE1='$forgedforgedforgedforgedforgedforgedforged1'
 FAKE2='$forgedforgedforgedforgedforgedforgedforged2'
-python3 - "$NATS_PORT_1" "$FAKE1" "$FAKE2" "$GOOD" <<'PY'
-import json, socket, sys
-port, f1, f2, good = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+# They carry the fleet's MAC (as a member with a bug would send them; the
+# MAC itself is fleet_trust's subject), so the checks behind it are reached.
+KF=$(python3 tests/tools/fleet_forge.py key "$T_TMP/a/signing.key")
+python3 - "$NATS_PORT_1" "$FAKE1" "$FAKE2" "$GOOD" "$KF" <<'PY'
+import base64, hashlib, json, socket, sys
+port, f1, f2, good, kf = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], bytes.fromhex(sys.argv[5])
 pdu = json.loads(good)
 pdu["content"]["body"] = "forged"
 def msg(mid, body_id):
     body = json.dumps({"control_version": 0, "event_id": body_id, "pdu": pdu,
                        "room_id": pdu["room_id"], "stream_pos": 1}, separators=(",", ":")).encode()
-    hdr = ("NATS/1.0\r\nNats-Msg-Id: %s\r\n\r\n" % mid).encode()
+    mac = base64.b64encode(hashlib.blake2b(b"feed\0" + mid.encode() + b"\0" + body, key=kf,
+                                           digest_size=32).digest()).decode().rstrip("=")
+    hdr = ("NATS/1.0\r\nNats-Msg-Id: %s\r\nFedpipe-Fleet-Mac: %s\r\n\r\n" % (mid, mac)).encode()
     return b"HPUB fpfleet.events %d %d\r\n" % (len(hdr), len(hdr) + len(body)) + hdr + body + b"\r\n"
 s = socket.create_connection(("127.0.0.1", port))
 s.recv(4096)

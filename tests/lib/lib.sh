@@ -38,6 +38,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# jq 1.6 exits 0 for `jq -e FILTER` on empty input, so a check piping a
+# command that printed nothing (it failed, it is not there) would pass. In
+# tests, `jq -e FILTER` reading standard input fails on empty input.
+jq() {
+	if [ "${1:-}" = -e ] && [ $# -eq 2 ]; then
+		_jq_in=$(cat)
+		[ -n "$_jq_in" ] || return 1
+		printf '%s\n' "$_jq_in" | command jq "$@"
+	else command jq "$@"; fi
+}
 # wait_for "shell condition" [tenths of a second, default 100]: bounded poll.
 wait_for() {
 	_n=${2:-100}
