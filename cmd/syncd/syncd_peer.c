@@ -141,6 +141,7 @@ static void not_publishing(struct peer *p, const char *how)
 	char d[32];
 	(*sy->c_peer_forbidden)++;
 	p->wait_ms = sy->backoff_max;          /* at once: asking sooner cannot help */
+	p->failures = 0;                       /* it answered: earlier failures are over */
 	if (strcmp(p->last_kind, NOT_PUBLISHING)) {
 		char msg[512];
 		snprintf(msg, sizeof msg, "the peer does not publish (%s)", how);
