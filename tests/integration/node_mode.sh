@@ -100,6 +100,7 @@ check_eq "A's syncd stats: mode publish" publish "$(fedctl -c "$A" --json stats 
 check_eq "A's syncd: no pull" 0 "$(stat "$A" syncd pulls)"
 check_eq "A's syncd: no request through the proxy (peer b configured)" "" "$(grep ' a b ' "$LOG")"
 check "A's syncd logged why" grep -q "mode = publish: pulling from no peer" "$T_TMP/a/syncd.log"
+check_eq "fedctl peers on A: b paused (by the node's mode)" paused "$(peer "$A" b health)"
 check_eq "A stored nothing from anyone" "$N" "$(stored "$A")"
 
 # fedctl status shows the mode (text and --json).
@@ -155,6 +156,8 @@ check "B's requests to C: at least backoff_max apart from the first refusal on" 
 
 # C to sync: config and SIGHUP to served and syncd; B pulls it.
 sed -i 's/^mode = subscribe$/mode = sync/' "$C"
+check "fedctl status before the SIGHUP: the stages still run subscribe" sh -c \
+	"fedctl -c '$C' status | grep -q '^mode: the configuration says sync, but syncd runs mode subscribe, served runs mode subscribe'"
 kill -HUP "$PID_c_served" "$PID_c_syncd"
 check "C's identity says sync" wait_for "[ \"\$(curl -s $UC/_fed/v1/identity | jq -r .mode)\" = sync ]" 100
 check_eq "C serves its stream again" 200 "$(code "$UC/_fed/v1/events?since=0")"
