@@ -168,7 +168,10 @@ check_eq "  ... the resumption logged once" 1 "$(grep -c 'peer c: publishes agai
 check_eq "  ... and the refusal still once" 1 "$(grep -c 'peer c .*does not publish' "$T_TMP/b/syncd.log")"
 
 # C back to subscribe while B long-polls it: the parked request gets 403.
-check "B long-polls C" wait_for "[ \"\$(fedctl -c $C --json stats served | jq .served.gauges.longpoll_waiters)\" -ge 1 ]" 600
+# (A long-poll parked just now: 25 s left, so still parked at the SIGHUP.)
+lp=$(stat "$C" served longpolls)
+check "B long-polls C" wait_for "[ \"\$(stat $C served longpolls)\" -gt $lp ] && \
+	[ \"\$(fedctl -c $C --json stats served | jq .served.gauges.longpoll_waiters)\" -ge 1 ]" 600
 sed -i 's/^mode = sync$/mode = subscribe/' "$C"
 kill -HUP "$PID_c_served" "$PID_c_syncd"
 check "the parked long-poll was answered 403" wait_for "grep -q ' b c 403 /_fed/v1/events' $LOG" 300
