@@ -235,11 +235,34 @@ static long long table_entries(struct store *s, int db)
 	return n;
 }
 
+/* The "mode" member of a stage's stats frame (syncd, served: the [node]
+ * mode in force) into out; 0 if it has none. */
+static int stats_mode(const char *payload, size_t len, char *out, size_t cap)
+{
+	struct json_doc d = {0};
+	int r = 0;
+	if (json_parse(&d, payload, len, 16) == 0 && d.tok[0].type == JSON_OBJECT) {
+		int m = json_obj_get(&d, 0, "mode");
+		r = m >= 0 && json_str_copy(&d, m, out, cap) > 0;
+	}
+	json_doc_free(&d);
+	return r;
+}
+
 static int cmd_status(struct fedctl *fc, int argc, char **argv)
 {
 	int down = 0;
-	if (fc->json) printf("{\"stages\":[");
-	else printf("%-11s %-5s %-8s %-10s %-6s %s\n", "STAGE", "STATE", "PID", "UPTIME", "QUEUE", "COUNTERS (non-zero)");
+	/* The [node] mode: as configured, and as the running stages have it
+	 * (a stage not yet sent SIGHUP after an edit runs the old one). */
+	const char *mode = cfg_str(&fc->cfg, "node", "mode");
+	char stale[512] = "";
+	size_t sl = 0;
+	if (fc->json) {
+		printf("{\"mode\":\"%s\",\"stages\":[", mode);   /* one of the enum's words */
+	} else {
+		printf("mode: %s\n", mode);
+		printf("%-11s %-5s %-8s %-10s %-6s %s\n", "STAGE", "STATE", "PID", "UPTIME", "QUEUE", "COUNTERS (non-zero)");
+	}
 	for (size_t i = 0; i < STAGE_COUNT; i++) {
 		const struct stage *sg = stage_in_flow(i);
 		struct frame f;
@@ -252,6 +275,11 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 			if (fc->json) printf("%s{\"stage\":\"%s\",\"up\":false}", i ? "," : "", sg->name);
 			else printf("%-11s %-5s\n", sg->name, "down");
 			continue;
+		}
+		char run[16];
+		if (stats_mode(f.payload, f.len, run, sizeof run) && strcmp(run, mode) && sl < sizeof stale) {
+			int w = snprintf(stale + sl, sizeof stale - sl, "%s%s runs mode %s", sl ? ", " : "", sg->name, run);
+			if (w > 0) sl += (size_t)w;
 		}
 		if (fc->json) {
 			printf("%s{\"stage\":\"%s\",\"up\":true,\"stats\":%s}", i ? "," : "", sg->name, f.payload);
@@ -306,6 +334,8 @@ static int cmd_status(struct fedctl *fc, int argc, char **argv)
 	if (fc->json) printf("},\"store_full\":%s}\n", full ? "true" : "false");
 	else {
 		printf("\n");
+		if (stale[0])
+			printf("mode: the configuration says %s, but %s (send SIGHUP to apply)\n", mode, stale);
 		if (full)
 			printf("store full: the LMDB map is at its ceiling ([node] map_size_max); writers wait "
 			       "and retry (%s)\n", info);

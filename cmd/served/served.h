@@ -27,8 +27,16 @@ struct waiter;                 /* a parked long-poll request */
 struct recover_job { char event_id[SERVED_ID_MAX]; long long queued_ms; uint64_t req_id;
                      long long sent_ms; char client[48]; };
 
+/* [node] mode: sync (pull and serve), publish (serve only; served as in
+ * sync), subscribe (pull only: the stream and the Matrix event reads are
+ * refused 403 M_FORBIDDEN "this node does not publish", no cache-warm
+ * recovery). */
+enum node_mode { NODE_SYNC, NODE_PUBLISH, NODE_SUBSCRIBE };
+extern const char *const node_mode_names[];
+
 struct served {
 	struct daemon     *d;
+	enum node_mode     mode;
 	struct evhttp     *http;
 	struct signing_key key;
 	struct old_key *old_keys;            /* <signing_key>.old: published as old_verify_keys */
@@ -60,7 +68,7 @@ struct served {
 	         *c_event_misses, *c_rec_queued, *c_rec_dropped, *c_rec_dedup_local,
 	         *c_rec_dedup_claim, *c_rec_claim_errors, *c_rec_sent, *c_rec_ok,
 	         *c_rec_failed, *c_rec_pdus, *c_rec_expired, *c_longpolls, *c_events_served,
-	         *c_rec_refused_id, *c_rec_client_capped, *c_claims_swept;
+	         *c_rec_refused_id, *c_rec_client_capped, *c_claims_swept, *c_mode_forbidden;
 	int64_t  *g_waiters, *g_rq, *g_inflight;
 	/* connection gate (served_conn.c) */
 	int                max_conns, max_conns_ip;
@@ -86,6 +94,9 @@ void served_error(struct served *s, struct evhttp_request *req, int code, const 
  * something with a NUL. */
 int  served_segment(const char *seg, size_t n, char *out, size_t cap);
 const char *served_query(struct evhttp_request *req, struct evkeyvalq *q, const char *key);
+/* 403 M_FORBIDDEN "this node does not publish" (mode = subscribe; counted,
+ * logged at most once a minute). */
+void served_not_publishing(struct served *s, struct evhttp_request *req);
 /* Whether the request carries the node's bearer key (or none is required). */
 int  served_auth_ok(struct served *s, struct evhttp_request *req);
 
@@ -130,6 +141,8 @@ void fed_identity(struct served *s, struct evhttp_request *req);
 void fed_events(struct served *s, struct evhttp_request *req);
 void fed_node_clock(struct served *s, MDB_txn *t, struct vclock *vc);
 void fed_init(struct served *s);
+/* The mode became subscribe: parked long-polls are answered 403. */
+void fed_mode_subscribe(struct served *s);
 size_t fed_waiter_size(void);
 void fed_fini(struct served *s);
 

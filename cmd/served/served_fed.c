@@ -1,5 +1,7 @@
-/* served_fed.c: fedpipe's own sync endpoints: /_fed/v1/identity and
- * /_fed/v1/events with long-poll. Long-poll waiters are woken by a cheap
+/* served_fed.c: fedpipe's own sync endpoints: /_fed/v1/identity (with the
+ * node's [node] mode, in every mode) and /_fed/v1/events with long-poll
+ * (refused in subscribe mode by served_dispatch; parked long-polls are
+ * answered 403 when a reload makes the node subscribe). Long-poll waiters are woken by a cheap
  * poll of the stream head (one read txn + MDB_LAST, about a microsecond)
  * every longpoll_tick while anyone waits: purgatoryd is the only writer of
  * the stream and it announces commits to feedpump only, so polling LMDB
@@ -52,6 +54,7 @@ void fed_identity(struct served *s, struct evhttp_request *req)
 	json_put_string(&b, s->node_id, strlen(s->node_id));
 	buf_printf(&b, ",\"schema_version\":%d,\"server_name\":", STORE_SCHEMA_VERSION);
 	json_put_string(&b, s->server_name, strlen(s->server_name));
+	buf_printf(&b, ",\"mode\":\"%s\"", node_mode_names[s->mode]);
 	buf_adds(&b, ",\"vclock\":");
 	vclock_to_json(vc, &b);
 	buf_adds(&b, ",\"verify_keys\":{");
@@ -185,6 +188,18 @@ bad:
 }
 
 size_t fed_waiter_size(void) { return sizeof(struct waiter); }
+
+void fed_mode_subscribe(struct served *s)
+{
+	int n = s->nwaiters;
+	while (s->nwaiters) {
+		struct waiter w = s->waiters[0];
+		waiter_remove(s, 0);
+		served_not_publishing(s, w.req);
+	}
+	if (s->poll_ev) event_del(s->poll_ev);
+	if (n) log_info("mode subscribe: %d parked long-poll(s) answered 403", n);
+}
 
 void fed_init(struct served *s)
 {

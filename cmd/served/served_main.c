@@ -23,6 +23,8 @@
 
 static struct served served;
 
+const char *const node_mode_names[] = { "sync", "publish", "subscribe" };
+
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -127,6 +129,38 @@ static void deny_bearer(struct served *s, struct evhttp_request *req)
 	served_error(s, req, 401, "M_UNAUTHORIZED", "missing or wrong bearer key");
 }
 
+void served_not_publishing(struct served *s, struct evhttp_request *req)
+{
+	/* Peers retry (backing off): one log line a minute at most. */
+	static long long last;
+	static uint64_t held;
+	(*s->c_mode_forbidden)++;
+	if (last && mono_ms() - last < 60000) held++;
+	else {
+		const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+		const char *path = u ? evhttp_uri_get_path(u) : "?";
+		log_info("403 for %s %s from %s: [node] mode = subscribe, this node does not publish "
+		         "(%llu more since the last report)", method_name(evhttp_request_get_command(req)),
+		         path, served_client(req), (unsigned long long)held);
+		last = mono_ms();
+		held = 0;
+	}
+	served_error(s, req, 403, "M_FORBIDDEN", "this node does not publish");
+}
+
+/* The Matrix federation reads that hand out events or state (GET
+ * /_matrix/federation/v1/<name>/..., POST get_missing_events): refused in
+ * subscribe mode, "state" included though served does not implement it
+ * (a subscribe node answers 403 for every event read, not 404 for some). */
+static int event_read(const char *seg, size_t n)
+{
+	static const char *const names[] = { "event", "event_auth", "state", "state_ids",
+	                                      "get_missing_events", "backfill" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (n == strlen(names[i]) && !memcmp(seg, names[i], n)) return 1;
+	return 0;
+}
+
 static const char fed_prefix[] = "/_matrix/federation/";
 
 /* Paths anyone may ask without any authorization. */
@@ -227,6 +261,7 @@ void served_dispatch(struct served *s, struct evhttp_request *req)
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		fed_identity(s, req);
 	} else if (!strcmp(path, "/_fed/v1/events")) {
+		if (s->mode == NODE_SUBSCRIBE) { served_not_publishing(s, req); return; }
 		if (m != EVHTTP_REQ_GET) goto bad_method;
 		fed_events(s, req);
 	} else if (!strcmp(path, "/_matrix/key/v2/server")) {
@@ -243,6 +278,7 @@ void served_dispatch(struct served *s, struct evhttp_request *req)
 	} else if (!strncmp(path, fed, sizeof fed - 1)) {
 		int n = sp_split(path + sizeof fed - 1, seg, sl, 6);
 		if (n < 2) goto not_found;
+		if (s->mode == NODE_SUBSCRIBE && event_read(seg[0], sl[0])) { served_not_publishing(s, req); return; }
 #define IS(i, w) (sl[i] == strlen(w) && !memcmp(seg[i], w, sl[i]))
 		int want_post = IS(0, "get_missing_events");
 		if (want_post ? m != EVHTTP_REQ_POST : m != EVHTTP_REQ_GET) goto bad_method;
@@ -286,6 +322,15 @@ static void http_apply(struct served *s)
 static void served_apply(struct served *s)
 {
 	struct config *cfg = &s->d->cfg;
+	const char *mode = cfg_str(cfg, "node", "mode");
+	enum node_mode was = s->mode;
+	s->mode = !strcmp(mode, "publish") ? NODE_PUBLISH : !strcmp(mode, "subscribe") ? NODE_SUBSCRIBE : NODE_SYNC;
+	if (s->http && was != s->mode) {
+		log_notice("reload: [node] mode %s -> %s%s", node_mode_names[was], node_mode_names[s->mode],
+		           s->mode == NODE_SUBSCRIBE ? ": the stream and the event reads answer 403, no recovery"
+		           : was == NODE_SUBSCRIBE ? ": serving the stream and the event reads again" : "");
+		if (s->mode == NODE_SUBSCRIBE) fed_mode_subscribe(s);
+	}
 	const char *sk = cfg_str(cfg, "node", "shared_key");
 	s->auth = *sk != 0;
 	if (s->auth)
@@ -361,9 +406,9 @@ static void served_on_reload(struct daemon *d, const struct config *old)
 	served_apply(s);
 	recover_apply(s);
 	if (s->http) { http_apply(s); gate_apply(s); tls_reload(s); }
-	log_info("configuration reloaded: events_limit %d, max_connections %d (per address %d), "
-	         "upstreams %s, matrix_auth %s", s->events_limit, s->max_conns, s->max_conns_ip,
-	         cfg_str(&d->cfg, "served", "upstreams"), s->matrix_auth ? "xmatrix" : "open");
+	log_info("configuration reloaded: mode %s, events_limit %d, max_connections %d (per address %d), "
+	         "upstreams %s, matrix_auth %s", node_mode_names[s->mode], s->events_limit, s->max_conns,
+	         s->max_conns_ip, cfg_str(&d->cfg, "served", "upstreams"), s->matrix_auth ? "xmatrix" : "open");
 }
 
 static int served_init(struct daemon *d)
@@ -397,7 +442,7 @@ static int served_init(struct daemon *d)
 	C(c_accept_errors, "accept_errors"); C(c_header_timeouts, "header_timeouts");
 	C(c_body_timeouts, "body_timeouts"); C(c_early_refused, "unauthorized_before_body");
 	C(c_rec_refused_id, "recover_refused_id"); C(c_rec_client_capped, "recover_client_capped");
-	C(c_claims_swept, "claims_swept");
+	C(c_claims_swept, "claims_swept"); C(c_mode_forbidden, "mode_forbidden");
 #undef C
 	s->g_conns = daemon_gauge(d, "http_connections");
 	s->g_waiters = daemon_gauge(d, "longpoll_waiters");
@@ -427,9 +472,12 @@ static int served_init(struct daemon *d)
 	fed_init(s);
 	recover_init(s);
 	xauth_init(s);
-	log_info("serving %s%s as %s (node %s)%s; /_matrix/federation/* %s", s->ssl_ctx ? "https://" : "http://",
-	         listen, s->server_name, s->node_id, s->auth ? ", bearer key required" : "",
+	log_info("serving %s%s as %s (node %s, mode %s)%s; /_matrix/federation/* %s", s->ssl_ctx ? "https://" : "http://",
+	         listen, s->server_name, s->node_id, node_mode_names[s->mode], s->auth ? ", bearer key required" : "",
 	         s->matrix_auth ? "needs X-Matrix" : "open (matrix_auth = open)");
+	if (s->mode == NODE_SUBSCRIBE)
+		log_notice("[node] mode = subscribe: /_fed/v1/events and the Matrix event reads answer 403 "
+		           "(this node does not publish); no cache-warm recovery");
 	return 0;
 }
 
@@ -466,8 +514,16 @@ static void served_fini(struct daemon *d)
 	s->old_keys = NULL;
 }
 
+/* The stats frame's own member: the mode in force (fedctl status). */
+static void served_stats(struct daemon *d, struct buf *b)
+{
+	struct served *s = d->priv;
+	if (s) buf_printf(b, ",\"mode\":\"%s\"", node_mode_names[s->mode]);
+}
+
 static const struct daemon_ops ops = {
 	.name = "served",
+	.stats = served_stats,
 	.summary = "the node's federation HTTP endpoint (Matrix reads, /_fed/v1 sync, metrics)",
 	.store = &store_for_daemon,
 	.init = served_init,

@@ -16,7 +16,9 @@
  * recover_per_client jobs queued or in flight; expired claims are swept a
  * bounded batch per timer turn; every write txn is aborted on any error and
  * reported to store_write_failed; with the store full, claims fail open and
- * reads go on. */
+ * reads go on. [node] mode = subscribe: no recovery (a miss is not even
+ * reached: the event reads answer 403); a reload into it drops the queued
+ * jobs (counted as dropped), before any claim is taken. */
 #include "served.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -198,7 +200,7 @@ static void timer_cb(struct daemon *d, void *arg)
 
 void recover_miss(struct served *s, const char *event_id, const char *client)
 {
-	if (!s->upstreams) return;
+	if (!s->upstreams || s->mode == NODE_SUBSCRIBE) return;
 	if (!sp_recover_id_ok(event_id, upstream, nupstream)) { (*s->c_rec_refused_id)++; return; }
 	if (queued_or_inflight(s, event_id)) { (*s->c_rec_dedup_local)++; return; }
 	if (s->rq_len == s->rq_cap) {
@@ -336,6 +338,12 @@ void recover_apply(struct served *s)
 	}
 	buf_addc(&upstream_json, ']');
 	s->upstreams = nupstream > 0;
+	if (s->mode == NODE_SUBSCRIBE && s->rq_len) {
+		log_info("mode subscribe: %d queued recovery job(s) dropped", s->rq_len);
+		*s->c_rec_dropped += (uint64_t)s->rq_len;
+		s->rq_head = s->rq_len = 0;
+		*s->g_rq = 0;
+	}
 }
 
 void recover_init(struct served *s)

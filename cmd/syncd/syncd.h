@@ -3,7 +3,7 @@
  * events, long-polling when caught up) into the inbox and hands them on to
  * validated. Files: syncd_main.c (ops, options, HTTP requests through
  * core/curlev), syncd_peer.c (one state machine per peer: identity, keys,
- * pulls, backoff), store/fedstate.c (federation_state records shared
+ * pulls, backoff; a peer in subscribe mode), store/fedstate.c (federation_state records shared
  * with fedctl peers). */
 #ifndef SYNCD_H
 #define SYNCD_H
@@ -60,6 +60,9 @@ struct syncd {
 	uint64_t *c_pulls, *c_events, *c_skipped, *c_failures, *c_longpolls, *c_resent, *c_bytes;
 	uint64_t *c_key_conflicts, *c_identity_refused, *c_store_full, *c_store_full_waits;
 	int       fleet;                     /* [fleet] nats_url set: pull only leased peers */
+	char      mode[16];                  /* [node] mode: sync | publish | subscribe */
+	int       publish;                   /* mode = publish: no peer is pulled */
+	uint64_t *c_peer_forbidden;          /* a peer said it does not publish (subscribe mode) */
 	uint64_t *c_fleet_not_holder;
 	int       full;                      /* the store was full: pulls stop until a write succeeds */
 	/* (server, key ID) conflicts already logged: each is logged once. */

@@ -80,6 +80,10 @@ static void peer_sign(struct peer *p, const char *url)
 int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_ms)
 {
 	struct syncd *sy = p->sy;
+	if (sy->publish) {            /* peer_start holds every peer: never reached */
+		log_warnx("peer %s: no request in [node] mode = publish", p->cfg.name);
+		return -1;
+	}
 	if (!p->easy && !(p->easy = curl_easy_init())) return -1;
 	CURL *e = p->easy;
 	curl_easy_reset(e);
@@ -145,10 +149,33 @@ static int syncd_option(struct daemon *d, int opt, const char *arg)
 	}
 }
 
+/* [node] mode = publish: every configured peer is left alone, its health
+ * record saying why (fedctl peers). */
+static void publish_hold(struct syncd *sy)
+{
+	for (size_t i = 0; i < sy->npeers; i++)
+		fstate_health(sy->d->st, sy->peers[i]->cfg.name, "paused",
+		              "this node's [node] mode = publish: no peer is pulled", 0);
+}
+
 static void start_peers(evutil_socket_t fd, short what, void *arg)
 {
 	struct syncd *sy = arg;
+	if (sy->publish) {
+		log_notice("[node] mode = publish: pulling from no peer (%zu configured); "
+		           "mode = sync or subscribe and SIGHUP to pull", sy->npeers);
+		publish_hold(sy);
+		return;
+	}
 	for (size_t i = 0; i < sy->npeers; i++) peer_start(sy->peers[i]);
+}
+
+/* [node] mode: sync | publish | subscribe (the table allows nothing else).
+ * syncd pulls in sync and subscribe alike; publish pulls from no peer. */
+static void read_mode(struct syncd *sy, const struct config *c)
+{
+	snprintf(sy->mode, sizeof sy->mode, "%s", cfg_str(c, "node", "mode"));
+	sy->publish = !strcmp(sy->mode, "publish");
 }
 
 static void read_limits(struct syncd *sy, const struct config *c)
@@ -204,6 +231,12 @@ static int syncd_init(struct daemon *d)
 		return EXIT_CONFIG;
 	}
 	if (sy->once && !sy->once_peer) { log_err("--once needs --peer NAME"); return EXIT_CONFIG; }
+	read_mode(sy, c);
+	if (sy->once && sy->publish) {
+		log_err("[node] mode = publish in %s: this node pulls from no peer, so --once is refused "
+		        "(exit %d); pull with mode = sync or subscribe", c->path, EXIT_CONFIG);
+		return EXIT_CONFIG;
+	}
 	if (store_node_id(d->st, sy->node_id)) { log_err("cannot read or make the node ID"); return EXIT_TEMP; }
 	if (!(sy->curl = curlev_new(d->base, http_done, sy))) return EXIT_TEMP;   /* logged */
 	for (size_t i = 0; i < c->npeers; i++) {
@@ -222,7 +255,7 @@ static int syncd_init(struct daemon *d)
 	C(c_failures, "failures"); C(c_longpolls, "longpolls"); C(c_resent, "inbox_resent");
 	C(c_bytes, "bytes_pulled"); C(c_key_conflicts, "key_conflicts"); C(c_identity_refused, "identity_refused");
 	C(c_store_full, "store_full"); C(c_store_full_waits, "store_full_waits");
-	C(c_fleet_not_holder, "fleet_not_holder");
+	C(c_fleet_not_holder, "fleet_not_holder"); C(c_peer_forbidden, "peer_forbidden");
 #undef C
 	sy->fleet = cfg_str(c, "fleet", "nats_url")[0] != 0;
 	sy->g_active = daemon_gauge(d, "peers_syncing");
@@ -232,7 +265,7 @@ static int syncd_init(struct daemon *d)
 		log_err("cannot schedule the peers' start");
 		return EXIT_TEMP;
 	}
-	log_info("syncd: %zu peer(s)%s", sy->npeers, sy->once ? " (once)" : "");
+	log_info("syncd: %zu peer(s)%s, mode %s", sy->npeers, sy->once ? " (once)" : "", sy->mode);
 	return 0;
 }
 
@@ -260,6 +293,7 @@ static void syncd_stats(struct daemon *d, struct buf *b)
 {
 	struct syncd *sy = d->priv;
 	if (!sy) return;
+	buf_printf(b, ",\"mode\":\"%s\"", sy->mode);
 	buf_adds(b, ",\"peers\":{");
 	for (size_t i = 0; i < sy->npeers; i++) {
 		struct peer *p = sy->peers[i];
@@ -297,6 +331,28 @@ static void syncd_reload(struct daemon *d, const struct config *old)
 	reload_signing_key(sy);
 	read_limits(sy, &d->cfg);
 	if (sy->once) return;
+	/* [node] mode first, on the peers as they are: leaving publish starts
+	 * them, entering it stops them; the peer table's changes below then
+	 * start nothing while in publish (peer_start holds). */
+	char was[sizeof sy->mode];
+	int was_publish = sy->publish;
+	snprintf(was, sizeof was, "%s", sy->mode);
+	read_mode(sy, &d->cfg);
+	if (strcmp(was, sy->mode)) {
+		log_notice("reload: [node] mode %s -> %s%s", was, sy->mode,
+		           sy->publish ? ": pulling from no peer" : was_publish ? ": peers started" : "");
+		if (sy->publish) {
+			for (size_t i = 0; i < sy->npeers; i++) peer_stop(sy->peers[i]);
+		} else if (was_publish) {
+			for (size_t i = 0; i < sy->npeers; i++) {
+				struct peer *p = sy->peers[i];
+				p->failures = 0;
+				p->last_kind[0] = 0;
+				p->wait_ms = sy->interval;
+				if (cfg_peer(&d->cfg, p->cfg.name)) peer_start(p);   /* a removed one is freed below */
+			}
+		}
+	}
 	size_t kept = 0, removed = 0, added = 0;
 	for (size_t i = 0; i < sy->npeers; i++) {
 		struct peer *p = sy->peers[i];
@@ -322,7 +378,8 @@ static void syncd_reload(struct daemon *d, const struct config *old)
 		added++;
 	}
 	for (size_t i = 0; i < sy->npeers; i++) peer_reschedule(sy->peers[i]);
-	log_info("reload: %zu peer(s) (%zu added, %zu removed)", sy->npeers, added, removed);
+	if (sy->publish && (strcmp(was, sy->mode) || added)) publish_hold(sy);
+	log_info("reload: %zu peer(s) (%zu added, %zu removed), mode %s", sy->npeers, added, removed, sy->mode);
 }
 
 static const struct option longopts[] = {
@@ -334,7 +391,8 @@ static const struct option longopts[] = {
 static const struct daemon_ops ops = {
 	.name = "syncd",
 	.summary = "pull events from peers into the inbox and on to validated",
-	.usage = "      --once          pull once from --peer NAME and exit (0 ok, 1 failed)\n"
+	.usage = "      --once          pull once from --peer NAME and exit (0 ok, 1 failed;\n"
+	         "                      100 refused: [node] mode = publish)\n"
 	         "      --peer NAME     only this peer\n",
 	.longopts = longopts,
 	.option = syncd_option,

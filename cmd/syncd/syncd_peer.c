@@ -12,7 +12,14 @@
  * grouped by kind: the first of a kind logs in full, repeats one line.
  * Health reason codes (fixed): ok, paused, refused, timeout, dns, tls,
  * unauthorized, http_status, bad_body, too_large, schema_unsupported,
- * identity_changed, name_mismatch, bad_key_doc, key_conflict, internal.
+ * identity_changed, name_mismatch, bad_key_doc, key_conflict, internal,
+ * not_publishing.
+ * A peer in [node] mode = subscribe serves nothing of its stream (its
+ * identity says so; its events answer 403 M_FORBIDDEN "this node does not
+ * publish"): not a failure; logged once per transition, counted
+ * (peer_forbidden), asked again only every backoff_max, and its identity
+ * saying another mode (or an events answer) resumes it, logged once.
+ * In this node's own mode = publish no peer is started (peer_start).
  * Trust: the peer is the server [peer] server_name names, or
  * (unset) the one it said at first success, pinned with its node ID; a
  * later change of either stops it like a node ID change. Keys are taken
@@ -117,8 +124,52 @@ static void fail(struct peer *p, const char *kind, const char *fmt, ...)
 	schedule(p, p->wait_ms);
 }
 
+#define NOT_PUBLISHING "not_publishing"
+
+/* A duration for a log line: "3s", "1500ms". */
+static const char *dur(long long ms, char *out, size_t cap)
+{
+	if (ms % 1000) snprintf(out, cap, "%lldms", ms);
+	else snprintf(out, cap, "%llds", ms / 1000);
+	return out;
+}
+
+/* The peer is in subscribe mode (how: what said so). */
+static void not_publishing(struct peer *p, const char *how)
+{
+	struct syncd *sy = p->sy;
+	char d[32];
+	(*sy->c_peer_forbidden)++;
+	p->wait_ms = sy->backoff_max;          /* at once: asking sooner cannot help */
+	p->failures = 0;                       /* it answered: earlier failures are over */
+	if (strcmp(p->last_kind, NOT_PUBLISHING)) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "the peer does not publish (%s)", how);
+		log_err("peer %s (%s): does not publish (%s): not pulling from it; retrying every %s "
+		        "([syncd] backoff_max) until it does", p->cfg.name, p->cfg.endpoint, how,
+		        dur(sy->backoff_max, d, sizeof d));
+		snprintf(p->last_kind, sizeof p->last_kind, "%s", NOT_PUBLISHING);
+		fstate_health(sy->d->st, p->cfg.name, NOT_PUBLISHING, msg, 0);
+	} else {
+		log_debug("peer %s: still not publishing; next try in %s", p->cfg.name, dur(p->wait_ms, d, sizeof d));
+	}
+	p->phase = PH_IDLE;
+	if (sy->once) { once_done(p, 1); return; }
+	schedule(p, p->wait_ms);
+}
+
+/* The peer said it publishes (again): logged once, back to the interval. */
+static void publishing_again(struct peer *p, const char *how)
+{
+	if (strcmp(p->last_kind, NOT_PUBLISHING)) return;
+	log_notice("peer %s: publishes again (%s): resuming pulls", p->cfg.name, how);
+	p->last_kind[0] = 0;                   /* the next success records ok */
+	p->wait_ms = p->sy->interval;
+}
+
 static void succeeded(struct peer *p)
 {
+	publishing_again(p, "its events answer");
 	if (p->failures || !p->last_kind[0]) {
 		if (p->failures) log_notice("peer %s: recovered after %d failure(s)", p->cfg.name, p->failures);
 		fstate_health(p->sy->d->st, p->cfg.name, "ok", "", 0);
@@ -176,6 +227,7 @@ static void wrote_ok(struct peer *p)
 
 void peer_start(struct peer *p)
 {
+	if (p->sy->publish) { p->phase = PH_IDLE; return; }   /* [node] mode = publish: no peer pulled */
 	if (!strcmp(p->cfg.mode, "paused")) {
 		log_info("peer %s is paused: not contacted", p->cfg.name);
 		fstate_health(p->sy->d->st, p->cfg.name, "paused", "mode = paused", 0);
@@ -404,7 +456,8 @@ static void on_identity(struct peer *p)
 	int redo = 0;
 	if (parse_body(p, &d, "identity") < 0) goto out;
 	int sv = json_obj_get(&d, 0, "schema_version"), ni = json_obj_get(&d, 0, "node_id"),
-	    sn = json_obj_get(&d, 0, "server_name"), vc = json_obj_get(&d, 0, "vclock");
+	    sn = json_obj_get(&d, 0, "server_name"), vc = json_obj_get(&d, 0, "vclock"),
+	    md = json_obj_get(&d, 0, "mode");
 	if (sv < 0 || d.tok[sv].type != JSON_INT || d.tok[sv].ival != STORE_SCHEMA_VERSION) {
 		fail(p, "schema_unsupported", "peer schema_version %lld, this node supports %d",
 		     sv >= 0 && d.tok[sv].type == JSON_INT ? (long long)d.tok[sv].ival : -1LL, STORE_SCHEMA_VERSION);
@@ -463,6 +516,17 @@ static void on_identity(struct peer *p)
 	snprintf(p->server_name, sizeof p->server_name, "%s", name);
 	vclock_init(&p->remote);
 	if (vc >= 0) vclock_from_json(&p->remote, &d, vc);
+	/* Its [node] mode (absent: a node from before modes; its events
+	 * answer tells). subscribe: nothing to pull, and no events request. */
+	char mode[16] = "";
+	if (md >= 0 && d.tok[md].type == JSON_STRING) json_str_copy(&d, md, mode, sizeof mode);
+	if (!strcmp(mode, "subscribe")) {
+		not_publishing(p, "its identity says mode = subscribe");
+		goto out;
+	}
+	/* (Only a known value goes into the log: the text is the peer's.) */
+	if (!strcmp(mode, "sync")) publishing_again(p, "its identity says mode = sync");
+	else if (!strcmp(mode, "publish")) publishing_again(p, "its identity says mode = publish");
 	if (!p->keys_ok) {
 		p->phase = PH_KEYS;
 		if (syncd_http_start(p, "/_matrix/key/v2/server", 0) < 0) fail(p, "internal", "cannot start an HTTP request");
@@ -702,6 +766,22 @@ out:
 	json_doc_free(&d);
 }
 
+/* A 403 whose body is {"errcode":"M_FORBIDDEN","error":"this node does
+ * not publish"}: served's answer in subscribe mode (other 403s, such as an
+ * ACL refusal, stay failures). */
+static int forbidden_not_publishing(struct peer *p)
+{
+	struct json_doc d = {0};
+	char ec[32] = "", er[64] = "";
+	if (json_parse(&d, p->body.data, p->body.len, 4) == 0 && d.tok[0].type == JSON_OBJECT) {
+		int e = json_obj_get(&d, 0, "errcode"), m = json_obj_get(&d, 0, "error");
+		if (e >= 0 && d.tok[e].type == JSON_STRING) json_str_copy(&d, e, ec, sizeof ec);
+		if (m >= 0 && d.tok[m].type == JSON_STRING) json_str_copy(&d, m, er, sizeof er);
+	}
+	json_doc_free(&d);
+	return !strcmp(ec, "M_FORBIDDEN") && !strcmp(er, "this node does not publish");
+}
+
 void peer_http_done(struct peer *p, CURLcode rc)
 {
 	const char *what = p->phase == PH_IDENTITY ? "identity" : p->phase == PH_KEYS ? "key document" : "events";
@@ -712,6 +792,10 @@ void peer_http_done(struct peer *p, CURLcode rc)
 	}
 	long code = 0;
 	curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (code == 403 && (p->phase == PH_PULL || p->phase == PH_LONGPOLL) && forbidden_not_publishing(p)) {
+		not_publishing(p, "its events answer: 403 M_FORBIDDEN, this node does not publish");
+		return;
+	}
 	if (code != 200) {
 		char snip[160];
 		size_t n = p->body.len < sizeof snip - 1 ? p->body.len : sizeof snip - 1;

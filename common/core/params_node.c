@@ -14,6 +14,7 @@ const struct param params_node[] = {
 	P_PATH("node", "ca_file", "", "PEM CA bundle trusted in addition to the system's (/etc/ssl/certs) for every outgoing TLS connection (private federations, tests); empty: the system's only; fetchd: a SIGHUP with a changed value makes a new resolver; syncd reads it per request"),
 	P_STR("node", "resolver", "", "DNS server (HOST:PORT, IPv6 as [ADDR]:PORT) asked for server name resolution (SRV, A/AAAA; c-ares); empty: the system's (/etc/resolv.conf); fetchd: a SIGHUP with a changed value makes a new resolver"),
 	P_STR("node", "shared_key", "", "bearer key peers must present (empty: open)"),
+	P_ENUM("node", "mode", "sync", "sync|publish|subscribe", "federation-level mode: sync (pull from peers, serve to them) | publish (serve only: syncd pulls from no peer, --once refused) | subscribe (pull only: served answers /_fed/v1/events and the Matrix event reads 403 M_FORBIDDEN, no cache-warm recovery); applied at start and on SIGHUP (syncd, served)"),
 	P_ENUM("node", "room_version", "10", "10|11", "room version when a room's create event is unknown (10|11)"),
 	P_SIZE("node", "map_size", "8G", "32K", "64T", "LMDB map size (address space reserved)"),
 	P_SIZE("node", "map_size_max", "64G", "32K", "64T", "ceiling the LMDB map grows to (doubling) when it fills; at the ceiling writers degrade"),
