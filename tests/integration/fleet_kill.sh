@@ -1,26 +1,30 @@
 #!/bin/sh
 # fleet_kill.sh: issue 18's combined scenario as one test. A real
-# three-server NATS JetStream cluster (streams and buckets with 3 replicas),
-# three fedpipe nodes sharing one server name and signing key, each running
-# every stage as its own process (validated, purgatoryd, fetchd, feedpump
-# with the fleet feed and apply, served, fleetd, syncd), and six peers (real
-# served nodes whose rooms keep growing during the whole run: real signed
-# events from served_fill). Each node reaches each peer through its own port
-# of a logging proxy (tests/tools/fleet_proxy.py).
+# three-server NATS JetStream cluster (the fleet stream and buckets with 3
+# replicas), three fedpipe nodes sharing one server name and signing key,
+# each under the normal supervisor (scripts/fedsup: validated, purgatoryd,
+# fetchd, feedpump with the fleet feed and apply, served, fleetd, syncd), and
+# six peers: real served nodes whose rooms keep growing during the whole run
+# (real signed events from served_fill). Each node reaches each peer through
+# its own port of a logging proxy (tests/tools/fleet_proxy.py).
 #   - settled: every peer has a holder, shares balance (6 peers / 3 = 2),
 #     each peer is pulled by exactly one node, its holder;
-#   - kill -9 a whole node (every stage process) right after it pulled new
-#     events: its peers are pulled again by the others (bounded wait; the
-#     measured takeover times are printed);
+#   - kill -9 a whole node (fedsup, its supervisors and every stage) while
+#     it is behind: its validated stopped (SIGSTOP) while it pulls a burst
+#     of its peers' events, so they are still in its inbox when it dies. Its
+#     peers are pulled again by the others (bounded wait; the measured
+#     takeover times are printed), and they must pull what the dead node
+#     never got onto the fleet feed;
 #   - kill -9 the NATS server leading the fleet stream mid-run, bring it
 #     back: the feed keeps growing meanwhile;
-#   - at the end (writers stopped, everything caught up): the fleet stream
-#     holds each event of every peer exactly once (the stream's count = the
-#     distinct Nats-Msg-Id = the set of every event the peers offered), and
-#     every live node serves every event (/event/{id}, and once in
-#     /_fed/v1/events);
+#   - at the end (writers stopped, every peer's fleet cursor at its head,
+#     every live outbox drained): the fleet stream holds each event of every
+#     peer exactly once (the stream's count = the distinct Nats-Msg-Id = the
+#     set of every event the peers offered, and each body's event_id is its
+#     Nats-Msg-Id), and every live node serves every event
+#     (/_matrix/federation/v1/event/{id}, and once in /_fed/v1/events);
 #   - over the whole run no two nodes' requests to one peer were ever in
-#     flight at the same moment.
+#     flight at the same moment (the proxy's request log).
 # The test's own self-check (it must be able to fail): FLEETKILL_BREAK=nats_url
 # leaves [fleet] nats_url out of node f3's config (f3 pulls every peer);
 # FLEETKILL_BREAK=apply turns [fleet] apply off on every node.
