@@ -41,8 +41,19 @@
  * time, so it has stopped before another node starts).
  *
  * Cursor hand-off: fleetd polls federation_state every tick and writes the
- * cursor and pins of the peers it holds to KV (syncd committed them, so it
- * is after the inbox transaction by construction); when it takes a lease
+ * cursor and pins of the peers it holds to KV, but a cursor only once what
+ * was pulled up to it is on the fleet feed: committed to the inbox is not
+ * enough, since a node killed then takes its undecided inbox, its held
+ * events and its unpublished outbox rows with it, and the next holder,
+ * resuming at that cursor, would never pull them again. Per peer: (1) a
+ * cursor c is noted with the inbox's last row (syncd commits both in one
+ * txn); (2) once no inbox row up to that one is left (purgatoryd decided
+ * each: stored, held or rejected) and nothing is held in purgatory, the
+ * stream's last position is noted; (3) once every outbox row up to that
+ * position is published, c goes to KV. A cursor in KV is thus never ahead
+ * of the fleet feed; the next holder re-pulls at most what was in flight
+ * (harmless: the store is idempotent, the stream dedupes by Nats-Msg-Id).
+ * When it takes a lease
  * it first copies the KV cursor (if ahead of ours) and identity (if we
  * have none) into LMDB, then writes the lease row, in one transaction. */
 #include <stdio.h>
@@ -54,6 +65,7 @@
 #include "store/store.h"
 #include "store/fedstate.h"
 #include "store/fleet.h"
+#include "store/outbox.h"
 #include "feed/fleet_nats.h"
 #include "feed/fleet_mac.h"
 
@@ -66,6 +78,8 @@ struct fpeer {
 	long long releasing;        /* mono ms the release began (row deleted); 0 none */
 	long long free_since;       /* mono ms we first saw it free; 0 not free */
 	uint64_t  kv_cursor;        /* what we last wrote to cursor.<name> */
+	int       safe_stage;       /* 0: none; 1: waiting for the inbox; 2: for the outbox */
+	uint64_t  safe_cursor, safe_inbox, safe_stream;   /* the cursor on its way to KV */
 	char      kv_ident[320];
 };
 
@@ -126,6 +140,7 @@ static void lost(struct fleetd *f, struct fpeer *p, const char *why)
 	p->held = 0;
 	p->releasing = 0;
 	p->rev = 0;
+	p->safe_stage = 0;
 }
 
 struct take_arg { struct fpeer *p; long long until; int copy; };
@@ -219,6 +234,7 @@ static void got(struct fleetd *f, struct fpeer *p, uint64_t rev, long long t0, l
 		return;
 	}
 	if (fresh) {
+		p->safe_stage = 0;
 		(*f->c_takes)++;
 		log_notice("peer %s: lease taken (revision %llu)", p->name, (unsigned long long)rev);
 	} else (*f->c_renewals)++;
@@ -317,7 +333,64 @@ static void step(struct fleetd *f, struct fpeer *p, long long m)
 	}
 }
 
-/* The committed cursor and pins of the peers we hold, to KV. */
+/* The first (last = 0) or last u64 key of db; 0 if it is empty. */
+static uint64_t edge_key(MDB_txn *t, struct store *st, int db, int last)
+{
+	struct store_iter it;
+	uint64_t k = 0;
+	store_iter_open(&it, t, st, db, NULL, 0);
+	if (last) store_iter_reverse(&it);
+	if (store_iter_next(&it) == 1 && it.k.mv_size == 8) k = be64_get(it.k.mv_data);
+	store_iter_close(&it);
+	return k;
+}
+
+/* Every outbox row at or below pos published (or moved to feed_dead). */
+static int published_through(MDB_txn *t, struct store *st, uint64_t pos)
+{
+	unsigned char from[8];
+	struct store_iter it;
+	struct outbox_row r;
+	int ok = 1;
+	be64_put(from, outbox_cursor_get(t, st));
+	store_iter_open(&it, t, st, DB_OUTBOX, NULL, 0);
+	store_iter_from(&it, from, 8);
+	while (store_iter_next(&it) == 1) {
+		uint64_t at;
+		if (outbox_key_pos(&it.k, &at) || at > pos) break;
+		if (outbox_row_parse(it.v.mv_data, it.v.mv_size, &r) == 0 && !r.control_version) { ok = 0; break; }
+	}
+	if (it.rc) ok = 0;
+	store_iter_close(&it);
+	return ok;
+}
+
+/* The cursor of p that may go to KV now (0: none yet); see "Cursor hand-off". */
+static uint64_t safe_cursor(struct fleetd *f, struct fpeer *p, MDB_txn *t, uint64_t c)
+{
+	struct store *st = f->d->st;
+	if (!p->safe_stage && c > p->kv_cursor) {
+		p->safe_cursor = c;
+		p->safe_inbox = edge_key(t, st, DB_INBOX, 1);
+		p->safe_stage = 1;
+	}
+	if (p->safe_stage == 1) {
+		uint64_t first = edge_key(t, st, DB_INBOX, 0);
+		size_t held = 0;
+		if ((!first || first > p->safe_inbox) && !store_entries(t, st, DB_PURGATORY, &held) && !held) {
+			p->safe_stream = edge_key(t, st, DB_STREAM, 1);
+			p->safe_stage = 2;
+		}
+	}
+	if (p->safe_stage == 2 && published_through(t, st, p->safe_stream)) {
+		p->safe_stage = 0;
+		return p->safe_cursor;
+	}
+	return 0;
+}
+
+/* The pins, and the cursors whose events are on the fleet feed, of the
+ * peers we hold, to KV. */
 static void publish(struct fleetd *f)
 {
 	for (size_t i = 0; i < f->npeers; i++) {
@@ -325,7 +398,7 @@ static void publish(struct fleetd *f)
 		if (!p->held || p->releasing) continue;
 		char id[64], sn[256], ident[320] = "";
 		MDB_txn *t = store_begin(f->d->st, 1);
-		uint64_t c = fstate_cursor(t, f->d->st, p->name);
+		uint64_t c = safe_cursor(f, p, t, fstate_cursor(t, f->d->st, p->name));
 		if (fstate_get(t, f->d->st, p->name, "node_id", id, sizeof id) > 0
 		    && fstate_get(t, f->d->st, p->name, "server_name", sn, sizeof sn) > 0)
 			snprintf(ident, sizeof ident, "%s %s", id, sn);

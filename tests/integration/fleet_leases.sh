@@ -42,7 +42,7 @@ for p in $PEERS; do
 	served_fill -c "$C" -N 20 >/dev/null
 	node_start "$p" served
 done
-check "peers up" wait_for "for p in $PEERS; do eval \"http_up http://127.0.0.1:\\\$PORT_\$p/healthz\" || exit 1; done" 200
+check "peers up" wait_for "(for p in $PEERS; do eval \"http_up http://127.0.0.1:\\\$PORT_\$p/healthz\" || exit 1; done)" 200
 
 # The proxy: one port per (node, peer).
 MAP=""
@@ -80,7 +80,7 @@ $peers")
 	eval "CONF_$n=$C"
 done
 check "the nodes share one signing key" cmp -s "$T_TMP/f1/signing.key" "$T_TMP/f3/signing.key"
-for n in $NODES; do node_start "$n" validated purgatoryd; done
+for n in $NODES; do node_start "$n" validated purgatoryd feedpump; done
 # fleetd and syncd of the three nodes at once: they race for every lease.
 for n in $NODES; do node_start "$n" fleetd syncd; done
 fleet() { fedctl -c "$CONF_f2" fleet --json 2>/dev/null; }
@@ -118,7 +118,7 @@ check "fleetd's stats frame: leases_held, members" \
 VICTIM=$(fleet | jq -r '[.peers[] | select(.holder != "")] | group_by(.holder) | map(select(length > 0)) | .[0][0].holder')
 LOST=$(fleet | jq -r --arg v "$VICTIM" '.peers[] | select(.holder == $v) | .peer' | tr '\n' ' ')
 diag "killing node $VICTIM (holds: $LOST)"
-for s in validated purgatoryd fleetd syncd; do eval "kill -9 \$PID_${VICTIM}_$s"; done
+for s in validated purgatoryd feedpump fleetd syncd; do eval "kill -9 \$PID_${VICTIM}_$s"; done
 TK=$(date +%s%N)
 for p in $LOST; do
 	check "peer $p pulled by another node after $VICTIM died" \

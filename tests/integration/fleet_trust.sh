@@ -184,7 +184,7 @@ stop "$PID_a_fleetd"
 check "a's fleetd released the lease on stop" wait_for "fedctl -c '$A' --json fleet | jq -e '.peers[0].holder == \"\"'" 100
 printf 15 >"$T_TMP/planted"     # exactly what main's fleetd wrote
 check "outsider: cursor.p = 15 planted in the fleet's KV" $FORGE pub "$NP" '$KV.mfleet_peers.cursor.p' "" "$T_TMP/planted"
-node_start a fleetd validated purgatoryd syncd served
+node_start a fleetd validated purgatoryd syncd served feedpump
 check "the planted cursor is ignored, logged" wait_for "grep -q 'cursor.p carries no valid fleet MAC' '$T_TMP/a/fleetd.log'" 300
 PA=$(sed -n 's/^listen = 127.0.0.1://p' "$A")
 check "a stores all 21 of p's events (resumed from its own cursor, not 15)" wait_for "serves_all $PA '$T_TMP/pids'" 600
