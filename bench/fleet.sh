@@ -3,15 +3,17 @@
 # machine pulling the same FLEET_BENCH_PEERS (6) peers, in the same run.
 # NATS: a real three-server JetStream cluster (tests/tools/nats_cluster.sh),
 # stream and buckets with 3 replicas, as a fleet would run it; its CPU is
-# shown apart. Peers: fedpipe nodes (served only) serving /_fed/v1/events,
+# shown apart (FLEET_BENCH_NATS_SERVERS=1: one server, replicas 1, to see
+# what the replication costs). Peers: fedpipe nodes (served only) serving /_fed/v1/events,
 # each filled by served_fill with a chain of real signed events (E events in
-# all, FLEET_BENCH_EVENTS, default 6000; about 2 minutes in all). A fleet node is every stage:
-# validated purgatoryd fetchd feedpump served fleetd syncd, one server name
-# and signing key for the fleet, each node its own LMDB. fleetd starts first
-# and the leases settle (every peer held, none over its share); then the
-# other stages start (t0) and the nodes pull their peers through the whole
-# pipeline, feedpump publishes to the fleet stream (Nats-Msg-Id = event ID)
-# and applies the others' events into its own store.
+# all: FLEET_BENCH_EVENTS, default 6000, about 2 minutes for the three
+# fleets; FLEET_BENCH_PEERS, FLEET_BENCH_NODES="1 2 3"). A fleet node is
+# every stage: validated purgatoryd fetchd feedpump served fleetd syncd, one
+# server name and signing key for the fleet, each node its own LMDB. fleetd
+# starts first and the leases settle (every peer held, none over its share);
+# then the other stages start (t0) and the nodes pull their peers through
+# the whole pipeline, feedpump publishes to the fleet stream (Nats-Msg-Id =
+# event ID) and applies the others' events into its own store.
 #   feed ev/s     the stream's message count sampled every 0.2 s: messages
 #                 added from the first sample with any to the one with all E,
 #                 over that time (start-up left out: "1st msg" is t0 to then)
@@ -31,10 +33,11 @@
 E=${FLEET_BENCH_EVENTS:-6000}
 P=${FLEET_BENCH_PEERS:-6}
 SIZES=${FLEET_BENCH_NODES:-1 2 3}
+NS=${FLEET_BENCH_NATS_SERVERS:-3}
 LIMIT=${FLEET_BENCH_TIMEOUT:-600}   # tenths of a second per phase
 STAGES="validated purgatoryd fetchd feedpump served fleetd syncd"
 command -v nats-server >/dev/null || { echo "fleet: nats-server not installed; skipped"; exit 0; }
-nats_cluster_start 3 >/dev/null || { echo "fleet: the NATS cluster did not start"; exit 1; }
+nats_cluster_start "$NS" >/dev/null || { echo "fleet: the NATS cluster did not start"; exit 1; }
 HZ=$(getconf CLK_TCK)
 now() { date +%s.%N; }
 cpu_ticks() {   # cpu_ticks PID...: utime+stime summed (clock ticks)
@@ -95,7 +98,7 @@ nats_url = $NATS_URLS
 name = $fl
 member = $n
 lease_ttl = 3s
-replicas = 3
+replicas = $NS
 $peers")
 		sed -i "s/^server_name = .*/server_name = fleet.test:$FPORT/" "$C"
 		CONFS="$CONFS $C"
@@ -178,7 +181,7 @@ $peers")
 : >"$T_TMP/results"
 for k in $SIZES; do run "$k" || { cat "$T_TMP/results"; exit 1; }; done
 [ -n "${FLEET_BENCH_RAW:-}" ] && cat "$T_TMP/results"
-awk -v E="$E" -v P="$P" '
+awk -v E="$E" -v P="$P" -v NS="$NS" '
 	function kv(k,   i) { for (i = 1; i < NF; i++) if ($i == k) return $(i + 1); return "" }
 	function r(v, b) { return (b > 0 && v > 0) ? sprintf("%.2fx", v / b) : "-" }
 	/^node / { k = $2; hz = kv("hz"); u = kv("cpu_ticks") / hz * 1e6 / kv("events")
@@ -188,7 +191,7 @@ awk -v E="$E" -v P="$P" '
 	/^fleet / { k = $2; ks[++m] = k; rate[k] = (kv("tb") > kv("ta")) ? (kv("cb") - kv("ca")) / (kv("tb") - kv("ta")) : 0; first[k] = kv("ta") - kv("t0"); appl[k] = kv("t2") - kv("t0"); kv2[k] = kv("t2") - kv("ta")
 	            nats[k] = kv("nats_ticks"); msgs[k] = kv("msgs"); hold[k] = substr($0, index($0, "leases ") + 7) }
 	END {
-		printf "fleet of 1..3 nodes on this 2-core machine, %d events from %d peers, 3-server NATS JetStream cluster (replicas 3)\n", E, P
+		printf "fleet of 1..3 nodes on this 2-core machine, %d events from %d peers, %s (replicas %d)\n", E, P, NS > 1 ? NS "-server NATS JetStream cluster" : "one NATS JetStream server", NS
 		printf "(2 cores: the point is the cost per event and that nothing serializes, not the total)\n"
 		printf "%-5s %9s %6s %7s %11s %10s %11s %6s %11s %12s %6s %11s %6s\n", "nodes", "feed ev/s", "vs 1", "1st msg", "all-applied", "apply ev/s", "CPU us/ev", "vs 1", "max node", "fleet us/ev", "vs 1", "NATS us/ev", "vs 1"
 		for (i = 1; i <= m; i++) {

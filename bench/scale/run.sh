@@ -8,15 +8,22 @@
 # timed apart and not counted). served runs on the same store the whole time.
 # At each size:
 #   store ev/s   the store path's rate over the last 100,000 events written
+#   store us     the writer's CPU time (utime+stime) in the store path per
+#                event over the same events (a loaded machine distorts the
+#                rates more than this)
 #   lookups/s    served GET /_matrix/federation/v1/event/{id}, IDs drawn at
 #                random from the whole store (SCALE_SAMPLE of them), wrk
 #                -t2 -c32 for SCALE_SECONDS, writer idle meanwhile
+#   lookup us    served's CPU time per request answered, same run
 #   served RSS   VmRSS after the lookups (anon = its heap; the rest is
 #                LMDB's map, file pages shared with the page cache)
 #   writer RSS   the writing process's VmRSS at that size (same split)
 #   B/event      data.mdb size / events (every table the store path writes,
 #                outbox rows included: no feedpump runs)
-# Each "vs 10^5" column is the figure over the 10^5 row's, same run.
+#   sign us/ev   the generator's wall time per signed event: pure CPU work
+#                that does not grow with the store, so it shows how loaded
+#                the machine was during each step (other work shares it)
+# Each "vs" column is the figure over the 10^5 row's, same run.
 # The free disk is checked before each size; a size that would not fit is
 # skipped with a line saying so.
 ROOT=${FP_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -63,18 +70,28 @@ awk -v batch="${SCALE_BATCH:-500}" -v secs="${SCALE_SECONDS:-10}" '
 	function kv(k,   i) { for (i = 1; i < NF; i++) if ($i == k) return $(i + 1); return "" }
 	function vs(v, b) { return (b > 0) ? sprintf("%.2fx", v / b) : "-" }
 	function lg(n) { return sprintf("10^%d", int(log(n) / log(10) + 0.5)) }
-	/^at / { n = kv("at"); k[++m] = n; sr[n] = kv("last_rate"); wr[n] = kv("rss_kb") / 1024; wa[n] = kv("anon_kb") / 1024
-	         bpe[n] = kv("db_bytes") / n; gen[n] = kv("gen_s") }
-	/^lookup / { n = kv("lookup"); lr[n] = kv("rps"); bad[n] = kv("non2xx"); srs[n] = kv("served_rss_kb") / 1024; sa[n] = kv("anon_kb") / 1024 }
+	/^at / { n = kv("at"); k[++m] = n; sr[n] = kv("last_rate"); sc[n] = kv("last_cpu_us"); gu[n] = kv("gen_us")
+	         wr[n] = kv("rss_kb") / 1024; wa[n] = kv("anon_kb") / 1024; bpe[n] = kv("db_bytes") / n }
+	/^lookup / { n = kv("lookup"); lr[n] = kv("rps"); lc[n] = kv("cpu_us"); bad[n] = kv("non2xx")
+	             srs[n] = kv("served_rss_kb") / 1024; sa[n] = kv("anon_kb") / 1024 }
 	END {
-		printf "scale curve, one node: store path (purg_store_event, %d events/txn), served /event/{id} on random IDs (wrk -t2 -c32, %ss), RSS, disk\n", batch, secs
-		printf "%-6s %9s %6s %10s %6s %5s %17s %6s %17s %6s %8s %6s\n", "events", "store/s", "vs", "lookups/s", "vs", "non2xx", "served RSS MB(anon)", "vs", "writer RSS MB(anon)", "vs", "B/event", "vs"
 		b = k[1]
+		printf "scale curve, one node; every \"vs\" is over the %s row of this run\n", lg(b)
+		printf "store: purg_pdu_parse + purg_store_event + commit, %d events/txn, over the last 100,000 events before each size\n", batch
+		printf "lookups: served GET /_matrix/federation/v1/event/{id}, random IDs from the whole store, wrk -t2 -c32 %ss, writer idle\n", secs
+		printf "CPU columns: the process'"'"'s utime+stime per event / per request (less distorted by a loaded machine than the rates);\n"
+		printf "sign us/ev: the generator'"'"'s wall time per signed event, pure CPU: a yardstick of the machine'"'"'s load in that step\n"
+		printf "%-6s %9s %6s %9s %6s %10s %6s %9s %6s %6s %10s\n", "events", "store/s", "vs", "store us", "vs", "lookups/s", "vs", "lookup us", "vs", "non2xx", "sign us/ev"
 		for (i = 1; i <= m; i++) {
 			n = k[i]
-			printf "%-6s %9.0f %6s %10.0f %6s %5d %11.0f (%4.0f) %6s %11.0f (%4.0f) %6s %8.0f %6s\n", lg(n), sr[n], vs(sr[n], sr[b]), lr[n], vs(lr[n], lr[b]), bad[n], srs[n], sa[n], vs(srs[n], srs[b]), wr[n], wa[n], vs(wr[n], wr[b]), bpe[n], vs(bpe[n], bpe[b])
+			printf "%-6s %9.0f %6s %9.1f %6s %10.0f %6s %9.1f %6s %6d %10.1f\n", lg(n), sr[n], vs(sr[n], sr[b]), sc[n], vs(sc[n], sc[b]), lr[n], vs(lr[n], lr[b]), lc[n], vs(lc[n], lc[b]), bad[n], gu[n]
 		}
-		printf "(\"vs\" = over the %s row of this run; store/s over the last 100,000 events written before that size)\n", lg(b)
+		printf "RSS (MB; anon = heap, the rest LMDB map pages shared with the page cache) and disk (data.mdb size / events, outbox rows included)\n"
+		printf "%-6s %13s %7s %6s %13s %7s %6s %8s %6s\n", "events", "served RSS", "(anon)", "vs", "writer RSS", "(anon)", "vs", "B/event", "vs"
+		for (i = 1; i <= m; i++) {
+			n = k[i]
+			printf "%-6s %13.0f %7.1f %6s %13.0f %7.1f %6s %8.0f %6s\n", lg(n), srs[n], sa[n], vs(srs[n], srs[b]), wr[n], wa[n], vs(wr[n], wr[b]), bpe[n], vs(bpe[n], bpe[b])
+		}
 	}' "$T/lines"
 grep '^skip' "$T/lines" >/dev/null && grep '^skip' "$T/lines" | sed 's/^/bench-scale: /'
 exit 0
