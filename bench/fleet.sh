@@ -106,7 +106,7 @@ longpoll = 1s
 nats_url = $NATS_URLS
 name = $fl
 member = $n
-lease_ttl = 3s
+lease_ttl = 10s
 replicas = $NS
 $peers")
 		sed -i "s/^server_name = .*/server_name = fleet.test:$FPORT/" "$C"
@@ -159,7 +159,7 @@ $peers")
 	left=$((LIMIT * 5))
 	until all; do   # every 0.5 s (purgatory_tool check per node is not free)
 		left=$((left - 5))
-		[ $left -le 0 ] && { echo "fleet: $k nodes: not every node holds all $E events"; return 1; }
+		[ $left -le 0 ] && { echo "fleet: $k nodes: not every node holds all $E events:$(for c in $CONFS; do printf ' %s' "$(events_of "$c")"; done)"; return 1; }
 		sleep 0.5
 	done
 	t2=$(now)
