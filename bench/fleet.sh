@@ -13,7 +13,10 @@
 # starts first and the leases settle (every peer held, none over its share);
 # then the other stages start (t0) and the nodes pull their peers through
 # the whole pipeline, feedpump publishes to the fleet stream (Nats-Msg-Id =
-# event ID) and applies the others' events into its own store.
+# event ID) and applies the others' events into its own store. [feed]
+# nats_timeout = 20 s: on this loaded machine the 3-replica stream create
+# once took over the 5 s default and feedpump exited (fedsup would restart
+# it; no fedsup runs here, so a stage that exits fails the run, saying which).
 #   feed ev/s     the stream's message count sampled every 0.2 s: messages
 #                 added from the first sample with any to the one with all E,
 #                 over that time (start-up left out: "1st msg" is t0 to then)
@@ -34,7 +37,7 @@ E=${FLEET_BENCH_EVENTS:-6000}
 P=${FLEET_BENCH_PEERS:-6}
 SIZES=${FLEET_BENCH_NODES:-1 2 3}
 NS=${FLEET_BENCH_NATS_SERVERS:-3}
-LIMIT=${FLEET_BENCH_TIMEOUT:-600}   # tenths of a second per phase
+LIMIT=${FLEET_BENCH_TIMEOUT:-600}   # tenths of a second per phase (x5 for the pull and apply phases)
 STAGES="validated purgatoryd fetchd feedpump served fleetd syncd"
 command -v nats-server >/dev/null || { echo "fleet: nats-server not installed; skipped"; exit 0; }
 if [ "$NS" -gt 1 ]; then
@@ -99,7 +102,8 @@ endpoint = http://127.0.0.1:$(eval echo \$PORT_p$i)"
 		done
 		mkdir -p "$T_TMP/$n"
 		[ $j -gt 1 ] && cp "$T_TMP/${fl}n1/signing.key" "$T_TMP/$n/signing.key"
-		C=$(node_config "$n" "$(free_port)" "[syncd]
+		C=$(node_config "$n" "$(free_port)" "nats_timeout = 20s
+[syncd]
 interval = 200ms
 longpoll = 1s
 [fleet]
@@ -140,15 +144,29 @@ $peers")
 		done
 		j=$((j + 1))
 	done
+	# A stage that exits is not restarted here (no fedsup): say which, and stop.
+	dead() {
+		j=1
+		while [ $j -le "$k" ]; do
+			for s in $STAGES; do
+				eval "_p=\$PID_${fl}n${j}_$s"
+				kill -0 "$_p" 2>/dev/null && continue
+				echo "fleet: $k nodes: ${fl}n$j's $s exited: $(grep -v '^<[67]>' "$T_TMP/${fl}n$j/$s.log" | tail -1)"
+				return 0
+			done
+			j=$((j + 1))
+		done
+		return 1
+	}
+	end=$(($(date +%s) + LIMIT / 2))
 	# the stream's message count over time, every 0.2 s
 	: >"$T_TMP/samples.$k"
-	left=$((LIMIT * 5))
 	while :; do
 		c=$(stream_msgs $fl)
 		echo "$(now) ${c:-0}" >>"$T_TMP/samples.$k"
 		[ "${c:-0}" -ge $E ] && break
-		left=$((left - 2))
-		[ $left -le 0 ] && { echo "fleet: $k nodes: the stream did not reach $E ($c)"; return 1; }
+		dead && return 1
+		[ "$(date +%s)" -gt $end ] && { echo "fleet: $k nodes: the stream did not reach $E ($c)"; return 1; }
 		sleep 0.2
 	done
 	t1=$(now)
@@ -156,10 +174,9 @@ $peers")
 	set -- $(awk '$2 > 0 && !a { a = $1; c = $2 } END { print a, c, $1, $2 }' "$T_TMP/samples.$k")
 	ta=$1 ca=$2 tb=$3 cb=$4
 	all() { for c in $CONFS; do [ "$(events_of "$c")" -ge $E ] || return 1; done; }
-	left=$((LIMIT * 5))
 	until all; do   # every 0.5 s (purgatory_tool check per node is not free)
-		left=$((left - 5))
-		[ $left -le 0 ] && { echo "fleet: $k nodes: not every node holds all $E events:$(for c in $CONFS; do printf ' %s' "$(events_of "$c")"; done)"; return 1; }
+		dead && return 1
+		[ "$(date +%s)" -gt $end ] && { echo "fleet: $k nodes: not every node holds all $E events:$(for c in $CONFS; do printf ' %s' "$(events_of "$c")"; done)"; return 1; }
 		sleep 0.5
 	done
 	t2=$(now)
