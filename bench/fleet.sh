@@ -110,7 +110,7 @@ longpoll = 1s
 nats_url = $NATS_URLS
 name = $fl
 member = $n
-lease_ttl = 10s
+lease_ttl = 5s
 replicas = $NS
 $peers")
 		sed -i "s/^server_name = .*/server_name = fleet.test:$FPORT/" "$C"
@@ -131,7 +131,7 @@ $peers")
 		fedctl -c "$C1" fleet --json >"$T_TMP/fleet.$k.json" 2>/dev/null &&
 			jq -e "(.members | length) == $k and ([.peers[] | select(.holder != \"\")] | length) == $P and ([.peers[].holder] | group_by(.) | map(length) | max) <= $share" "$T_TMP/fleet.$k.json"
 	}
-	wait_for settled "$LIMIT" || { echo "fleet: $k nodes: the leases did not settle"; return 1; }
+	wait_for settled $((LIMIT * 2)) || { echo "fleet: $k nodes: the leases did not settle"; return 1; }
 	HOLD=$(jq -r '[.peers[].holder] | group_by(.) | map("\(.[0])=\(length)") | join(" ")' "$T_TMP/fleet.$k.json")
 	n0=$(nats_ticks)
 	t0=$(now)
