@@ -1,7 +1,8 @@
 #!/bin/sh
 # bench/scale/run.sh (`make bench-scale`, not part of `make bench`): the
 # scale curve of one node at 10^5, 10^6 and 10^7 stored events (SCALE_MAX
-# stops earlier). One store, filled in steps by build/bench/scale_fill: real
+# stops earlier; SCALE_SIZES="n1 n2 ..." other sizes, ascending). One store,
+# filled in steps by build/bench/scale_fill: real
 # signed PDUs (room version 10, ~SCALE_BODY-byte bodies, SCALE_ROOMS room
 # chains) written through purgatoryd's store path (purg_pdu_parse +
 # purg_store_event + commit, SCALE_BATCH events a transaction; signing is
@@ -57,7 +58,7 @@ until curl -s -o /dev/null -m 2 "http://127.0.0.1:$PORT/healthz"; do
 	sleep 0.1
 done
 AT=""
-for n in 100000 1000000 10000000; do [ "$n" -le "$MAX" ] && AT="${AT:+$AT,}$n"; done
+for n in ${SCALE_SIZES:-100000 1000000 10000000}; do [ "$n" -le "$MAX" ] && AT="${AT:+$AT,}$n"; done
 [ -n "$AT" ] || { echo "bench-scale: SCALE_MAX=$MAX is below 10^5; nothing to do"; exit 1; }
 echo "bench-scale: sizes $AT; store in $T ($(df -h "$T" | awk 'NR == 2 { print $4 }') free)"
 export SCALE_DIR="$T" SCALE_URL="http://127.0.0.1:$PORT" SCALE_SERVED_PID="$SPID"
@@ -69,7 +70,7 @@ grep -q '^at ' "$T/lines" || { echo "bench-scale: no size reached"; exit 1; }
 awk -v batch="${SCALE_BATCH:-500}" -v secs="${SCALE_SECONDS:-10}" '
 	function kv(k,   i) { for (i = 1; i < NF; i++) if ($i == k) return $(i + 1); return "" }
 	function vs(v, b) { return (b > 0) ? sprintf("%.2fx", v / b) : "-" }
-	function lg(n) { return sprintf("10^%d", int(log(n) / log(10) + 0.5)) }
+	function lg(n,   e, m) { e = int(log(n) / log(10) + 1e-9); m = n / (10 ^ e); return (m == 1) ? sprintf("10^%d", e) : sprintf("%gx10^%d", m, e) }
 	/^at / { n = kv("at"); k[++m] = n; sr[n] = kv("last_rate"); sc[n] = kv("last_cpu_us"); gu[n] = kv("gen_us")
 	         wr[n] = kv("rss_kb") / 1024; wa[n] = kv("anon_kb") / 1024; bpe[n] = kv("db_bytes") / n }
 	/^lookup / { n = kv("lookup"); lr[n] = kv("rps"); lc[n] = kv("cpu_us"); bad[n] = kv("non2xx")
