@@ -2,13 +2,14 @@
 # bench/scale/run.sh (`make bench-scale`, not part of `make bench`): the
 # scale curve of one node at 10^5, 10^6 and 10^7 stored events (SCALE_MAX
 # stops earlier; SCALE_SIZES="n1 n2 ..." other sizes, ascending). One store,
-# filled in steps by build/bench/scale_fill: real
-# signed PDUs (room version 10, ~SCALE_BODY-byte bodies, SCALE_ROOMS room
-# chains) written through purgatoryd's store path (purg_pdu_parse +
-# purg_store_event + commit, SCALE_BATCH events a transaction; signing is
-# timed apart and not counted). served runs on the same store the whole time.
+# filled in steps by build/bench/scale_fill: real signed PDUs (room version
+# 10, ~SCALE_BODY-byte bodies, SCALE_ROOMS room chains) written through
+# purgatoryd's store path (purg_pdu_parse + purg_store_event + commit,
+# SCALE_BATCH events a transaction; signing is timed apart and not counted).
+# served runs on the same store the whole time. 10^7 needs ~17 GB of disk
+# and, on a 2-core machine, about an hour (3x10^6 took 12 minutes).
 # At each size:
-#   store ev/s   the store path's rate over the last 100,000 events written
+#   store/s      the store path's rate over the last 100,000 events written
 #   store us     the writer's CPU time (utime+stime) in the store path per
 #                event over the same events (a loaded machine distorts the
 #                rates more than this)
