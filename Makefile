@@ -42,7 +42,7 @@ BENCH_BINS := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps test run bench asan fuzz fuzz-smoke soak install deb clean check-deps
+.PHONY: all deps test run bench bench-scale asan fuzz fuzz-smoke soak install deb clean check-deps
 all: $(PROG_BINS) $(UNIT_BINS) $(TOOL_BINS) $(BENCH_BINS)
 
 deps:
@@ -101,6 +101,12 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh $(BENCH)
+
+# The scale curve of one node at 10^5, 10^6, 10^7 stored events (SCALE_MAX
+# stops earlier; minutes to an hour and tens of GB): not part of make bench.
+bench-scale: deps
+	@$(MAKE) --no-print-directory all
+	@FP_ROOT=$(CURDIR) FP_BIN=$(CURDIR)/$(BIN) FP_BUILD=$(CURDIR)/$(BUILD) sh bench/scale/run.sh
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin CC=clang OPT=-O1 \

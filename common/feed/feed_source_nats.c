@@ -1,7 +1,8 @@
 /* feed_source_nats.c: JetStream pull consumer as a feed source. With a
  * durable name the consumer's position lives on the server: poll fetches
- * what is unacked, ack(event_id) AckSyncs the message only after the caller
- * committed its apply; a crash before the ack means redelivery after
+ * what is unacked, ack(event_id) acks the message only after the caller
+ * committed its apply (the last of a fetched batch with AckSync, the others
+ * without waiting); a crash before the ack means redelivery after
  * ack_wait, which the caller's applied_events guard turns into a no-op.
  * Without a durable name (fedctl feed tail) it is an ephemeral consumer that
  * starts at since+1 and needs no acks. */
@@ -149,8 +150,14 @@ static int natssrc_ack(struct feed_source *s, const char *event_id, char *err, s
 	struct nats_src *ns = s->priv;
 	for (size_t i = 0; i < ns->npend; i++) {
 		if (strcmp(ns->pend[i].id, event_id) != 0) continue;
+		/* One replicated round trip a batch, not one an event: the acks
+		 * before the batch's last go out without waiting; the last waits,
+		 * and the server answers it only after it has processed the ones
+		 * sent before it on this connection. A lost ack means a
+		 * redelivery, which the applied_events guard makes a no-op. */
 		jsErrCode jerr = 0;
-		natsStatus st = natsMsg_AckSync(ns->pend[i].msg, NULL, &jerr);
+		natsStatus st = ns->npend > 1 ? natsMsg_Ack(ns->pend[i].msg, NULL)
+		                              : natsMsg_AckSync(ns->pend[i].msg, NULL, &jerr);
 		natsMsg_Destroy(ns->pend[i].msg);
 		ns->pend[i] = ns->pend[--ns->npend];
 		if (st != NATS_OK) {
