@@ -1,11 +1,15 @@
 /* feedpump_drain.c: one write-back per loop turn. Read up to `batch`
  * unpublished outbox rows from the cursor (short read txn, bytes copied
- * out) and hand them to the sink; an asynchronous sink (NATS) gets up to
- * `window` batches in flight, each read after the previous one. Then wait
- * for the oldest batch and write back its results, plus those of every
- * younger batch already complete, in ONE txn that also re-checks the lease
- * and moves the cursor over the contiguous published prefix (group commit:
- * while LMDB fsyncs, the next batches are being acked). Any failure, lease
+ * out) and hand them to the sink; an asynchronous sink (NATS) gets a ring
+ * of `window` batches, each read after the previous one. Then wait for the
+ * oldest batch, take it and every younger batch already complete (at most
+ * half the ring), top the ring up again with new batches, and only then
+ * write back the results taken, in ONE txn that also re-checks the lease
+ * and moves the cursor over the contiguous published prefix. Group commit
+ * with the pipe kept full: while LMDB fsyncs (milliseconds to tens of
+ * them on a busy disk), at least half a ring of batches is being acked,
+ * so the broker never waits for our disk. A row is still marked published
+ * only by the txn after its ack. Any failure, lease
  * loss or cursor rewind empties the pipeline (the batches behind are
  * re-read and re-published: they resolve to the same control versions). The sink is idempotent by event ID, so a
  * crash anywhere in here costs a re-publish that resolves to the same
@@ -23,7 +27,9 @@
 #include "core/xalloc.h"
 
 #define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
-#define WINDOW_ROWS 1024 /* rows in flight to an asynchronous sink (NATS MaxPending 4096) */
+#define WINDOW_ROWS 4096 /* rows in flight to an asynchronous sink while a write-back commits
+                            (the ring holds twice as many); the NATS sink sets no lower bound */
+#define RING_MAX 128     /* batches in the ring (the NATS sink tracks up to 256) */
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -150,6 +156,25 @@ static void submit(struct feedpump *fp, struct fp_slot *x)
 
 static struct fp_slot *slot_at(struct feedpump *fp, int i) { return &fp->slots[(fp->head + i) % fp->window]; }
 
+/* Top the ring up: collect and submit batches until it is full, the outbox
+ * has nothing more (a short batch), or a batch holds a row that cannot be
+ * sent (what follows it would only be dropped at its write-back). */
+static void fill(struct feedpump *fp)
+{
+	if (fp->inflight > 0) {
+		struct fp_slot *last = slot_at(fp, fp->inflight - 1);
+		if (last->send < last->n) return;
+	}
+	while (fp->inflight < fp->window) {
+		struct fp_slot *x = slot_at(fp, fp->inflight);
+		collect(fp, x);
+		if (x->n == 0 && fp->inflight > 0) break;
+		submit(fp, x);
+		fp->inflight++;
+		if (x->n < (size_t)fp->batch || x->send < x->n) break;
+	}
+}
+
 void fp_drain_flush(struct feedpump *fp)
 {
 	for (int i = 0; i < fp->inflight; i++) {
@@ -184,27 +209,35 @@ static int write_failed(struct feedpump *fp, int rc)
 static int drain_batch(struct feedpump *fp)
 {
 	struct daemon *d = fp->d;
-	while (fp->inflight < fp->window) {
-		struct fp_slot *x = slot_at(fp, fp->inflight);
-		collect(fp, x);
-		if (x->n == 0 && fp->inflight > 0) break;
-		submit(fp, x);
-		fp->inflight++;
-		if (x->n < (size_t)fp->batch || x->send < x->n) break;
-	}
-	int m;
+	fill(fp);
+	/* the oldest batch, then every complete one behind it (half a ring at
+	 * most: the other half stays in flight while this write-back commits) */
+	int m, mmax = fp->window > 1 ? fp->window / 2 : 1;
+	uint64_t t_wait = histo_now_us();
 	if (slot_at(fp, 0)->send) feed_sink_wait(fp->sink, slot_at(fp, 0)->ev, slot_at(fp, 0)->send, 1);
 	m = 1;
-	while (m < fp->inflight && (!slot_at(fp, m)->send
-	                            || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
+	while (m < fp->inflight && m < mmax
+	       && (!slot_at(fp, m)->send
+	           || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
 		m++;
 	uint64_t done_us = histo_now_us();
+	if (m == 1 && slot_at(fp, 0)->n == 0 && slot_at(fp, 0)->skip_to == fp->cur_in) {
+		/* Nothing to write back (no row, no cursor move): no txn, no
+		 * fsync. The lease is renewed by its own timer. */
+		fp->head = (fp->head + 1) % fp->window;
+		fp->inflight--;
+		fp->retry_at = 0;
+		return 0;
+	}
 	for (int k = 0; k < m; k++)
 		if (slot_at(fp, k)->send) histo_observe(h_publish, done_us - sent_us[slot_at(fp, k) - fp->slots]);
 	if (slot_at(fp, 0)->send && getenv("FP_TEST_CRASH_AFTER_PUBLISH")) {
 		log_notice("FP_TEST_CRASH_AFTER_PUBLISH: exiting after the sink call, before write-back");
 		_exit(3);
 	}
+	/* Keep the pipe full while the write-back below fsyncs. */
+	fill(fp);
+	uint64_t t_wb = histo_now_us();
 
 	MDB_txn *t = store_begin(d->st, 0);
 	int wrc = fp_lease_check_renew(fp, t);
@@ -266,8 +299,14 @@ static int drain_batch(struct feedpump *fp)
 			if ((wrc = outbox_cursor_put(t, d->st, new_cursor))) goto fail;
 		} else rewound = more = 1;
 	}
+	uint64_t t_commit = histo_now_us();
 	if ((wrc = store_commit(t)))           /* a failed commit frees the txn */
 		return write_failed(fp, wrc);
+	log_debug("write-back: %d batch(es), %zu published; waited %llu us, refilled %llu us, "
+	          "wrote %llu us, committed %llu us; %d batch(es) in flight", m, ok,
+	          (unsigned long long)(done_us - t_wait), (unsigned long long)(t_wb - done_us),
+	          (unsigned long long)(t_commit - t_wb), (unsigned long long)(histo_now_us() - t_commit),
+	          fp->inflight - m);
 	fp_lease_committed(fp);               /* renewed in this txn */
 	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
 	fp->head = (fp->head + m) % fp->window;
@@ -331,10 +370,9 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 static void slots_make(struct feedpump *fp)
 {
 	fp->window = 1;
-	if (feed_sink_async(fp->sink)) {
-		fp->window = WINDOW_ROWS / fp->batch;
-		if (fp->window < 2) fp->window = 2;
-		if (fp->window > 64) fp->window = 64;
+	if (feed_sink_async(fp->sink)) {   /* the ring: twice the rows in flight during a commit */
+		int w = (WINDOW_ROWS + fp->batch - 1) / fp->batch;
+		fp->window = w > RING_MAX / 2 ? RING_MAX : 2 * w;
 	}
 	fp->slots = xcalloc((size_t)fp->window, sizeof *fp->slots);
 	for (int i = 0; i < fp->window; i++) {

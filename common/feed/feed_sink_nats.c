@@ -3,7 +3,12 @@
  * duplicate carrying the original sequence; control version = that stream
  * sequence. Batches are published asynchronously (submit returns at once,
  * several batches may be in flight); acks come back on libnats' thread and
- * are matched to their event by Nats-Msg-Id; wait collects a batch. */
+ * are matched to their event by Nats-Msg-Id; wait collects a batch.
+ * An event counts as published only on an ack from our stream: an ack from
+ * another stream (the subject bound elsewhere) is an error, so is no ack
+ * by the span's deadline (submit + nats_timeout + 1 s; libnats keeps no
+ * per-message timer for us, which would cost an allocation and a timeout
+ * message per event). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +20,7 @@
 #include "core/xalloc.h"
 
 /* A span = one submitted batch, waited for (released) in submit order. */
-struct span { struct feed_event *ev; size_t n, first, pending; };
+struct span { struct feed_event *ev; size_t n, first, pending; struct timespec deadline; };
 #define MAX_SPANS 256
 
 struct nats_sink {
@@ -23,10 +28,17 @@ struct nats_sink {
 	char   subject[256], stream[128];
 	long long timeout_ms;
 	pthread_mutex_t mu;
-	pthread_cond_t  cv;
+	pthread_cond_t  cv;               /* on CLOCK_MONOTONIC */
 	struct span spans[MAX_SPANS]; size_t nspans;
 	unsigned long long dups;
 };
+
+/* Every header a published event carries is set here, in one place. */
+static natsStatus set_headers(struct nats_sink *s, natsMsg *m, const struct feed_event *e)
+{
+	(void)s;
+	return natsMsgHeader_Set(m, "Nats-Msg-Id", e->event_id);
+}
 
 static void mark(struct span *sp, struct feed_event *e)
 {
@@ -48,7 +60,11 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		for (size_t j = sp->first; j < sp->n; j++) {
 			struct feed_event *e = &sp->ev[j];
 			if (e->rc != FEED_PENDING || strcmp(e->event_id, id) != 0) continue;
-			if (pa) {
+			if (pa && pa->Stream && strcmp(pa->Stream, s->stream) != 0) {
+				e->rc = FEED_ERR_SINK;
+				snprintf(e->err, sizeof e->err, "nats publish: stored by stream %.64s, not %.64s "
+				         "(its subject is bound to another stream)", pa->Stream, s->stream);
+			} else if (pa) {
 				if (pa->Duplicate) s->dups++;
 				e->rc = FEED_OK;
 				e->control_version = pa->Sequence;
@@ -71,12 +87,18 @@ done:
 static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err, size_t errlen)
 {
 	struct nats_sink *s = xcalloc(1, sizeof *s);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	pthread_cond_init(&s->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	snprintf(s->subject, sizeof s->subject, "%s", o->nats_subject);
 	snprintf(s->stream, sizeof s->stream, "%s", o->nats_stream);
 	s->timeout_ms = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
-	if (feed_nats_connect(&s->n, o, on_ack, s, err, errlen) < 0) {
+	/* feedpump bounds the rows in flight (its ring); a library bound
+	 * below that would stall publishes on the drain's thread */
+	if (feed_nats_connect_pending(&s->n, o, on_ack, s, 1 << 20, err, errlen) < 0) {
 		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv);
 		free(s);
 		return -1;
@@ -107,6 +129,13 @@ static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 	}
 	struct span *sp = &s->spans[s->nspans++];
 	sp->ev = ev; sp->n = n; sp->first = 0; sp->pending = n;
+	/* libnats reports no ack by itself (no per-message MaxWait); the
+	 * extra second covers a slow ack thread */
+	clock_gettime(CLOCK_MONOTONIC, &sp->deadline);
+	long long ms = s->timeout_ms + 1000;
+	sp->deadline.tv_sec += (time_t)(ms / 1000);
+	sp->deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (sp->deadline.tv_nsec >= 1000000000L) { sp->deadline.tv_sec++; sp->deadline.tv_nsec -= 1000000000L; }
 	for (size_t i = 0; i < n; i++) ev[i].rc = FEED_PENDING;
 	pthread_mutex_unlock(&s->mu);
 
@@ -128,14 +157,8 @@ static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 		}
 		natsMsg *m = NULL;
 		natsStatus st = natsMsg_Create(&m, s->subject, NULL, body.data, (int)body.len);
-		if (st == NATS_OK) st = natsMsgHeader_Set(m, "Nats-Msg-Id", e->event_id);
-		if (st == NATS_OK) {
-			jsPubOptions po;
-			jsPubOptions_Init(&po);
-			po.ExpectStream = s->stream;
-			po.MaxWait = s->timeout_ms;
-			st = js_PublishMsgAsync(s->n.js, &m, &po);   /* takes m on success */
-		}
+		if (st == NATS_OK) st = set_headers(s, m, e);
+		if (st == NATS_OK) st = js_PublishMsgAsync(s->n.js, &m, NULL);   /* takes m on success */
 		if (st != NATS_OK) {
 			if (m) natsMsg_Destroy(m);
 			pthread_mutex_lock(&s->mu);
@@ -170,20 +193,14 @@ static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int 
 	struct span *sp = span_of(s, ev);
 	if (!sp) { pthread_mutex_unlock(&s->mu); return 1; }
 	if (sp->pending && !block) { pthread_mutex_unlock(&s->mu); return 0; }
-	/* libnats reports an ack timeout itself after MaxWait; the extra second
-	 * covers a handler that never runs (connection torn down). */
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	long long ms = s->timeout_ms + 1000;
-	dl.tv_sec += (time_t)(ms / 1000);
-	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
 	while (sp->pending)
-		if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) != 0) break;
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &sp->deadline) != 0) break;
+	size_t lost = 0;
 	for (size_t j = 0; j < sp->n; j++)
 		if (ev[j].rc == FEED_PENDING) {
 			ev[j].rc = FEED_ERR_SINK;
 			snprintf(ev[j].err, sizeof ev[j].err, "nats publish: no ack (timeout; server down?)");
+			lost++;
 		}
 	/* Release: late acks for these IDs no longer find them. */
 	size_t k = (size_t)(sp - s->spans);
@@ -192,6 +209,19 @@ static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int 
 	unsigned long long dups = s->dups;
 	s->dups = 0;
 	pthread_mutex_unlock(&s->mu);
+	if (lost) {
+		/* Acks that did not come by the deadline: libnats still holds
+		 * those messages for acks that may never come. Drop every
+		 * publish it holds: the drain re-publishes whatever is not
+		 * written back (the batches behind this one are flushed), and a
+		 * late ack now finds nothing to match. */
+		natsMsgList pend = { 0 };
+		if (js_PublishAsyncGetPendingList(&pend, s->n.js) == NATS_OK) {
+			log_warnx("nats: %zu publish(es) not acked in %lld ms; dropping the %d still pending",
+			          lost, s->timeout_ms + 1000, pend.Count);
+			natsMsgList_Destroy(&pend);
+		}
+	}
 	if (dups)
 		log_info("nats: %llu duplicate publish ack(s): retried event IDs resolved to their original sequence", dups);
 	(void)n;
