@@ -1,15 +1,14 @@
 /* feedpump_drain.c: one write-back per loop turn. Read up to `batch`
  * unpublished outbox rows from the cursor (short read txn, bytes copied
  * out) and hand them to the sink; an asynchronous sink (NATS) gets a ring
- * of `window` batches, each read after the previous one. Then wait for the
- * oldest batch, take it and every younger batch already complete (at most
- * half the ring), top the ring up again with new batches, and only then
- * write back the results taken, in ONE txn that also re-checks the lease
- * and moves the cursor over the contiguous published prefix. Group commit
- * with the pipe kept full: while LMDB fsyncs (milliseconds to tens of
- * them on a busy disk), at least half a ring of batches is being acked,
- * so the broker never waits for our disk. A row is still marked published
- * only by the txn after its ack. Any failure, lease
+ * of 2f batches in flight, each read after the previous one. Then wait
+ * for the oldest f batches and write back their results, plus those of
+ * every younger batch already complete, in ONE txn that also re-checks
+ * the lease and moves the cursor over the contiguous published prefix.
+ * Group commit with the pipe kept full: while LMDB fsyncs (milliseconds
+ * to tens of them on a busy disk) the other f batches are being acked, so
+ * the broker does not wait for our disk, and a commit carries f batches.
+ * A row is still marked published only by the txn after its ack. Any failure, lease
  * loss or cursor rewind empties the pipeline (the batches behind are
  * re-read and re-published: they resolve to the same control versions). The sink is idempotent by event ID, so a
  * crash anywhere in here costs a re-publish that resolves to the same
@@ -27,8 +26,9 @@
 #include "core/xalloc.h"
 
 #define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
-#define WINDOW_ROWS 4096 /* rows in flight to an asynchronous sink while a write-back commits
-                            (the ring holds twice as many); the NATS sink sets no lower bound */
+#define WINDOW_ROWS 2048 /* rows in flight to an asynchronous sink, also while a write-back
+                            commits (the ring holds twice as many); the NATS sink's own
+                            bound is far above */
 #define RING_MAX 128     /* batches in the ring (the NATS sink tracks up to 256) */
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg);
@@ -156,9 +156,10 @@ static void submit(struct feedpump *fp, struct fp_slot *x)
 
 static struct fp_slot *slot_at(struct feedpump *fp, int i) { return &fp->slots[(fp->head + i) % fp->window]; }
 
-/* Top the ring up: collect and submit batches until it is full, the outbox
- * has nothing more (a short batch), or a batch holds a row that cannot be
- * sent (what follows it would only be dropped at its write-back). */
+/* Top the ring up: collect and submit batches until it is full, until the
+ * outbox has nothing more (a short batch), or until a batch holds a row
+ * that cannot be sent (what follows it would only be dropped at its
+ * write-back). */
 static void fill(struct feedpump *fp)
 {
 	if (fp->inflight > 0) {
@@ -167,6 +168,10 @@ static void fill(struct feedpump *fp)
 	}
 	while (fp->inflight < fp->window) {
 		struct fp_slot *x = slot_at(fp, fp->inflight);
+		if (!x->ev) {
+			x->ev = xcalloc((size_t)fp->batch, sizeof *x->ev);
+			x->rows = xcalloc((size_t)fp->batch, sizeof *x->rows);
+		}
 		collect(fp, x);
 		if (x->n == 0 && fp->inflight > 0) break;
 		submit(fp, x);
@@ -204,19 +209,34 @@ static int write_failed(struct feedpump *fp, int rc)
 	return 0;
 }
 
-/* Fill the window, then write back the oldest batch and every complete
- * batch behind it. Returns 1 if more work is probably waiting. */
+/* 1 if every event of slot x was sent and published. */
+static int slot_ok(const struct fp_slot *x)
+{
+	if (x->send < x->n) return 0;
+	for (size_t i = 0; i < x->send; i++)
+		if (x->ev[i].rc != FEED_OK) return 0;
+	return 1;
+}
+
+/* Fill the ring, wait for its older half, then write back every complete
+ * batch from the oldest on. Returns 1 if more work is probably waiting. */
 static int drain_batch(struct feedpump *fp)
 {
 	struct daemon *d = fp->d;
+	/* The ring holds 2f batches: f are written back together while the
+	 * other f are still being acked, so the broker does not wait for our
+	 * fsync and a commit carries f batches, not whatever happened to be
+	 * acked first. */
+	int f = fp->window > 1 ? fp->window / 2 : 1;
 	fill(fp);
-	/* the oldest batch, then every complete one behind it (half a ring at
-	 * most: the other half stays in flight while this write-back commits) */
-	int m, mmax = fp->window > 1 ? fp->window / 2 : 1;
+	int want = fp->inflight < f ? fp->inflight : f, m = 0;
 	uint64_t t_wait = histo_now_us();
-	if (slot_at(fp, 0)->send) feed_sink_wait(fp->sink, slot_at(fp, 0)->ev, slot_at(fp, 0)->send, 1);
-	m = 1;
-	while (m < fp->inflight && m < mmax
+	while (m < want) {                    /* blocking, each bounded by the sink's timeout */
+		struct fp_slot *x = slot_at(fp, m++);
+		if (x->send) feed_sink_wait(fp->sink, x->ev, x->send, 1);
+		if (!slot_ok(x)) break;           /* what follows is flushed anyway */
+	}
+	while (m == want && m < fp->inflight  /* and what else is complete */
 	       && (!slot_at(fp, m)->send
 	           || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
 		m++;
@@ -235,8 +255,6 @@ static int drain_batch(struct feedpump *fp)
 		log_notice("FP_TEST_CRASH_AFTER_PUBLISH: exiting after the sink call, before write-back");
 		_exit(3);
 	}
-	/* Keep the pipe full while the write-back below fsyncs. */
-	fill(fp);
 	uint64_t t_wb = histo_now_us();
 
 	MDB_txn *t = store_begin(d->st, 0);
@@ -300,11 +318,15 @@ static int drain_batch(struct feedpump *fp)
 		} else rewound = more = 1;
 	}
 	uint64_t t_commit = histo_now_us();
-	if ((wrc = store_commit(t)))           /* a failed commit frees the txn */
+	/* One sync, not two (store/outbox.h): an OS crash may undo this
+	 * txn until the next commit syncs the file; its rows are then
+	 * re-published and the stream drops them as duplicates (the same
+	 * as rows acked but not yet written back). */
+	if ((wrc = outbox_commit_relaxed(t, d->st)))   /* a failed commit frees the txn */
 		return write_failed(fp, wrc);
-	log_debug("write-back: %d batch(es), %zu published; waited %llu us, refilled %llu us, "
+	log_debug("write-back: %d batch(es), %zu published; waited %llu us, "
 	          "wrote %llu us, committed %llu us; %d batch(es) in flight", m, ok,
-	          (unsigned long long)(done_us - t_wait), (unsigned long long)(t_wb - done_us),
+	          (unsigned long long)(done_us - t_wait),
 	          (unsigned long long)(t_commit - t_wb), (unsigned long long)(histo_now_us() - t_commit),
 	          fp->inflight - m);
 	fp_lease_committed(fp);               /* renewed in this txn */
@@ -340,7 +362,13 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct feedpump *fp = arg;
 	if (fp->stopping) return;
-	if (!fp_lease_held(fp) && !fp_lease_acquire(fp)) {
+	int held = fp_lease_held(fp);
+	if (!held) {
+		outbox_meta_sync(fp->d->st, 0);   /* a lease undone by an OS crash is no one's */
+		held = fp_lease_acquire(fp);
+		outbox_meta_sync(fp->d->st, 1);
+	}
+	if (!held) {
 		fp_drain_schedule(fp, fp->d->st->full ? FULL_RETRY_MS : 500);
 		return;
 	}
@@ -374,12 +402,11 @@ static void slots_make(struct feedpump *fp)
 		int w = (WINDOW_ROWS + fp->batch - 1) / fp->batch;
 		fp->window = w > RING_MAX / 2 ? RING_MAX : 2 * w;
 	}
+	/* a slot's arrays are made when fill first uses it: a
+	 * short drain touches only the slots it fills */
 	fp->slots = xcalloc((size_t)fp->window, sizeof *fp->slots);
-	for (int i = 0; i < fp->window; i++) {
-		fp->slots[i].ev = xcalloc((size_t)fp->batch, sizeof *fp->slots[i].ev);
-		fp->slots[i].rows = xcalloc((size_t)fp->batch, sizeof *fp->slots[i].rows);
+	for (int i = 0; i < fp->window; i++)
 		buf_init(&fp->slots[i].arena);
-	}
 }
 
 static void slots_free(struct feedpump *fp)

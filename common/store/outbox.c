@@ -250,3 +250,16 @@ int outbox_lease_del(MDB_txn *t, struct store *s)
 {
 	return store_del(t, s, DB_LEASES, LEASE_KEY, strlen(LEASE_KEY));
 }
+
+void outbox_meta_sync(struct store *s, int on)
+{
+	mdb_env_set_flags(s->env, MDB_NOMETASYNC, on ? 0 : 1);
+}
+
+int outbox_commit_relaxed(MDB_txn *t, struct store *s)
+{
+	outbox_meta_sync(s, 0);
+	int rc = store_commit(t);
+	outbox_meta_sync(s, 1);
+	return rc;
+}
