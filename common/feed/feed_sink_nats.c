@@ -1,15 +1,19 @@
 /* feed_sink_nats.c: NATS JetStream as the feed. Nats-Msg-Id = event ID, so
  * a retried publish inside the stream's duplicate window is acked as a
  * duplicate carrying the original sequence; control version = that stream
- * sequence. Batches are published asynchronously (submit returns at once,
- * several batches may be in flight); acks come back on libnats' thread and
- * are matched to their event by Nats-Msg-Id; wait collects a batch.
+ * sequence. Batches are published asynchronously: submit queues the batch
+ * and returns at once, the sink's publisher thread builds and sends its
+ * messages in submit order (so the drain reads the next batch from LMDB
+ * while this one goes out), several batches may be in flight; acks come
+ * back on libnats' thread and are matched to their event by Nats-Msg-Id;
+ * wait collects a batch.
  * An event counts as published only on an ack from our stream: an ack from
  * another stream (the subject bound elsewhere) is an error, so is no ack
  * by the span's deadline (submit + nats_timeout + 1 s; libnats keeps no
  * per-message timer for us, which would cost an allocation and a timeout
  * message per event). */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +23,22 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
-/* A span = one submitted batch, waited for (released) in submit order. */
-struct span { struct feed_event *ev; size_t n, first, pending; struct timespec deadline; };
+/* A span = one submitted batch, waited for (released) in submit order;
+ * sent once the publisher thread has handed all of it to libnats (it
+ * reads the events until then), the ack deadline counted from there. */
+struct span { struct feed_event *ev; size_t n, first, pending; int sent; struct timespec deadline; };
 #define MAX_SPANS 256
 
 struct nats_sink {
 	struct feed_nats n;
 	char   subject[256], stream[128];
 	long long timeout_ms;
+	int64_t maxpay;
 	pthread_mutex_t mu;
-	pthread_cond_t  cv;               /* on CLOCK_MONOTONIC */
+	pthread_cond_t  cv;               /* acks and sent spans; on CLOCK_MONOTONIC */
+	pthread_cond_t  pub_cv;           /* a span to send, or stop */
+	pthread_t       pub;
+	int             pub_started, stop;
 	struct span spans[MAX_SPANS]; size_t nspans;
 	unsigned long long dups;
 };
@@ -84,6 +94,101 @@ done:
 	natsMsg_Destroy(msg);
 }
 
+static struct span *span_of(struct nats_sink *s, const struct feed_event *ev)
+{
+	for (size_t k = 0; k < s->nspans; k++)
+		if (s->spans[k].ev == ev) return &s->spans[k];
+	return NULL;
+}
+
+/* Mark e failed (under mu). */
+static void fail(struct nats_sink *s, struct feed_event *ev, struct feed_event *e, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void fail(struct nats_sink *s, struct feed_event *ev, struct feed_event *e, int rc, const char *fmt, ...)
+{
+	if (e->rc != FEED_PENDING) return;   /* acked already */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->err, sizeof e->err, fmt, ap);
+	va_end(ap);
+	e->rc = rc;
+	mark(span_of(s, ev), e);
+}
+
+/* The publisher thread: sends ev[0..n) in order (the first failure stops
+ * the span: what follows is "not attempted"). The events are read without
+ * the lock: they belong to the sink until the span is released, which
+ * waits for it to be sent. */
+static void send_span(struct nats_sink *s, struct feed_event *ev, size_t n, struct buf *body)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		struct feed_event *e = &ev[i];
+		buf_reset(body);
+		feed_event_json(body, e);
+		if (s->maxpay > 0 && (int64_t)body->len > s->maxpay - 1024) {
+			pthread_mutex_lock(&s->mu);
+			fail(s, ev, e, FEED_ERR_EVENT, "event of %zu bytes exceeds NATS max_payload %lld",
+			     body->len, (long long)s->maxpay);
+			pthread_mutex_unlock(&s->mu);
+			i++;
+			break;
+		}
+		natsMsg *m = NULL;
+		natsStatus st = natsMsg_Create(&m, s->subject, NULL, body->data, (int)body->len);
+		if (st == NATS_OK) st = set_headers(s, m, e);
+		if (st == NATS_OK) st = js_PublishMsgAsync(s->n.js, &m, NULL);   /* takes m on success */
+		if (st != NATS_OK) {
+			if (m) natsMsg_Destroy(m);
+			pthread_mutex_lock(&s->mu);
+			fail(s, ev, e, FEED_ERR_SINK, "nats publish: %s (%s)", natsStatus_GetText(st), nats_GetLastError(NULL));
+			pthread_mutex_unlock(&s->mu);
+			i++;
+			break;
+		}
+	}
+	/* What was not sent will never be acked. */
+	pthread_mutex_lock(&s->mu);
+	for (; i < n; i++) fail(s, ev, &ev[i], FEED_ERR_SINK, "not attempted");
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void *pub_main(void *arg)
+{
+	struct nats_sink *s = arg;
+	struct buf body;
+	buf_init(&body);
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		struct span *sp = NULL;
+		for (size_t k = 0; k < s->nspans && !sp; k++)
+			if (!s->spans[k].sent) sp = &s->spans[k];
+		if (!sp) {
+			if (s->stop) break;
+			pthread_cond_wait(&s->pub_cv, &s->mu);
+			continue;
+		}
+		struct feed_event *ev = sp->ev;
+		size_t n = sp->n;
+		pthread_mutex_unlock(&s->mu);
+		send_span(s, ev, n, &body);
+		pthread_mutex_lock(&s->mu);
+		sp = span_of(s, ev);              /* spans move only when released, never unsent ones */
+		sp->sent = 1;
+		/* libnats reports no ack by itself (no per-message MaxWait); the
+		 * extra second covers a slow ack thread */
+		clock_gettime(CLOCK_MONOTONIC, &sp->deadline);
+		long long ms = s->timeout_ms + 1000;
+		sp->deadline.tv_sec += (time_t)(ms / 1000);
+		sp->deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (sp->deadline.tv_nsec >= 1000000000L) { sp->deadline.tv_sec++; sp->deadline.tv_nsec -= 1000000000L; }
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	buf_free(&body);
+	return NULL;
+}
+
 static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err, size_t errlen)
 {
 	struct nats_sink *s = xcalloc(1, sizeof *s);
@@ -98,28 +203,28 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	s->timeout_ms = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
 	/* feedpump bounds the rows in flight (its ring); a library bound
 	 * below that would stall publishes on the drain's thread */
+	pthread_cond_init(&s->pub_cv, NULL);
 	if (feed_nats_connect_pending(&s->n, o, on_ack, s, 1 << 20, err, errlen) < 0) {
-		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
 		free(s);
 		return -1;
 	}
+	s->maxpay = natsConnection_GetMaxPayload(s->n.nc);
+	if (pthread_create(&s->pub, NULL, pub_main, s) != 0) {
+		snprintf(err, errlen, "nats sink: cannot start the publisher thread");
+		feed_nats_close(&s->n);
+		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
+		free(s);
+		return -1;
+	}
+	s->pub_started = 1;
 	fs->priv = s;
 	return 0;
-}
-
-static struct span *span_of(struct nats_sink *s, const struct feed_event *ev)
-{
-	for (size_t k = 0; k < s->nspans; k++)
-		if (s->spans[k].ev == ev) return &s->spans[k];
-	return NULL;
 }
 
 static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 {
 	struct nats_sink *s = fs->priv;
-	struct buf body;
-	buf_init(&body);
-	int64_t maxpay = natsConnection_GetMaxPayload(s->n.nc);
 	pthread_mutex_lock(&s->mu);
 	if (s->nspans == MAX_SPANS) {   /* the caller's window is bounded below this */
 		pthread_mutex_unlock(&s->mu);
@@ -128,62 +233,11 @@ static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 		return;
 	}
 	struct span *sp = &s->spans[s->nspans++];
-	sp->ev = ev; sp->n = n; sp->first = 0; sp->pending = n;
-	/* libnats reports no ack by itself (no per-message MaxWait); the
-	 * extra second covers a slow ack thread */
-	clock_gettime(CLOCK_MONOTONIC, &sp->deadline);
-	long long ms = s->timeout_ms + 1000;
-	sp->deadline.tv_sec += (time_t)(ms / 1000);
-	sp->deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (sp->deadline.tv_nsec >= 1000000000L) { sp->deadline.tv_sec++; sp->deadline.tv_nsec -= 1000000000L; }
+	memset(sp, 0, sizeof *sp);
+	sp->ev = ev; sp->n = n; sp->pending = n;
 	for (size_t i = 0; i < n; i++) ev[i].rc = FEED_PENDING;
+	pthread_cond_signal(&s->pub_cv);
 	pthread_mutex_unlock(&s->mu);
-
-	size_t i;
-	for (i = 0; i < n; i++) {
-		struct feed_event *e = &ev[i];
-		buf_reset(&body);
-		feed_event_json(&body, e);
-		if (maxpay > 0 && (int64_t)body.len > maxpay - 1024) {
-			pthread_mutex_lock(&s->mu);
-			sp = span_of(s, ev);
-			e->rc = FEED_ERR_EVENT;
-			snprintf(e->err, sizeof e->err, "event of %zu bytes exceeds NATS max_payload %lld",
-			         body.len, (long long)maxpay);
-			mark(sp, e);
-			pthread_mutex_unlock(&s->mu);
-			i++;
-			break;
-		}
-		natsMsg *m = NULL;
-		natsStatus st = natsMsg_Create(&m, s->subject, NULL, body.data, (int)body.len);
-		if (st == NATS_OK) st = set_headers(s, m, e);
-		if (st == NATS_OK) st = js_PublishMsgAsync(s->n.js, &m, NULL);   /* takes m on success */
-		if (st != NATS_OK) {
-			if (m) natsMsg_Destroy(m);
-			pthread_mutex_lock(&s->mu);
-			if (e->rc == FEED_PENDING) {
-				e->rc = FEED_ERR_SINK;
-				snprintf(e->err, sizeof e->err, "nats publish: %s (%s)", natsStatus_GetText(st),
-				         nats_GetLastError(NULL));
-				mark(span_of(s, ev), e);
-			}
-			pthread_mutex_unlock(&s->mu);
-			i++;
-			break;
-		}
-	}
-	/* What was not sent will never be acked. */
-	pthread_mutex_lock(&s->mu);
-	sp = span_of(s, ev);
-	for (; i < n; i++)
-		if (ev[i].rc == FEED_PENDING) {
-			ev[i].rc = FEED_ERR_SINK;
-			snprintf(ev[i].err, sizeof ev[i].err, "not attempted");
-			mark(sp, &ev[i]);
-		}
-	pthread_mutex_unlock(&s->mu);
-	buf_free(&body);
 }
 
 static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int block)
@@ -192,7 +246,9 @@ static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int 
 	pthread_mutex_lock(&s->mu);
 	struct span *sp = span_of(s, ev);
 	if (!sp) { pthread_mutex_unlock(&s->mu); return 1; }
-	if (sp->pending && !block) { pthread_mutex_unlock(&s->mu); return 0; }
+	if ((!sp->sent || sp->pending) && !block) { pthread_mutex_unlock(&s->mu); return 0; }
+	while (!sp->sent)                     /* the publisher thread always finishes a span */
+		pthread_cond_wait(&s->cv, &s->mu);
 	while (sp->pending)
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &sp->deadline) != 0) break;
 	size_t lost = 0;
@@ -238,9 +294,17 @@ static void nats_close(struct feed_sink *fs)
 {
 	struct nats_sink *s = fs->priv;
 	if (!s) return;
+	if (s->pub_started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->pub_cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->pub, NULL);   /* it finishes what was submitted first */
+	}
 	feed_nats_close(&s->n);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	pthread_cond_destroy(&s->pub_cv);
 	free(s);
 }
 
