@@ -6,12 +6,6 @@
 int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
                       void *closure, char *err, size_t errlen)
 {
-	return feed_nats_connect_pending(n, o, ack, closure, 4096, err, errlen);
-}
-
-int feed_nats_connect_pending(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
-                              void *closure, long long max_pending, char *err, size_t errlen)
-{
 	natsStatus st;
 	memset(n, 0, sizeof *n);
 	if (!o->nats_url || !*o->nats_url) {
@@ -44,7 +38,7 @@ int feed_nats_connect_pending(struct feed_nats *n, const struct feed_opts *o, js
 	jo.Wait = to;
 	jo.PublishAsync.AckHandler = ack;
 	jo.PublishAsync.AckHandlerClosure = closure;
-	jo.PublishAsync.MaxPending = max_pending;
+	jo.PublishAsync.MaxPending = 4096;
 	if ((st = natsConnection_JetStream(&n->js, n->nc, &jo)) != NATS_OK) {
 		snprintf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
 		goto fail;

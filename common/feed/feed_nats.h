@@ -12,13 +12,8 @@ struct feed_nats {
 	jsCtx          *js;
 	natsOptions    *opts;
 };
-/* 0, or -1 with a clear message (URL, what failed). ack_handler may be NULL.
- * At most 4096 asynchronous publishes await their ack at once (a publish
- * past that blocks, then fails); _pending sets that bound (the feed sink:
- * far above what feedpump keeps in flight, which bounds it itself). */
+/* 0, or -1 with a clear message (URL, what failed). ack_handler may be NULL. */
 int  feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
                        void *closure, char *err, size_t errlen);
-int  feed_nats_connect_pending(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
-                               void *closure, long long max_pending, char *err, size_t errlen);
 void feed_nats_close(struct feed_nats *n);
 #endif

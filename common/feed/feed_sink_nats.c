@@ -4,14 +4,16 @@
  * sequence. Batches are published asynchronously: submit queues the batch
  * and returns at once, the sink's publisher thread builds and sends its
  * messages in submit order (so the drain reads the next batch from LMDB
- * while this one goes out), several batches may be in flight; acks come
- * back on libnats' thread and are matched to their event by Nats-Msg-Id;
- * wait collects a batch.
- * An event counts as published only on an ack from our stream: an ack from
- * another stream (the subject bound elsewhere) is an error, so is no ack
- * by the span's deadline (submit + nats_timeout + 1 s; libnats keeps no
- * per-message timer for us, which would cost an allocation and a timeout
- * message per event). */
+ * while this one goes out), several batches may be in flight. Each
+ * message asks for its JetStream ack on a reply subject of our own,
+ * <inbox>.<n>, n counting the messages this sink sent: the ack (read on
+ * the subscription's thread, parsed by our JSON parser) names its event
+ * by n alone, with no per-message bookkeeping in libnats. wait collects a
+ * batch.
+ * An event counts as published only on an ack from our stream: an error
+ * reply, a "no responders" status, an ack from another stream (the
+ * subject bound elsewhere) are errors, so is no ack by the batch's
+ * deadline (sent + nats_timeout + 1 s). */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 #include "feed/feed_nats.h"
+#include "matrix/json.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -26,7 +29,7 @@
 /* A span = one submitted batch, waited for (released) in submit order;
  * sent once the publisher thread has handed all of it to libnats (it
  * reads the events until then), the ack deadline counted from there. */
-struct span { struct feed_event *ev; size_t n, first, pending; int sent; struct timespec deadline; };
+struct span { struct feed_event *ev; size_t n, first, pending; int sent; uint64_t base; struct timespec deadline; };
 #define MAX_SPANS 256
 
 struct nats_sink {
@@ -41,6 +44,12 @@ struct nats_sink {
 	int             pub_started, stop;
 	struct span spans[MAX_SPANS]; size_t nspans;
 	unsigned long long dups;
+	/* replies: <inbox>.<n>; n of the next message sent (publisher thread) */
+	natsSubscription *sub;
+	char            inbox[128];
+	size_t          inbox_len;
+	uint64_t        next_n;
+	struct json_doc ack_doc;          /* reused by the subscription's thread */
 };
 
 /* Every header a published event carries is set here, in one place. */
@@ -57,39 +66,69 @@ static void mark(struct span *sp, struct feed_event *e)
 	(void)e;
 }
 
-/* Acks come back in publish order, so the match is almost always the
- * first pending event of the oldest span. */
-static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+/* Mark e (under mu): published with sequence seq, or failed. */
+static void settle(struct nats_sink *s, struct span *sp, struct feed_event *e, int rc, uint64_t seq,
+                   const char *err)
+{
+	if (e->rc != FEED_PENDING) return;
+	e->rc = rc;
+	if (rc == FEED_OK) e->control_version = seq;
+	else snprintf(e->err, sizeof e->err, "%s", err);
+	mark(sp, e);
+	if (!sp->pending) pthread_cond_broadcast(&s->cv);
+}
+
+/* A JetStream ack on <inbox>.<n>: {"stream":..,"seq":..[,"duplicate":true]}
+ * or {"error":{..,"description":..}}, or a "no responders" status. */
+static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
 	struct nats_sink *s = closure;
-	const char *id = NULL;
-	natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
-	pthread_mutex_lock(&s->mu);
-	for (size_t k = 0; id && k < s->nspans; k++) {
-		struct span *sp = &s->spans[k];
-		for (size_t j = sp->first; j < sp->n; j++) {
-			struct feed_event *e = &sp->ev[j];
-			if (e->rc != FEED_PENDING || strcmp(e->event_id, id) != 0) continue;
-			if (pa && pa->Stream && strcmp(pa->Stream, s->stream) != 0) {
-				e->rc = FEED_ERR_SINK;
-				snprintf(e->err, sizeof e->err, "nats publish: stored by stream %.64s, not %.64s "
-				         "(its subject is bound to another stream)", pa->Stream, s->stream);
-			} else if (pa) {
-				if (pa->Duplicate) s->dups++;
-				e->rc = FEED_OK;
-				e->control_version = pa->Sequence;
-			} else {
-				e->rc = FEED_ERR_SINK;
-				snprintf(e->err, sizeof e->err, "nats publish: %s%s%s",
-				         pae ? natsStatus_GetText(pae->Err) : "error",
-				         pae && pae->ErrText ? ": " : "", pae && pae->ErrText ? pae->ErrText : "");
-			}
-			mark(sp, e);
-			if (!sp->pending) pthread_cond_broadcast(&s->cv);
-			goto done;
+	const char *subj = natsMsg_GetSubject(msg);
+	uint64_t n = 0;
+	const char *p = subj && strlen(subj) > s->inbox_len ? subj + s->inbox_len : "";
+	if (*p == '.') p++; else p = "";
+	for (; *p >= '0' && *p <= '9'; p++) n = n * 10 + (uint64_t)(*p - '0');
+	if (*p) { natsMsg_Destroy(msg); return; }   /* not one of ours */
+	int rc = FEED_ERR_SINK, dup = 0;
+	uint64_t seq = 0;
+	char err[FEED_ERR_MAX + 56];
+	if (natsMsg_IsNoResponders(msg)) {
+		snprintf(err, sizeof err, "nats publish: no responders (no stream stores %.100s)", s->subject);
+	} else if (json_parse(&s->ack_doc, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 4) < 0
+	           || s->ack_doc.tok[0].type != JSON_OBJECT) {
+		snprintf(err, sizeof err, "nats publish: an ack that is not a JSON object");
+	} else {
+		struct json_doc *d = &s->ack_doc;
+		int t, st = json_obj_get(d, 0, "stream"), sq = json_obj_get(d, 0, "seq");
+		if ((t = json_obj_get(d, 0, "error")) >= 0) {
+			int ds = d->tok[t].type == JSON_OBJECT ? json_obj_get(d, t, "description") : -1;
+			char desc[160] = "?";
+			if (ds >= 0 && d->tok[ds].type == JSON_STRING) json_str_copy(d, ds, desc, sizeof desc);
+			snprintf(err, sizeof err, "nats publish: %s", desc);
+		} else if (st < 0 || d->tok[st].type != JSON_STRING || !json_str_eq(d, st, s->stream)) {
+			char other[80] = "?";
+			if (st >= 0 && d->tok[st].type == JSON_STRING) json_str_copy(d, st, other, sizeof other);
+			snprintf(err, sizeof err, "nats publish: stored by stream %.64s, not %.64s "
+			         "(its subject is bound to another stream)", other, s->stream);
+		} else if (sq < 0 || d->tok[sq].type != JSON_INT || d->tok[sq].ival <= 0) {
+			snprintf(err, sizeof err, "nats publish: an ack without a sequence");
+		} else {
+			rc = FEED_OK;
+			seq = (uint64_t)d->tok[sq].ival;
+			t = json_obj_get(d, 0, "duplicate");
+			dup = t >= 0 && d->tok[t].type == JSON_TRUE;
+			err[0] = 0;
 		}
 	}
-done:
+	pthread_mutex_lock(&s->mu);
+	for (size_t k = 0; k < s->nspans; k++) {     /* almost always the oldest */
+		struct span *sp = &s->spans[k];
+		if (n < sp->base || n - sp->base >= sp->n) continue;
+		struct feed_event *e = &sp->ev[n - sp->base];
+		if (rc == FEED_OK && dup && e->rc == FEED_PENDING) s->dups++;
+		settle(s, sp, e, rc, seq, err);
+		break;
+	}
 	pthread_mutex_unlock(&s->mu);
 	natsMsg_Destroy(msg);
 }
@@ -119,7 +158,7 @@ static void fail(struct nats_sink *s, struct feed_event *ev, struct feed_event *
  * the span: what follows is "not attempted"). The events are read without
  * the lock: they belong to the sink until the span is released, which
  * waits for it to be sent. */
-static void send_span(struct nats_sink *s, struct feed_event *ev, size_t n, struct buf *body)
+static void send_span(struct nats_sink *s, struct feed_event *ev, size_t n, uint64_t base, struct buf *body)
 {
 	size_t i;
 	for (i = 0; i < n; i++) {
@@ -135,11 +174,13 @@ static void send_span(struct nats_sink *s, struct feed_event *ev, size_t n, stru
 			break;
 		}
 		natsMsg *m = NULL;
-		natsStatus st = natsMsg_Create(&m, s->subject, NULL, body->data, (int)body->len);
+		char reply[160];
+		snprintf(reply, sizeof reply, "%s.%llu", s->inbox, (unsigned long long)(base + i));
+		natsStatus st = natsMsg_Create(&m, s->subject, reply, body->data, (int)body->len);
 		if (st == NATS_OK) st = set_headers(s, m, e);
-		if (st == NATS_OK) st = js_PublishMsgAsync(s->n.js, &m, NULL);   /* takes m on success */
+		if (st == NATS_OK) st = natsConnection_PublishMsg(s->n.nc, m);
+		natsMsg_Destroy(m);
 		if (st != NATS_OK) {
-			if (m) natsMsg_Destroy(m);
 			pthread_mutex_lock(&s->mu);
 			fail(s, ev, e, FEED_ERR_SINK, "nats publish: %s (%s)", natsStatus_GetText(st), nats_GetLastError(NULL));
 			pthread_mutex_unlock(&s->mu);
@@ -170,8 +211,10 @@ static void *pub_main(void *arg)
 		}
 		struct feed_event *ev = sp->ev;
 		size_t n = sp->n;
+		uint64_t base = sp->base = s->next_n;   /* its events' reply numbers */
+		s->next_n += n;
 		pthread_mutex_unlock(&s->mu);
-		send_span(s, ev, n, &body);
+		send_span(s, ev, n, base, &body);
 		pthread_mutex_lock(&s->mu);
 		sp = span_of(s, ev);              /* spans move only when released, never unsent ones */
 		sp->sent = 1;
@@ -204,7 +247,26 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	/* feedpump bounds the rows in flight (its ring); a library bound
 	 * below that would stall publishes on the drain's thread */
 	pthread_cond_init(&s->pub_cv, NULL);
-	if (feed_nats_connect_pending(&s->n, o, on_ack, s, 1 << 20, err, errlen) < 0) {
+	natsInbox *inbox = NULL;
+	char subj[200];
+	natsStatus st;
+	if (feed_nats_connect(&s->n, o, NULL, NULL, err, errlen) < 0) {
+		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
+		free(s);
+		return -1;
+	}
+	if ((st = natsInbox_Create(&inbox)) == NATS_OK) {
+		snprintf(s->inbox, sizeof s->inbox, "%s", (const char *)inbox);
+		s->inbox_len = strlen(s->inbox);
+		natsInbox_Destroy(inbox);
+		snprintf(subj, sizeof subj, "%s.*", s->inbox);
+		st = natsConnection_Subscribe(&s->sub, s->n.nc, subj, on_reply, s);
+	}
+	if (st == NATS_OK) st = natsSubscription_SetPendingLimits(s->sub, -1, -1);   /* never drop an ack */
+	if (st != NATS_OK) {
+		snprintf(err, errlen, "nats: cannot subscribe to the ack subject: %s", natsStatus_GetText(st));
+		if (s->sub) natsSubscription_Destroy(s->sub);
+		feed_nats_close(&s->n);
 		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
 		free(s);
 		return -1;
@@ -212,6 +274,7 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	s->maxpay = natsConnection_GetMaxPayload(s->n.nc);
 	if (pthread_create(&s->pub, NULL, pub_main, s) != 0) {
 		snprintf(err, errlen, "nats sink: cannot start the publisher thread");
+		natsSubscription_Destroy(s->sub);
 		feed_nats_close(&s->n);
 		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
 		free(s);
@@ -258,26 +321,15 @@ static int nats_wait(struct feed_sink *fs, struct feed_event *ev, size_t n, int 
 			snprintf(ev[j].err, sizeof ev[j].err, "nats publish: no ack (timeout; server down?)");
 			lost++;
 		}
-	/* Release: late acks for these IDs no longer find them. */
+	/* Release: late acks for these numbers no longer find them. */
 	size_t k = (size_t)(sp - s->spans);
 	memmove(&s->spans[k], &s->spans[k + 1], (s->nspans - k - 1) * sizeof *sp);
 	s->nspans--;
 	unsigned long long dups = s->dups;
 	s->dups = 0;
 	pthread_mutex_unlock(&s->mu);
-	if (lost) {
-		/* Acks that did not come by the deadline: libnats still holds
-		 * those messages for acks that may never come. Drop every
-		 * publish it holds: the drain re-publishes whatever is not
-		 * written back (the batches behind this one are flushed), and a
-		 * late ack now finds nothing to match. */
-		natsMsgList pend = { 0 };
-		if (js_PublishAsyncGetPendingList(&pend, s->n.js) == NATS_OK) {
-			log_warnx("nats: %zu publish(es) not acked in %lld ms; dropping the %d still pending",
-			          lost, s->timeout_ms + 1000, pend.Count);
-			natsMsgList_Destroy(&pend);
-		}
-	}
+	if (lost)   /* late acks find no span: their numbers are past */
+		log_warnx("nats: %zu publish(es) not acked within %lld ms", lost, s->timeout_ms + 1000);
 	if (dups)
 		log_info("nats: %llu duplicate publish ack(s): retried event IDs resolved to their original sequence", dups);
 	(void)n;
@@ -301,7 +353,12 @@ static void nats_close(struct feed_sink *fs)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->pub, NULL);   /* it finishes what was submitted first */
 	}
+	if (s->sub) {
+		natsSubscription_Unsubscribe(s->sub);
+		natsSubscription_Destroy(s->sub);
+	}
 	feed_nats_close(&s->n);
+	json_doc_free(&s->ack_doc);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
 	pthread_cond_destroy(&s->pub_cv);
