@@ -8,14 +8,18 @@
  * Group commit with the pipe kept full: while LMDB fsyncs (milliseconds
  * to tens of them on a busy disk) the other f batches are being acked, so
  * the broker does not wait for our disk, and a commit carries f batches.
- * A row is still marked published only by the txn after its ack. Any failure, lease
- * loss or cursor rewind empties the pipeline (the batches behind are
- * re-read and re-published: they resolve to the same control versions). The sink is idempotent by event ID, so a
- * crash anywhere in here costs a re-publish that resolves to the same
- * control version, never a duplicate or a gap. Order: a row that fails
- * blocks the rows behind it (head of line) until it succeeds or, if the
- * sink refused the row itself, until it is dead-lettered after
- * max_attempts; a sink outage never dead-letters anything. */
+ * A row is still marked published only by the txn after its ack; that
+ * txn is committed with one sync, not two (store/outbox.h:
+ * outbox_commit_relaxed). Any failure, lease loss or cursor rewind
+ * empties the pipeline (the batches behind are re-read and re-published:
+ * they resolve to the same control versions). The sink is idempotent by
+ * event ID, so a crash anywhere in here costs a re-publish that resolves
+ * to the same control version, never a duplicate or a gap (an OS crash:
+ * provided the node publishes again within the stream's duplicate
+ * window). Order: a row that fails blocks the rows behind it (head of
+ * line) until it succeeds or, if the sink refused the row itself, until
+ * it is dead-lettered after max_attempts; a sink outage never
+ * dead-letters anything. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,8 +222,9 @@ static int slot_ok(const struct fp_slot *x)
 	return 1;
 }
 
-/* Fill the ring, wait for its older half, then write back every complete
- * batch from the oldest on. Returns 1 if more work is probably waiting. */
+/* Fill the ring, wait for its older half (or for all of it when it holds
+ * the end of the outbox), then write back every complete batch from the
+ * oldest on. Returns 1 if more work is probably waiting. */
 static int drain_batch(struct feedpump *fp)
 {
 	struct daemon *d = fp->d;
@@ -229,7 +234,10 @@ static int drain_batch(struct feedpump *fp)
 	 * acked first. */
 	int f = fp->window > 1 ? fp->window / 2 : 1;
 	fill(fp);
-	int want = fp->inflight < f ? fp->inflight : f, m = 0;
+	/* the end of the outbox in the ring: all of it in one write-back */
+	struct fp_slot *last = slot_at(fp, fp->inflight - 1);
+	int at_end = last->n < (size_t)fp->batch || last->send < last->n;
+	int want = fp->inflight < f || at_end ? fp->inflight : f, m = 0;
 	uint64_t t_wait = histo_now_us();
 	while (m < want) {                    /* blocking, each bounded by the sink's timeout */
 		struct fp_slot *x = slot_at(fp, m++);

@@ -28,7 +28,8 @@
 
 /* A span = one submitted batch, waited for (released) in submit order;
  * sent once the publisher thread has handed all of it to libnats (it
- * reads the events until then), the ack deadline counted from there. */
+ * reads the events until then), the ack deadline counted from there; its
+ * events' replies are numbered base, base+1, ... */
 struct span { struct feed_event *ev; size_t n, first, pending; int sent; uint64_t base; struct timespec deadline; };
 #define MAX_SPANS 256
 
@@ -218,8 +219,8 @@ static void *pub_main(void *arg)
 		pthread_mutex_lock(&s->mu);
 		sp = span_of(s, ev);              /* spans move only when released, never unsent ones */
 		sp->sent = 1;
-		/* libnats reports no ack by itself (no per-message MaxWait); the
-		 * extra second covers a slow ack thread */
+		/* nothing but this deadline reports an ack that never comes;
+		 * the extra second covers a slow subscription thread */
 		clock_gettime(CLOCK_MONOTONIC, &sp->deadline);
 		long long ms = s->timeout_ms + 1000;
 		sp->deadline.tv_sec += (time_t)(ms / 1000);
@@ -244,8 +245,6 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	snprintf(s->subject, sizeof s->subject, "%s", o->nats_subject);
 	snprintf(s->stream, sizeof s->stream, "%s", o->nats_stream);
 	s->timeout_ms = o->nats_timeout_ms > 0 ? o->nats_timeout_ms : 5000;
-	/* feedpump bounds the rows in flight (its ring); a library bound
-	 * below that would stall publishes on the drain's thread */
 	pthread_cond_init(&s->pub_cv, NULL);
 	natsInbox *inbox = NULL;
 	char subj[200];
