@@ -53,10 +53,12 @@ struct nats_sink {
 	struct json_doc ack_doc;          /* reused by the subscription's thread */
 };
 
-/* Every header a published event carries is set here, in one place. */
-static natsStatus set_headers(struct nats_sink *s, natsMsg *m, const struct feed_event *e)
+/* Every header a published event carries is set here, in one place
+ * (body: the message's payload, for a header computed over it). */
+static natsStatus set_headers(struct nats_sink *s, natsMsg *m, const struct feed_event *e,
+                              const char *body, size_t len)
 {
-	(void)s;
+	(void)s; (void)body; (void)len;
 	return natsMsgHeader_Set(m, "Nats-Msg-Id", e->event_id);
 }
 
@@ -178,7 +180,7 @@ static void send_span(struct nats_sink *s, struct feed_event *ev, size_t n, uint
 		char reply[160];
 		snprintf(reply, sizeof reply, "%s.%llu", s->inbox, (unsigned long long)(base + i));
 		natsStatus st = natsMsg_Create(&m, s->subject, reply, body->data, (int)body->len);
-		if (st == NATS_OK) st = set_headers(s, m, e);
+		if (st == NATS_OK) st = set_headers(s, m, e, body->data, body->len);
 		if (st == NATS_OK) st = natsConnection_PublishMsg(s->n.nc, m);
 		natsMsg_Destroy(m);
 		if (st != NATS_OK) {
