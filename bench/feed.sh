@@ -11,10 +11,13 @@
 #   nats: JetStream async publish with Nats-Msg-Id, every ack awaited
 #         (feedpump also commits its LMDB write-back)
 # Rows at --batch 64 (the default) and a larger batch (FEED_BENCH_BIG, 512).
+# FEED_BENCH_SINKS="file nats" (the default) picks the rows to measure.
 N=${FEED_BENCH_N:-5000}
 R=${FEED_BENCH_ROUNDS:-3}
 BIG=${FEED_BENCH_BIG:-512}
-T=$(mktemp -d /tmp/fp-bench-feed.XXXXXX)
+SINKS=${FEED_BENCH_SINKS:-file nats}
+want() { case " $SINKS " in *" $1 "*) return 0 ;; esac; return 1; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/fp-bench-feed.XXXXXX")
 NATS=""
 trap '[ -n "$NATS" ] && kill $NATS 2>/dev/null; rm -rf "$T"' EXIT
 now() { date +%s.%N; }
@@ -41,7 +44,7 @@ c=$(mkconf file "")
 size=$(feedpump -c "$c" --once --batch 1 --sink stdout 2>/dev/null | head -n 1 | wc -c)
 
 port=""
-if command -v nats-server >/dev/null; then
+if want nats && command -v nats-server >/dev/null; then
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	nats-server -js -a 127.0.0.1 -p "$port" -sd "$T/nats" >/dev/null 2>&1 &
 	NATS=$!
@@ -49,10 +52,12 @@ if command -v nats-server >/dev/null; then
 fi
 ff64=""; ffbig=""; rf64=""; rfbig=""; fn64=""; fnbig=""; rn=""
 for r in $(seq 1 "$R"); do
-	ff64="$ff64 $(fp_run "$(mkconf file "")" 64)"
-	rf64="$rf64 $(raw_run file "$T/raw$r.64" "$N" "$size" 64)"
-	ffbig="$ffbig $(fp_run "$(mkconf file "")" "$BIG")"
-	rfbig="$rfbig $(raw_run file "$T/raw$r.big" "$N" "$size" "$BIG")"
+	if want file; then
+		ff64="$ff64 $(fp_run "$(mkconf file "")" 64)"
+		rf64="$rf64 $(raw_run file "$T/raw$r.64" "$N" "$size" 64)"
+		ffbig="$ffbig $(fp_run "$(mkconf file "")" "$BIG")"
+		rfbig="$rfbig $(raw_run file "$T/raw$r.big" "$N" "$size" "$BIG")"
+	fi
 	if [ -n "$port" ]; then
 		nx="nats_url = nats://127.0.0.1:$port
 nats_subject = bench.feed$r
@@ -71,11 +76,13 @@ row() { # label fp-list raw-list
 }
 printf 'feed: %s events of %s B, median of %s interleaved rounds (all rounds after the |)\n' "$N" "$size" "$R"
 printf '%-34s %10s %10s %6s   %s\n' "" "feedpump/s" "raw/s" "ratio" "rounds: feedpump | raw"
-row "file, batch 64 (fsync+rename/ev)" "$ff64" "$rf64"
-row "file, batch $BIG (fsync+rename/ev)" "$ffbig" "$rfbig"
+if want file; then
+	row "file, batch 64 (fsync+rename/ev)" "$ff64" "$rf64"
+	row "file, batch $BIG (fsync+rename/ev)" "$ffbig" "$rfbig"
+fi
 if [ -n "$port" ]; then
 	row "nats JetStream, batch 64" "$fn64" "$rn"
 	row "nats JetStream, batch $BIG" "$fnbig" "$rn"
-else
+elif want nats; then
 	echo "nats JetStream: skipped (no nats-server)"
 fi

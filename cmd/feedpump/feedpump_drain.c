@@ -1,18 +1,25 @@
 /* feedpump_drain.c: one write-back per loop turn. Read up to `batch`
  * unpublished outbox rows from the cursor (short read txn, bytes copied
- * out) and hand them to the sink; an asynchronous sink (NATS) gets up to
- * `window` batches in flight, each read after the previous one. Then wait
- * for the oldest batch and write back its results, plus those of every
- * younger batch already complete, in ONE txn that also re-checks the lease
- * and moves the cursor over the contiguous published prefix (group commit:
- * while LMDB fsyncs, the next batches are being acked). Any failure, lease
- * loss or cursor rewind empties the pipeline (the batches behind are
- * re-read and re-published: they resolve to the same control versions). The sink is idempotent by event ID, so a
- * crash anywhere in here costs a re-publish that resolves to the same
- * control version, never a duplicate or a gap. Order: a row that fails
- * blocks the rows behind it (head of line) until it succeeds or, if the
- * sink refused the row itself, until it is dead-lettered after
- * max_attempts; a sink outage never dead-letters anything. */
+ * out) and hand them to the sink; an asynchronous sink (NATS) gets a ring
+ * of 2f batches in flight, each read after the previous one. Then wait
+ * for the oldest f batches and write back their results, plus those of
+ * every younger batch already complete, in ONE txn that also re-checks
+ * the lease and moves the cursor over the contiguous published prefix.
+ * Group commit with the pipe kept full: while LMDB fsyncs (milliseconds
+ * to tens of them on a busy disk) the other f batches are being acked, so
+ * the broker does not wait for our disk, and a commit carries f batches.
+ * A row is still marked published only by the txn after its ack; that
+ * txn is committed with one sync, not two (store/outbox.h:
+ * outbox_commit_relaxed). Any failure, lease loss or cursor rewind
+ * empties the pipeline (the batches behind are re-read and re-published:
+ * they resolve to the same control versions). The sink is idempotent by
+ * event ID, so a crash anywhere in here costs a re-publish that resolves
+ * to the same control version, never a duplicate or a gap (an OS crash:
+ * provided the node publishes again within the stream's duplicate
+ * window). Order: a row that fails blocks the rows behind it (head of
+ * line) until it succeeds or, if the sink refused the row itself, until
+ * it is dead-lettered after max_attempts; a sink outage never
+ * dead-letters anything. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +30,10 @@
 #include "core/xalloc.h"
 
 #define SCAN_MAX 65536   /* published rows skipped per turn before yielding */
-#define WINDOW_ROWS 1024 /* rows in flight to an asynchronous sink (NATS MaxPending 4096) */
+#define WINDOW_ROWS 2048 /* rows in flight to an asynchronous sink, also while a write-back
+                            commits (the ring holds twice as many); the NATS sink's own
+                            bound is far above */
+#define RING_MAX 128     /* batches in the ring (the NATS sink tracks up to 256) */
 
 static void drain_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -150,6 +160,30 @@ static void submit(struct feedpump *fp, struct fp_slot *x)
 
 static struct fp_slot *slot_at(struct feedpump *fp, int i) { return &fp->slots[(fp->head + i) % fp->window]; }
 
+/* Top the ring up: collect and submit batches until it is full, until the
+ * outbox has nothing more (a short batch), or until a batch holds a row
+ * that cannot be sent (what follows it would only be dropped at its
+ * write-back). */
+static void fill(struct feedpump *fp)
+{
+	if (fp->inflight > 0) {
+		struct fp_slot *last = slot_at(fp, fp->inflight - 1);
+		if (last->send < last->n) return;
+	}
+	while (fp->inflight < fp->window) {
+		struct fp_slot *x = slot_at(fp, fp->inflight);
+		if (!x->ev) {
+			x->ev = xcalloc((size_t)fp->batch, sizeof *x->ev);
+			x->rows = xcalloc((size_t)fp->batch, sizeof *x->rows);
+		}
+		collect(fp, x);
+		if (x->n == 0 && fp->inflight > 0) break;
+		submit(fp, x);
+		fp->inflight++;
+		if (x->n < (size_t)fp->batch || x->send < x->n) break;
+	}
+}
+
 void fp_drain_flush(struct feedpump *fp)
 {
 	for (int i = 0; i < fp->inflight; i++) {
@@ -179,32 +213,57 @@ static int write_failed(struct feedpump *fp, int rc)
 	return 0;
 }
 
-/* Fill the window, then write back the oldest batch and every complete
- * batch behind it. Returns 1 if more work is probably waiting. */
+/* 1 if every event of slot x was sent and published. */
+static int slot_ok(const struct fp_slot *x)
+{
+	if (x->send < x->n) return 0;
+	for (size_t i = 0; i < x->send; i++)
+		if (x->ev[i].rc != FEED_OK) return 0;
+	return 1;
+}
+
+/* Fill the ring, wait for its older half (or for all of it when it holds
+ * the end of the outbox), then write back every complete batch from the
+ * oldest on. Returns 1 if more work is probably waiting. */
 static int drain_batch(struct feedpump *fp)
 {
 	struct daemon *d = fp->d;
-	while (fp->inflight < fp->window) {
-		struct fp_slot *x = slot_at(fp, fp->inflight);
-		collect(fp, x);
-		if (x->n == 0 && fp->inflight > 0) break;
-		submit(fp, x);
-		fp->inflight++;
-		if (x->n < (size_t)fp->batch || x->send < x->n) break;
+	/* The ring holds 2f batches: f are written back together while the
+	 * other f are still being acked, so the broker does not wait for our
+	 * fsync and a commit carries f batches, not whatever happened to be
+	 * acked first. */
+	int f = fp->window > 1 ? fp->window / 2 : 1;
+	fill(fp);
+	/* the end of the outbox in the ring: all of it in one write-back */
+	struct fp_slot *last = slot_at(fp, fp->inflight - 1);
+	int at_end = last->n < (size_t)fp->batch || last->send < last->n;
+	int want = fp->inflight < f || at_end ? fp->inflight : f, m = 0;
+	uint64_t t_wait = histo_now_us();
+	while (m < want) {                    /* blocking, each bounded by the sink's timeout */
+		struct fp_slot *x = slot_at(fp, m++);
+		if (x->send) feed_sink_wait(fp->sink, x->ev, x->send, 1);
+		if (!slot_ok(x)) break;           /* what follows is flushed anyway */
 	}
-	int m;
-	if (slot_at(fp, 0)->send) feed_sink_wait(fp->sink, slot_at(fp, 0)->ev, slot_at(fp, 0)->send, 1);
-	m = 1;
-	while (m < fp->inflight && (!slot_at(fp, m)->send
-	                            || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
+	while (m == want && m < fp->inflight  /* and what else is complete */
+	       && (!slot_at(fp, m)->send
+	           || feed_sink_wait(fp->sink, slot_at(fp, m)->ev, slot_at(fp, m)->send, 0)))
 		m++;
 	uint64_t done_us = histo_now_us();
+	if (m == 1 && slot_at(fp, 0)->n == 0 && slot_at(fp, 0)->skip_to == fp->cur_in) {
+		/* Nothing to write back (no row, no cursor move): no txn, no
+		 * fsync. The lease is renewed by its own timer. */
+		fp->head = (fp->head + 1) % fp->window;
+		fp->inflight--;
+		fp->retry_at = 0;
+		return 0;
+	}
 	for (int k = 0; k < m; k++)
 		if (slot_at(fp, k)->send) histo_observe(h_publish, done_us - sent_us[slot_at(fp, k) - fp->slots]);
 	if (slot_at(fp, 0)->send && getenv("FP_TEST_CRASH_AFTER_PUBLISH")) {
 		log_notice("FP_TEST_CRASH_AFTER_PUBLISH: exiting after the sink call, before write-back");
 		_exit(3);
 	}
+	uint64_t t_wb = histo_now_us();
 
 	MDB_txn *t = store_begin(d->st, 0);
 	int wrc = fp_lease_check_renew(fp, t);
@@ -266,8 +325,18 @@ static int drain_batch(struct feedpump *fp)
 			if ((wrc = outbox_cursor_put(t, d->st, new_cursor))) goto fail;
 		} else rewound = more = 1;
 	}
-	if ((wrc = store_commit(t)))           /* a failed commit frees the txn */
+	uint64_t t_commit = histo_now_us();
+	/* One sync, not two (store/outbox.h): an OS crash may undo this
+	 * txn until the next commit syncs the file; its rows are then
+	 * re-published and the stream drops them as duplicates (the same
+	 * as rows acked but not yet written back). */
+	if ((wrc = outbox_commit_relaxed(t, d->st)))   /* a failed commit frees the txn */
 		return write_failed(fp, wrc);
+	log_debug("write-back: %d batch(es), %zu published; waited %llu us, "
+	          "wrote %llu us, committed %llu us; %d batch(es) in flight", m, ok,
+	          (unsigned long long)(done_us - t_wait),
+	          (unsigned long long)(t_commit - t_wb), (unsigned long long)(histo_now_us() - t_commit),
+	          fp->inflight - m);
 	fp_lease_committed(fp);               /* renewed in this txn */
 	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
 	fp->head = (fp->head + m) % fp->window;
@@ -301,7 +370,13 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct feedpump *fp = arg;
 	if (fp->stopping) return;
-	if (!fp_lease_held(fp) && !fp_lease_acquire(fp)) {
+	int held = fp_lease_held(fp);
+	if (!held) {
+		outbox_meta_sync(fp->d->st, 0);   /* a lease undone by an OS crash is no one's */
+		held = fp_lease_acquire(fp);
+		outbox_meta_sync(fp->d->st, 1);
+	}
+	if (!held) {
 		fp_drain_schedule(fp, fp->d->st->full ? FULL_RETRY_MS : 500);
 		return;
 	}
@@ -331,17 +406,15 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 static void slots_make(struct feedpump *fp)
 {
 	fp->window = 1;
-	if (feed_sink_async(fp->sink)) {
-		fp->window = WINDOW_ROWS / fp->batch;
-		if (fp->window < 2) fp->window = 2;
-		if (fp->window > 64) fp->window = 64;
+	if (feed_sink_async(fp->sink)) {   /* the ring: twice the rows in flight during a commit */
+		int w = (WINDOW_ROWS + fp->batch - 1) / fp->batch;
+		fp->window = w > RING_MAX / 2 ? RING_MAX : 2 * w;
 	}
+	/* a slot's arrays are made when fill first uses it: a
+	 * short drain touches only the slots it fills */
 	fp->slots = xcalloc((size_t)fp->window, sizeof *fp->slots);
-	for (int i = 0; i < fp->window; i++) {
-		fp->slots[i].ev = xcalloc((size_t)fp->batch, sizeof *fp->slots[i].ev);
-		fp->slots[i].rows = xcalloc((size_t)fp->batch, sizeof *fp->slots[i].rows);
+	for (int i = 0; i < fp->window; i++)
 		buf_init(&fp->slots[i].arena);
-	}
 }
 
 static void slots_free(struct feedpump *fp)

@@ -194,7 +194,10 @@ static void fp_fini(struct daemon *d)
 	if (!fp) return;
 	if (fp->slots) fp_drain_flush(fp);
 	fp_apply_fini(fp);
+	/* one sync: it also makes the last write-back durable */
+	outbox_meta_sync(d->st, 0);
 	fp_lease_release(fp);
+	outbox_meta_sync(d->st, 1);
 	feed_sink_close(fp->sink);
 	fp->sink = NULL;
 }

@@ -147,15 +147,27 @@ size_t feed_clip_utf8(char *dst, const char *src, size_t srclen, size_t max)
 	return o;
 }
 
+static void put_u64(struct buf *out, uint64_t u)
+{
+	char t[24], *w = t + sizeof t;
+	do *--w = (char)('0' + u % 10); while ((u /= 10) != 0);
+	buf_add(out, w, (size_t)(t + sizeof t - w));
+}
+
 void feed_event_json(struct buf *out, const struct feed_event *e)
 {
-	buf_printf(out, "{\"control_version\":%llu,\"event_id\":", (unsigned long long)e->control_version);
+	buf_reserve(out, 96 + 6 * (strlen(e->event_id) + e->room_len) + e->pdu_len);
+	buf_adds(out, "{\"control_version\":");
+	put_u64(out, e->control_version);
+	buf_adds(out, ",\"event_id\":");
 	json_put_string(out, e->event_id, strlen(e->event_id));
 	buf_adds(out, ",\"pdu\":");
 	if (e->pdu_len) buf_add(out, e->pdu, e->pdu_len); else buf_adds(out, "null");
 	buf_adds(out, ",\"room_id\":");
 	json_put_string(out, e->room_id ? e->room_id : "", e->room_id ? e->room_len : 0);
-	buf_printf(out, ",\"stream_pos\":%llu}", (unsigned long long)e->pos);
+	buf_adds(out, ",\"stream_pos\":");
+	put_u64(out, e->pos);
+	buf_addc(out, '}');
 }
 
 void feed_file_name(char *out, size_t cap, uint64_t cv, const char *event_id)

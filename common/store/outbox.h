@@ -48,6 +48,23 @@ int  outbox_append(MDB_txn *t, struct store *s, uint64_t pos, const char *event_
 uint64_t outbox_cursor_get(MDB_txn *t, struct store *s);
 int  outbox_cursor_put(MDB_txn *t, struct store *s, uint64_t pos);
 
+/* feedpump's own commits (its write-backs and its lease), with one sync
+ * instead of LMDB's two: the pages are synced as always, the meta page
+ * that makes them current is only written (MDB_NOMETASYNC for these
+ * commits only) and becomes durable with the next sync of the file: the
+ * next commit of any process in the environment (feedpump's next
+ * write-back, its lease renewal every lease_ttl/3, a purgatoryd store).
+ * LMDB keeps the txn atomic and consistent; a process crash cannot undo
+ * it; an OS crash before that next sync can undo this one txn, which is
+ * harmless for these writes: a write-back undone leaves its rows
+ * unpublished (re-published after the restart, resolved by event ID
+ * within the stream's duplicate window), a lease undone is a lease no
+ * live process holds. outbox_meta_sync(s, 0) relaxes every commit of
+ * this process until outbox_meta_sync(s, 1): only for a process whose
+ * commits all run on one thread (feedpump's loop). */
+void outbox_meta_sync(struct store *s, int on);
+int  outbox_commit_relaxed(MDB_txn *t, struct store *s);
+
 /* The drain lease: one drainer at a time. */
 struct lease_rec {
 	char      holder[160];        /* "host:pid" */
