@@ -28,6 +28,7 @@ const struct param params_purgatoryd[] = {
 	P_DUR("purgatoryd", "rejects_keep", "168h", "1s", "3650d", "rejected events are kept (rejects table) this long, then pruned"),
 	P_DUR("purgatoryd", "tick", "1s", "1ms", "1m", "period of the fetch/expiry scheduler"),
 	P_INT("purgatoryd", "batch_max", "5000", "1", "1000000", "most verdicts committed in one transaction"),
+	P_DUR("purgatoryd", "commit_delay", "5ms", "0", "1s", "verdicts are gathered for up to this long (from the oldest one waiting) or until batch_max wait, then committed in one transaction; 0 = commit at the end of every loop turn"),
 	P_DUR("purgatoryd", "fetch_timeout", "60s", "10ms", "1h", "a fetch request without an answer after this long counts as failed"),
 	P_DUR("purgatoryd", "fetch_retry", "2s", "1ms", "1h", "retry wait while fetchd is not reachable (no backoff)"),
 	P_INT("purgatoryd", "fetch_limit", "100", "1", "1000", "limit asked for in a missing_events request"),
