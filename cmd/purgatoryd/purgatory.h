@@ -69,6 +69,7 @@ struct tx {                        /* one write transaction in progress */
 	uint64_t  last_pos;
 	int       stored;
 	int       err;                 /* the first failed write (the txn is dead) */
+	struct purg_batch b;           /* room rows written once, at the commit */
 };
 
 struct purgatoryd {

@@ -47,7 +47,7 @@ int purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id)
 		goto out;
 	}
 	uint64_t pos = 0;
-	rc = purg_store_event(x->t, s, pi, h->room_version ? h->room_version : p->default_rv,
+	rc = purg_store_event_b(&x->b, x->t, s, pi, h->room_version ? h->room_version : p->default_rv,
 	                            h->redacted, h->pdu, h->pdu_len, x->now, &pos);
 	if (rc < 0 || rc > 1) { purgatory_tx_fail(x, rc, "storing a released event"); goto out; }
 	if (rc == 0) stored_one(p, x, pos);
@@ -114,7 +114,7 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 	int nm = purg_missing(x->t, s, pi, missing);
 	if (nm == 0 && purgatory_acl_ok(p, pi)) {
 		uint64_t pos = 0;
-		int rc = purg_store_event(x->t, s, pi, rv, v->redacted, v->body, v->body_len, x->now, &pos);
+		int rc = purg_store_event_b(&x->b, x->t, s, pi, rv, v->redacted, v->body, v->body_len, x->now, &pos);
 		if (rc < 0 || rc > 1) { purgatory_tx_fail(x, rc, "storing an event"); free(missing); return; }
 		if (rc == 1) { (*p->c_dups)++; free(missing); return; }
 		stored_one(p, x, pos);
