@@ -52,6 +52,10 @@ HZ=$(getconf CLK_TCK)
 
 # the measurement: B pulls everything
 node_start b validated purgatoryd syncd
+for s in validated purgatoryd syncd; do
+	eval "p=\$PID_b_$s"
+	kill -0 "$p" 2>/dev/null || { echo "B's $s is not running:"; tail -3 "$T_TMP/b/$s.log"; exit 1; }
+done
 if [ -n "${TAX_PROFILE:-}" ]; then
 	mkdir -p "$TAX_PROFILE"
 	for s in validated purgatoryd syncd; do
