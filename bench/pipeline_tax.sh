@@ -7,7 +7,10 @@
 # same bytes (exported from A's events table): `validated --jsonl --workers 1`.
 # Row "pipeline tax" = B's CPU per replicated event / --jsonl CPU per event;
 # goal <= 1.35. TAX_BODY sets the message body bytes (default 820: ~1.3 KB
-# events). TAX_PROFILE=DIR: also `perf record` each B stage during the pull
+# events); TAX_COMMIT_DELAY sets B's [purgatoryd] commit_delay (a duration;
+# default: the key's default). A last line says how the work was batched
+# (purgatoryd's verdicts per write transaction, validated's store lookups
+# left out). TAX_PROFILE=DIR: also `perf record` each B stage during the pull
 # into DIR/<stage>.data (TAX_PERF_CG=dwarf: call graphs through liblmdb and
 # libsodium, which have no frame pointers; default fp) and the --jsonl
 # baseline into DIR/jsonl.data, count each stage's syscalls
@@ -23,7 +26,12 @@ BODY=${TAX_BODY:-820}
 PA=$(free_port); PB=$(free_port)
 A=$(node_config a "$PA" "[served]
 matrix_auth = open")
+# TAX_COMMIT_DELAY: B's [purgatoryd] commit_delay (default: the default)
+PURG_CONF=
+[ -n "${TAX_COMMIT_DELAY:-}" ] && PURG_CONF="[purgatoryd]
+commit_delay = $TAX_COMMIT_DELAY"
 B=$(node_config b "$PB" "
+$PURG_CONF
 [validated]
 workers = 1
 [syncd]
@@ -44,6 +52,10 @@ HZ=$(getconf CLK_TCK)
 
 # the measurement: B pulls everything
 node_start b validated purgatoryd syncd
+for s in validated purgatoryd syncd; do
+	eval "p=\$PID_b_$s"
+	kill -0 "$p" 2>/dev/null || { echo "B's $s is not running:"; tail -3 "$T_TMP/b/$s.log"; exit 1; }
+done
 if [ -n "${TAX_PROFILE:-}" ]; then
 	mkdir -p "$TAX_PROFILE"
 	for s in validated purgatoryd syncd; do
@@ -56,6 +68,11 @@ if [ -n "${TAX_PROFILE:-}" ]; then
 fi
 wait_for "[ \"\$(stored)\" = $TOTAL ]" 12000 || { echo "B stored only $(stored) of $TOTAL"; exit 1; }
 CV=$(cpu "$PID_b_validated"); CP=$(cpu "$PID_b_purgatoryd"); CS=$(cpu "$PID_b_syncd")
+# how the work was batched: purgatoryd's write transactions, validated's
+# store lookups left out (a counter that a stage lacks reads 0)
+stat_of() { fedctl -c "$B" stats "$1" 2>/dev/null | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
+PB_TXNS=$(stat_of purgatoryd batches); PB_VERD=$(stat_of purgatoryd verdicts)
+PV_SKIP=$(stat_of validated store_lookups_skipped); PV_KNOWN=$(stat_of validated known_stored)
 if [ -n "${TAX_PROFILE:-}" ]; then
 	for s in validated purgatoryd syncd; do eval "kill -INT \$PERF_$s \$PSTAT_$s; wait \$PERF_$s \$PSTAT_$s"; done
 	fedctl -c "$B" stats >"$TAX_PROFILE/stats.json" 2>&1
@@ -94,7 +111,7 @@ CJ=$(awk -v a="$CJ1" -v b="$CJ2" 'BEGIN { printf "%.3f", (a + b) / 2 }')
 NJ=$(wc -l <"$T_TMP/events.jsonl" | tr -d ' ')
 NOK=$(grep -c '"verdict":"accept"' "$T_TMP/verdicts")
 BYTES=$(wc -c <"$T_TMP/events.jsonl" | tr -d ' ')
-awk -v n="$TOTAL" -v hz="$HZ" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v nj="$NJ" -v nok="$NOK" -v j1="$CJ1" -v j2="$CJ2" -v by="$BYTES" 'BEGIN {
+awk -v n="$TOTAL" -v hz="$HZ" -v txns="${PB_TXNS:-0}" -v verd="${PB_VERD:-0}" -v skip="${PV_SKIP:-0}" -v known="${PV_KNOWN:-0}" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v nj="$NJ" -v nok="$NOK" -v j1="$CJ1" -v j2="$CJ2" -v by="$BYTES" 'BEGIN {
 	us = 1e6 / hz / n
 	v = cv * us; p = cp * us; s = cs * us; all = v + p + s; j = cj * 1e6 / nj
 	printf "pipeline tax: %d events of %.0f bytes replicated A->B; CPU per event from /proc/PID/stat (%d Hz)\n", n, by / nj - 1, hz
@@ -105,5 +122,6 @@ awk -v n="$TOTAL" -v hz="$HZ" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v
 	printf "%-46s %12.1f %9.2fx\n", "all of B", all, all / j
 	printf "%-46s %12.1f %9.2fx   (mean of %.1f and %.1f)\n", "validated --jsonl --workers 1, same events", j, 1, j1 * 1e6 / nj, j2 * 1e6 / nj
 	printf "%-46s %12s %9.2fx   (goal <= 1.35)\n", "pipeline tax", "", all / j
+	printf "# purgatoryd: %d verdicts in %d write transactions (%.0f a transaction); validated: %d store lookups left out, %d found stored\n", verd, txns, txns ? verd / txns : 0, skip, known
 	if (nok != nj) printf "# warning: --jsonl accepted %d of %d events\n", nok, nj
 }'

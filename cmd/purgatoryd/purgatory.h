@@ -69,11 +69,13 @@ struct tx {                        /* one write transaction in progress */
 	uint64_t  last_pos;
 	int       stored;
 	int       err;                 /* the first failed write (the txn is dead) */
+	struct purg_batch b;           /* room rows written once, at the commit */
 };
 
 struct purgatoryd {
 	struct daemon *d;
 	long long debounce, debounce_other, backoff_min, backoff_max, max_hold, tick, fetch_timeout, fetch_retry;
+	long long commit_delay;        /* [purgatoryd] commit_delay (ms; 0 = every turn) */
 	int       batch_max, fetch_limit, fetch_latest_max, fetch_events_max, fetch_servers_max;
 	int       default_rv;
 	char      server_name[PURG_NAME_MAX];
@@ -96,6 +98,9 @@ struct purgatoryd {
 	uint64_t  dropped_full;        /* verdicts left in the inbox while stalled */
 	long long rejects_keep;        /* [purgatoryd] rejects_keep (ms; 0 = keep all) */
 	struct event *tick_ev;
+	struct event *commit_ev;       /* one-shot: the oldest queued verdict waited commit_delay */
+	int       commit_armed;
+	int       flush_now;           /* stdin ended: no more gathering */
 
 	struct json_doc doc, doc2;     /* scratch parsers */
 	struct pdu_info *pi;

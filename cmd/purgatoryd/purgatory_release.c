@@ -47,7 +47,7 @@ int purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id)
 		goto out;
 	}
 	uint64_t pos = 0;
-	rc = purg_store_event(x->t, s, pi, h->room_version ? h->room_version : p->default_rv,
+	rc = purg_store_event_b(&x->b, x->t, s, pi, h->room_version ? h->room_version : p->default_rv,
 	                            h->redacted, h->pdu, h->pdu_len, x->now, &pos);
 	if (rc < 0 || rc > 1) { purgatory_tx_fail(x, rc, "storing a released event"); goto out; }
 	if (rc == 0) stored_one(p, x, pos);
@@ -100,21 +100,29 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 		return;
 	}
 	snprintf(pi->event_id, sizeof pi->event_id, "%s", v->event_id);
-	if (store_event_exists(x->t, s, v->event_id) || purgatory_held_find(p, v->event_id)) {
+	if (purgatory_held_find(p, v->event_id)) {
 		(*p->c_dups)++;
 		return;
 	}
+	/* One events lookup per new event: a storable one is looked up by
+	 * purg_store_event (a duplicate returns 1 there, before any write);
+	 * only the rare hold path looks it up here, so a stored event is
+	 * never held. (Its prev/auth events are stored whenever it is, so a
+	 * duplicate always takes the first path.) */
 	int rv = v->rv > 0 ? v->rv : purg_room_version_for(x->t, s, pi, p->default_rv);
 	char (*missing)[PDU_EVENT_ID_MAX] = xmalloc(PURG_DEPS_MAX * sizeof *missing);
 	int nm = purg_missing(x->t, s, pi, missing);
 	if (nm == 0 && purgatory_acl_ok(p, pi)) {
 		uint64_t pos = 0;
-		int rc = purg_store_event(x->t, s, pi, rv, v->redacted, v->body, v->body_len, x->now, &pos);
+		int rc = purg_store_event_b(&x->b, x->t, s, pi, rv, v->redacted, v->body, v->body_len, x->now, &pos);
 		if (rc < 0 || rc > 1) { purgatory_tx_fail(x, rc, "storing an event"); free(missing); return; }
-		if (rc == 0) stored_one(p, x, pos);
+		if (rc == 1) { (*p->c_dups)++; free(missing); return; }
+		stored_one(p, x, pos);
 		char id[PDU_EVENT_ID_MAX];
 		memcpy(id, pi->event_id, sizeof id);
 		purgatory_release_waiters(p, x, id);
+	} else if (store_event_exists(x->t, s, v->event_id)) {
+		(*p->c_dups)++;
 	} else {
 		if (nm == 0)
 			log_info("holding %s: server %s/%s not allowed by the ACL", v->event_id,

@@ -44,6 +44,7 @@ void purgatory_tx_begin(struct purgatoryd *p, struct tx *x)
 {
 	if (!h_commit) metrics_start(p);
 	x->t = store_begin(p->d->st, 0);
+	purg_batch_init(&x->b, x->t);
 	x->now = now_ms();
 	x->last_pos = 0;
 	x->stored = 0;
@@ -60,6 +61,9 @@ void purgatory_tx_fail(struct tx *x, int rc, const char *what)
 int purgatory_tx_commit(struct purgatoryd *p, struct tx *x)
 {
 	int rc = x->err;
+	if (!rc && (rc = purg_batch_flush(&x->b, p->d->st)))
+		log_debug("writing the batch's room rows: %s", mdb_strerror(rc));
+	purg_batch_drop(&x->b);
 	if (rc) mdb_txn_abort(x->t);
 	else {
 		uint64_t t0 = histo_now_us();

@@ -6,6 +6,7 @@
  * fetches the server's key document; only a definite fetch failure rejects it. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sodium.h>
 #include "validated.h"
@@ -69,6 +70,46 @@ static int known_in_store(void *arg, const char *event_id)
 	int rc = store_event_exists(t, d->st, event_id);
 	store_end_shared(d->st, t);
 	return rc == 1;
+}
+
+/* The store lookup for events arriving live (FT_EVENT frames): only while
+ * it pays. The lookup exists to skip the signature check of an event that
+ * is already stored; on a stream of new events (sync, a fetch of what is
+ * missing) it never hits and costs a random B-tree walk per event (~10 us,
+ * a tenth of validated). So after KNOWN_MISS_RUN live misses in a row only
+ * every KNOWN_SAMPLE-th live event is looked up, and one hit (a re-import,
+ * a second peer re-sending old events) turns the lookup on for every live
+ * event again. Rescans and key-wait revalidations always look up.
+ *
+ * Why skipping it is safe: it only ever decides whether an event gets the
+ * full check or none. A skipped lookup means the full check (never less
+ * checking: the seen cache, hashes and signatures all run), and it changes
+ * nothing stored: purgatoryd, the store's only writer, checks each ID in
+ * the very write transaction that would store it, so an event that is
+ * already there is a duplicate (a no-op that just deletes its inbox row)
+ * whatever validated said. Workers race on these counters: a lost update
+ * only moves when the mode flips (relaxed atomics, no torn values). */
+#define KNOWN_MISS_RUN 256
+#define KNOWN_SAMPLE   32
+static _Atomic unsigned known_live_n, known_live_misses;
+static _Atomic unsigned long long known_live_skipped;     /* stats: store_lookups_skipped */
+static _Atomic int known_live_on = 1;
+
+static int known_live(void *arg, const char *event_id)
+{
+	unsigned n = atomic_fetch_add_explicit(&known_live_n, 1, memory_order_relaxed);
+	if (!atomic_load_explicit(&known_live_on, memory_order_relaxed) && n % KNOWN_SAMPLE) {
+		atomic_fetch_add_explicit(&known_live_skipped, 1, memory_order_relaxed);
+		return 0;
+	}
+	int hit = known_in_store(arg, event_id);
+	if (hit) {
+		atomic_store_explicit(&known_live_misses, 0, memory_order_relaxed);
+		atomic_store_explicit(&known_live_on, 1, memory_order_relaxed);
+	} else if (atomic_fetch_add_explicit(&known_live_misses, 1, memory_order_relaxed) + 1 >= KNOWN_MISS_RUN) {
+		atomic_store_explicit(&known_live_on, 0, memory_order_relaxed);
+	}
+	return hit;
 }
 
 static struct keyfetch *kf_find(struct validated *v, const char *server, int create)
@@ -229,12 +270,14 @@ static void emit_verdict(struct daemon *d, uint64_t seq, const char *bytes, size
  * clock reads out too. */
 static struct histo *h_validate;
 
-static void validate_pdu_flags(struct validator *val, const struct val_opts *base,
+static void validate_pdu_flags(struct validator *val, const struct val_opts *base, int live,
                                uint16_t flags, const char *bytes, size_t n, struct val_result *r)
 {
 	struct val_opts o = *base;
 	if (flags & FF_DEEP)
 		o.checks = VAL_CHECK_ALL;
+	if (live && o.known == known_in_store)
+		o.known = known_live;
 #ifndef FP_NO_HISTO
 	uint64_t t0 = histo_now_us();
 	validate_pdu(val, &o, bytes, n, r);
@@ -270,11 +313,11 @@ static void finish_one(struct daemon *d, uint64_t seq, const char *bytes, size_t
 	emit_verdict(d, seq, bytes, n, r);
 }
 
-static void validate_one(struct daemon *d, uint64_t seq, uint16_t flags, const char *bytes,
-                         size_t n)
+static void validate_one(struct daemon *d, int live, uint64_t seq, uint16_t flags,
+                         const char *bytes, size_t n)
 {
 	struct validated *v = VD(d);
-	validate_pdu_flags(&v->v, &v->o, flags, bytes, n, &v->r);
+	validate_pdu_flags(&v->v, &v->o, live, flags, bytes, n, &v->r);
 	finish_one(d, seq, bytes, n, &v->r);
 }
 
@@ -283,7 +326,7 @@ static void batch_validate(void *arg, int worker, size_t from, size_t to)
 {
 	struct validated *v = arg;
 	for (size_t i = from; i < to; i++)
-		validate_pdu_flags(&v->wv[worker], &v->o, v->batch[i].flags, v->batch[i].p,
+		validate_pdu_flags(&v->wv[worker], &v->o, 1, v->batch[i].flags, v->batch[i].p,
 		                   v->batch[i].n, &v->batch[i].r);
 }
 
@@ -335,7 +378,7 @@ static void revalidate_seq(struct daemon *d, uint64_t seq)
 	char *copy = xmemdup(ir.bytes, ir.len);
 	size_t n = ir.len;
 	mdb_txn_abort(t);
-	validate_one(d, seq, 0, copy, n);
+	validate_one(d, 0, seq, 0, copy, n);
 	free(copy);
 }
 
@@ -544,7 +587,7 @@ static void vd_on_frame(struct daemon *d, struct conn *c, struct frame *f)
 		if (VD(d)->nworkers > 1)
 			batch_add(d, f);
 		else
-			validate_one(d, f->id, f->flags, f->payload, f->len);
+			validate_one(d, 1, f->id, f->flags, f->payload, f->len);
 		break;
 	case FT_FETCH_RESULT:
 		on_key_result(d, f);
@@ -734,6 +777,8 @@ static void vd_stats(struct daemon *d, struct buf *json)
 		hits += v->wv[i].n_seen_hits;
 	buf_printf(json, ",\"waiting_for_keys\":%zu,\"seen_hits\":%llu,\"workers\":%d", v->nw,
 	           (unsigned long long)hits, v->nworkers);
+	buf_printf(json, ",\"store_lookups_skipped\":%llu",
+	           atomic_load_explicit(&known_live_skipped, memory_order_relaxed));
 }
 
 int validated_daemon(int argc, char **argv)

@@ -15,7 +15,16 @@
  * can see the new frontier; an import or requeue delivers the rest of a
  * backlog within that time, so we do not ask remote servers for events that
  * are about to arrive locally. A fetched gap of depth N then fills in about
- * N / fetch_limit * 2 s rather than minutes per round. */
+ * N / fetch_limit * 2 s rather than minutes per round.
+ *
+ * commit_delay: verdicts are gathered for up to this long (from the oldest
+ * one waiting) or until batch_max wait, then committed in one transaction.
+ * One commit (an fdatasync, each touched B-tree page written once) then
+ * carries several loop turns' verdicts instead of one socket read's worth
+ * (~110 of ~1.3 KB). Each costs up to commit_delay of latency. It stays
+ * far below validated's rescan_age (default 3s), or validated would send
+ * verdicts still waiting here again; hence at most 1s. 0 = commit at the
+ * end of every loop turn. */
 #include <stddef.h>
 #include "core/config.h"
 
@@ -28,6 +37,7 @@ const struct param params_purgatoryd[] = {
 	P_DUR("purgatoryd", "rejects_keep", "168h", "1s", "3650d", "rejected events are kept (rejects table) this long, then pruned"),
 	P_DUR("purgatoryd", "tick", "1s", "1ms", "1m", "period of the fetch/expiry scheduler"),
 	P_INT("purgatoryd", "batch_max", "5000", "1", "1000000", "most verdicts committed in one transaction"),
+	P_DUR("purgatoryd", "commit_delay", "5ms", "0", "1s", "verdicts are gathered for up to this long (from the oldest one waiting) or until batch_max wait, then committed in one transaction; 0 = commit at the end of every loop turn"),
 	P_DUR("purgatoryd", "fetch_timeout", "60s", "10ms", "1h", "a fetch request without an answer after this long counts as failed"),
 	P_DUR("purgatoryd", "fetch_retry", "2s", "1ms", "1h", "retry wait while fetchd is not reachable (no backoff)"),
 	P_INT("purgatoryd", "fetch_limit", "100", "1", "1000", "limit asked for in a missing_events request"),

@@ -98,34 +98,199 @@ int purg_room_version_for(MDB_txn *t, struct store *s, const struct pdu_info *pi
 	return dflt;
 }
 
+/* --- the write batch (purgatory.h) --------------------------------------- */
+
+enum { BR_ROOM = 'R', BR_EXT = 'E', BR_SEEN = 'S' };
+struct purg_brow {
+	struct hmap_node hn;
+	int      known;                 /* BR_ROOM: the room row exists */
+	int      dirty;                 /* BR_ROOM: depth raised in this batch */
+	uint64_t depth;                 /* BR_ROOM: max_depth now; BR_EXT: the row's value */
+	size_t   kn;                    /* key bytes: kind, then room [\0 id] */
+	char     k[];
+};
+
+void purg_batch_init(struct purg_batch *b, MDB_txn *t)
+{
+	memset(b, 0, sizeof *b);
+	b->t = t;
+}
+
+/* key = kind | a [| \0 | b] into buf (cap bytes); its length, 0 if too long */
+static size_t brow_key(char *buf, size_t cap, int kind, const char *a, const char *c)
+{
+	size_t an = strlen(a), cn = c ? strlen(c) + 1 : 0;
+	if (1 + an + cn > cap) return 0;
+	buf[0] = (char)kind;
+	memcpy(buf + 1, a, an);
+	if (c) { buf[1 + an] = 0; memcpy(buf + 2 + an, c, cn - 1); }
+	return 1 + an + cn;
+}
+
+static struct purg_brow *brow_find(struct purg_batch *b, const char *k, size_t kn, uint64_t h)
+{
+	HMAP_FOR_HASH(&b->rows, h, n) {
+		struct purg_brow *r = HMAP_ENTRY(n, struct purg_brow, hn);
+		if (r->kn == kn && !memcmp(r->k, k, kn)) return r;
+	}
+	return NULL;
+}
+
+static struct purg_brow *brow_add(struct purg_batch *b, const char *k, size_t kn, uint64_t h)
+{
+	struct purg_brow *r = xcalloc(1, sizeof *r + kn + 1);    /* + NUL: k's names are strings */
+	memcpy(r->k, k, kn);
+	r->kn = kn;
+	hmap_insert(&b->rows, &r->hn, h);
+	b->nrows++;
+	return r;
+}
+
+static void brow_del(struct purg_batch *b, struct purg_brow *r)
+{
+	hmap_remove(&b->rows, &r->hn);
+	b->nrows--;
+	free(r);
+}
+
+void purg_batch_drop(struct purg_batch *b)
+{
+	struct hmap_iter it;
+	struct hmap_node *n;
+	hmap_iter_init(&it, &b->rows);
+	while ((n = hmap_iter_next(&it))) free(HMAP_ENTRY(n, struct purg_brow, hn));
+	hmap_free(&b->rows);
+	memset(&b->rows, 0, sizeof b->rows);
+	b->nrows = 0;
+}
+
+int purg_batch_flush(struct purg_batch *b, struct store *s)
+{
+	struct hmap_iter it;
+	struct hmap_node *n;
+	int rc = 0;
+	hmap_iter_init(&it, &b->rows);
+	while (!rc && (n = hmap_iter_next(&it))) {
+		struct purg_brow *r = HMAP_ENTRY(n, struct purg_brow, hn);
+		const char *a = r->k + 1;
+		if (r->k[0] == BR_ROOM && r->dirty)
+			rc = store_room_raise_depth(b->t, s, a, r->depth);
+		else if (r->k[0] == BR_EXT)
+			rc = store_extremity_put(b->t, s, a, a + strlen(a) + 1, r->depth);
+	}
+	purg_batch_drop(b);
+	return rc;
+}
+
+/* The key buffer: a room ID and an event ID or server name, each bounded
+ * by the parse (PURG_NAME_MAX, PDU_EVENT_ID_MAX); too long = unbatched. */
+#define BKEY_MAX (2 + PURG_NAME_MAX + PURG_NAME_MAX + PDU_EVENT_ID_MAX)
+
+static int batch_raise_depth(struct purg_batch *b, struct store *s, const char *room,
+                             uint64_t depth)
+{
+	char k[BKEY_MAX];
+	size_t kn = b ? brow_key(k, sizeof k, BR_ROOM, room, NULL) : 0;
+	if (!kn) return store_room_raise_depth(b ? b->t : NULL, s, room, depth);
+	uint64_t h = hmap_hash(k, kn);
+	struct purg_brow *r = brow_find(b, k, kn, h);
+	if (!r) {
+		r = brow_add(b, k, kn, h);
+		r->known = store_room_get(b->t, s, room, NULL, &r->depth, NULL, 0) == 0;
+	}
+	/* an unknown room is left alone, as store_room_raise_depth does */
+	if (r->known && depth > r->depth) { r->depth = depth; r->dirty = 1; }
+	return 0;
+}
+
+static void batch_room_forget(struct purg_batch *b, const char *room)
+{
+	char k[BKEY_MAX];
+	size_t kn = b ? brow_key(k, sizeof k, BR_ROOM, room, NULL) : 0;
+	struct purg_brow *r = kn ? brow_find(b, k, kn, hmap_hash(k, kn)) : NULL;
+	if (r) brow_del(b, r);
+}
+
+static int batch_ext_put(struct purg_batch *b, MDB_txn *t, struct store *s, const char *room,
+                         const char *id, uint64_t depth)
+{
+	char k[BKEY_MAX];
+	size_t kn = b ? brow_key(k, sizeof k, BR_EXT, room, id) : 0;
+	if (!kn) return store_extremity_put(t, s, room, id, depth);
+	uint64_t h = hmap_hash(k, kn);
+	struct purg_brow *r = brow_find(b, k, kn, h);
+	if (!r) r = brow_add(b, k, kn, h);
+	r->depth = depth;
+	return 0;
+}
+
+static int batch_ext_del(struct purg_batch *b, MDB_txn *t, struct store *s, const char *room,
+                         const char *id)
+{
+	char k[BKEY_MAX];
+	size_t kn = b ? brow_key(k, sizeof k, BR_EXT, room, id) : 0;
+	struct purg_brow *r = kn ? brow_find(b, k, kn, hmap_hash(k, kn)) : NULL;
+	if (r) {
+		/* put in this batch, so stored in this txn: no row before it */
+		brow_del(b, r);
+		return 0;
+	}
+	return store_extremity_del(t, s, room, id);
+}
+
+/* room_servers with the txn's one now: a pair handled once in the batch is
+ * fresh for the rest of it (written with now, or found within min_gap). */
+static int batch_server_seen(struct purg_batch *b, MDB_txn *t, struct store *s,
+                             const char *room, const char *server, long long now)
+{
+	char k[BKEY_MAX];
+	size_t kn = b && server[0] ? brow_key(k, sizeof k, BR_SEEN, room, server) : 0;
+	if (!kn) return store_room_server_seen(t, s, room, server, now, 60000);
+	uint64_t h = hmap_hash(k, kn);
+	if (brow_find(b, k, kn, h)) return 0;
+	int rc = store_room_server_seen(t, s, room, server, now, 60000);
+	if (!rc) brow_add(b, k, kn, h);
+	return rc;
+}
+
 int purg_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, int rv,
                      int redacted, const char *pdu, size_t n, long long now, uint64_t *posp)
 {
+	return purg_store_event_b(NULL, t, s, pi, rv, redacted, pdu, n, now, posp);
+}
+
+int purg_store_event_b(struct purg_batch *b, MDB_txn *t, struct store *s,
+                       const struct pdu_info *pi, int rv, int redacted, const char *pdu,
+                       size_t n, long long now, uint64_t *posp)
+{
 	int rc = store_event_exists(t, s, pi->event_id);
 	if (rc == 1) return 1;
+	if (b && b->t != t) b = NULL;       /* not this txn's batch: write at once */
 	uint64_t pos, depth = (uint64_t)(pi->depth > 0 ? pi->depth : 0);
 	if ((rc = store_seq_take(t, s, "stream_next", &pos))) return rc;
 	if ((rc = store_event_put(t, s, pi->event_id, pos, rv, redacted, pi->room_id, pdu, n))) return rc;
 	if ((rc = store_stream_put(t, s, pos, pi->event_id))) return rc;
 
 	/* rooms: the create event names the version; later events raise max_depth */
-	if (pi->is_create)
+	if (pi->is_create) {
+		batch_room_forget(b, pi->room_id);
 		rc = store_room_put(t, s, pi->room_id,
 		                    pi->create_rv > 0 && pi->create_rv < 256 ? pi->create_rv : rv,
 		                    depth, pi->event_id);
-	else if (pi->depth > 0)
-		rc = store_room_raise_depth(t, s, pi->room_id, depth);
+	} else if (pi->depth > 0)
+		rc = b ? batch_raise_depth(b, s, pi->room_id, depth)
+		       : store_room_raise_depth(t, s, pi->room_id, depth);
 	if (rc) return rc;
 
 	/* forward extremities: this event is one, its parents no longer are */
-	if ((rc = store_extremity_put(t, s, pi->room_id, pi->event_id, depth))) return rc;
+	if ((rc = batch_ext_put(b, t, s, pi->room_id, pi->event_id, depth))) return rc;
 	for (int i = 0; i < pi->nprev; i++)
-		if ((rc = store_extremity_del(t, s, pi->room_id, pi->deps[i]))) return rc;
+		if ((rc = batch_ext_del(b, t, s, pi->room_id, pi->deps[i]))) return rc;
 
 	/* last_seen only needs minute precision: skip writes within a minute */
-	if ((rc = store_room_server_seen(t, s, pi->room_id, pi->sender_server, now, 60000))) return rc;
+	if ((rc = batch_server_seen(b, t, s, pi->room_id, pi->sender_server, now))) return rc;
 	if (pi->origin[0] && strcmp(pi->origin, pi->sender_server) &&
-	    (rc = store_room_server_seen(t, s, pi->room_id, pi->origin, now, 60000)))
+	    (rc = batch_server_seen(b, t, s, pi->room_id, pi->origin, now)))
 		return rc;
 
 	if ((rc = outbox_append(t, s, pos, pi->event_id))) return rc;

@@ -16,6 +16,7 @@
 #include "matrix/json.h"
 #include "matrix/pdu.h"
 #include "core/buf.h"
+#include "core/hmap.h"
 
 #define PURG_DEPS_MAX 64        /* prev_events + auth_events we accept */
 #define PURG_NAME_MAX 256
@@ -47,6 +48,35 @@ int  purg_pdu_parse(struct json_doc *d, const char *pdu, size_t n, struct pdu_in
 int  purg_store_event(MDB_txn *t, struct store *s, const struct pdu_info *pi, int rv,
                       int redacted, const char *pdu, size_t n, long long now,
                       uint64_t *pos);
+
+/* A write batch: the rows that purg_store_event would rewrite for every
+ * event of a room -- the room's max_depth, its forward extremities (each
+ * event put, then deleted by its child), the room_servers check -- kept in
+ * memory for one transaction and written once by purg_batch_flush, which
+ * must run in the same transaction before it commits (purgatoryd does it
+ * in its commit). The end state is the one the event-by-event writes give:
+ * an extremity put and deleted in the same batch is never written (its
+ * event was first stored in this transaction, so no row of it existed
+ * before), a depth raise is written once with the batch's highest depth,
+ * and a create event's room row is written at once and drops what was
+ * pending for the room (its put replaced the row anyway). Readers of these
+ * tables in other transactions see only committed state, flushed. */
+struct purg_batch {
+	MDB_txn    *t;                  /* the txn the pending rows belong to */
+	struct hmap rows;               /* struct purg_brow by kind + key */
+	size_t      nrows;
+};
+void purg_batch_init(struct purg_batch *b, MDB_txn *t);
+/* Write what is pending into b->t: 0 or the LMDB error (the txn is then
+ * dead: abort it). Empties b either way. */
+int  purg_batch_flush(struct purg_batch *b, struct store *s);
+/* Forget what is pending (the txn was aborted). */
+void purg_batch_drop(struct purg_batch *b);
+/* purg_store_event with a batch (NULL: every row written at once, as
+ * purg_store_event does). b->t must be t. */
+int  purg_store_event_b(struct purg_batch *b, MDB_txn *t, struct store *s,
+                        const struct pdu_info *pi, int rv, int redacted, const char *pdu,
+                        size_t n, long long now, uint64_t *pos);
 
 /* Dependencies of pi not in events: copied to missing[], count returned. */
 int  purg_missing(MDB_txn *t, struct store *s, const struct pdu_info *pi,
