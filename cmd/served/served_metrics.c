@@ -73,7 +73,7 @@ enum {
 	/* validated */
 	F_VAL_VALIDATED, F_VAL_VERDICTS, F_VAL_REJECTS, F_VAL_REDACTED, F_VAL_SKIPPED,
 	F_VAL_KEY_FETCHES, F_VAL_WAITS, F_VAL_KEYS_REFUSED, F_KEY_CONFLICTS, F_VAL_RESCANNED,
-	F_VAL_WAITING, F_VAL_SEEN_HITS, F_VAL_WORKERS, F_VAL_SECONDS,
+	F_VAL_WAITING, F_VAL_SEEN_HITS, F_VAL_LOOKUPS_SKIPPED, F_VAL_WORKERS, F_VAL_SECONDS,
 	/* purgatoryd */
 	F_PURG_VERDICTS, F_EVENTS_STORED, F_PURG_HELD, F_PURG_RELEASED, F_PURG_REJECTED,
 	F_PURG_DUPS, F_PURG_EXPIRED, F_PURG_BATCHES, F_PURG_FETCH_REQS, F_PURG_FETCHES, F_PURG_FETCHED,
@@ -153,6 +153,7 @@ static const struct family fam[F__COUNT] = {
 	FAM(F_VAL_RESCANNED, "fedpipe_validate_rescanned_total", MT_COUNTER, "Inbox entries validated again by the rescan."),
 	FAM(F_VAL_WAITING, "fedpipe_validate_waiting_for_keys", MT_GAUGE, "Events waiting for a server's keys now."),
 	FAM(F_VAL_SEEN_HITS, "fedpipe_validate_seen_cache_hits_total", MT_COUNTER, "Events found in the recently-verified cache."),
+	FAM(F_VAL_LOOKUPS_SKIPPED, "fedpipe_validate_store_lookups_skipped_total", MT_COUNTER, "Live events not looked up in the store (lookups had stopped finding anything); verified in full instead."),
 	FAM(F_VAL_WORKERS, "fedpipe_validate_workers", MT_GAUGE, "Validation worker threads."),
 	FAM(F_VAL_SECONDS, "fedpipe_validate_duration_seconds", MT_HISTO, "Time to validate one event (parse, hashes, signatures)."),
 	FAM(F_PURG_VERDICTS, "fedpipe_purgatory_verdicts_total", MT_COUNTER, "Verdicts received by purgatoryd."),
@@ -300,6 +301,7 @@ static const struct mapping map[] = {
 	{ "validated", MK_C, "rescanned", F_VAL_RESCANNED, NULL, NULL },
 	{ "validated", MK_X, "waiting_for_keys", F_VAL_WAITING, NULL, NULL },
 	{ "validated", MK_X, "seen_hits", F_VAL_SEEN_HITS, NULL, NULL },
+	{ "validated", MK_X, "store_lookups_skipped", F_VAL_LOOKUPS_SKIPPED, NULL, NULL },
 	{ "validated", MK_X, "workers", F_VAL_WORKERS, NULL, NULL },
 	{ "validated", MK_H, "validate_time", F_VAL_SECONDS, NULL, NULL },
 	{ "purgatoryd", MK_C, "verdicts", F_PURG_VERDICTS, NULL, NULL },
