@@ -1,12 +1,9 @@
 /* fleet_mac.c: MACs between fleet members (fleet_mac.h). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <sodium.h>
 #include "feed/fleet_mac.h"
+#include "core/secretfile.h"
 #include "matrix/b64.h"
 #include "matrix/keys.h"
 
@@ -15,28 +12,14 @@
 
 static int load_secret(struct fleet_key *k, const char *path, char *err, size_t errlen)
 {
-	unsigned char buf[SECRET_MAX + 1];
-	struct stat sb;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		snprintf(err, errlen, "[fleet] secret_file %s: %s", path, strerror(errno));
-		if (fd >= 0) close(fd);
+	unsigned char buf[SECRET_MAX];
+	size_t n = 0;
+	if (secretfile_read("[fleet] secret_file", path, buf, sizeof buf, &n, err, errlen) < 0) return -1;
+	if (n < SECRET_MIN) {
+		snprintf(err, errlen, "[fleet] secret_file %s: shorter than %d bytes", path, SECRET_MIN);
 		return -1;
 	}
-	if (sb.st_mode & 077) {
-		snprintf(err, errlen, "[fleet] secret_file %s is readable by others (mode %04o): chmod 600 it",
-		         path, (unsigned)(sb.st_mode & 07777));
-		close(fd);
-		return -1;
-	}
-	ssize_t n = read(fd, buf, sizeof buf);
-	close(fd);
-	if (n < 0 || n > SECRET_MAX || n < SECRET_MIN) {
-		snprintf(err, errlen, "[fleet] secret_file %s: %s", path,
-		         n < 0 ? strerror(errno) : n > SECRET_MAX ? "larger than 4 KiB" : "shorter than 16 bytes");
-		return -1;
-	}
-	crypto_generichash(k->k, sizeof k->k, buf, (size_t)n, (const unsigned char *)"fedpipe fleet secret v1", 23);
+	crypto_generichash(k->k, sizeof k->k, buf, n, (const unsigned char *)"fedpipe fleet secret v1", 23);
 	sodium_memzero(buf, sizeof buf);
 	return 0;
 }

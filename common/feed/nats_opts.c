@@ -1,11 +1,8 @@
 /* nats_opts.c: NATS client options, credentials and TLS (nats_opts.h). */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include "feed/nats_opts.h"
+#include "core/secretfile.h"
 
 static const char *opt(const struct config *cfg, const char *sec, const char *key)
 {
@@ -24,26 +21,12 @@ void nats_sec_from_config(struct nats_sec *s, const struct config *cfg, const ch
 	s->key_file = opt(cfg, section, "nats_key_file");
 }
 
-/* The password: the file's first line. A file group or others can read is
- * refused (it is a credential). */
+/* The password: the file's first line (core/secretfile: a file others can
+ * read is refused). */
 static int read_password(const char *path, char *pw, size_t pwlen, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	struct stat sb;
-	if (fd < 0 || fstat(fd, &sb) < 0) {
-		snprintf(err, errlen, "cannot read the NATS password file %s: %s", path, strerror(errno));
-		if (fd >= 0) close(fd);
-		return -1;
-	}
-	if (sb.st_mode & 077) {
-		snprintf(err, errlen, "the NATS password file %s is readable by others (mode %04o): chmod 600 it",
-		         path, (unsigned)(sb.st_mode & 07777));
-		close(fd);
-		return -1;
-	}
-	ssize_t n = read(fd, pw, pwlen - 1);
-	close(fd);
-	if (n < 0) { snprintf(err, errlen, "cannot read the NATS password file %s: %s", path, strerror(errno)); return -1; }
+	size_t n = 0;
+	if (secretfile_read("the NATS password file", path, pw, pwlen - 1, &n, err, errlen) < 0) return -1;
 	pw[n] = 0;
 	pw[strcspn(pw, "\r\n")] = 0;
 	if (!*pw) { snprintf(err, errlen, "the NATS password file %s is empty", path); return -1; }
