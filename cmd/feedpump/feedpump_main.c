@@ -121,8 +121,10 @@ static int fp_init(struct daemon *d)
 	fp->sink = feed_sink_open(fp->sink_name, &fp->opts, &unknown, err, sizeof err);
 	if (!fp->sink) {
 		log_err("%s", err);
-		/* A missing broker is temporary; a bad name or directory is config. */
-		return strcmp(fp->sink_name, "nats") == 0 && strstr(err, "cannot connect") ? EXIT_TEMP : EXIT_CONFIG;
+		/* A missing broker or a cluster still forming is temporary; a bad
+		 * name, directory or credential is config. */
+		return strcmp(fp->sink_name, "nats") == 0 && (strstr(err, "cannot connect") || strstr(err, "gave up retrying"))
+		       ? EXIT_TEMP : EXIT_CONFIG;
 	}
 	memset(&fp->opts, 0, sizeof fp->opts);   /* pointed into the configuration */
 	fp->c_published = daemon_counter(d, "published");

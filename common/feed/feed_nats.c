@@ -1,7 +1,74 @@
 /* feed_nats.c: connection setup shared by the NATS feed sink and source. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include "core/log.h"
 #include "feed/feed_nats.h"
+
+/* One attempt at finding or creating the stream. 0: there; 1: a state a
+ * cluster passes through (a request timed out, no JetStream responder yet,
+ * too few peers for the replicas while routes form, another node creating
+ * it at the same moment); -1: anything else. */
+static int ensure_once(struct feed_nats *n, const struct feed_opts *o, char *why, size_t whylen)
+{
+	jsStreamInfo *si = NULL;
+	jsErrCode jerr = 0;
+	natsStatus st = js_GetStreamInfo(&si, n->js, o->nats_stream, NULL, &jerr);
+	if (st == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	if (st != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
+		snprintf(why, whylen, "stream %s: %s (jerr %d; JetStream enabled? nats-server -js)",
+		         o->nats_stream, natsStatus_GetText(st), (int)jerr);
+		return st == NATS_TIMEOUT || st == NATS_NO_RESPONDERS || jerr == JSNotEnabledErr
+		       || jerr == JSClusterNotAvailErr || jerr == JSInsufficientResourcesErr ? 1 : -1;
+	}
+	jsStreamConfig sc;
+	jsStreamConfig_Init(&sc);
+	const char *subj[1] = { o->nats_subject };
+	sc.Name = o->nats_stream;
+	sc.Subjects = subj;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	sc.Duplicates = (o->nats_dup_window_ms > 0 ? o->nats_dup_window_ms : 120000) * 1000000LL;
+	if (o->nats_replicas > 1) sc.Replicas = o->nats_replicas;
+	jerr = 0;
+	st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
+	if (st == NATS_OK) {
+		jsStreamInfo_Destroy(si);
+		return 0;
+	}
+	snprintf(why, whylen, "cannot create stream %s on %s: %s (jerr %d)", o->nats_stream, o->nats_subject,
+	         natsStatus_GetText(st), (int)jerr);
+	return st == NATS_TIMEOUT || st == NATS_NO_RESPONDERS || jerr == JSClusterNotAvailErr
+	       || jerr == JSInsufficientResourcesErr || jerr == JSStreamNameExistErr
+	       || jerr == JSClusterNoPeersErr ? 1 : -1;
+}
+
+/* The stream, found or created, retrying what a forming or recovering
+ * cluster answers for up to max(30 s, 10 timeouts), each retry logged. */
+static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long long to, char *err, size_t errlen)
+{
+	long long limit = to * 10 > 30000 ? to * 10 : 30000, waited = 0, pause = 200;
+	char why[400];
+	for (int tries = 1;; tries++) {
+		int r = ensure_once(n, o, why, sizeof why);
+		if (r == 0) {
+			if (tries > 1) log_info("nats %s: stream %s ready after %d attempts", o->nats_url, o->nats_stream, tries);
+			return 0;
+		}
+		if (r < 0 || waited >= limit) {
+			snprintf(err, errlen, "nats %s: %s%s", o->nats_url, why, r > 0 ? " (gave up retrying)" : "");
+			return -1;
+		}
+		log_warnx("nats %s: %s; retrying in %lld ms", o->nats_url, why, pause);
+		struct timespec ts = { (time_t)(pause / 1000), (long)(pause % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		waited += pause + to;   /* a timed-out attempt cost up to one timeout */
+		pause = pause * 2 > 2000 ? 2000 : pause * 2;
+	}
+}
 
 int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
                       void *closure, char *err, size_t errlen)
@@ -32,34 +99,7 @@ int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHa
 		snprintf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
 		goto fail;
 	}
-	jsStreamInfo *si = NULL;
-	jsErrCode jerr = 0;
-	st = js_GetStreamInfo(&si, n->js, o->nats_stream, NULL, &jerr);
-	if (st == NATS_OK) {
-		jsStreamInfo_Destroy(si);
-		return 0;
-	}
-	if (st != NATS_NOT_FOUND && jerr != JSStreamNotFoundErr) {
-		snprintf(err, errlen, "nats %s: stream %s: %s (JetStream enabled? nats-server -js)",
-		         o->nats_url, o->nats_stream, natsStatus_GetText(st));
-		goto fail;
-	}
-	jsStreamConfig sc;
-	jsStreamConfig_Init(&sc);
-	const char *subj[1] = { o->nats_subject };
-	sc.Name = o->nats_stream;
-	sc.Subjects = subj;
-	sc.SubjectsLen = 1;
-	sc.Storage = js_FileStorage;
-	sc.Duplicates = (o->nats_dup_window_ms > 0 ? o->nats_dup_window_ms : 120000) * 1000000LL;
-	if (o->nats_replicas > 1) sc.Replicas = o->nats_replicas;
-	st = js_AddStream(&si, n->js, &sc, NULL, &jerr);
-	if (st != NATS_OK) {
-		snprintf(err, errlen, "nats %s: cannot create stream %s on %s: %s (jerr %d)",
-		         o->nats_url, o->nats_stream, o->nats_subject, natsStatus_GetText(st), (int)jerr);
-		goto fail;
-	}
-	jsStreamInfo_Destroy(si);
+	if (ensure_stream(n, o, to, err, errlen) < 0) goto fail;
 	return 0;
 fail:
 	feed_nats_close(n);

@@ -8,7 +8,16 @@
 #   nats_server_stop I     kill -9 server I (its store stays)
 #   nats_server_start I    start server I again (same ports, same store)
 #   nats_js_ready I        server I sees a JetStream meta leader
+#   nats_routes_up I       server I has a route to each other server
+# nats_cluster_start returns once every server has both: a meta leader
+# elected by two of three servers is not yet a cluster a 3-replica stream
+# can be placed on.
 NATS_N=0
+nats_routes_up() {
+	eval "_m=\$NATS_MON_$1"
+	_r=$(curl -s -m 2 "http://127.0.0.1:$_m/routez" | jq '[.routes[]?.remote_id] | unique | length' 2>/dev/null)
+	[ "${_r:-0}" -ge $((NATS_N - 1)) ] 2>/dev/null
+}
 nats_js_ready() {
 	eval "_m=\$NATS_MON_$1"
 	curl -s -m 2 "http://127.0.0.1:$_m/jsz" | jq -e '.meta_cluster.leader // empty' >/dev/null 2>&1
@@ -59,6 +68,7 @@ nats_cluster_start() {
 	_i=1
 	while [ $_i -le "$NATS_N" ]; do
 		wait_for "nats_js_ready $_i" 300 || { diag "nats server $_i: no JetStream meta leader"; return 1; }
+		wait_for "nats_routes_up $_i" 300 || { diag "nats server $_i: routes to the others not up"; return 1; }
 		_i=$((_i + 1))
 	done
 }
