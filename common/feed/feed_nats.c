@@ -50,7 +50,7 @@ static int ensure_once(struct feed_nats *n, const struct feed_opts *o, char *why
  * cluster answers for up to max(30 s, 10 timeouts), each retry logged. */
 static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long long to, char *err, size_t errlen)
 {
-	long long limit = to * 10 > 30000 ? to * 10 : 30000, waited = 0, pause = 200;
+	long long until = mono_ms() + (to * 10 > 30000 ? to * 10 : 30000), pause = 200;
 	char why[400];
 	for (int tries = 1;; tries++) {
 		int r = ensure_once(n, o, why, sizeof why);
@@ -58,14 +58,13 @@ static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long lo
 			if (tries > 1) log_info("nats %s: stream %s ready after %d attempts", o->nats_url, o->nats_stream, tries);
 			return 0;
 		}
-		if (r < 0 || waited >= limit) {
+		if (r < 0 || mono_ms() >= until) {
 			snprintf(err, errlen, "nats %s: %s%s", o->nats_url, why, r > 0 ? " (gave up retrying)" : "");
 			return -1;
 		}
 		log_warnx("nats %s: %s; retrying in %lld ms", o->nats_url, why, pause);
 		struct timespec ts = { (time_t)(pause / 1000), (long)(pause % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
-		waited += pause + to;   /* a timed-out attempt cost up to one timeout */
 		pause = pause * 2 > 2000 ? 2000 : pause * 2;
 	}
 }

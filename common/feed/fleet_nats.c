@@ -1,6 +1,8 @@
 /* fleet_nats.c: the fleet's NATS connection and KV buckets (fleet_nats.h). */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include "core/log.h"
 #include "feed/fleet_nats.h"
 
 int fleet_nats_connect(struct fleet_nats *n, const char *url, const struct nats_sec *sec,
@@ -35,15 +37,17 @@ fail:
 	return -1;
 }
 
-int fleet_nats_bucket(struct fleet_nats *n, kvStore **kv, const char *bucket, int history,
-                      long long ttl_ms, int replicas, int create, char *err, size_t errlen)
+static int bucket_once(struct fleet_nats *n, kvStore **kv, const char *bucket, int history,
+                       long long ttl_ms, int replicas, int create, char *err, size_t errlen)
 {
 	*kv = NULL;
 	natsStatus st = js_KeyValue(kv, n->js, bucket);
 	if (st == NATS_OK) return 0;
 	if (st != NATS_NOT_FOUND || !create) {
-		snprintf(err, errlen, "fleet: KV bucket %s: %s (JetStream enabled? nats-server -js)",
-		         bucket, st == NATS_NOT_FOUND ? "no such bucket" : natsStatus_GetText(st));
+		const char *last = nats_GetLastError(NULL);
+		snprintf(err, errlen, "fleet: KV bucket %s: %s%s%s (JetStream enabled? nats-server -js)", bucket,
+		         st == NATS_NOT_FOUND ? "no such bucket" : natsStatus_GetText(st),
+		         st != NATS_NOT_FOUND && last && *last ? ": " : "", st != NATS_NOT_FOUND && last ? last : "");
 		return -1;
 	}
 	kvConfig kc;
@@ -62,6 +66,26 @@ int fleet_nats_bucket(struct fleet_nats *n, kvStore **kv, const char *bucket, in
 	snprintf(err, errlen, "fleet: cannot create KV bucket %s (history %d, ttl %lld ms, replicas %d): %s",
 	         bucket, history, ttl_ms, replicas, *why ? why : natsStatus_GetText(st));
 	return -1;
+}
+
+/* A bucket made by fleetd is retried for up to 30 s while the cluster forms
+ * or recovers (a timeout, no quorum, too few peers), each retry logged; a
+ * lookup only (fedctl) answers at once. */
+int fleet_nats_bucket(struct fleet_nats *n, kvStore **kv, const char *bucket, int history,
+                      long long ttl_ms, int replicas, int create, char *err, size_t errlen)
+{
+	long long until = mono_ms() + 30000, pause = 200;
+	for (int tries = 1;; tries++) {
+		if (bucket_once(n, kv, bucket, history, ttl_ms, replicas, create, err, errlen) == 0) {
+			if (tries > 1) log_info("fleet: KV bucket %s ready after %d attempts", bucket, tries);
+			return 0;
+		}
+		if (!create || mono_ms() >= until) return -1;
+		log_warnx("%s; retrying in %lld ms", err, pause);
+		struct timespec ts = { (time_t)(pause / 1000), (long)(pause % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		pause = pause * 2 > 2000 ? 2000 : pause * 2;
+	}
 }
 
 void fleet_nats_close(struct fleet_nats *n)
