@@ -11,14 +11,14 @@ BUILD     ?= build
 BIN       ?= bin
 OPT       ?= -O2
 SAN       ?=
-PKGS      := libcares libevent libevent_pthreads libevent_openssl openssl libcurl lmdb libsodium inih libnats libsystemd
+PKGS      := libcares libevent libevent_pthreads libevent_openssl openssl libcurl lmdb libsodium inih libnats
 CFLAGS    += -std=c11 -D_GNU_SOURCE -DFP_VERSION='"$(VERSION)"' $(OPT) -g -Wall -Wextra -Werror \
              -Wno-unused-parameter -Icommon $(SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS    += -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 LDFLAGS   += $(SAN)
 
 DEB_PKGS  := build-essential pkg-config libevent-dev libcurl4-openssl-dev liblmdb-dev lmdb-utils \
-             libjsmn-dev libsodium-dev libssl-dev libinih-dev libnats-dev nats-server libsystemd-dev \
+             libjsmn-dev libsodium-dev libssl-dev libinih-dev libnats-dev nats-server \
              python3 python3-signedjson python3-canonicaljson python3-nacl clang libclang-rt-14-dev \
              curl jq wrk hyperfine systemd procps openssl strace mandoc lintian \
              libc-ares-dev dnsmasq-base tmux prometheus nginx

@@ -5,6 +5,7 @@
 #include "core/daemon.h"
 #include "core/histo.h"
 #include "core/log.h"
+#include "core/sdnotify.h"
 #include "core/xalloc.h"
 #include <errno.h>
 #include <event2/buffer.h>
@@ -20,7 +21,6 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #define OUTQ_HIGH   (64u << 20)  /* a conn holding more than this refuses frames */
@@ -704,7 +704,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	daemon_stop(d, 0);
 }
 
-static void watchdog_cb(struct daemon *d, void *arg) { sd_notify(0, "WATCHDOG=1"); }
+static void watchdog_cb(struct daemon *d, void *arg) { sdn_notify("WATCHDOG=1"); }
 
 /* ---------- main ---------- */
 
@@ -810,7 +810,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		if (rc) return rc;
 	}
 	/* Ready: environment open, socket bound. */
-	sd_notifyf(0, "READY=1\nSTATUS=%s running\nMAINPID=%d", ops->name, (int)getpid());
+	sdn_notifyf("READY=1\nSTATUS=%s running\nMAINPID=%d", ops->name, (int)getpid());
 	const char *rfd = getenv("FP_READY_FD");
 	if (rfd && *rfd) {
 		int fd = atoi(rfd);
@@ -820,7 +820,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		unsetenv("FP_READY_FD");
 	}
 	uint64_t wd_usec = 0;
-	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0)
+	if (sdn_watchdog_usec(&wd_usec) > 0)
 		ds.watchdog = daemon_timer(d, (long long)(wd_usec / 2000), watchdog_cb, NULL);
 	log_info("started%s (fedpipe %s)", d->stdio ? " in --stdio mode" : "", FP_VERSION);
 
@@ -830,7 +830,7 @@ int daemon_main(int argc, char **argv, const struct daemon_ops *ops)
 		flush_conns(d);
 	}
 	flush_conns(d);                 /* best effort: what the last turn queued */
-	sd_notify(0, "STOPPING=1");
+	sdn_notify("STOPPING=1");
 	if (ops->fini) ops->fini(d);
 	/* Flush what --stdio still owes its reader (blocking, bounded by EPIPE). */
 	if (d->stdin_conn && d->stdin_conn->out) {
