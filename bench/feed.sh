@@ -70,12 +70,18 @@ nats_stream = BENCHFEEDB$r"
 		fnbig="$fnbig $(fp_run "$(mkconf nats "$nx")" "$BIG")"
 	fi
 done
+paired() { # fp-list raw-list -> the median of the rounds' own ratios
+	echo "$1" | tr ' ' '\n' | grep . >"$T/pa"; echo "$2" | tr ' ' '\n' | grep . >"$T/pb"
+	paste "$T/pa" "$T/pb" | awk '$2 > 0 { printf "%.4f\n", $1 / $2 }' | median
+}
 row() { # label fp-list raw-list
 	f=$(echo "$2" | median); b=$(echo "$3" | median)
-	printf '%-34s %10s %10s %6s   %s | %s\n' "$1" "$f" "$b" "$(ratio "$f" "$b")" "$(echo $2)" "$(echo $3)"
+	printf '%-34s %10s %10s %6s %6.2f   %s | %s\n' "$1" "$f" "$b" "$(ratio "$f" "$b")" "$(paired "$2" "$3")" \
+		"$(echo $2)" "$(echo $3)"
 }
-printf 'feed: %s events of %s B, median of %s interleaved rounds (all rounds after the |)\n' "$N" "$size" "$R"
-printf '%-34s %10s %10s %6s   %s\n' "" "feedpump/s" "raw/s" "ratio" "rounds: feedpump | raw"
+printf 'feed: %s events of %s B, median of %s interleaved rounds (all rounds after the |);\n' "$N" "$size" "$R"
+printf 'ratio = median / median, paired = median of each round'"'"'s feedpump / raw (the drift-proof one)\n'
+printf '%-34s %10s %10s %6s %6s   %s\n' "" "feedpump/s" "raw/s" "ratio" "paired" "rounds: feedpump | raw"
 if want file; then
 	row "file, batch 64 (fsync+rename/ev)" "$ff64" "$rf64"
 	row "file, batch $BIG (fsync+rename/ev)" "$ffbig" "$rfbig"

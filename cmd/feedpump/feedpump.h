@@ -32,6 +32,7 @@ struct feedpump {
 	int               max_attempts;
 	long long         backoff_min, backoff_max, lease_ttl, interval;
 	int               once;             /* --once: drain until empty, exit */
+	int               once_done;        /* --once: the last write-back released the lease */
 	/* lease */
 	int               have_lease;
 	long long         lease_until;      /* wall ms: the lease we last committed ends */

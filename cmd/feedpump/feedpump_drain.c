@@ -325,20 +325,31 @@ static int drain_batch(struct feedpump *fp)
 			if ((wrc = outbox_cursor_put(t, d->st, new_cursor))) goto fail;
 		} else rewound = more = 1;
 	}
+	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
+	/* --once and this is the end (nothing more to read, nothing else in
+	 * flight, nothing to retry): the lease goes in this txn, committed
+	 * with full syncs, instead of in one more commit at exit. */
+	int final = fp->once && !more && !dead && !skipped && !blocked && !rewound && !closed && !retry_delay
+	           && fp->inflight == m;
+	if (final && (wrc = outbox_lease_del(t, d->st))) goto fail;
 	uint64_t t_commit = histo_now_us();
 	/* One sync, not two (store/outbox.h): an OS crash may undo this
 	 * txn until the next commit syncs the file; its rows are then
 	 * re-published and the stream drops them as duplicates (the same
 	 * as rows acked but not yet written back). */
-	if ((wrc = outbox_commit_relaxed(t, d->st)))   /* a failed commit frees the txn */
+	if ((wrc = final ? store_commit(t) : outbox_commit_relaxed(t, d->st)))   /* a failed commit frees the txn */
 		return write_failed(fp, wrc);
+	if (final) {
+		fp->have_lease = 0;
+		fp->once_done = 1;
+		*fp->g_lease = 0;
+	}
 	log_debug("write-back: %d batch(es), %zu published; waited %llu us, "
 	          "wrote %llu us, committed %llu us; %d batch(es) in flight", m, ok,
 	          (unsigned long long)(done_us - t_wait),
 	          (unsigned long long)(t_commit - t_wb), (unsigned long long)(histo_now_us() - t_commit),
 	          fp->inflight - m);
 	fp_lease_committed(fp);               /* renewed in this txn */
-	int skipped = m == 1 && slot_at(fp, 0)->n == 0 && new_cursor != cur_in;
 	fp->head = (fp->head + m) % fp->window;
 	fp->inflight -= m;
 	if (!rewound) fp->cur_in = new_cursor;
@@ -370,6 +381,12 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct feedpump *fp = arg;
 	if (fp->stopping) return;
+	if (fp->once_done) {                   /* the last write-back released the lease */
+		log_info("--once: outbox drained");
+		fp->stopping = 1;
+		daemon_stop(fp->d, 0);
+		return;
+	}
 	int held = fp_lease_held(fp);
 	if (!held) {
 		outbox_meta_sync(fp->d->st, 0);   /* a lease undone by an OS crash is no one's */
@@ -396,6 +413,7 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	if (fp->stopping) return;
 	if (more) fp_drain_schedule(fp, 0);
 	else if (fp->retry_at) fp_drain_schedule(fp, fp->retry_at - mono_ms());
+	else if (fp->once_done) drain_cb(fd, what, arg);
 	else if (fp->once && fp->have_lease) {
 		log_info("--once: outbox drained");
 		fp->stopping = 1;
