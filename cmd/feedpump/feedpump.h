@@ -60,6 +60,9 @@ struct feedpump {
 	int               apply_warned, default_rv;
 	struct json_doc   apply_doc, apply_pdoc;
 	struct pdu_info   apply_pi;
+	struct buf        apply_ids;        /* event IDs the apply txn in progress stored (JSON strings, comma-led) */
+	struct buf        apply_told;       /* ... those of committed txns, for purgatoryd's wake */
+	uint64_t         *c_fleet_wakes;
 	uint64_t *c_fleet_applied;
 	int64_t  *g_fleet_cursor;
 	/* stats */

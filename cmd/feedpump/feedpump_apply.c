@@ -31,8 +31,41 @@
 #define RETRY_MS 1000
 #define APPLY_BATCH 256
 
-static MDB_txn *st_begin(void *arg) { struct feedpump *fp = arg; return store_begin(fp->d->st, 0); }
-static int st_commit(void *arg, MDB_txn *t) { return store_commit(t); }
+static MDB_txn *st_begin(void *arg)
+{
+	struct feedpump *fp = arg;
+	buf_reset(&fp->apply_ids);            /* a redone txn lists its events again */
+	return store_begin(fp->d->st, 0);
+}
+
+static int st_commit(void *arg, MDB_txn *t)
+{
+	struct feedpump *fp = arg;
+	int rc = store_commit(t);
+	if (rc == 0) buf_add(&fp->apply_told, fp->apply_ids.data, fp->apply_ids.len);
+	buf_reset(&fp->apply_ids);
+	return rc;
+}
+
+/* Tell purgatoryd what the applier stored, so what it holds waiting for
+ * those events is released now, not at its next retry. Best effort: a
+ * lost word costs only time (purgatoryd's attempt finds stored parents
+ * itself). Not in --stdio mode: our stdout is not purgatoryd. */
+static void tell_purgatoryd(struct feedpump *fp)
+{
+	if (!fp->apply_told.len) return;
+	if (!fp->d->stdio) {
+		struct buf m;
+		buf_init(&m);
+		buf_adds(&m, "{\"op\":\"stored\",\"event_ids\":[");
+		buf_add(&m, fp->apply_told.data + 1, fp->apply_told.len - 1);   /* past the first comma */
+		buf_adds(&m, "]}");
+		struct conn *c = daemon_connect(fp->d, "purgatoryd");
+		if (c && conn_send(c, FT_PURG_CTL, 0, 0, m.data, m.len) == 0) (*fp->c_fleet_wakes)++;
+		buf_free(&m);
+	}
+	buf_reset(&fp->apply_told);
+}
 static int st_write_failed(void *arg, int rc) { struct feedpump *fp = arg; return store_write_failed(fp->d->st, rc); }
 
 static int st_apply(void *arg, MDB_txn *t, const struct feed_item *it, char *err, size_t errlen)
@@ -92,6 +125,8 @@ static int st_apply(void *arg, MDB_txn *t, const struct feed_item *it, char *err
 	r.control_version = it->cv ? it->cv : 1;
 	r.published_ms = now;
 	if ((rc = outbox_row_put(t, st, DB_OUTBOX, pos, &r))) return rc;
+	buf_addc(&fp->apply_ids, ',');
+	json_put_string(&fp->apply_ids, it->event_id, strlen(it->event_id));
 	return FEED_APPLY_DONE;
 }
 
@@ -136,6 +171,7 @@ static void apply_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (fp->apply_warned && n > 0) { log_notice("fleet apply: flowing again"); fp->apply_warned = 0; }
 	*fp->c_fleet_applied += (uint64_t)(fp->apply.applied - before);
+	tell_purgatoryd(fp);
 	*fp->g_fleet_cursor = (int64_t)fp->apply.cursor;
 	apply_schedule(fp, n > 0 ? 0 : IDLE_MS);
 }
@@ -156,6 +192,9 @@ void fp_apply_init(struct feedpump *fp, const char *node_id)
 	feed_apply_init(&fp->apply);
 	fp->c_fleet_applied = daemon_counter(fp->d, "fleet_applied");
 	fp->g_fleet_cursor = daemon_gauge(fp->d, "fleet_apply_cursor");
+	fp->c_fleet_wakes = daemon_counter(fp->d, "fleet_purgatory_wakes");
+	buf_init(&fp->apply_ids);
+	buf_init(&fp->apply_told);
 	fp->apply_ev = evtimer_new(fp->d->base, apply_cb, fp);
 	if (!fp->apply_ev) fatalx("cannot create the apply timer");
 	log_info("fleet apply: consumer %s on %s", fp->apply_opts.nats_durable, fp->apply_opts.nats_subject);
@@ -170,4 +209,6 @@ void fp_apply_fini(struct feedpump *fp)
 	fp->apply_ev = NULL;
 	json_doc_free(&fp->apply_doc);
 	json_doc_free(&fp->apply_pdoc);
+	buf_free(&fp->apply_ids);
+	buf_free(&fp->apply_told);
 }

@@ -152,6 +152,11 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 void purgatory_release_waiters(struct purgatoryd *p, struct tx *x, const char *stored_id);
 int  purgatory_try_release(struct purgatoryd *p, struct tx *x, const char *id);
 void purgatory_recheck_all(struct purgatoryd *p);
+/* Release what the ids make satisfiable, in one txn: held ones whose
+ * parents are all stored are stored, held ones another writer stored leave
+ * purgatory; with waiters, each id counts as stored and its waiters are
+ * re-checked. -1 the txn failed (retry later), else the number stored. */
+long purgatory_release_ids(struct purgatoryd *p, const struct purg_idlist *ids, int waiters);
 
 /* purgatory_store.c: the write transaction and the verdict batch */
 void purgatory_tx_begin(struct purgatoryd *p, struct tx *x);

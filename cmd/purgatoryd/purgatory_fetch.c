@@ -112,18 +112,22 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 	int nserv = 0, nearly = 0, scanned = 0;
 	char err[128];
 
+	struct purg_idlist ready = { 0 };
 	MDB_txn *t = store_begin(s, 1);
 	for (struct held *h = r->head; h && scanned < SCAN_HELD_MAX; h = h->rnext, scanned++) {
 		if (purg_hold_get(t, s, DB_PURGATORY, h->id, &p->doc, p->hr)) continue;
-		int frontier = 0;
+		int frontier = 0, stored = 0;
 		for (int i = 0; i < p->hr->nmissing; i++) {
 			const char *m = p->hr->missing[i];
-			if (store_event_exists(t, s, m) || purgatory_held_find(p, m) ||
-			    recent_has(r, m, now, p->fetch_timeout))
-				continue;
+			if (store_event_exists(t, s, m)) { stored++; continue; }
+			if (purgatory_held_find(p, m) || recent_has(r, m, now, p->fetch_timeout)) continue;
 			idset_add(&ab, m);
 			frontier = 1;
 		}
+		/* every parent it waited for is stored now, by a writer whose word
+		 * did not reach us (the fleet applier while we were down): release
+		 * it below instead of waiting for a fetch that asks for nothing */
+		if (p->hr->nmissing > 0 && stored == p->hr->nmissing) purg_idlist_push(&ready, h->id);
 		if (!frontier || la.n >= la.max) continue;
 		idset_add(&la, h->id);
 		add_server(p, servers, &nserv, p->hr->from);
@@ -138,6 +142,11 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 	free(rs);
 	nearly = purg_extremities(t, s, r->id, earliest, depths, 20);
 	mdb_txn_abort(t);
+	if (ready.n) {
+		long n = purgatory_release_ids(p, &ready, 0);
+		if (n > 0) log_info("room %s: released %ld held event(s) whose parents were stored meanwhile", r->id, n);
+	}
+	free(ready.v);
 
 	if (!ab.n) {
 		/* everything held here waits on other held events (or on the ACL):
@@ -352,7 +361,8 @@ void purgatory_fetchd_down(struct purgatoryd *p)
 }
 
 /* Operator requests (fedctl), FT_PURG_CTL frames (see core/frame.h):
- * {"op":"retry","room_id":R} and {"op":"drop","event_id":E}. An unreadable
+ * {"op":"retry","room_id":R}, {"op":"drop","event_id":E} and
+ * {"op":"stored","event_ids":[..]} (the fleet applier stored these). An unreadable
  * one is a bug of the sender: the connection is dropped. */
 void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame *f)
 {
@@ -382,6 +392,25 @@ void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame 
 			if (!r->inflight) attempt(p, r, now);
 			buf_printf(&b, "{\"ok\":true,\"held\":%zu,\"inflight\":%d}", r->nheld, r->inflight);
 		}
+	} else if (!strcmp(op, "stored")) {
+		/* {"op":"stored","event_ids":[..]}: another writer (the fleet
+		 * applier) stored these; release what waited on them now */
+		int ta = json_obj_get(d, 0, "event_ids");
+		struct purg_idlist ids = { 0 };
+		int bad = ta < 0 || d->tok[ta].type != JSON_ARRAY;
+		for (int e = bad ? -1 : json_first(d, ta); !bad && e >= 0; e = json_next_elem(d, ta, e)) {
+			char id[PDU_EVENT_ID_MAX];
+			if (d->tok[e].type != JSON_STRING || json_str_copy(d, e, id, sizeof id) < 0 || id[0] != '$') bad = 1;
+			else purg_idlist_push(&ids, id);
+		}
+		if (bad) buf_adds(&b, "{\"ok\":false,\"error\":\"bad_request\"}");
+		else {
+			long n = ids.n ? purgatory_release_ids(p, &ids, 1) : 0;
+			if (n > 0) log_info("%zu event(s) stored by %s released %ld held event(s)", ids.n, conn_peer(c), n);
+			if (n < 0) buf_adds(&b, "{\"ok\":false,\"error\":\"store_full\"}");
+			else buf_printf(&b, "{\"ok\":true,\"released\":%ld}", n);
+		}
+		free(ids.v);
 	} else if (!strcmp(op, "drop") && arg[0]) {
 		int rc = purgatory_drop(p, arg);
 		if (rc == 0) buf_adds(&b, "{\"ok\":true}");

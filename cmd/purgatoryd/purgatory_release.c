@@ -135,6 +135,40 @@ void purgatory_accept(struct purgatoryd *p, struct tx *x, struct verdict *v, con
 	free(missing);
 }
 
+/* Release what ids make satisfiable, in one txn (redone if the map grew):
+ * each held id whose prev/auth events are all stored now is stored, and
+ * one stored meanwhile by someone else (the fleet applier) leaves
+ * purgatory as the duplicate it is; with waiters, each id is also taken
+ * as stored, and the events waiting on it are re-checked (the applier
+ * stored it: purgatoryd never saw it). -1 when the txn failed (the
+ * caller retries later), else the number stored (cascades included). */
+long purgatory_release_ids(struct purgatoryd *p, const struct purg_idlist *ids, int waiters)
+{
+	struct store *s = p->d->st;
+	struct tx x;
+	int rc;
+	do {
+		purgatory_tx_begin(p, &x);
+		for (size_t i = 0; i < ids->n && !x.err; i++) {
+			const char *id = ids->v[i];
+			if (purgatory_held_find(p, id)) {
+				if (store_event_exists(x.t, s, id) == 1) {
+					if (purg_hold_get(x.t, s, DB_PURGATORY, id, &p->doc, p->hr) == 0) {
+						purgatory_unhold(p, &x, id, p->hr);
+						(*p->c_dups)++;
+						log_debug("held %s was stored by another writer; it leaves purgatory", id);
+					}
+				} else if (purgatory_try_release(p, &x, id) == 1) {
+					purgatory_release_waiters(p, &x, id);
+					continue;
+				}
+			}
+			if (waiters) purgatory_release_waiters(p, &x, id);
+		}
+	} while ((rc = purgatory_tx_commit(p, &x)) == 1);
+	return rc < 0 ? -1 : (long)x.stored;
+}
+
 void purgatory_recheck_all(struct purgatoryd *p)
 {
 	struct purg_idlist all = { 0 };
@@ -146,21 +180,8 @@ void purgatory_recheck_all(struct purgatoryd *p)
 			purg_idlist_push(&all, h->id);
 	p->recheck_pending = 0;
 	if (!all.n) return;
-	struct tx x;
-	size_t released;
-	int rc;
-	do {
-		released = 0;
-		purgatory_tx_begin(p, &x);
-		for (size_t i = 0; i < all.n && !x.err; i++) {
-			if (!purgatory_held_find(p, all.v[i])) continue;    /* released by an earlier cascade */
-			if (purgatory_try_release(p, &x, all.v[i]) == 1) {
-				released++;
-				purgatory_release_waiters(p, &x, all.v[i]);
-			}
-		}
-	} while ((rc = purgatory_tx_commit(p, &x)) == 1);
-	if (rc < 0) p->recheck_pending = 1;       /* the tick redoes it */
-	else if (released) log_info("recheck released %zu held events", released);
+	long released = purgatory_release_ids(p, &all, 0);
+	if (released < 0) p->recheck_pending = 1;       /* the tick redoes it */
+	else if (released) log_info("recheck released %ld held events", released);
 	free(all.v);
 }

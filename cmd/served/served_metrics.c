@@ -83,7 +83,7 @@ enum {
 	/* feedpump */
 	F_FEED_PUBLISHED, F_FEED_FAILURES, F_FEED_DEAD, F_FEED_BATCHES, F_FEED_WAKEUPS,
 	F_FEED_CURSOR, F_FEED_LEASE, F_FEED_BACKLOG, F_FEED_PUBLISH_SECONDS,
-	F_FEED_FLEET_APPLIED, F_FEED_FLEET_CURSOR,
+	F_FEED_FLEET_APPLIED, F_FEED_FLEET_CURSOR, F_FEED_FLEET_WAKES,
 	/* syncd */
 	F_SYNC_PULLS, F_SYNC_EVENTS, F_SYNC_SKIPPED, F_SYNC_FAILURES, F_SYNC_LONGPOLLS,
 	F_SYNC_RESENT, F_SYNC_BYTES, F_SYNC_IDENTITY_REFUSED, F_SYNC_STORE_FULL,
@@ -187,6 +187,7 @@ static const struct family fam[F__COUNT] = {
 	FAM(F_FEED_PUBLISH_SECONDS, "fedpipe_feed_publish_duration_seconds", MT_HISTO, "Time to publish one drain batch to the sink."),
 	FAM(F_FEED_FLEET_APPLIED, "fedpipe_feed_fleet_applied_total", MT_COUNTER, "Events of the fleet feed applied into this node's store."),
 	FAM(F_FEED_FLEET_CURSOR, "fedpipe_feed_fleet_apply_cursor", MT_GAUGE, "The fleet stream sequence applied up to."),
+	FAM(F_FEED_FLEET_WAKES, "fedpipe_feed_fleet_purgatory_wakes_total", MT_COUNTER, "Applied batches whose event IDs were sent to purgatoryd, to release what it holds for them."),
 	FAM(F_SYNC_PULLS, "fedpipe_sync_pulls_total", MT_COUNTER, "Pages pulled from peers."),
 	FAM(F_SYNC_EVENTS, "fedpipe_sync_events_pulled_all_total", MT_COUNTER, "Events pulled from all peers."),
 	FAM(F_SYNC_SKIPPED, "fedpipe_sync_pulls_skipped_total", MT_COUNTER, "Pull rounds skipped: the peer's clock showed nothing new."),
@@ -337,6 +338,7 @@ static const struct mapping map[] = {
 	{ "feedpump", MK_H, "publish_latency", F_FEED_PUBLISH_SECONDS, NULL, NULL },
 	{ "feedpump", MK_C, "fleet_applied", F_FEED_FLEET_APPLIED, NULL, NULL },
 	{ "feedpump", MK_G, "fleet_apply_cursor", F_FEED_FLEET_CURSOR, NULL, NULL },
+	{ "feedpump", MK_C, "fleet_purgatory_wakes", F_FEED_FLEET_WAKES, NULL, NULL },
 	{ "syncd", MK_C, "pulls", F_SYNC_PULLS, NULL, NULL },
 	{ "syncd", MK_C, "events_pulled", F_SYNC_EVENTS, NULL, NULL },
 	{ "syncd", MK_C, "pulls_skipped", F_SYNC_SKIPPED, NULL, NULL },

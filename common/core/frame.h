@@ -32,7 +32,9 @@ enum frame_type {
 	FT_HELLO        = 11, /* JSON {"stage": name} first frame a client may send */
 	FT_PURG_CTL     = 12, /* an operator's request to purgatoryd, JSON {"op":"retry","room_id"}
 	                         (fetch the room's missing events now, backoff reset) or
-	                         {"op":"drop","event_id"} (forget a held event); the reply has
+	                         {"op":"drop","event_id"} (forget a held event) or
+	                         {"op":"stored","event_ids":[..]} (the fleet applier stored
+	                         these: release what waits on them); the reply has
 	                         the same type and id, FF_REPLY, JSON {"ok":true,...} or
 	                         {"ok":false,"error":"not_found"|"store_full"|"bad_request"} */
 	FT__MAX         = 12
