@@ -26,6 +26,8 @@ struct peer {
 	struct curl_slist *hdrs;
 	struct buf         body;
 	int                too_large;
+	long long          lease_cap_ms;     /* > 0: this request's time was cut to the fleet lease's end */
+	long long          lease_until;      /* ... that end, as the lease row said at the start */
 	char               errbuf[CURL_ERROR_SIZE]; /* curl's own words for a failure */
 	struct event      *timer;
 	long long          wait_ms;          /* current failure backoff */

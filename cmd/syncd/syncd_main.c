@@ -8,6 +8,7 @@
 #include "core/curlev.h"
 #include "core/resolve.h"
 #include "core/xalloc.h"
+#include "store/fleet.h"
 #include "matrix/xmatrix.h"
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,17 @@ int syncd_http_start(struct peer *p, const char *path, long long extra_timeout_m
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "fedpipe-syncd/" FP_VERSION);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)sy->connect_timeout);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(sy->timeout + extra_timeout_ms));
+	/* In a fleet no request outlives this node's lease on the peer: if
+	 * fleetd stops renewing it (its node lost NATS, fleetd died), another
+	 * node takes the peer over when it runs out, and by then ours is cut. */
+	long long total = sy->timeout + extra_timeout_ms;
+	p->lease_cap_ms = 0;
+	if (sy->fleet) {
+		long long now = now_ms(), left = fleet_lease_left(sy->d->st, p->cfg.name, now);
+		p->lease_until = now + left;
+		if (left - 200 < total) total = p->lease_cap_ms = left - 200 > 50 ? left - 200 : 50;
+	}
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)total);
 	/* Slowloris: a peer trickling bytes below 1 B/s is cut off; a
 	 * long-poll is allowed its quiet time first. */
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);

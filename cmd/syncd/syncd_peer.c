@@ -290,12 +290,21 @@ void peer_reschedule(struct peer *p)
 
 /* In a fleet, a peer is pulled only while fleetd's lease row says ours
  * (store/fleet.h), checked before every request: a lost lease stops it.
- * *lp (a long-poll's time, may be NULL) is cut to end before the lease. */
+ * *lp (a long-poll's time, may be NULL) is cut to end before the lease,
+ * and syncd_http_start cuts every request's whole time the same way. */
+static int fleet_yield(struct peer *p);
 static int fleet_skip(struct peer *p, long long *lp)
 {
 	long long left = p->sy->fleet ? fleet_lease_left(p->sy->d->st, p->cfg.name, now_ms()) : 1;
 	if (lp && p->sy->fleet && *lp > left - 500) *lp = left - 500;
-	if (!p->sy->fleet || (left > 0 && (!lp || *lp >= 100))) return 0;
+	/* a request needs some of the lease left: it is cut at the lease's end */
+	if (!p->sy->fleet || (left >= 300 && (!lp || *lp >= 100))) return 0;
+	return fleet_yield(p);
+}
+
+/* Not (or no longer) this node's turn with the peer: idle and look again. */
+static int fleet_yield(struct peer *p)
+{
 	(*p->sy->c_fleet_not_holder)++;
 	if (p->sy->once) {
 		log_err("peer %s: this node does not hold its fleet lease (fedctl fleet); not pulling", p->cfg.name);
@@ -786,6 +795,21 @@ void peer_http_done(struct peer *p, CURLcode rc)
 {
 	const char *what = p->phase == PH_IDENTITY ? "identity" : p->phase == PH_KEYS ? "key document" : "events";
 	if (rc != CURLE_OK) {
+		if (rc == CURLE_OPERATION_TIMEDOUT && p->lease_cap_ms > 0) {
+			/* cut at the lease's end: if the lease is gone, this is no
+			 * failure of the peer's, only the end of our turn with it */
+			long long now = now_ms(), left = fleet_lease_left(p->sy->d->st, p->cfg.name, now);
+			if (left <= 0 || now + left <= p->lease_until + 50) {   /* gone, or not renewed since */
+				log_notice("peer %s: %s request cut at the end of this node's fleet lease "
+				           "(not renewed); another member takes the peer over", p->cfg.name, what);
+				p->lease_cap_ms = 0;
+				fleet_yield(p);
+				return;
+			}
+			fail(p, "timeout", "%s: no answer within this node's fleet lease (%lld ms left at the start; "
+			     "[fleet] lease_ttl bounds every request)", what, p->lease_cap_ms);
+			return;
+		}
 		if (p->too_large) fail(p, "too_large", "%s answer over %lld bytes", what, p->sy->max_body);
 		else fail(p, kind_of(rc), "%s: %s", what, p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc));
 		return;

@@ -9,8 +9,11 @@ so a test can tell which node pulled which peer, and whether two nodes'
 requests to the same peer were ever in flight at the same moment. A node
 that closes its connection while the peer still works (stopped or killed
 during a long-poll) ends its request there: status "gone".
+A slow peer on demand: while the file LOG.delay exists, holding a number of
+seconds S, every request but /healthz waits S seconds before it is
+forwarded (the file LOG.delaying is touched when one starts waiting).
 usage: fleet_proxy.py LOG MAPPING..."""
-import http.client, http.server, select, socket, socketserver, sys, threading, time
+import http.client, http.server, os, select, socket, socketserver, sys, threading, time
 
 LOG = open(sys.argv[1], "a", buffering=1)
 LOCK = threading.Lock()
@@ -29,6 +32,11 @@ def handler_for(upstream, node, peer):
             res = {"status": 502, "data": b"", "hdrs": []}
             def up():
                 try:
+                    if self.path != "/healthz" and os.path.exists(sys.argv[1] + ".delay"):
+                        with open(sys.argv[1] + ".delay") as f:
+                            d = float(f.read().strip() or 0)
+                        open(sys.argv[1] + ".delaying", "a").close()
+                        time.sleep(d)
                     c = http.client.HTTPConnection("127.0.0.1", upstream, timeout=120)
                     h = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
                     c.request(self.command, self.path, body=body, headers=h)
