@@ -53,6 +53,7 @@ struct nats_sink {
 	uint64_t        next_n;
 	struct json_doc ack_doc;          /* reused by the subscription's thread */
 	const struct fleet_key *mac_key;  /* the fleet feed: members' MAC on each message */
+	int             sub_done;         /* the subscription is closed and on_reply returned */
 };
 
 /* Every header a published event carries is set here, in one place
@@ -133,7 +134,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
 	pthread_mutex_lock(&s->mu);
 	for (size_t k = 0; k < s->nspans; k++) {     /* almost always the oldest */
 		struct span *sp = &s->spans[k];
-		if (n < sp->base || n - sp->base >= sp->n) continue;
+		if (sp->base == UINT64_MAX || n < sp->base || n - sp->base >= sp->n) continue;
 		struct feed_event *e = &sp->ev[n - sp->base];
 		if (rc == FEED_OK && dup && e->rc == FEED_PENDING) s->dups++;
 		settle(s, sp, e, rc, seq, err);
@@ -141,6 +142,39 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *msg, vo
 	}
 	pthread_mutex_unlock(&s->mu);
 	natsMsg_Destroy(msg);
+}
+
+/* libnats: called once the subscription is closed and on_reply has
+ * returned for the last time; only then may s (its ack_doc, spans) go. */
+static void on_sub_complete(void *closure)
+{
+	struct nats_sink *s = closure;
+	pthread_mutex_lock(&s->mu);
+	s->sub_done = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Unsubscribe and wait (up to 10 s) until no on_reply runs or can run:
+ * acks still arriving at close (a busy stream, or anyone sending to our
+ * inbox) would otherwise meet a freed sink. */
+static void sub_close(struct nats_sink *s, int complete_cb)
+{
+	if (!s->sub) return;
+	natsSubscription_Unsubscribe(s->sub);
+	if (complete_cb) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += 10;
+		pthread_mutex_lock(&s->mu);
+		while (!s->sub_done)
+			if (pthread_cond_timedwait(&s->cv, &s->mu, &until) != 0) break;
+		int done = s->sub_done;
+		pthread_mutex_unlock(&s->mu);
+		if (!done) log_warnx("nats sink: the ack subscription did not close within 10 s");
+	}
+	natsSubscription_Destroy(s->sub);
+	s->sub = NULL;
 }
 
 static struct span *span_of(struct nats_sink *s, const struct feed_event *ev)
@@ -271,10 +305,12 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 		snprintf(subj, sizeof subj, "%s.*", s->inbox);
 		st = natsConnection_Subscribe(&s->sub, s->n.nc, subj, on_reply, s);
 	}
+	int complete_cb = 0;
+	if (st == NATS_OK) complete_cb = (st = natsSubscription_SetOnCompleteCB(s->sub, on_sub_complete, s)) == NATS_OK;
 	if (st == NATS_OK) st = natsSubscription_SetPendingLimits(s->sub, -1, -1);   /* never drop an ack */
 	if (st != NATS_OK) {
 		snprintf(err, errlen, "nats: cannot subscribe to the ack subject: %s", natsStatus_GetText(st));
-		if (s->sub) natsSubscription_Destroy(s->sub);
+		sub_close(s, complete_cb);
 		feed_nats_close(&s->n);
 		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
 		free(s);
@@ -307,6 +343,9 @@ static void nats_submit(struct feed_sink *fs, struct feed_event *ev, size_t n)
 	struct span *sp = &s->spans[s->nspans++];
 	memset(sp, 0, sizeof *sp);
 	sp->ev = ev; sp->n = n; sp->pending = n;
+	/* no reply numbers until the publisher thread takes it: a late ack of
+	 * a released span (its numbers are in the past) must not match */
+	sp->base = UINT64_MAX;
 	for (size_t i = 0; i < n; i++) ev[i].rc = FEED_PENDING;
 	pthread_cond_signal(&s->pub_cv);
 	pthread_mutex_unlock(&s->mu);
@@ -362,10 +401,13 @@ static void nats_close(struct feed_sink *fs)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->pub, NULL);   /* it finishes what was submitted first */
 	}
-	if (s->sub) {
-		natsSubscription_Unsubscribe(s->sub);
-		natsSubscription_Destroy(s->sub);
-	}
+	/* Stop the acks, then the connection (its reader thread ends), then
+	 * wait for the subscription's last on_reply: destroying the
+	 * subscription while the reader still hands it messages crashed
+	 * libnats 3.4 in a flood of acks (feed_nats_lateack). */
+	if (s->sub) natsSubscription_Unsubscribe(s->sub);
+	if (s->n.nc) natsConnection_Close(s->n.nc);
+	sub_close(s, 1);
 	feed_nats_close(&s->n);
 	json_doc_free(&s->ack_doc);
 	pthread_mutex_destroy(&s->mu);
