@@ -112,6 +112,7 @@ struct purgatoryd {
 	         *c_fetched, *c_bad_frames, *c_acl_blocked,
 	         *c_rejects_pruned;
 	int64_t  *g_held, *g_rooms, *g_inflight;
+	struct purg_idlist ready;          /* held events attempt() found satisfiable */
 };
 
 /* purgatory_main.c */

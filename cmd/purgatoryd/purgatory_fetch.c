@@ -112,7 +112,6 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 	int nserv = 0, nearly = 0, scanned = 0;
 	char err[128];
 
-	struct purg_idlist ready = { 0 };
 	MDB_txn *t = store_begin(s, 1);
 	for (struct held *h = r->head; h && scanned < SCAN_HELD_MAX; h = h->rnext, scanned++) {
 		if (purg_hold_get(t, s, DB_PURGATORY, h->id, &p->doc, p->hr)) continue;
@@ -125,9 +124,10 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 			frontier = 1;
 		}
 		/* every parent it waited for is stored now, by a writer whose word
-		 * did not reach us (the fleet applier while we were down): release
-		 * it below instead of waiting for a fetch that asks for nothing */
-		if (p->hr->nmissing > 0 && stored == p->hr->nmissing) purg_idlist_push(&ready, h->id);
+		 * did not reach us (the fleet applier while we were down): it is
+		 * released by release_ready (not here: releasing may empty and
+		 * free this room) instead of waiting for a fetch of nothing */
+		if (p->hr->nmissing > 0 && stored == p->hr->nmissing) purg_idlist_push(&p->ready, h->id);
 		if (!frontier || la.n >= la.max) continue;
 		idset_add(&la, h->id);
 		add_server(p, servers, &nserv, p->hr->from);
@@ -142,11 +142,6 @@ static void attempt(struct purgatoryd *p, struct proom *r, long long now)
 	free(rs);
 	nearly = purg_extremities(t, s, r->id, earliest, depths, 20);
 	mdb_txn_abort(t);
-	if (ready.n) {
-		long n = purgatory_release_ids(p, &ready, 0);
-		if (n > 0) log_info("room %s: released %ld held event(s) whose parents were stored meanwhile", r->id, n);
-	}
-	free(ready.v);
 
 	if (!ab.n) {
 		/* everything held here waits on other held events (or on the ACL):
@@ -204,6 +199,16 @@ static void req_done(struct purgatoryd *p, struct preq *q, long long now)
 	free(q);
 }
 
+/* Release what attempt() found satisfiable, after it and the room walk
+ * are done with the rooms (a release may empty and free one). */
+static void release_ready(struct purgatoryd *p)
+{
+	if (!p->ready.n) return;
+	long n = purgatory_release_ids(p, &p->ready, 0);
+	if (n > 0) log_info("released %ld held event(s) whose parents were stored meanwhile", n);
+	p->ready.n = 0;
+}
+
 void purgatory_fetch_tick(struct purgatoryd *p, long long now)
 {
 	/* requests fetchd never answered */
@@ -226,6 +231,7 @@ void purgatory_fetch_tick(struct purgatoryd *p, long long now)
 		attempt(p, r, now);
 		started++;
 	}
+	release_ready(p);
 }
 
 static int pdu_rv(struct purgatoryd *p, MDB_txn *t, const struct json_doc *d, int e, const char *room)
@@ -391,6 +397,7 @@ void purgatory_control(struct purgatoryd *p, struct conn *c, const struct frame 
 			r->due_ms = now;
 			if (!r->inflight) attempt(p, r, now);
 			buf_printf(&b, "{\"ok\":true,\"held\":%zu,\"inflight\":%d}", r->nheld, r->inflight);
+			release_ready(p);
 		}
 	} else if (!strcmp(op, "stored")) {
 		/* {"op":"stored","event_ids":[..]}: another writer (the fleet

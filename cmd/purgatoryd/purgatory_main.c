@@ -263,6 +263,7 @@ static void fini(struct daemon *d)
 	if (p && p->commit_armed) { evtimer_del(p->commit_ev); p->commit_armed = 0; }
 	if (p && (p->vq || p->ndirty)) purgatory_flush(p);
 	if (p && p->commit_ev) { event_free(p->commit_ev); p->commit_ev = NULL; }
+	if (p) { free(p->ready.v); p->ready = (struct purg_idlist){ 0 }; }
 }
 
 static const struct daemon_ops ops = {
