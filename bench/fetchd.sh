@@ -72,10 +72,13 @@ fetchd_client -s "$T/run/fetchd.sock" -n 2000 -c 1 -w "$W" -i "$T/ids" \
 # and syncd call it: one connection each); the same with 2W outstanding
 # (fetchd still sends at most W upstream, server_concurrency = W, the rest
 # waits in its queue: the curl loop's W transfers stay W); and W spread over
-# 8 connections. Odd rounds run the loops first, even rounds fetchd first,
-# so a drift of the machine's load hits both sides. Ratios are taken per
-# round (fetchd / loop of the same round), their median printed: a noisy
-# spell hits both sides of a pair instead of one row. CPU per fetch is the
+# 8 connections. The signed loop runs right before and right after fetchd's
+# 1- and 8-connection runs (its rate and CPU are the mean of the two, so a
+# linear drift of the machine's load cancels); the unsigned loop and the
+# 2W run sit next to each other; even rounds run everything in the
+# opposite order. Ratios are taken per round (fetchd / loop of the same
+# round), their median printed: a noisy spell hits both sides of a pair
+# instead of one row. CPU per fetch is the
 # process's own user + system time (fetchd from /proc, the curl loop from
 # getrusage).
 R=${FETCHD_BENCH_ROUNDS:-7}
@@ -88,18 +91,19 @@ fc() {  # fc CONNS WINDOW -> "rate ok cpu_ms"
 	echo "$(val "$o" rate) $(val "$o" ok) $(( ($(cpu) - c0) * 1000 / HZ ))"
 }
 : >"$T/rounds"
-loops() {
-	base=$(fetchd_curl "$T/urls" "$W")
-	signed=$(fetchd_curl "$T/urls" "$W" "$T/k" bench.test fast.test)
-}
+signed() { fetchd_curl "$T/urls" "$W" "$T/k" bench.test fast.test; }
+# mean S1 S2: the two signed runs bracketing a round's fetchd runs, as one
+# "rate cpu_ms" (linear drift of the machine's load cancels)
+mean() { echo "$(( ($(val "$1" rate) + $(val "$2" rate)) / 2 )) $(( ($(val "$1" cpu_ms) + $(val "$2" cpu_ms)) / 2 ))"; }
 for r in $(seq 1 "$R"); do
 	if [ $((r % 2)) = 1 ]; then
-		loops; f1=$(fc 1 "$W"); f2=$(fc 1 $((2 * W))); f8=$(fc 8 "$W")
+		s1=$(signed); f1=$(fc 1 "$W"); f8=$(fc 8 "$W"); s2=$(signed)
+		base=$(fetchd_curl "$T/urls" "$W"); f2=$(fc 1 $((2 * W)))
 	else
-		f8=$(fc 8 "$W"); f2=$(fc 1 $((2 * W))); f1=$(fc 1 "$W"); loops
+		f2=$(fc 1 $((2 * W))); base=$(fetchd_curl "$T/urls" "$W")
+		s1=$(signed); f8=$(fc 8 "$W"); f1=$(fc 1 "$W"); s2=$(signed)
 	fi
-	echo "$(val "$base" rate) $(val "$base" cpu_ms) $f1 $f2 $f8" \
-		"$(val "$signed" rate) $(val "$signed" cpu_ms)" >>"$T/rounds"
+	echo "$(val "$base" rate) $(val "$base" cpu_ms) $f1 $f2 $f8 $(mean "$s1" "$s2")" >>"$T/rounds"
 done
 python3 - "$T/rounds" "$W" "$N" <<'PY'
 import statistics as st, sys
