@@ -2,6 +2,7 @@
  * (FETCH_REQ, CANCEL) and the hooks the daemon skeleton calls. */
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <sodium.h>
 #include "fetch.h"
 #include "core/log.h"
@@ -113,6 +114,15 @@ static int fetchd_init(struct daemon *d)
 	char err[256];
 	fd->d = d;
 	d->priv = fd;
+	/* libcurl mallocs a 16 KiB receive buffer per transfer and frees it
+	 * when the transfer is done; with the heap's top above glibc's trim
+	 * threshold (128 KiB, or what it adapted to) nearly every such free gave
+	 * memory back with brk and the next transfer asked for it again: 4.5%
+	 * of fetchd's CPU under bench/fetchd.sh (perf). Free memory is given
+	 * back past 16 MiB at the top of the heap instead. */
+#ifdef M_TRIM_THRESHOLD
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
+#endif
 	if (sodium_init() < 0) { log_err("sodium_init failed"); return EXIT_TEMP; }
 	if (params_read(&d->cfg, &p, err, sizeof err) < 0) {
 		log_err("%s: %s", d->cfg_path ? d->cfg_path : "config", err);
