@@ -88,6 +88,8 @@ enum { XA_MATRIX, XA_FED };
 
 /* served_main.c */
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body);
+/* Send req's answer: its output headers and output buffer as they are. */
+void served_send(struct evhttp_request *req, int code, const char *reason);
 void served_error(struct served *s, struct evhttp_request *req, int code, const char *errcode,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Percent-decode one path segment into out; -1 if too long or it decodes to
