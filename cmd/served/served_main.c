@@ -22,6 +22,8 @@
 #include <event2/event.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/http_struct.h>
+#include <time.h>
 
 static struct served served;
 
@@ -56,16 +58,59 @@ void served_send(struct evhttp_request *req, int code, const char *reason)
 	bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* The headers evhttp adds to an answer that lacks them (Date, and
+ * Content-Length when the answer has a body), added here first: the same
+ * bytes, without formatting the date for every request (it changes once a
+ * second) or printing the length through snprintf. Only for HTTP/1.1;
+ * evhttp does the rest (HTTP/1.0 keep-alive) as before. */
+static void answer_headers(struct evhttp_request *req, int code, size_t len)
+{
+	static time_t date_at;
+	static char date[64];
+	if (req->major != 1 || req->minor < 1) return;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	time_t now = time(NULL);
+	if (now != date_at || !date[0]) {
+		struct tm tm;
+		if (!gmtime_r(&now, &tm) || evutil_date_rfc1123(date, sizeof date, &tm) <= 0) return;
+		date_at = now;
+	}
+	evhttp_add_header(h, "Date", date);
+	if (code == 204 || code == 304 || (code >= 100 && code < 200) ||
+	    evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		return;
+	char n[24];
+	evhttp_add_header(h, "Content-Length", served_u64(n, len));
+}
+
+char *served_u64(char out[24], uint64_t v)
+{
+	char *p = out + 23;
+	*p = 0;
+	do *--p = (char)('0' + v % 10); while (v /= 10);
+	return p;
+}
+
+int served_json_send(struct evhttp_request *req, int code, const char *reason)
+{
+	if (evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json") < 0) {
+		log_warnx("no memory for an HTTP answer");
+		evhttp_send_error(req, 500, "out of memory");
+		return -1;
+	}
+	answer_headers(req, code, evbuffer_get_length(evhttp_request_get_output_buffer(req)));
+	served_send(req, code, reason);
+	return 0;
+}
+
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	if (evhttp_add_header(h, "Content-Type", "application/json") < 0
-	    || evbuffer_add(evhttp_request_get_output_buffer(req), body->data, body->len) < 0) {
+	if (evbuffer_add(evhttp_request_get_output_buffer(req), body->data, body->len) < 0) {
 		log_warnx("no memory for an HTTP answer (%zu bytes)", body->len);
 		evhttp_send_error(req, 500, "out of memory");
 		return;
 	}
-	served_send(req, code, reason);
+	served_json_send(req, code, reason);
 }
 
 void served_error(struct served *s, struct evhttp_request *req, int code, const char *errcode,
@@ -447,6 +492,7 @@ static int served_init(struct daemon *d)
 	unsetenv("EVENT_EPOLL_USE_CHANGELIST");    /* the loop is built (main) */
 	if (sodium_init() < 0) fatalx("sodium_init failed");
 	snprintf(s->server_name, sizeof s->server_name, "%s", cfg_str(&d->cfg, "node", "server_name"));
+	mx_init(s);
 	char err[256];
 	if (signing_key_load(&s->key, cfg_str(&d->cfg, "node", "signing_key"), err, sizeof err) < 0) {
 		log_err("cannot load signing key: %s", err);
@@ -529,6 +575,7 @@ static void served_fini(struct daemon *d)
 	struct served *s = d->priv;
 	if (!s) return;
 	fed_fini(s);
+	mx_fini(s);
 	if (s->http) xauth_fini(s);
 	recover_fini(s);
 	if (s->http) {
