@@ -93,12 +93,14 @@ char *served_u64(char out[24], uint64_t v)
 
 int served_json_send(struct evhttp_request *req, int code, const char *reason)
 {
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
 	if (evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json") < 0) {
 		log_warnx("no memory for an HTTP answer");
+		evbuffer_drain(out, evbuffer_get_length(out));    /* the error page only */
 		evhttp_send_error(req, 500, "out of memory");
 		return -1;
 	}
-	answer_headers(req, code, evbuffer_get_length(evhttp_request_get_output_buffer(req)));
+	answer_headers(req, code, evbuffer_get_length(out));
 	served_send(req, code, reason);
 	return 0;
 }

@@ -232,6 +232,7 @@ void mx_event(struct served *s, struct evhttp_request *req, const char *id, int 
 		ev_end(t);
 		if (!ok) {
 			log_warnx("no memory for an HTTP answer (%zu bytes)", n);
+			evbuffer_drain(out, evbuffer_get_length(out));
 			evhttp_send_error(req, 500, "out of memory");
 			return;
 		}
