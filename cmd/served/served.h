@@ -80,6 +80,8 @@ struct served {
 	int                matrix_auth;        /* 1: xmatrix, 0: open */
 	int                fed_xmatrix;        /* a [peer] names its server_name */
 	long long          key_wait;
+	/* GET /event/{id}: the answer's bytes before origin_server_ts */
+	struct buf         ev_prefix;
 	/* TLS (served_tls.c) */
 	void              *ssl_ctx;            /* SSL_CTX *, NULL: plain HTTP */
 };
@@ -88,6 +90,13 @@ enum { XA_MATRIX, XA_FED };
 
 /* served_main.c */
 void served_json(struct evhttp_request *req, int code, const char *reason, struct buf *body);
+/* Send req's answer: its output headers and output buffer as they are. */
+void served_send(struct evhttp_request *req, int code, const char *reason);
+/* Send req's output buffer as a JSON answer (Content-Type, Date, Content-
+ * Length added); -1 (500 sent) when out of memory. */
+int  served_json_send(struct evhttp_request *req, int code, const char *reason);
+/* v in decimal, in out (returned: a pointer into out). */
+char *served_u64(char out[24], uint64_t v);
 void served_error(struct served *s, struct evhttp_request *req, int code, const char *errcode,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Percent-decode one path segment into out; -1 if too long or it decodes to
@@ -147,6 +156,8 @@ size_t fed_waiter_size(void);
 void fed_fini(struct served *s);
 
 /* served_matrix.c */
+void mx_init(struct served *s);         /* after server_name is set */
+void mx_fini(struct served *s);
 void mx_event(struct served *s, struct evhttp_request *req, const char *id, int proxied);
 /* The client's address as text (for per-client limits); "?" if unknown. */
 const char *served_client(struct evhttp_request *req);
