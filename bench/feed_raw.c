@@ -41,7 +41,7 @@ static int raw_nats(const char *url, const char *subject, const char *stream, lo
 	                       .nats_timeout_ms = 5000, .nats_dup_window_ms = 120000 };
 	struct feed_nats fn;
 	char err[512];
-	if (feed_nats_connect(&fn, &o, NULL, NULL, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); return 1; }
+	if (feed_nats_connect(&fn, &o, NULL, NULL, 1, err, sizeof err) < 0) { fprintf(stderr, "%s\n", err); return 1; }
 	char *body = malloc(size);
 	memset(body, 'x', size);
 	long long t0 = mono_ms();

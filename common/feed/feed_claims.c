@@ -59,7 +59,7 @@ static int ensure(struct fleet_claims *c, char *err, size_t errlen)
 		return -1;
 	}
 	c->next_try_ms = now + RECONNECT_GAP_MS;
-	if (feed_nats_connect(&c->n, &c->o, NULL, NULL, err, errlen) < 0) return -1;
+	if (feed_nats_connect(&c->n, &c->o, NULL, NULL, 0, err, errlen) < 0) return -1;
 	natsStatus st = js_KeyValue(&c->kv, c->n.js, c->bucket);
 	if (st == NATS_NOT_FOUND) {
 		kvConfig kc;

@@ -46,11 +46,15 @@ static int ensure_once(struct feed_nats *n, const struct feed_opts *o, char *why
 	       || jerr == JSClusterNoPeersErr ? 1 : -1;
 }
 
-/* The stream, found or created, retrying what a forming or recovering
- * cluster answers for up to max(30 s, 10 timeouts), each retry logged. */
-static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long long to, char *err, size_t errlen)
+/* The stream, found or created. With wait, what a forming or recovering
+ * cluster answers is retried for up to max(30 s, 10 timeouts), each retry
+ * logged (the sink, at start, before its loop runs); without, one attempt
+ * (the apply source and served's claims: they retry on their own timers
+ * and must not block their event loop). */
+static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long long to, int wait,
+                         char *err, size_t errlen)
 {
-	long long until = mono_ms() + (to * 10 > 30000 ? to * 10 : 30000), pause = 200;
+	long long until = wait ? mono_ms() + (to * 10 > 30000 ? to * 10 : 30000) : 0, pause = 200;
 	char why[400];
 	for (int tries = 1;; tries++) {
 		int r = ensure_once(n, o, why, sizeof why);
@@ -59,7 +63,7 @@ static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long lo
 			return 0;
 		}
 		if (r < 0 || mono_ms() >= until) {
-			snprintf(err, errlen, "nats %s: %s%s", o->nats_url, why, r > 0 ? " (gave up retrying)" : "");
+			snprintf(err, errlen, "nats %s: %s%s", o->nats_url, why, r > 0 && wait ? " (gave up retrying)" : "");
 			return -1;
 		}
 		log_warnx("nats %s: %s; retrying in %lld ms", o->nats_url, why, pause);
@@ -70,7 +74,7 @@ static int ensure_stream(struct feed_nats *n, const struct feed_opts *o, long lo
 }
 
 int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
-                      void *closure, char *err, size_t errlen)
+                      void *closure, int wait_stream, char *err, size_t errlen)
 {
 	natsStatus st;
 	memset(n, 0, sizeof *n);
@@ -98,7 +102,7 @@ int feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHa
 		snprintf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
 		goto fail;
 	}
-	if (ensure_stream(n, o, to, err, errlen) < 0) goto fail;
+	if (ensure_stream(n, o, to, wait_stream, err, errlen) < 0) goto fail;
 	return 0;
 fail:
 	feed_nats_close(n);

@@ -12,8 +12,11 @@ struct feed_nats {
 	jsCtx          *js;
 	natsOptions    *opts;
 };
-/* 0, or -1 with a clear message (URL, what failed). ack_handler may be NULL. */
+/* 0, or -1 with a clear message (URL, what failed). ack_handler may be
+ * NULL. wait_stream: retry finding or creating the stream while the cluster
+ * forms or recovers (up to max(30 s, 10 nats_timeout), blocking: for a
+ * caller whose event loop is not running yet); 0: one attempt. */
 int  feed_nats_connect(struct feed_nats *n, const struct feed_opts *o, jsPubAckHandler ack,
-                       void *closure, char *err, size_t errlen);
+                       void *closure, int wait_stream, char *err, size_t errlen);
 void feed_nats_close(struct feed_nats *n);
 #endif

@@ -293,7 +293,7 @@ static int nats_open(struct feed_sink *fs, const struct feed_opts *o, char *err,
 	natsInbox *inbox = NULL;
 	char subj[200];
 	natsStatus st;
-	if (feed_nats_connect(&s->n, o, NULL, NULL, err, errlen) < 0) {
+	if (feed_nats_connect(&s->n, o, NULL, NULL, 1, err, errlen) < 0) {
 		pthread_mutex_destroy(&s->mu); pthread_cond_destroy(&s->cv); pthread_cond_destroy(&s->pub_cv);
 		free(s);
 		return -1;

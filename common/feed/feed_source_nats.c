@@ -43,7 +43,7 @@ static int natssrc_open(struct feed_source *s, const char *arg, const struct fee
 	}
 	ns->ack_wait_ms = o->nats_ack_wait_ms > 0 ? o->nats_ack_wait_ms : 30000;
 	ns->mac_key = o->mac_key;
-	if (feed_nats_connect(&ns->n, &oo, NULL, NULL, err, errlen) < 0) { free(ns); return -1; }
+	if (feed_nats_connect(&ns->n, &oo, NULL, NULL, 0, err, errlen) < 0) { free(ns); return -1; }
 	s->priv = ns;
 	return 0;
 }

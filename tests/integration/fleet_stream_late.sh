@@ -40,7 +40,8 @@ stream_msgs() {
 	curl -s "http://127.0.0.1:$NATS_MON_1/jsz?streams=true" |
 		jq '[.account_details[]?.stream_detail[]? | select(.name == "fplate") | .state.messages] | max // 0'
 }
-check "the stream is made and gets all 30 events" wait_for '[ "$(stream_msgs)" -ge 30 ]' 600
+check "the stream is made and gets all 30 events" wait_for '[ "$(stream_msgs)" -ge 30 ]' 600 ||
+	diag "$(grep -v '<7>' "$T_TMP/a/feedpump.log" | tail -15)"
 check "the log says the stream became ready" grep -q "stream fplate ready after" "$T_TMP/a/feedpump.log"
 check "fleetd's buckets are made once the quorum is back" wait_for "grep -q 'KV bucket fplate_peers ready\\|fleet fplate at' '$T_TMP/a/fleetd.log'" 600
 check_eq "a's outbox drained" 0 "$(fedctl -c "$A" --json feed status | jq .pending)"
