@@ -6,7 +6,12 @@
 # processes' CPU (utime + stime, /proc/PID/stat) is read. Baseline, same run,
 # same bytes (exported from A's events table): `validated --jsonl --workers 1`.
 # Row "pipeline tax" = B's CPU per replicated event / --jsonl CPU per event;
-# goal <= 1.35. TAX_BODY sets the message body bytes (default 820: ~1.3 KB
+# goal <= 1.35. The floor rows: bench/tax_floor.c does B's durable writes
+# and nothing else (the inbox in syncd's pages of 100, the store in
+# purgatoryd's transaction size as B made it, interleaved), beside each
+# baseline run; "the least B can spend" = --jsonl + those writes, and "over
+# the floor" = all of B / that: what frames, HTTP, parsing and bookkeeping
+# add. TAX_BODY sets the message body bytes (default 820: ~1.3 KB
 # events); TAX_COMMIT_DELAY sets B's [purgatoryd] commit_delay (a duration;
 # default: the key's default). A last line says how the work was batched
 # (purgatoryd's verdicts per write transaction, validated's store lookups
@@ -90,10 +95,13 @@ for line in sys.stdin:
     if line == "DATA=END": break
     if data: rows.append(bytes.fromhex(line))
 # events value: u64 stream position, version, flags, u16 room length, room, PDU
-for v in rows[1::2]:
-    rl = (v[10] << 8) | v[11]
-    out.write(v[12 + rl:]); out.write(b"\n")
-' >"$T_TMP/events.jsonl"
+# (in stream order; with the event ID in front for tax_floor)
+evs = sorted(((v[:8], k, v[12 + ((v[10] << 8) | v[11]):]) for k, v in zip(rows[0::2], rows[1::2])))
+with open(sys.argv[1], "wb") as fl:
+    for _, k, pdu in evs:
+        out.write(pdu); out.write(b"\n")
+        fl.write(k + b"\t" + pdu + b"\n")
+' "$T_TMP/floor.in" >"$T_TMP/events.jsonl"
 curl -s "http://127.0.0.1:$PA/_matrix/key/v2/server" >"$T_TMP/keys.json"
 printf '[node]\nstate_dir = %s/none\nsigning_key = %s/none.key\n[validated]\nseen_cache = 0\n' "$T_TMP" "$T_TMP" >"$T_TMP/jsonl.conf"
 # jsonl_cpu: seconds of CPU (user + system) of one --jsonl run, from `times`
@@ -104,14 +112,25 @@ jsonl_cpu() {
 		sed -n 2p | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%.3f", s }'
 }
 # two runs, the machine is shared: the mean is the baseline, both are shown
-CJ1=$(jsonl_cpu); CJ2=$(jsonl_cpu)
+# the floor: the same durable writes done directly (bench/tax_floor.c: the
+# inbox in syncd's pages, the store in purgatoryd's transactions as B made
+# them), no frames, parsing or verdicts; it runs beside each baseline run
+FBATCH=$(( ${PB_TXNS:-0} > 0 ? ${PB_VERD:-0} / PB_TXNS : 256 )); [ "$FBATCH" -ge 1 ] || FBATCH=256
+floor_cpu() {
+	rm -rf "$T_TMP/floor"
+	tax_floor "$T_TMP/floor" "$T_TMP/floor.in" 100 "$FBATCH" | awk '$1 == "floor" { print $3, $4 }'
+}
+F1=$(floor_cpu); CJ1=$(jsonl_cpu); F2=$(floor_cpu); CJ2=$(jsonl_cpu)
+[ -n "$F1" ] && [ -n "$F2" ] || { echo "tax_floor failed"; exit 1; }
 CJ=$(awk -v a="$CJ1" -v b="$CJ2" 'BEGIN { printf "%.3f", (a + b) / 2 }')
+FI=$(echo "$F1 $F2" | awk '{ printf "%.3f", ($1 + $3) / 2 }')
+FS=$(echo "$F1 $F2" | awk '{ printf "%.3f", ($2 + $4) / 2 }')
 [ -n "${TAX_PROFILE:-}" ] && perf record --call-graph "${TAX_PERF_CG:-fp}" -F "${TAX_PERF_FREQ:-999}" -o "$TAX_PROFILE/jsonl.data" \
 	validated --jsonl -c "$T_TMP/jsonl.conf" --keys "$T_TMP/keys.json" --workers 1 <"$T_TMP/events.jsonl" >/dev/null 2>&1
 NJ=$(wc -l <"$T_TMP/events.jsonl" | tr -d ' ')
 NOK=$(grep -c '"verdict":"accept"' "$T_TMP/verdicts")
 BYTES=$(wc -c <"$T_TMP/events.jsonl" | tr -d ' ')
-awk -v n="$TOTAL" -v hz="$HZ" -v txns="${PB_TXNS:-0}" -v verd="${PB_VERD:-0}" -v skip="${PV_SKIP:-0}" -v known="${PV_KNOWN:-0}" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v nj="$NJ" -v nok="$NOK" -v j1="$CJ1" -v j2="$CJ2" -v by="$BYTES" 'BEGIN {
+awk -v n="$TOTAL" -v hz="$HZ" -v txns="${PB_TXNS:-0}" -v verd="${PB_VERD:-0}" -v skip="${PV_SKIP:-0}" -v known="${PV_KNOWN:-0}" -v cv="$CV" -v cp="$CP" -v cs="$CS" -v cj="$CJ" -v nj="$NJ" -v nok="$NOK" -v j1="$CJ1" -v j2="$CJ2" -v by="$BYTES" -v fi="$FI" -v fs="$FS" -v fb="$FBATCH" 'BEGIN {
 	us = 1e6 / hz / n
 	v = cv * us; p = cp * us; s = cs * us; all = v + p + s; j = cj * 1e6 / nj
 	printf "pipeline tax: %d events of %.0f bytes replicated A->B; CPU per event from /proc/PID/stat (%d Hz)\n", n, by / nj - 1, hz
@@ -122,6 +141,11 @@ awk -v n="$TOTAL" -v hz="$HZ" -v txns="${PB_TXNS:-0}" -v verd="${PB_VERD:-0}" -v
 	printf "%-46s %12.1f %9.2fx\n", "all of B", all, all / j
 	printf "%-46s %12.1f %9.2fx   (mean of %.1f and %.1f)\n", "validated --jsonl --workers 1, same events", j, 1, j1 * 1e6 / nj, j2 * 1e6 / nj
 	printf "%-46s %12s %9.2fx   (goal <= 1.35)\n", "pipeline tax", "", all / j
+	wi = fi * 1e6 / nj; ws = fs * 1e6 / nj; fl = j + wi + ws
+	printf "%-46s %12.1f %9.2fx   (txns of 100)\n", "floor: inbox writes alone", wi, wi / j
+	printf "%-46s %12.1f %9.2fx   (txns of %d)\n", "floor: store writes alone", ws, ws / j, fb
+	printf "%-46s %12.1f %9.2fx   (--jsonl + both writes)\n", "floor: the least B can spend", fl, fl / j
+	printf "%-46s %12s %9.2fx   (all of B / the floor)\n", "pipeline tax over the floor", "", all / fl
 	printf "# purgatoryd: %d verdicts in %d write transactions (%.0f a transaction); validated: %d store lookups left out, %d found stored\n", verd, txns, txns ? verd / txns : 0, skip, known
 	if (nok != nj) printf "# warning: --jsonl accepted %d of %d events\n", nok, nj
 }'
