@@ -1,6 +1,6 @@
 /* tax_floor.c: the durable writes of replication and nothing else, for the
  * pipeline tax's floor (bench/pipeline_tax.sh, issue 19).
- *   tax_floor DIR INPUT PAGE BATCH
+ *   tax_floor DIR INPUT PAGE BATCH [pos]
  * INPUT has one "EVENT_ID<TAB>PDU" line per event. Into a fresh store at
  * DIR it does what the durability rule asks of B, with the store's own row
  * formats, and no frames, JSON parsing, verdicts or signatures:
@@ -10,6 +10,10 @@
  *           soon as the inbox holds BATCH undecided rows: the events row,
  *           the stream and outbox rows, the room's depth, the stream
  *           counter, and the inbox row deleted.
+ * "pos" writes the store as a layout keyed by stream position would (not
+ * the layout in use, DESIGN.md's events: id -> position, room, bytes): the
+ * stream row holds the record, appended, and events only id -> position.
+ * It is there to measure what that design change would save.
  * Prints "floor N INBOX_CPU_S STORE_CPU_S" (user + system CPU of each phase,
  * getrusage: the fdatasync and page writes count, as they do for B). */
 #include <stdio.h>
@@ -41,11 +45,13 @@ static int fail(const char *what, int rc)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: tax_floor DIR INPUT PAGE BATCH\n");
+	if (argc != 5 && !(argc == 6 && !strcmp(argv[5], "pos"))) {
+		fprintf(stderr, "usage: tax_floor DIR INPUT PAGE BATCH [pos]\n");
 		return 100;
 	}
-	int page = atoi(argv[3]), batch = atoi(argv[4]);
+	int page = atoi(argv[3]), batch = atoi(argv[4]), bypos = argc == 6;
+	unsigned char *rec = NULL;
+	size_t reccap = 0;
 	FILE *f = fopen(argv[2], "r");
 	if (!f || page < 1 || batch < 1) { fprintf(stderr, "tax_floor: bad input or sizes\n"); return 100; }
 	struct ev *ev = NULL;
@@ -106,8 +112,21 @@ int main(int argc, char **argv)
 			size_t end = stored + batch < inboxed ? stored + batch : inboxed;
 			for (size_t k = stored; k < end; k++) {
 				pos++;
-				if ((rc = store_event_put(t, &st, ev[k].id, pos, 10, 0, ev[k].room, ev[k].pdu, ev[k].len))) return fail("event put", rc);
-				if ((rc = store_stream_put(t, &st, pos, ev[k].id))) return fail("stream put", rc);
+				if (bypos) {
+					/* stream: pos -> u8 version | u8 flags | u16 room length | room | PDU */
+					unsigned char pk[8];
+					size_t rl = strlen(ev[k].room), rn = 4 + rl + ev[k].len;
+					if (rn > reccap && !(rec = realloc(rec, reccap = rn))) return 111;
+					rec[0] = 10; rec[1] = 0; rec[2] = (unsigned char)(rl >> 8); rec[3] = (unsigned char)rl;
+					memcpy(rec + 4, ev[k].room, rl);
+					memcpy(rec + 4 + rl, ev[k].pdu, ev[k].len);
+					be64_put(pk, pos);
+					if ((rc = store_put(t, &st, DB_STREAM, pk, 8, rec, rn, MDB_APPEND))) return fail("stream put", rc);
+					if ((rc = store_put(t, &st, DB_EVENTS, ev[k].id, strlen(ev[k].id), pk, 8, 0))) return fail("event put", rc);
+				} else {
+					if ((rc = store_event_put(t, &st, ev[k].id, pos, 10, 0, ev[k].room, ev[k].pdu, ev[k].len))) return fail("event put", rc);
+					if ((rc = store_stream_put(t, &st, pos, ev[k].id))) return fail("stream put", rc);
+				}
 				if ((rc = outbox_append(t, &st, pos, ev[k].id))) return fail("outbox put", rc);
 				unsigned char key[8];
 				be64_put(key, ev[k].seq);
@@ -127,5 +146,6 @@ int main(int argc, char **argv)
 	}
 	printf("floor %zu %.3f %.3f\n", n, ci, cs);
 	store_close(&st);
+	free(rec);
 	return 0;
 }
