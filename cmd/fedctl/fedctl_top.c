@@ -323,7 +323,7 @@ static void take_sample(struct top *tp, struct top_sample *s)
 				s->lat[s->nlat++] = h.latency_ms;
 		}
 		store_iter_close(&it);
-		qsort(s->lat, s->nlat, sizeof s->lat[0], cmp_ll);
+		if (s->nlat > 1) qsort(s->lat, s->nlat, sizeof s->lat[0], cmp_ll);
 	}
 	MDB_envinfo ei;
 	MDB_stat es;

@@ -268,7 +268,7 @@ static int walk_from(struct walk *w, struct evhttp_request *req, const char *id,
 static void walk_reply(struct evhttp_request *req, struct walk *w, const char *field, int origin)
 {
 	struct buf b;
-	qsort(w->found, w->n, sizeof *w->found, by_depth);
+	if (w->n > 1) qsort(w->found, w->n, sizeof *w->found, by_depth);   /* found is NULL when the walk found nothing */
 	buf_init(&b);
 	buf_addc(&b, '{');
 	if (origin) {
@@ -325,7 +325,7 @@ void mx_state_ids(struct served *s, struct evhttp_request *req, const char *room
 		else { free(w.found[i].id); free(w.found[i].type); }
 	}
 	w.n = k;
-	qsort(w.found, w.n, sizeof *w.found, by_state);
+	if (w.n > 1) qsort(w.found, w.n, sizeof *w.found, by_state);
 	struct walk a = { .s = s, .room = room, .t = w.t };
 	struct buf b;
 	buf_init(&b);

@@ -221,14 +221,14 @@ static void identifier_cases(const struct val_opts *o, const char *good, const c
 	TAP_OK(run(o, member) && accepted_plain(), "m.room.member with a user ID state_key accepted");
 	free(member);
 
-	char *x = sign(replace(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.message", 1, 1, "{}", NULL),
-	                       "\"origin\":\"" SERVER "\"", "\"origin\":\"" SERVER "\\u0000evil\""), 10, NULL);
+	char *plain = ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.message", 1, 1, "{}", NULL);
+	char *x = sign(replace(plain, "\"origin\":\"" SERVER "\"", "\"origin\":\"" SERVER "\\u0000evil\""), 10, NULL);
 	expect_reject(o, x, VR_BAD_ID_CHAR, "origin with NUL");
 	free(x);
-	x = sign(replace(ev_json("@alice:" SERVER, "!room:" SERVER, "m.room.message", 1, 1, "{}", NULL),
-	                 PREV, "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\\u0000"), 10, NULL);
+	x = sign(replace(plain, PREV, "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\\u0000"), 10, NULL);
 	expect_reject(o, x, VR_BAD_ID_CHAR, "prev/auth event ID with NUL");
 	free(x);
+	free(plain);
 	char cid[160];
 	snprintf(cid, sizeof cid, "\"event_id\":\"%s\\u0000junk\",\"hashes\"", eid10);
 	x = replace(good, "\"hashes\"", cid);
