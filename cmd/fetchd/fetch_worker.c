@@ -431,10 +431,9 @@ static void next_round(struct fetchd *fd, struct fetch *f)
 		}
 		f->round++;
 		for (int i = 0; i < w; i++) {
-			struct attempt *a = xcalloc(1, sizeof *a);
+			struct attempt *a = transport_attempt_new(fd);
 			a->f = f;
 			a->s = transport_server_get(fd, f->cand[f->next++]);
-			buf_init(&a->body);
 			f->attempts++;
 			f->running++;
 			TAILQ_INSERT_TAIL(&f->attempts_list, a, f_link);
