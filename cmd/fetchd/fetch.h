@@ -176,6 +176,7 @@ struct fetchd {
 	long long       backoff_window, backoff_max;
 	int             backoff_grace;
 	int             checks_default;
+	int             acl_open;         /* [acl] deny and allow both empty: every name allowed */
 	int             room_version;
 	char            own[256];         /* [node] server_name: the origin we sign as */
 	struct iprange_list ip_deny, ip_allow;  /* [fetchd] ip_range_deny / _allow (reloaded) */
