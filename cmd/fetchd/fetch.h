@@ -40,7 +40,7 @@ struct client {
 /* The answer every coalesced caller shares (ref-counted payload). */
 struct outcome {
 	int     refs;
-	char   *payload;      /* meta line '\n' body */
+	char   *payload;      /* meta line '\n' body (in the same allocation) */
 	size_t  len;
 };
 
