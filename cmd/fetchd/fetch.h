@@ -40,7 +40,7 @@ struct client {
 /* The answer every coalesced caller shares (ref-counted payload). */
 struct outcome {
 	int     refs;
-	char   *payload;      /* meta line '\n' body */
+	char   *payload;      /* meta line '\n' body (in the same allocation) */
 	size_t  len;
 };
 
@@ -70,8 +70,11 @@ struct server {
 	char           *proxy;           /* from the environment, read once: "" none */
 	char           *noproxy;
 	CURLU          *base_uh;         /* base URL, parsed once (NULL: unparsable) */
+	unsigned        base_gen;        /* bumped whenever base_uh is made anew */
 	struct curl_slist *hdrs;         /* headers of a plain GET (shared) */
 	CURL          **gets;            /* idle handles set up for a plain GET here */
+	CURLU         **gets_uh;         /* ... each with its URL object (or NULL) */
+	unsigned       *gets_gen;        /* ... made from base_uh of this generation */
 	int             ngets;
 	unsigned long   h_turn;          /* loop turn health was read in */
 	/* Reached by name through the resolver (not conf, not through a
@@ -96,10 +99,13 @@ struct attempt {
 	struct server  *s;
 	int             state;
 	CURL           *easy;
-	CURLU          *uh;              /* this request's URL, handed to curl parsed */
+	CURLU          *uh;              /* this request's URL, handed to curl parsed (kept with
+	                                    a plain GET's handle: only path and query change) */
+	unsigned        uh_gen;          /* the s->base_gen uh was copied from */
 	struct curl_slist *hdrs;
 	int             own_hdrs;        /* else hdrs is the server's shared list */
-	char           *auth;            /* "Authorization: X-Matrix ..." (NULL: unsigned) */
+	char           *auth;            /* "Authorization: X-Matrix ..." (NULL: unsigned), in authbuf */
+	struct buf      authbuf;         /* kept with a pooled attempt (its memory reused) */
 	struct curl_slist auth_node;     /* auth, spliced into hdrs after any bearer */
 	struct curl_slist bearer_node;   /* a copy of hdrs' first node (the bearer) */
 	int             plain_get;       /* easy is set up for s's plain GET: back to s->gets */
@@ -170,6 +176,7 @@ struct fetchd {
 	long long       backoff_window, backoff_max;
 	int             backoff_grace;
 	int             checks_default;
+	int             acl_open;         /* [acl] deny and allow both empty: every name allowed */
 	int             room_version;
 	char            own[256];         /* [node] server_name: the origin we sign as */
 	struct iprange_list ip_deny, ip_allow;  /* [fetchd] ip_range_deny / _allow (reloaded) */
@@ -181,6 +188,7 @@ struct fetchd {
 	int             stdin_eof;
 	unsigned long   turn;             /* loop turns so far (from 1) */
 	CURL          **easy_pool; int npool;
+	struct attempt **attempt_pool; int napool;  /* freed attempts, their buffers kept */
 	/* pending health updates, written in one txn per loop turn */
 	struct health_upd *hq; int nhq, capq;
 	/* counters */
@@ -221,6 +229,7 @@ int  transport_init(struct fetchd *fd);
 void transport_fini(struct fetchd *fd);
 struct server *transport_server_get(struct fetchd *fd, const char *name);
 int  transport_server_configured(struct fetchd *fd, const char *name);  /* [server NAME] exists */
+struct attempt *transport_attempt_new(struct fetchd *fd);             /* zeroed but for buffers */
 void transport_attempt_launch(struct fetchd *fd, struct attempt *a);   /* throttle, then run */
 void transport_attempt_abort(struct fetchd *fd, struct attempt *a);    /* cancel, free */
 void transport_attempt_free(struct fetchd *fd, struct attempt *a);

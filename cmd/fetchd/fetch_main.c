@@ -107,6 +107,14 @@ static void params_apply(struct fetchd *fd, const struct params *p)
 	snprintf(fd->own, sizeof fd->own, "%s", p->own);
 }
 
+/* [acl] deny and allow both empty (the usual case): every server name
+ * passes cfg_acl_allows, so selection need not ask it per candidate.
+ * Read at start and at every reload, whatever else the reload keeps. */
+static void acl_load(struct fetchd *fd)
+{
+	fd->acl_open = !*cfg_str(&fd->d->cfg, "acl", "deny") && !*cfg_str(&fd->d->cfg, "acl", "allow");
+}
+
 static int fetchd_init(struct daemon *d)
 {
 	struct fetchd *fd = &fetchd;
@@ -129,6 +137,7 @@ static int fetchd_init(struct daemon *d)
 		return EXIT_CONFIG;
 	}
 	params_apply(fd, &p);
+	acl_load(fd);
 	if (transport_policy_load(fd, &d->cfg, err, sizeof err) < 0) {
 		log_err("%s: [fetchd] ip_range_deny/ip_range_allow: %s", d->cfg_path ? d->cfg_path : "config", err);
 		return EXIT_CONFIG;
@@ -252,6 +261,7 @@ static void fetchd_reload(struct daemon *d, const struct config *old)
 	char err[256];
 	(void)old;
 	if (!fd) return;
+	acl_load(fd);
 	reload_signing_key(fd);
 	if (params_read(&d->cfg, &p, err, sizeof err) < 0) {
 		log_warnx("reload: %s; fetchd keeps its previous limits", err);

@@ -24,7 +24,8 @@
 
 int fetch_server_excluded(struct fetchd *fd, const char *name)
 {
-	return !*name || strcmp(name, fd->own) == 0 || !cfg_acl_allows(&fd->d->cfg, name);
+	return !*name || strcmp(name, fd->own) == 0 ||
+	       (!fd->acl_open && !cfg_acl_allows(&fd->d->cfg, name));
 }
 
 static int cand_has(struct fetch *f, const char *name)

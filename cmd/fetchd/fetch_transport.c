@@ -156,6 +156,7 @@ static void server_conf(struct fetchd *fd, const char *name, char *base, char *k
 static void server_parse_base(struct server *s)
 {
 	char *bp = NULL, *bq = NULL;
+	s->base_gen++;                   /* URL objects copied from the old one are stale */
 	if ((s->base_uh = curl_url()) &&
 	    (curl_url_set(s->base_uh, CURLUPART_URL, s->base, 0) != CURLUE_OK ||
 	     curl_url_get(s->base_uh, CURLUPART_PATH, &bp, 0) != CURLUE_OK || strcmp(bp, "/") != 0 ||
@@ -185,6 +186,15 @@ static void server_policy(struct server *s)
 	s->resolved = s->check_addr;
 }
 
+static void drop_gets(struct server *s)
+{
+	for (int k = 0; k < s->ngets; k++) {
+		curl_easy_cleanup(s->gets[k]);
+		curl_url_cleanup(s->gets_uh[k]);
+	}
+	s->ngets = 0;
+}
+
 static void server_unhash(struct fetchd *fd, struct server *s)
 {
 	hmap_remove(&fd->servers, &s->hn);
@@ -203,8 +213,10 @@ static void server_free(struct fetchd *fd, struct server *s)
 	if (s->rfail) event_free(s->rfail);
 	if (s->rq) resolve_cancel(s->rq);
 	free(s->targets);
-	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
+	drop_gets(s);
 	free(s->gets);
+	free(s->gets_uh);
+	free(s->gets_gen);
 	curl_slist_free_all(s->hdrs);
 	curl_url_cleanup(s->base_uh);
 	free(s->proxy);
@@ -283,11 +295,6 @@ struct server *transport_server_get(struct fetchd *fd, const char *name)
 
 /* ---- reload ------------------------------------------------------------ */
 
-static void drop_gets(struct server *s)
-{
-	for (int k = 0; k < s->ngets; k++) curl_easy_cleanup(s->gets[k]);
-	s->ngets = 0;
-}
 
 static void dispatch(struct fetchd *fd, struct server *s);
 
@@ -448,6 +455,8 @@ int transport_init(struct fetchd *fd)
 	return 0;
 }
 
+static void attempt_pool_free(struct fetchd *fd);
+
 void transport_fini(struct fetchd *fd)
 {
 	while (!TAILQ_EMPTY(&fd->lru)) server_free(fd, TAILQ_FIRST(&fd->lru));
@@ -457,6 +466,7 @@ void transport_fini(struct fetchd *fd)
 	free(fd->easy_pool);
 	fd->easy_pool = NULL;
 	fd->npool = 0;
+	attempt_pool_free(fd);
 	curlev_free(fd->curl);          /* closes cached connections */
 	fd->curl = NULL;
 }
@@ -471,9 +481,10 @@ static size_t write_cb(char *p, size_t sz, size_t n, void *arg)
 		a->too_big = 1;
 		return 0;             /* curl aborts the transfer: CURLE_WRITE_ERROR */
 	}
-	if (!a->body.cap) {
+	if (!a->body.len) {
 		/* First chunk: size the buffer once from Content-Length (within
-		 * the cap) instead of growing it 256, 512, 1024, ... */
+		 * the cap) instead of growing it 256, 512, 1024, ... (a pooled
+		 * attempt's buffer may be large enough already) */
 		curl_off_t cl = -1;
 		curl_easy_getinfo(a->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
 		if (cl > (curl_off_t)len && (size_t)cl <= fetchd->response_max) buf_reserve(&a->body, (size_t)cl);
@@ -606,18 +617,18 @@ static void build_request(struct fetchd *fd, struct attempt *a, struct buf *url)
  * built), content the JSON body. The key endpoints are never signed. */
 static void attempt_sign(struct fetchd *fd, struct attempt *a, const char *url)
 {
-	struct buf h;
+	struct buf *h = &a->authbuf;
 	const char *uri = strstr(url, "://");
 	uri = uri ? uri + 3 : url;
 	uri += strcspn(uri, "/?");
 	if (a->f->req.op == FOP_SERVER_KEYS) return;
-	buf_init(&h);
-	buf_reserve(&h, 512);
-	buf_adds(&h, "Authorization: ");
+	buf_reset(h);
+	buf_reserve(h, 512);
+	buf_adds(h, "Authorization: ");
 	if (xmatrix_sign(&fd->sk, fd->own, a->s->name, a->post ? "POST" : "GET", uri,
-	                 a->post, a->post ? strlen(a->post) : 0, &h) < 0)
+	                 a->post, a->post ? strlen(a->post) : 0, h) < 0)
 		log_panic("fetch %s: X-Matrix: our own request body is not JSON", a->f->req.event_id);
-	a->auth = buf_steal(&h);
+	a->auth = h->data;
 }
 
 static struct curl_slist *base_headers(const struct server *s, struct curl_slist *l)
@@ -638,6 +649,8 @@ static struct curl_slist *base_headers(const struct server *s, struct curl_slist
 }
 
 #define SERVER_GETS_MAX 64
+#define ATTEMPT_POOL 128                 /* freed attempts kept for reuse */
+#define ATTEMPT_BODY_KEEP (64 << 10)     /* ... with their body buffer up to this */
 
 /* A fresh (or reset) handle: every option. */
 static void easy_setup(struct fetchd *fd, struct attempt *a, CURL *e)
@@ -696,6 +709,8 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 		/* A handle that ran a plain GET to this server before keeps all
 		 * its options (no curl_easy_reset, no re-setup) but these. */
 		e = s->gets[--s->ngets];
+		a->uh = s->gets_uh[s->ngets];
+		a->uh_gen = s->gets_gen[s->ngets];
 		a->hdrs = s->hdrs;
 	} else {
 		e = fd->npool ? fd->easy_pool[--fd->npool] : curl_easy_init();
@@ -730,13 +745,20 @@ static void attempt_run(struct fetchd *fd, struct attempt *a)
 	} else {
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
 	}
-	a->uh = NULL;
-	if (s->base_uh && (a->uh = curl_url_dup(s->base_uh))) {
+	/* A handle kept for plain GETs here keeps its URL object too: only
+	 * the path and the query (set, or cleared) change from one request to
+	 * the next, unless the base changed since (a new target). */
+	if (a->uh && (!s->base_uh || a->uh_gen != s->base_gen)) {
+		curl_url_cleanup(a->uh);
+		a->uh = NULL;
+	}
+	if (s->base_uh && !a->uh && (a->uh = curl_url_dup(s->base_uh))) a->uh_gen = s->base_gen;
+	if (a->uh) {
 		size_t bl = strlen(s->base);
 		char *path = url.data + bl, *q = strchr(path, '?');
 		if (q) *q = 0;
 		if (curl_url_set(a->uh, CURLUPART_PATH, path, 0) != CURLUE_OK ||
-		    (q && curl_url_set(a->uh, CURLUPART_QUERY, q + 1, 0) != CURLUE_OK)) {
+		    curl_url_set(a->uh, CURLUPART_QUERY, q ? q + 1 : NULL, 0) != CURLUE_OK) {
 			curl_url_cleanup(a->uh);
 			a->uh = NULL;
 		}
@@ -839,8 +861,15 @@ void transport_attempt_free(struct fetchd *fd, struct attempt *a)
 	}
 	resolve_lists_free(&a->lists);
 	if (a->easy && a->plain_get && s->ngets < SERVER_GETS_MAX) {
-		if (!s->gets) s->gets = xcalloc(SERVER_GETS_MAX, sizeof *s->gets);
+		if (!s->gets) {
+			s->gets = xcalloc(SERVER_GETS_MAX, sizeof *s->gets);
+			s->gets_uh = xcalloc(SERVER_GETS_MAX, sizeof *s->gets_uh);
+			s->gets_gen = xcalloc(SERVER_GETS_MAX, sizeof *s->gets_gen);
+		}
+		s->gets_uh[s->ngets] = a->uh;      /* curl is done with it: the handle left the multi */
+		s->gets_gen[s->ngets] = a->uh_gen;
 		s->gets[s->ngets++] = a->easy;
+		a->uh = NULL;
 	} else if (a->easy) {
 		curl_easy_reset(a->easy);
 		if (fd->npool < 64) {
@@ -851,11 +880,51 @@ void transport_attempt_free(struct fetchd *fd, struct attempt *a)
 		}
 	}
 	if (a->own_hdrs) curl_slist_free_all(a->hdrs);
-	free(a->auth);
 	curl_url_cleanup(a->uh);      /* curl is done with it: the handle left the multi */
 	free(a->post);
+	/* Kept for the next attempt (no calloc, and the body and header
+	 * buffers' memory reused), unless the pool is full; a large body's
+	 * buffer goes (the pool holds at most ATTEMPT_POOL x ATTEMPT_BODY_KEEP). */
+	if (fd->napool < ATTEMPT_POOL) {
+		if (a->body.cap > ATTEMPT_BODY_KEEP) buf_free(&a->body);
+		if (!fd->attempt_pool) fd->attempt_pool = xcalloc(ATTEMPT_POOL, sizeof *fd->attempt_pool);
+		fd->attempt_pool[fd->napool++] = a;
+		return;
+	}
+	buf_free(&a->authbuf);
 	buf_free(&a->body);
 	free(a);
+}
+
+struct attempt *transport_attempt_new(struct fetchd *fd)
+{
+	struct attempt *a;
+	if (!fd->napool) {
+		a = xcalloc(1, sizeof *a);
+		buf_init(&a->body);
+		buf_init(&a->authbuf);
+		return a;
+	}
+	a = fd->attempt_pool[--fd->napool];
+	struct buf body = a->body, auth = a->authbuf;
+	memset(a, 0, sizeof *a);
+	a->body = body;
+	a->authbuf = auth;
+	buf_reset(&a->body);
+	buf_reset(&a->authbuf);
+	return a;
+}
+
+static void attempt_pool_free(struct fetchd *fd)
+{
+	for (int i = 0; i < fd->napool; i++) {
+		buf_free(&fd->attempt_pool[i]->body);
+		buf_free(&fd->attempt_pool[i]->authbuf);
+		free(fd->attempt_pool[i]);
+	}
+	free(fd->attempt_pool);
+	fd->attempt_pool = NULL;
+	fd->napool = 0;
 }
 
 void transport_attempt_abort(struct fetchd *fd, struct attempt *a)

@@ -48,12 +48,12 @@ static void key_list(struct buf *k, char **l, size_t n)
 
 static void key_int(struct buf *k, long long v)
 {
-	char t[24], *e = t + sizeof t, *p = e;
+	char t[24], *e = t + sizeof t, *p = e - 1;
 	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	*p = '\x1f';                 /* the separator, in the same append */
 	do { *--p = (char)('0' + u % 10); u /= 10; } while (u);
 	if (v < 0) *--p = '-';
 	buf_add(k, p, (size_t)(e - p));
-	buf_addc(k, '\x1f');
 }
 
 /* The key names everything that shapes the answer; built with plain
@@ -122,25 +122,29 @@ void fetch_reply_error(struct fetchd *fd, struct client *cl, uint64_t id, const 
 	buf_free(&b);
 }
 
+/* One allocation: the struct with its payload (meta line, '\n', body)
+ * right behind it; the meta line is built in a buffer kept between calls. */
 static struct outcome *outcome_new(struct fetch *f, int ok, const char *error,
                                    const char *server, const char *body, size_t n)
 {
-	struct outcome *o = xcalloc(1, sizeof *o);
-	struct buf b;
-	buf_init(&b);
-	buf_reserve(&b, 96 + (server ? strlen(server) : 0) + n);   /* one allocation */
-	fetchres_meta(&b, ok, error, server, f->tried, ok ? NULL : f->why, (size_t)f->ntried);
-	buf_addc(&b, '\n');
-	if (body) buf_add(&b, body, n);
-	o->len = b.len;
-	o->payload = buf_steal(&b);
+	static struct buf meta;
+	buf_reset(&meta);
+	fetchres_meta(&meta, ok, error, server, f->tried, ok ? NULL : f->why, (size_t)f->ntried);
+	buf_addc(&meta, '\n');
+	struct outcome *o = xmalloc(sizeof *o + meta.len + n + 1);
+	o->payload = (char *)(o + 1);
+	memcpy(o->payload, meta.data, meta.len);
+	if (n) memcpy(o->payload + meta.len, body, n);
+	o->len = meta.len + n;
+	o->payload[o->len] = 0;
 	o->refs = 1;
+	if (meta.cap > 65536) buf_free(&meta);   /* a long tried list's buffer is not kept */
 	return o;
 }
 
 static void outcome_unref(struct outcome *o)
 {
-	if (o && --o->refs == 0) { free(o->payload); free(o); }
+	if (o && --o->refs == 0) free(o);
 }
 
 /* ---- waiters ----------------------------------------------------------- */
@@ -431,10 +435,9 @@ static void next_round(struct fetchd *fd, struct fetch *f)
 		}
 		f->round++;
 		for (int i = 0; i < w; i++) {
-			struct attempt *a = xcalloc(1, sizeof *a);
+			struct attempt *a = transport_attempt_new(fd);
 			a->f = f;
 			a->s = transport_server_get(fd, f->cand[f->next++]);
-			buf_init(&a->body);
 			f->attempts++;
 			f->running++;
 			TAILQ_INSERT_TAIL(&f->attempts_list, a, f_link);

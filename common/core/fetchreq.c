@@ -116,10 +116,11 @@ void fetchreq_list_split(char ***list, size_t *n, const char *csv)
 	}
 }
 
-static int get_list(const struct json_doc *d, int obj, const char *key, char ***list,
+/* The value token t (-1: absent) of member key, as a list / string /
+ * integer in range (absent or null: left as it is). */
+static int tok_list(const struct json_doc *d, int t, const char *key, char ***list,
                     size_t *n, char *err, size_t errlen)
 {
-	int t = json_obj_get(d, obj, key);
 	if (t < 0 || d->tok[t].type == JSON_NULL) return 0;
 	if (d->tok[t].type != JSON_ARRAY) { snprintf(err, errlen, "%s: not an array", key); return -1; }
 	if (d->tok[t].size > 4096) { snprintf(err, errlen, "%s: too many entries", key); return -1; }
@@ -134,10 +135,9 @@ static int get_list(const struct json_doc *d, int obj, const char *key, char ***
 	return 0;
 }
 
-static int get_str(const struct json_doc *d, int obj, const char *key, char *out, size_t cap,
+static int tok_str(const struct json_doc *d, int t, const char *key, char *out, size_t cap,
                    char *err, size_t errlen)
 {
-	int t = json_obj_get(d, obj, key);
 	if (t < 0 || d->tok[t].type == JSON_NULL) return 0;
 	if (d->tok[t].type != JSON_STRING || json_str_copy(d, t, out, cap) < 0) {
 		snprintf(err, errlen, "%s: not a string (or too long)", key);
@@ -146,10 +146,9 @@ static int get_str(const struct json_doc *d, int obj, const char *key, char *out
 	return 0;
 }
 
-static int get_int(const struct json_doc *d, int obj, const char *key, long long lo,
+static int tok_int(const struct json_doc *d, int t, const char *key, long long lo,
                    long long hi, long long *out, char *err, size_t errlen)
 {
-	int t = json_obj_get(d, obj, key);
 	if (t < 0 || d->tok[t].type == JSON_NULL) return 0;
 	if (d->tok[t].type != JSON_INT || d->tok[t].ival < lo || d->tok[t].ival > hi) {
 		snprintf(err, errlen, "%s: not an integer in [%lld, %lld]", key, lo, hi);
@@ -157,6 +156,43 @@ static int get_int(const struct json_doc *d, int obj, const char *key, long long
 	}
 	*out = d->tok[t].ival;
 	return 0;
+}
+
+static int get_list(const struct json_doc *d, int obj, const char *key, char ***list,
+                    size_t *n, char *err, size_t errlen)
+{
+	return tok_list(d, json_obj_get(d, obj, key), key, list, n, err, errlen);
+}
+
+static int get_str(const struct json_doc *d, int obj, const char *key, char *out, size_t cap,
+                   char *err, size_t errlen)
+{
+	return tok_str(d, json_obj_get(d, obj, key), key, out, cap, err, errlen);
+}
+
+/* A FETCH_REQ's members, found in one walk over the object (fetchd parses
+ * one request per fetch; a lookup per member name walked it 13 times).
+ * Keys are unique (json_parse refuses duplicates); others are ignored. */
+enum { RK_OP, RK_EVENT_ID, RK_ROOM_ID, RK_FANOUT, RK_SERVERS, RK_EVENTS, RK_EARLIEST,
+       RK_LIMIT, RK_MAX_WIDTH, RK_MAX_ATTEMPTS, RK_TIMEOUT_MS, RK_HINTS_ONLY, RK_CHECKS,
+       RK__COUNT };
+static const struct { const char *name; size_t len; } req_keys[RK__COUNT] = {
+	[RK_OP] = { "op", 2 }, [RK_EVENT_ID] = { "event_id", 8 }, [RK_ROOM_ID] = { "room_id", 7 },
+	[RK_FANOUT] = { "fanout", 6 }, [RK_SERVERS] = { "servers", 7 }, [RK_EVENTS] = { "events", 6 },
+	[RK_EARLIEST] = { "earliest", 8 }, [RK_LIMIT] = { "limit", 5 },
+	[RK_MAX_WIDTH] = { "max_width", 9 }, [RK_MAX_ATTEMPTS] = { "max_attempts", 12 },
+	[RK_TIMEOUT_MS] = { "timeout_ms", 10 }, [RK_HINTS_ONLY] = { "hints_only", 10 },
+	[RK_CHECKS] = { "checks", 6 },
+};
+
+static void req_members(const struct json_doc *d, int v[RK__COUNT])
+{
+	for (int i = 0; i < RK__COUNT; i++) v[i] = -1;
+	for (int k = json_first(d, 0); k >= 0; k = json_next_kv(d, 0, k)) {
+		size_t n = json_str_len(d, k);
+		for (int i = 0; i < RK__COUNT; i++)
+			if (req_keys[i].len == n && json_str_eq(d, k, req_keys[i].name)) { v[i] = k + 1; break; }
+	}
 }
 
 /* The token array is kept between calls (per thread): fetchd parses one
@@ -182,32 +218,34 @@ int fetchreq_parse_op(const char *json, size_t n, int default_op, struct fetch_r
 		goto out;
 	}
 	if (d.tok[0].type != JSON_OBJECT) { snprintf(err, errlen, "not an object"); goto out; }
-	if (get_str(&d, 0, "op", opname, sizeof opname, err, errlen) < 0) goto out;
+	int m[RK__COUNT];
+	req_members(&d, m);
+	if (tok_str(&d, m[RK_OP], "op", opname, sizeof opname, err, errlen) < 0) goto out;
 	if (!opname[0] && default_op >= 0 && default_op < FOP__COUNT) r->op = default_op;
 	else if ((r->op = fetchreq_op_parse(opname)) < 0) {
 		snprintf(err, errlen, "unknown op '%s'", opname);
 		goto out;
 	}
-	if (get_str(&d, 0, "event_id", r->event_id, sizeof r->event_id, err, errlen) < 0 ||
-	    get_str(&d, 0, "room_id", r->room_id, sizeof r->room_id, err, errlen) < 0 ||
-	    get_str(&d, 0, "fanout", fan, sizeof fan, err, errlen) < 0 ||
-	    get_list(&d, 0, "servers", &r->servers, &r->nservers, err, errlen) < 0 ||
-	    get_list(&d, 0, "events", &r->events, &r->nevents, err, errlen) < 0 ||
-	    get_list(&d, 0, "earliest", &r->earliest, &r->nearliest, err, errlen) < 0)
+	if (tok_str(&d, m[RK_EVENT_ID], "event_id", r->event_id, sizeof r->event_id, err, errlen) < 0 ||
+	    tok_str(&d, m[RK_ROOM_ID], "room_id", r->room_id, sizeof r->room_id, err, errlen) < 0 ||
+	    tok_str(&d, m[RK_FANOUT], "fanout", fan, sizeof fan, err, errlen) < 0 ||
+	    tok_list(&d, m[RK_SERVERS], "servers", &r->servers, &r->nservers, err, errlen) < 0 ||
+	    tok_list(&d, m[RK_EVENTS], "events", &r->events, &r->nevents, err, errlen) < 0 ||
+	    tok_list(&d, m[RK_EARLIEST], "earliest", &r->earliest, &r->nearliest, err, errlen) < 0)
 		goto out;
-	v = 0; if (get_int(&d, 0, "limit", 0, 100000, &v, err, errlen) < 0) goto out;
+	v = 0; if (tok_int(&d, m[RK_LIMIT], "limit", 0, 100000, &v, err, errlen) < 0) goto out;
 	r->limit = (int)v;
-	v = 0; if (get_int(&d, 0, "max_width", 0, 1024, &v, err, errlen) < 0) goto out;
+	v = 0; if (tok_int(&d, m[RK_MAX_WIDTH], "max_width", 0, 1024, &v, err, errlen) < 0) goto out;
 	r->max_width = (int)v;
-	v = 0; if (get_int(&d, 0, "max_attempts", 0, 100000, &v, err, errlen) < 0) goto out;
+	v = 0; if (tok_int(&d, m[RK_MAX_ATTEMPTS], "max_attempts", 0, 100000, &v, err, errlen) < 0) goto out;
 	r->max_attempts = (int)v;
-	v = 0; if (get_int(&d, 0, "timeout_ms", 0, 86400000LL, &v, err, errlen) < 0) goto out;
+	v = 0; if (tok_int(&d, m[RK_TIMEOUT_MS], "timeout_ms", 0, 86400000LL, &v, err, errlen) < 0) goto out;
 	r->timeout_ms = v;
 	if (fan[0] && strcmp(fan, "default") && fetchreq_fanout_parse(fan, &r->fanout) < 0) {
 		snprintf(err, errlen, "bad fanout '%s' (fixed:N | linear:S,STEP | geometric:S,F)", fan);
 		goto out;
 	}
-	int h = json_obj_get(&d, 0, "hints_only");
+	int h = m[RK_HINTS_ONLY];
 	if (h >= 0 && d.tok[h].type != JSON_NULL) {
 		if (d.tok[h].type != JSON_TRUE && d.tok[h].type != JSON_FALSE) {
 			snprintf(err, errlen, "hints_only: not a boolean");
@@ -215,7 +253,7 @@ int fetchreq_parse_op(const char *json, size_t n, int default_op, struct fetch_r
 		}
 		r->hints_only = d.tok[h].type == JSON_TRUE;
 	}
-	int c = json_obj_get(&d, 0, "checks");
+	int c = m[RK_CHECKS];
 	if (c >= 0 && d.tok[c].type != JSON_NULL) {
 		static const struct { const char *k; int bit; } names[] = {
 			{ "event_id", FETCH_CHECK_EVENT_ID }, { "hashes", FETCH_CHECK_HASHES },

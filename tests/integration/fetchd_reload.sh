@@ -92,6 +92,23 @@ sed -n 52,60p "$FD_DIR/ids" >"$FD_DIR/nine2"
 fetchd_client -s "$FD_SOCK" -n 9 -w 9 -i "$FD_DIR/nine2" -r '{"op":"event","event_id":"%ID%","servers":["slow.test"]}' >"$FD_DIR/after.out"
 check "fetches still work after the refused reload" grep -q "replies=9 ok=9 " "$FD_DIR/after.out"
 
+# [acl] at a reload: fetchd skips the ACL lookup while deny and allow are
+# both empty, so a reload that sets either must take effect at once, and
+# one that clears them again must too.
+acl() { conf 3 20 "$FD_PORT_b" KEY-TWO 45s 8s; printf '[acl]\n%s\n' "$1" >>"$FD_CONF"; hup; }
+ID41=$(sed -n 41p "$FD_DIR/ids")
+acl "deny = a.test"
+fetch "$ID41" --servers a.test
+check "[acl] deny = a.test after a reload: a.test is no candidate" grep -q "no_candidates" "$FD_DIR/err"
+acl "allow = b.test"
+fetch "$ID41" --servers a.test
+check "[acl] allow = b.test after a reload: a.test is no candidate" grep -q "no_candidates" "$FD_DIR/err"
+fetch "$ID41" --servers b.test
+check_eq "... and b.test still is" 0 "$?"
+acl ""
+fetch "$ID41" --servers a.test
+check_eq "[acl] emptied by a reload: a.test is asked again" 0 "$?"
+
 stop "$FD_PID"
 check_eq "fetchd exits cleanly" 0 "$?"
 check "no sanitizer report" sh -c "! grep -q 'AddressSanitizer\|LeakSanitizer\|runtime error' '$FD_DIR/fetchd.log'"

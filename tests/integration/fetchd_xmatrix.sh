@@ -65,6 +65,12 @@ fetch state_ids "$(id 1)" --room "$R" --servers xm.test
 check_eq "state_ids fetched (a signed query string)" "0 xm.test" "$? $(tail -1 "$FD_DIR/err")"
 fetch auth_chain "$(id 2)" --room "$R" --servers xm.test
 check_eq "auth_chain fetched" "0 xm.test" "$? $(tail -1 "$FD_DIR/err")"
+# fetchd keeps a plain GET's handle and its parsed URL for the next
+# request to the server: only path and query are set anew. The query of
+# state_ids must not stay on the next request (nor in what is signed).
+check_eq "auth_chain after state_ids on the same server: its target has no query left over" \
+	"/_matrix/federation/v1/event_auth/$(printf '%s' "$R" | sed 's/!/%21/; s/:/%3a/')/$(id 2 | sed 's/\$/%24/') ok" \
+	"$(jq -r 'select(.target | startswith("/_matrix/federation/v1/event_auth/")) | .target + " " + .verdict' "$FD_DIR/a.jsonl")"
 fetch missing_events "$(id 3)" --room "$R" --servers xm.test --earliest "$(id 1)" --limit 5
 check_eq "missing_events fetched (POST: its body signed as content)" "0 xm.test" "$? $(tail -1 "$FD_DIR/err")"
 fetch backfill "$(id 3)" --room "$R" --servers xm.test --limit 2
