@@ -65,11 +65,21 @@ struct dstate {
 	unsigned next_client;
 	struct stat_ent counters[MAX_STATS]; int ncounters;
 	struct stat_ent gauges[MAX_STATS];   int ngauges;
+	/* the per-frame counters, found once (slots never move or go away) */
+	uint64_t *c_frames_in, *c_frames_out, *c_frames_unsent;
 	struct { char name[48]; struct histo *h; } histos[MAX_HISTOS]; int nhistos;
 	long long reconnect_ms;
 };
 
 static struct dstate *DS(struct daemon *d) { return (struct dstate *)d->_ds; }
+
+/* *slot, looked up by name the first time (the counter appears in the
+ * stats at its first use, as any other). */
+static uint64_t *counter_at(struct daemon *d, uint64_t **slot, const char *name)
+{
+	if (!*slot) *slot = daemon_counter(d, name);
+	return *slot;
+}
 
 /* ---------- connections ---------- */
 
@@ -281,7 +291,7 @@ static void conn_parse_frames(struct conn *c, struct bufferevent *bev, struct ev
 		if (got < 0 || (size_t)got != f.len)
 			log_panic("%s: %u bytes counted in the input buffer could not be taken out", c->name, f.len);
 		f.payload[f.len] = 0;
-		(*daemon_counter(d, "frames_in"))++;
+		(*counter_at(d, &DS(d)->c_frames_in, "frames_in"))++;
 		if (f.type == FT_STATS_REQ)
 			reply_stats(d, c, f.id);
 		else if (d->ops->on_frame)
@@ -424,8 +434,8 @@ int daemon_emit(struct daemon *d, const char *next_stage, int type, uint16_t fla
 {
 	struct conn *c = d->stdio ? d->stdin_conn : daemon_connect(d, next_stage);
 	int rc = conn_send(c, type, flags, id, p, n);
-	if (rc == 0) (*daemon_counter(d, "frames_out"))++;
-	else (*daemon_counter(d, "frames_unsent"))++;
+	if (rc == 0) (*counter_at(d, &DS(d)->c_frames_out, "frames_out"))++;
+	else (*counter_at(d, &DS(d)->c_frames_unsent, "frames_unsent"))++;
 	return rc;
 }
 

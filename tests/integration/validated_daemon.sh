@@ -100,6 +100,14 @@ sed -n 1p "$T_TMP/pdus.jsonl" | fedctl frames encode --id 300 | $H send "$D/run/
 check "duplicate accepted" wait_for "has '.id==300 and .meta.known==true'"
 STATS=$(fedctl -c "$CONF" --json stats validated 2>/dev/null)
 check "stats report known_recent" sh -c "echo '$STATS' | grep -q known_recent"
+# frame counters: every verdict the fake purgatoryd got was counted out
+ctr() { fedctl -c "$CONF" --json stats validated 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
+check "frames_out = the verdicts received" wait_for '[ "$(ctr frames_out)" = "$(wc -l <"$T_TMP/verdicts.jsonl" | tr -d " ")" ]' 100
+FI=$(ctr frames_in)
+sed -n 1p "$T_TMP/pdus.jsonl" | fedctl frames encode --id 301 | $H send "$D/run/validated.sock" >/dev/null
+wait_for "has '.id==301'"
+# (each stats request is a frame in too: +1 for the event, +1 for this ask)
+check_eq "frames_in: one more for one more frame" "$((FI + 2))" "$(ctr frames_in)"
 
 # Unknown key with fetchd down: no verdict (the inbox keeps it), no crash.
 cat >"$T_TMP/mkunk.py" <<'PY'
