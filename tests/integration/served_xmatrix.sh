@@ -169,4 +169,16 @@ H5=$(sign r5 "$R5" "$ME" GET "$PATHQ")
 check_eq "origin whose key server hangs: 401 (bounded by key_wait)" 401 "$(code -m 30 -H "Authorization: $H5" "$U$PATHQ")"
 check "... logged (key_wait passed, or fetchd timed out at key_wait)" grep -Eq "r5.*(no key document within key_wait|fetchd could not get it .timeout.)" "$T_TMP/a/served.log"
 check "served still up" http_up "$U/healthz"
+
+# The counters behind fedpipe_xmatrix_requests_total and
+# fedpipe_http_acl_forbidden_total move by one for each request of a kind.
+sstat() { fedctl -c "$A" --json stats served 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
+OK0=$(sstat xmatrix_ok); RF0=$(sstat xmatrix_refused); AF0=$(sstat acl_forbidden)
+code -H "Authorization: $H" "$U$PATHQ" >/dev/null
+check_eq "a valid request: xmatrix_ok +1, xmatrix_refused unchanged" "$((${OK0:-0} + 1)) ${RF0:-0}" "$(sstat xmatrix_ok) $(sstat xmatrix_refused)"
+code -H "Authorization: $H" "$U$PATHQ?x=1" >/dev/null
+check_eq "a tampered one: xmatrix_refused +1, xmatrix_ok unchanged" "$((${OK0:-0} + 1)) $((${RF0:-0} + 1))" "$(sstat xmatrix_ok) $(sstat xmatrix_refused)"
+code -H "Authorization: $H2" "$U$PATHQ" >/dev/null
+check_eq "an ACL-denied origin: acl_forbidden +1" "$((${AF0:-0} + 1))" "$(sstat acl_forbidden)"
+check "the counts reach /metrics" sh -c "curl -s -H 'Authorization: Bearer k3y' '$U/metrics' | grep -q '^fedpipe_xmatrix_requests_total{result=\"refused\"} $((${RF0:-0} + 1))\$'"
 finish
