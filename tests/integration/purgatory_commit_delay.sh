@@ -33,6 +33,8 @@ $PT submit -c "$CONF" "$T_TMP/kd.jsonl" 2>/dev/null
 # validated has sent verdicts (they are in purgatoryd's queue or socket)
 wait_for "fedctl -c '$CONF' stats validated | grep -q '\"accepted\":[1-9]'" 600
 kill -9 $PURG 2>/dev/null; wait $PURG 2>/dev/null
+vstat() { fedctl -c "$CONF" --json stats validated 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
+ACC_K=$(vstat accepted)
 AT_KILL=$(stat_of events)
 diag "stored when purgatoryd was killed: $AT_KILL of 301 (the rest waited for the delay or validation)"
 check "inbox rows of the unstored events are still there" \
@@ -40,6 +42,14 @@ check "inbox rows of the unstored events are still there" \
 bg purgatoryd -c "$CONF"; PURG=$LAST_PID
 check "after a restart every event is stored (validated's rescan re-sent the lost verdicts)" \
 	wait_for '[ "$(stat_of events)" = 301 ] && [ "$(stat_of inbox)" = 0 ]' 1200
+# verdicts sent before the kill and not stored died with purgatoryd; only
+# validated's rescan can have brought them back, and it counts them
+LOST=$(( ${ACC_K:-0} - AT_KILL ))
+if [ "$LOST" -ge 1 ]; then
+	check "validated counted at least the $LOST lost verdicts as rescanned" [ "$(vstat rescanned)" -ge "$LOST" ]
+else
+	skip "no verdict was in flight at the kill (rescanned not exercised)"
+fi
 S=$($PT check -c "$CONF")
 diag "$S"
 check_eq "stream has each event exactly once" 301 "$(stat_of stream)"
