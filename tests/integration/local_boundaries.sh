@@ -74,7 +74,7 @@ check_eq "another uid's connection is closed unread" "closed" "$(inject)"
 sleep 1
 check_eq "the forged verdict was not stored" "0" "$(purgatory_tool check -c "$CONF" | tr ' ' '\n' | sed -n 's/^events=//p')"
 check "the refusal is logged with the uid" grep -q "refused a connection.*uid $(id -u nobody)" "$LOG"
-check_eq "  ... and counted (socket_refused)" 1 "$(fedctl -c "$CONF" --json stats purgatoryd 2>/dev/null | grep -o '"socket_refused": *[0-9]*' | grep -o '[0-9]*$')"
+check_eq "  ... and counted (socket_refused)" 1 "$(stage_stat "$CONF" purgatoryd socket_refused)"
 check "purgatoryd still runs" kill -0 $PURG
 stop $PURG
 

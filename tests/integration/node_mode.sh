@@ -81,7 +81,7 @@ check "A's served is up" wait_for "http_up http://127.0.0.1:$PA/healthz"
 node_start b validated purgatoryd fetchd served syncd
 node_start c validated purgatoryd fetchd served syncd
 UA=http://127.0.0.1:$PA UB=http://127.0.0.1:$PB UC=http://127.0.0.1:$PC
-stat() { fedctl -c "$1" stats "$2" | grep -o "\"$3\":[0-9]*" | head -1 | cut -d: -f2; }
+stat() { stage_stat "$@"; }
 peer() { fedctl -c "$1" peers --json | jq -r ".[] | select(.name == \"$2\") | .$3"; }
 stored() { fedctl -c "$1" --json status 2>/dev/null | jq .tables.events; }
 

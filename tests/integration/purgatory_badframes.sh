@@ -46,8 +46,7 @@ check "purgatoryd is still running" kill -0 $PURG
 # fedpipe_purgatory_bad_verdicts_total): the garbage, oversized and
 # unknown-type headers as bad frames; the three bad verdicts and the
 # unexpected EVENT frame as bad verdicts
-pstat() { fedctl -c "$CONF" --json stats purgatoryd 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
-check_eq "counted: bad_frames, bad_verdicts" "3 4" "$(pstat bad_frames) $(pstat bad_verdicts)"
+check_eq "counted: bad_frames, bad_verdicts" "3 4" "$(stage_stat "$CONF" purgatoryd bad_frames) $(stage_stat "$CONF" purgatoryd bad_verdicts)"
 check_eq "nothing held was lost" 18 "$(stat_of purgatory)"
 sed -n 2p "$T_TMP/bf.jsonl" | $PT submit -c "$CONF" - 2>/dev/null
 check "the missing parent arrives: all 20 stored" wait_for '[ "$(stat_of events)" = 20 ] && [ "$(stat_of purgatory)" = 0 ]'

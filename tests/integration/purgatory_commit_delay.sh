@@ -33,8 +33,7 @@ $PT submit -c "$CONF" "$T_TMP/kd.jsonl" 2>/dev/null
 # validated has sent verdicts (they are in purgatoryd's queue or socket)
 wait_for "fedctl -c '$CONF' stats validated | grep -q '\"accepted\":[1-9]'" 600
 kill -9 $PURG 2>/dev/null; wait $PURG 2>/dev/null
-vstat() { fedctl -c "$CONF" --json stats validated 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
-ACC_K=$(vstat accepted)
+ACC_K=$(stage_stat "$CONF" validated accepted)
 AT_KILL=$(stat_of events)
 diag "stored when purgatoryd was killed: $AT_KILL of 301 (the rest waited for the delay or validation)"
 check "inbox rows of the unstored events are still there" \
@@ -46,7 +45,7 @@ check "after a restart every event is stored (validated's rescan re-sent the los
 # validated's rescan can have brought them back, and it counts them
 LOST=$(( ${ACC_K:-0} - AT_KILL ))
 if [ "$LOST" -ge 1 ]; then
-	check "validated counted at least the $LOST lost verdicts as rescanned" [ "$(vstat rescanned)" -ge "$LOST" ]
+	check "validated counted at least the $LOST lost verdicts as rescanned" [ "$(stage_stat "$CONF" validated rescanned)" -ge "$LOST" ]
 else
 	skip "no verdict was in flight at the kill (rescanned not exercised)"
 fi

@@ -172,13 +172,12 @@ check "served still up" http_up "$U/healthz"
 
 # The counters behind fedpipe_xmatrix_requests_total and
 # fedpipe_http_acl_forbidden_total move by one for each request of a kind.
-sstat() { fedctl -c "$A" --json stats served 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
-OK0=$(sstat xmatrix_ok); RF0=$(sstat xmatrix_refused); AF0=$(sstat acl_forbidden)
+OK0=$(stage_stat "$A" served xmatrix_ok); RF0=$(stage_stat "$A" served xmatrix_refused); AF0=$(stage_stat "$A" served acl_forbidden)
 code -H "Authorization: $H" "$U$PATHQ" >/dev/null
-check_eq "a valid request: xmatrix_ok +1, xmatrix_refused unchanged" "$((${OK0:-0} + 1)) ${RF0:-0}" "$(sstat xmatrix_ok) $(sstat xmatrix_refused)"
+check_eq "a valid request: xmatrix_ok +1, xmatrix_refused unchanged" "$((${OK0:-0} + 1)) ${RF0:-0}" "$(stage_stat "$A" served xmatrix_ok) $(stage_stat "$A" served xmatrix_refused)"
 code -H "Authorization: $H" "$U$PATHQ?x=1" >/dev/null
-check_eq "a tampered one: xmatrix_refused +1, xmatrix_ok unchanged" "$((${OK0:-0} + 1)) $((${RF0:-0} + 1))" "$(sstat xmatrix_ok) $(sstat xmatrix_refused)"
+check_eq "a tampered one: xmatrix_refused +1, xmatrix_ok unchanged" "$((${OK0:-0} + 1)) $((${RF0:-0} + 1))" "$(stage_stat "$A" served xmatrix_ok) $(stage_stat "$A" served xmatrix_refused)"
 code -H "Authorization: $H2" "$U$PATHQ" >/dev/null
-check_eq "an ACL-denied origin: acl_forbidden +1" "$((${AF0:-0} + 1))" "$(sstat acl_forbidden)"
+check_eq "an ACL-denied origin: acl_forbidden +1" "$((${AF0:-0} + 1))" "$(stage_stat "$A" served acl_forbidden)"
 check "the counts reach /metrics" sh -c "curl -s -H 'Authorization: Bearer k3y' '$U/metrics' | grep -q '^fedpipe_xmatrix_requests_total{result=\"refused\"} $((${RF0:-0} + 1))\$'"
 finish

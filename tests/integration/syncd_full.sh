@@ -23,7 +23,7 @@ batch = 10
 endpoint = http://127.0.0.1:$PA")
 sed -i "s/^\[node\]$/[node]\nmap_size = $MAP\nmap_size_max = $MAP/" "$B"
 peer() { fedctl -c "$B" peers --json | jq -r ".[] | select(.name == \"$1\") | .$2"; }
-stat() { fedctl -c "$B" stats syncd | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
+stat() { stage_stat "$B" syncd "$1"; }
 inbox() { mdb_stat -s inbox "$T_TMP/b/state" 2>/dev/null | sed -n 's/.*Entries: //p'; }
 node_start b syncd
 check "syncd hits the full store" wait_for "grep -q 'store full: syncd stops pulling' $T_TMP/b/syncd.log" 300

@@ -80,8 +80,7 @@ check_eq "frame type of verdicts is FT_VERDICT (2)" "2" \
 	"$(jq -r 'select(.id>=100) | .type' "$T_TMP/verdicts.jsonl" | sort -u)"
 
 # Garbage on the socket: a clear log line, the connection dropped, still alive.
-vstat() { fedctl -c "$CONF" --json stats validated 2>/dev/null | grep -o "\"$1\": *[0-9]*" | grep -o "[0-9]*$"; }
-BF0=$(vstat bad_frames); BF0=${BF0:-0}
+BF0=$(stage_stat "$CONF" validated bad_frames); BF0=${BF0:-0}
 R=$(printf 'GET / HTTP/1.0\r\n\r\nxxxxxxxxxxxxxxxx' | $H send "$D/run/validated.sock")
 check_eq "garbage: connection dropped" closed "$R"
 check "garbage: log line names the fault" grep -q "dropping the connection" "$T_TMP/daemon.err"
@@ -89,7 +88,7 @@ check "garbage: log line names the fault" grep -q "dropping the connection" "$T_
 R=$(python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("!IBBHQ", 0xFFFFFFF0, 0xFD, 1, 0, 7))' |
 	$H send "$D/run/validated.sock")
 check_eq "oversized frame: connection dropped" closed "$R"
-check_eq "bad_frames: the garbage and the oversized header, one each" "$((BF0 + 2))" "$(vstat bad_frames)"
+check_eq "bad_frames: the garbage and the oversized header, one each" "$((BF0 + 2))" "$(stage_stat "$CONF" validated bad_frames)"
 R=$(python3 -c 'import struct,sys; sys.stdout.buffer.write(struct.pack("!IBBHQ", 2, 0xFD, 9, 0, 7) + b"{}")' |
 	$H send "$D/run/validated.sock")
 check_eq "unexpected frame type: connection dropped" closed "$R"
@@ -104,12 +103,12 @@ check "duplicate accepted" wait_for "has '.id==300 and .meta.known==true'"
 STATS=$(fedctl -c "$CONF" --json stats validated 2>/dev/null)
 check "stats report known_recent" sh -c "echo '$STATS' | grep -q known_recent"
 # frame counters: every verdict the fake purgatoryd got was counted out
-check "frames_out = the verdicts received" wait_for '[ "$(vstat frames_out)" = "$(wc -l <"$T_TMP/verdicts.jsonl" | tr -d " ")" ]' 100
-FI=$(vstat frames_in)
+check "frames_out = the verdicts received" wait_for '[ "$(stage_stat "$CONF" validated frames_out)" = "$(wc -l <"$T_TMP/verdicts.jsonl" | tr -d " ")" ]' 100
+FI=$(stage_stat "$CONF" validated frames_in)
 sed -n 1p "$T_TMP/pdus.jsonl" | fedctl frames encode --id 301 | $H send "$D/run/validated.sock" >/dev/null
 wait_for "has '.id==301'"
 # (each stats request is a frame in too: +1 for the event, +1 for this ask)
-check_eq "frames_in: one more for one more frame" "$((FI + 2))" "$(vstat frames_in)"
+check_eq "frames_in: one more for one more frame" "$((FI + 2))" "$(stage_stat "$CONF" validated frames_in)"
 
 # Unknown key with fetchd down: no verdict (the inbox keeps it), no crash.
 cat >"$T_TMP/mkunk.py" <<'PY'

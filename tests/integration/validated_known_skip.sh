@@ -12,7 +12,7 @@
 . tests/lib/lib.sh
 pipeline_node alpha
 PT=purgatory_tool
-vstat() { fedctl -c "$CONF" stats validated | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+vstat() { stage_stat "$CONF" validated "$1"; }
 pstat() { fedctl -c "$CONF" stats purgatoryd | grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 
 bg purgatoryd -c "$CONF"; PURG=$LAST_PID

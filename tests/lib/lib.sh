@@ -94,3 +94,6 @@ ${2:-}")
 }
 # stat_of NAME: one count from `purgatory_tool check` (events, purgatory, rejects, ...).
 stat_of() { purgatory_tool check -c "$CONF" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# stage_stat CONF STAGE NAME: one counter or gauge from a running stage's
+# stats frame (empty when the stage is down or has not made that one yet)
+stage_stat() { fedctl -c "$1" stats "$2" 2>/dev/null | grep -o "\"$3\": *-\{0,1\}[0-9]*" | head -1 | grep -o -- "-\{0,1\}[0-9]*\$"; }
